@@ -1,0 +1,1 @@
+"""mlops_assets: a Dagster asset platform for project-management data."""

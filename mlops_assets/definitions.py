@@ -1,0 +1,31 @@
+"""The one Definitions object of the code location: every group's defs merged, with the resources."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from mlops_assets.defs import all_group_defs
+from mlops_assets.resources import (
+    DEFAULT_LANDING,
+    DEFAULT_REPORTS,
+    DEFAULT_WAREHOUSE,
+    LandingZoneResource,
+    ReportsResource,
+    WarehouseResource,
+    env_or_default,
+)
+
+
+def build_resources() -> dict[str, object]:
+    """Resources for the local profile, configured from environment variables with defaults."""
+    return {
+        "warehouse": WarehouseResource(path=env_or_default("MLOPS_WAREHOUSE", DEFAULT_WAREHOUSE)),
+        "landing": LandingZoneResource(path=env_or_default("MLOPS_LANDING_DIR", DEFAULT_LANDING)),
+        "reports": ReportsResource(path=env_or_default("MLOPS_REPORTS_DIR", DEFAULT_REPORTS)),
+    }
+
+
+defs = dg.Definitions.merge(
+    *all_group_defs(),
+    dg.Definitions(resources=build_resources(), executor=dg.in_process_executor),
+)

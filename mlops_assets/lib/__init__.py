@@ -1,0 +1,1 @@
+"""Pure Python computation for mlops_assets; nothing here imports dagster."""

@@ -1,0 +1,140 @@
+"""The contract every source parser meets: what a parsed landing file looks like.
+
+A parser turns one landing file (its bytes) into a :class:`ParsedFile`: records grouped by kind
+(``tasks``, ``events``, ``comments``), each a plain dict with the normalized columns below plus
+``locator`` (where in the file, e.g. ``issues[17]`` or ``line 42``) and ``payload`` (the source
+record itself as a JSON string, kept in ``raw`` so the clean layer can be rebuilt), and the records
+it could not use as :class:`Reject` rows with a reason a user can act on. Parsers never raise for
+bad records; they raise :class:`SourceFormatError` only for a file they cannot read at all (the
+ingestion quarantines the whole file with that message).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+# Normalized task columns a parser fills (None where the source has no such field).
+# Timestamps are timezone-aware UTC datetimes; numbers are float/int; ids are pseudonymous.
+TASK_COLUMNS: dict[str, str] = {
+    "task_id": "str",  # "<source>:<key>", e.g. "jira:ANY23-174", "github:matomo-org/matomo#123"
+    "source": "str",  # jira | github | asana | trello | csv
+    "project": "str",
+    "key": "str",
+    "title": "str",
+    "type": "str",  # raw type name (Bug, Task, Story, card, issue, ...)
+    "priority": "str",  # raw priority name as the source spells it; cleaning canonicalizes
+    "status": "str",
+    "status_category": "str",  # todo | in_progress | done
+    "assignee_id": "str",  # pseudonymous, see pseudonymize()
+    "reporter_id": "str",
+    "created_at": "datetime",
+    "updated_at": "datetime",
+    "resolved_at": "datetime",
+    "due_at": "datetime",
+    "deadline_at": "datetime",  # due date, else earliest fix-version release date / milestone due_on
+    "story_points": "float",
+    "original_estimate_h": "float",
+    "time_spent_h": "float",
+    "n_comments": "int",
+    "n_links": "int",
+    "n_subtasks": "int",
+    "n_labels": "int",
+    "description_length": "int",
+    "labels": "str",  # comma-joined label/tag names (priority may hide in them: cleaning reads it)
+}
+
+EVENT_COLUMNS: dict[str, str] = {
+    "task_id": "str",
+    "source": "str",
+    "event_id": "str",  # stable id within the source (changelog history id, action id)
+    "changed_at": "datetime",
+    "field": "str",  # "status" for status transitions
+    "from_value": "str",
+    "to_value": "str",
+    "author_id": "str",  # pseudonymous
+}
+
+COMMENT_COLUMNS: dict[str, str] = {
+    "task_id": "str",
+    "source": "str",
+    "comment_id": "str",
+    "created_at": "datetime",
+    "author_id": "str",  # pseudonymous
+    "body_length": "int",
+}
+
+KIND_COLUMNS = {"tasks": TASK_COLUMNS, "events": EVENT_COLUMNS, "comments": COMMENT_COLUMNS}
+
+
+class SourceFormatError(ValueError):
+    """A landing file no parser can read at all (the message says what to fix)."""
+
+
+@dataclass
+class Reject:
+    """One input record that could not be used, and why (lands in clean.quarantine)."""
+
+    locator: str
+    reason: str
+    payload: str = ""  # the record (or an excerpt of a broken file), for the user to inspect
+
+
+@dataclass
+class ParsedFile:
+    """What one landing file yielded."""
+
+    records: dict[str, list[dict[str, Any]]] = field(
+        default_factory=lambda: {"tasks": [], "events": [], "comments": []}
+    )
+    rejects: list[Reject] = field(default_factory=list)
+    encoding: str = "utf-8"  # "latin-1" when the file was not UTF-8 (decoded with a fallback, flagged)
+    shape: str = ""  # what the parser recognized, e.g. "jira-search-page", "github-issue-list"
+
+    def add(self, kind: str, row: dict[str, Any]) -> None:
+        self.records[kind].append(row)
+
+    @property
+    def n_records(self) -> int:
+        return sum(len(rows) for rows in self.records.values())
+
+
+def decode_bytes(data: bytes) -> tuple[str, str]:
+    """Decode file bytes as UTF-8 (BOM tolerated), falling back to Latin-1; returns (text, encoding)."""
+    try:
+        return data.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError:
+        return data.decode("latin-1"), "latin-1"
+
+
+_SALT = os.environ.get("MLOPS_PSEUDONYM_SALT", "mlops-assets")
+
+
+def pseudonymize(source: str, identity: str | None) -> str | None:
+    """A stable pseudonymous id for a person (no e-mail or real name survives past raw)."""
+    if identity is None or str(identity).strip() == "":
+        return None
+    digest = hashlib.sha256(f"{_SALT}|{source}|{str(identity).strip().lower()}".encode()).hexdigest()
+    return f"u_{digest[:12]}"
+
+
+def canonical_json(obj: Any) -> str:
+    """The JSON text a record's content hash is computed over (key order does not matter)."""
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def utc(dt: datetime | None) -> datetime | None:
+    """Normalize an aware datetime to UTC; naive datetimes are taken as UTC."""
+    if dt is None:
+        return None
+    if dt.tzinfo is None:
+        return dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc)
