@@ -1,6 +1,5 @@
 """Dagster objects, one sub-package per asset group; each exposes a module-level `defs`."""
 
-from __future__ import annotations
 
 import importlib
 

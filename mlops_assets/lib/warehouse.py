@@ -51,6 +51,8 @@ class Warehouse:
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
         try:
+            # Dates of timestamps (deadline comparisons) must not depend on the machine's time zone.
+            con.execute("SET TimeZone = 'UTC'")
             if not read_only:
                 for schema in LAYERS:
                     con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")

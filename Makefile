@@ -1,0 +1,45 @@
+# The README's commands. Everything runs from the repository root inside .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DAGSTER_HOME := $(CURDIR)/.dagster
+export MLOPS_LANDING_DIR ?= data/landing
+export MLOPS_WAREHOUSE ?= data/warehouse.duckdb
+SAMPLE_TASKS ?= 6000
+
+.PHONY: run test ui serve bench screenshots drift-demo lint clean-data instance
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found " + sys.version.split()[0] + ")")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+instance: $(DAGSTER_HOME)/dagster.yaml
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	@mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+
+## run: the main job: install, land the embedded sample (if the landing zone is empty), materialize every asset
+run: $(STAMP) instance
+	$(BIN)/mlops-assets generate --tasks $(SAMPLE_TASKS) --out $(MLOPS_LANDING_DIR) --if-empty
+	$(BIN)/dagster asset materialize -m mlops_assets.definitions --select '*'
+
+## test: the whole suite (pytest's exit code 5, "no tests collected", counts as a failure here)
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+## ui: the Dagster UI on http://127.0.0.1:3000 against the same instance (daemon included)
+ui: $(STAMP) instance
+	$(BIN)/dagster dev -m mlops_assets.definitions --host 127.0.0.1 --port $${DAGSTER_PORT:-3000}
+
+bench: $(STAMP)
+	$(BIN)/mlops-assets bench --tasks $${BENCH_TASKS:-100000,1000000}
+
+lint: $(STAMP)
+	$(BIN)/ruff check mlops_assets mlops_assets_tests
+
+clean-data:
+	rm -rf data/landing data/warehouse.duckdb data/warehouse.duckdb.wal data/mlflow data/reports .dagster

@@ -1,0 +1,7 @@
+"""Cleaning group: raw layer -> clean layer."""
+
+import dagster as dg
+
+from .assets import clean_tasks
+
+defs = dg.Definitions(assets=[clean_tasks])

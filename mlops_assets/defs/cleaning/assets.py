@@ -1,0 +1,122 @@
+"""Cleaning group: the raw layer becomes clean.tasks, clean.task_events and clean.quarantine."""
+
+
+from datetime import datetime, timezone
+
+import dagster as dg
+
+from mlops_assets.lib import schemas
+from mlops_assets.lib.cleaning import CleanStats, build_clean
+from mlops_assets.lib.ingestion import SOURCES
+from mlops_assets.resources import WarehouseResource
+
+from ..ingestion.assets import WAREHOUSE_WRITE_TAGS
+
+RAW_KEYS = [dg.AssetKey(["raw", f"{s}_{k}"]) for s, spec in SOURCES.items() for k in spec[2]]
+TASKS = dg.AssetKey(["clean", "tasks"])
+EVENTS = dg.AssetKey(["clean", "task_events"])
+QUARANTINE = dg.AssetKey(["clean", "quarantine"])
+MAX_QUARANTINE_SHARE = 0.05
+
+_DESCRIPTIONS = {
+    TASKS: "clean.tasks: one validated row per task across all sources (its latest version), pseudonymous "
+    "people, UTC timestamps, canonical priority, is_late and cycle_time_days.",
+    EVENTS: "clean.task_events: status transitions from Jira changelogs and Trello list moves.",
+    QUARANTINE: "clean.quarantine: every record or file that could not be used, with source, file, locator "
+    "and a reason a user can act on.",
+}
+
+CHECKS = [
+    dg.AssetCheckSpec("tasks_schema_valid", asset=TASKS, blocking=True,
+                      description="clean.tasks matches its pandera schema (types, allowed values, ranges)."),
+    dg.AssetCheckSpec("task_id_unique", asset=TASKS, blocking=True, description="One row per task_id."),
+    dg.AssetCheckSpec("created_before_resolved", asset=TASKS, blocking=True,
+                      description="No task is resolved before it was created."),
+    dg.AssetCheckSpec("records_conserved", asset=TASKS, blocking=True,
+                      description="Every raw task record is a task, a superseded version of one, or quarantined."),
+    dg.AssetCheckSpec("quarantine_share_small", asset=QUARANTINE,
+                      description=f"At most {MAX_QUARANTINE_SHARE:.0%} of input records are quarantined (warning)."),
+    dg.AssetCheckSpec("task_events_schema_valid", asset=EVENTS,
+                      description="clean.task_events matches its pandera schema (warning)."),
+]
+
+
+@dg.multi_asset(
+    name="clean_tasks",
+    specs=[
+        dg.AssetSpec(key, description=_DESCRIPTIONS[key], deps=RAW_KEYS, group_name="cleaning",
+                     kinds={"duckdb", "polars", "pandera"}, tags={"layer": "clean"},
+                     automation_condition=dg.AutomationCondition.eager())
+        for key in (TASKS, EVENTS, QUARANTINE)
+    ],
+    check_specs=CHECKS,
+    op_tags=WAREHOUSE_WRITE_TAGS,
+)
+def clean_tasks(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    """Rebuild the clean layer from the raw layer, validate it, and write it in one transaction."""
+    wh = warehouse.get()
+    tables, stats = build_clean(wh, datetime.now(timezone.utc))
+    tasks, events, quarantine = tables["clean.tasks"], tables["clean.task_events"], tables["clean.quarantine"]
+    wh.replace_tables(tables)
+    task_check = schemas.validate(schemas.TasksSchema, tasks)
+    event_check = schemas.validate(schemas.TaskEventsSchema, events)
+    yield dg.MaterializeResult(asset_key=TASKS, metadata=_task_metadata(tasks, stats))
+    yield dg.MaterializeResult(asset_key=EVENTS, metadata={"dagster/row_count": events.height})
+    yield dg.MaterializeResult(
+        asset_key=QUARANTINE,
+        metadata={
+            "dagster/row_count": quarantine.height,
+            "reasons": dg.MetadataValue.md(_reasons_md(quarantine)),
+        },
+    )
+    yield from _check_results(tasks, stats, task_check, event_check)
+    context.log.info(f"clean layer: {stats.tasks} tasks, {stats.superseded} superseded, "
+                     f"{stats.quarantined + stats.parse_rejects} quarantined")
+
+
+def _task_metadata(tasks, stats: CleanStats) -> dict[str, object]:
+    late = tasks["is_late"]
+    return {
+        "dagster/row_count": tasks.height,
+        "input_records": stats.input_records,
+        "superseded_versions": stats.superseded,
+        "quarantined_at_cleaning": stats.quarantined,
+        "rejected_at_parsing": stats.parse_rejects,
+        "tasks_by_source": dg.MetadataValue.json(stats.by_source),
+        "with_deadline": int(tasks["deadline_at"].is_not_null().sum()),
+        "late": int(late.sum() or 0),
+        "resolved": int(tasks["resolved_at"].is_not_null().sum()),
+        "projects": tasks["project"].n_unique(),
+    }
+
+
+def _reasons_md(quarantine) -> str:
+    if quarantine.height == 0:
+        return "Nothing quarantined."
+    top = quarantine.group_by("source", "stage", "reason").len().sort("len", descending=True).head(15)
+    lines = ["| source | stage | reason | records |", "|---|---|---|---|"]
+    lines += [f"| {r['source']} | {r['stage']} | {r['reason'][:160]} | {r['len']} |" for r in top.iter_rows(named=True)]
+    return "\n".join(lines)
+
+
+def _check_results(tasks, stats: CleanStats, task_check, event_check):
+    dupes = tasks.height - tasks["task_id"].n_unique()
+    backwards = int(((tasks["resolved_at"] < tasks["created_at"]).fill_null(False)).sum())
+    total_in = stats.input_records + stats.parse_rejects
+    share = (stats.quarantined + stats.parse_rejects) / total_in if total_in else 0.0
+    yield dg.AssetCheckResult(check_name="tasks_schema_valid", asset_key=TASKS, passed=task_check.passed,
+                              metadata={"failures": task_check.summary()})
+    yield dg.AssetCheckResult(check_name="task_id_unique", asset_key=TASKS, passed=dupes == 0,
+                              metadata={"duplicate_rows": dupes})
+    yield dg.AssetCheckResult(check_name="created_before_resolved", asset_key=TASKS, passed=backwards == 0,
+                              metadata={"violations": backwards})
+    yield dg.AssetCheckResult(
+        check_name="records_conserved", asset_key=TASKS, passed=stats.conserved,
+        metadata={"input_records": stats.input_records, "tasks": stats.tasks, "superseded": stats.superseded,
+                  "quarantined": stats.quarantined},
+    )
+    yield dg.AssetCheckResult(check_name="quarantine_share_small", asset_key=QUARANTINE,
+                              passed=share <= MAX_QUARANTINE_SHARE, severity=dg.AssetCheckSeverity.WARN,
+                              metadata={"share": float(round(share, 4))})
+    yield dg.AssetCheckResult(check_name="task_events_schema_valid", asset_key=EVENTS, passed=event_check.passed,
+                              severity=dg.AssetCheckSeverity.WARN, metadata={"failures": event_check.summary()})

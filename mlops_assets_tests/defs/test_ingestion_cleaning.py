@@ -1,0 +1,142 @@
+"""Ingestion and cleaning, materialized in-process on generated and real data."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from mlops_assets.lib.warehouse import Warehouse
+from mlops_assets_tests.conftest import materialize, shared_data
+
+PIPELINE = "group:ingestion group:cleaning"
+
+
+@pytest.fixture
+def sample(landing_dir: Path):
+    from mlops_assets.lib import synthetic
+
+    summary = synthetic.generate(landing_dir, n_tasks=800, seed=3)
+    return summary
+
+
+def _clean(warehouse_path: Path) -> pl.DataFrame:
+    return Warehouse(warehouse_path).read_table("clean.tasks")
+
+
+def test_sample_lands_in_clean_tasks_with_conservation(sample, landing_dir, warehouse_path):
+    result = materialize(PIPELINE, warehouse_path, landing_dir)
+    assert result.success
+    wh = Warehouse(warehouse_path)
+    tasks = _clean(warehouse_path)
+    assert set(tasks["source"].unique()) == {"jira", "github", "asana", "trello", "csv"}
+    assert tasks["task_id"].is_unique().all()
+    # Conservation: every raw task record is a clean task, a superseded version, or quarantined.
+    raw_hashes = wh.query(
+        "SELECT record_hash, task_id FROM (" + " UNION ALL ".join(
+            f"SELECT record_hash, task_id FROM raw.{s}_tasks" for s in ("jira", "github", "asana", "trello", "csv")
+        ) + ")"
+    )
+    quarantined = set(wh.query("SELECT record_hash FROM clean.quarantine WHERE stage = 'clean'")["record_hash"])
+    kept = set(tasks["record_hash"])
+    clean_ids = set(tasks["task_id"])
+    for row in raw_hashes.iter_rows(named=True):
+        assert row["record_hash"] in kept or row["record_hash"] in quarantined or row["task_id"] in clean_ids
+    # The generator's deliberately broken records are quarantined with reasons, not dropped.
+    q = wh.read_table("clean.quarantine")
+    assert q.height > 0
+    assert q["reason"].null_count() == 0
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks["task_id_unique"] and checks["created_before_resolved"] and checks["records_conserved"]
+    assert checks["tasks_schema_valid"], result.get_asset_check_evaluations()
+
+
+def test_materializing_twice_changes_nothing(sample, landing_dir, warehouse_path):
+    materialize(PIPELINE, warehouse_path, landing_dir)
+    first = _clean(warehouse_path)
+    raw_first = Warehouse(warehouse_path).query("SELECT count(*) AS n FROM raw.jira_tasks")["n"][0]
+    materialize(PIPELINE, warehouse_path, landing_dir)
+    second = _clean(warehouse_path)
+    assert Warehouse(warehouse_path).query("SELECT count(*) AS n FROM raw.jira_tasks")["n"][0] == raw_first
+    assert first.drop("is_late", "late_outcome_known").equals(second.drop("is_late", "late_outcome_known"))
+
+
+def test_newer_export_of_an_issue_adds_a_version_and_wins(landing_dir, warehouse_path):
+    jira = landing_dir / "jira"
+    jira.mkdir()
+    issue = {
+        "id": "1", "key": "DEMO-1",
+        "fields": {"summary": "first title", "created": "2025-01-02T10:00:00.000+0000",
+                   "updated": "2025-01-03T10:00:00.000+0000", "issuetype": {"name": "Bug"},
+                   "priority": {"name": "Major"}, "status": {"name": "Open", "statusCategory": {"key": "new"}},
+                   "project": {"key": "DEMO"}},
+    }
+    (jira / "DEMO-1.json").write_text(json.dumps(issue))
+    materialize(PIPELINE, warehouse_path, landing_dir)
+    issue["fields"]["summary"] = "second title"
+    issue["fields"]["updated"] = "2025-01-05T10:00:00.000+0000"
+    (jira / "DEMO-1-later.json").write_text(json.dumps(issue))
+    materialize(PIPELINE, warehouse_path, landing_dir)
+    wh = Warehouse(warehouse_path)
+    assert wh.query("SELECT count(*) AS n FROM raw.jira_tasks")["n"][0] == 2
+    tasks = _clean(warehouse_path)
+    assert tasks.height == 1
+    assert tasks["title"][0] == "second title"
+    assert tasks["priority"][0] == "medium" and tasks["priority_ordinal"][0] == 3
+
+
+def test_bad_files_are_quarantined_and_good_records_kept(landing_dir, warehouse_path):
+    (landing_dir / "jira").mkdir()
+    (landing_dir / "github").mkdir()
+    (landing_dir / "jira" / "broken.json").write_text('{"issues": [ {"key": ')
+    good = {
+        "id": "2", "key": "DEMO-2",
+        "fields": {"summary": "fine", "created": "2025-02-01T10:00:00.000+0000",
+                   "updated": "2025-02-01T10:00:00.000+0000", "resolutiondate": "2025-01-01T10:00:00.000+0000",
+                   "project": {"key": "DEMO"}, "status": {"name": "Done", "statusCategory": {"key": "done"}}},
+    }
+    ok = {**good, "key": "DEMO-3", "fields": {**good["fields"], "resolutiondate": "2025-03-01T10:00:00.000+0000"}}
+    (landing_dir / "jira" / "page.json").write_text(json.dumps({"startAt": 0, "maxResults": 50, "total": 2,
+                                                                "issues": [good, ok]}))
+    (landing_dir / "github" / "shape.json").write_text(json.dumps({"unexpected": True}))
+    result = materialize(PIPELINE, warehouse_path, landing_dir)
+    assert result.success
+    tasks = _clean(warehouse_path)
+    assert tasks["task_id"].to_list() == ["jira:DEMO-3"]
+    q = Warehouse(warehouse_path).read_table("clean.quarantine")
+    reasons = dict(zip(q["source_file"].map_elements(lambda p: Path(p).name, return_dtype=pl.String), q["reason"]))
+    assert "broken.json" in reasons and "shape.json" in reasons
+    assert any("before created_at" in r for r in q["reason"])
+
+
+def test_missing_landing_directory_fails_with_one_clear_line(tmp_path, warehouse_path):
+    result = materialize("raw/jira_tasks", warehouse_path, tmp_path / "nowhere", raise_on_error=False)
+    assert not result.success
+    failure = result.get_step_failure_events()[0].step_failure_data.error.message
+    assert "does not exist" in failure and "MLOPS_LANDING_DIR" in failure
+
+
+def test_real_apache_jira_issues_reach_clean_tasks(landing_dir, warehouse_path):
+    issues = shared_data("jira-apache-ase2015", "issues")
+    shutil.copytree(issues, landing_dir / "jira")  # a temporary landing zone, never the repository
+    result = materialize(PIPELINE, warehouse_path, landing_dir)
+    assert result.success
+    tasks = _clean(warehouse_path)
+    assert tasks.height == 501
+    assert tasks["project"].n_unique() == 21
+    assert tasks["resolved_at"].is_not_null().sum() == 496
+    with_deadline = tasks.filter(pl.col("deadline_at").is_not_null())
+    assert with_deadline.height == 368
+    resolved = with_deadline.filter(pl.col("resolved_at").is_not_null())
+    assert resolved.height == 367
+    assert int(resolved["is_late"].sum()) == 122
+    # Timestamps are UTC and exact: ANY23-174 was resolved 2014-05-09T02:39:42.734+0000.
+    row = tasks.filter(pl.col("key") == "ANY23-174").row(0, named=True)
+    assert row["resolved_at"].isoformat() == "2014-05-09T02:39:42.734000+00:00"
+    events = Warehouse(warehouse_path).read_table("clean.task_events")
+    assert events.height > 0 and set(events["field"].unique()) == {"status"}
+    files = Warehouse(warehouse_path).query("SELECT count(*) AS n FROM raw.ingested_files WHERE encoding = 'latin-1'")
+    assert files["n"][0] == 11
