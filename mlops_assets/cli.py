@@ -15,7 +15,28 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--seed", type=int, default=7)
     gen.add_argument("--drift", action="store_true")
     gen.add_argument("--if-empty", action="store_true", help="do nothing when the landing zone has files")
+    bench = sub.add_parser("bench", help="time every asset at the given sizes; writes docs/BENCHMARKS.md")
+    bench.add_argument("--tasks", default="100000,1000000", help="comma-separated sizes")
+    bench.add_argument("--no-write", action="store_true", help="print the table, leave docs/BENCHMARKS.md alone")
+    sub.add_parser("graph", help="regenerate the Mermaid asset graph in docs/ARCHITECTURE.md")
     args = parser.parse_args(argv)
+    if args.command == "graph":
+        from mlops_assets import graph
+
+        changed = graph.render_into()
+        print("docs/ARCHITECTURE.md " + ("updated" if changed else "already up to date"))
+        return 0
+    if args.command == "bench":
+        from mlops_assets import bench as bench_mod
+
+        rows = []
+        for n in [int(x) for x in args.tasks.split(",") if x]:
+            rows += bench_mod.bench(n)
+        md = bench_mod.to_markdown(rows, "mlops-assets bench --tasks " + args.tasks)
+        print(md)
+        if not args.no_write:
+            bench_mod.write_section(md)
+        return 0
     if args.command == "generate":
         from mlops_assets.lib import synthetic
 

@@ -16,12 +16,14 @@ from mlops_assets.resources import (
 )
 
 
-def build_resources() -> dict[str, object]:
-    """Resources for the local profile, configured from environment variables with defaults."""
+def build_resources(
+    warehouse: str | None = None, landing: str | None = None, reports: str | None = None
+) -> dict[str, object]:
+    """Resources configured from environment variables with defaults; explicit paths win (tests, bench)."""
     return {
-        "warehouse": WarehouseResource(path=env_or_default("MLOPS_WAREHOUSE", DEFAULT_WAREHOUSE)),
-        "landing": LandingZoneResource(path=env_or_default("MLOPS_LANDING_DIR", DEFAULT_LANDING)),
-        "reports": ReportsResource(path=env_or_default("MLOPS_REPORTS_DIR", DEFAULT_REPORTS)),
+        "warehouse": WarehouseResource(path=warehouse or env_or_default("MLOPS_WAREHOUSE", DEFAULT_WAREHOUSE)),
+        "landing": LandingZoneResource(path=landing or env_or_default("MLOPS_LANDING_DIR", DEFAULT_LANDING)),
+        "reports": ReportsResource(path=reports or env_or_default("MLOPS_REPORTS_DIR", DEFAULT_REPORTS)),
     }
 
 

@@ -51,16 +51,11 @@ def mlflow_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 def project_resources(warehouse_path: Path, landing_dir: Path, reports_dir: Path | None = None) -> dict:
     """The Definitions' resources pointed at temporary paths."""
     from mlops_assets.definitions import build_resources
-    from mlops_assets.resources import LandingZoneResource, ReportsResource, WarehouseResource
 
-    resources = build_resources()
-    resources["warehouse"] = WarehouseResource(path=str(warehouse_path))
-    resources["landing"] = LandingZoneResource(path=str(landing_dir))
-    resources["reports"] = ReportsResource(path=str(reports_dir or warehouse_path.parent / "reports"))
-    return resources
+    return build_resources(str(warehouse_path), str(landing_dir), str(reports_dir or warehouse_path.parent / "reports"))
 
 
-def materialize(selection: str, warehouse_path: Path, landing_dir: Path, reports_dir: Path | None = None,
+def materialize(selection, warehouse_path: Path, landing_dir: Path, reports_dir: Path | None = None,
                 instance=None, raise_on_error: bool = True):
     """Materialize an asset selection of the real Definitions in-process against temporary storage."""
     import dagster as dg

@@ -233,7 +233,7 @@ def _create_like(con, table: str, frame: pl.DataFrame) -> None:
     con.register("_empty", frame.to_arrow())
     con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM _empty LIMIT 0")
     existing = {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}
-    for name, dtype in con.execute("DESCRIBE _empty").fetchall():
+    for name, dtype, *_ in con.execute("DESCRIBE _empty").fetchall():
         if name not in existing:  # a newer parser added a column: widen the table, old rows get NULL
             con.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {dtype}')
     con.unregister("_empty")

@@ -6,13 +6,14 @@ import json
 import shutil
 from pathlib import Path
 
+import dagster as dg
 import polars as pl
 import pytest
 
 from mlops_assets.lib.warehouse import Warehouse
 from mlops_assets_tests.conftest import materialize, shared_data
 
-PIPELINE = "group:ingestion group:cleaning"
+PIPELINE = dg.AssetSelection.groups("ingestion", "cleaning")
 
 
 @pytest.fixture
@@ -113,7 +114,7 @@ def test_bad_files_are_quarantined_and_good_records_kept(landing_dir, warehouse_
 
 
 def test_missing_landing_directory_fails_with_one_clear_line(tmp_path, warehouse_path):
-    result = materialize("raw/jira_tasks", warehouse_path, tmp_path / "nowhere", raise_on_error=False)
+    result = materialize(["raw/jira_tasks", "raw/jira_events", "raw/jira_comments"], warehouse_path, tmp_path / "nowhere", raise_on_error=False)
     assert not result.success
     failure = result.get_step_failure_events()[0].step_failure_data.error.message
     assert "does not exist" in failure and "MLOPS_LANDING_DIR" in failure

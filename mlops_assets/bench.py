@@ -1,0 +1,127 @@
+"""Benchmark: generate N tasks, then materialize each asset of the graph in its own process.
+
+For every step the table gives wall time (the asset's own step, from Dagster's event log), the
+whole process' wall time (imports and Dagster start-up included), peak RSS of that process, and
+rows per second. Results go to docs/BENCHMARKS.md between markers, one section per run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+# (label, asset selection, table whose row count is the throughput denominator)
+STAGES: list[tuple[str, str, str]] = [
+    ("ingest jira", "raw/jira_tasks,raw/jira_events,raw/jira_comments", "raw.jira_tasks"),
+    ("ingest github", "raw/github_tasks", "raw.github_tasks"),
+    ("ingest asana", "raw/asana_tasks", "raw.asana_tasks"),
+    ("ingest trello", "raw/trello_tasks,raw/trello_events,raw/trello_comments", "raw.trello_tasks"),
+    ("ingest csv", "raw/csv_tasks", "raw.csv_tasks"),
+    ("clean", "clean/tasks,clean/task_events,clean/quarantine", "clean.tasks"),
+]
+
+_CHILD = r"""
+import json, os, resource, sys, time
+t0 = time.perf_counter()
+import dagster as dg
+from mlops_assets.definitions import defs
+from mlops_assets.definitions import build_resources
+from pathlib import Path
+work = Path(sys.argv[1]); selection = sys.argv[2].split(",")
+res = dg.materialize(list(defs.assets), selection=selection,
+                     resources=build_resources(str(work / "warehouse.duckdb"), str(work / "landing"), str(work / "reports")),
+                     instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+step = [e for e in res.all_events if e.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE")]
+dur = sum(e.event_specific_data.duration_ms for e in step if e.event_type_value == "STEP_SUCCESS") / 1000
+err = None if res.success else [e.step_failure_data.error.message for e in res.get_step_failure_events()]
+print(json.dumps({"ok": res.success, "step_s": dur, "process_s": time.perf_counter() - t0,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "error": err}))
+"""
+
+
+def _machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem_kb = int(next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")).split()[1])
+        mem = f"{mem_kb / 1024 / 1024:.0f} GiB RAM"
+    except (OSError, StopIteration, ValueError):
+        mem = "unknown RAM"
+    return f"{os.cpu_count()} cores ({cpu}), {mem}, Python {platform.python_version()}, {platform.system()}"
+
+
+def run_stage(work: Path, selection: str) -> dict:
+    proc = subprocess.run([sys.executable, "-c", _CHILD, str(work), selection], capture_output=True, text=True,
+                          env={**os.environ, "DAGSTER_HOME": str(work / "dagster_home")})
+    lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
+    if not lines:
+        return {"ok": False, "error": proc.stderr[-2000:]}
+    return json.loads(lines[-1])
+
+
+def bench(n_tasks: int, stages: list[tuple[str, str, str]] | None = None, keep: Path | None = None) -> list[dict]:
+    """Generate n_tasks into a fresh work dir and time every stage; returns one row per stage."""
+    from mlops_assets.lib import synthetic
+    from mlops_assets.lib.warehouse import Warehouse
+
+    work = keep or Path(tempfile.mkdtemp(prefix=f"mlops-bench-{n_tasks}-"))
+    (work / "dagster_home").mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    synthetic.generate(work / "landing", n_tasks=n_tasks, seed=7)
+    rows = [{"n_tasks": n_tasks, "stage": "generate sample (not an asset)", "step_s": time.perf_counter() - t0,
+             "process_s": None, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "rows": n_tasks}]
+    for label, selection, table in stages or STAGES:
+        out = run_stage(work, selection)
+        if not out.get("ok"):
+            raise RuntimeError(f"benchmark stage {label!r} failed: {out.get('error')}")
+        n = Warehouse(work / "warehouse.duckdb").query(f"SELECT count(*) AS n FROM {table}")["n"][0]
+        rows.append({"n_tasks": n_tasks, "stage": label, "rows": int(n), **out})
+    return rows
+
+
+def to_markdown(rows: list[dict], command: str) -> str:
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    out = [f"Measured {now} on {_machine()}.", f"Command: `{command}`", "",
+           "| tasks | stage | step wall (s) | process wall (s) | peak RSS (MB) | rows | rows/s |",
+           "|---:|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        rate = f"{r['rows'] / r['step_s']:,.0f}" if r.get("step_s") else ""
+        proc = f"{r['process_s']:.1f}" if r.get("process_s") else ""
+        out.append(f"| {r['n_tasks']:,} | {r['stage']} | {r['step_s']:.2f} | {proc} | {r['peak_rss_mb']:,.0f} | "
+                   f"{r['rows']:,} | {rate} |")
+    by_n: dict[int, float] = {}
+    for r in rows:
+        if r["stage"].startswith(("ingest", "clean")):
+            by_n[r["n_tasks"]] = by_n.get(r["n_tasks"], 0.0) + r["step_s"]
+    if by_n:
+        out += ["", "Ingestion + cleaning (sum of step wall times): " +
+                ", ".join(f"{n:,} tasks: {s:.1f} s" for n, s in sorted(by_n.items()))]
+        if len(by_n) > 1:
+            ns = sorted(by_n)
+            out.append(f"Growth {ns[0]:,} -> {ns[-1]:,} tasks: x{by_n[ns[-1]] / by_n[ns[0]]:.1f} time for "
+                       f"x{ns[-1] / ns[0]:.0f} data.")
+    return "\n".join(out)
+
+
+def write_section(markdown: str, path: Path = Path("docs/BENCHMARKS.md"), section: str = "pipeline") -> None:
+    """Replace the section between its markers in docs/BENCHMARKS.md (other sections stay)."""
+    start, end = f"<!-- bench:{section}:start -->", f"<!-- bench:{section}:end -->"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    block = f"{start}\n{markdown}\n{end}"
+    if start in text and end in text:
+        text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)

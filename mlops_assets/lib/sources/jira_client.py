@@ -1,0 +1,213 @@
+"""Pull Jira issues updated since a watermark into the landing zone, one JSON file per search page.
+
+The files are the API's own search pages, so the ordinary parser (:mod:`jira`) ingests them like
+any other drop. API v2 (Jira Server/Data Center, and Cloud where still served) pages through
+``/rest/api/2/search`` with ``startAt``; API v3 (Jira Cloud) through ``/rest/api/3/search/jql``
+with ``nextPageToken`` (that endpoint has no ``startAt`` and no ``total``).
+
+JQL compares dates in the time zone of the user's Jira profile, so the watermark is converted to
+that zone (asked once from ``/myself``) before it goes into ``updated >= "yyyy/MM/dd HH:mm"``.
+JQL has minute resolution and ``>=``: the issues updated in the watermark's minute come again; the
+raw layer keeps identical records once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from mlops_assets.lib.sources.http import HttpError, RetryingHttp
+
+# JQL reads a naive date in the profile's zone; if that zone is unknown, start early enough that
+# no offset (UTC-12..UTC+14) can skip an update.
+_UNKNOWN_ZONE_MARGIN = timedelta(hours=14)
+
+
+class JiraClientError(RuntimeError):
+    """The Jira pull cannot go on; the message says what to fix (it never contains the token)."""
+
+
+@dataclass
+class PullResult:
+    """What one pull wrote: page files, issues in them, and the watermark for the next pull."""
+
+    pages_written: int
+    issues: int
+    new_watermark: datetime | None
+    files: list[Path] = field(default_factory=list)
+
+
+def _updated_at(issue: Any) -> datetime | None:
+    try:
+        dt = datetime.fromisoformat(issue["fields"]["updated"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+class JiraClient:
+    """Jira REST client (Basic auth: user e-mail + API token in Cloud, user + password/PAT elsewhere)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        user: str,
+        api_token: str,
+        api_version: int = 2,
+        page_size: int = 100,
+        session: requests.Session | None = None,
+        **http_options: Any,
+    ):
+        if api_version not in (2, 3):
+            raise ValueError(f"api_version must be 2 or 3, not {api_version!r}")
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"JIRA_URL must start with http:// or https://, got {base_url!r}")
+        self.base_url = base_url.rstrip("/")
+        self.user = user
+        self.api_version = api_version
+        self.page_size = page_size
+        self.http = RetryingHttp(
+            session,
+            auth=(user, api_token),
+            headers={"Accept": "application/json"},
+            secrets=[api_token],
+            **http_options,
+        )
+
+    @classmethod
+    def from_env(cls, **kwargs: Any) -> JiraClient:
+        """A client from JIRA_URL, JIRA_USER, JIRA_API_TOKEN (and optional JIRA_API_VERSION)."""
+        missing = [name for name in ("JIRA_URL", "JIRA_USER", "JIRA_API_TOKEN") if not os.environ.get(name)]
+        if missing:
+            raise JiraClientError(
+                f"environment variable{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+                f"{'are' if len(missing) > 1 else 'is'} not set: set JIRA_URL (e.g. https://example.atlassian.net), "
+                "JIRA_USER (your login e-mail) and JIRA_API_TOKEN (https://id.atlassian.com/manage-profile/security/api-tokens)"
+            )
+        version = os.environ.get("JIRA_API_VERSION", "").strip()
+        if version and "api_version" not in kwargs:
+            if version not in ("2", "3"):
+                raise JiraClientError(f"JIRA_API_VERSION must be 2 or 3, not {version!r}")
+            kwargs["api_version"] = int(version)
+        return cls(os.environ["JIRA_URL"], os.environ["JIRA_USER"], os.environ["JIRA_API_TOKEN"], **kwargs)
+
+    # -----------------------------------------------------------------------------------------
+
+    def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        url = f"{self.base_url}/rest/api/{self.api_version}/{path}"
+        try:
+            return self.http.get_json(url, params=params)
+        except HttpError as exc:
+            if exc.status == 401:
+                raise JiraClientError(
+                    f"Jira rejected the credentials for user {self.user} (HTTP 401): "
+                    "check JIRA_USER and JIRA_API_TOKEN"
+                ) from None
+            if exc.status == 403:
+                raise JiraClientError(
+                    f"Jira refused access for user {self.user} (HTTP 403): check JIRA_USER and JIRA_API_TOKEN, "
+                    "that the user may browse the projects, and whether Jira now asks this user for a CAPTCHA "
+                    "(log in once in a browser)"
+                ) from None
+            if exc.status == 404:
+                raise JiraClientError(
+                    f"{exc.url} was not found (HTTP 404): check JIRA_URL and the API version "
+                    f"(v{self.api_version}; Jira Cloud serves search on v3 at /rest/api/3/search/jql)"
+                ) from None
+            if exc.status == 400:
+                raise JiraClientError(f"Jira refused the query (HTTP 400): {exc.body_excerpt}") from None
+            raise JiraClientError(str(exc)) from None
+
+    def user_timezone(self) -> str | None:
+        """The IANA time zone of the user's Jira profile (JQL reads dates in it), None if unknown."""
+        me = self._get("myself")
+        zone = me.get("timeZone") if isinstance(me, dict) else None
+        return zone if isinstance(zone, str) and zone else None
+
+    def jql(self, since: datetime | None, jql_extra: str = "") -> str:
+        """``updated >= "<since in the profile's zone>" [AND (extra)] ORDER BY updated ASC``."""
+        clauses = []
+        if since is not None:
+            since = since.replace(tzinfo=UTC) if since.tzinfo is None else since
+            zone_name = self.user_timezone()
+            local = None
+            if zone_name:
+                from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+                try:
+                    local = since.astimezone(ZoneInfo(zone_name))
+                except (ZoneInfoNotFoundError, ValueError):
+                    local = None
+            if local is None:
+                local = since.astimezone(UTC) - _UNKNOWN_ZONE_MARGIN
+            clauses.append(f'updated >= "{local:%Y/%m/%d %H:%M}"')
+        if jql_extra.strip():
+            clauses.append(f"({jql_extra.strip()})")
+        # v3 /search/jql refuses unbounded queries: a clause that is always true bounds it.
+        where = " AND ".join(clauses) or "created >= 1970-01-01"
+        return f"{where} ORDER BY updated ASC"
+
+    def pull(self, landing_dir: Path, since: datetime | None = None, jql_extra: str = "") -> PullResult:
+        """Fetch every issue updated since ``since`` (all if None), with changelog, as page files in ``landing_dir``."""
+        landing_dir = Path(landing_dir)
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+        landing_dir.mkdir(parents=True, exist_ok=True)
+        query = self.jql(since, jql_extra)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        result = PullResult(pages_written=0, issues=0, new_watermark=since)
+        params: dict[str, Any] = {
+            "jql": query,
+            "maxResults": self.page_size,
+            "fields": "*all",
+            "expand": "changelog,names",
+        }
+        start_at = 0
+        token: str | None = None
+        while True:
+            if self.api_version == 2:
+                page = self._get("search", {**params, "startAt": start_at})
+            else:
+                page = self._get("search/jql", {**params, **({"nextPageToken": token} if token else {})})
+            issues = page.get("issues") if isinstance(page, dict) else None
+            if not isinstance(issues, list):
+                raise JiraClientError(
+                    f"Jira's search answered without an 'issues' list (keys {sorted(page)[:10] if isinstance(page, dict) else type(page).__name__}): "
+                    "check JIRA_URL points at the Jira site root"
+                )
+            if issues:  # an empty answer (nothing new) leaves no file behind
+                result.files.append(self._write_page(landing_dir, stamp, result.pages_written + 1, page))
+                result.pages_written += 1
+            result.issues += len(issues)
+            for issue in issues:
+                updated = _updated_at(issue)
+                if updated and (result.new_watermark is None or updated > result.new_watermark):
+                    result.new_watermark = updated
+            if self.api_version == 2:
+                start_at += len(issues)
+                total = page.get("total")
+                if not issues or (isinstance(total, int) and start_at >= total):
+                    break
+            else:
+                token = page.get("nextPageToken")
+                if not issues or page.get("isLast") is True or not token:
+                    break
+        return result
+
+    @staticmethod
+    def _write_page(landing_dir: Path, stamp: str, number: int, page: Any) -> Path:
+        """Write atomically (temporary name, then rename) so ingestion never reads half a page."""
+        final = landing_dir / f"api-{stamp}-p{number:04d}.json"
+        tmp = landing_dir / f".{final.name}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(page, fh, ensure_ascii=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+        return final
