@@ -1,0 +1,662 @@
+"""Leakage-safe features for the two task models: ``late_risk`` (binary) and ``cycle_time`` (regression).
+
+One code path serves training (all tasks), batch scoring (open tasks, history = all tasks) and online
+serving (raw records through :func:`records_to_frame`, history from a pickled :class:`History`)::
+
+    features = build_features(targets, History.from_tasks(tasks))
+
+Every feature of a task is computed AS OF its ``created_at`` from what was known then:
+
+* **Task attributes** (source, project, type, priority, story points, estimate, title and description
+  length, labels, deadline). clean.tasks holds their *final* values; edits after creation (priority
+  raised on escalation, points set at sprint planning, labels added, a deadline moved) cannot be undone
+  without field-level history, and an online client sends the value at request time. That is a known,
+  bounded train/serve skew, not leakage of the outcome; columns that only exist *because* work happened
+  (comments, links, time spent, status) are excluded, see :data:`EXCLUDED_FEATURES`.
+* **History features** per project and per assignee, from a :class:`History` snapshot, taken through
+  strict as-of joins (events at exactly ``created_at`` are not "before" it):
+
+  - *resolution* of a task happens at ``resolved_at`` (clipped to ``created_at`` if a source reports it
+    earlier); ``*_median_cycle_days`` / ``*_n_resolved`` are over tasks resolved strictly before.
+  - *lateness* of a task with a deadline is known at its resolution when it was resolved on time, or at
+    the moment it became overdue (end of its deadline's UTC date, or its creation if it was created
+    overdue) when it was not: an open task past its deadline is late whatever happens to it later.
+    ``*_late_rate`` / ``*_n_outcomes`` are over outcomes known strictly before. An open task whose
+    deadline has not passed has no outcome yet. Tasks without a deadline have no lateness outcome.
+  - *open workload* = tasks created strictly before and not resolved strictly before.
+
+  The assignee is the task's final ``assignee_id`` (assignment history is not in clean.tasks): a task
+  reassigned after another's creation is counted under its final assignee. Documented skew.
+
+A task's own creation, resolution and outcome happen at or after its ``created_at``, so they never
+enter its own features: the tests prove it by deleting or rewriting everything after ``created_at``.
+Calendar features are in UTC (the source time zone of a team is not known).
+"""
+
+from __future__ import annotations
+
+import difflib
+import io
+import math
+import pickle
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import polars as pl
+
+UTC_DATETIME = pl.Datetime("us", "UTC")
+
+PRIORITY_ORDINAL: dict[str, int] = {"lowest": 1, "low": 2, "medium": 3, "high": 4, "highest": 5}
+
+CATEGORICAL_FEATURES: list[str] = ["source", "project", "type", "priority"]
+
+NUMERIC_FEATURES: list[str] = [
+    # attributes of the task at creation
+    "priority_ordinal",
+    "story_points",
+    "original_estimate_h",
+    "title_length",
+    "description_length",
+    "n_labels",
+    "has_deadline",
+    "deadline_horizon_days",
+    # calendar features, in UTC
+    "created_weekday",
+    "created_hour",
+    "created_month",
+    "created_day_of_year",
+    # history of the project, as of created_at
+    "project_late_rate",
+    "project_n_outcomes",
+    "project_median_cycle_days",
+    "project_n_resolved",
+    "project_open_tasks",
+    # history of the assignee, as of created_at; null without an assignee
+    "assignee_late_rate",
+    "assignee_n_outcomes",
+    "assignee_median_cycle_days",
+    "assignee_n_resolved",
+    "assignee_open_tasks",
+]
+
+FEATURE_COLUMNS: list[str] = NUMERIC_FEATURES + CATEGORICAL_FEATURES
+
+# What build_features returns: identifiers first, then the model inputs.
+OUTPUT_COLUMNS: list[str] = ["task_id", "created_at", *FEATURE_COLUMNS]
+
+EXCLUDED_FEATURES: dict[str, str] = {
+    "task_id": "an identifier: carries no signal that generalizes to new tasks",
+    "key": "an identifier: carries no signal that generalizes to new tasks",
+    "assignee_id": "a high-cardinality pseudonymous id: used only through as-of assignee history features",
+    "reporter_id": "a high-cardinality pseudonymous id that would memorize people, not generalize",
+    "title": "raw text: only its length is used (title_length)",
+    "labels": "raw comma-joined names: only their count is used (n_labels)",
+    "created_at": "a timestamp: used through calendar and history features, never raw",
+    "due_at": "folded into deadline_at (the due date, else the release/milestone date)",
+    "deadline_at": "used relative to creation (deadline_horizon_days, has_deadline), never raw",
+    "updated_at": "changes after creation, up to the latest edit: unknown at prediction time",
+    "resolved_at": "the outcome itself (cycle_time and lateness are computed from it)",
+    "status": "the current status is reached after creation: unknown at prediction time",
+    "status_category": "the current status is reached after creation: unknown at prediction time",
+    "time_spent_h": "logged while the task is worked on, after creation: unknown at prediction time",
+    "n_comments": "comments are written after creation: unknown at prediction time",
+    "n_links": "links are mostly added while the task is worked on: unknown at prediction time",
+    "n_subtasks": "subtasks are mostly split off while the task is worked on: unknown at prediction time",
+    "is_late": "the late_risk label",
+    "cycle_time_days": "the cycle_time label",
+    "priority_ordinal": "recomputed from priority so that online records and clean.tasks agree",
+    "record_hash": "lineage metadata, not a property of the task",
+    "source_file": "lineage metadata, not a property of the task",
+    "ingested_at": "lineage metadata, not a property of the task",
+}
+
+# What a raw task record must / may carry for scoring. Timestamps arrive as ISO 8601 strings with a
+# UTC offset (or aware datetimes); due_at/deadline_at may also be plain dates (midnight UTC).
+REQUIRED_INPUT_COLUMNS: dict[str, pl.DataType] = {
+    "task_id": pl.String(),
+    "project": pl.String(),
+    "created_at": UTC_DATETIME,
+}
+OPTIONAL_INPUT_COLUMNS: dict[str, pl.DataType] = {
+    "source": pl.String(),
+    "type": pl.String(),
+    "priority": pl.String(),
+    "assignee_id": pl.String(),
+    "due_at": UTC_DATETIME,
+    "deadline_at": UTC_DATETIME,
+    "story_points": pl.Float64(),
+    "original_estimate_h": pl.Float64(),
+    "title": pl.String(),
+    "description_length": pl.Int64(),
+    "n_labels": pl.Int64(),
+    "labels": pl.String(),
+}
+INPUT_COLUMNS: dict[str, pl.DataType] = {**REQUIRED_INPUT_COLUMNS, **OPTIONAL_INPUT_COLUMNS}
+
+# History needs resolution times on top of the scoring inputs.
+HISTORY_COLUMNS: dict[str, pl.DataType] = {**INPUT_COLUMNS, "resolved_at": UTC_DATETIME}
+
+_SECONDS_PER_DAY = 86_400.0
+
+
+# ---------------------------------------------------------------------------------------------------
+# typing and normalization of task frames
+
+
+def _utc_expr(name: str, dtype: pl.DataType) -> pl.Expr:
+    """An expression casting a date/datetime column to Datetime(us, UTC); naive times are taken as UTC."""
+    col = pl.col(name)
+    if dtype == pl.Null:
+        return col.cast(UTC_DATETIME)
+    if dtype == pl.Date:
+        return col.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    if isinstance(dtype, pl.Datetime):
+        col = col.dt.replace_time_zone("UTC") if dtype.time_zone is None else col.dt.convert_time_zone("UTC")
+        return col.dt.cast_time_unit("us")
+    raise ValueError(
+        f"column {name!r} has type {dtype}, expected a date or datetime: parse raw records with "
+        "records_to_frame() before building features"
+    )
+
+
+def _typed(frame: pl.DataFrame, columns: dict[str, pl.DataType], what: str) -> pl.DataFrame:
+    """The frame with `columns` present (absent optional ones as typed nulls) and cast to their types."""
+    missing = [c for c in REQUIRED_INPUT_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{what} lacks required column(s) {missing}; it has {sorted(frame.columns)}")
+    exprs = []
+    for name, dtype in columns.items():
+        if name not in frame.columns:
+            exprs.append(pl.lit(None, dtype=dtype).alias(name))
+        elif dtype == UTC_DATETIME:
+            exprs.append(_utc_expr(name, frame.schema[name]).alias(name))
+        else:
+            exprs.append(pl.col(name).cast(dtype, strict=True).alias(name))
+    typed = frame.select(exprs)
+    bad = typed.filter(
+        pl.col("task_id").is_null() | pl.col("project").is_null() | pl.col("created_at").is_null()
+    )
+    if bad.height:
+        raise ValueError(
+            f"{what} has {bad.height} row(s) without task_id, project or created_at "
+            f"(e.g. task_id={bad['task_id'][0]!r}): every task needs all three"
+        )
+    return typed
+
+
+def _normalized_category(name: str) -> pl.Expr:
+    """Category values as features see them: trimmed; type/priority/source lower-cased; blank -> null."""
+    col = pl.col(name).str.strip_chars()
+    if name != "project":
+        col = col.str.to_lowercase()
+    return pl.when(col.str.len_chars() > 0).then(col).otherwise(None).alias(name)
+
+
+def _normalize_categories(frame: pl.DataFrame) -> pl.DataFrame:
+    """_normalized_category applied to the distinct values only (few), then mapped back (fast)."""
+    out = []
+    for name in CATEGORICAL_FEATURES:
+        distinct = frame.select(pl.col(name).unique().drop_nulls())
+        mapping = distinct.select(pl.col(name).alias("raw"), _normalized_category(name))
+        out.append(
+            pl.col(name).replace_strict(mapping["raw"], mapping[name], default=None, return_dtype=pl.String)
+        )
+    return frame.with_columns(out)
+
+
+def _effective_deadline() -> pl.Expr:
+    return pl.coalesce(pl.col("deadline_at"), pl.col("due_at"))
+
+
+def overdue_at(deadline: pl.Expr) -> pl.Expr:
+    """When a task with this deadline becomes late: the end of the deadline's UTC date.
+
+    "Late" = resolved after the deadline *date* (a Jira due date is a date; resolving on that day is on
+    time). Keep this in step with clean.tasks.is_late.
+    """
+    return deadline.dt.truncate("1d") + pl.duration(days=1)
+
+
+def _default_as_of(tasks: pl.DataFrame) -> datetime | None:
+    latest = tasks.select(pl.max_horizontal(pl.col("created_at").max(), pl.col("resolved_at").max())).item()
+    return latest
+
+
+def _resolution_time() -> pl.Expr:
+    # A source that reports resolution before creation is taken as resolved at creation (cycle 0).
+    return pl.max_horizontal(pl.col("resolved_at"), pl.col("created_at"))
+
+
+def _as_of_tasks(tasks: pl.DataFrame, as_of: datetime | None) -> tuple[pl.DataFrame, datetime | None]:
+    """Typed tasks as the warehouse knew them at `as_of`: later tasks dropped, later resolutions cleared."""
+    typed = _typed(tasks, HISTORY_COLUMNS, "tasks")
+    if as_of is None:
+        as_of = _default_as_of(typed)
+    else:
+        as_of = _aware(as_of, "as_of")
+    if as_of is None:  # no tasks at all
+        return typed, None
+    typed = typed.filter(pl.col("created_at") <= as_of).with_columns(
+        pl.when(pl.col("resolved_at") <= as_of).then(_resolution_time()).otherwise(None).alias("resolved_at")
+    )
+    return typed, as_of
+
+
+def _aware(value: datetime, name: str) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError(f"{name}={value.isoformat()} has no time zone: pass an aware UTC datetime")
+    return value.astimezone(UTC)
+
+
+# ---------------------------------------------------------------------------------------------------
+# labels (same definitions the history features use)
+
+
+def task_labels(tasks: pl.DataFrame, as_of: datetime | None = None) -> pl.DataFrame:
+    """Labels as known at `as_of` (default: latest creation/resolution in `tasks`), one row per task.
+
+    Columns: task_id, is_late (null without a deadline, or while open before the deadline passes: such
+    a task's outcome is not known yet and must not be trained on as "on time"), late_known_at,
+    cycle_time_days (null while unresolved). Tasks created after `as_of` are dropped.
+    """
+    typed, as_of = _as_of_tasks(tasks, as_of)
+    return _labels(typed, as_of)
+
+
+def _labels(typed: pl.DataFrame, as_of: datetime | None) -> pl.DataFrame:
+    deadline = _effective_deadline()
+    due_end = overdue_at(deadline)
+    resolved = pl.col("resolved_at")
+    on_time = resolved.is_not_null() & (resolved < due_end)
+    became_late = pl.max_horizontal(due_end, pl.col("created_at"))
+    known = deadline.is_not_null() & (on_time | (became_late <= pl.lit(as_of, dtype=UTC_DATETIME)))
+    return typed.select(
+        "task_id",
+        pl.when(known).then(~on_time).otherwise(None).alias("is_late"),
+        pl.when(known).then(pl.when(on_time).then(resolved).otherwise(became_late)).alias("late_known_at"),
+        ((resolved - pl.col("created_at")).dt.total_microseconds() / 1e6 / _SECONDS_PER_DAY).alias(
+            "cycle_time_days"
+        ),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# history snapshot
+
+_STATS_SCHEMA: dict[str, pl.DataType] = {
+    "code": pl.UInt32(),
+    "t": UTC_DATETIME,
+    "n_created": pl.Int32(),
+    "n_resolved": pl.Int32(),
+    "median_cycle_days": pl.Float64(),
+    "n_outcomes": pl.Int32(),
+    "n_late": pl.Int32(),
+}
+
+
+def _codes(values: pl.Expr, keys: pl.Series) -> pl.Expr:
+    """Each value's position in `keys` as UInt32 (null when absent): integer keys make joins cheap."""
+    return values.cast(pl.Enum(keys.to_list()), strict=False).to_physical().cast(pl.UInt32)
+
+
+@dataclass(frozen=True)
+class KeyHistory:
+    """Cumulative stats for one grouping (project or assignee).
+
+    ``keys`` are the group values; ``stats`` has one row per event, sorted by time t, with ``code``
+    (the key's position in ``keys``) and the key's state after that event. Several events of a key at
+    one time are several rows; an as-of join takes the last one, the state after all of them.
+    """
+
+    keys: pl.Series
+    stats: pl.DataFrame
+
+    @classmethod
+    def from_events(cls, events: pl.DataFrame, keys: pl.Series) -> KeyHistory:
+        """Per-key stats from events sorted by time: code (position in `keys`, null: no key), t, d_*."""
+        coded = events.filter(pl.col("code").is_not_null())
+        # Expanding median per key over resolutions only (a rolling window as long as the frame never
+        # drops a value), scattered back to their rows and carried forward to the key's later events.
+        resolved_rows = (coded["d_resolved"] == 1).arg_true()
+        median = pl.repeat(None, coded.height, dtype=pl.Float64, eager=True).alias("median_cycle_days")
+        if resolved_rows.len():
+            window = pl.col("cycle_days").rolling_median(window_size=resolved_rows.len(), min_samples=1)
+            median = median.scatter(
+                resolved_rows, coded[resolved_rows].select(window.over("code")).to_series()
+            )
+        # Window expressions keep the time order within each key, so cumulative sums run in time.
+        stats = (
+            coded.with_columns(median)
+            .with_columns(
+                pl.col("d_created").cum_sum().over("code").alias("n_created"),
+                pl.col("d_resolved").cum_sum().over("code").alias("n_resolved"),
+                pl.col("median_cycle_days").forward_fill().over("code"),
+                pl.col("d_outcome").cum_sum().over("code").alias("n_outcomes"),
+                pl.col("d_late").cum_sum().over("code").alias("n_late"),
+            )
+            .select(list(_STATS_SCHEMA))
+            .cast(_STATS_SCHEMA)
+        )
+        return cls(keys=keys, stats=stats)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Arrow IPC with zstd: about a third of a plain pickle (the snapshot ships inside the model).
+        buffer = io.BytesIO()
+        self.stats.write_ipc(buffer, compression="zstd")
+        return {"keys": self.keys.to_list(), "stats_ipc": buffer.getvalue()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        object.__setattr__(self, "keys", pl.Series("key", state["keys"], dtype=pl.String))
+        object.__setattr__(self, "stats", pl.read_ipc(io.BytesIO(state["stats_ipc"])))
+
+    def codes(self, values: pl.Expr) -> pl.Expr:
+        """The code of each value (null for a key without history)."""
+        return _codes(values, self.keys)
+
+
+@dataclass(frozen=True)
+class History:
+    """What history features need, as cumulative per-project and per-assignee tables (picklable).
+
+    Each table holds, per key and event time t, the counts and median after all events at t:
+    creations, resolutions (with the expanding median cycle time) and lateness outcomes. Features for a
+    task created at T read the last row with t < T. ``as_of`` is the snapshot time: nothing after it
+    is in the tables, so a task created later sees the state at ``as_of``.
+    """
+
+    as_of: datetime | None
+    n_tasks: int
+    project: KeyHistory
+    assignee: KeyHistory
+
+    @classmethod
+    def from_tasks(cls, tasks: pl.DataFrame, as_of: datetime | None = None) -> History:
+        """A snapshot of `tasks` (clean.tasks shape) as known at `as_of` (default: latest created/resolved)."""
+        typed, as_of = _as_of_tasks(tasks, as_of)
+        n_dupes = typed.height - typed["task_id"].n_unique()
+        if n_dupes:
+            dupes = (
+                typed.filter(pl.col("task_id").is_duplicated())["task_id"].unique().sort().head(3).to_list()
+            )
+            raise ValueError(
+                f"tasks has {n_dupes} repeated task_id row(s) (e.g. {dupes}): History needs one row per task"
+            )
+        project_keys = typed["project"].unique().drop_nulls().sort()
+        assignee_keys = typed["assignee_id"].unique().drop_nulls().sort()
+        base = pl.concat(
+            [
+                typed.select(
+                    _codes(pl.col("project"), project_keys).alias("project"),
+                    _codes(pl.col("assignee_id"), assignee_keys).alias("assignee_id"),
+                    "created_at",
+                    "resolved_at",
+                ),
+                _labels(typed, as_of).drop("task_id"),
+            ],
+            how="horizontal",
+        )
+        one, zero, no_cycle = pl.lit(1, pl.Int32), pl.lit(0, pl.Int32), pl.lit(None, pl.Float64)
+        groups = ("project", "assignee_id")
+        created = base.select(
+            *groups, pl.col("created_at").alias("t"), one.alias("d_created"), zero.alias("d_resolved"),
+            no_cycle.alias("cycle_days"), zero.alias("d_outcome"), zero.alias("d_late"),
+        )  # fmt: skip
+        resolved = base.filter(pl.col("resolved_at").is_not_null()).select(
+            *groups, pl.col("resolved_at").alias("t"), zero.alias("d_created"), one.alias("d_resolved"),
+            pl.col("cycle_time_days").alias("cycle_days"), zero.alias("d_outcome"), zero.alias("d_late"),
+        )  # fmt: skip
+        outcomes = base.filter(pl.col("is_late").is_not_null()).select(
+            *groups, pl.col("late_known_at").alias("t"), zero.alias("d_created"), zero.alias("d_resolved"),
+            no_cycle.alias("cycle_days"), one.alias("d_outcome"), pl.col("is_late").cast(pl.Int32).alias("d_late"),
+        )  # fmt: skip
+        events = pl.concat([created, resolved, outcomes]).sort("t")
+        return cls(
+            as_of=as_of,
+            n_tasks=typed.height,
+            project=KeyHistory.from_events(
+                events.drop("assignee_id").rename({"project": "code"}), project_keys
+            ),
+            assignee=KeyHistory.from_events(
+                events.drop("project").rename({"assignee_id": "code"}), assignee_keys
+            ),
+        )
+
+    def to_bytes(self) -> bytes:
+        """The snapshot pickled (for a model artifact or a serving process)."""
+        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @staticmethod
+    def from_bytes(data: bytes) -> History:
+        history = pickle.loads(data)
+        if not isinstance(history, History):
+            raise TypeError(f"expected a pickled History, got {type(history).__name__}")
+        return history
+
+
+def _join_history(left: pl.DataFrame, history: KeyHistory, key: str, prefix: str) -> pl.DataFrame:
+    """Attach the state of `history` strictly before each row's created_at (left sorted by created_at)."""
+    left = left.with_columns(history.codes(pl.col(key)).alias("code"))
+    stats = history.stats
+    if left.height * 10 < stats.height:  # few targets (online): only their keys' rows take part
+        stats = stats.filter(pl.col("code").is_in(left["code"].drop_nulls().unique().implode()))
+    joined = left.join_asof(
+        stats.rename({"t": "_t"}),
+        left_on="created_at",
+        right_on="_t",
+        by="code",
+        strategy="backward",
+        allow_exact_matches=False,  # an event at exactly created_at is not "before" the task
+        check_sortedness=False,  # both sides are sorted by time (left here, right at build)
+    )
+    has_key = pl.col(key).is_not_null()
+    count = {
+        s: pl.when(has_key).then(pl.col(s).fill_null(0))
+        for s in ("n_created", "n_resolved", "n_outcomes", "n_late")
+    }
+    return joined.with_columns(
+        (count["n_late"] / count["n_outcomes"]).fill_nan(None).alias(f"{prefix}_late_rate"),
+        count["n_outcomes"].alias(f"{prefix}_n_outcomes"),
+        pl.col("median_cycle_days").alias(f"{prefix}_median_cycle_days"),
+        count["n_resolved"].alias(f"{prefix}_n_resolved"),
+        (count["n_created"] - count["n_resolved"]).alias(f"{prefix}_open_tasks"),
+    ).drop([c for c in _STATS_SCHEMA if c != "t"], "_t")
+
+
+# ---------------------------------------------------------------------------------------------------
+# features
+
+
+def build_features(targets: pl.DataFrame, history: History) -> pl.DataFrame:
+    """One feature row per target row (same order): task_id, created_at and FEATURE_COLUMNS, as of
+    each target's created_at. `targets` is clean.tasks-shaped or a records_to_frame() frame; extra
+    columns are ignored. Categorical features stay pl.String (training casts them)."""
+    typed = _normalize_categories(_typed(targets, INPUT_COLUMNS, "targets")).with_row_index("_row")
+    deadline = _effective_deadline()
+    labels_from_text = pl.col("labels").str.count_matches(r"[^,\s][^,]*")  # non-blank comma-separated names
+    base = typed.select(
+        "_row",
+        "task_id",
+        "created_at",
+        "assignee_id",
+        *CATEGORICAL_FEATURES,
+        pl.col("story_points"),
+        pl.col("original_estimate_h"),
+        pl.col("title").str.len_chars().alias("title_length"),
+        pl.col("description_length"),
+        pl.coalesce(pl.col("n_labels"), labels_from_text).alias("n_labels"),
+        deadline.is_not_null().alias("has_deadline"),
+        ((deadline - pl.col("created_at")).dt.total_microseconds() / 1e6 / _SECONDS_PER_DAY).alias(
+            "deadline_horizon_days"
+        ),
+        pl.col("created_at").dt.weekday().alias("created_weekday"),
+        pl.col("created_at").dt.hour().alias("created_hour"),
+        pl.col("created_at").dt.month().alias("created_month"),
+        pl.col("created_at").dt.ordinal_day().alias("created_day_of_year"),
+    ).with_columns(
+        pl.col("priority")
+        .replace_strict(PRIORITY_ORDINAL, default=None, return_dtype=pl.Int64)
+        .alias("priority_ordinal")
+    )
+
+    # History joins need time order; only the narrow key columns travel through the sort and back.
+    keys = base.select("_row", "created_at", "project", "assignee_id")
+    already_sorted = keys["created_at"].is_sorted()
+    if not already_sorted:
+        keys = keys.sort("created_at", "_row")
+    history_part = _join_history(keys, history.project, "project", "project")
+    history_part = _join_history(history_part, history.assignee, "assignee_id", "assignee")
+    if not already_sorted:
+        history_part = history_part.sort("_row")
+    history_columns = [c for c in NUMERIC_FEATURES if c.startswith(("project_", "assignee_"))]
+    return pl.concat([base, history_part.select(history_columns)], how="horizontal").select(
+        pl.col("task_id"),
+        pl.col("created_at"),
+        *[pl.col(c).cast(pl.Float64) for c in NUMERIC_FEATURES],
+        *[pl.col(c).cast(pl.String) for c in CATEGORICAL_FEATURES],
+    )
+
+
+def task_features(tasks: pl.DataFrame) -> pl.DataFrame:
+    """Training features: every task, each as of its own creation, history from the same tasks."""
+    return build_features(tasks, History.from_tasks(tasks))
+
+
+def unknown_categories(frame: pl.DataFrame, known: dict[str, list[str]]) -> dict[int, list[str]]:
+    """Row position -> messages for categorical values not in `known` (the model treats them as missing).
+
+    Works on a feature frame or a records_to_frame() frame (values are normalized the same way).
+    Nulls are missing, not unknown. Columns absent from `known` or from the frame are not checked.
+    """
+    out: dict[int, list[str]] = {}
+    for column, levels in known.items():
+        if column not in frame.columns:
+            continue
+        values = frame.select(_normalized_category(column).cast(pl.String))[column]
+        bad = values.is_not_null() & ~values.is_in(pl.Series(levels, dtype=pl.String))
+        examples = ", ".join(levels[:8]) + (", ..." if len(levels) > 8 else "")
+        for row in bad.arg_true().to_list():
+            out.setdefault(row, []).append(
+                f"{column} {values[row]!r} was not seen in training (treated as missing; known: {examples})"
+            )
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# raw records (online serving)
+
+_NUMBER_RULES: dict[str, str] = {
+    "story_points": "float",
+    "original_estimate_h": "float",
+    "description_length": "int",
+    "n_labels": "int",
+}
+
+
+def _parse_time(name: str, value: Any) -> tuple[datetime | None, str | None]:
+    date_ok = name in ("due_at", "deadline_at")
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            return None, f"{name} {value.isoformat()!r} has no UTC offset: send an aware time"
+        return value.astimezone(UTC), None
+    if isinstance(value, date) and date_ok:
+        return datetime(value.year, value.month, value.day, tzinfo=UTC), None
+    if not isinstance(value, str):
+        return None, f"{name} must be an ISO 8601 string, got {type(value).__name__} {value!r}"
+    text = value.strip()
+    try:
+        if date_ok and len(text) == 10:
+            day = date.fromisoformat(text)
+            return datetime(day.year, day.month, day.day, tzinfo=UTC), None
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        shape = "'2024-05-01T09:30:00Z'" + (" or '2024-05-01'" if date_ok else "")
+        return None, f"{name} {value!r} is not an ISO 8601 timestamp (e.g. {shape})"
+    if parsed.tzinfo is None and len(text) == 10:
+        return None, f"{name} {value!r} is a date without a time: send a timestamp with a UTC offset"
+    if parsed.tzinfo is None:
+        return None, f"{name} {value!r} has no UTC offset: add 'Z' or '+00:00' (a local time would shift it)"
+    return parsed.astimezone(UTC), None
+
+
+def _parse_value(name: str, value: Any) -> tuple[Any, str | None]:
+    """(typed value, None) or (None, message)."""
+    dtype = INPUT_COLUMNS[name]
+    if dtype == UTC_DATETIME:
+        return _parse_time(name, value)
+    if dtype == pl.String:
+        if not isinstance(value, str):
+            return None, f"{name} must be a string, got {type(value).__name__} {value!r}"
+        if name in REQUIRED_INPUT_COLUMNS and not value.strip():
+            return None, f"{name} is empty"
+        return value, None
+    kind = _NUMBER_RULES[name]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None, f"{name} must be a number, got {type(value).__name__} {value!r}"
+    if not math.isfinite(value):
+        return None, f"{name} is {value!r}: send null for an unknown value"
+    if value < 0:
+        return None, f"{name} is {value!r}: it cannot be negative"
+    if kind == "int":
+        if value != int(value):
+            return None, f"{name} must be a whole number, got {value!r}"
+        return int(value), None
+    return float(value), None
+
+
+def _unknown_field_message(names: list[str]) -> str:
+    parts = []
+    for name in names:
+        if name in EXCLUDED_FEATURES:
+            parts.append(f"{name!r} ({EXCLUDED_FEATURES[name]})")
+            continue
+        close = difflib.get_close_matches(name, list(INPUT_COLUMNS), n=1)
+        parts.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return f"unknown field(s) {', '.join(parts)}; accepted fields: {', '.join(INPUT_COLUMNS)}"
+
+
+def records_to_frame(records: list[dict[str, Any]]) -> tuple[pl.DataFrame, dict[int, str]]:
+    """Validate raw task records (as an online client sends them) into a typed frame.
+
+    Returns (frame of the valid records, {index of each bad record: message}). The frame has every
+    INPUT_COLUMNS column (absent optional fields as null) plus ``record_index``, the record's position
+    in `records`. Nothing is defaulted: a missing optional field stays null (the model treats it as
+    missing). Category values are not checked here: see unknown_categories().
+    """
+    if not isinstance(records, list):
+        raise TypeError(f"records must be a list of dicts, got {type(records).__name__}")
+    rows: list[dict[str, Any]] = []
+    errors: dict[int, str] = {}
+    seen: dict[str, int] = {}
+    for index, record in enumerate(records):
+        if not isinstance(record, dict):
+            errors[index] = (
+                f"record is not an object of task fields: got {type(record).__name__} {record!r:.60}"
+            )
+            continue
+        problems = []
+        unknown = sorted(k for k in record if k not in INPUT_COLUMNS)
+        if unknown:
+            problems.append(_unknown_field_message(unknown))
+        missing = [k for k in REQUIRED_INPUT_COLUMNS if record.get(k) is None]
+        if missing:
+            problems.append(f"missing required field(s) {', '.join(missing)}")
+        row: dict[str, Any] = {"record_index": index}
+        for name in INPUT_COLUMNS:
+            value = record.get(name)
+            if value is None:
+                row[name] = None
+                continue
+            row[name], problem = _parse_value(name, value)
+            if problem:
+                problems.append(problem)
+        task_id = row.get("task_id")
+        if not problems and task_id in seen:
+            problems.append(f"duplicate task_id {task_id!r} (also record {seen[task_id]})")
+        if problems:
+            errors[index] = "; ".join(problems)
+            continue
+        seen[task_id] = index
+        rows.append(row)
+    schema = {"record_index": pl.Int64(), **INPUT_COLUMNS}
+    return pl.DataFrame(rows, schema=schema), errors

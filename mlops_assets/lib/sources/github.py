@@ -1,0 +1,303 @@
+"""GitHub Issues: REST API issue pages (``<landing>/github/*.json``) to normalized task rows.
+
+Accepted shapes: a JSON array of issues as ``GET /repos/{owner}/{repo}/issues?state=all`` returns
+(``github-issue-list``), one issue object as ``GET /repos/{owner}/{repo}/issues/{n}`` returns
+(``github-issue``), and a search page ``{"items": [...]}`` (``github-search-page``).
+
+Pull requests (items with a ``pull_request`` key) share the issues endpoint but are not tasks: they
+are skipped, neither tasks nor rejects, and counted in ``ParsedFile.shape``
+(e.g. ``"github-issue-list; 24 pull requests skipped"``).
+
+Mapping choices:
+- ``status`` is ``state``, with ``state_reason`` in brackets when GitHub gives one
+  (``"closed (not_planned)"``). ``status_category``: closed -> ``done``; open -> ``in_progress``
+  only when a label says work has started (``in progress``, ``wip``, ``doing``, ``in review``...),
+  else ``todo``. Assignment is deliberately NOT read as "in progress": triage assigns issues long
+  before anyone works on them, and a snapshot cannot tell the two apart.
+- ``type``: GitHub's issue type (``type.name``) when set, else a type-like label (bug,
+  enhancement, feature, question, task, documentation; also ``type: bug``, ``kind/bug``), else
+  ``"issue"``. ``priority``: the value of a priority-like label (``priority: high`` -> ``high``,
+  ``Priority-High`` -> ``High``, ``P1`` -> ``P1``, bare ``Critical``/``Major``...), raw: cleaning
+  canonicalizes.
+- ``due_at`` is None (issues have no due date); ``deadline_at`` is the milestone's ``due_on``.
+- ``n_subtasks`` from ``sub_issues_summary.total`` where the API returns it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from mlops_assets.lib.sources.base import (
+    ParsedFile,
+    Reject,
+    SourceFormatError,
+    canonical_json,
+    decode_bytes,
+    pseudonymize,
+    utc,
+)
+
+SOURCE = "github"
+
+EXPECTED_SHAPE = (
+    "a GitHub issue list (a JSON array of issues as GET /repos/{owner}/{repo}/issues?state=all returns), "
+    'a single issue object, or a search page {"items": [...]}'
+)
+
+
+# --- label semantics (shared with the Trello and Asana parsers) --------------------------------
+
+_PRIORITY_WORDS = {
+    "blocker", "critical", "urgent", "highest", "high", "major", "medium", "normal", "minor",
+    "low", "lowest", "trivial",
+}  # fmt: skip
+_PRIORITY_PREFIX = re.compile(r"^\s*(?:priority|prio|pri)\s*[:/\-_ =]+\s*(.+?)\s*$", re.IGNORECASE)
+_P_LEVEL = re.compile(r"^\s*(p[0-5])\b(?:\s*[-:/ ]\s*(.*))?$", re.IGNORECASE)
+_TYPE_PREFIX = re.compile(r"^\s*(?:type|kind|t)\s*[:/\-_ ]+\s*(.+?)\s*$", re.IGNORECASE)
+_TYPE_WORDS = {
+    "bug", "defect", "enhancement", "feature", "feature request", "question", "task", "story",
+    "epic", "documentation", "docs", "improvement", "chore", "regression", "security",
+}  # fmt: skip
+_IN_PROGRESS_LABELS = {
+    "in progress", "in-progress", "in_progress", "wip", "work in progress", "doing", "in review",
+    "in-review", "under review", "status: in progress", "status/in progress", "status: in review",
+    "status: doing", "started",
+}  # fmt: skip
+
+
+@lru_cache(maxsize=8192)
+def _priority_of_label(name: str) -> str | None:
+    """The priority a single label names (value part, raw case), or None."""
+    match = _PRIORITY_PREFIX.match(name)
+    if match:
+        return match.group(1)
+    match = _P_LEVEL.match(name)
+    if match:
+        return match.group(1).upper()
+    if name.strip().lower() in _PRIORITY_WORDS:
+        return name.strip()
+    return None
+
+
+@lru_cache(maxsize=8192)
+def _type_of_label(name: str) -> str | None:
+    match = _TYPE_PREFIX.match(name)
+    if match and match.group(1).lower() in _TYPE_WORDS:
+        return match.group(1)
+    return name.strip() if name.strip().lower() in _TYPE_WORDS else None
+
+
+def priority_from_labels(names: list[str]) -> str | None:
+    """The first priority-like label's value: ``priority: high`` -> ``high``, ``P1`` -> ``P1``, ``Major``."""
+    for name in names:
+        found = _priority_of_label(name)
+        if found:
+            return found
+    return None
+
+
+def type_from_labels(names: list[str]) -> str | None:
+    """The first type-like label (``Bug``, ``type: feature`` -> ``feature``), or None."""
+    for name in names:
+        found = _type_of_label(name)
+        if found:
+            return found
+    return None
+
+
+def in_progress_from_labels(names: list[str]) -> bool:
+    return any(name.strip().lower() in _IN_PROGRESS_LABELS for name in names)
+
+
+# --- parsing -----------------------------------------------------------------------------------
+
+_pseudo = lru_cache(maxsize=65536)(pseudonymize)
+
+
+class _Bad(Exception):
+    """One field of one record is unusable (becomes a Reject)."""
+
+
+def _ts(item: dict[str, Any], name: str, required: bool = False) -> datetime | None:
+    value = item.get(name)
+    if value is None or value == "":
+        if required:
+            raise _Bad(f"'{name}' is missing (GitHub always sends it: is this an issue object?)")
+        return None
+    if not isinstance(value, str):
+        raise _Bad(f"'{name}' = {value!r} is not a timestamp")
+    try:
+        return utc(datetime.fromisoformat(value))
+    except ValueError:
+        raise _Bad(
+            f"'{name}' = {value!r} is not a timestamp (expected ISO 8601 like 2016-02-17T17:23:37Z)"
+        ) from None
+
+
+def repo_of(item: dict[str, Any]) -> str | None:
+    """``owner/repo`` from ``repository_url`` (API or GHES ``/api/v3``) or ``html_url``."""
+    url = item.get("repository_url")
+    if isinstance(url, str) and "/repos/" in url:
+        parts = url.rpartition("/repos/")[2].split("/")
+        if len(parts) >= 2 and parts[0] and parts[1]:
+            return f"{parts[0]}/{parts[1]}"
+    url = item.get("html_url")
+    if isinstance(url, str) and "://" in url:
+        parts = url.split("://", 1)[1].split("/")
+        if len(parts) >= 3 and parts[1] and parts[2]:
+            return f"{parts[1]}/{parts[2]}"
+    return None
+
+
+def _login(person: Any) -> str | None:
+    if isinstance(person, dict):
+        return person.get("login") or (str(person["id"]) if person.get("id") is not None else None)
+    return None
+
+
+def issue_to_task(item: dict[str, Any]) -> dict[str, Any]:
+    """Map one issue object to a task row (raises _Bad with the reason when unusable)."""
+    number = item.get("number")
+    if isinstance(number, bool) or not isinstance(number, int):
+        raise _Bad(f"'number' = {number!r} is not an issue number")
+    repo = repo_of(item)
+    if repo is None:
+        raise _Bad("neither 'repository_url' nor 'html_url' names the owner/repo")
+    created = _ts(item, "created_at", required=True)
+    updated = _ts(item, "updated_at")
+    closed = _ts(item, "closed_at")
+
+    raw_labels = item.get("labels") or []
+    if not isinstance(raw_labels, list):
+        raise _Bad(f"'labels' = {raw_labels!r} is not a list")
+    labels = [(lab.get("name") or "") if isinstance(lab, dict) else str(lab) for lab in raw_labels]
+    labels = [name for name in labels if name]
+
+    state = item.get("state")
+    if state not in ("open", "closed"):
+        raise _Bad(f"'state' = {state!r} is neither 'open' nor 'closed'")
+    reason = item.get("state_reason")
+    status = f"{state} ({reason})" if reason else state
+    if state == "closed":
+        category = "done"
+    else:
+        category = "in_progress" if labels and in_progress_from_labels(labels) else "todo"
+
+    issue_type = item.get("type")
+    type_name = issue_type.get("name") if isinstance(issue_type, dict) else None
+    type_name = type_name or (type_from_labels(labels) if labels else None) or "issue"
+
+    milestone = item.get("milestone")
+    deadline = _ts(milestone, "due_on") if isinstance(milestone, dict) else None
+
+    assignee = _login(item.get("assignee"))
+    if assignee is None:
+        assignees = item.get("assignees")
+        if isinstance(assignees, list) and assignees:
+            assignee = _login(assignees[0])
+
+    comments = item.get("comments")
+    if comments is not None and (isinstance(comments, bool) or not isinstance(comments, int)):
+        raise _Bad(f"'comments' = {comments!r} is not a count")
+    sub = item.get("sub_issues_summary")
+    body = item.get("body")
+    return {
+        "task_id": f"github:{repo}#{number}",
+        "source": SOURCE,
+        "project": repo,
+        "key": f"#{number}",
+        "title": item.get("title"),
+        "type": type_name,
+        "priority": priority_from_labels(labels) if labels else None,
+        "status": status,
+        "status_category": category,
+        "assignee_id": _pseudo(SOURCE, assignee),
+        "reporter_id": _pseudo(SOURCE, _login(item.get("user"))),
+        "created_at": created,
+        "updated_at": updated,
+        "resolved_at": closed if state == "closed" else None,
+        "due_at": None,
+        "deadline_at": deadline,
+        "story_points": None,
+        "original_estimate_h": None,
+        "time_spent_h": None,
+        "n_comments": comments,
+        "n_links": None,
+        "n_subtasks": sub.get("total") if isinstance(sub, dict) else None,
+        "n_labels": len(labels),
+        "description_length": len(body) if isinstance(body, str) else 0,
+        "labels": ",".join(labels),
+    }
+
+
+def _load(path: Path) -> tuple[Any, str]:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SourceFormatError(f"cannot read {path}: {exc.strerror or exc}") from None
+    text, encoding = decode_bytes(data)
+    try:
+        return json.loads(text), encoding
+    except json.JSONDecodeError as exc:
+        raise SourceFormatError(
+            f"{path.name} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
+            f"expected {EXPECTED_SHAPE}"
+        ) from None
+
+
+def _looks_like_issue(obj: Any) -> bool:
+    return isinstance(obj, dict) and "number" in obj and ("state" in obj or "title" in obj)
+
+
+def parse(path: Path) -> ParsedFile:
+    """Parse one GitHub landing file into tasks (pull requests skipped, bad issues rejected)."""
+    doc, encoding = _load(path)
+    if isinstance(doc, list):
+        items, shape, single = doc, "github-issue-list", False
+    elif isinstance(doc, dict) and isinstance(doc.get("items"), list):
+        items, shape, single = doc["items"], "github-search-page", False
+    elif _looks_like_issue(doc):
+        items, shape, single = [doc], "github-issue", True
+    else:
+        got = f"an object with keys {sorted(doc)[:8]}" if isinstance(doc, dict) else type(doc).__name__
+        raise SourceFormatError(f"{path.name}: expected {EXPECTED_SHAPE}; got {got}")
+    if items and not any(_looks_like_issue(item) for item in items):
+        first = items[0]
+        got = f"keys {sorted(first)[:8]}" if isinstance(first, dict) else type(first).__name__
+        raise SourceFormatError(
+            f"{path.name}: no element looks like a GitHub issue (no 'number' with 'state'/'title'; first has {got}); "
+            f"expected {EXPECTED_SHAPE}"
+        )
+
+    parsed = ParsedFile(encoding=encoding)
+    n_pulls = 0
+    for index, item in enumerate(items):
+        locator = "issue" if single else f"[{index}]"
+        if isinstance(item, dict) and "pull_request" in item:
+            n_pulls += 1
+            continue
+        if not isinstance(item, dict):
+            parsed.rejects.append(
+                Reject(
+                    locator,
+                    f"{locator}: element is {type(item).__name__}, not an issue object",
+                    json.dumps(item, default=str),
+                )
+            )
+            continue
+        try:
+            row = issue_to_task(item)
+        except _Bad as bad:
+            number = item.get("number")
+            parsed.rejects.append(Reject(locator, f"{locator} (#{number}): {bad}", canonical_json(item)))
+            continue
+        row["locator"] = locator
+        row["payload"] = canonical_json(item)
+        parsed.add("tasks", row)
+    parsed.shape = f"{shape}; {n_pulls} pull requests skipped" if n_pulls else shape
+    return parsed
