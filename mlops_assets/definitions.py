@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 
 from mlops_assets.defs import all_group_defs
@@ -9,6 +11,8 @@ from mlops_assets.resources import (
     DEFAULT_LANDING,
     DEFAULT_REPORTS,
     DEFAULT_WAREHOUSE,
+    GitHubResource,
+    JiraResource,
     LandingZoneResource,
     ReportsResource,
     WarehouseResource,
@@ -24,6 +28,17 @@ def build_resources(
         "warehouse": WarehouseResource(path=warehouse or env_or_default("MLOPS_WAREHOUSE", DEFAULT_WAREHOUSE)),
         "landing": LandingZoneResource(path=landing or env_or_default("MLOPS_LANDING_DIR", DEFAULT_LANDING)),
         "reports": ReportsResource(path=reports or env_or_default("MLOPS_REPORTS_DIR", DEFAULT_REPORTS)),
+        "jira": JiraResource(
+            url=env_or_default("JIRA_URL", ""),
+            user=env_or_default("JIRA_USER", ""),
+            api_token=env_or_default("JIRA_API_TOKEN", ""),
+            api_version=int(os.environ.get("JIRA_API_VERSION", "2") or 2),
+        ),
+        "github": GitHubResource(
+            token=env_or_default("GITHUB_TOKEN", ""),
+            repos=env_or_default("GITHUB_REPOS", ""),
+            api_url=env_or_default("GITHUB_API_URL", "https://api.github.com"),
+        ),
     }
 
 

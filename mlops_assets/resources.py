@@ -49,3 +49,44 @@ class ReportsResource(dg.ConfigurableResource):
         out = Path(self.path).joinpath(*parts)
         out.mkdir(parents=True, exist_ok=True)
         return out
+
+
+class JiraResource(dg.ConfigurableResource):
+    """A live Jira site (JIRA_URL, JIRA_USER, JIRA_API_TOKEN, JIRA_API_VERSION); unset URL = exports only."""
+
+    url: str = ""
+    user: str = ""
+    api_token: str = ""
+    api_version: int = 2
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.url)
+
+    def client(self):
+        from mlops_assets.lib.sources.jira_client import JiraClient, JiraClientError
+
+        missing = [n for n, v in (("JIRA_USER", self.user), ("JIRA_API_TOKEN", self.api_token)) if not v]
+        if missing:
+            raise JiraClientError(f"JIRA_URL is set but {', '.join(missing)} is not: set it to pull from Jira")
+        return JiraClient(self.url, self.user, self.api_token, api_version=self.api_version)
+
+
+class GitHubResource(dg.ConfigurableResource):
+    """GitHub repositories to pull issues from (GITHUB_TOKEN, GITHUB_REPOS); unset repos = exports only."""
+
+    token: str = ""
+    repos: str = ""  # comma-separated owner/repo
+    api_url: str = "https://api.github.com"
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.repos.strip())
+
+    def client(self):
+        from mlops_assets.lib.sources.github_client import GitHubClient, GitHubClientError
+
+        if not self.token:
+            raise GitHubClientError("GITHUB_REPOS is set but GITHUB_TOKEN is not: set a token that can read the repositories")
+        repos = [r.strip() for r in self.repos.split(",") if r.strip()]
+        return GitHubClient(self.token, repos, api_url=self.api_url)

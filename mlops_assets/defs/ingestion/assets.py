@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 import dagster as dg
 
 from mlops_assets.lib.ingestion import SOURCES, IngestReport, LandingZoneError, ingest_source, list_landing_files
+from mlops_assets.lib.pulls import pull_into
 from mlops_assets.resources import LandingZoneResource, WarehouseResource
 
 WAREHOUSE_WRITE_TAGS = {"mlops/warehouse": "write"}
@@ -74,8 +75,39 @@ def _metadata(report: IngestReport, kind: str) -> dict[str, object]:
     }
 
 
+def build_pull_asset(source: str, env_hint: str) -> dg.AssetsDefinition:
+    """landing/<source> for a tool with a live API: pull what changed since the watermark, when configured."""
+    spec = landing_spec(source)
+
+    @dg.asset(key=spec.key, group_name="ingestion", kinds={"file", "api"},
+              description=spec.description + f" Materializing it pulls new and updated issues from the live "
+              f"API when {env_hint} is set; without it the folder holds only the exports users dropped.",
+              required_resource_keys={source, "landing"})
+    def _pull(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        api = getattr(context.resources, source)
+        landing: LandingZoneResource = context.resources.landing
+        folder = landing.source_dir(source)
+        if not api.configured:
+            files = len(list_landing_files(landing.root(), source)) if landing.root().exists() else 0
+            return dg.MaterializeResult(metadata={"mode": f"exports only ({env_hint} not set)", "files_in_folder": files,
+                                                  "pulled_issues": 0})
+        try:
+            outcome = pull_into(api.client(), folder)
+        except (RuntimeError, ValueError) as exc:  # client errors carry a one-line, credential-free message
+            raise dg.Failure(description=f"{source} pull failed: {exc}") from None
+        return dg.MaterializeResult(metadata={
+            "mode": "live API pull", "pulled_issues": outcome.issues, "pages_written": outcome.pages_written,
+            "since": str(outcome.since) if outcome.since else "everything (first pull)",
+            "new_watermark": str(outcome.new_watermark) if outcome.new_watermark else "unchanged",
+        })
+
+    return _pull
+
+
 raw_assets = [build_raw_asset(source) for source in SOURCES]
-landing_specs = [landing_spec(source) for source in SOURCES]
+# Jira and GitHub have live clients: their landing folder is an asset that pulls. The others are exports.
+pull_assets = [build_pull_asset("jira", "JIRA_URL"), build_pull_asset("github", "GITHUB_REPOS")]
+landing_specs = [landing_spec(source) for source in SOURCES if source not in ("jira", "github")]
 
 
 def landing_file_counts(landing: LandingZoneResource) -> dict[str, int]:
