@@ -20,7 +20,7 @@ PIPELINE = dg.AssetSelection.groups("ingestion", "cleaning")
 def sample(landing_dir: Path):
     from mlops_assets.lib import synthetic
 
-    summary = synthetic.generate(landing_dir, n_tasks=800, seed=3)
+    summary = synthetic.generate(landing_dir, n_tasks=2000, seed=3)
     return summary
 
 
@@ -46,10 +46,15 @@ def test_sample_lands_in_clean_tasks_with_conservation(sample, landing_dir, ware
     clean_ids = set(tasks["task_id"])
     for row in raw_hashes.iter_rows(named=True):
         assert row["record_hash"] in kept or row["record_hash"] in quarantined or row["task_id"] in clean_ids
-    # The generator's deliberately broken records are quarantined with reasons, not dropped.
+    # The generator's deliberately broken records are quarantined with reasons, not dropped;
+    # every other task it wrote is in clean.tasks (its exact duplicates collapse into one).
     q = wh.read_table("clean.quarantine")
-    assert q.height > 0
+    written = sum(s["tasks"] for s in sample["sources"].values())
+    defects = sum(s["defects"] for s in sample["sources"].values())
+    assert defects > 0
+    assert q.height == defects
     assert q["reason"].null_count() == 0
+    assert tasks.height == written - defects
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks["task_id_unique"] and checks["created_before_resolved"] and checks["records_conserved"]
     assert checks["tasks_schema_valid"], result.get_asset_check_evaluations()
