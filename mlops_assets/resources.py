@@ -90,3 +90,21 @@ class GitHubResource(dg.ConfigurableResource):
             raise GitHubClientError("GITHUB_REPOS is set but GITHUB_TOKEN is not: set a token that can read the repositories")
         repos = [r.strip() for r in self.repos.split(",") if r.strip()]
         return GitHubClient(self.token, repos, api_url=self.api_url)
+
+
+class MLflowResource(dg.ConfigurableResource):
+    """MLflow tracking and registry (MLFLOW_TRACKING_URI; default a SQLite store under data/mlflow/)."""
+
+    tracking_uri: str = ""  # empty: registry.get_tracking_uri() (MLFLOW_TRACKING_URI or data/mlflow/mlflow.db)
+    artifacts_dir: str = ""  # empty: MLOPS_MLFLOW_ARTIFACTS or data/mlflow/artifacts
+    experiment: str = "task_models"
+
+    def uri(self) -> str:
+        from mlops_assets.lib import registry
+
+        return self.tracking_uri or registry.get_tracking_uri()
+
+    def client(self):
+        from mlops_assets.lib import registry
+
+        return registry.get_client(self.uri())

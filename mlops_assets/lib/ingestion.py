@@ -14,8 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +151,56 @@ def _frame(rows: list[dict[str, Any]], schema: dict[str, pl.DataType]) -> pl.Dat
     return pl.DataFrame(rows, schema=schema, strict=False, infer_schema_length=None)
 
 
+# Above this many bytes of new files, parsing fans out over worker processes (one per core); below it
+# the cost of starting spawned workers (imports, about 1-2 s) and shipping frames back outweighs the gain.
+PARALLEL_MIN_BYTES = 256 * 1024 * 1024
+
+
+def _parse_job(source: str, path_str: str, known: frozenset[str]) -> dict[str, Any]:
+    """Parse one file into Arrow IPC frames per kind (runs in a worker process for big inputs)."""
+    path = Path(path_str)
+    data = path.read_bytes()
+    fh = file_hash(data)
+    out: dict[str, Any] = {"path": path_str, "file_hash": fh, "size": len(data)}
+    if fh in known:
+        return {**out, "status": "skipped"}
+    try:
+        parsed = _parse(source, path)
+    except SourceFormatError as exc:
+        return {**out, "status": "unreadable", "error": str(exc), "excerpt": data[:2000].decode("utf-8", "replace")}
+    del data
+    kinds = SOURCES[source][2]
+    unexpected = [k for k, v in parsed.records.items() if v and k not in kinds]
+    if unexpected:
+        raise RuntimeError(f"parser for {source} produced record kinds {unexpected} it does not declare")
+    frames = {}
+    for kind in kinds:
+        rows = parsed.records.get(kind, [])
+        for row in rows:
+            row["record_hash"] = _record_hash(source, kind, row["payload"])
+            row["source_file"] = path_str
+            row["file_hash"] = fh
+        frames[kind] = _frame(rows, {k: v for k, v in kind_schema(kind).items() if k != "ingested_at"}).write_ipc(None).getvalue()
+    return {**out, "status": "ingested", "frames": frames, "encoding": parsed.encoding, "shape": parsed.shape,
+            "n_records": parsed.n_records,
+            "rejects": [(r.locator, r.reason, r.payload, _record_hash(source, "reject", r.payload)) for r in parsed.rejects]}
+
+
+def _parse_all(source: str, files: list[Path], known: frozenset[str]):
+    """Yield _parse_job results in file order, in parallel when the input is big enough to pay for it."""
+    total = sum(p.stat().st_size for p in files)
+    workers = min(os.cpu_count() or 1, 4, len(files))
+    if total < PARALLEL_MIN_BYTES or workers < 2:
+        for p in files:
+            yield _parse_job(source, str(p), known)
+        return
+    # spawn, not fork: the calling process may be a Dagster step with threads (fork could copy a held lock).
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        yield from pool.map(_parse_job, repeat(source), [str(p) for p in files], repeat(known),
+                            chunksize=max(1, len(files) // (workers * 8)))
+
+
 def ingest_source(warehouse: Warehouse, landing_root: Path, source: str, now: datetime | None = None) -> IngestReport:
     """Parse the source's new landing files and append their records to its raw tables (one transaction)."""
     now = now or datetime.now(timezone.utc)
@@ -154,56 +208,45 @@ def ingest_source(warehouse: Warehouse, landing_root: Path, source: str, now: da
     report = IngestReport(source=source)
     files = list_landing_files(landing_root, source)
     report.files_seen = len(files)
-    known = _known_file_hashes(warehouse, source)
+    known = frozenset(_known_file_hashes(warehouse, source))
 
-    rows: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
+    parts: dict[str, list[pl.DataFrame]] = {kind: [] for kind in kinds}
     rejects: list[dict[str, Any]] = []
     file_rows: list[dict[str, Any]] = []
-    for path in files:
-        data = path.read_bytes()
-        fh = file_hash(data)
-        rel = str(path)
-        if fh in known:
+    seen_now: set[str] = set()
+    for job in _parse_all(source, files, known):
+        fh, rel = job["file_hash"], job["path"]
+        if job["status"] == "skipped" or fh in seen_now:
             report.files_skipped += 1
             continue
-        known.add(fh)
-        entry = {"source": source, "source_file": rel, "file_hash": fh, "size_bytes": len(data), "ingested_at": now}
-        try:
-            parsed = _parse(source, path)
-        except SourceFormatError as exc:
+        seen_now.add(fh)
+        entry = {"source": source, "source_file": rel, "file_hash": fh, "size_bytes": job["size"], "ingested_at": now}
+        if job["status"] == "unreadable":
             report.files_unreadable += 1
-            report.messages.append(f"{path.name}: {exc}")
-            rejects.append(
-                {"source": source, "source_file": rel, "file_hash": fh, "locator": "<file>", "reason": str(exc),
-                 "record_hash": None, "payload": data[:2000].decode("utf-8", "replace"), "ingested_at": now}
-            )
+            report.messages.append(f"{Path(rel).name}: {job['error']}")
+            rejects.append({"source": source, "source_file": rel, "file_hash": fh, "locator": "<file>",
+                            "reason": job["error"], "record_hash": None, "payload": job["excerpt"], "ingested_at": now})
             file_rows.append({**entry, "encoding": None, "shape": None, "status": "unreadable", "n_records": 0,
-                              "n_rejects": 1, "message": str(exc)})
+                              "n_rejects": 1, "message": job["error"]})
             continue
-        if parsed.encoding != "utf-8":
-            report.latin1_files.append(path.name)
-        for kind in kinds:
-            for row in parsed.records.get(kind, ()):
-                row["source_file"] = rel
-                row["file_hash"] = fh
-                row["record_hash"] = _record_hash(source, kind, row["payload"])
-                row["ingested_at"] = now
-                rows[kind].append(row)
-        unexpected = [k for k, v in parsed.records.items() if v and k not in kinds]
-        if unexpected:
-            raise RuntimeError(f"parser for {source} produced record kinds {unexpected} it does not declare")
-        for rej in parsed.rejects:
-            rejects.append(
-                {"source": source, "source_file": rel, "file_hash": fh, "locator": rej.locator, "reason": rej.reason,
-                 "record_hash": _record_hash(source, "reject", rej.payload), "payload": rej.payload, "ingested_at": now}
-            )
-        file_rows.append({**entry, "encoding": parsed.encoding, "shape": parsed.shape, "status": "ingested",
-                          "n_records": parsed.n_records, "n_rejects": len(parsed.rejects),
-                          "message": "not UTF-8: decoded as Latin-1" if parsed.encoding != "utf-8" else None})
+        if job["encoding"] != "utf-8":
+            report.latin1_files.append(Path(rel).name)
+        for kind, ipc in job["frames"].items():
+            parts[kind].append(pl.read_ipc(ipc))
+        rejects += [{"source": source, "source_file": rel, "file_hash": fh, "locator": loc, "reason": reason,
+                     "record_hash": rh, "payload": payload, "ingested_at": now}
+                    for loc, reason, payload, rh in job["rejects"]]
+        file_rows.append({**entry, "encoding": job["encoding"], "shape": job["shape"], "status": "ingested",
+                          "n_records": job["n_records"], "n_rejects": len(job["rejects"]),
+                          "message": "not UTF-8: decoded as Latin-1" if job["encoding"] != "utf-8" else None})
         report.files_ingested += 1
 
-    frames = {kind: _frame(rows[kind], kind_schema(kind)) for kind in kinds}
-    del rows
+    frames = {
+        kind: (pl.concat(parts[kind], how="vertical") if parts[kind] else pl.DataFrame(schema=kind_schema(kind)).drop("ingested_at"))
+        .with_columns(pl.lit(now, dtype=pl.Datetime("us", "UTC")).alias("ingested_at"))
+        for kind in kinds
+    }
+    del parts
     report.records_parsed = {kind: f.height for kind, f in frames.items()}
     report.records_new, report.table_rows = _write(warehouse, source, frames, _frame(rejects, REJECT_SCHEMA), file_rows, now)
     report.rejects = len(rejects)

@@ -11,7 +11,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-LAYERS = ("raw", "clean", "features", "model_input", "reporting", "monitoring", "serving")
+LAYERS = ("raw", "clean", "features", "model_input", "models", "reporting", "monitoring", "serving")
 
 
 class WarehouseLockedError(RuntimeError):

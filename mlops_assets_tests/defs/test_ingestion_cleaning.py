@@ -146,3 +146,15 @@ def test_real_apache_jira_issues_reach_clean_tasks(landing_dir, warehouse_path):
     assert events.height > 0 and set(events["field"].unique()) == {"status"}
     files = Warehouse(warehouse_path).query("SELECT count(*) AS n FROM raw.ingested_files WHERE encoding = 'latin-1'")
     assert files["n"][0] == 11
+
+
+def test_parallel_parsing_gives_the_same_raw_rows_as_serial(sample, landing_dir, tmp_path, monkeypatch):
+    from mlops_assets.lib import ingestion
+
+    serial, parallel = Warehouse(tmp_path / "serial.duckdb"), Warehouse(tmp_path / "parallel.duckdb")
+    ingestion.ingest_source(serial, landing_dir, "jira")
+    monkeypatch.setattr(ingestion, "PARALLEL_MIN_BYTES", 0)  # force the worker-process path
+    ingestion.ingest_source(parallel, landing_dir, "jira")
+    query = "SELECT * EXCLUDE (ingested_at) FROM raw.jira_tasks ORDER BY record_hash"
+    assert serial.query(query).equals(parallel.query(query))
+    assert serial.query(query).height > 0

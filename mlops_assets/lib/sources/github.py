@@ -37,6 +37,7 @@ from mlops_assets.lib.sources.base import (
     Reject,
     SourceFormatError,
     canonical_json,
+    json_loads,
     decode_bytes,
     pseudonymize,
     utc,
@@ -242,7 +243,7 @@ def _load(path: Path) -> tuple[Any, str]:
         raise SourceFormatError(f"cannot read {path}: {exc.strerror or exc}") from None
     text, encoding = decode_bytes(data)
     try:
-        return json.loads(text), encoding
+        return json_loads(text), encoding
     except json.JSONDecodeError as exc:
         raise SourceFormatError(
             f"{path.name} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
