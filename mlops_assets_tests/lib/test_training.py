@@ -1,0 +1,184 @@
+"""Model specs, labels, data validation and tuned training on the seeded synthetic sample."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from datetime import timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+
+from mlops_assets.lib import features, splits, synthetic, training
+
+FAST = training.TrainConfig(n_trials=3, seed=11, cv_folds=3)
+
+
+@pytest.fixture(scope="module")
+def tasks() -> pl.DataFrame:
+    return synthetic.synthetic_tasks(3000, seed=7)
+
+
+@pytest.fixture(scope="module")
+def feature_frame(tasks: pl.DataFrame) -> pl.DataFrame:
+    return features.task_features(tasks)
+
+
+@pytest.fixture(scope="module")
+def now(tasks: pl.DataFrame):
+    return tasks.select(pl.max_horizontal(pl.col("created_at").max(), pl.col("resolved_at").max())).item()
+
+
+@pytest.fixture(scope="module")
+def model_splits(tasks, feature_frame, now) -> dict[str, dict[str, pl.DataFrame]]:
+    return {
+        name: splits.time_split(training.model_input(spec, tasks, feature_frame, now))
+        for name, spec in training.MODEL_SPECS.items()
+    }
+
+
+def test_every_spec_is_complete():
+    for name, spec in training.MODEL_SPECS.items():
+        assert spec.name == name
+        assert spec.primary_metric in spec.metrics
+        assert spec.feature_columns() == tuple(features.FEATURE_COLUMNS)
+        for floor in spec.gate.floors:
+            assert floor.metric.removeprefix("test_") in spec.metrics
+
+
+def test_late_risk_labels_match_the_ground_truth_for_known_outcomes(tasks, feature_frame, now):
+    spec = training.MODEL_SPECS["late_risk"]
+    frame = training.model_input(spec, tasks, feature_frame, now)
+    truth = frame.join(tasks.select("task_id", "is_late", "deadline_at", "resolved_at"), on="task_id")
+    assert truth.height == frame.height
+    assert truth["deadline_at"].null_count() == 0
+    assert (truth["target"] == truth["is_late"].cast(pl.Float64)).all()
+    # Tasks still open before their deadline date have no outcome yet and are not trained on.
+    pending = tasks.filter(
+        pl.col("deadline_at").is_not_null()
+        & pl.col("resolved_at").is_null()
+        & (pl.col("deadline_at").dt.date() >= now.date())
+    )
+    assert pending.height > 0
+    assert frame.join(pending, on="task_id", how="semi").height == 0
+    assert frame["created_at"].is_sorted()
+
+
+def test_labels_are_point_in_time(tasks, feature_frame, now):
+    """Backdated training sees a task resolved after `now` as still open."""
+    spec = training.MODEL_SPECS["cycle_time"]
+    earlier = now - timedelta(days=120)
+    frame = training.model_input(spec, tasks, feature_frame, earlier)
+    resolved_later = tasks.filter(pl.col("resolved_at") > earlier)
+    assert frame.join(resolved_later, on="task_id", how="semi").height == 0
+    full = training.model_input(spec, tasks, feature_frame, now).join(tasks, on="task_id")
+    assert np.allclose(full["target"].to_numpy(), np.log1p(full["cycle_time_days"].to_numpy()))
+
+
+@pytest.mark.parametrize("name", list(training.MODEL_SPECS))
+def test_train_model_reports_named_metrics_on_the_original_scale(name, model_splits):
+    spec = training.MODEL_SPECS[name]
+    trained = training.train_model(spec, model_splits[name], FAST)
+    m = trained.metrics
+    expected = {f"{split}_{metric}" for split in ("val", "test") for metric in spec.metrics}
+    expected |= {f"cv_{spec.primary_metric}_mean", f"cv_{spec.primary_metric}_std"}
+    assert expected <= set(m)
+    assert all(math.isfinite(m[k]) for k in expected)
+    assert trained.n_trials == FAST.n_trials
+    assert set(trained.category_levels) == set(features.CATEGORICAL_FEATURES)
+    test = model_splits[name]["test"]
+    prediction = trained.predict(test)
+    if spec.kind == "binary":
+        assert m["test_roc_auc"] > 0.65
+        assert ((prediction > 0) & (prediction < 1)).all()
+    else:
+        # Days, not log-days: the model's MAE is below the per-project median baseline's.
+        assert m["test_mae"] < m["test_baseline_mae"]
+        days = np.expm1(test["target"].to_numpy())
+        assert m["test_mae"] == pytest.approx(np.mean(np.abs(prediction - days)))
+
+
+def test_same_inputs_and_config_give_the_same_model(model_splits):
+    spec = training.MODEL_SPECS["late_risk"]
+    data = model_splits["late_risk"]
+    first = training.train_model(spec, data, FAST)
+    second = training.train_model(spec, data, FAST)
+    assert first.params == second.params
+    assert np.array_equal(first.predict(data["test"]), second.predict(data["test"]))
+    assert first.metrics == second.metrics
+    other_seed = training.train_model(spec, data, dataclasses.replace(FAST, seed=12))
+    assert other_seed.params != first.params
+
+
+def test_unseen_categories_score_as_missing(model_splits):
+    spec = training.MODEL_SPECS["cycle_time"]
+    data = model_splits["cycle_time"]
+    trained = training.train_model(spec, data, FAST)
+    rows = data["test"].head(5)
+    unseen = rows.with_columns(pl.lit("a-project-never-seen").alias("project"))
+    missing = rows.with_columns(pl.lit(None, pl.String).alias("project"))
+    assert np.array_equal(trained.predict(unseen), trained.predict(missing))
+
+
+def _with_target(frame: pl.DataFrame, values) -> pl.DataFrame:
+    return frame.with_columns(pl.Series("target", values, dtype=pl.Float64))
+
+
+BAD_DATA = {
+    "too few labelled rows": (
+        "late_risk",
+        lambda s: {**s, "train": s["train"].head(20)},
+        "only 20 labelled rows in train (need at least 50)",
+    ),
+    "a single class": (
+        "late_risk",
+        lambda s: {**s, "train": _with_target(s["train"], np.zeros(s["train"].height))},
+        "the train split has a single class (0.0) in target",
+    ),
+    "NaN targets": (
+        "late_risk",
+        lambda s: {
+            **s,
+            "validation": _with_target(
+                s["validation"], np.r_[[np.nan] * 3, s["validation"]["target"].to_numpy()[3:]]
+            ),
+        },
+        "3 of {n_validation} validation targets are null, NaN or infinite",
+    ),
+    "infinite targets": (
+        "cycle_time",
+        lambda s: {**s, "test": _with_target(s["test"], np.r_[np.inf, s["test"]["target"].to_numpy()[1:]])},
+        "1 of {n_test} test targets are null, NaN or infinite",
+    ),
+    "constant features": (
+        "cycle_time",
+        lambda s: {
+            **s,
+            "train": s["train"].with_columns(
+                [pl.lit(1.0).alias(c) for c in features.NUMERIC_FEATURES]
+                + [pl.lit("x").alias(c) for c in features.CATEGORICAL_FEATURES]
+            ),
+        },
+        f"all {len(features.FEATURE_COLUMNS)} features are constant in train",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_DATA))
+def test_bad_training_data_is_refused_with_what_is_wrong(case, model_splits):
+    name, corrupt, message = BAD_DATA[case]
+    data = corrupt(model_splits[name])
+    expected = message.format(n_validation=data["validation"].height, n_test=data["test"].height)
+    with pytest.raises(training.TrainingDataError, match=f"^{name}: cannot train: .*{re.escape(expected)}"):
+        training.train_model(training.MODEL_SPECS[name], data, FAST)
+
+
+def test_floor_against_another_metric():
+    floor = training.Floor("test_mae", "<", "test_baseline_mae")
+    assert floor.check({"test_mae": 3.0, "test_baseline_mae": 4.0}) is None
+    assert floor.check({"test_mae": 5.0, "test_baseline_mae": 4.0}) == (
+        "test_mae=5.0000 fails floor < test_baseline_mae=4.0000"
+    )
+    assert "not finite" in training.Floor("test_roc_auc", ">=", 0.65).check({"test_roc_auc": float("nan")})
