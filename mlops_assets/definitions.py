@@ -14,6 +14,7 @@ from mlops_assets.resources import (
     GitHubResource,
     JiraResource,
     LandingZoneResource,
+    MLflowResource,
     ReportsResource,
     WarehouseResource,
     env_or_default,
@@ -33,6 +34,10 @@ def build_resources(
             user=env_or_default("JIRA_USER", ""),
             api_token=env_or_default("JIRA_API_TOKEN", ""),
             api_version=int(os.environ.get("JIRA_API_VERSION", "2") or 2),
+        ),
+        "mlflow": MLflowResource(
+            tracking_uri=env_or_default("MLFLOW_TRACKING_URI", ""),
+            artifacts_dir=env_or_default("MLOPS_MLFLOW_ARTIFACTS", ""),
         ),
         "github": GitHubResource(
             token=env_or_default("GITHUB_TOKEN", ""),

@@ -293,6 +293,28 @@ def load_version_model(name: str, version: str, client: MlflowClient) -> Any:
         return mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model()
 
 
+def load_run_model(run_id: str, tracking_uri: str | None = None) -> Any:
+    """The :class:`~mlops_assets.lib.pyfunc.TaskModel` a training run logged (registered or not)."""
+    import mlflow.pyfunc
+
+    uri = tracking_uri or get_tracking_uri()
+    run = _run_is_complete(get_client(uri), run_id)
+    with _tracking(uri):
+        return mlflow.pyfunc.load_model(run.data.tags["model_uri"]).unwrap_python_model()
+
+
+def git_commit() -> str | None:
+    """The commit of the code that trains (None outside a git checkout)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
 def champion_scorer(spec: training.ModelSpec, test: pl.DataFrame) -> Callable[[str, MlflowClient], float]:
     """Re-score a registered version on ``test`` (a model-input frame): the gate's same-window comparison."""
 
@@ -379,7 +401,8 @@ def register_and_gate(
             f"the same test window) by the margin {margin:g}"
         )
 
-    version = _create_version(client, spec, model_uri, run_id, run.data.tags.get("model_id") or None)
+    with _tracking(client.tracking_uri):  # the logged model is looked up through the fluent tracking URI
+        version = _create_version(client, spec, model_uri, run_id, run.data.tags.get("model_id") or None)
     decision = "promoted" if promoted else "rejected"
     tags = {
         "gate.decision": decision,

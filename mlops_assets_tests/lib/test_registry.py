@@ -20,20 +20,9 @@ FAST = training.TrainConfig(n_trials=3, seed=5, cv_folds=2)
 SPEC = training.MODEL_SPECS["late_risk"]
 
 
-@pytest.fixture(scope="module")
-def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An initialized, empty MLflow SQLite store: creating one runs MLflow's migrations (5-15 s here)."""
-    from mlflow import MlflowClient
-
-    path = tmp_path_factory.mktemp("mlflow_template") / "mlflow.db"
-    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
-    return path
-
-
 @pytest.fixture
-def client(mlflow_uri: str, empty_store: Path):
-    """A client on this test's own store (a copy of the initialized empty one)."""
-    shutil.copy(empty_store, mlflow_uri.removeprefix("sqlite:///"))
+def client(mlflow_uri: str):
+    """A client on this test's own store (conftest copies an initialized empty one)."""
     return registry.get_client(mlflow_uri)
 
 

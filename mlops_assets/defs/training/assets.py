@@ -1,0 +1,212 @@
+"""Model assets, one set per entry of training.MODEL_SPECS (an asset factory):
+
+model_input/<m>_splits -> models/<m>_candidate -> reporting/<m>_evaluation -> models/<m>_champion
+"""
+
+import json
+from datetime import datetime, timezone
+
+import dagster as dg
+import polars as pl
+
+from mlops_assets.lib import features, registry, reporting, training
+from mlops_assets.lib import splits as splits_lib
+from mlops_assets.resources import MLflowResource, ReportsResource, WarehouseResource
+
+from ..ingestion.assets import WAREHOUSE_WRITE_TAGS
+from .config import GateConfig, SplitConfig, TrainingConfig
+
+FEATURES = dg.AssetKey(["features", "task_features"])
+TASKS = dg.AssetKey(["clean", "tasks"])
+
+
+def data_as_of(tasks: pl.DataFrame) -> datetime:
+    """The time the data describes: its latest update (labels are judged as of then, not the wall clock)."""
+    latest = tasks.select(pl.max_horizontal(pl.col("created_at").max(), pl.col("updated_at").max(),
+                                            pl.col("resolved_at").max())).item()
+    return min(latest, datetime.now(timezone.utc)) if latest else datetime.now(timezone.utc)
+
+
+def latest_row(warehouse: WarehouseResource, table: str) -> dict:
+    wh = warehouse.get()
+    if not wh.table_exists(table):
+        raise dg.Failure(description=f"{table} is empty: materialize its upstream asset first")
+    return wh.query(f"SELECT * FROM {table} ORDER BY recorded_at DESC LIMIT 1").row(0, named=True)
+
+
+def build_model_assets(spec: training.ModelSpec) -> list[dg.AssetsDefinition]:
+    """The four assets of one model spec."""
+    name = spec.name
+    splits_key = dg.AssetKey(["model_input", f"{name}_splits"])
+    candidate_key = dg.AssetKey(["models", f"{name}_candidate"])
+    evaluation_key = dg.AssetKey(["reporting", f"{name}_evaluation"])
+    champion_key = dg.AssetKey(["models", f"{name}_champion"])
+    common = {"group_name": "training", "op_tags": WAREHOUSE_WRITE_TAGS}
+
+    @dg.asset(key=splits_key, deps=[FEATURES, TASKS], kinds={"duckdb", "polars"}, tags={"layer": "model_input"},
+              description=f"model_input.{name}_splits: {spec.description} Labelled population in time-ordered "
+              "train/validation/test splits by created_at, each with a content hash.", **common)
+    def _splits(context: dg.AssetExecutionContext, config: SplitConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
+        wh = warehouse.get()
+        tasks, feats = wh.read_table("clean.tasks"), wh.read_table("features.task_features")
+        frame = training.model_input(spec, tasks, feats, data_as_of(tasks))
+        try:
+            parts = splits_lib.time_split(frame, fractions=(config.train_fraction, config.validation_fraction,
+                                                            config.test_fraction), gap_days=config.gap_days)
+        except ValueError as exc:
+            raise dg.Failure(description=f"{name}: {exc}") from None
+        wh.replace_tables({f"model_input.{name}_splits": pl.concat(
+            [p.with_columns(pl.lit(s).alias("split")) for s, p in parts.items()], how="vertical_relaxed")})
+        meta = {f"{s}_rows": p.height for s, p in parts.items()}
+        meta |= {f"{s}_hash": splits_lib.frame_hash(p) for s, p in parts.items()}
+        meta |= {f"{s}_created": f"{p['created_at'].min()} .. {p['created_at'].max()}" for s, p in parts.items() if p.height}
+        meta["target_mean"] = float(frame["target"].mean() or 0.0)
+        return dg.MaterializeResult(metadata={"dagster/row_count": frame.height, **meta})
+
+    @dg.asset(key=candidate_key, deps=[splits_key], kinds={"lightgbm", "mlflow", "optuna"}, tags={"layer": "models"},
+              description=f"models.{name}_candidate: a LightGBM {spec.kind} model tuned by a seeded Optuna search, "
+              "tracked as an MLflow run (params, CV/validation/test metrics, split hashes, pyfunc model).",
+              check_specs=[dg.AssetCheckSpec("beats_naive_baseline", asset=candidate_key, blocking=True,
+                                             description="The candidate beats a naive baseline on the test window.")],
+              **common)
+    def _candidate(context: dg.AssetExecutionContext, config: TrainingConfig, warehouse: WarehouseResource,
+                   mlflow: MLflowResource) -> dg.MaterializeResult:
+        wh = warehouse.get()
+        parts = reporting.split_frames(wh.read_table(f"model_input.{name}_splits"))
+        tasks = wh.read_table("clean.tasks")
+        cfg = training.TrainConfig(n_trials=config.n_trials, timeout_s=config.timeout_s, seed=config.seed,
+                                   cv_folds=config.cv_folds)
+        try:
+            trained = training.train_model(spec, parts, cfg)
+        except training.TrainingDataError as exc:
+            raise dg.Failure(description=f"{name}: {exc}") from None
+        run_id = registry.log_training_run(
+            spec, trained, parts, tasks=tasks, history=features.History.from_tasks(tasks, as_of=data_as_of(tasks)),
+            tracking_uri=mlflow.uri(), experiment=mlflow.experiment, dagster_run_id=context.run_id,
+            git_commit=registry.git_commit(), artifacts_dir=mlflow.artifacts_dir or None)
+        metrics = {k: float(v) for k, v in trained.metrics.items() if v is not None}
+        wh.append(f"models.{name}_candidate", pl.DataFrame([{
+            "recorded_at": datetime.now(timezone.utc), "run_id": run_id, "dagster_run_id": context.run_id,
+            "metrics": json.dumps(metrics), "params": json.dumps(trained.params, default=str),
+            "n_trials": trained.n_trials, "search_seconds": trained.search_seconds}]))
+        passed, detail = beats_baseline(spec, parts, metrics)
+        return dg.MaterializeResult(
+            metadata={"mlflow_run_id": run_id, "n_trials": trained.n_trials,
+                      "search_seconds": round(trained.search_seconds, 1),
+                      **{k: dg.MetadataValue.float(v) for k, v in sorted(metrics.items())}},
+            check_results=[dg.AssetCheckResult(check_name="beats_naive_baseline", passed=passed, metadata=detail)],
+        )
+
+    @dg.asset(key=evaluation_key, deps=[candidate_key], kinds={"matplotlib", "duckdb"}, tags={"layer": "reporting"},
+              description=f"reporting.{name}_evaluation: test metrics, per-slice metrics (source, project, type, "
+              "priority), calibration, SHAP feature importance and plots; HTML report under data/reports/.",
+              check_specs=[dg.AssetCheckSpec("no_dominant_feature", asset=evaluation_key,
+                                             description="No single feature carries over half of the SHAP importance "
+                                             "(a leakage smell; warning).")],
+              **common)
+    def _evaluation(context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource,
+                    reports: ReportsResource) -> dg.MaterializeResult:
+        wh = warehouse.get()
+        run_id = latest_row(warehouse, f"models.{name}_candidate")["run_id"]
+        model = registry.load_run_model(run_id, mlflow.uri())
+        parts = reporting.split_frames(wh.read_table(f"model_input.{name}_splits"))
+        result = reporting.evaluate(spec, model, parts, wh.read_table("clean.tasks"), reports.dir(name, run_id))
+        tag = {"run_id": run_id}
+        wh.replace_tables({
+            f"reporting.{name}_evaluation": pl.DataFrame({"metric": list(result.metrics),
+                                                          "value": list(result.metrics.values())}).with_columns(**{k: pl.lit(v) for k, v in tag.items()}),
+            f"reporting.{name}_slices": result.slices.with_columns(pl.lit(run_id).alias("run_id")),
+            f"reporting.{name}_feature_importance": result.importance.with_columns(pl.lit(run_id).alias("run_id")),
+            **({f"reporting.{name}_calibration": result.calibration.with_columns(pl.lit(run_id).alias("run_id"))}
+               if result.calibration is not None else {}),
+        })
+        client = mlflow.client()
+        logged = client.get_run(run_id).data.metrics
+        for key, value in result.metrics.items():  # threshold-dependent metrics (f1, precision, ...) are new here
+            if key not in logged:
+                client.log_metric(run_id, key, value)
+        for path in [*result.plots.values(), result.report]:
+            client.log_artifact(run_id, str(path), artifact_path="evaluation")
+        share = result.top_feature_share
+        top = result.importance.row(0, named=True)["feature"] if result.importance.height else "none"
+        return dg.MaterializeResult(
+            metadata={
+                "mlflow_run_id": run_id,
+                "report": dg.MetadataValue.path(str(result.report.resolve())),
+                **{k: dg.MetadataValue.float(v) for k, v in sorted(result.metrics.items())},
+                **{f"plot_{k}": dg.MetadataValue.md(_img(p)) for k, p in result.plots.items()},
+                "slices": dg.MetadataValue.md(_slice_md(result.slices)),
+            },
+            check_results=[dg.AssetCheckResult(
+                check_name="no_dominant_feature", passed=share <= 0.5, severity=dg.AssetCheckSeverity.WARN,
+                metadata={"top_feature": top, "top_share": round(share, 3)})],
+        )
+
+    @dg.asset(key=champion_key, deps=[evaluation_key], kinds={"mlflow"}, tags={"layer": "models"},
+              description=f"models.{name}_champion: the champion/challenger gate. Registers the candidate as a "
+              f"version of `{name}` and gives it the alias `champion` only if it beats the current champion on the "
+              "same test window by the margin and passes the floors; else `challenger`. History of decisions.",
+              **common)
+    def _champion(context: dg.AssetExecutionContext, config: GateConfig, warehouse: WarehouseResource,
+                  mlflow: MLflowResource) -> dg.MaterializeResult:
+        wh = warehouse.get()
+        candidate = latest_row(warehouse, f"models.{name}_candidate")
+        run_id = candidate["run_id"]
+        client = mlflow.client()
+        already = client.get_run(run_id).data.tags.get("registered_version")
+        if already:  # re-materialized without retraining: the decision stands, nothing is registered twice
+            version = client.get_model_version(name, already)
+            decision = {"promoted": version.tags.get("gate.decision") == "promoted", "version": already,
+                        "reason": "already decided: " + version.tags.get("gate.reason", ""),
+                        "champion_version_before": version.tags.get("gate.champion_version_before") or None}
+        else:
+            parts = reporting.split_frames(wh.read_table(f"model_input.{name}_splits"))
+            d = registry.register_and_gate(spec, run_id, json.loads(candidate["metrics"]), test=parts["test"],
+                                           margin=config.margin, client=client)
+            decision = {"promoted": d.promoted, "version": d.version, "reason": d.reason,
+                        "champion_version_before": d.champion_version_before}
+            wh.append(f"models.{name}_champion", pl.DataFrame([{
+                "recorded_at": datetime.now(timezone.utc), "run_id": run_id, "version": d.version,
+                "promoted": d.promoted, "reason": d.reason, "champion_version_before": d.champion_version_before,
+                "candidate_value": d.candidate_value, "champion_value": d.champion_value}],
+                schema_overrides={"champion_version_before": pl.String, "champion_value": pl.Float64}))
+        champion = registry.champion_version(name, client)
+        context.log.info(f"{name} v{decision['version']}: {'promoted' if decision['promoted'] else 'challenger'} "
+                         f"({decision['reason']})")
+        return dg.MaterializeResult(metadata={
+            "decision": "promoted to champion" if decision["promoted"] else "kept as challenger",
+            "reason": decision["reason"], "candidate_version": decision["version"],
+            "champion_version": champion or "none", "mlflow_run_id": run_id,
+        })
+
+    return [_splits, _candidate, _evaluation, _champion]
+
+
+def beats_baseline(spec: training.ModelSpec, parts: dict[str, pl.DataFrame], metrics: dict[str, float]):
+    """Binary: better Brier than always predicting the train late rate and ROC-AUC above 0.5; regression: MAE below the baseline's."""
+    if spec.kind == "binary":
+        rate = float(parts["train"]["target"].mean())
+        y = parts["test"]["target"].to_numpy()
+        base_brier = float(((y - rate) ** 2).mean())
+        passed = metrics.get("test_brier", 1.0) < base_brier and metrics.get("test_roc_auc", 0.0) > 0.5
+        return passed, {"test_brier": metrics.get("test_brier"), "baseline_brier": base_brier,
+                        "test_roc_auc": metrics.get("test_roc_auc")}
+    passed = metrics.get("test_mae", float("inf")) < metrics.get("test_baseline_mae", float("-inf"))
+    return passed, {"test_mae": metrics.get("test_mae"), "test_baseline_mae": metrics.get("test_baseline_mae")}
+
+
+def _img(path) -> str:
+    import base64
+
+    return f"![{path.stem}](data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()})"
+
+
+def _slice_md(slices: pl.DataFrame, limit: int = 40) -> str:
+    rows = slices.filter(pl.col("value").is_not_null()).head(limit)
+    lines = ["| slice | value | metric | n | score |", "|---|---|---|---:|---:|"]
+    lines += [f"| {r['slice_column']} | {r['slice_value']} | {r['metric']} | {r['n']} | {r['value']:.4f} |"
+              for r in rows.iter_rows(named=True)]
+    return "\n".join(lines)
+
+
+model_assets = [a for spec in training.MODEL_SPECS.values() for a in build_model_assets(spec)]

@@ -1,0 +1,27 @@
+"""Run configuration of the model assets (set in the launchpad or `dagster asset materialize --config`)."""
+
+import dagster as dg
+
+
+class SplitConfig(dg.Config):
+    """Time-ordered split fractions by created_at, and an optional gap between splits."""
+
+    train_fraction: float = 0.7
+    validation_fraction: float = 0.15
+    test_fraction: float = 0.15
+    gap_days: float = 0.0
+
+
+class TrainingConfig(dg.Config):
+    """Hyperparameter search budget: stops at n_trials or timeout_s, whichever comes first; seeded."""
+
+    n_trials: int = 15
+    timeout_s: float = 300.0
+    seed: int = 42
+    cv_folds: int = 3
+
+
+class GateConfig(dg.Config):
+    """Champion/challenger gate: the margin a candidate must win by (None: the model spec's default)."""
+
+    margin: float | None = None

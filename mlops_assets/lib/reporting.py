@@ -1,0 +1,79 @@
+"""Evaluate a trained model on its test window: metrics, slices, calibration, SHAP importance, plots.
+
+Composes :mod:`mlops_assets.lib.evaluation` for one model spec so that the evaluation asset only
+reads inputs, calls :func:`evaluate`, and writes what comes back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from mlops_assets.lib import evaluation, training
+
+SLICE_COLUMNS = ("source", "project", "type", "priority")
+# Above this many test rows, SHAP importance is computed on a seeded sample (TreeSHAP costs ~0.4 ms a row here).
+SHAP_SAMPLE_ROWS = 20_000
+
+
+@dataclass
+class Evaluation:
+    """Everything the evaluation asset writes and shows."""
+
+    metrics: dict[str, float]  # test_* names (plus threshold for binary)
+    slices: pl.DataFrame
+    importance: pl.DataFrame
+    calibration: pl.DataFrame | None
+    plots: dict[str, Path] = field(default_factory=dict)
+    report: Path | None = None
+
+    @property
+    def top_feature_share(self) -> float:
+        return float(self.importance["share"].max() or 0.0) if self.importance.height else 0.0
+
+
+def split_frames(model_input: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """The stored model-input table (with a ``split`` column) back into train/validation/test frames."""
+    return {name: model_input.filter(pl.col("split") == name).drop("split") for name in training.SPLITS}
+
+
+def evaluate(spec: training.ModelSpec, model: Any, splits: dict[str, pl.DataFrame], tasks: pl.DataFrame,
+             out_dir: Path) -> Evaluation:
+    """Score ``model`` (a pyfunc TaskModel) on the test split and build the report under ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    test = splits["test"]
+    y_test = training.original_scale(spec, test["target"].cast(pl.Float64).to_numpy())
+    pred = model.predict_features(test)
+    sliced = test.select("task_id").join(tasks.select("task_id", *SLICE_COLUMNS), on="task_id", how="left")
+    frame = sliced.with_columns(pl.Series("target", y_test), pl.Series("prediction", pred))
+    plots: dict[str, Path] = {}
+    calibration = None
+    if spec.kind == "binary":
+        y_val = splits["validation"]["target"].to_numpy()
+        threshold = evaluation.choose_threshold(y_val, model.predict_features(splits["validation"]))
+        metrics = evaluation.classification_metrics(y_test, pred, threshold)
+        calibration = evaluation.calibration_table(y_test, pred)
+        slices = evaluation.metrics_by_slice(frame, SLICE_COLUMNS, kind="binary", target_column="target",
+                                             threshold=threshold)
+        plots["roc"] = evaluation.plot_roc(y_test, pred, out_dir / "roc.png")
+        plots["precision_recall"] = evaluation.plot_pr(y_test, pred, out_dir / "pr.png")
+        plots["calibration"] = evaluation.plot_calibration(calibration, out_dir / "calibration.png")
+    else:
+        baseline = training.baseline_prediction(spec, splits["train"], test)
+        metrics = evaluation.regression_metrics(y_test, pred, baseline)
+        frame = frame.with_columns(pl.Series("baseline", baseline))
+        slices = evaluation.metrics_by_slice(frame, SLICE_COLUMNS, kind="regression", target_column="target",
+                                             baseline_column="baseline")
+        plots["residuals"] = evaluation.plot_residuals(y_test, pred, out_dir / "residuals.png")
+    sample = test.sample(min(test.height, SHAP_SAMPLE_ROWS), seed=0) if test.height > SHAP_SAMPLE_ROWS else test
+    model._ensure_loaded()  # noqa: SLF001 - the booster behind the pyfunc
+    X = training.to_matrix(sample, model.features, model.category_levels)
+    importance = evaluation.feature_importance_table(model._booster, X)  # noqa: SLF001
+    plots["feature_importance"] = evaluation.plot_feature_importance(importance, out_dir / "feature_importance.png")
+    named = {f"test_{k}": float(v) for k, v in metrics.items() if isinstance(v, int | float) and np.isfinite(v)}
+    report = evaluation.write_evaluation_html(spec.name, named, slices, plots, out_dir / "evaluation.html")
+    return Evaluation(named, slices, importance, calibration, plots, report)

@@ -1,0 +1,510 @@
+"""The online scoring service: the champions of late_risk and cycle_time over HTTP/JSON.
+
+Start it with ``make serve`` or ``python -m mlops_assets.serving`` (127.0.0.1, port
+``MLOPS_SERVE_PORT``, default 8000). It scores raw task records with :func:`scoring.score_features`,
+the function the batch table ``serving.task_risk_scores`` is built with, so the online answer and
+the batch answer for a task are the same numbers for the same model versions and history.
+
+Why a FastAPI app and not ``mlflow models serve``: a task's features need the warehouse (project and
+assignee history as of its creation), the answer combines two models (late risk with its reasons,
+cycle time with a completion date), and the latency budget (p99 <= 20 ms) leaves no room for
+MLflow's per-request pandas conversion and schema enforcement. The app loads each champion through
+the registry once (the booster string and category levels the pyfunc stores), keeps them and a
+history snapshot in memory, and calls LightGBM directly. docs/benchmarks/serving.md has the figures.
+
+Endpoints (every JSON body names the model versions under ``models``):
+
+* ``GET /health``: liveness, 200 while the process runs.
+* ``GET /ready``: 200 with versions and history snapshot when it can score, else 503 with the reason
+  (e.g. no champion yet, no clean.tasks in the warehouse).
+* ``POST /predict``: one task as a JSON object of task fields -> ``{"prediction": {...}, "models": {...}}``.
+* ``POST /predict/batch``: ``{"tasks": [...]}`` (at most ``MLOPS_SERVE_MAX_TASKS``, 1000) ->
+  ``{"predictions": [...], "models": {...}}`` in request order.
+* ``POST /reload``: re-read the champion aliases and the warehouse now. The service also checks both
+  every ``MLOPS_SERVE_CHECK_S`` seconds (30): a promotion or rollback is served within that time.
+
+A prediction has the columns of :data:`scoring.SCORE_COLUMNS` (late_risk, risk_band, reason_1..3,
+predicted_cycle_days, predicted_completion_at, completion_overdue, warnings, the versions, scored_at).
+
+Bad input never scores and never gets a 500; bodies carry ``error``, ``detail`` and, for records,
+``errors``: one entry per bad record (``index``, ``task_id``, ``messages``):
+
+* 400: the body is not JSON.
+* 413: the body is over ``MLOPS_SERVE_MAX_BYTES`` (1,000,000) or the batch over the task limit.
+* 422: the body has the wrong shape, or records have missing/unknown fields, wrong types,
+  unparseable dates, negative counts, duplicate task ids, or category values (source, project, type,
+  priority) the champion never saw. **A batch with any bad record is rejected whole** (nothing is
+  scored, every bad record is listed), so a client never mistakes a partial answer for a full one.
+  Unknown categories can be accepted with ``?unknown_categories=missing``: they are then scored as
+  missing, as the model would, and named in the prediction's ``warnings``.
+* 503: not ready (no champion yet, no warehouse history), with the reason.
+
+``MLOPS_SERVE_WORKERS`` (default 1) runs that many processes on the port; each loads the champions
+and checks for changes on its own, so POST /reload reaches only the process that answers it and the
+others follow at their next check (every ``MLOPS_SERVE_CHECK_S``); every answer names its versions.
+
+Concurrency: in each process requests are scored by one thread; requests that arrive while it works are scored
+together in the next call (micro-batching). Feature building costs the same for 1 or 50 rows, so
+this is what lets one process serve hundreds of requests a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import threading
+from collections import deque
+from collections.abc import AsyncIterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import polars as pl
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from mlops_assets.lib import features as features_lib
+from mlops_assets.lib import scoring
+
+log = logging.getLogger("mlops_assets.serving")
+
+UNKNOWN_CATEGORY_POLICIES = ("reject", "missing")
+_CATEGORY_HINT = " (pass ?unknown_categories=missing to score it as missing)"
+
+
+# ---------------------------------------------------------------------------------------------------
+# configuration
+
+
+def _env_number(environ: Mapping[str, str], name: str, default: float, kind: type) -> Any:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a {kind.__name__}: unset it or give a number") from None
+    if value <= 0:
+        raise ValueError(f"{name}={raw!r} must be positive")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Service configuration; :meth:`from_env` reads it from the environment."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    warehouse: str = "data/warehouse.duckdb"
+    tracking_uri: str | None = None  # None: registry.get_tracking_uri() (MLFLOW_TRACKING_URI or data/mlflow)
+    check_interval_s: float = 30.0
+    max_tasks: int = 1000
+    max_bytes: int = 1_000_000
+    workers: int = 1
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        port = _env_number(env, "MLOPS_SERVE_PORT", 8000, int)
+        if port > 65535:
+            raise ValueError(f"MLOPS_SERVE_PORT={port} is not a TCP port (1-65535)")
+        return cls(
+            host=env.get("MLOPS_SERVE_HOST", "").strip() or "127.0.0.1",
+            port=port,
+            warehouse=env.get("MLOPS_WAREHOUSE", "").strip() or "data/warehouse.duckdb",
+            tracking_uri=env.get("MLFLOW_TRACKING_URI", "").strip() or None,
+            check_interval_s=_env_number(env, "MLOPS_SERVE_CHECK_S", 30.0, float),
+            max_tasks=_env_number(env, "MLOPS_SERVE_MAX_TASKS", 1000, int),
+            max_bytes=_env_number(env, "MLOPS_SERVE_MAX_BYTES", 1_000_000, int),
+            workers=_env_number(env, "MLOPS_SERVE_WORKERS", 1, int),
+        )
+
+
+# ---------------------------------------------------------------------------------------------------
+# what is being served
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The champions and the history snapshot one scoring call uses (swapped whole on reload)."""
+
+    late: scoring.ServedModel
+    cycle: scoring.ServedModel
+    history: features_lib.History
+    warehouse_stamp: tuple[int, ...]
+    loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def versions(self) -> dict[str, str]:
+        return {self.late.name: self.late.version, self.cycle.name: self.cycle.version}
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "models": self.versions,
+            "history": {"as_of": self.history.as_of, "n_tasks": self.history.n_tasks},
+            "loaded_at": self.loaded_at,
+        }
+
+
+def _warehouse_stamp(path: Path) -> tuple[int, ...]:
+    """Changes whenever the DuckDB file (or its WAL) is written: (mtime_ns, size) of each."""
+    stamp: list[int] = []
+    for part in (path, path.with_name(path.name + ".wal")):
+        with contextlib.suppress(FileNotFoundError):
+            info = part.stat()
+            stamp += [info.st_mtime_ns, info.st_size]
+    return tuple(stamp)
+
+
+class ModelState:
+    """The current :class:`Snapshot` (None until the first successful load) and why it is not ready."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.snapshot: Snapshot | None = None
+        self.reason: str = "starting: loading the champions and the warehouse history"
+        self._lock = threading.Lock()
+        self._client: Any = None
+
+    def _get_client(self) -> Any:
+        if self._client is None:
+            from mlops_assets.lib import registry
+
+            self._client = registry.get_client(self.settings.tracking_uri)
+        return self._client
+
+    def refresh(self) -> dict[str, Any]:
+        """Load what changed (alias versions, warehouse file); blocking, run it off the event loop.
+
+        Raises when nothing can be served; with a snapshot already loaded a failure keeps it serving.
+        """
+        with self._lock:
+            before = self.snapshot
+            try:
+                client = self._get_client()
+                versions = scoring.champion_versions(client)
+                if before is not None and not all(versions.values()):
+                    # an alias removed while serving: keep the loaded champion rather than go dark
+                    log.warning("champion alias missing (%s); still serving %s", versions, before.versions)
+                    return {"changed": False, **before.describe()}
+                models = {}
+                for name in scoring.MODEL_NAMES:
+                    current = None if before is None else {before.late.name: before.late,
+                                                           before.cycle.name: before.cycle}[name]  # fmt: skip
+                    if current is not None and current.version == versions[name]:
+                        models[name] = current
+                if len(models) < len(scoring.MODEL_NAMES):
+                    loaded = scoring.load_champions(client, versions)
+                    models = {name: models.get(name, loaded[name]) for name in scoring.MODEL_NAMES}
+                path = Path(self.settings.warehouse)
+                stamp = _warehouse_stamp(path)
+                history = before.history if before is not None and before.warehouse_stamp == stamp else None
+                if history is None:
+                    history = scoring.warehouse_history(path, lock_timeout_s=5.0)
+                snapshot = Snapshot(models[scoring.LATE_RISK], models[scoring.CYCLE_TIME], history, stamp)
+            except Exception as exc:
+                if before is None:
+                    self.reason = str(exc)
+                raise
+            changed = before is None or before.versions != snapshot.versions or before.history is not history
+            if changed:
+                self.snapshot = snapshot
+                log.info("serving %s, history as of %s", snapshot.versions, history.as_of)
+            return {"changed": changed, **(self.snapshot or snapshot).describe()}
+
+
+# ---------------------------------------------------------------------------------------------------
+# micro-batching scorer
+
+
+class NotReadyError(RuntimeError):
+    """Nothing to score with yet."""
+
+
+def _score_batch(snapshot: Snapshot | None, frames: list[pl.DataFrame]) -> list[tuple[Snapshot, list, dict]]:
+    """Score several requests' record frames in one call; split the rows and warnings back per request."""
+    if snapshot is None:
+        raise NotReadyError("no model loaded")
+    now = datetime.now(UTC)
+    frame = frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical")
+    feature_frame = features_lib.build_features(frame, snapshot.history)
+    scored, unknown = scoring.score_features(feature_frame, snapshot.late, snapshot.cycle, now)
+    rows = list(scored.iter_rows(named=True))
+    out, offset = [], 0
+    for part in frames:
+        end = offset + part.height
+        part_unknown = {row - offset: messages for row, messages in unknown.items() if offset <= row < end}
+        out.append((snapshot, rows[offset:end], part_unknown))
+        offset = end
+    return out
+
+
+class Batcher:
+    """One scoring thread; requests queued while it works are scored together in its next call."""
+
+    def __init__(self, state: ModelState, max_rows: int) -> None:
+        self._state = state
+        self._max_rows = max_rows
+        self._pending: deque[tuple[pl.DataFrame, asyncio.Future]] = deque()
+        self._wake = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scoring")
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def score(self, frame: pl.DataFrame) -> tuple[Snapshot, list[dict[str, Any]], dict[int, list[str]]]:
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append((frame, future))
+        self._wake.set()
+        return await future
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                batch = [self._pending.popleft()]
+                rows = batch[0][0].height
+                while self._pending and rows + self._pending[0][0].height <= self._max_rows:
+                    batch.append(self._pending.popleft())
+                    rows += batch[-1][0].height
+                frames = [frame for frame, _ in batch]
+                try:
+                    results = await loop.run_in_executor(self._executor, _score_batch, self._state.snapshot, frames)
+                except Exception as exc:  # handed to every waiting request, which answers for itself
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, future), result in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+
+
+# ---------------------------------------------------------------------------------------------------
+# HTTP
+
+
+class ApiError(Exception):
+    """An HTTP error answer: status and JSON body."""
+
+    def __init__(self, status: int, error: str, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.body = {"error": error, "detail": detail, **extra}
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def _json(status: int, body: dict[str, Any], state: ModelState) -> Response:
+    if "models" not in body:
+        body["models"] = state.snapshot.versions if state.snapshot is not None else {}
+    return Response(_encoder.encode(body), status_code=status, media_type="application/json")
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise ApiError(413, "payload too large", f"the body is {int(length):,} bytes; the limit is {limit:,} bytes: "
+                       "send fewer tasks per request")  # fmt: skip
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "payload too large", f"the body exceeds the limit of {limit:,} bytes: "
+                           "send fewer tasks per request")  # fmt: skip
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _read_json(request: Request, limit: int) -> Any:
+    body = await _read_body(request, limit)
+    if not body.strip():
+        raise ApiError(400, "empty body", "the body is empty: send JSON")
+    try:
+        return msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, "invalid JSON", f"the body is not valid JSON: {exc}") from None
+
+
+def _policy(request: Request) -> str:
+    value = request.query_params.get("unknown_categories", "reject")
+    if value not in UNKNOWN_CATEGORY_POLICIES:
+        raise ApiError(422, "invalid parameter", f"unknown_categories={value!r}: use one of "
+                       f"{', '.join(UNKNOWN_CATEGORY_POLICIES)}")  # fmt: skip
+    return value
+
+
+def _task_id(record: Any) -> Any:
+    return record.get("task_id") if isinstance(record, dict) else None
+
+
+def _early_category_check(frame: pl.DataFrame, snapshot: Snapshot) -> dict[int, list[str]]:
+    """Unknown categories of the valid records, so that an error answer lists every problem at once."""
+    feature_frame = features_lib.build_features(frame, snapshot.history)
+    has_deadline = feature_frame["has_deadline"].fill_null(0.0).to_numpy() > 0
+    out = snapshot.late.unknown_categories(feature_frame, has_deadline)
+    for row, messages in snapshot.cycle.unknown_categories(feature_frame).items():
+        out.setdefault(row, []).extend(messages)
+    return out
+
+
+def _rejection(records: list[Any], problems: dict[int, list[str]], what: str) -> ApiError:
+    errors = [
+        {"index": index, "task_id": _task_id(records[index]), "messages": problems[index]} for index in sorted(problems)
+    ]
+    if len(records) == 1:
+        detail = f"the task is invalid ({what}): " + "; ".join(errors[0]["messages"])
+    else:
+        detail = (f"{len(errors)} of {len(records)} tasks are invalid ({what}); the whole batch is rejected and "
+                  "nothing was scored: fix the records listed in errors and resend")  # fmt: skip
+    return ApiError(422, "invalid tasks", detail, errors=errors)
+
+
+async def _score_records(records: list[Any], policy: str, state: ModelState, batcher: Batcher) -> tuple:
+    snapshot = state.snapshot
+    if snapshot is None:
+        raise ApiError(503, "not ready", state.reason)
+    if len(records) > 100:  # validation is Python per record: keep long batches off the event loop
+        frame, errors = await asyncio.to_thread(features_lib.records_to_frame, records)
+    else:
+        frame, errors = features_lib.records_to_frame(records)
+    if errors:
+        problems = {index: [message] for index, message in errors.items()}
+        if policy == "reject" and frame.height:
+            positions = frame["record_index"].to_list()
+            for row, messages in _early_category_check(frame, snapshot).items():
+                problems.setdefault(positions[row], []).extend(m + _CATEGORY_HINT for m in messages)
+        raise _rejection(records, problems, "fields")
+    try:
+        snapshot, rows, unknown = await batcher.score(frame.drop("record_index"))
+    except NotReadyError:
+        raise ApiError(503, "not ready", state.reason) from None
+    if unknown and policy == "reject":
+        raise _rejection(records, {row: [m + _CATEGORY_HINT for m in messages] for row, messages in unknown.items()},
+                         "categories the model never saw")  # fmt: skip
+    return snapshot, rows
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The FastAPI app; loading happens in the background after start-up (watch GET /ready)."""
+    settings = settings or Settings.from_env()
+    state = ModelState(settings)
+    holder: dict[str, Batcher] = {}
+
+    async def refresh_loop() -> None:
+        while True:
+            try:
+                await asyncio.to_thread(state.refresh)
+            except Exception as exc:  # the reason is kept for /ready; the next check retries
+                log.warning("refresh failed: %s", exc)
+            await asyncio.sleep(settings.check_interval_s)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        batcher = Batcher(state, max_rows=max(settings.max_tasks, 1))
+        batcher.start()
+        holder["batcher"] = batcher
+        refresher = asyncio.create_task(refresh_loop())
+        try:
+            yield
+        finally:
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
+            await batcher.stop()
+
+    app = FastAPI(
+        title="mlops_assets task scoring",
+        description="late_risk and cycle_time champions; see mlops_assets/serving/app.py",
+        lifespan=lifespan,
+    )
+    app.state.model_state = state
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> Response:
+        return _json(exc.status, dict(exc.body), state)
+
+    @app.get("/health")
+    async def health() -> Response:
+        """Liveness: the process answers."""
+        return _json(200, {"status": "ok"}, state)
+
+    @app.get("/ready")
+    async def ready() -> Response:
+        """Readiness: 200 with versions when the champions and history are loaded, else 503 and why."""
+        snapshot = state.snapshot
+        if snapshot is None:
+            return _json(503, {"ready": False, "reason": state.reason}, state)
+        return _json(200, {"ready": True, **snapshot.describe()}, state)
+
+    @app.post("/predict")
+    async def predict(request: Request) -> Response:
+        """Score one task: a JSON object of task fields."""
+        policy = _policy(request)
+        payload = await _read_json(request, settings.max_bytes)
+        if not isinstance(payload, dict):
+            raise ApiError(422, "invalid body", f"expected one task as a JSON object, got a JSON "
+                           f"{type(payload).__name__}; for several tasks POST {{\"tasks\": [...]}} to /predict/batch")  # fmt: skip
+        snapshot, rows = await _score_records([payload], policy, state, holder["batcher"])
+        return _json(200, {"prediction": rows[0], "models": snapshot.versions}, state)
+
+    @app.post("/predict/batch")
+    async def predict_batch(request: Request) -> Response:
+        """Score many tasks: {"tasks": [task, ...]}; any bad record rejects the whole batch (422)."""
+        policy = _policy(request)
+        payload = await _read_json(request, settings.max_bytes)
+        if not isinstance(payload, dict) or not isinstance(payload.get("tasks"), list):
+            raise ApiError(422, "invalid body", 'expected {"tasks": [task, ...]}, a JSON object whose "tasks" is a list')
+        extra = sorted(k for k in payload if k != "tasks")
+        if extra:
+            raise ApiError(422, "invalid body", f"unknown key(s) {extra} beside \"tasks\"")
+        records = payload["tasks"]
+        if not records:
+            raise ApiError(422, "invalid body", '"tasks" is empty: send at least one task')
+        if len(records) > settings.max_tasks:
+            raise ApiError(413, "too many tasks", f"{len(records):,} tasks in one batch; the limit is "
+                           f"{settings.max_tasks:,}: split the batch")  # fmt: skip
+        snapshot, rows = await _score_records(records, policy, state, holder["batcher"])
+        return _json(200, {"predictions": rows, "n": len(rows), "models": snapshot.versions}, state)
+
+    @app.post("/reload")
+    async def reload() -> Response:
+        """Re-read the champion aliases and the warehouse now."""
+        try:
+            result = await asyncio.to_thread(state.refresh)
+        except Exception as exc:
+            still = f"; still serving {state.snapshot.versions}" if state.snapshot is not None else ""
+            raise ApiError(503, "reload failed", f"{exc}{still}") from None
+        return _json(200, {"reloaded": result["changed"], **{k: v for k, v in result.items() if k != "changed"}}, state)
+
+    return app
+
+
+def main() -> int:
+    """Run the service with uvicorn on Settings.from_env() (127.0.0.1:8000 by default)."""
+    import uvicorn
+
+    settings = Settings.from_env()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, access_log=False, log_level="info")
+    else:  # each worker process loads and refreshes on its own; see the module docstring about /reload
+        uvicorn.run("mlops_assets.serving.app:create_app", factory=True, workers=settings.workers,
+                    host=settings.host, port=settings.port, access_log=False, log_level="info")  # fmt: skip
+    return 0

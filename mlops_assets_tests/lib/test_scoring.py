@@ -1,0 +1,133 @@
+"""score_tasks: the numbers of the training code path, bands, reasons, completion dates and warnings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+
+from mlops_assets.lib import evaluation, features, scoring, splits, training
+from mlops_assets.lib.warehouse import Warehouse
+from mlops_assets.serving.sandbox import clean_tasks
+
+CONFIG = training.TrainConfig(n_trials=1, cv_folds=0, num_boost_round=80, early_stopping_rounds=20)
+NOW = datetime(2026, 9, 1, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def tasks() -> pl.DataFrame:
+    return clean_tasks(1200, seed=11)
+
+
+@pytest.fixture(scope="module")
+def models(tasks) -> dict[str, scoring.ServedModel]:
+    history = features.History.from_tasks(tasks)
+    feature_frame = features.build_features(tasks, history)
+    out = {}
+    for name in scoring.MODEL_NAMES:
+        spec = training.get_spec(name)
+        frame = training.model_input(spec, tasks, feature_frame, history.as_of)
+        out[name] = scoring.ServedModel.from_trained(training.train_model(spec, splits.time_split(frame), CONFIG), "7")
+    return out
+
+
+@pytest.fixture(scope="module")
+def scored(tasks, models) -> pl.DataFrame:
+    return scoring.score_open_tasks(tasks, models["late_risk"], models["cycle_time"], NOW)
+
+
+def test_one_row_per_open_task_with_the_documented_columns(tasks, scored):
+    open_ids = scoring.open_tasks(tasks)["task_id"].to_list()
+    assert scored.columns == scoring.SCORE_COLUMNS and scored.schema == pl.Schema(scoring.SCORE_SCHEMA)
+    assert scored["task_id"].to_list() == open_ids and 0 < len(open_ids) < tasks.height
+    assert set(scored["late_risk_version"]) == {"7"} and set(scored["scored_at"]) == {NOW}
+
+
+def test_predictions_equal_the_training_code_path(tasks, models, scored):
+    frame = features.build_features(scoring.open_tasks(tasks), features.History.from_tasks(tasks))
+    for name, column in (("late_risk", "late_risk"), ("cycle_time", "predicted_cycle_days")):
+        model = models[name]
+        expected = training.predict_frame(model.booster, frame, model.features, model.category_levels,
+                                          log_target=model.log_target)  # fmt: skip
+        got = scored[column].to_numpy()
+        if name == "late_risk":
+            with_deadline = frame["has_deadline"].to_numpy() > 0
+            assert np.array_equal(got[with_deadline], expected[with_deadline])
+        else:
+            assert np.array_equal(got, expected)
+
+
+def test_no_deadline_means_no_late_risk_and_says_so(tasks, scored):
+    no_deadline = scoring.open_tasks(tasks).select(
+        pl.col("deadline_at").is_null() & pl.col("due_at").is_null()
+    ).to_series()
+    assert no_deadline.any() and (~no_deadline).any()
+    rows = scored.filter(no_deadline)
+    assert rows["late_risk"].null_count() == rows.height and rows["risk_band"].null_count() == rows.height
+    assert rows["reason_1"].null_count() == rows.height
+    assert all(scoring.NO_DEADLINE in w for w in rows["warnings"].to_list())
+    assert scored.filter(~no_deadline)["late_risk"].null_count() == 0
+
+
+@pytest.mark.parametrize(
+    ("p", "band"), [(0.0, "low"), (0.2499, "low"), (0.25, "medium"), (0.4999, "medium"), (0.5, "high"), (1.0, "high")]
+)
+def test_risk_band_cut_offs(p, band):
+    assert scoring.risk_band(p) == band
+
+
+def test_reasons_are_the_shap_reasons_of_evaluation(tasks, models, scored):
+    model = models["late_risk"]
+    frame = features.build_features(scoring.open_tasks(tasks), features.History.from_tasks(tasks))
+    frame = frame.filter(pl.col("has_deadline") > 0)
+    matrix = training.to_matrix(frame, model.features, model.category_levels)
+    expected = evaluation.top_reasons_table(evaluation.shap_contributions(model.booster, matrix), matrix)
+    got = scored.filter(pl.col("late_risk").is_not_null()).select("reason_1", "reason_2", "reason_3")
+    assert got.equals(expected)
+    assert got["reason_1"].str.contains("the risk").all()
+
+
+def test_completion_date_is_created_plus_days_but_never_before_now(tasks, scored):
+    created = scoring.open_tasks(tasks)["created_at"].to_list()
+    for row, created_at in zip(scored.iter_rows(named=True), created, strict=True):
+        due = created_at + timedelta(microseconds=round(row["predicted_cycle_days"] * 86_400e6))
+        assert row["predicted_completion_at"] == max(due, NOW)
+        assert row["completion_overdue"] == (due < NOW)
+    assert scored["completion_overdue"].any()
+
+
+def test_unknown_category_is_scored_as_missing_with_a_warning(tasks, models):
+    one = scoring.open_tasks(tasks).filter(pl.col("deadline_at").is_not_null()).head(1)
+    history = features.History.from_tasks(tasks)
+    renamed = scoring.score_tasks(one.with_columns(pl.lit("Spike").alias("type")), models["late_risk"],
+                                  models["cycle_time"], history, NOW)  # fmt: skip
+    missing = scoring.score_tasks(one.with_columns(pl.lit(None, pl.String).alias("type")), models["late_risk"],
+                                  models["cycle_time"], history, NOW)  # fmt: skip
+    assert renamed["late_risk"][0] == missing["late_risk"][0]
+    warnings = renamed["warnings"][0].to_list()
+    assert any("type 'spike' was not seen in training of late_risk v7" in w for w in warnings)
+
+
+def test_online_records_score_like_clean_rows(tasks, models, scored):
+    frame, errors = features.records_to_frame(scoring.task_records(scoring.open_tasks(tasks)))
+    assert errors == {}
+    online = scoring.score_tasks(frame, models["late_risk"], models["cycle_time"], features.History.from_tasks(tasks), NOW)
+    assert online.equals(scored)
+
+
+def test_history_from_the_warehouse_does_not_keep_the_file_locked(tasks, tmp_path):
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    warehouse.replace_tables({"clean.tasks": tasks})
+    history = scoring.warehouse_history(warehouse.path)
+    assert history.n_tasks == tasks.height and history.as_of == features.History.from_tasks(tasks).as_of
+    warehouse.append("clean.tasks", tasks.head(0))  # a writer can open the file right after
+
+
+def test_missing_warehouse_or_table_says_what_to_run(tmp_path):
+    with pytest.raises(scoring.NoHistoryError, match="does not exist yet"):
+        scoring.warehouse_history(tmp_path / "absent.duckdb")
+    Warehouse(tmp_path / "w.duckdb").replace_tables({"raw.x": pl.DataFrame({"a": [1]})})
+    with pytest.raises(scoring.NoHistoryError, match="no clean.tasks table"):
+        scoring.warehouse_history(tmp_path / "w.duckdb")

@@ -1,0 +1,279 @@
+"""The scoring service as a real process on a free loopback port, against a sandbox warehouse and MLflow store."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import polars as pl
+import pytest
+
+from mlops_assets.lib import registry, scoring, training
+from mlops_assets.lib.warehouse import Warehouse
+from mlops_assets.serving import sandbox
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Service:
+    """A `python -m mlops_assets.serving` process; stopped by the fixture that started it."""
+
+    def __init__(self, box: sandbox.Sandbox, log: Path, check_s: float = 30.0) -> None:
+        self.port = _free_port()
+        self.log = log
+        env = {**_base_env(), **box.env(), "MLOPS_SERVE_PORT": str(self.port), "MLOPS_SERVE_CHECK_S": str(check_s)}
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "mlops_assets.serving"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+            )
+        self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=30)
+
+    def wait(self, status: int, timeout_s: float = 60.0) -> dict:
+        """Poll /ready until it answers `status` (200 ready, 503 not ready with a settled reason)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"the service exited with {self.process.returncode}:\n{self.log.read_text()[-3000:]}")
+            try:
+                answer = self.http.get("/ready")
+                if answer.status_code == status and not answer.json().get("reason", "").startswith("starting"):
+                    return answer.json()
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        pytest.fail(f"/ready did not answer {status} within {timeout_s:.0f}s:\n{self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        self.http.close()
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _base_env() -> dict[str, str]:
+    import os
+
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH")
+    return {k: v for k, v in os.environ.items() if k in keep}
+
+
+@pytest.fixture(scope="module")
+def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[sandbox.Sandbox, Path]]:
+    """A sandbox with both champions at version 1, and a copy of its store taken before any champion."""
+    root = tmp_path_factory.mktemp("serving")
+    box = sandbox.empty_sandbox(root / "main")
+    registry.get_client(box.tracking_uri).search_experiments()  # create the store (migrations)
+    empty_db = root / "empty.db"
+    shutil.copy(box.tracking_uri.removeprefix("sqlite:///"), empty_db)
+    tasks = sandbox.clean_tasks(1500, seed=7)
+    sandbox.write_tasks(box, tasks)
+    for name in scoring.MODEL_NAMES:
+        sandbox.train_and_register(box, tasks, training.get_spec(name))
+    yield box, empty_db
+
+
+@pytest.fixture(scope="module")
+def service(box, tmp_path_factory) -> Iterator[Service]:
+    running = Service(box[0], tmp_path_factory.mktemp("logs") / "service.log", check_s=1.0)
+    try:
+        running.wait(200)
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def tasks(box) -> pl.DataFrame:
+    return Warehouse(box[0].warehouse).read_table("clean.tasks")
+
+
+@pytest.fixture(scope="module")
+def deadline_record(tasks) -> dict:
+    open_with_deadline = scoring.open_tasks(tasks).filter(pl.col("deadline_at").is_not_null())
+    return scoring.task_records(open_with_deadline.head(1))[0]
+
+
+def _champions(box: sandbox.Sandbox) -> dict[str, scoring.ServedModel]:
+    return scoring.load_champions(registry.get_client(box.tracking_uri))
+
+
+def _frame(predictions: list[dict]) -> pl.DataFrame:
+    """JSON predictions as a SCORE_SCHEMA frame (timestamps parsed back)."""
+    rows = [
+        {**p, **{c: datetime.fromisoformat(p[c]) for c in ("predicted_completion_at", "scored_at")}}
+        for p in predictions
+    ]
+    return pl.DataFrame(rows, schema=scoring.SCORE_SCHEMA)
+
+
+def test_ready_names_the_champions_and_the_history(service):
+    assert service.http.get("/health").json() == {"status": "ok", "models": {"late_risk": "1", "cycle_time": "1"}}
+    ready = service.http.get("/ready").json()
+    assert ready["ready"] is True
+    assert ready["models"] == {"late_risk": "1", "cycle_time": "1"}
+    assert ready["history"]["n_tasks"] == 1500
+
+
+def test_one_task_is_scored_with_band_reasons_and_completion_date(service, deadline_record):
+    answer = service.http.post("/predict", json=deadline_record)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    prediction = body["prediction"]
+    assert body["models"] == {"late_risk": "1", "cycle_time": "1"}
+    assert prediction["task_id"] == deadline_record["task_id"]
+    assert 0.0 <= prediction["late_risk"] <= 1.0
+    assert prediction["risk_band"] == scoring.risk_band(prediction["late_risk"])
+    assert all(isinstance(prediction[f"reason_{i}"], str) for i in (1, 2, 3))
+    assert prediction["reason_1"].endswith(("raises the risk", "lowers the risk"))
+    assert prediction["predicted_cycle_days"] >= 0
+    assert prediction["predicted_completion_at"] >= prediction["scored_at"]  # ISO strings of one format
+    assert (prediction["late_risk_version"], prediction["cycle_time_version"]) == ("1", "1")
+
+
+def test_online_scores_equal_the_batch_scores_for_the_same_versions(service, box, tasks):
+    open_tasks = scoring.open_tasks(tasks)
+    answer = service.http.post("/predict/batch", json={"tasks": scoring.task_records(open_tasks)})
+    assert answer.status_code == 200, answer.text
+    online = _frame(answer.json()["predictions"])
+    assert online.height == open_tasks.height and online["task_id"].to_list() == open_tasks["task_id"].to_list()
+    champions = _champions(box[0])
+    now = online["scored_at"][0]
+    batch = scoring.score_open_tasks(tasks, champions["late_risk"], champions["cycle_time"], now)
+    assert online.equals(batch)  # every column: probabilities, bands, reasons, dates, versions
+
+    single = service.http.post("/predict", json=scoring.task_records(open_tasks.head(1))[0]).json()["prediction"]
+    assert single["late_risk"] == batch["late_risk"][0] and single["reason_1"] == batch["reason_1"][0]
+    assert single["predicted_cycle_days"] == batch["predicted_cycle_days"][0]
+
+
+def _record(base: dict, **changes) -> dict:
+    out = {**base, **changes}
+    return {k: v for k, v in out.items() if v is not None}
+
+
+BAD_SINGLE = [
+    ("missing field", {"project": None}, "missing required field(s) project"),
+    ("unknown field", {"status": "done"}, "unknown field(s) 'status'"),
+    ("misspelt field", {"story_pionts": 3}, "did you mean 'story_points'"),
+    ("wrong type", {"story_points": "three"}, "story_points must be a number, got str 'three'"),
+    ("negative count", {"description_length": -4}, "description_length is -4: it cannot be negative"),
+    ("unparseable date", {"created_at": "last Tuesday"}, "created_at 'last Tuesday' is not an ISO 8601 timestamp"),
+    ("time without offset", {"created_at": "2026-05-01T09:30:00"}, "has no UTC offset"),
+    ("unknown category", {"priority": "urgent"}, "priority 'urgent' was not seen in training of late_risk v1"),
+]
+
+
+@pytest.mark.parametrize(("case", "changes", "message"), BAD_SINGLE, ids=[c[0] for c in BAD_SINGLE])
+def test_a_bad_task_gets_a_422_saying_what_is_wrong(service, deadline_record, case, changes, message):
+    answer = service.http.post("/predict", json=_record(deadline_record, **changes))
+    assert answer.status_code == 422, answer.text
+    body = answer.json()
+    assert message in body["detail"]
+    assert body["errors"][0]["index"] == 0 and message in " ".join(body["errors"][0]["messages"])
+    assert body["models"] == {"late_risk": "1", "cycle_time": "1"}
+
+
+def test_unknown_category_can_be_scored_as_missing_when_asked(service, deadline_record):
+    answer = service.http.post("/predict?unknown_categories=missing", json=_record(deadline_record, priority="urgent"))
+    as_missing = service.http.post("/predict", json=_record(deadline_record, priority=None))
+    assert answer.status_code == 200 and as_missing.status_code == 200
+    prediction = answer.json()["prediction"]
+    assert any("priority 'urgent'" in w and "scored as missing" in w for w in prediction["warnings"])
+    assert prediction["late_risk"] == as_missing.json()["prediction"]["late_risk"]
+
+
+def test_a_batch_with_bad_records_is_rejected_whole_with_one_entry_per_bad_record(service, tasks):
+    good = scoring.task_records(scoring.open_tasks(tasks).head(3))
+    batch = [good[0], _record(good[1], created_at="2026-13-45"), good[2], {"task_id": 7}]
+    answer = service.http.post("/predict/batch", json={"tasks": batch})
+    assert answer.status_code == 422
+    body = answer.json()
+    assert "2 of 4 tasks are invalid" in body["detail"] and "nothing was scored" in body["detail"]
+    assert [e["index"] for e in body["errors"]] == [1, 3]
+    assert body["errors"][0]["task_id"] == good[1]["task_id"]
+    assert "created_at '2026-13-45' is not an ISO 8601 timestamp" in body["errors"][0]["messages"][0]
+    assert "missing required field(s) project, created_at" in body["errors"][1]["messages"][0]
+    assert "task_id must be a string, got int 7" in body["errors"][1]["messages"][0]
+
+
+@pytest.mark.parametrize(
+    ("path", "content", "status", "message"),
+    [
+        ("/predict", b"{not json", 400, "not valid JSON"),
+        ("/predict", b"", 400, "the body is empty"),
+        ("/predict", b"[]", 422, "expected one task as a JSON object"),
+        ("/predict/batch", b'[{"task_id": "a"}]', 422, 'expected {"tasks": [task, ...]}'),
+        ("/predict/batch", b'{"tasks": []}', 422, '"tasks" is empty'),
+        ("/predict/batch", b'{"tasks": [], "now": 1}', 422, "unknown key(s) ['now']"),
+        ("/predict?unknown_categories=maybe", b"{}", 422, "unknown_categories='maybe': use one of reject, missing"),
+        ("/predict", b'{"x": "' + b"y" * 1_100_000 + b'"}', 413, "the limit is 1,000,000 bytes"),
+    ],
+)
+def test_malformed_bodies_get_a_4xx_with_a_message(service, path, content, status, message):
+    answer = service.http.post(path, content=content, headers={"content-type": "application/json"})
+    assert answer.status_code == status, answer.text
+    assert message in answer.json()["detail"]
+
+
+def test_a_batch_over_the_task_limit_gets_a_413(service, deadline_record):
+    answer = service.http.post("/predict/batch", json={"tasks": [deadline_record] * 1001})
+    assert answer.status_code == 413
+    assert "1,001 tasks in one batch; the limit is 1,000" in answer.json()["detail"]
+
+
+def test_without_a_champion_the_service_answers_503_with_the_reason(box, deadline_record, tmp_path):
+    store = tmp_path / "no_champion.db"
+    shutil.copy(box[1], store)
+    empty = sandbox.Sandbox(tmp_path, box[0].warehouse, f"sqlite:///{store}", tmp_path / "artifacts")
+    running = Service(empty, tmp_path / "service.log")
+    try:
+        reason = running.wait(503)["reason"]
+        assert "no champion yet for late_risk, cycle_time" in reason
+        assert running.http.get("/health").status_code == 200
+        answer = running.http.post("/predict", json=deadline_record)
+        assert answer.status_code == 503 and answer.json()["detail"] == reason
+        assert running.http.post("/reload").status_code == 503
+    finally:
+        running.stop()
+
+
+def test_a_promotion_is_served_after_reload_and_a_rollback_after_the_periodic_check(service, box, tasks, deadline_record):
+    decision = sandbox.train_and_register(box[0], tasks, sandbox.weaker_spec("late_risk"))
+    assert decision.promoted and decision.version == "2"
+    reloaded = service.http.post("/reload").json()
+    assert reloaded["models"] == {"late_risk": "2", "cycle_time": "1"}
+
+    prediction = service.http.post("/predict", json=deadline_record).json()["prediction"]
+    assert (prediction["late_risk_version"], prediction["cycle_time_version"]) == ("2", "1")
+    champions = _champions(box[0])
+    assert champions["late_risk"].features == sandbox.weaker_spec().feature_columns()
+    expected = scoring.score_tasks(
+        tasks.filter(pl.col("task_id") == deadline_record["task_id"]), champions["late_risk"],
+        champions["cycle_time"], scoring.warehouse_history(box[0].warehouse), datetime.fromisoformat(prediction["scored_at"]),
+    )  # fmt: skip
+    assert prediction["late_risk"] == expected["late_risk"][0]
+
+    # a rollback is picked up without /reload, by the periodic alias check (every 1 s here)
+    assert registry.rollback("late_risk", registry.get_client(box[0].tracking_uri)) == ("2", "1")
+    deadline = time.monotonic() + 30
+    while service.http.get("/ready").json()["models"]["late_risk"] != "1":
+        assert time.monotonic() < deadline, "the rollback was not picked up within 30 s"
+        time.sleep(0.2)
+    assert service.http.post("/predict", json=deadline_record).json()["prediction"]["late_risk_version"] == "1"
