@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 # (label, asset selection, table whose row count is the throughput denominator)
@@ -54,7 +54,7 @@ def _machine() -> str:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-        mem_kb = int(next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")).split()[1])
+        mem_kb = int(next(x for x in Path("/proc/meminfo").read_text().splitlines() if x.startswith("MemTotal")).split()[1])
         mem = f"{mem_kb / 1024 / 1024:.0f} GiB RAM"
     except (OSError, StopIteration, ValueError):
         mem = "unknown RAM"
@@ -64,7 +64,7 @@ def _machine() -> str:
 def run_stage(work: Path, selection: str) -> dict:
     proc = subprocess.run([sys.executable, "-c", _CHILD, str(work), selection], capture_output=True, text=True,
                           env={**os.environ, "DAGSTER_HOME": str(work / "dagster_home")})
-    lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
+    lines = [x for x in proc.stdout.splitlines() if x.startswith("{")]
     if not lines:
         return {"ok": False, "error": proc.stderr[-2000:]}
     return json.loads(lines[-1])
@@ -91,7 +91,7 @@ def bench(n_tasks: int, stages: list[tuple[str, str, str]] | None = None, keep: 
 
 
 def to_markdown(rows: list[dict], command: str) -> str:
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     out = [f"Measured {now} on {_machine()}.", f"Command: `{command}`", "",
            "| tasks | stage | step wall (s) | process wall (s) | peak RSS (MB) | rows | rows/s |",
            "|---:|---|---:|---:|---:|---:|---:|"]

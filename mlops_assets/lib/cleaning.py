@@ -16,7 +16,7 @@ Conservation: raw task records = tasks + superseded + quarantined at this stage 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import polars as pl
 
@@ -74,7 +74,7 @@ def _union(con, kind: str, columns: list[str]) -> str:
 
 def build_clean(warehouse: Warehouse, now: datetime | None = None) -> tuple[dict[str, pl.DataFrame], CleanStats]:
     """Compute clean.tasks, clean.task_events and clean.quarantine from the raw layer (no writes)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     task_cols = list(TASK_COLUMNS) + list(_META)
     with warehouse.connect() as con:
         union = _union(con, "tasks", task_cols)

@@ -18,7 +18,7 @@ import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from itertools import repeat
 from pathlib import Path
 from typing import Any
@@ -203,7 +203,7 @@ def _parse_all(source: str, files: list[Path], known: frozenset[str]):
 
 def ingest_source(warehouse: Warehouse, landing_root: Path, source: str, now: datetime | None = None) -> IngestReport:
     """Parse the source's new landing files and append their records to its raw tables (one transaction)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     kinds = SOURCES[source][2]
     report = IngestReport(source=source)
     files = list_landing_files(landing_root, source)

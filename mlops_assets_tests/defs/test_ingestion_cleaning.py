@@ -113,7 +113,7 @@ def test_bad_files_are_quarantined_and_good_records_kept(landing_dir, warehouse_
     tasks = _clean(warehouse_path)
     assert tasks["task_id"].to_list() == ["jira:DEMO-3"]
     q = Warehouse(warehouse_path).read_table("clean.quarantine")
-    reasons = dict(zip(q["source_file"].map_elements(lambda p: Path(p).name, return_dtype=pl.String), q["reason"]))
+    reasons = dict(zip(q["source_file"].map_elements(lambda p: Path(p).name, return_dtype=pl.String), q["reason"], strict=True))
     assert "broken.json" in reasons and "shape.json" in reasons
     assert any("before created_at" in r for r in q["reason"])
 

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import dagster as dg
-import polars as pl
 import pytest
 
 from mlops_assets.lib import registry, synthetic
 from mlops_assets.lib.warehouse import Warehouse
-from mlops_assets_tests.conftest import materialize
 
 MODELS = ("late_risk", "cycle_time")
 FAST = {"n_trials": 3, "timeout_s": 60, "seed": 1, "cv_folds": 2}

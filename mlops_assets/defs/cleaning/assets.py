@@ -1,7 +1,7 @@
 """Cleaning group: the raw layer becomes clean.tasks, clean.task_events and clean.quarantine."""
 
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -55,7 +55,7 @@ CHECKS = [
 def clean_tasks(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """Rebuild the clean layer from the raw layer, validate it, and write it in one transaction."""
     wh = warehouse.get()
-    tables, stats = build_clean(wh, datetime.now(timezone.utc))
+    tables, stats = build_clean(wh, datetime.now(UTC))
     tasks, events, quarantine = tables["clean.tasks"], tables["clean.task_events"], tables["clean.quarantine"]
     wh.replace_tables(tables)
     task_check = schemas.validate(schemas.TasksSchema, tasks)

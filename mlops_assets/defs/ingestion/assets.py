@@ -1,11 +1,17 @@
 """Ingestion group: one landing asset and one raw multi-asset per source, built by a factory."""
 
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 
-from mlops_assets.lib.ingestion import SOURCES, IngestReport, LandingZoneError, ingest_source, list_landing_files
+from mlops_assets.lib.ingestion import (
+    SOURCES,
+    IngestReport,
+    LandingZoneError,
+    ingest_source,
+    list_landing_files,
+)
 from mlops_assets.lib.pulls import pull_into
 from mlops_assets.resources import LandingZoneResource, WarehouseResource
 
@@ -49,7 +55,7 @@ def build_raw_asset(source: str) -> dg.AssetsDefinition:
     @dg.multi_asset(name=f"ingest_{source}", specs=specs, op_tags=WAREHOUSE_WRITE_TAGS)
     def _ingest(context: dg.AssetExecutionContext, warehouse: WarehouseResource, landing: LandingZoneResource):
         try:
-            report = ingest_source(warehouse.get(), landing.root(), source, datetime.now(timezone.utc))
+            report = ingest_source(warehouse.get(), landing.root(), source, datetime.now(UTC))
         except LandingZoneError as exc:
             raise dg.Failure(description=str(exc)) from None
         for message in report.messages:

@@ -4,7 +4,7 @@ model_input/<m>_splits -> models/<m>_candidate -> reporting/<m>_evaluation -> mo
 """
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 import polars as pl
@@ -24,7 +24,7 @@ def data_as_of(tasks: pl.DataFrame) -> datetime:
     """The time the data describes: its latest update (labels are judged as of then, not the wall clock)."""
     latest = tasks.select(pl.max_horizontal(pl.col("created_at").max(), pl.col("updated_at").max(),
                                             pl.col("resolved_at").max())).item()
-    return min(latest, datetime.now(timezone.utc)) if latest else datetime.now(timezone.utc)
+    return min(latest, datetime.now(UTC)) if latest else datetime.now(UTC)
 
 
 def latest_row(warehouse: WarehouseResource, table: str) -> dict:
@@ -86,7 +86,7 @@ def build_model_assets(spec: training.ModelSpec) -> list[dg.AssetsDefinition]:
             git_commit=registry.git_commit(), artifacts_dir=mlflow.artifacts_dir or None)
         metrics = {k: float(v) for k, v in trained.metrics.items() if v is not None}
         wh.append(f"models.{name}_candidate", pl.DataFrame([{
-            "recorded_at": datetime.now(timezone.utc), "run_id": run_id, "dagster_run_id": context.run_id,
+            "recorded_at": datetime.now(UTC), "run_id": run_id, "dagster_run_id": context.run_id,
             "metrics": json.dumps(metrics), "params": json.dumps(trained.params, default=str),
             "n_trials": trained.n_trials, "search_seconds": trained.search_seconds}]))
         passed, detail = beats_baseline(spec, parts, metrics)
@@ -166,7 +166,7 @@ def build_model_assets(spec: training.ModelSpec) -> list[dg.AssetsDefinition]:
             decision = {"promoted": d.promoted, "version": d.version, "reason": d.reason,
                         "champion_version_before": d.champion_version_before}
             wh.append(f"models.{name}_champion", pl.DataFrame([{
-                "recorded_at": datetime.now(timezone.utc), "run_id": run_id, "version": d.version,
+                "recorded_at": datetime.now(UTC), "run_id": run_id, "version": d.version,
                 "promoted": d.promoted, "reason": d.reason, "champion_version_before": d.champion_version_before,
                 "candidate_value": d.candidate_value, "champion_value": d.champion_value}],
                 schema_overrides={"champion_version_before": pl.String, "champion_value": pl.Float64}))

@@ -37,8 +37,8 @@ from mlops_assets.lib.sources.base import (
     Reject,
     SourceFormatError,
     canonical_json,
-    json_loads,
     decode_bytes,
+    json_loads,
     pseudonymize,
     utc,
 )
