@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from mlops_assets.lib.sources.base import pseudonymize
+
 log = logging.getLogger(__name__)
 
 US = 1_000_000
@@ -679,8 +681,43 @@ def _nullable(name: str, values: np.ndarray, valid: np.ndarray) -> pl.Series:
     return pl.select(pl.when(pl.Series(valid)).then(values).alias(name)).to_series()
 
 
+def _identity(p: Person) -> str:
+    """How the person's own tool identifies them in its export (what its parser pseudonymizes)."""
+    if p.source in ("jira", "trello"):
+        return p.account_id  # Jira accountId / Trello member id
+    if p.source == "github":
+        return p.login
+    return f"{p.login}@acme.example"  # Asana "Assignee Email", the helpdesk CSV's agent and requester
+
+
+def _person_ids(sim: _Sim) -> tuple[pl.Series, pl.Series]:
+    """(assignee_id, reporter_id) as the parsers write them into clean.tasks.
+
+    Jira, GitHub and Trello files only name people of the project's own pool, so a reporter from another
+    team or tool is unknown there; the helpdesk CSV names anyone by e-mail; Asana exports carry no
+    reporter; a Trello card's creator is its first member.
+    """
+    size = max(p.index for p in sim.people) + 2  # index -1 (nobody) hits the trailing None
+    pid = np.full(size, None, dtype=object)
+    by_mail = np.full(size, None, dtype=object)
+    team = np.full(size, None, dtype=object)
+    tool = np.full(size, None, dtype=object)
+    for p in sim.people:
+        pid[p.index], team[p.index], tool[p.index] = pseudonymize(p.source, _identity(p)), p.team, p.source
+        by_mail[p.index] = pseudonymize("csv", f"{p.login}@acme.example")
+    src = np.array([p.source for p in sim.projects], dtype=object)[sim.proj]
+    project_team = np.array([p.team for p in sim.projects], dtype=object)[sim.proj]
+    in_pool = (sim.reporter >= 0) & (tool[sim.reporter] == src) & (team[sim.reporter] == project_team)
+    reporter = np.where(in_pool, pid[sim.reporter], None)
+    reporter = np.where(src == "csv", by_mail[sim.reporter], reporter)
+    reporter = np.where(src == "asana", None, reporter)
+    reporter = np.where((src == "trello") & (sim.person >= 0), pid[sim.person], reporter)
+    return _strs(pid[sim.person], "assignee_id"), _strs(reporter, "reporter_id")
+
+
 def _truth(sim: _Sim) -> pl.DataFrame:
     key, task_id = _key_of(sim)
+    assignee_id, reporter_id = _person_ids(sim)
     prio_raw, type_raw, status = _raw_names(sim)
     stage = _stage(sim)
     people = {p.index: p for p in sim.people}
@@ -720,6 +757,8 @@ def _truth(sim: _Sim) -> pl.DataFrame:
             "assignee_name": _gather(lookup_name.tolist(), sim.person),
             "reporter_login": _gather(lookup_login.tolist(), sim.reporter),
             "reporter_name": _gather(lookup_name.tolist(), sim.reporter),
+            "assignee_id": assignee_id,
+            "reporter_id": reporter_id,
         }
     ).with_columns(
         _ts_series("created_at", sim.created),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dagster as dg
+import polars as pl
 import pytest
 
 from mlops_assets.lib import registry, synthetic
@@ -34,7 +35,7 @@ def lifecycle(tmp_path_factory, empty_mlflow_store):
     mp.setenv("MLFLOW_TRACKING_URI", uri)
     mp.setenv("MLOPS_MLFLOW_ARTIFACTS", str(root / "mlflow" / "artifacts"))
     synthetic.generate(root / "landing", n_tasks=2000, seed=5)
-    selection = dg.AssetSelection.groups("ingestion", "cleaning", "features", "training")
+    selection = dg.AssetSelection.groups("ingestion", "cleaning", "features", "training", "serving")
     result = dg.materialize(
         list(__import__("mlops_assets.definitions", fromlist=["defs"]).defs.assets),
         selection=selection,
@@ -89,3 +90,27 @@ def test_regating_the_same_candidate_registers_nothing_new(lifecycle, tmp_path):
                             resources=build_resources(str(root / "wh.duckdb"), str(root / "landing"), str(root / "reports")))
     assert result.success
     assert len(registry.get_client(lifecycle["uri"]).search_model_versions("name='late_risk'")) == before
+
+
+def test_batch_scores_cover_every_open_task_with_versions_and_match_the_served_path(lifecycle):
+    from mlops_assets.lib import features, scoring
+
+    wh = lifecycle["wh"]
+    scores = wh.read_table("serving.task_risk_scores")
+    tasks = wh.read_table("clean.tasks")
+    open_ids = set(tasks.filter(pl.col("resolved_at").is_null())["task_id"])
+    assert set(scores["task_id"]) == open_ids
+    client = registry.get_client(lifecycle["uri"])
+    assert set(scores["late_risk_version"]) == {str(client.get_model_version_by_alias("late_risk", "champion").version)}
+    with_deadline = scores.filter(pl.col("late_risk").is_not_null())
+    assert with_deadline.height > 0
+    assert with_deadline["risk_band"].is_in(["low", "medium", "high"]).all()
+    assert with_deadline["reason_1"].null_count() == 0
+    # The online path (raw records + the same champions) gives the same numbers.
+    champions = scoring.load_champions(client)
+    sample = tasks.filter(pl.col("task_id").is_in(with_deadline["task_id"].head(25).to_list()))
+    online = scoring.score_tasks(sample, champions["late_risk"], champions["cycle_time"],
+                                 features.History.from_tasks(tasks), scores["scored_at"][0])
+    merged = online.join(scores, on="task_id", suffix="_batch")
+    assert merged.height == 25
+    assert (merged["late_risk"] - merged["late_risk_batch"]).abs().max() < 1e-9
