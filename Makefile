@@ -8,7 +8,7 @@ export MLOPS_LANDING_DIR ?= data/landing
 export MLOPS_WAREHOUSE ?= data/warehouse.duckdb
 SAMPLE_TASKS ?= 6000
 
-.PHONY: run test ui serve bench screenshots drift-demo lint clean-data instance
+.PHONY: run test ui serve mlflow-ui bench screenshots drift-demo lint clean-data instance
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found " + sys.version.split()[0] + ")")'
@@ -43,3 +43,11 @@ lint: $(STAMP)
 
 clean-data:
 	rm -rf data/landing data/warehouse.duckdb data/warehouse.duckdb.wal data/mlflow data/reports .dagster
+
+## serve: the online prediction service on http://127.0.0.1:$${MLOPS_SERVE_PORT:-8000} (champions from MLflow)
+serve: $(STAMP)
+	$(BIN)/python -m mlops_assets.serving
+
+## mlflow-ui: the MLflow UI on the project's tracking store, http://127.0.0.1:5000
+mlflow-ui: $(STAMP)
+	$(BIN)/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///data/mlflow/mlflow.db} --host 127.0.0.1 --port $${MLFLOW_PORT:-5000}

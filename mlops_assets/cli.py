@@ -19,7 +19,20 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--tasks", default="100000,1000000", help="comma-separated sizes")
     bench.add_argument("--no-write", action="store_true", help="print the table, leave docs/BENCHMARKS.md alone")
     sub.add_parser("graph", help="regenerate the Mermaid asset graph in docs/ARCHITECTURE.md")
+    rollback = sub.add_parser("rollback", help="move the champion alias of MODEL back to the previous champion")
+    rollback.add_argument("model", help="registered model name, e.g. late_risk or cycle_time")
     args = parser.parse_args(argv)
+    if args.command == "rollback":
+        from mlops_assets.lib import registry
+
+        try:
+            before, after = registry.rollback(args.model)
+        except registry.RegistryError as exc:
+            print(f"mlops-assets rollback: {exc}", file=sys.stderr)
+            return 1
+        print(f"{args.model}: champion moved from version {before} back to version {after} "
+              f"({registry.get_tracking_uri()})")
+        return 0
     if args.command == "graph":
         from mlops_assets import graph
 

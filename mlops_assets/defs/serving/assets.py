@@ -1,6 +1,6 @@
 """serving/task_risk_scores: every open task scored by the champions, refreshed by itself."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -34,7 +34,7 @@ def task_risk_scores(context: dg.AssetExecutionContext, warehouse: WarehouseReso
         raise dg.Failure(description=str(exc)) from None
     tasks = wh.read_table("clean.tasks")
     scores = scoring.score_open_tasks(tasks, champions["late_risk"], champions["cycle_time"],
-                                      datetime.now(timezone.utc))
+                                      datetime.now(UTC))
     wh.replace_tables({"serving.task_risk_scores": scores})
     bands = dict(scores.group_by("risk_band").len().iter_rows()) if scores.height else {}
     return dg.MaterializeResult(metadata={
