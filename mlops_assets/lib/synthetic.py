@@ -661,6 +661,11 @@ def _trello_card_ids(sim: _Sim) -> np.ndarray:
 def synthetic_tasks(n_tasks: int, seed: int = 7, drift: bool = False, main_tasks: int = 6000) -> pl.DataFrame:
     """The ground-truth task table of a synthetic batch (the shape of ``clean.tasks`` plus truth columns).
 
+    ``assignee_id``/``reporter_id`` are the pseudonymous ids the parsers give the same people, so
+    history features built on this table equal those built on ``clean.tasks``. ``priority`` and
+    ``type`` keep the source spellings (the parsers' values); ``priority_canonical`` and
+    ``type_canonical`` are what cleaning maps them to.
+
     ``drift=True`` gives the later, shifted batch (Sep-Oct 2026: a new team and project, more urgent
     work, slower delivery); its keys continue after those of a main batch of ``main_tasks`` tasks.
     """

@@ -103,6 +103,18 @@ def test_lateness_and_cycle_time_follow_creation_time_drivers(big: pl.DataFrame)
     assert month[1] > 1.2 * month[0]  # December is slow
 
 
+def test_the_planted_workload_reaches_the_assignee_features(truth: pl.DataFrame) -> None:
+    """Lateness is driven by the assignee's open workload; the features see the same number."""
+    from mlops_assets.lib import features
+
+    both = features.task_features(truth).join(truth.select("task_id", "workload_at_creation"), on="task_id")
+    assigned = both.filter(pl.col("workload_at_creation").is_not_null())
+    assert assigned.height > 0.8 * truth.height
+    assert assigned["assignee_open_tasks"].null_count() == 0
+    assert (assigned["assignee_open_tasks"] == assigned["workload_at_creation"]).mean() > 0.99
+    assert assigned["assignee_open_tasks"].max() >= 5
+
+
 def test_drift_batch_is_shifted_and_its_keys_continue_after_the_main_batch() -> None:
     main = synthetic.synthetic_tasks(4000, seed=7)
     drift = synthetic.synthetic_tasks(4000, seed=7, drift=True, main_tasks=4000)
