@@ -51,25 +51,32 @@ CHECKS = [
     ],
     check_specs=CHECKS,
     op_tags=WAREHOUSE_WRITE_TAGS,
+    can_subset=True,  # so that `--select '*clean/tasks'` works: only the selected tables are replaced
 )
 def clean_tasks(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """Rebuild the clean layer from the raw layer, validate it, and write it in one transaction."""
     wh = warehouse.get()
     tables, stats = build_clean(wh, datetime.now(UTC))
     tasks, events, quarantine = tables["clean.tasks"], tables["clean.task_events"], tables["clean.quarantine"]
-    wh.replace_tables(tables)
-    task_check = schemas.validate(schemas.TasksSchema, tasks)
-    event_check = schemas.validate(schemas.TaskEventsSchema, events)
-    yield dg.MaterializeResult(asset_key=TASKS, metadata=_task_metadata(tasks, stats))
-    yield dg.MaterializeResult(asset_key=EVENTS, metadata={"dagster/row_count": events.height})
-    yield dg.MaterializeResult(
-        asset_key=QUARANTINE,
-        metadata={
-            "dagster/row_count": quarantine.height,
-            "reasons": dg.MetadataValue.md(_reasons_md(quarantine)),
-        },
-    )
-    yield from _check_results(tasks, stats, task_check, event_check)
+    selected = context.selected_asset_keys
+    wh.replace_tables({name: frame for name, frame in tables.items() if dg.AssetKey(name.split(".")) in selected})
+    if TASKS in selected:
+        yield dg.MaterializeResult(asset_key=TASKS, metadata=_task_metadata(tasks, stats))
+    if EVENTS in selected:
+        yield dg.MaterializeResult(asset_key=EVENTS, metadata={"dagster/row_count": events.height})
+    if QUARANTINE in selected:
+        yield dg.MaterializeResult(
+            asset_key=QUARANTINE,
+            metadata={
+                "dagster/row_count": quarantine.height,
+                "reasons": dg.MetadataValue.md(_reasons_md(quarantine)),
+            },
+        )
+    checks = context.selected_asset_check_keys
+    for result in _check_results(tasks, stats, schemas.validate(schemas.TasksSchema, tasks),
+                                 schemas.validate(schemas.TaskEventsSchema, events)):
+        if result.asset_key in selected and dg.AssetCheckKey(result.asset_key, result.check_name) in checks:
+            yield result
     context.log.info(f"clean layer: {stats.tasks} tasks, {stats.superseded} superseded, "
                      f"{stats.quarantined + stats.parse_rejects} quarantined")
 
