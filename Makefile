@@ -27,9 +27,12 @@ run: $(STAMP) instance
 	$(BIN)/mlops-assets generate --tasks $(SAMPLE_TASKS) --out $(MLOPS_LANDING_DIR) --if-empty
 	$(BIN)/dagster asset materialize -m mlops_assets.definitions --select '*'
 
-## test: the whole suite (pytest's exit code 5, "no tests collected", counts as a failure here)
+## test: the whole suite. pytest's exit code 5 ("no tests collected") means the suite went missing:
+## it fails here with a message rather than passing silently.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	@rc=0; $(BIN)/python -m pytest -q || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5): is mlops_assets_tests/ there?" >&2; fi; \
+	exit $$rc
 
 ## ui: the Dagster UI on http://127.0.0.1:3000 against the same instance (daemon included)
 ui: $(STAMP) instance
