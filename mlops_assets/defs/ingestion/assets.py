@@ -13,7 +13,7 @@ from mlops_assets.lib.ingestion import (
     list_landing_files,
 )
 from mlops_assets.lib.pulls import pull_into
-from mlops_assets.resources import LandingZoneResource, WarehouseResource
+from mlops_assets.resources import GitHubResource, JiraResource, LandingZoneResource, WarehouseResource
 
 WAREHOUSE_WRITE_TAGS = {"mlops/warehouse": "write"}
 
@@ -81,38 +81,45 @@ def _metadata(report: IngestReport, kind: str) -> dict[str, object]:
     }
 
 
-def build_pull_asset(source: str, env_hint: str) -> dg.AssetsDefinition:
-    """landing/<source> for a tool with a live API: pull what changed since the watermark, when configured."""
-    spec = landing_spec(source)
+def _pull(api: JiraResource | GitHubResource, landing: LandingZoneResource, source: str, env_hint: str):
+    """Pull what changed since the watermark into the landing folder, or report the exports-only mode."""
+    if not api.configured:
+        files = len(list_landing_files(landing.root(), source)) if landing.root().exists() else 0
+        return dg.MaterializeResult(metadata={"mode": f"exports only ({env_hint} not set)", "files_in_folder": files,
+                                              "pulled_issues": 0})
+    try:
+        outcome = pull_into(api.client(), landing.source_dir(source))
+    except (RuntimeError, ValueError) as exc:  # client errors carry a one-line, credential-free message
+        raise dg.Failure(description=f"{source} pull failed: {exc}") from None
+    return dg.MaterializeResult(metadata={
+        "mode": "live API pull", "pulled_issues": outcome.issues, "pages_written": outcome.pages_written,
+        "since": str(outcome.since) if outcome.since else "everything (first pull)",
+        "new_watermark": str(outcome.new_watermark) if outcome.new_watermark else "unchanged",
+    })
 
-    @dg.asset(key=spec.key, group_name="ingestion", kinds={"file", "api"},
-              description=spec.description + f" Materializing it pulls new and updated issues from the live "
-              f"API when {env_hint} is set; without it the folder holds only the exports users dropped.",
-              required_resource_keys={source, "landing"})
-    def _pull(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        api = getattr(context.resources, source)
-        landing: LandingZoneResource = context.resources.landing
-        folder = landing.source_dir(source)
-        if not api.configured:
-            files = len(list_landing_files(landing.root(), source)) if landing.root().exists() else 0
-            return dg.MaterializeResult(metadata={"mode": f"exports only ({env_hint} not set)", "files_in_folder": files,
-                                                  "pulled_issues": 0})
-        try:
-            outcome = pull_into(api.client(), folder)
-        except (RuntimeError, ValueError) as exc:  # client errors carry a one-line, credential-free message
-            raise dg.Failure(description=f"{source} pull failed: {exc}") from None
-        return dg.MaterializeResult(metadata={
-            "mode": "live API pull", "pulled_issues": outcome.issues, "pages_written": outcome.pages_written,
-            "since": str(outcome.since) if outcome.since else "everything (first pull)",
-            "new_watermark": str(outcome.new_watermark) if outcome.new_watermark else "unchanged",
-        })
 
-    return _pull
+def _pull_description(source: str, env_hint: str) -> str:
+    return (landing_spec(source).description + " Materializing it pulls new and updated issues from the live API "
+            f"when {env_hint} is set; without it the folder holds only the exports users dropped.")
+
+
+@dg.asset(key=["landing", "jira"], group_name="ingestion", kinds={"file", "api"},
+          description=_pull_description("jira", "JIRA_URL"))
+def landing_jira(landing: LandingZoneResource, jira: JiraResource) -> dg.MaterializeResult:
+    """Pull Jira issues updated since the watermark (JQL `updated >=`), with changelogs."""
+    return _pull(jira, landing, "jira", "JIRA_URL")
+
+
+@dg.asset(key=["landing", "github"], group_name="ingestion", kinds={"file", "api"},
+          description=_pull_description("github", "GITHUB_REPOS"))
+def landing_github(landing: LandingZoneResource, github: GitHubResource) -> dg.MaterializeResult:
+    """Pull GitHub issues updated since the watermark (`since=`), following Link pages."""
+    return _pull(github, landing, "github", "GITHUB_REPOS")
 
 
 raw_assets = [build_raw_asset(source) for source in SOURCES]
 # Jira and GitHub have live clients: their landing folder is an asset that pulls. The others are exports.
-pull_assets = [build_pull_asset("jira", "JIRA_URL"), build_pull_asset("github", "GITHUB_REPOS")]
+pull_assets = [landing_jira, landing_github]
 landing_specs = [landing_spec(source) for source in SOURCES if source not in ("jira", "github")]
 
 
