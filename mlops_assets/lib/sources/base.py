@@ -111,6 +111,21 @@ def decode_bytes(data: bytes) -> tuple[str, str]:
         return data.decode("latin-1"), "latin-1"
 
 
+def load_json_file(path, expected: str) -> tuple[Any, str]:
+    """A landing JSON file -> (document, encoding); SourceFormatError naming the expected shape if unreadable."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SourceFormatError(f"cannot read {path}: {exc.strerror or exc}") from None
+    text, encoding = decode_bytes(data)
+    try:
+        return json_loads(text), encoding
+    except json.JSONDecodeError as exc:
+        raise SourceFormatError(
+            f"{path.name} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); expected {expected}"
+        ) from None
+
+
 _SALT = os.environ.get("MLOPS_PSEUDONYM_SALT", "mlops-assets")
 
 

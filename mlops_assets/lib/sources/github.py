@@ -37,8 +37,7 @@ from mlops_assets.lib.sources.base import (
     Reject,
     SourceFormatError,
     canonical_json,
-    decode_bytes,
-    json_loads,
+    load_json_file,
     pseudonymize,
     utc,
 )
@@ -236,28 +235,13 @@ def issue_to_task(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _load(path: Path) -> tuple[Any, str]:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise SourceFormatError(f"cannot read {path}: {exc.strerror or exc}") from None
-    text, encoding = decode_bytes(data)
-    try:
-        return json_loads(text), encoding
-    except json.JSONDecodeError as exc:
-        raise SourceFormatError(
-            f"{path.name} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
-            f"expected {EXPECTED_SHAPE}"
-        ) from None
-
-
 def _looks_like_issue(obj: Any) -> bool:
     return isinstance(obj, dict) and "number" in obj and ("state" in obj or "title" in obj)
 
 
 def parse(path: Path) -> ParsedFile:
     """Parse one GitHub landing file into tasks (pull requests skipped, bad issues rejected)."""
-    doc, encoding = _load(path)
+    doc, encoding = load_json_file(path, EXPECTED_SHAPE)
     if isinstance(doc, list):
         items, shape, single = doc, "github-issue-list", False
     elif isinstance(doc, dict) and isinstance(doc.get("items"), list):

@@ -37,8 +37,7 @@ from mlops_assets.lib.sources.base import (
     Reject,
     SourceFormatError,
     canonical_json,
-    decode_bytes,
-    json_loads,
+    load_json_file,
     pseudonymize,
     utc,
 )
@@ -115,20 +114,6 @@ def _time_from_id(object_id: str) -> datetime:
         ) from None
 
 
-def _load(path: Path) -> tuple[Any, str]:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise SourceFormatError(f"cannot read {path}: {exc.strerror or exc}") from None
-    text, encoding = decode_bytes(data)
-    try:
-        return json_loads(text), encoding
-    except json.JSONDecodeError as exc:
-        raise SourceFormatError(
-            f"{path.name} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); expected {EXPECTED_SHAPE}"
-        ) from None
-
-
 def _list_of_dicts(board: dict[str, Any], key: str) -> list[dict[str, Any]]:
     value = board.get(key) or []
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
@@ -136,7 +121,7 @@ def _list_of_dicts(board: dict[str, Any], key: str) -> list[dict[str, Any]]:
 
 def parse(path: Path) -> ParsedFile:
     """Parse one Trello board export into tasks, status events and comments."""
-    board, encoding = _load(path)
+    board, encoding = load_json_file(path, EXPECTED_SHAPE)
     if not (
         isinstance(board, dict)
         and isinstance(board.get("cards"), list)
