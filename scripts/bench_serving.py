@@ -76,8 +76,16 @@ def _wrk(url: str, script: Path, connections: int, seconds: int) -> dict:
 
 
 def _cpu_seconds(pid: int) -> float:
+    """CPU seconds of a process and its live children (uvicorn's worker processes)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in children.read_text().split():
+            try:
+                total += _cpu_seconds(int(child))
+            except FileNotFoundError:
+                pass
+    return total
 
 
 def main() -> int:
@@ -86,6 +94,7 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=15, help="seconds per wrk run")
     parser.add_argument("--connections", default="1,4,8,16", help="single-task runs, comma-separated")
     parser.add_argument("--batch-connections", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1, help="MLOPS_SERVE_WORKERS of the service")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "serving.md")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -105,7 +114,7 @@ def main() -> int:
     trees = {name: model.booster.num_trees() for name, model in champions.items()}
 
     port = _free_port()
-    env = {**os.environ, **box.env(), "MLOPS_SERVE_PORT": str(port)}
+    env = {**os.environ, **box.env(), "MLOPS_SERVE_PORT": str(port), "MLOPS_SERVE_WORKERS": str(args.workers)}
     log = (work / "service.log").open("wb")
     service = subprocess.Popen([sys.executable, "-m", "mlops_assets.serving"], cwd=ROOT, env=env,
                                stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
@@ -162,7 +171,7 @@ def _write(args, runs, batch_run, trees, n_open, build_s, load_before) -> None:
     meets = [r for r in runs if r["p99"] <= 20 and r["rps"] >= 500]
     verdict = (
         f"met at {', '.join(str(r['connections']) for r in meets)} connection(s)" if meets
-        else "**not met** in this run (see the analysis below)"
+        else "**not met** in this run (see the analysis below; mind the load average)"
     )
     text = f"""## Online scoring service (`mlops_assets.serving`)
 
@@ -174,7 +183,8 @@ Command: `.venv/bin/python {' '.join(['scripts/bench_serving.py', *sys.argv[1:]]
 - software: Python {platform.python_version()}, polars {polars.__version__}, lightgbm {lightgbm.__version__}, uvicorn + FastAPI, wrk 4.1
 - setup ({build_s:.0f} s): {args.tasks:,} synthetic tasks in clean.tasks, both models tuned ({TRAIN.n_trials} Optuna trials) and
   promoted; late_risk {trees['late_risk']} trees, cycle_time {trees['cycle_time']} trees. Requests rotate over {min(n_open, 500)} open tasks.
-- service: one process (`python -m mlops_assets.serving`, MLOPS_SERVE_WORKERS=1), micro-batching scorer thread
+- service: `python -m mlops_assets.serving` with MLOPS_SERVE_WORKERS={args.workers}, micro-batching scorer thread per process,
+  features by `history_index.feature_columns`, answers by `scoring.score_rows`
 - load generator: `wrk -t1 -c<N> -d{args.duration}s` with a Lua script (closed loop, separate process)
 
 ### Single task, POST /predict

@@ -707,6 +707,93 @@ def top_reasons(
     return [reason for reason in table.row(0) if reason is not None]
 
 
+def _top_contributions_array(matrix: np.ndarray, features: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """`_top_contributions` on a (n, len(features)) float matrix (no pandas): same order, ties and aliases."""
+    strength = np.empty(matrix.shape, dtype=np.float32)
+    np.abs(matrix, out=strength, casting="same_kind")
+    merged: dict[int, np.ndarray] = {}
+    for alias, target in FEATURE_ALIASES.items():
+        if alias in features and target in features:
+            alias_index, target_index = features.index(alias), features.index(target)
+            merged[target_index] = matrix[:, target_index] + matrix[:, alias_index]
+            strength[:, target_index] = np.abs(merged[target_index])
+            strength[:, alias_index] = 0.0
+            merged[alias_index] = np.zeros(len(matrix))
+    rows = np.arange(len(matrix))
+    top = np.empty((len(matrix), k), dtype=np.intp)
+    chosen = np.empty((len(matrix), k), dtype=float)
+    for position in range(k):
+        index = strength.argmax(axis=1)  # ties: the lower feature index
+        top[:, position] = index
+        chosen[:, position] = matrix[rows, index]
+        strength[rows, index] = -1.0
+    for feature_index, combined in merged.items():
+        hit = top == feature_index
+        chosen[hit] = np.broadcast_to(combined[:, None], top.shape)[hit]
+    return top, chosen
+
+
+def top_reasons_arrays(
+    contribs: np.ndarray,
+    values: np.ndarray,
+    features: Sequence[str],
+    category_levels: Mapping[str, Sequence[str]] | None = None,
+    k: int = 3,
+    effects: tuple[str, str] = RISK_EFFECTS,
+    phrases: Mapping[str, Phrase] | None = None,
+) -> list[list[str | None]]:
+    """`top_reasons_table` on numpy input, without pandas or polars: k lists (reason_1..reason_k) of n texts.
+
+    `contribs` is LightGBM's ``pred_contrib`` output (n, len(features) + 1; the last column, the base
+    value, is ignored); `values` the matrix the model scored (n, len(features)), a category as its
+    position in ``category_levels[name]`` (NaN: missing). Same sentences as top_reasons_table given the
+    same contributions and values (tested); cheap enough for one row (online scoring).
+    """
+    features = list(features)
+    levels = {name: [str(label) for label in labels] for name, labels in (category_levels or {}).items()}
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    if not features:
+        raise ValueError("no features: pass the booster's feature names")
+    if contribs.ndim != 2 or contribs.shape[1] not in (len(features), len(features) + 1):
+        raise ValueError(f"contribs has shape {contribs.shape}; expected (n, {len(features) + 1}) for {len(features)} features")
+    if values.shape != (contribs.shape[0], len(features)):
+        raise ValueError(f"values has shape {values.shape}; expected ({contribs.shape[0]}, {len(features)})")
+    phrases = {**FEATURE_PHRASES, **(phrases or {})}
+    n_rows, k_used = len(contribs), min(k, len(features))
+    top, chosen = _top_contributions_array(np.asarray(contribs[:, : len(features)], dtype=float), features, k_used)
+
+    flat_features, flat_contribs = top.reshape(-1), chosen.reshape(-1)
+    codes = np.full(flat_features.shape, -1, dtype=np.int64)
+    vocabulary: list[str] = []
+    for feature_index in np.unique(flat_features):
+        cells = np.nonzero((flat_features == feature_index) & (flat_contribs != 0.0))[0]
+        if len(cells) == 0:
+            continue
+        name = features[feature_index]
+        phrase = _phrase_for(name, phrases)
+        labels = levels.get(name)
+        keys = np.asarray(values[cells // k_used, feature_index], dtype=float)
+        if labels is None and phrase.kind != "text":
+            keys = _bucket(keys, phrase.kind)
+        raises = flat_contribs[cells] > 0
+        for mask, effect in ((raises, effects[0]), (~raises, effects[1])):
+            if not mask.any():
+                continue
+            unique_keys, inverse = np.unique(keys[mask], return_inverse=True)
+            codes[cells[mask]] = len(vocabulary) + inverse.reshape(-1)
+            vocabulary.extend(f"{_description(phrase, name, key, labels)} {effect}" for key in unique_keys)
+
+    codes = codes.reshape(n_rows, k_used)
+    columns: list[list[str | None]] = []
+    for position in range(k):
+        if position < k_used:
+            columns.append([vocabulary[c] if c >= 0 else None for c in codes[:, position].tolist()])
+        else:
+            columns.append([None] * n_rows)
+    return columns
+
+
 # --------------------------------------------------------------------------------------------------
 # plots
 

@@ -16,7 +16,14 @@ with the columns of :data:`SCORE_COLUMNS`:
   late than on time", and 0.25 is about the share of deadline tasks that end late (16-27% on the
   synthetic sample), so ``medium`` means "riskier than a typical task".
 * ``reason_1..reason_3``: the three largest TreeSHAP contributions to late_risk, in words
-  (``evaluation.top_reasons_table``), e.g. "assignee already had 14 open tasks raises the risk".
+  (``evaluation.top_reasons_arrays``, the same sentences as ``top_reasons_table``), e.g. "assignee
+  already had 14 open tasks raises the risk". Exact SHAP values, never approximated; but they cost
+  about 0.1-0.2 ms per task (LightGBM ``pred_contrib``), so *which* tasks get them is a choice
+  (``explain``): ``"all"`` (every task with a deadline: :func:`score_tasks`, the online service) or
+  ``"at_risk"`` (medium/high band only: :func:`score_open_tasks`, the batch table, where a low-risk
+  task's reasons would be read by nobody). ``max_explained`` caps the count (batch default
+  :data:`BATCH_MAX_EXPLAINED`): the riskiest tasks are explained first and the others at risk say
+  :data:`REASONS_CAPPED` in ``warnings``. Reasons are null where not computed.
 * ``predicted_cycle_days``: the cycle_time champion's days from creation to resolution.
 * ``predicted_completion_at``: ``created_at + predicted_cycle_days``, **but never earlier than
   now**: the tasks scored are open, and an open task cannot finish in the past. When the clip applies
@@ -27,11 +34,13 @@ with the columns of :data:`SCORE_COLUMNS`:
 * ``late_risk_version``, ``cycle_time_version``: the registered versions that produced the row;
   ``scored_at``: ``now``.
 
-Fast path, same numbers: features come from ``features.build_features`` (the training code). The
-LightGBM matrix is built with numpy instead of ``training.to_matrix``'s pandas frame (pandas costs
-several ms per call, which a 20 ms online budget cannot pay): the category codes are the same
-positions in the training levels, unseen or null = missing, so the predictions are bit-identical
-to ``training.predict_frame`` (tested).
+Fast paths, same numbers: batch features come from ``features.build_features`` (the training code);
+online ones from ``history_index.feature_columns``, which is proven equal to it and has no fixed
+polars cost. The LightGBM matrix is built with numpy instead of ``training.to_matrix``'s pandas frame
+(pandas costs several ms per call, which a 20 ms online budget cannot pay): the category codes are
+the same positions in the training levels, unseen or null = missing, so the predictions are
+bit-identical to ``training.predict_frame`` (tested). :func:`score_rows` gives the online answer as
+dicts equal to the rows of :func:`score_features`' frame (tested).
 
 The champions come from the registry (:func:`load_champions`), the history snapshot from the
 warehouse (:func:`warehouse_history`, a short read-only DuckDB connection). No web imports here.
@@ -40,6 +49,7 @@ warehouse (:func:`warehouse_history`, a short read-only DuckDB connection). No w
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -50,6 +60,8 @@ import numpy as np
 import polars as pl
 
 from mlops_assets.lib import features as features_lib
+from mlops_assets.lib import history_index
+from mlops_assets.lib.history_index import FeatureColumns
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -65,6 +77,9 @@ HIGH_FROM = 0.5  # late_risk >= this: high
 RISK_BANDS = ("low", "medium", "high")
 N_REASONS = 3
 NO_DEADLINE = "no deadline: late_risk applies only to tasks with a deadline"
+EXPLAIN_CHOICES = ("all", "at_risk")
+BATCH_MAX_EXPLAINED = 200_000  # reasons per batch run: about 0.13 ms of TreeSHAP each (docs/benchmarks/serving.md)
+REASONS_CAPPED = "reasons not computed: more medium/high-risk tasks than the cap of this run"
 
 SCORE_SCHEMA: dict[str, pl.DataType] = {
     "task_id": pl.String(),
@@ -132,15 +147,24 @@ class ServedModel:
             {k: list(v) for k, v in model.category_levels.items()}, bool(model.log_target),
         )  # fmt: skip
 
-    def matrix(self, frame: pl.DataFrame) -> np.ndarray:
+    def matrix(self, features: pl.DataFrame | FeatureColumns) -> np.ndarray:
         """The float matrix LightGBM sees: numerics as float, categories as training-level codes (else NaN)."""
-        out = np.empty((frame.height, len(self.features)), dtype=np.float64)
+        n = features.height
+        out = np.empty((n, len(self.features)), dtype=np.float64)
         for j, column in enumerate(self.features):
             codes = self._codes.get(column)
-            if codes is None:
-                out[:, j] = frame.get_column(column).cast(pl.Float64).to_numpy()
-            else:
-                out[:, j] = [codes.get(value, math.nan) for value in frame.get_column(column).to_list()]
+            if isinstance(features, FeatureColumns):
+                values = features.column(column)
+                out[:, j] = values if codes is None else [codes.get(value, math.nan) for value in values]
+            elif codes is None:
+                out[:, j] = features.get_column(column).cast(pl.Float64).fill_null(math.nan).to_numpy()
+            else:  # unseen or null: missing
+                out[:, j] = (
+                    features.get_column(column)
+                    .replace_strict(list(codes), list(codes.values()), default=None, return_dtype=pl.Float64)
+                    .fill_null(math.nan)
+                    .to_numpy()
+                )
         return out
 
     def predict(self, matrix: np.ndarray, num_threads: int = 1) -> np.ndarray:
@@ -150,13 +174,28 @@ class ServedModel:
         raw = np.asarray(self.booster.predict(matrix, num_threads=num_threads), dtype=float)
         return np.clip(np.expm1(raw), 0.0, None) if self.log_target else raw
 
-    def unknown_categories(self, frame: pl.DataFrame, rows: np.ndarray | None = None) -> dict[int, list[str]]:
-        """Row -> messages for category values this version never saw (scored as missing)."""
+    def unknown_categories(
+        self, features: pl.DataFrame | FeatureColumns, rows: np.ndarray | None = None
+    ) -> dict[int, list[str]]:
+        """Row -> messages for category values this version never saw (scored as missing).
+
+        `rows` (a boolean mask) limits the check to those rows.
+        """
         out: dict[int, list[str]] = {}
         for column, codes in self._codes.items():
+            if isinstance(features, FeatureColumns):
+                values = features.column(column)
+                distinct = set(values)
+            else:
+                series = features.get_column(column)
+                distinct = set(series.unique().to_list())
+                values = None
+            if not (distinct - codes.keys() - {None}):
+                continue  # the usual case: nothing unseen, no per-row loop
+            values = values if values is not None else series.to_list()
             levels = self.category_levels[column]
             examples = ", ".join(levels[:8]) + (", ..." if len(levels) > 8 else "")
-            for row, value in enumerate(frame.get_column(column).to_list()):
+            for row, value in enumerate(values):
                 if value is None or value in codes or (rows is not None and not rows[row]):
                     continue
                 out.setdefault(row, []).append(
@@ -229,87 +268,119 @@ def risk_band(late_risk: float | None) -> str | None:
     return "high" if late_risk >= HIGH_FROM else "medium" if late_risk >= MEDIUM_FROM else "low"
 
 
-def _reasons(model: ServedModel, matrix: np.ndarray, num_threads: int) -> pl.DataFrame:
-    """reason_1..3 for each row of `matrix` from TreeSHAP contributions, in words."""
-    import pandas as pd
-
+def _reasons(model: ServedModel, matrix: np.ndarray, num_threads: int) -> list[list[str | None]]:
+    """reason_1..3 (lists) for each row of `matrix` from exact TreeSHAP contributions, in words."""
     from mlops_assets.lib import evaluation
 
-    names = list(model.features)
-    contribs = pd.DataFrame(
-        np.asarray(model.booster.predict(matrix, pred_contrib=True, num_threads=num_threads)),
-        columns=[*names, evaluation.BASE_VALUE_COLUMN],
-    )
-    # The values as the model saw them: categories as their training levels (unseen = missing).
-    values: dict[str, Any] = {}
-    for j, name in enumerate(names):
-        column = matrix[:, j]
-        if name in model.category_levels:
-            codes = np.where(np.isnan(column), -1, column).astype(np.int64)
-            values[name] = pd.Categorical.from_codes(codes, categories=model.category_levels[name])
-        else:
-            values[name] = column
-    return evaluation.top_reasons_table(contribs, pd.DataFrame(values), k=N_REASONS, effects=evaluation.RISK_EFFECTS)
+    if len(matrix) == 0:
+        return [[] for _ in range(N_REASONS)]
+    contribs = np.asarray(model.booster.predict(matrix, pred_contrib=True, num_threads=num_threads))
+    # the values as the model saw them: categories as positions in their training levels (NaN: missing)
+    return evaluation.top_reasons_arrays(contribs, matrix, model.features, model.category_levels,
+                                         k=N_REASONS, effects=evaluation.RISK_EFFECTS)  # fmt: skip
+
+
+def _explained_rows(late_risk: np.ndarray, explain: str, max_explained: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """(rows that get reasons, rows at risk left without them because of the cap), as index arrays."""
+    if explain not in EXPLAIN_CHOICES:
+        raise ValueError(f"explain={explain!r}: use one of {', '.join(EXPLAIN_CHOICES)}")
+    with np.errstate(invalid="ignore"):
+        wanted = ~np.isnan(late_risk) if explain == "all" else late_risk >= MEDIUM_FROM
+    rows = np.flatnonzero(wanted)
+    if max_explained is None or len(rows) <= max_explained:
+        return rows, np.empty(0, dtype=np.intp)
+    if max_explained < 0:
+        raise ValueError(f"max_explained={max_explained} must be 0 or more (None: no cap)")
+    by_risk = rows[np.argsort(-late_risk[rows], kind="stable")]  # riskiest first, ties in row order
+    return np.sort(by_risk[:max_explained]), np.sort(by_risk[max_explained:])
+
+
+def _score_columns(
+    cols: FeatureColumns,
+    late_model: ServedModel,
+    cycle_model: ServedModel,
+    now: datetime,
+    num_threads: int,
+    explain: str,
+    max_explained: int | None,
+) -> tuple[dict[str, Any], dict[int, list[str]]]:
+    """The score columns (numpy arrays and lists) of feature columns, and row -> unknown-category messages."""
+    n = cols.height
+    has_deadline = np.nan_to_num(cols.numeric["has_deadline"], nan=0.0) > 0
+    late_x = late_model.matrix(cols)
+    late_risk = np.full(n, np.nan)
+    if has_deadline.any():
+        late_risk[has_deadline] = late_model.predict(late_x[has_deadline], num_threads)
+    explained, capped = _explained_rows(late_risk, explain, max_explained)
+    reasons: list[list[str | None]] = [[None] * n for _ in range(N_REASONS)]
+    for position, column in enumerate(_reasons(late_model, late_x[explained], num_threads)):
+        target = reasons[position]
+        for row, reason in zip(explained.tolist(), column, strict=True):
+            target[row] = reason
+    cycle_days = cycle_model.predict(cycle_model.matrix(cols), num_threads)
+
+    unknown: dict[int, list[str]] = {}
+    for source in (late_model.unknown_categories(cols, has_deadline), cycle_model.unknown_categories(cols)):
+        for row, messages in source.items():
+            unknown.setdefault(row, []).extend(messages)
+    warnings: list[list[str]] = [[] if flag else [NO_DEADLINE] for flag in has_deadline.tolist()]
+    for row, messages in unknown.items():
+        warnings[row].extend(f"{m}: scored as missing" for m in messages)
+    if len(capped):
+        note = f"{REASONS_CAPPED} (max_explained={max_explained})"
+        for row in capped.tolist():
+            warnings[row].append(note)
+
+    now_us = history_index.epoch_us(now)
+    due_us = cols.created_us + np.rint(cycle_days * _US_PER_DAY).astype(np.int64)
+    return {
+        "task_id": cols.task_id,
+        "late_risk": late_risk,
+        "risk_band": [risk_band(p) for p in late_risk.tolist()],
+        **{f"reason_{i + 1}": column for i, column in enumerate(reasons)},
+        "predicted_cycle_days": cycle_days,
+        "predicted_completion_at": np.maximum(due_us, now_us),
+        "completion_overdue": due_us < now_us,
+        "warnings": warnings,
+    }, unknown
+
+
+def _aware_now(now: datetime) -> datetime:
+    if now.tzinfo is None:
+        raise ValueError(f"now={now.isoformat()} has no time zone: pass an aware UTC datetime")
+    return now.astimezone(UTC)
 
 
 def score_features(
-    feature_frame: pl.DataFrame,
+    features: pl.DataFrame | FeatureColumns,
     late_model: ServedModel,
     cycle_model: ServedModel,
     now: datetime,
     *,
     num_threads: int = 1,
+    explain: str = "all",
+    max_explained: int | None = None,
 ) -> tuple[pl.DataFrame, dict[int, list[str]]]:
-    """Score a ``build_features`` frame: (SCORE_COLUMNS frame, row -> unknown-category messages).
+    """Score a ``build_features`` frame (or its :class:`FeatureColumns`): (SCORE_COLUMNS frame, row ->
+    unknown-category messages).
 
     The messages are also in the frame's ``warnings``; they are returned apart so the online service
-    can refuse such records instead of scoring them.
+    can refuse such records instead of scoring them. `explain` / `max_explained`: which rows get
+    reasons (module docstring).
     """
-    if now.tzinfo is None:
-        raise ValueError(f"now={now.isoformat()} has no time zone: pass an aware UTC datetime")
-    now = now.astimezone(UTC)
-    n = feature_frame.height
-    has_deadline = feature_frame.get_column("has_deadline").fill_null(0.0).to_numpy() > 0
-
-    late_x = late_model.matrix(feature_frame)
-    late_risk = np.full(n, np.nan)
-    reasons = pl.DataFrame(schema={f"reason_{i}": pl.String() for i in range(1, N_REASONS + 1)})
-    if has_deadline.any():
-        late_risk[has_deadline] = late_model.predict(late_x[has_deadline], num_threads)
-        reasons = _reasons(late_model, late_x[has_deadline], num_threads)
-    cycle_days = cycle_model.predict(cycle_model.matrix(feature_frame), num_threads)
-
-    unknown: dict[int, list[str]] = {}
-    for source in (late_model.unknown_categories(feature_frame, has_deadline),
-                   cycle_model.unknown_categories(feature_frame)):  # fmt: skip
-        for row, messages in source.items():
-            unknown.setdefault(row, []).extend(messages)
-    warnings = [
-        ([] if has_deadline[row] else [NO_DEADLINE]) + [f"{m}: scored as missing" for m in unknown.get(row, [])]
-        for row in range(n)
-    ]
-
-    created_us = feature_frame.get_column("created_at").dt.epoch("us").to_numpy()
-    now_us = _epoch_us(now)
-    due_us = created_us + np.rint(cycle_days * _US_PER_DAY).astype(np.int64)
-
-    # reasons exist only for rows with a deadline: put them back in place
-    reason_columns: dict[str, list[str | None]] = {f"reason_{i}": [None] * n for i in range(1, N_REASONS + 1)}
-    deadline_rows = np.flatnonzero(has_deadline).tolist()
-    for name, column in reason_columns.items():
-        for row, reason in zip(deadline_rows, reasons.get_column(name).to_list(), strict=True):
-            column[row] = reason
-
+    now = _aware_now(now)
+    cols = features if isinstance(features, FeatureColumns) else FeatureColumns.from_frame(features)
+    columns, unknown = _score_columns(cols, late_model, cycle_model, now, num_threads, explain, max_explained)
     frame = pl.DataFrame(
         {
-            "task_id": feature_frame.get_column("task_id"),
-            "late_risk": pl.Series(late_risk, dtype=pl.Float64).fill_nan(None),
-            "risk_band": pl.Series([risk_band(p) for p in late_risk.tolist()], dtype=pl.String),
-            **{name: pl.Series(column, dtype=pl.String) for name, column in reason_columns.items()},
-            "predicted_cycle_days": pl.Series(cycle_days, dtype=pl.Float64),
-            "predicted_completion_at": pl.Series(np.maximum(due_us, now_us), dtype=pl.Int64),
-            "completion_overdue": pl.Series(due_us < now_us, dtype=pl.Boolean),
-            "warnings": pl.Series(warnings, dtype=pl.List(pl.String)),
+            "task_id": pl.Series(columns["task_id"], dtype=pl.String),
+            "late_risk": pl.Series(columns["late_risk"], dtype=pl.Float64).fill_nan(None),
+            "risk_band": pl.Series(columns["risk_band"], dtype=pl.String),
+            **{f"reason_{i}": pl.Series(columns[f"reason_{i}"], dtype=pl.String) for i in range(1, N_REASONS + 1)},
+            "predicted_cycle_days": pl.Series(columns["predicted_cycle_days"], dtype=pl.Float64),
+            "predicted_completion_at": pl.Series(columns["predicted_completion_at"], dtype=pl.Int64),
+            "completion_overdue": pl.Series(columns["completion_overdue"], dtype=pl.Boolean),
+            "warnings": pl.Series(columns["warnings"], dtype=pl.List(pl.String)),
         }
     ).with_columns(
         pl.col("predicted_completion_at").cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),
@@ -320,9 +391,39 @@ def score_features(
     return frame.select(pl.col(c).cast(t) for c, t in SCORE_SCHEMA.items()), unknown
 
 
-def _epoch_us(value: datetime) -> int:
-    delta = value - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+def score_rows(
+    cols: FeatureColumns,
+    late_model: ServedModel,
+    cycle_model: ServedModel,
+    now: datetime,
+    *,
+    num_threads: int = 1,
+) -> tuple[list[dict[str, Any]], dict[int, list[str]]]:
+    """:func:`score_features` as one dict per row (the online answer): same values, no frame built.
+
+    Every row gets its reasons (explain="all"); the dicts equal ``score_features(...)[0].iter_rows(named=True)``.
+    """
+    now = _aware_now(now)
+    columns, unknown = _score_columns(cols, late_model, cycle_model, now, num_threads, "all", None)
+    versions = {"late_risk_version": late_model.version, "cycle_time_version": cycle_model.version}
+    rows = []
+    for i, (risk, cycle_days, completion_us, overdue) in enumerate(zip(
+        columns["late_risk"].tolist(), columns["predicted_cycle_days"].tolist(),
+        columns["predicted_completion_at"].tolist(), columns["completion_overdue"].tolist(), strict=True,
+    )):  # fmt: skip
+        rows.append({
+            "task_id": columns["task_id"][i],
+            "late_risk": None if math.isnan(risk) else risk,
+            "risk_band": columns["risk_band"][i],
+            **{f"reason_{p}": columns[f"reason_{p}"][i] for p in range(1, N_REASONS + 1)},
+            "predicted_cycle_days": cycle_days,
+            "predicted_completion_at": history_index.from_epoch_us(completion_us),
+            "completion_overdue": overdue,
+            "warnings": columns["warnings"][i],
+            **versions,
+            "scored_at": now,
+        })  # fmt: skip
+    return rows, unknown
 
 
 def score_tasks(
@@ -333,6 +434,8 @@ def score_tasks(
     now: datetime,
     *,
     num_threads: int = 1,
+    explain: str = "all",
+    max_explained: int | None = None,
 ) -> pl.DataFrame:
     """One scored row per task (same order), columns :data:`SCORE_COLUMNS`; see the module docstring.
 
@@ -340,7 +443,8 @@ def score_tasks(
     created_at from `history` (``History.from_tasks(clean.tasks)`` or :func:`warehouse_history`).
     """
     feature_frame = features_lib.build_features(tasks, history)
-    return score_features(feature_frame, late_model, cycle_model, now, num_threads=num_threads)[0]
+    return score_features(feature_frame, late_model, cycle_model, now, num_threads=num_threads,
+                          explain=explain, max_explained=max_explained)[0]  # fmt: skip
 
 
 def open_tasks(tasks: pl.DataFrame) -> pl.DataFrame:
@@ -355,11 +459,19 @@ def score_open_tasks(
     now: datetime,
     *,
     history: features_lib.History | None = None,
-    num_threads: int = 1,
+    num_threads: int | None = None,
+    explain: str = "at_risk",
+    max_explained: int | None = BATCH_MAX_EXPLAINED,
 ) -> pl.DataFrame:
-    """The batch table: every open task of clean.tasks scored, history from all of clean.tasks."""
+    """The batch table: every open task of clean.tasks scored, history from all of clean.tasks.
+
+    Reasons only for medium/high-risk tasks, at most `max_explained` of them, riskiest first (module
+    docstring). `num_threads` None: every core (a batch run has the machine to itself).
+    """
     history = history if history is not None else features_lib.History.from_tasks(tasks)
-    return score_tasks(open_tasks(tasks), late_model, cycle_model, history, now, num_threads=num_threads)
+    threads = num_threads if num_threads is not None else (os.cpu_count() or 1)
+    return score_tasks(open_tasks(tasks), late_model, cycle_model, history, now, num_threads=threads,
+                       explain=explain, max_explained=max_explained)  # fmt: skip
 
 
 def task_records(tasks: pl.DataFrame) -> list[dict[str, Any]]:

@@ -1,9 +1,11 @@
 """The online scoring service: the champions of late_risk and cycle_time over HTTP/JSON.
 
 Start it with ``make serve`` or ``python -m mlops_assets.serving`` (127.0.0.1, port
-``MLOPS_SERVE_PORT``, default 8000). It scores raw task records with :func:`scoring.score_features`,
-the function the batch table ``serving.task_risk_scores`` is built with, so the online answer and
-the batch answer for a task are the same numbers for the same model versions and history.
+``MLOPS_SERVE_PORT``, default 8000). It scores raw task records with :func:`scoring.score_rows`, the
+core the batch table ``serving.task_risk_scores`` is built with, and features from
+:func:`history_index.feature_columns`, proven equal to ``features.build_features``: the online answer
+and the batch answer for a task are the same numbers for the same model versions and history (the
+batch table gives reasons for its medium/high-risk tasks only; the service for every task).
 
 Why a FastAPI app and not ``mlflow models serve``: a task's features need the warehouse (project and
 assignee history as of its creation), the answer combines two models (late risk with its reasons,
@@ -44,14 +46,15 @@ and checks for changes on its own, so POST /reload reaches only the process that
 others follow at their next check (every ``MLOPS_SERVE_CHECK_S``); every answer names its versions.
 
 Concurrency: in each process requests are scored by one thread; requests that arrive while it works are scored
-together in the next call (micro-batching). Feature building costs the same for 1 or 50 rows, so
-this is what lets one process serve hundreds of requests a second.
+together in the next call (micro-batching), which shares the per-call cost of LightGBM and of the
+thread hand-off between them. A single task costs about 1.5 ms of scoring (docs/benchmarks/serving.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import threading
@@ -69,7 +72,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from mlops_assets.lib import features as features_lib
-from mlops_assets.lib import scoring
+from mlops_assets.lib import history_index, scoring
 
 log = logging.getLogger("mlops_assets.serving")
 
@@ -138,6 +141,11 @@ class Snapshot:
     history: features_lib.History
     warehouse_stamp: tuple[int, ...]
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    index: history_index.HistoryIndex = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # the per-key arrays the single-task fast path searches (built once per history snapshot)
+        object.__setattr__(self, "index", history_index.HistoryIndex.from_history(self.history))
 
     @property
     def versions(self) -> dict[str, str]:
@@ -206,7 +214,11 @@ class ModelState:
                 history = before.history if before is not None and before.warehouse_stamp == stamp else None
                 if history is None:
                     history = scoring.warehouse_history(path, lock_timeout_s=5.0)
-                snapshot = Snapshot(models[scoring.LATE_RISK], models[scoring.CYCLE_TIME], history, stamp)
+                if before is not None and before.history is history:
+                    snapshot = dataclasses.replace(before, late=models[scoring.LATE_RISK],
+                                                   cycle=models[scoring.CYCLE_TIME])  # fmt: skip
+                else:
+                    snapshot = Snapshot(models[scoring.LATE_RISK], models[scoring.CYCLE_TIME], history, stamp)
             except Exception as exc:
                 if before is None:
                     self.reason = str(exc)
@@ -232,9 +244,8 @@ def _score_batch(snapshot: Snapshot | None, frames: list[pl.DataFrame]) -> list[
         raise NotReadyError("no model loaded")
     now = datetime.now(UTC)
     frame = frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical")
-    feature_frame = features_lib.build_features(frame, snapshot.history)
-    scored, unknown = scoring.score_features(feature_frame, snapshot.late, snapshot.cycle, now)
-    rows = list(scored.iter_rows(named=True))
+    columns = history_index.feature_columns(frame, snapshot.index)
+    rows, unknown = scoring.score_rows(columns, snapshot.late, snapshot.cycle, now)
     out, offset = [], 0
     for part in frames:
         end = offset + part.height
@@ -356,10 +367,10 @@ def _task_id(record: Any) -> Any:
 
 def _early_category_check(frame: pl.DataFrame, snapshot: Snapshot) -> dict[int, list[str]]:
     """Unknown categories of the valid records, so that an error answer lists every problem at once."""
-    feature_frame = features_lib.build_features(frame, snapshot.history)
-    has_deadline = feature_frame["has_deadline"].fill_null(0.0).to_numpy() > 0
-    out = snapshot.late.unknown_categories(feature_frame, has_deadline)
-    for row, messages in snapshot.cycle.unknown_categories(feature_frame).items():
+    columns = history_index.feature_columns(frame.drop("record_index"), snapshot.index)
+    has_deadline = columns.numeric["has_deadline"] > 0
+    out = snapshot.late.unknown_categories(columns, has_deadline)
+    for row, messages in snapshot.cycle.unknown_categories(columns).items():
         out.setdefault(row, []).extend(messages)
     return out
 

@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from mlops_assets.lib import evaluation, features, scoring, splits, training
+from mlops_assets.lib import evaluation, features, history_index, scoring, splits, training
 from mlops_assets.lib.warehouse import Warehouse
 from mlops_assets.serving.sandbox import clean_tasks
 
@@ -78,15 +78,59 @@ def test_risk_band_cut_offs(p, band):
     assert scoring.risk_band(p) == band
 
 
-def test_reasons_are_the_shap_reasons_of_evaluation(tasks, models, scored):
-    model = models["late_risk"]
+def _expected_reasons(tasks, model) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(deadline rows' late_risk, their reasons by evaluation.top_reasons_table on the training matrix)."""
     frame = features.build_features(scoring.open_tasks(tasks), features.History.from_tasks(tasks))
     frame = frame.filter(pl.col("has_deadline") > 0)
     matrix = training.to_matrix(frame, model.features, model.category_levels)
-    expected = evaluation.top_reasons_table(evaluation.shap_contributions(model.booster, matrix), matrix)
-    got = scored.filter(pl.col("late_risk").is_not_null()).select("reason_1", "reason_2", "reason_3")
+    risk = training.predict_frame(model.booster, frame, model.features, model.category_levels, log_target=False)
+    return risk, evaluation.top_reasons_table(evaluation.shap_contributions(model.booster, matrix), matrix)
+
+
+def test_reasons_are_the_shap_reasons_of_evaluation(tasks, models):
+    everything = scoring.score_tasks(scoring.open_tasks(tasks), models["late_risk"], models["cycle_time"],
+                                     features.History.from_tasks(tasks), NOW, explain="all")  # fmt: skip
+    _, expected = _expected_reasons(tasks, models["late_risk"])
+    got = everything.filter(pl.col("late_risk").is_not_null()).select("reason_1", "reason_2", "reason_3")
     assert got.equals(expected)
     assert got["reason_1"].str.contains("the risk").all()
+
+
+def test_the_batch_table_explains_the_medium_and_high_risk_tasks_only(tasks, models, scored):
+    risk, expected = _expected_reasons(tasks, models["late_risk"])
+    at_risk = risk >= scoring.MEDIUM_FROM
+    assert 0 < at_risk.sum() < len(risk)  # both kinds present in the sample
+    got = scored.filter(pl.col("late_risk").is_not_null()).select("reason_1", "reason_2", "reason_3")
+    assert got.filter(pl.Series(at_risk)).equals(expected.filter(pl.Series(at_risk)))
+    assert got.filter(pl.Series(~at_risk)).null_count().row(0) == (int((~at_risk).sum()),) * 3
+    assert not any(scoring.REASONS_CAPPED in w for ws in scored["warnings"].to_list() for w in ws)
+
+
+def test_a_cap_explains_the_riskiest_tasks_and_says_which_were_skipped(tasks, models, scored):
+    capped = scoring.score_open_tasks(tasks, models["late_risk"], models["cycle_time"], NOW, max_explained=3)
+    explained = capped.filter(pl.col("reason_1").is_not_null())
+    skipped = capped.filter(pl.col("warnings").list.eval(pl.element().str.contains("not computed")).list.any())
+    n_at_risk = scored.filter(pl.col("late_risk") >= scoring.MEDIUM_FROM).height
+    assert explained.height == 3 and skipped.height == n_at_risk - 3
+    assert explained["late_risk"].min() >= skipped["late_risk"].max()
+    expected = scored.filter(pl.col("task_id").is_in(explained["task_id"].implode()))
+    assert explained.select("reason_1", "reason_2", "reason_3").equals(expected.select("reason_1", "reason_2", "reason_3"))
+    assert capped.drop("warnings", "reason_1", "reason_2", "reason_3").equals(
+        scored.drop("warnings", "reason_1", "reason_2", "reason_3")
+    )
+
+
+def test_score_rows_equals_the_frame_row_for_row(tasks, models):
+    history = features.History.from_tasks(tasks)
+    records, errors = features.records_to_frame(scoring.task_records(scoring.open_tasks(tasks)))
+    assert errors == {}
+    columns = history_index.feature_columns(records, history_index.HistoryIndex.from_history(history))
+    rows, unknown = scoring.score_rows(columns, models["late_risk"], models["cycle_time"], NOW)
+    frame, frame_unknown = scoring.score_features(features.build_features(records, history), models["late_risk"],
+                                                  models["cycle_time"], NOW)  # fmt: skip
+    assert unknown == frame_unknown
+    assert rows == list(frame.iter_rows(named=True))
+    assert pl.DataFrame(rows, schema=scoring.SCORE_SCHEMA).equals(frame)
 
 
 def test_completion_date_is_created_plus_days_but_never_before_now(tasks, scored):
@@ -113,7 +157,8 @@ def test_unknown_category_is_scored_as_missing_with_a_warning(tasks, models):
 def test_online_records_score_like_clean_rows(tasks, models, scored):
     frame, errors = features.records_to_frame(scoring.task_records(scoring.open_tasks(tasks)))
     assert errors == {}
-    online = scoring.score_tasks(frame, models["late_risk"], models["cycle_time"], features.History.from_tasks(tasks), NOW)
+    online = scoring.score_tasks(frame, models["late_risk"], models["cycle_time"], features.History.from_tasks(tasks), NOW,
+                                 explain="at_risk")  # fmt: skip
     assert online.equals(scored)
 
 
