@@ -54,3 +54,11 @@ serve: $(STAMP)
 ## mlflow-ui: the MLflow UI on the project's tracking store, http://127.0.0.1:5000
 mlflow-ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///data/mlflow/mlflow.db} --host 127.0.0.1 --port $${MLFLOW_PORT:-5000}
+
+## drift-demo: after `make run`, land a drifted batch and watch detection, retraining and the gate (same instance)
+drift-demo: $(STAMP) instance
+	$(BIN)/mlops-assets drift-demo --main-tasks $(SAMPLE_TASKS) --tasks $${DRIFT_TASKS:-1500}
+
+## screenshots: regenerate the README's pictures in docs/images/ (a fresh 1,500-task sandbox, headless /usr/bin/chromium)
+screenshots: $(STAMP)
+	$(BIN)/mlops-assets screenshots --out docs/images

@@ -19,6 +19,16 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--tasks", default="100000,1000000", help="comma-separated sizes")
     bench.add_argument("--no-write", action="store_true", help="print the table, leave docs/BENCHMARKS.md alone")
     sub.add_parser("graph", help="regenerate the Mermaid asset graph in docs/ARCHITECTURE.md")
+    demo = sub.add_parser("drift-demo", help="land a drifted batch and watch drift detection, retraining and the gate")
+    demo.add_argument("--tasks", type=int, default=1500, help="tasks in the drifted batch")
+    demo.add_argument("--main-tasks", type=int, default=6000, help="size of the main batch `make run` landed")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the loop")
+    shots = sub.add_parser("screenshots", help="materialize a sample and photograph the UIs into docs/images/ "
+                           "(headless /usr/bin/chromium)")
+    shots.add_argument("--out", default="docs/images")
+    shots.add_argument("--tasks", type=int, default=1500)
+    shots.add_argument("--keep", default=None, help="build the sandbox in this folder and leave it there")
     rollback = sub.add_parser("rollback", help="move the champion alias of MODEL back to the previous champion")
     rollback.add_argument("model", help="registered model name, e.g. late_risk or cycle_time")
     args = parser.parse_args(argv)
@@ -50,6 +60,19 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_write:
             bench_mod.write_section(md)
         return 0
+    if args.command == "screenshots":
+        import signal
+
+        from mlops_assets import screenshots
+
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the servers' teardown runs
+        for path in screenshots.take_screenshots(args.out, n_tasks=args.tasks, keep=args.keep):
+            print(path)
+        return 0
+    if args.command == "drift-demo":
+        from mlops_assets import demo
+
+        return demo.cli(args)
     if args.command == "generate":
         from mlops_assets.lib import synthetic
 
