@@ -9,7 +9,8 @@ Runs as SQL inside DuckDB so a million tasks clean in seconds. Rules, in order:
    e.g. Jira's plain and `expand=changelog` payloads) or that is older is *superseded*; a loser with
    the same updated_at but different content is a conflicting duplicate and goes to quarantine,
    naming the record that was kept.
-3. Derived columns: canonical priority and ordinal, is_late, late_outcome_known, cycle_time_days.
+3. Derived columns: canonical priority and ordinal, type in lower case (one "bug" across tools),
+   is_late, late_outcome_known, cycle_time_days.
 Conservation: raw task records = tasks + superseded + quarantined at this stage (reported in stats).
 """
 
@@ -127,7 +128,8 @@ def build_clean(warehouse: Warehouse, now: datetime | None = None) -> tuple[dict
                    '^(priority|prio|pri)\\s*[:/_ -]?\\s*', '', 'i')))
             )
             SELECT
-              p.task_id, p.source, p.project, p."key", p.title, p.type,
+              p.task_id, p.source, p.project, p."key", p.title,
+              nullif(lower(trim(p.type)), '') AS type,  -- "Bug" (Jira) and "bug" (GitHub label) are one type
               p.priority_canonical AS priority,
               CASE p.priority_canonical WHEN 'lowest' THEN 1 WHEN 'low' THEN 2 WHEN 'medium' THEN 3
                    WHEN 'high' THEN 4 WHEN 'highest' THEN 5 END::TINYINT AS priority_ordinal,
