@@ -170,6 +170,8 @@ def build_model_assets(spec: training.ModelSpec) -> list[dg.AssetsDefinition]:
                 "promoted": d.promoted, "reason": d.reason, "champion_version_before": d.champion_version_before,
                 "candidate_value": d.candidate_value, "champion_value": d.champion_value}],
                 schema_overrides={"champion_version_before": pl.String, "champion_value": pl.Float64}))
+            if d.promoted:
+                save_reference(wh, name, parts["train"], d.version, run_id)
         champion = registry.champion_version(name, client)
         context.log.info(f"{name} v{decision['version']}: {'promoted' if decision['promoted'] else 'challenger'} "
                          f"({decision['reason']})")
@@ -180,6 +182,20 @@ def build_model_assets(spec: training.ModelSpec) -> list[dg.AssetsDefinition]:
         })
 
     return [_splits, _candidate, _evaluation, _champion]
+
+
+def save_reference(wh, name: str, train: pl.DataFrame, version: str, run_id: str) -> None:
+    """models.<m>_reference: features of every task created in a new champion's training window, the drift reference.
+
+    Also records the data's as-of time at training (`trained_as_of`): labels known later are the new
+    labels monitoring/model_performance judges the champion on.
+    """
+    times = wh.query("SELECT created_at, updated_at, resolved_at FROM clean.tasks")
+    window = [train["created_at"].min(), train["created_at"].max()]
+    rows = wh.query("SELECT * FROM features.task_features WHERE created_at BETWEEN ? AND ?", window)
+    wh.replace_tables({f"models.{name}_reference": rows.with_columns(
+        pl.lit(str(version)).alias("champion_version"), pl.lit(run_id).alias("run_id"),
+        pl.lit(data_as_of(times)).alias("trained_as_of"))})
 
 
 def beats_baseline(spec: training.ModelSpec, parts: dict[str, pl.DataFrame], metrics: dict[str, float]):

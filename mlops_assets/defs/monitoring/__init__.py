@@ -1,0 +1,17 @@
+"""Monitoring group: drift and live performance of the champions, retraining and alerting sensors."""
+
+import dagster as dg
+
+from .assets import data_drift, model_performance
+from .jobs import monitor_job
+from .resources import monitoring_resource
+from .schedules import daily_monitoring_schedule
+from .sensors import automation_sensor, check_failure_alert_sensor, retrain_sensor, run_failure_alert_sensor
+
+defs = dg.Definitions(
+    assets=[data_drift, model_performance],
+    jobs=[monitor_job],
+    sensors=[retrain_sensor, check_failure_alert_sensor, run_failure_alert_sensor, automation_sensor],
+    schedules=[daily_monitoring_schedule],
+    resources={"monitoring": monitoring_resource()},
+)

@@ -1,0 +1,279 @@
+"""monitoring/data_drift and monitoring/model_performance: is the champion still looking at the data it learned from?"""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+import polars as pl
+
+from mlops_assets.lib import drift, monitoring, scoring
+from mlops_assets.lib import training as training_lib
+from mlops_assets.resources import MLflowResource, ReportsResource, WarehouseResource
+
+from ..ingestion.assets import WAREHOUSE_WRITE_TAGS
+from .checks import DATA_DRIFT, DRIFT_CHECKS, MODEL_PERFORMANCE, PERFORMANCE_CHECKS, performance_check
+
+FEATURES = dg.AssetKey(["features", "task_features"])
+TASKS = dg.AssetKey(["clean", "tasks"])
+CHAMPIONS = [dg.AssetKey(["models", f"{m}_champion"]) for m in scoring.MODEL_NAMES]
+SCORE_COLUMNS = {"late_risk": "late_risk_score", "cycle_time": "predicted_cycle_days"}
+SPEC_COMMON = {"group_name": "monitoring", "tags": {"layer": "reporting"},
+               "automation_condition": dg.AutomationCondition.eager()}
+# can_subset makes check outputs optional: a check left out of the result shows as "skipped" (with the reason
+# in the asset metadata) instead of failing the step.
+SUBSETTABLE = {"op_tags": WAREHOUSE_WRITE_TAGS, "can_subset": True}
+
+
+class DataDriftConfig(dg.Config):
+    """Current window, per-column effect-size threshold, and the drifted-column share the check tolerates."""
+
+    window_days: float = 30.0
+    column_threshold: float = 0.15
+    drift_share_threshold: float = 0.1  # of 13 monitored features: one may drift, two fail the check
+    prediction_threshold: float = 0.15
+    min_current_rows: int = 100
+    reference_model: str = "late_risk"
+    numeric_columns: list[str] = monitoring.MONITORED_NUMERIC
+    categorical_columns: list[str] = monitoring.MONITORED_CATEGORICAL
+
+
+class ModelPerformanceConfig(dg.Config):
+    """How many new labels a verdict needs and how far live metrics may fall behind the champion's test metrics."""
+
+    min_new_labels: int = 50
+    roc_auc_tolerance: float = 0.05
+    ece_tolerance: float = 0.05
+    mae_tolerance: float = 0.25
+
+
+class NoReference(Exception):
+    """No champion, or no training reference matching it: the message says what to run."""
+
+
+def load_reference(warehouse: WarehouseResource, client, model: str) -> tuple[str, pl.DataFrame]:
+    """(champion version, its training reference rows) or NoReference with the reason."""
+    from mlops_assets.lib import registry
+
+    version = registry.champion_version(model, client)
+    if version is None:
+        raise NoReference(f"{model} has no champion yet: run the training assets (`make run`) first")
+    wh = warehouse.get()
+    if not wh.table_exists(f"models.{model}_reference"):
+        raise NoReference(f"no training reference for {model} champion v{version}: retrain (train_job) so "
+                          "the gate records one on promotion")
+    reference = wh.read_table(f"models.{model}_reference")
+    stored = reference["champion_version"][0] if reference.height else None
+    if stored != version:
+        raise NoReference(f"the training reference is of {model} v{stored}, the champion is v{version} "
+                          "(rolled back?): retrain (train_job) to record a reference for the champion")
+    return version, reference
+
+
+def _scores(model: scoring.ServedModel, frame: pl.DataFrame) -> pl.Series:
+    """The champion's prediction per row (late_risk only where the task has a deadline)."""
+    values = pl.Series(model.predict(model.matrix(frame)), dtype=pl.Float64) if frame.height else pl.Series([], dtype=pl.Float64)
+    if model.name == "late_risk":
+        values = pl.select(pl.when(frame["has_deadline"].fill_null(0) > 0).then(values)).to_series()
+    return values.alias(SCORE_COLUMNS[model.name])
+
+
+@dg.multi_asset(name="data_drift", check_specs=DRIFT_CHECKS, **SUBSETTABLE, specs=[dg.AssetSpec(
+    DATA_DRIFT, deps=[FEATURES, *CHAMPIONS], kinds={"evidently", "duckdb"}, **SPEC_COMMON,
+    description="monitoring.data_drift: per-feature drift between the champion's training reference and the "
+          "tasks created in the last N days (before the newest task), the drifted share, and prediction drift of both "
+          "champions; history in monitoring.drift_history, Evidently HTML report under data/reports/monitoring/.")])
+def data_drift(context: dg.AssetExecutionContext, config: DataDriftConfig, warehouse: WarehouseResource,
+               mlflow: MLflowResource, reports: ReportsResource):
+    """Compare the current window with the champion's training reference, feature by feature and by score."""
+    # yielded: a returned MaterializeResult (a tuple) would be taken as one value per output when checks are omitted
+    yield _data_drift(context, config, warehouse, mlflow, reports)
+
+
+def _data_drift(context, config: DataDriftConfig, warehouse: WarehouseResource, mlflow: MLflowResource,
+                reports: ReportsResource) -> dg.MaterializeResult:
+    wh = warehouse.get()
+    feats = wh.read_table("features.task_features")
+    window = monitoring.current_window(feats, config.window_days)
+    base = {"data_version": monitoring.data_version(feats), "window": f"{window.start} .. {window.end}",
+            "current_rows": window.frame.height}
+    client = mlflow.client()
+    try:
+        version, reference = load_reference(warehouse, client, config.reference_model)
+    except NoReference as exc:
+        return _unjudged(context, base, str(exc))
+    base |= {"champion_version": f"{config.reference_model} v{version}", "reference_rows": reference.height}
+    if window.empty:
+        return _unjudged(context, base, "no tasks in the current window (features.task_features is empty)")
+    if window.frame.height < config.min_current_rows:
+        return _unjudged(context, base, f"only {window.frame.height} tasks in the last {config.window_days:g} days "
+                         f"(need {config.min_current_rows} to judge drift)", skip=True)
+    result = drift.compute_drift(reference, window.frame, config.numeric_columns, config.categorical_columns,
+                                 threshold=config.column_threshold)
+    predictions = _prediction_drift(client, warehouse, window.frame, config)
+    report = _report(context, reports, reference, window.frame, config)
+    _record(wh, context.run_id, result, predictions, base)
+    share = result.share_drifted
+    detail = {**base, "drift_share": share, "threshold": config.drift_share_threshold,
+              "drifted_columns": ", ".join(result.drifted_columns) or "none",
+              "skipped_columns": "; ".join(f"{c.column}: {c.reason}" for c in result.skipped) or "none"}
+    return dg.MaterializeResult(
+        asset_key=DATA_DRIFT,
+        metadata={**{k: v for k, v in detail.items() if v is not None},
+                  "drift_share": dg.MetadataValue.float(share if share is not None else float("nan")),
+                  "columns": dg.MetadataValue.md(_columns_md(result, predictions)), **report,
+                  **{f"prediction_drift_{c.column}": dg.MetadataValue.float(c.score) for c in predictions.compared}},
+        check_results=[_share_check(share, config, detail), _prediction_check(predictions, config, base)],
+    )
+
+
+def _unjudged(context, base: dict, reason: str, skip: bool = False) -> dg.MaterializeResult:
+    """No verdict possible: a failed WARN check with the reason (retraining ignores WARN), or skipped checks."""
+    context.log.warning(f"data drift not judged: {reason}")
+    meta = {**{k: v for k, v in base.items() if v is not None}, "status": f"not judged: {reason}"}
+    if skip:  # an omitted check result shows as "skipped" in the UI; the reason is in the asset metadata
+        return dg.MaterializeResult(asset_key=DATA_DRIFT, metadata=meta)
+    warn = dg.AssetCheckSeverity.WARN
+    return dg.MaterializeResult(asset_key=DATA_DRIFT, metadata=meta, check_results=[
+        dg.AssetCheckResult(check_name=spec.name, passed=False, severity=warn, metadata={**meta, "reason": reason})
+        for spec in DRIFT_CHECKS])
+
+
+def _prediction_drift(client, warehouse: WarehouseResource, current: pl.DataFrame,
+                      config: DataDriftConfig) -> drift.DriftResult:
+    """Each champion's score distribution on its reference against the current window."""
+    columns: list[drift.ColumnDrift] = []
+    for name, column in SCORE_COLUMNS.items():
+        try:
+            version, reference = load_reference(warehouse, client, name)
+        except NoReference as exc:
+            columns.append(drift.ColumnDrift(column, drift.NUMERIC, drift.SKIPPED, None, None,
+                                             config.prediction_threshold, False, 0, current.height, None, None, str(exc)))
+            continue
+        model = scoring.load_model_version(name, version, client)
+        missing = [f for f in model.features if f not in current.columns]
+        if missing:
+            columns.append(drift.ColumnDrift(column, drift.NUMERIC, drift.SKIPPED, None, None, config.prediction_threshold,
+                                             False, reference.height, current.height, None, None,
+                                             f"the current data lacks feature(s) {missing} the champion needs"))
+            continue
+        ref, cur = pl.DataFrame(_scores(model, reference)), pl.DataFrame(_scores(model, current))
+        columns += drift.compute_drift(ref, cur, [column], [], threshold=config.prediction_threshold).columns
+    return drift.DriftResult(columns, config.prediction_threshold, 1.0, 0, current.height)
+
+
+def _report(context, reports: ReportsResource, reference, current, config: DataDriftConfig) -> dict:
+    path = reports.dir("monitoring", context.run_id[:8]) / "data_drift.html"
+    try:
+        written = drift.write_evidently_report(reference, current, config.numeric_columns, config.categorical_columns,
+                                               path)
+    except Exception as exc:  # the HTML is for browsing; the verdicts above never depend on it
+        context.log.warning(f"Evidently report not written: {exc}")
+        return {"report": f"not written: {exc}"}
+    return {"report": dg.MetadataValue.path(str(written.resolve())),
+            "report_url": dg.MetadataValue.url(written.resolve().as_uri())}
+
+
+def _record(wh, run_id: str, result: drift.DriftResult, predictions: drift.DriftResult, base: dict) -> None:
+    now = datetime.now(UTC)
+    rows = pl.concat([r.to_frame().with_columns(pl.lit(target).alias("target"))
+                      for r, target in ((result, "feature"), (predictions, "prediction"))])
+    rows = rows.with_columns(
+        pl.lit(now).alias("recorded_at"), pl.lit(run_id).alias("run_id"),
+        pl.lit(base.get("champion_version")).alias("champion_version"),
+        pl.lit(base["window"]).alias("window"), pl.lit(base["data_version"]).alias("data_version"),
+        pl.lit(result.share_drifted, dtype=pl.Float64).alias("drift_share"))
+    wh.replace_tables({"monitoring.data_drift": rows})
+    wh.append("monitoring.drift_history", rows)
+
+
+def _share_check(share: float | None, config: DataDriftConfig, detail: dict) -> dg.AssetCheckResult:
+    meta = {k: v for k, v in detail.items() if v is not None}
+    if share is None:
+        return dg.AssetCheckResult(check_name=monitoring.DRIFT_CHECK, passed=False, severity=dg.AssetCheckSeverity.WARN,
+                                   metadata={**meta, "reason": "no monitored column could be compared"})
+    passed = share <= config.drift_share_threshold
+    reason = (f"{share:.0%} of monitored features drifted ({meta['drifted_columns']}), "
+              f"{'within' if passed else 'above'} the {config.drift_share_threshold:.0%} threshold")
+    return dg.AssetCheckResult(check_name=monitoring.DRIFT_CHECK, passed=passed, severity=dg.AssetCheckSeverity.ERROR,
+                               metadata={**meta, "reason": reason})
+
+
+def _prediction_check(predictions: drift.DriftResult, config: DataDriftConfig, base: dict) -> dg.AssetCheckResult:
+    drifted = predictions.drifted_columns
+    scores = {c.column: round(c.score, 4) for c in predictions.compared}
+    skipped = "; ".join(f"{c.column}: {c.reason}" for c in predictions.skipped)
+    reason = (f"drifted: {', '.join(drifted)}" if drifted else "no score drifted") + (f"; skipped {skipped}" if skipped else "")
+    return dg.AssetCheckResult(check_name="prediction_drift_small", passed=not drifted and not skipped,
+                               severity=dg.AssetCheckSeverity.WARN,
+                               metadata={**{k: v for k, v in base.items() if v is not None}, **scores, "reason": reason})
+
+
+def _columns_md(result: drift.DriftResult, predictions: drift.DriftResult) -> str:
+    lines = ["| column | method | score | threshold | drifted | note |", "|---|---|---:|---:|---|---|"]
+    for c in [*result.columns, *predictions.columns]:
+        score = f"{c.score:.3f}" if c.score is not None else ""
+        lines.append(f"| {c.column} | {c.method or ''} | {score} | {c.threshold:g} | {'yes' if c.drifted else ''} | "
+                     f"{c.reason or ''} |")
+    return "\n".join(lines)
+
+
+@dg.multi_asset(name="model_performance", check_specs=PERFORMANCE_CHECKS, **SUBSETTABLE, specs=[dg.AssetSpec(
+    MODEL_PERFORMANCE, deps=[TASKS, FEATURES, *CHAMPIONS], kinds={"lightgbm", "duckdb"}, **SPEC_COMMON,
+    description="monitoring.model_performance: each champion judged on the tasks whose outcome became known "
+          "after it was trained (late labels): ROC-AUC and calibration for late_risk, MAE for cycle_time, against its "
+          "own test metrics; history in monitoring.performance_history.")])
+def model_performance(context: dg.AssetExecutionContext, config: ModelPerformanceConfig,
+                      warehouse: WarehouseResource, mlflow: MLflowResource):
+    """Score each champion on its new labels and compare with the metrics it was promoted on."""
+    wh = warehouse.get()
+    tasks, feats = wh.read_table("clean.tasks"), wh.read_table("features.task_features")
+    client = mlflow.client()
+    version_tag = monitoring.data_version(feats)
+    verdicts, checks = [], []
+    for name in scoring.MODEL_NAMES:
+        try:
+            verdict, version = _judge(name, tasks, feats, client, warehouse, config)
+        except NoReference as exc:
+            verdict, version = monitoring.PerformanceVerdict(name, "not judged", str(exc), 0), None
+        verdicts.append((verdict, version))
+        context.log.info(f"{name}: {verdict.status}: {verdict.reason}")
+        if verdict.status != "skipped":  # omitted = "skipped" in the UI, reason in the asset metadata
+            checks.append(performance_check(verdict, version, version_tag))
+    _record_performance(wh, context.run_id, verdicts)
+    meta: dict = {"data_version": version_tag}
+    for verdict, version in verdicts:
+        meta[f"{verdict.model}_champion_version"] = version or "none"
+        meta[f"{verdict.model}_status"] = f"{verdict.status}: {verdict.reason}"
+        meta[f"{verdict.model}_new_labels"] = verdict.n_labels
+        meta |= {f"{verdict.model}_{k}": dg.MetadataValue.float(v) for k, v in verdict.live.items() if v == v}
+    yield dg.MaterializeResult(asset_key=MODEL_PERFORMANCE, metadata=meta, check_results=checks)
+
+
+def _judge(name: str, tasks, feats, client, warehouse, config: ModelPerformanceConfig):
+    spec = training_lib.get_spec(name)
+    version, reference = load_reference(warehouse, client, name)
+    trained_as_of = reference["trained_as_of"][0]
+    population = tasks if spec.population is None else tasks.filter(spec.population)
+    labels = monitoring.new_labels(population, spec.label, trained_as_of)
+    frame = feats.join(labels, on="task_id", how="inner")
+    tolerances = {"min_labels": config.min_new_labels, "roc_auc_tolerance": config.roc_auc_tolerance,
+                  "ece_tolerance": config.ece_tolerance, "mae_tolerance": config.mae_tolerance}
+    run_metrics = client.get_run(client.get_model_version(name, version).run_id).data.metrics
+    test = {k: v for k, v in run_metrics.items() if k.startswith("test_")}
+    if frame.height < config.min_new_labels:
+        return monitoring.judge_performance(name, spec.kind, {}, test, frame.height, **tolerances), version
+    model = scoring.load_model_version(name, version, client)
+    prediction = model.predict(model.matrix(frame))
+    live = training_lib.score(spec, frame["target"].to_numpy(), prediction, "live")
+    return monitoring.judge_performance(name, spec.kind, live, test, frame.height, **tolerances), version
+
+
+def _record_performance(wh, run_id: str, verdicts) -> None:
+    now = datetime.now(UTC)
+    rows = [{"recorded_at": now, "run_id": run_id, "model": v.model, "champion_version": version,
+             "status": v.status, "reason": v.reason, "n_labels": v.n_labels, "metric": metric,
+             "live_value": v.live.get(f"live_{metric}"), "test_value": v.reference.get(f"test_{metric}")}
+            for v, version in verdicts for metric in (("roc_auc", "ece", "brier") if v.model == "late_risk" else ("mae",))]
+    frame = pl.DataFrame(rows, schema_overrides={"champion_version": pl.String, "live_value": pl.Float64,
+                                                 "test_value": pl.Float64})
+    wh.replace_tables({"monitoring.model_performance": frame})
+    wh.append("monitoring.performance_history", frame)

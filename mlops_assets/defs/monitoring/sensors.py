@@ -1,0 +1,119 @@
+"""Retraining and alerting sensors, and the sensor that runs the eager automation conditions.
+
+Each tick runs in the code server: this module imports no ML library (mlflow, evidently, lightgbm).
+Failed asset checks do not fail runs, so they are read from the instance's event log after a cursor
+(storage id); failed runs come through a run-failure sensor.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import dagster as dg
+
+from mlops_assets.lib import monitoring as mon
+
+from ..ingestion.assets import WAREHOUSE_WRITE_TAGS
+from ..training.jobs import train_job
+from .resources import MonitoringResource
+
+log = logging.getLogger("mlops_assets.alerts")
+MAX_EVENTS_PER_TICK = 500
+IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+             dg.DagsterRunStatus.STARTED]
+
+
+RETRAIN_CHECK_KEYS = [dg.AssetCheckKey(dg.AssetKey(["monitoring", "data_drift"]), mon.DRIFT_CHECK),
+                      *(dg.AssetCheckKey(dg.AssetKey(["monitoring", "model_performance"]), name)
+                        for name in mon.PERFORMANCE_CHECKS)]
+
+
+def check_failures(instance: dg.DagsterInstance, keys, after_id: int) -> tuple[list[mon.CheckFailure], int]:
+    """Failed evaluations of the checks `keys` recorded after execution id `after_id`, and the last id seen.
+
+    Read from the instance's asset-check execution index, which every event-log storage keeps (the default
+    SQLite storage is sharded by run, so a global event query after a storage id is not available there).
+    """
+    failures, last, pending = [], after_id, []
+    for key in keys:
+        for record in instance.event_log_storage.get_asset_check_execution_history(key, limit=MAX_EVENTS_PER_TICK):
+            if record.id <= after_id:
+                break  # newest first
+            if record.status.value == "PLANNED":
+                run = instance.get_run_by_id(record.run_id)
+                if run is not None and not run.is_finished:
+                    pending.append(record.id)  # ids are assigned when planned: read it once it has a result
+                continue
+            last = max(last, record.id)
+            evaluation = record.evaluation
+            if evaluation is None or evaluation.passed:
+                continue
+            failures.append(mon.CheckFailure(
+                storage_id=record.id, run_id=record.run_id, asset=key.asset_key.to_user_string(),
+                check=key.name, severity=evaluation.severity.value, timestamp=record.create_timestamp,
+                metadata={k: v.value for k, v in evaluation.metadata.items()}))
+    if pending:  # never move the cursor past a check that is still running
+        last = min(last, min(pending) - 1)
+        failures = [f for f in failures if f.storage_id <= last]
+    return sorted(failures, key=lambda f: f.storage_id), last
+
+
+@dg.sensor(job=train_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+def retrain_sensor(context: dg.SensorEvaluationContext, monitoring: MonitoringResource):
+    """Request one retraining run when a drift or performance check fails (ERROR), with a cool-down."""
+    cursor = mon.RetrainCursor.parse(context.cursor)
+    failures, last = check_failures(context.instance, RETRAIN_CHECK_KEYS, cursor.after_storage_id)
+    running = bool(context.instance.get_run_ids(dg.RunsFilter(job_name=train_job.name, statuses=IN_FLIGHT), limit=1))
+    decision = mon.decide_retrain(failures, cursor, last_storage_id=last, now=time.time(),
+                                  cooldown_s=monitoring.retrain_cooldown_s, retrain_running=running)
+    context.update_cursor(decision.cursor.dump())
+    if not decision.request:
+        if decision.triggers:
+            context.log.info(f"no retraining: {decision.reason}")
+        return dg.SkipReason(decision.reason)
+    context.log.info(f"requesting a retraining run: {decision.reason}")
+    checks = ",".join(sorted({t.check for t in decision.triggers}))
+    return dg.RunRequest(run_key=decision.run_key, run_config=monitoring.retrain_run_config(),
+                         tags={**WAREHOUSE_WRITE_TAGS, "mlops/trigger": "retrain", "mlops/failed_checks": checks})
+
+
+def send_alert(context, monitoring: MonitoringResource, payload: dict) -> None:
+    """A log line always; a JSON POST to the webhook when one is configured (a failed POST is logged, never raised)."""
+    context.log.warning(f"ALERT {payload['text']}")
+    log.warning("ALERT %s", payload["text"])
+    if not monitoring.alert_webhook:
+        return
+    try:
+        mon.post_json(monitoring.alert_webhook, payload)
+    except OSError as exc:
+        context.log.error(f"alert not delivered: {exc}")
+
+
+@dg.sensor(minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+def check_failure_alert_sensor(context: dg.SensorEvaluationContext, monitoring: MonitoringResource):
+    """Alert on every failed asset check (they do not fail runs, so run-failure sensors miss them)."""
+    after = int(context.cursor) if (context.cursor or "").isdigit() else 0
+    keys = sorted(context.repository_def.asset_graph.asset_check_keys) if context.repository_def else RETRAIN_CHECK_KEYS
+    failures, last = check_failures(context.instance, keys, after)
+    for failure in failures:
+        send_alert(context, monitoring, mon.check_alert(failure))
+    context.update_cursor(str(last))
+    return dg.SkipReason(f"{len(failures)} failed check(s) alerted" if failures else "no failed checks")
+
+
+@dg.run_failure_sensor(name="run_failure_alert_sensor", minimum_interval_seconds=30,
+                       default_status=dg.DefaultSensorStatus.RUNNING)
+def run_failure_alert_sensor(context: dg.RunFailureSensorContext, monitoring: MonitoringResource):
+    """Alert on every failed run of this code location."""
+    message = context.failure_event.message or "no message"
+    send_alert(context, monitoring, mon.run_alert(context.dagster_run.job_name, context.dagster_run.run_id, message))
+
+
+# Declared, not left to the default sensor: running from the start, and its runs carry the warehouse-write
+# tag so the run queue serializes them with every other run that writes the DuckDB file.
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    "automation_condition_sensor", target=dg.AssetSelection.all(), default_status=dg.DefaultSensorStatus.RUNNING,
+    run_tags=WAREHOUSE_WRITE_TAGS, minimum_interval_seconds=30,
+    description="Runs the eager automation conditions (clean layer, features, scores, monitoring).",
+)

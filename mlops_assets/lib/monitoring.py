@@ -1,0 +1,317 @@
+"""Monitoring helpers: the drift window, late labels, performance verdicts, retrain decisions, alerts.
+
+Pure Python (no Dagster): the monitoring assets and sensors call these.
+
+Which features are watched for data drift (:data:`MONITORED_NUMERIC`, :data:`MONITORED_CATEGORICAL`):
+the task attributes a user or a tool sets at creation. Left out, with the reason in
+:data:`UNMONITORED`: calendar month / day of year (a 30-day window always differs from a year of
+training data), the per-project and per-assignee history features (cumulative counts and rates
+that grow with time by construction: measured on the synthetic sample without drift, every one of
+them scores 0.5-3.6 against the training window, i.e. always "drifted"), and priority_ordinal
+(the same information as priority, which would count twice). Their effect still shows in the
+prediction drift and in the live performance.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import polars as pl
+
+MONITORED_NUMERIC: list[str] = [
+    "story_points",
+    "original_estimate_h",
+    "title_length",
+    "description_length",
+    "n_labels",
+    "has_deadline",
+    "deadline_horizon_days",
+    "created_weekday",
+    "created_hour",
+]
+MONITORED_CATEGORICAL: list[str] = ["source", "project", "type", "priority"]
+_HISTORY = "a history feature: a cumulative count or rate that moves with time by construction"
+UNMONITORED: dict[str, str] = {
+    "created_month": "seasonal: a short window never matches a year of training data",
+    "created_day_of_year": "seasonal: a short window never matches a year of training data",
+    "priority_ordinal": "the same information as priority (counted once)",
+    **{f"{who}_{what}": _HISTORY for who in ("project", "assignee")
+       for what in ("late_rate", "n_outcomes", "median_cycle_days", "n_resolved", "open_tasks")},
+}
+
+# What the retrain sensor acts on: failed ERROR-severity checks of these names.
+DRIFT_CHECK = "drift_share_below_threshold"
+PERFORMANCE_CHECKS = ("late_risk_performance_holds", "cycle_time_performance_holds")
+RETRAIN_CHECKS = (DRIFT_CHECK, *PERFORMANCE_CHECKS)
+
+
+# ---------------------------------------------------------------------------------------------------
+# the current window
+
+
+@dataclass(frozen=True)
+class Window:
+    """The rows created in the last `days` days before the newest created_at of the data."""
+
+    frame: pl.DataFrame
+    start: datetime | None
+    end: datetime | None
+
+    @property
+    def empty(self) -> bool:
+        return self.frame.height == 0
+
+
+def current_window(frame: pl.DataFrame, days: float, column: str = "created_at") -> Window:
+    """Rows with `column` in (newest - days, newest]; relative to the data, not the wall clock."""
+    if days <= 0:
+        raise ValueError(f"window days must be > 0, got {days}")
+    if column not in frame.columns:
+        raise ValueError(f"the frame has no {column!r} column to take a time window on; it has {frame.columns}")
+    end = frame.get_column(column).max() if frame.height else None
+    if end is None:
+        return Window(frame.clear(), None, None)
+    start = end - timedelta(days=days)
+    return Window(frame.filter(pl.col(column) > start), start, end)
+
+
+def data_version(frame: pl.DataFrame, column: str = "created_at") -> str:
+    """A short fingerprint of the monitored data (rows and newest time): retraining twice on it is pointless."""
+    newest = frame.get_column(column).max() if frame.height and column in frame.columns else None
+    return f"{frame.height}@{newest.isoformat() if newest is not None else 'none'}"
+
+
+# ---------------------------------------------------------------------------------------------------
+# late labels and live performance
+
+
+def new_labels(tasks: pl.DataFrame, label: str, trained_as_of: datetime, as_of: datetime | None = None) -> pl.DataFrame:
+    """Tasks whose `label` ("is_late" or "cycle_time_days") became known after `trained_as_of`.
+
+    Columns task_id, target (0/1 or days), known_at. The champion never saw these outcomes.
+    """
+    from mlops_assets.lib import features
+
+    if label not in ("is_late", "cycle_time_days"):
+        raise ValueError(f"unknown label {label!r}: expected 'is_late' or 'cycle_time_days'")
+    labels = features.task_labels(tasks, as_of=as_of)
+    if label == "is_late":
+        known = pl.col("late_known_at")
+    else:
+        resolved = tasks.select("task_id", pl.max_horizontal("resolved_at", "created_at").alias("_resolved"))
+        labels = labels.join(resolved, on="task_id", how="left")
+        known = pl.col("_resolved")
+    return labels.filter(pl.col(label).is_not_null() & (known > trained_as_of)).select(
+        "task_id", pl.col(label).cast(pl.Float64).alias("target"), known.alias("known_at")
+    )
+
+
+@dataclass(frozen=True)
+class PerformanceVerdict:
+    """A champion's live metrics on new labels against its own test metrics.
+
+    status: "ok", "degraded" (beyond tolerance) or "skipped" (too few usable labels; `reason` says why).
+    """
+
+    model: str
+    status: str
+    reason: str
+    n_labels: int
+    live: dict[str, float] = field(default_factory=dict)
+    reference: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def degraded(self) -> bool:
+        return self.status == "degraded"
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def judge_performance(
+    model: str,
+    kind: str,
+    live: Mapping[str, float],
+    reference: Mapping[str, float],
+    n_labels: int,
+    *,
+    min_labels: int = 50,
+    roc_auc_tolerance: float = 0.05,
+    ece_tolerance: float = 0.05,
+    mae_tolerance: float = 0.25,
+) -> PerformanceVerdict:
+    """Binary: ROC-AUC may drop by `roc_auc_tolerance`, ECE rise by `ece_tolerance` (absolute);
+    regression: MAE may rise by `mae_tolerance` (relative). `live` uses live_*, `reference` test_* keys."""
+    live, reference = dict(live), dict(reference)
+
+    def verdict(status: str, reason: str) -> PerformanceVerdict:
+        return PerformanceVerdict(model, status, reason, n_labels, live, reference)
+
+    if n_labels < min_labels:
+        return verdict("skipped", f"only {n_labels} new labels since the champion was trained (need {min_labels})")
+    problems: list[str] = []
+    if kind == "binary":
+        auc, ref_auc = live.get("live_roc_auc"), reference.get("test_roc_auc")
+        if not _finite(auc):
+            return verdict("skipped", f"the {n_labels} new labels have a single class: ROC-AUC is undefined")
+        if not _finite(ref_auc):
+            return verdict("skipped", "the champion's run has no test_roc_auc to compare with")
+        if ref_auc - auc > roc_auc_tolerance:
+            problems.append(f"ROC-AUC {auc:.3f} is {ref_auc - auc:.3f} below the test {ref_auc:.3f} "
+                            f"(tolerance {roc_auc_tolerance:g})")
+        ece, ref_ece = live.get("live_ece"), reference.get("test_ece")
+        if _finite(ece) and _finite(ref_ece) and ece - ref_ece > ece_tolerance:
+            problems.append(f"calibration error (ECE) {ece:.3f} is {ece - ref_ece:.3f} above the test {ref_ece:.3f} "
+                            f"(tolerance {ece_tolerance:g})")
+        summary = f"ROC-AUC {auc:.3f} (test {ref_auc:.3f})" + (f", ECE {ece:.3f} (test {ref_ece:.3f})"
+                                                              if _finite(ece) and _finite(ref_ece) else "")
+    else:
+        mae, ref_mae = live.get("live_mae"), reference.get("test_mae")
+        if not _finite(mae) or not _finite(ref_mae) or ref_mae <= 0:
+            return verdict("skipped", "MAE is undefined on the new labels or missing from the champion's run")
+        if mae / ref_mae - 1 > mae_tolerance:
+            problems.append(f"MAE {mae:.2f} days is {mae / ref_mae - 1:.0%} above the test {ref_mae:.2f} "
+                            f"(tolerance {mae_tolerance:.0%})")
+        summary = f"MAE {mae:.2f} days (test {ref_mae:.2f})"
+    if problems:
+        return verdict("degraded", f"on {n_labels} new labels: " + "; ".join(problems))
+    return verdict("ok", f"on {n_labels} new labels: {summary}, within tolerance")
+
+
+# ---------------------------------------------------------------------------------------------------
+# the retrain decision
+
+
+@dataclass(frozen=True)
+class CheckFailure:
+    """One failed asset-check evaluation as read from the instance's event log."""
+
+    storage_id: int
+    run_id: str
+    asset: str
+    check: str
+    severity: str
+    timestamp: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def data_version(self) -> str | None:
+        value = self.metadata.get("data_version")
+        return None if value is None else str(value)
+
+    @property
+    def summary(self) -> str:
+        reason = self.metadata.get("reason")
+        return f"{self.asset} {self.check} failed ({self.severity})" + (f": {reason}" if reason else "")
+
+
+@dataclass(frozen=True)
+class RetrainCursor:
+    """The retrain sensor's memory: last event read, when it last asked for a retrain and on which data."""
+
+    after_storage_id: int = 0
+    last_request_at: float | None = None
+    last_data_version: str | None = None
+
+    @classmethod
+    def parse(cls, raw: str | None) -> RetrainCursor:
+        if not raw:
+            return cls()
+        try:
+            return cls(**json.loads(raw))
+        except (ValueError, TypeError):  # a cursor from an older version: start over, never crash the tick
+            return cls()
+
+    def dump(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+@dataclass(frozen=True)
+class RetrainDecision:
+    """Request a retraining run (`request`) or not, why, and the cursor to store either way."""
+
+    request: bool
+    reason: str
+    cursor: RetrainCursor
+    run_key: str | None = None
+    triggers: tuple[CheckFailure, ...] = ()
+
+
+def decide_retrain(
+    failures: Sequence[CheckFailure],
+    cursor: RetrainCursor,
+    *,
+    last_storage_id: int,
+    now: float,
+    cooldown_s: float,
+    retrain_running: bool = False,
+) -> RetrainDecision:
+    """At most one retraining request per batch of failed checks, never inside the cool-down, never twice
+    for the same data, never while a retraining run is queued or running. Failures are consumed either way."""
+    consumed = RetrainCursor(max(last_storage_id, cursor.after_storage_id), cursor.last_request_at,
+                             cursor.last_data_version)
+    triggers = tuple(f for f in failures if f.check in RETRAIN_CHECKS and f.severity == "ERROR")
+    if not triggers:
+        return RetrainDecision(False, "no failed drift or performance check since the last tick", consumed)
+    what = "; ".join(sorted({t.summary for t in triggers}))
+    if cursor.last_request_at is not None and now - cursor.last_request_at < cooldown_s:
+        until = datetime.fromtimestamp(cursor.last_request_at + cooldown_s).astimezone().isoformat(timespec="seconds")
+        return RetrainDecision(False, f"cool-down: a retrain was requested {now - cursor.last_request_at:.0f}s ago, "
+                               f"next one allowed after {until} ({len(triggers)} failed check(s) ignored: {what})",
+                               consumed, triggers=triggers)
+    versions = {t.data_version for t in triggers if t.data_version}
+    if cursor.last_data_version and versions and versions <= {cursor.last_data_version}:
+        return RetrainDecision(False, f"already retrained on this data ({cursor.last_data_version}); "
+                               f"waiting for new data ({what})", consumed, triggers=triggers)
+    if retrain_running:
+        return RetrainDecision(False, f"a retraining run is already queued or running ({what})", consumed,
+                               triggers=triggers)
+    version = max(versions) if versions else cursor.last_data_version
+    return RetrainDecision(
+        True, what, RetrainCursor(consumed.after_storage_id, now, version),
+        run_key=f"retrain-{triggers[0].storage_id}", triggers=triggers,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# alerts
+
+
+def check_alert(failure: CheckFailure) -> dict[str, Any]:
+    """The JSON body of a failed-check alert."""
+    return {
+        "kind": "asset_check_failed",
+        "asset": failure.asset,
+        "check": failure.check,
+        "severity": failure.severity,
+        "run_id": failure.run_id,
+        "at": datetime.fromtimestamp(failure.timestamp).astimezone().isoformat(timespec="seconds"),
+        "text": failure.summary,
+        "metadata": {k: v for k, v in failure.metadata.items() if isinstance(v, str | int | float | bool)},
+    }
+
+
+def run_alert(job: str, run_id: str, message: str) -> dict[str, Any]:
+    """The JSON body of a failed-run alert."""
+    return {"kind": "run_failed", "job": job, "run_id": run_id, "text": f"run {run_id[:8]} of {job} failed: {message}"}
+
+
+def post_json(url: str, payload: Mapping[str, Any], timeout_s: float = 5.0) -> int:
+    """POST `payload` as JSON to `url`; returns the HTTP status; raises OSError with a readable message."""
+    request = urllib.request.Request(url, data=json.dumps(payload, default=str).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        raise OSError(f"alert webhook {url} answered HTTP {exc.code}") from None
+    except (urllib.error.URLError, TimeoutError) as exc:
+        raise OSError(f"alert webhook {url} unreachable: {getattr(exc, 'reason', exc)}") from None

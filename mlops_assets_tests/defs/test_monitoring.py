@@ -1,0 +1,157 @@
+"""monitoring/data_drift and monitoring/model_performance on a trained sample, with and without drift, and on bad inputs."""
+
+from __future__ import annotations
+
+import shutil
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from mlops_assets.lib import monitoring, synthetic
+from mlops_assets.lib.warehouse import Warehouse
+
+FAST = {"n_trials": 3, "timeout_s": 60, "seed": 1, "cv_folds": 2}
+MAIN_TASKS = 3000
+DRIFT_TASKS = 900
+DRIFT = dg.AssetKey(["monitoring", "data_drift"])
+PERFORMANCE = dg.AssetKey(["monitoring", "model_performance"])
+
+
+def _materialize(root, selection, warehouse=None, raise_on_error=True):
+    from mlops_assets.definitions import build_resources, defs
+
+    ops = {f"models__{m}_candidate": {"config": FAST} for m in ("late_risk", "cycle_time")}
+    return dg.materialize(
+        list(defs.assets), selection=selection, raise_on_error=raise_on_error,
+        resources=build_resources(str(warehouse or root / "wh.duckdb"), str(root / "landing"), str(root / "reports")),
+        run_config=dg.RunConfig(ops=ops) if "training" in str(selection) else None,
+    )
+
+
+def _checks(result) -> dict[str, dg.AssetCheckEvaluation]:
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+def _meta(result, key: dg.AssetKey) -> dict:
+    [event] = [m for m in result.get_asset_materialization_events() if m.asset_key == key]
+    return {k: v.value for k, v in event.materialization.metadata.items()}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, empty_mlflow_store):
+    """A trained sample (3,000 tasks), monitored once as trained, then again after a drifted batch landed."""
+    root = tmp_path_factory.mktemp("monitoring")
+    (root / "mlflow").mkdir()
+    shutil.copy(empty_mlflow_store, root / "mlflow" / "mlflow.db")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow' / 'mlflow.db'}")
+    mp.setenv("MLOPS_MLFLOW_ARTIFACTS", str(root / "mlflow" / "artifacts"))
+    synthetic.generate(root / "landing", n_tasks=MAIN_TASKS, seed=5, main_tasks=MAIN_TASKS)
+    _materialize(root, dg.AssetSelection.groups("ingestion", "cleaning", "features", "training"))
+    shutil.copy(root / "wh.duckdb", root / "trained.duckdb")  # the state right after training, for bad-input tests
+    before = _materialize(root, dg.AssetSelection.groups("monitoring"))
+    synthetic.generate(root / "landing", n_tasks=DRIFT_TASKS, seed=5, drift=True, main_tasks=MAIN_TASKS)
+    _materialize(root, dg.AssetSelection.groups("ingestion", "cleaning", "features"))
+    after = _materialize(root, dg.AssetSelection.groups("monitoring"))
+    yield {"root": root, "before": before, "after": after, "wh": Warehouse(root / "wh.duckdb")}
+    mp.undo()
+
+
+def test_without_drift_the_drift_check_passes_and_the_trend_is_recorded(world):
+    check = _checks(world["before"])[monitoring.DRIFT_CHECK]
+    meta = _meta(world["before"], DRIFT)
+    assert check.passed, check.metadata["reason"].value
+    assert check.severity == dg.AssetCheckSeverity.ERROR
+    assert meta["drift_share"] <= 0.1
+    assert meta["champion_version"] == "late_risk v1"
+    assert world["root"].joinpath(meta["report"]).exists() and meta["report"].endswith("data_drift.html")
+    history = world["wh"].read_table("monitoring.drift_history")
+    runs = history.group_by("run_id").agg(pl.len(), pl.col("target").unique().sort())
+    assert runs.height == 2  # one per monitoring run
+    expected = len(monitoring.MONITORED_NUMERIC) + len(monitoring.MONITORED_CATEGORICAL) + 2  # + two scores
+    assert runs["len"].to_list() == [expected, expected]
+
+
+def test_the_drifted_batch_fails_the_drift_check_with_error_severity(world):
+    check = _checks(world["after"])[monitoring.DRIFT_CHECK]
+    meta = _meta(world["after"], DRIFT)
+    assert not check.passed
+    assert check.severity == dg.AssetCheckSeverity.ERROR
+    assert meta["drift_share"] > 0.1
+    assert "project" in meta["drifted_columns"] and "priority" in meta["drifted_columns"]
+    assert "above the 10% threshold" in check.metadata["reason"].value
+    # the new Growth team's tasks are scored by the champion: its scores move too
+    assert _meta(world["after"], DRIFT)["prediction_drift_late_risk_score"] > 0
+
+
+def test_performance_is_skipped_without_new_labels_and_judged_when_they_arrive(world):
+    before = _checks(world["before"])
+    meta = _meta(world["before"], PERFORMANCE)
+    assert not any(name.endswith("_performance_holds") for name in before)  # skipped, not failed
+    assert meta["late_risk_status"].startswith("skipped: only 0 new labels")
+    after = {e.check_name: e for e in world["after"].get_asset_check_evaluations()}
+    judged = [after[name] for name in monitoring.PERFORMANCE_CHECKS if name in after]
+    assert judged, _meta(world["after"], PERFORMANCE)
+    for evaluation in judged:
+        assert evaluation.metadata["new_labels"].value >= 50
+        assert evaluation.severity == dg.AssetCheckSeverity.ERROR
+    history = world["wh"].read_table("monitoring.performance_history")
+    assert set(history["model"]) == {"late_risk", "cycle_time"}
+    assert history.filter(pl.col("status") != "skipped")["live_value"].null_count() == 0
+
+
+@pytest.fixture
+def trained_copy(world, tmp_path):
+    """A copy of the warehouse right after training (same champions), to break."""
+    path = tmp_path / "wh.duckdb"
+    shutil.copy(world["root"] / "trained.duckdb", path)
+    return path
+
+
+def _rewrite_features(path, change) -> None:
+    wh = Warehouse(path)
+    wh.replace_tables({"features.task_features": change(wh.read_table("features.task_features"))})
+
+
+def _drift_only(world, path):
+    result = _materialize(world["root"], [DRIFT], warehouse=path)
+    return result, _checks(result), _meta(result, DRIFT)
+
+
+def test_an_empty_current_window_is_a_warn_failure_with_a_reason(world, trained_copy):
+    _rewrite_features(trained_copy, lambda f: f.clear())
+    result, checks, meta = _drift_only(world, trained_copy)
+    assert result.success
+    check = checks[monitoring.DRIFT_CHECK]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert "no tasks in the current window" in check.metadata["reason"].value
+
+
+def test_a_feature_missing_from_current_data_is_skipped_by_name(world, trained_copy):
+    _rewrite_features(trained_copy, lambda f: f.drop("story_points"))
+    result, checks, meta = _drift_only(world, trained_copy)
+    assert result.success
+    assert "story_points: column missing from the current window" in meta["skipped_columns"]
+    assert checks[monitoring.DRIFT_CHECK].severity == dg.AssetCheckSeverity.ERROR  # still judged on the rest
+
+
+def test_an_all_null_column_is_skipped_by_name(world, trained_copy):
+    _rewrite_features(trained_copy, lambda f: f.with_columns(pl.lit(None, pl.Float64).alias("original_estimate_h")))
+    result, checks, meta = _drift_only(world, trained_copy)
+    assert result.success
+    assert "original_estimate_h: all current values are null" in meta["skipped_columns"]
+
+
+def test_no_champion_yet_is_a_warn_failure_never_a_crash(world, trained_copy, mlflow_uri):
+    # mlflow_uri points MLFLOW_TRACKING_URI at a fresh, empty registry for this test
+    from mlops_assets.definitions import build_resources, defs
+
+    result = dg.materialize(list(defs.assets), selection=dg.AssetSelection.groups("monitoring"),
+                            resources=build_resources(str(trained_copy), str(world["root"] / "landing"),
+                                                      str(world["root"] / "reports")))
+    assert result.success
+    checks = _checks(result)
+    for name in (monitoring.DRIFT_CHECK, "prediction_drift_small", *monitoring.PERFORMANCE_CHECKS):
+        assert not checks[name].passed and checks[name].severity == dg.AssetCheckSeverity.WARN, name
+        assert "no champion yet" in checks[name].metadata["reason"].value, name
