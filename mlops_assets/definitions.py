@@ -6,6 +6,7 @@ import os
 
 import dagster as dg
 
+from mlops_assets import profiles
 from mlops_assets.defs import all_group_defs
 from mlops_assets.resources import (
     DEFAULT_LANDING,
@@ -26,7 +27,8 @@ def build_resources(
 ) -> dict[str, object]:
     """Resources configured from environment variables with defaults; explicit paths win (tests, bench)."""
     return {
-        "warehouse": WarehouseResource(path=warehouse or env_or_default("MLOPS_WAREHOUSE", DEFAULT_WAREHOUSE)),
+        "warehouse": WarehouseResource(path=warehouse or env_or_default("MLOPS_WAREHOUSE", DEFAULT_WAREHOUSE),
+                                       data_path=env_or_default("MLOPS_WAREHOUSE_DATA_PATH", "")),
         "landing": LandingZoneResource(path=landing or env_or_default("MLOPS_LANDING_DIR", DEFAULT_LANDING)),
         "reports": ReportsResource(path=reports or env_or_default("MLOPS_REPORTS_DIR", DEFAULT_REPORTS)),
         "jira": JiraResource(
@@ -49,5 +51,6 @@ def build_resources(
 
 defs = dg.Definitions.merge(
     *all_group_defs(),
-    dg.Definitions(resources=build_resources(), executor=dg.in_process_executor),
+    # The profile (MLOPS_PROFILE: local by default, or cluster) picks the executor; see profiles.py.
+    dg.Definitions(resources=build_resources(), executor=profiles.executor()),
 )

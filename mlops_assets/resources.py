@@ -20,12 +20,13 @@ def env_or_default(name: str, default: str) -> str | dg.EnvVar:
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB warehouse file (MLOPS_WAREHOUSE, default data/warehouse.duckdb)."""
+    """The warehouse (MLOPS_WAREHOUSE): a DuckDB file (default data/warehouse.duckdb) or a DuckLake URL."""
 
     path: str = DEFAULT_WAREHOUSE
+    data_path: str = ""  # a DuckLake's Parquet folder (MLOPS_WAREHOUSE_DATA_PATH); unused for a file
 
     def get(self) -> Warehouse:
-        return Warehouse(self.path)
+        return Warehouse(self.path, data_path=self.data_path or None)
 
 
 class LandingZoneResource(dg.ConfigurableResource):

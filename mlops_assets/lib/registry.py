@@ -112,9 +112,16 @@ def _tracking(uri: str) -> Iterator[None]:
 
 
 def _experiment_id(client: MlflowClient, name: str, artifacts_dir: str | Path | None) -> str:
+    from mlflow.exceptions import MlflowException
+
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
-        return client.create_experiment(name, artifact_location=artifact_location(artifacts_dir))
+        try:
+            return client.create_experiment(name, artifact_location=artifact_location(artifacts_dir))
+        except MlflowException as exc:  # another worker created it between our lookup and create
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            experiment = client.get_experiment_by_name(name)
     if experiment.lifecycle_stage != "active":
         raise RegistryError(
             f"MLflow experiment {name!r} is deleted: restore it (mlflow experiments restore "
