@@ -201,18 +201,24 @@ def _parse_all(source: str, files: list[Path], known: frozenset[str]):
                             chunksize=max(1, len(files) // (workers * 8)))
 
 
+# New files are written in batches of about this many input bytes, one transaction each (a file and
+# its manifest row always commit together), so memory stays bounded however large the drop is.
+WRITE_BATCH_BYTES = 256 * 1024 * 1024
+
+
 def ingest_source(warehouse: Warehouse, landing_root: Path, source: str, now: datetime | None = None) -> IngestReport:
-    """Parse the source's new landing files and append their records to its raw tables (one transaction)."""
+    """Parse the source's new landing files and append their records to its raw tables.
+
+    Files commit in batches (``WRITE_BATCH_BYTES``): a run that dies half-way leaves whole files
+    ingested and recorded, and the next run skips them and carries on with the rest.
+    """
     now = now or datetime.now(UTC)
     kinds = SOURCES[source][2]
-    report = IngestReport(source=source)
+    report = IngestReport(source=source, records_parsed=dict.fromkeys(kinds, 0), records_new=dict.fromkeys(kinds, 0))
     files = list_landing_files(landing_root, source)
     report.files_seen = len(files)
     known = frozenset(_known_file_hashes(warehouse, source))
-
-    parts: dict[str, list[pl.DataFrame]] = {kind: [] for kind in kinds}
-    rejects: list[dict[str, Any]] = []
-    file_rows: list[dict[str, Any]] = []
+    batch = _Batch(kinds)
     seen_now: set[str] = set()
     for job in _parse_all(source, files, known):
         fh, rel = job["file_hash"], job["path"]
@@ -221,36 +227,57 @@ def ingest_source(warehouse: Warehouse, landing_root: Path, source: str, now: da
             continue
         seen_now.add(fh)
         entry = {"source": source, "source_file": rel, "file_hash": fh, "size_bytes": job["size"], "ingested_at": now}
+        batch.bytes += job["size"]
         if job["status"] == "unreadable":
             report.files_unreadable += 1
             report.messages.append(f"{Path(rel).name}: {job['error']}")
-            rejects.append({"source": source, "source_file": rel, "file_hash": fh, "locator": "<file>",
-                            "reason": job["error"], "record_hash": None, "payload": job["excerpt"], "ingested_at": now})
-            file_rows.append({**entry, "encoding": None, "shape": None, "status": "unreadable", "n_records": 0,
-                              "n_rejects": 1, "message": job["error"]})
-            continue
-        if job["encoding"] != "utf-8":
-            report.latin1_files.append(Path(rel).name)
-        for kind, ipc in job["frames"].items():
-            parts[kind].append(pl.read_ipc(ipc))
-        rejects += [{"source": source, "source_file": rel, "file_hash": fh, "locator": loc, "reason": reason,
-                     "record_hash": rh, "payload": payload, "ingested_at": now}
-                    for loc, reason, payload, rh in job["rejects"]]
-        file_rows.append({**entry, "encoding": job["encoding"], "shape": job["shape"], "status": "ingested",
-                          "n_records": job["n_records"], "n_rejects": len(job["rejects"]),
-                          "message": "not UTF-8: decoded as Latin-1" if job["encoding"] != "utf-8" else None})
-        report.files_ingested += 1
-
-    frames = {
-        kind: (pl.concat(parts[kind], how="vertical") if parts[kind] else pl.DataFrame(schema=kind_schema(kind)).drop("ingested_at"))
-        .with_columns(pl.lit(now, dtype=pl.Datetime("us", "UTC")).alias("ingested_at"))
-        for kind in kinds
-    }
-    del parts
-    report.records_parsed = {kind: f.height for kind, f in frames.items()}
-    report.records_new, report.table_rows = _write(warehouse, source, frames, _frame(rejects, REJECT_SCHEMA), file_rows, now)
-    report.rejects = len(rejects)
+            batch.rejects.append({"source": source, "source_file": rel, "file_hash": fh, "locator": "<file>",
+                                  "reason": job["error"], "record_hash": None, "payload": job["excerpt"],
+                                  "ingested_at": now})
+            batch.files.append({**entry, "encoding": None, "shape": None, "status": "unreadable", "n_records": 0,
+                                "n_rejects": 1, "message": job["error"]})
+        else:
+            if job["encoding"] != "utf-8":
+                report.latin1_files.append(Path(rel).name)
+            for kind, ipc in job["frames"].items():
+                batch.parts[kind].append(pl.read_ipc(ipc))
+            batch.rejects += [{"source": source, "source_file": rel, "file_hash": fh, "locator": loc, "reason": reason,
+                               "record_hash": rh, "payload": payload, "ingested_at": now}
+                              for loc, reason, payload, rh in job["rejects"]]
+            batch.files.append({**entry, "encoding": job["encoding"], "shape": job["shape"], "status": "ingested",
+                                "n_records": job["n_records"], "n_rejects": len(job["rejects"]),
+                                "message": "not UTF-8: decoded as Latin-1" if job["encoding"] != "utf-8" else None})
+            report.files_ingested += 1
+        if batch.bytes >= WRITE_BATCH_BYTES:
+            batch.flush(warehouse, source, now, report)
+            batch = _Batch(kinds)
+    batch.flush(warehouse, source, now, report, always=True)
     return report
+
+
+class _Batch:
+    """Parsed files waiting to be written in one transaction."""
+
+    def __init__(self, kinds: tuple[str, ...]):
+        self.parts: dict[str, list[pl.DataFrame]] = {kind: [] for kind in kinds}
+        self.rejects: list[dict[str, Any]] = []
+        self.files: list[dict[str, Any]] = []
+        self.bytes = 0
+
+    def flush(self, warehouse: Warehouse, source: str, now: datetime, report: IngestReport, always: bool = False) -> None:
+        if not self.files and not always:
+            return
+        frames = {
+            kind: (pl.concat(parts, how="vertical") if parts else pl.DataFrame(schema=kind_schema(kind)).drop("ingested_at"))
+            .with_columns(pl.lit(now, dtype=pl.Datetime("us", "UTC")).alias("ingested_at"))
+            for kind, parts in self.parts.items()
+        }
+        self.parts = {}
+        new, report.table_rows = _write(warehouse, source, frames, _frame(self.rejects, REJECT_SCHEMA), self.files, now)
+        for kind, frame in frames.items():
+            report.records_parsed[kind] += frame.height
+            report.records_new[kind] += new.get(kind, 0)
+        report.rejects += len(self.rejects)
 
 
 def _record_hash(source: str, kind: str, payload: str) -> str:

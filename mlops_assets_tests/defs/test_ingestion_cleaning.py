@@ -169,3 +169,30 @@ def test_selecting_clean_tasks_with_its_upstream_builds_just_that_table(sample, 
     assert not wh.table_exists("clean.quarantine")  # not selected, not written
     materialized = {m.asset_key.to_user_string() for m in result.asset_materializations_for_node("clean_tasks")}
     assert materialized == {"clean/tasks"}
+
+
+def test_batched_writes_survive_a_crash_half_way_and_lose_nothing(sample, landing_dir, tmp_path, monkeypatch):
+    from mlops_assets.lib import ingestion
+
+    whole = Warehouse(tmp_path / "whole.duckdb")
+    ingestion.ingest_source(whole, landing_dir, "jira")
+    monkeypatch.setattr(ingestion, "WRITE_BATCH_BYTES", 1)  # one transaction per file
+    real_write, calls = ingestion._write, []
+
+    def dying_write(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("killed half-way")
+        return real_write(*args, **kwargs)
+
+    batched = Warehouse(tmp_path / "batched.duckdb")
+    monkeypatch.setattr(ingestion, "_write", dying_write)
+    with pytest.raises(RuntimeError, match="killed half-way"):
+        ingestion.ingest_source(batched, landing_dir, "jira")
+    committed = batched.query("SELECT count(*) AS n FROM raw.ingested_files")["n"][0]
+    assert committed == 2  # the files before the crash are in, each with its manifest row
+    monkeypatch.setattr(ingestion, "_write", real_write)
+    report = ingestion.ingest_source(batched, landing_dir, "jira")
+    assert report.files_skipped == committed
+    query = "SELECT * EXCLUDE (ingested_at) FROM raw.jira_tasks ORDER BY record_hash"
+    assert whole.query(query).equals(batched.query(query))
