@@ -26,7 +26,20 @@ STAGES: list[tuple[str, str, str]] = [
     ("ingest trello", "raw/trello_tasks,raw/trello_events,raw/trello_comments", "raw.trello_tasks"),
     ("ingest csv", "raw/csv_tasks", "raw.csv_tasks"),
     ("clean", "clean/tasks,clean/task_events,clean/quarantine", "clean.tasks"),
+    ("features", "features/task_features", "features.task_features"),
+    ("splits late_risk", "model_input/late_risk_splits", "model_input.late_risk_splits"),
+    ("splits cycle_time", "model_input/cycle_time_splits", "model_input.cycle_time_splits"),
+    ("train late_risk", "models/late_risk_candidate", "model_input.late_risk_splits"),
+    ("train cycle_time", "models/cycle_time_candidate", "model_input.cycle_time_splits"),
+    ("evaluate late_risk", "reporting/late_risk_evaluation", "model_input.late_risk_splits"),
+    ("evaluate cycle_time", "reporting/cycle_time_evaluation", "model_input.cycle_time_splits"),
+    ("gate late_risk", "models/late_risk_champion", "model_input.late_risk_splits"),
+    ("gate cycle_time", "models/cycle_time_champion", "model_input.cycle_time_splits"),
+    ("batch scores", "serving/task_risk_scores", "serving.task_risk_scores"),
 ]
+DATA_STAGES = 7  # ingestion, cleaning and features; `--data-only` stops there
+# The search budget of the benchmark's trainings (run config), so sizes compare like for like.
+BENCH_TRAINING = {"n_trials": 3, "timeout_s": 600, "seed": 42, "cv_folds": 3}
 
 _CHILD = r"""
 import json, os, resource, sys, time
@@ -36,7 +49,11 @@ from mlops_assets.definitions import defs
 from mlops_assets.definitions import build_resources
 from pathlib import Path
 work = Path(sys.argv[1]); selection = sys.argv[2].split(",")
-res = dg.materialize(list(defs.assets), selection=selection,
+os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{work}/mlflow.db")
+os.environ.setdefault("MLOPS_MLFLOW_ARTIFACTS", str(work / "mlflow-artifacts"))
+training = json.loads(sys.argv[3])
+run_config = {"ops": {k.replace("/", "__"): {"config": training} for k in selection if k.endswith("_candidate")}}
+res = dg.materialize(list(defs.assets), selection=selection, run_config=run_config,
                      resources=build_resources(str(work / "warehouse.duckdb"), str(work / "landing"), str(work / "reports")),
                      instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
 step = [e for e in res.all_events if e.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE")]
@@ -62,7 +79,8 @@ def _machine() -> str:
 
 
 def run_stage(work: Path, selection: str) -> dict:
-    proc = subprocess.run([sys.executable, "-c", _CHILD, str(work), selection], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-c", _CHILD, str(work), selection, json.dumps(BENCH_TRAINING)],
+                          capture_output=True, text=True,
                           env={**os.environ, "DAGSTER_HOME": str(work / "dagster_home")})
     lines = [x for x in proc.stdout.splitlines() if x.startswith("{")]
     if not lines:
@@ -71,6 +89,7 @@ def run_stage(work: Path, selection: str) -> dict:
 
 
 def bench(n_tasks: int, stages: list[tuple[str, str, str]] | None = None, keep: Path | None = None) -> list[dict]:
+    # One fresh work dir per size: its own warehouse, landing zone, reports and MLflow store.
     """Generate n_tasks into a fresh work dir and time every stage; returns one row per stage."""
     from mlops_assets.lib import synthetic
     from mlops_assets.lib.warehouse import Warehouse
@@ -92,7 +111,9 @@ def bench(n_tasks: int, stages: list[tuple[str, str, str]] | None = None, keep: 
 
 def to_markdown(rows: list[dict], command: str) -> str:
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    out = [f"Measured {now} on {_machine()}.", f"Command: `{command}`", "",
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    out = [f"Measured {now} on {_machine()}; load average at the end {load} (shared cores).",
+           f"Command: `{command}`; trainings use run config {json.dumps(BENCH_TRAINING)}.", "",
            "| tasks | stage | step wall (s) | process wall (s) | peak RSS (MB) | rows | rows/s |",
            "|---:|---|---:|---:|---:|---:|---:|"]
     for r in rows:

@@ -18,6 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     bench = sub.add_parser("bench", help="time every asset at the given sizes; writes docs/BENCHMARKS.md")
     bench.add_argument("--tasks", default="100000,1000000", help="comma-separated sizes")
     bench.add_argument("--no-write", action="store_true", help="print the table, leave docs/BENCHMARKS.md alone")
+    bench.add_argument("--data-only", action="store_true", help="only ingestion, cleaning and features")
     sub.add_parser("graph", help="regenerate the Mermaid asset graph in docs/ARCHITECTURE.md")
     demo = sub.add_parser("drift-demo", help="land a drifted batch and watch drift detection, retraining and the gate")
     demo.add_argument("--tasks", type=int, default=1500, help="tasks in the drifted batch")
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
         rows = []
         for n in [int(x) for x in args.tasks.split(",") if x]:
-            rows += bench_mod.bench(n)
+            rows += bench_mod.bench(n, bench_mod.STAGES[: bench_mod.DATA_STAGES] if args.data_only else None)
         md = bench_mod.to_markdown(rows, "mlops-assets bench --tasks " + args.tasks)
         print(md)
         if not args.no_write:
