@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         md = bench_mod.to_markdown(rows, "mlops-assets bench --tasks " + args.tasks)
         print(md)
         if not args.no_write:
-            bench_mod.write_section(md)
+            bench_mod.write_section(md, section="pipeline-data" if args.data_only else "pipeline")
         return 0
     if args.command == "screenshots":
         import signal
