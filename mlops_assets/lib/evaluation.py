@@ -600,28 +600,7 @@ def _top_contributions(contribs: pd.DataFrame, features: list[str], k: int) -> t
         matrix = matrix[:, positions[0] : positions[0] + len(positions)]
     else:
         matrix = matrix[:, positions]
-    strength = np.empty(matrix.shape, dtype=np.float32)
-    np.abs(matrix, out=strength, casting="same_kind")
-    merged: dict[int, np.ndarray] = {}
-    for alias, target in FEATURE_ALIASES.items():
-        if alias in features and target in features:
-            alias_index, target_index = features.index(alias), features.index(target)
-            merged[target_index] = matrix[:, target_index] + matrix[:, alias_index]
-            strength[:, target_index] = np.abs(merged[target_index])
-            strength[:, alias_index] = 0.0
-            merged[alias_index] = np.zeros(len(matrix))
-    rows = np.arange(len(matrix))
-    top = np.empty((len(matrix), k), dtype=np.intp)
-    chosen = np.empty((len(matrix), k), dtype=float)
-    for position in range(k):
-        index = strength.argmax(axis=1)  # ties: the lower feature index
-        top[:, position] = index
-        chosen[:, position] = matrix[rows, index]
-        strength[rows, index] = -1.0
-    for feature_index, combined in merged.items():
-        hit = top == feature_index
-        chosen[hit] = np.broadcast_to(combined[:, None], top.shape)[hit]
-    return top, chosen
+    return _top_contributions_array(matrix, features, k)
 
 
 def top_reasons_table(
@@ -708,7 +687,8 @@ def top_reasons(
 
 
 def _top_contributions_array(matrix: np.ndarray, features: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
-    """`_top_contributions` on a (n, len(features)) float matrix (no pandas): same order, ties and aliases."""
+    """(feature index, contribution) of the k largest |contributions| of each row of a (n, len(features))
+    float matrix, largest first, each (n, k); `_top_contributions` takes the columns out of a frame."""
     strength = np.empty(matrix.shape, dtype=np.float32)
     np.abs(matrix, out=strength, casting="same_kind")
     merged: dict[int, np.ndarray] = {}
