@@ -83,6 +83,12 @@ class Reject:
     reason: str
     payload: str = ""  # the record (or an excerpt of a broken file), for the user to inspect
 
+    @classmethod
+    def not_an_object(cls, locator: str, value: Any, what: str) -> Reject:
+        """A list element that is not the JSON object the shape promises (e.g. a string among issues)."""
+        return cls(locator, f"{locator}: element is {type(value).__name__}, not {what}",
+                   json.dumps(value, default=str))
+
 
 @dataclass
 class ParsedFile:

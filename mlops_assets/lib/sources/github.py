@@ -25,7 +25,6 @@ Mapping choices:
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime
 from functools import lru_cache
@@ -267,13 +266,7 @@ def parse(path: Path) -> ParsedFile:
             n_pulls += 1
             continue
         if not isinstance(item, dict):
-            parsed.rejects.append(
-                Reject(
-                    locator,
-                    f"{locator}: element is {type(item).__name__}, not an issue object",
-                    json.dumps(item, default=str),
-                )
-            )
+            parsed.rejects.append(Reject.not_an_object(locator, item, "an issue object"))
             continue
         try:
             row = issue_to_task(item)

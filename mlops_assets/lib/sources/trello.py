@@ -26,7 +26,6 @@ Shape ``trello-board-export``: an object with ``cards`` and ``lists`` (plus ``ac
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -229,13 +228,7 @@ def parse(path: Path) -> ParsedFile:
     for index, card in enumerate(board["cards"]):
         locator = f"cards[{index}]"
         if not isinstance(card, dict):
-            parsed.rejects.append(
-                Reject(
-                    locator,
-                    f"{locator}: element is {type(card).__name__}, not a card object",
-                    json.dumps(card, default=str),
-                )
-            )
+            parsed.rejects.append(Reject.not_an_object(locator, card, "a card object"))
             continue
         try:
             row = _card_to_task(
