@@ -169,6 +169,12 @@ def start_cluster(root: Path) -> Cluster:
         "MLOPS_WAREHOUSE_DATA_PATH": str(root / "lakes" / "ducklake"),
         "PYTHONUNBUFFERED": "1",
     }
+    # Create the instance schema once, before any worker or run touches it: processes that start
+    # together on an empty database race on CREATE TABLE (DuplicateObject "run_tags"), as CI saw.
+    out = subprocess.run([str(BIN / "dagster"), "instance", "migrate"], cwd=ROOT, env=cluster.env,
+                         capture_output=True, text=True, timeout=300)
+    if out.returncode != 0:
+        raise RuntimeError(f"dagster instance migrate failed:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
     return cluster
 
 
