@@ -171,12 +171,11 @@ def feature_columns(records: pl.DataFrame, index: HistoryIndex) -> FeatureColumn
     Equal to ``build_features(records, index.history)`` (tested); meant for a few rows: it is plain
     Python per row, where build_features has a fixed cost of several ms.
     """
+    schema = records.schema  # polars builds a new Schema object on every access: once, not per column
     wrong = {
-        name: str(records.schema[name])
-        for name, dtype in features_lib.INPUT_COLUMNS.items()
-        if name in records.columns and records.schema[name] != dtype
+        name: str(schema[name]) for name, dtype in features_lib.INPUT_COLUMNS.items() if name in schema and schema[name] != dtype
     }
-    missing = [name for name in _INPUT_NAMES if name not in records.columns]
+    missing = [name for name in _INPUT_NAMES if name not in schema]
     if wrong or missing:
         raise ValueError(
             f"records have column(s) of another type {wrong} or lack {missing}: pass the frame of "
@@ -187,7 +186,8 @@ def feature_columns(records: pl.DataFrame, index: HistoryIndex) -> FeatureColumn
     categorical: dict[str, list[str | None]] = {name: [None] * n for name in features_lib.CATEGORICAL_FEATURES}
     created_us = np.empty(n, dtype=np.int64)
     task_ids: list[str] = []
-    for i, row in enumerate(records.select(_INPUT_NAMES).iter_rows(named=True)):
+    source = records if records.columns == list(_INPUT_NAMES) else records.select(_INPUT_NAMES)
+    for i, row in enumerate(source.iter_rows(named=True)):
         task_ids.append(row["task_id"])
         created = row["created_at"]
         t_us = epoch_us(created)

@@ -17,13 +17,14 @@ with the columns of :data:`SCORE_COLUMNS`:
   synthetic sample), so ``medium`` means "riskier than a typical task".
 * ``reason_1..reason_3``: the three largest TreeSHAP contributions to late_risk, in words
   (``evaluation.top_reasons_arrays``, the same sentences as ``top_reasons_table``), e.g. "assignee
-  already had 14 open tasks raises the risk". Exact SHAP values, never approximated; but they cost
-  about 0.1-0.2 ms per task (LightGBM ``pred_contrib``), so *which* tasks get them is a choice
-  (``explain``): ``"all"`` (every task with a deadline: :func:`score_tasks`, the online service) or
-  ``"at_risk"`` (medium/high band only: :func:`score_open_tasks`, the batch table, where a low-risk
-  task's reasons would be read by nobody). ``max_explained`` caps the count (batch default
-  :data:`BATCH_MAX_EXPLAINED`): the riskiest tasks are explained first and the others at risk say
-  :data:`REASONS_CAPPED` in ``warnings``. Reasons are null where not computed.
+  already had 14 open tasks raises the risk", for **every task with a deadline**, in the batch table
+  and online alike (a task without one has no late_risk to explain). Exact path-dependent TreeSHAP,
+  never approximated: with a compiled champion (:meth:`ServedModel.compiled`, what
+  :func:`load_champions` gives) it costs about 4 us a task instead of LightGBM ``pred_contrib``'s
+  50-100 us, and its values are within ~1e-15 of LightGBM's (``fast_trees``; same sentences,
+  tested). ``explain="at_risk"`` (medium/high band only) and ``max_explained`` (a cap, riskiest
+  first; the others at risk say :data:`REASONS_CAPPED` in ``warnings``) remain for callers that
+  want fewer. Reasons are null where not computed.
 * ``predicted_cycle_days``: the cycle_time champion's days from creation to resolution.
 * ``predicted_completion_at``: ``created_at + predicted_cycle_days``, **but never earlier than
   now**: the tasks scored are open, and an open task cannot finish in the past. When the clip applies
@@ -36,11 +37,14 @@ with the columns of :data:`SCORE_COLUMNS`:
 
 Fast paths, same numbers: batch features come from ``features.build_features`` (the training code);
 online ones from ``history_index.feature_columns``, which is proven equal to it and has no fixed
-polars cost. The LightGBM matrix is built with numpy instead of ``training.to_matrix``'s pandas frame
-(pandas costs several ms per call, which a 20 ms online budget cannot pay): the category codes are
-the same positions in the training levels, unseen or null = missing, so the predictions are
-bit-identical to ``training.predict_frame`` (tested). :func:`score_rows` gives the online answer as
-dicts equal to the rows of :func:`score_features`' frame (tested).
+polars cost. The LightGBM matrix is built with numpy/polars instead of ``training.to_matrix``'s pandas
+frame (pandas costs several ms per call, which a 20 ms online budget cannot pay): the category codes
+are the same positions in the training levels, unseen or null = missing, so the predictions are
+bit-identical to ``training.predict_frame`` (tested), with LightGBM or with the compiled predictor
+(``fast_trees.compile_forest``, bit-identical to LightGBM, tested). The batch frame is assembled
+column by column (polars expressions, no Python object per row but the reason texts);
+:func:`score_rows` gives the online answer as dicts equal to the rows of :func:`score_features`'
+frame (tested).
 
 The champions come from the registry (:func:`load_champions`), the history snapshot from the
 warehouse (:func:`warehouse_history`, a short read-only DuckDB connection). No web imports here.
@@ -48,6 +52,8 @@ warehouse (:func:`warehouse_history`, a short read-only DuckDB connection). No w
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import math
 import os
 from collections.abc import Mapping
@@ -78,7 +84,6 @@ RISK_BANDS = ("low", "medium", "high")
 N_REASONS = 3
 NO_DEADLINE = "no deadline: late_risk applies only to tasks with a deadline"
 EXPLAIN_CHOICES = ("all", "at_risk")
-BATCH_MAX_EXPLAINED = 200_000  # reasons per batch run: about 0.13 ms of TreeSHAP each (docs/benchmarks/serving.md)
 REASONS_CAPPED = "reasons not computed: more medium/high-risk tasks than the cap of this run"
 
 SCORE_SCHEMA: dict[str, pl.DataType] = {
@@ -99,6 +104,7 @@ SCORE_COLUMNS: list[str] = list(SCORE_SCHEMA)
 # The columns History needs from clean.tasks (History.from_tasks fills the other inputs with nulls).
 _HISTORY_SELECT = ("task_id", "project", "assignee_id", "created_at", "resolved_at", "due_at", "deadline_at")
 _US_PER_DAY = 86_400 * 1_000_000
+_OVERLAP_ROWS = 50_000  # from this many rows the two models' work runs side by side
 
 
 class NoChampionError(RuntimeError):
@@ -123,6 +129,8 @@ class ServedModel:
     features: tuple[str, ...]
     category_levels: dict[str, list[str]]
     log_target: bool = False
+    forest: Any = field(default=None, repr=False, compare=False)  # fast_trees.CompiledForest
+    shap: Any = field(default=None, repr=False, compare=False)  # fast_trees.CompiledShap
     _codes: dict[str, dict[str, int]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -147,32 +155,56 @@ class ServedModel:
             {k: list(v) for k, v in model.category_levels.items()}, bool(model.log_target),
         )  # fmt: skip
 
+    def compiled(self, *, shap: bool = False, cache_dir: str | Path | None = None) -> ServedModel:
+        """This version with its predictor (and, with `shap`, its TreeSHAP) compiled to native code.
+
+        Same predictions bit for bit and SHAP values within ~1e-15 of LightGBM (``fast_trees``); the
+        compiled code is cached per model text under `cache_dir` (``fast_trees.default_cache_dir()``).
+        SHAP is left to LightGBM when the trees are too big for tables (``fast_trees.shap_table_nodes``).
+        """
+        from mlops_assets.lib import fast_trees
+
+        model_string = self.booster.model_to_string()
+        forest = fast_trees.compile_forest(model_string, cache_dir)
+        explainer = None
+        if shap and fast_trees.shap_table_nodes(self.booster) is not None:
+            explainer = fast_trees.compile_shap(model_string, cache_dir)
+        return dataclasses.replace(self, forest=forest, shap=explainer)
+
     def matrix(self, features: pl.DataFrame | FeatureColumns) -> np.ndarray:
         """The float matrix LightGBM sees: numerics as float, categories as training-level codes (else NaN)."""
         n = features.height
+        if not isinstance(features, FeatureColumns):  # one polars select, written row-major in one go
+            exprs = [
+                pl.col(column).cast(pl.Float64) if (codes := self._codes.get(column)) is None
+                # unseen or null: missing
+                else pl.col(column).replace_strict(list(codes), list(codes.values()), default=None, return_dtype=pl.Float64)
+                for column in self.features
+            ]  # fmt: skip
+            out = features.select(exprs).fill_null(math.nan).to_numpy(order="c")
+            return np.ascontiguousarray(out, dtype=np.float64).reshape(n, len(self.features))
         out = np.empty((n, len(self.features)), dtype=np.float64)
         for j, column in enumerate(self.features):
             codes = self._codes.get(column)
-            if isinstance(features, FeatureColumns):
-                values = features.column(column)
-                out[:, j] = values if codes is None else [codes.get(value, math.nan) for value in values]
-            elif codes is None:
-                out[:, j] = features.get_column(column).cast(pl.Float64).fill_null(math.nan).to_numpy()
-            else:  # unseen or null: missing
-                out[:, j] = (
-                    features.get_column(column)
-                    .replace_strict(list(codes), list(codes.values()), default=None, return_dtype=pl.Float64)
-                    .fill_null(math.nan)
-                    .to_numpy()
-                )
+            values = features.column(column)
+            out[:, j] = values if codes is None else [codes.get(value, math.nan) for value in values]
         return out
 
     def predict(self, matrix: np.ndarray, num_threads: int = 1) -> np.ndarray:
         """Predictions on the original scale, as ``training.predict_frame`` gives them."""
         if len(matrix) == 0:
             return np.empty(0)
-        raw = np.asarray(self.booster.predict(matrix, num_threads=num_threads), dtype=float)
+        if self.forest is not None:
+            raw = self.forest.predict(matrix, n_jobs=num_threads)
+        else:
+            raw = np.asarray(self.booster.predict(matrix, num_threads=num_threads), dtype=float)
         return np.clip(np.expm1(raw), 0.0, None) if self.log_target else raw
+
+    def contributions(self, matrix: np.ndarray, num_threads: int = 1) -> np.ndarray:
+        """TreeSHAP values (LightGBM's ``pred_contrib`` layout), compiled when this version has it."""
+        if self.shap is not None:
+            return self.shap.contributions(matrix, n_jobs=num_threads)
+        return np.asarray(self.booster.predict(matrix, pred_contrib=True, num_threads=num_threads))
 
     def unknown_categories(
         self, features: pl.DataFrame | FeatureColumns, rows: np.ndarray | None = None
@@ -218,8 +250,18 @@ def champion_versions(client: MlflowClient) -> dict[str, str | None]:
     return {name: registry.champion_version(name, client) for name in MODEL_NAMES}
 
 
-def load_champions(client: MlflowClient, versions: Mapping[str, str | None] | None = None) -> dict[str, ServedModel]:
-    """Both champions; :class:`NoChampionError` naming every model without one."""
+def load_champions(
+    client: MlflowClient,
+    versions: Mapping[str, str | None] | None = None,
+    *,
+    compile_models: bool = True,
+    cache_dir: str | Path | None = None,
+) -> dict[str, ServedModel]:
+    """Both champions; :class:`NoChampionError` naming every model without one.
+
+    `compile_models`: with their compiled predictors (and late_risk's compiled TreeSHAP, which the
+    reasons use), :meth:`ServedModel.compiled`; the same numbers as without, much faster.
+    """
     versions = dict(versions) if versions is not None else champion_versions(client)
     missing = [name for name in MODEL_NAMES if not versions.get(name)]
     if missing:
@@ -227,7 +269,10 @@ def load_champions(client: MlflowClient, versions: Mapping[str, str | None] | No
             f"no champion yet for {', '.join(missing)} in the MLflow registry at {client.tracking_uri}: "
             "train and promote one (`make run`, or materialize the training assets)"
         )
-    return {name: load_model_version(name, str(versions[name]), client) for name in MODEL_NAMES}
+    models = {name: load_model_version(name, str(versions[name]), client) for name in MODEL_NAMES}
+    if compile_models:
+        models = {name: model.compiled(shap=name == LATE_RISK, cache_dir=cache_dir) for name, model in models.items()}
+    return models
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -274,14 +319,14 @@ def _reasons(model: ServedModel, matrix: np.ndarray, num_threads: int) -> list[l
 
     if len(matrix) == 0:
         return [[] for _ in range(N_REASONS)]
-    contribs = np.asarray(model.booster.predict(matrix, pred_contrib=True, num_threads=num_threads))
+    contribs = model.contributions(matrix, num_threads)
     # the values as the model saw them: categories as positions in their training levels (NaN: missing)
     return evaluation.top_reasons_arrays(contribs, matrix, model.features, model.category_levels,
                                          k=N_REASONS, effects=evaluation.RISK_EFFECTS)  # fmt: skip
 
 
 def _explained_rows(late_risk: np.ndarray, explain: str, max_explained: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """(rows that get reasons, rows at risk left without them because of the cap), as index arrays."""
+    """(rows that get reasons, rows left without them because of the cap), as sorted index arrays."""
     if explain not in EXPLAIN_CHOICES:
         raise ValueError(f"explain={explain!r}: use one of {', '.join(EXPLAIN_CHOICES)}")
     with np.errstate(invalid="ignore"):
@@ -295,54 +340,76 @@ def _explained_rows(late_risk: np.ndarray, explain: str, max_explained: int | No
     return np.sort(by_risk[:max_explained]), np.sort(by_risk[max_explained:])
 
 
+@dataclass
+class _Scores:
+    """The score columns before assembly: numpy arrays, reasons for the explained rows only."""
+
+    has_deadline: np.ndarray
+    late_risk: np.ndarray  # NaN: no deadline
+    explained: np.ndarray  # rows with reasons
+    reasons: list[list[str | None]]  # reason_1..3, one entry per explained row
+    capped: np.ndarray  # rows at risk left without reasons by max_explained
+    max_explained: int | None
+    cycle_days: np.ndarray
+    completion_us: np.ndarray
+    overdue: np.ndarray
+    unknown: dict[int, list[str]]  # row -> unknown-category messages
+
+    def warnings(self, row: int) -> list[str]:
+        """One row's warnings: no deadline, then unseen categories (score_features appends a cap note)."""
+        out = [] if self.has_deadline[row] else [NO_DEADLINE]
+        out += [f"{m}: scored as missing" for m in self.unknown.get(row, ())]
+        return out
+
+
+def _column(features: pl.DataFrame | FeatureColumns, name: str) -> np.ndarray:
+    if isinstance(features, FeatureColumns):
+        return features.numeric[name]
+    return features.get_column(name).cast(pl.Float64).fill_null(math.nan).to_numpy()
+
+
+def _created_us(features: pl.DataFrame | FeatureColumns) -> np.ndarray:
+    if isinstance(features, FeatureColumns):
+        return features.created_us
+    return features.get_column("created_at").dt.epoch("us").to_numpy()
+
+
 def _score_columns(
-    cols: FeatureColumns,
+    features: pl.DataFrame | FeatureColumns,
     late_model: ServedModel,
     cycle_model: ServedModel,
     now: datetime,
     num_threads: int,
     explain: str,
     max_explained: int | None,
-) -> tuple[dict[str, Any], dict[int, list[str]]]:
-    """The score columns (numpy arrays and lists) of feature columns, and row -> unknown-category messages."""
-    n = cols.height
-    has_deadline = np.nan_to_num(cols.numeric["has_deadline"], nan=0.0) > 0
-    late_x = late_model.matrix(cols)
-    late_risk = np.full(n, np.nan)
-    if has_deadline.any():
-        late_risk[has_deadline] = late_model.predict(late_x[has_deadline], num_threads)
-    explained, capped = _explained_rows(late_risk, explain, max_explained)
-    reasons: list[list[str | None]] = [[None] * n for _ in range(N_REASONS)]
-    for position, column in enumerate(_reasons(late_model, late_x[explained], num_threads)):
-        target = reasons[position]
-        for row, reason in zip(explained.tolist(), column, strict=True):
-            target[row] = reason
-    cycle_days = cycle_model.predict(cycle_model.matrix(cols), num_threads)
+) -> _Scores:
+    """Everything a scored row holds, as arrays (the frame and the online dicts are built from it)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    n = features.height
+    has_deadline = np.nan_to_num(_column(features, "has_deadline"), nan=0.0) > 0
+    late_x = late_model.matrix(features)
+    same_matrix = cycle_model.features == late_model.features and cycle_model.category_levels == late_model.category_levels
+    cycle_x = late_x if same_matrix else cycle_model.matrix(features)
+    # many rows: cycle_time (compiled code, no GIL) runs beside the late_risk work, whose sentences are
+    # single-threaded Python/numpy; the numbers do not depend on it
+    with ThreadPoolExecutor(1) if n >= _OVERLAP_ROWS else contextlib.nullcontext() as pool:
+        cycle_future = pool.submit(cycle_model.predict, cycle_x, num_threads) if pool is not None else None
+        late_risk = np.full(n, np.nan)
+        if has_deadline.any():
+            late_risk[has_deadline] = late_model.predict(late_x[has_deadline], num_threads)
+        explained, capped = _explained_rows(late_risk, explain, max_explained)
+        reasons = _reasons(late_model, late_x[explained], num_threads)
+        cycle_days = cycle_future.result() if cycle_future is not None else cycle_model.predict(cycle_x, num_threads)
 
     unknown: dict[int, list[str]] = {}
-    for source in (late_model.unknown_categories(cols, has_deadline), cycle_model.unknown_categories(cols)):
+    for source in (late_model.unknown_categories(features, has_deadline), cycle_model.unknown_categories(features)):
         for row, messages in source.items():
             unknown.setdefault(row, []).extend(messages)
-    warnings: list[list[str]] = [[] if flag else [NO_DEADLINE] for flag in has_deadline.tolist()]
-    for row, messages in unknown.items():
-        warnings[row].extend(f"{m}: scored as missing" for m in messages)
-    if len(capped):
-        note = f"{REASONS_CAPPED} (max_explained={max_explained})"
-        for row in capped.tolist():
-            warnings[row].append(note)
-
     now_us = history_index.epoch_us(now)
-    due_us = cols.created_us + np.rint(cycle_days * _US_PER_DAY).astype(np.int64)
-    return {
-        "task_id": cols.task_id,
-        "late_risk": late_risk,
-        "risk_band": [risk_band(p) for p in late_risk.tolist()],
-        **{f"reason_{i + 1}": column for i, column in enumerate(reasons)},
-        "predicted_cycle_days": cycle_days,
-        "predicted_completion_at": np.maximum(due_us, now_us),
-        "completion_overdue": due_us < now_us,
-        "warnings": warnings,
-    }, unknown
+    due_us = _created_us(features) + np.rint(cycle_days * _US_PER_DAY).astype(np.int64)
+    return _Scores(has_deadline, late_risk, explained, reasons, capped, max_explained, cycle_days,
+                   np.maximum(due_us, now_us), due_us < now_us, unknown)  # fmt: skip
 
 
 def _aware_now(now: datetime) -> datetime:
@@ -366,29 +433,54 @@ def score_features(
 
     The messages are also in the frame's ``warnings``; they are returned apart so the online service
     can refuse such records instead of scoring them. `explain` / `max_explained`: which rows get
-    reasons (module docstring).
+    reasons (module docstring). Columnar: no Python object per row except the reason texts.
     """
     now = _aware_now(now)
-    cols = features if isinstance(features, FeatureColumns) else FeatureColumns.from_frame(features)
-    columns, unknown = _score_columns(cols, late_model, cycle_model, now, num_threads, explain, max_explained)
+    scores = _score_columns(features, late_model, cycle_model, now, num_threads, explain, max_explained)
+    n = features.height
+    task_id = (
+        pl.Series("task_id", features.task_id, dtype=pl.String)
+        if isinstance(features, FeatureColumns)
+        else features.get_column("task_id").cast(pl.String).alias("task_id")
+    )
+    reasons = []
+    for i, column in enumerate(scores.reasons):
+        series = pl.repeat(None, n, dtype=pl.String, eager=True).alias(f"reason_{i + 1}")
+        reasons.append(series.scatter(scores.explained, column) if len(scores.explained) else series)
+    risk = pl.col("late_risk")
     frame = pl.DataFrame(
-        {
-            "task_id": pl.Series(columns["task_id"], dtype=pl.String),
-            "late_risk": pl.Series(columns["late_risk"], dtype=pl.Float64).fill_nan(None),
-            "risk_band": pl.Series(columns["risk_band"], dtype=pl.String),
-            **{f"reason_{i}": pl.Series(columns[f"reason_{i}"], dtype=pl.String) for i in range(1, N_REASONS + 1)},
-            "predicted_cycle_days": pl.Series(columns["predicted_cycle_days"], dtype=pl.Float64),
-            "predicted_completion_at": pl.Series(columns["predicted_completion_at"], dtype=pl.Int64),
-            "completion_overdue": pl.Series(columns["completion_overdue"], dtype=pl.Boolean),
-            "warnings": pl.Series(columns["warnings"], dtype=pl.List(pl.String)),
-        }
+        [
+            task_id,
+            pl.Series("late_risk", scores.late_risk, dtype=pl.Float64).fill_nan(None),
+            *reasons,
+            pl.Series("predicted_cycle_days", scores.cycle_days, dtype=pl.Float64),
+            pl.Series("predicted_completion_at", scores.completion_us, dtype=pl.Int64),
+            pl.Series("completion_overdue", scores.overdue, dtype=pl.Boolean),
+            pl.Series("_deadline", scores.has_deadline, dtype=pl.Boolean),
+        ]
     ).with_columns(
+        pl.when(risk >= HIGH_FROM).then(pl.lit("high")).when(risk >= MEDIUM_FROM).then(pl.lit("medium"))
+        .when(risk.is_not_null()).then(pl.lit("low")).otherwise(None).alias("risk_band"),
+        pl.when("_deadline").then(pl.lit([], pl.List(pl.String))).otherwise(pl.lit([NO_DEADLINE], pl.List(pl.String)))
+        .alias("warnings"),
         pl.col("predicted_completion_at").cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),
         pl.lit(late_model.version, pl.String).alias("late_risk_version"),
         pl.lit(cycle_model.version, pl.String).alias("cycle_time_version"),
         pl.lit(now, features_lib.UTC_DATETIME).alias("scored_at"),
-    )
-    return frame.select(pl.col(c).cast(t) for c, t in SCORE_SCHEMA.items()), unknown
+    )  # fmt: skip
+    extra: dict[int, list[str]] = {row: scores.warnings(row) for row in scores.unknown}
+    if len(scores.capped):
+        note = f"{REASONS_CAPPED} (max_explained={scores.max_explained})"
+        for row in scores.capped.tolist():
+            extra[row] = [*extra.get(row, scores.warnings(row)), note]
+    if extra:  # the few rows with more than the no-deadline note: their full lists replace the column's
+        position = np.full(n, -1, dtype=np.int64)
+        position[np.fromiter(extra, dtype=np.int64, count=len(extra))] = np.arange(len(extra))
+        lists = pl.Series(list(extra.values()), dtype=pl.List(pl.String)).gather(np.maximum(position, 0))
+        frame = frame.with_columns(
+            pl.when(pl.Series(position >= 0)).then(lists).otherwise(pl.col("warnings")).alias("warnings")
+        )
+    return frame.select(pl.col(c).cast(t) for c, t in SCORE_SCHEMA.items()), scores.unknown
 
 
 def score_rows(
@@ -404,26 +496,30 @@ def score_rows(
     Every row gets its reasons (explain="all"); the dicts equal ``score_features(...)[0].iter_rows(named=True)``.
     """
     now = _aware_now(now)
-    columns, unknown = _score_columns(cols, late_model, cycle_model, now, num_threads, "all", None)
+    scores = _score_columns(cols, late_model, cycle_model, now, num_threads, "all", None)
     versions = {"late_risk_version": late_model.version, "cycle_time_version": cycle_model.version}
+    reasons: dict[int, tuple[str | None, ...]] = dict(
+        zip(scores.explained.tolist(), zip(*scores.reasons, strict=True), strict=True)
+    )
     rows = []
     for i, (risk, cycle_days, completion_us, overdue) in enumerate(zip(
-        columns["late_risk"].tolist(), columns["predicted_cycle_days"].tolist(),
-        columns["predicted_completion_at"].tolist(), columns["completion_overdue"].tolist(), strict=True,
+        scores.late_risk.tolist(), scores.cycle_days.tolist(), scores.completion_us.tolist(),
+        scores.overdue.tolist(), strict=True,
     )):  # fmt: skip
+        texts = reasons.get(i, (None,) * N_REASONS)
         rows.append({
-            "task_id": columns["task_id"][i],
+            "task_id": cols.task_id[i],
             "late_risk": None if math.isnan(risk) else risk,
-            "risk_band": columns["risk_band"][i],
-            **{f"reason_{p}": columns[f"reason_{p}"][i] for p in range(1, N_REASONS + 1)},
+            "risk_band": risk_band(risk),
+            **{f"reason_{p + 1}": texts[p] for p in range(N_REASONS)},
             "predicted_cycle_days": cycle_days,
             "predicted_completion_at": history_index.from_epoch_us(completion_us),
             "completion_overdue": overdue,
-            "warnings": columns["warnings"][i],
+            "warnings": scores.warnings(i),
             **versions,
             "scored_at": now,
         })  # fmt: skip
-    return rows, unknown
+    return rows, scores.unknown
 
 
 def score_tasks(
@@ -460,13 +556,13 @@ def score_open_tasks(
     *,
     history: features_lib.History | None = None,
     num_threads: int | None = None,
-    explain: str = "at_risk",
-    max_explained: int | None = BATCH_MAX_EXPLAINED,
+    explain: str = "all",
+    max_explained: int | None = None,
 ) -> pl.DataFrame:
     """The batch table: every open task of clean.tasks scored, history from all of clean.tasks.
 
-    Reasons only for medium/high-risk tasks, at most `max_explained` of them, riskiest first (module
-    docstring). `num_threads` None: every core (a batch run has the machine to itself).
+    Every task with a deadline gets its three reasons by default (module docstring for `explain` and
+    `max_explained`). `num_threads` None: every core (a batch run has the machine to itself).
     """
     history = history if history is not None else features_lib.History.from_tasks(tasks)
     threads = num_threads if num_threads is not None else (os.cpu_count() or 1)

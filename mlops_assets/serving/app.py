@@ -4,15 +4,18 @@ Start it with ``make serve`` or ``python -m mlops_assets.serving`` (127.0.0.1, p
 ``MLOPS_SERVE_PORT``, default 8000). It scores raw task records with :func:`scoring.score_rows`, the
 core the batch table ``serving.task_risk_scores`` is built with, and features from
 :func:`history_index.feature_columns`, proven equal to ``features.build_features``: the online answer
-and the batch answer for a task are the same numbers for the same model versions and history (the
-batch table gives reasons for its medium/high-risk tasks only; the service for every task).
+and the batch answer for a task are the same numbers, reasons included, for the same model versions
+and history.
 
 Why a FastAPI app and not ``mlflow models serve``: a task's features need the warehouse (project and
 assignee history as of its creation), the answer combines two models (late risk with its reasons,
 cycle time with a completion date), and the latency budget (p99 <= 20 ms) leaves no room for
 MLflow's per-request pandas conversion and schema enforcement. The app loads each champion through
-the registry once (the booster string and category levels the pyfunc stores), keeps them and a
-history snapshot in memory, and calls LightGBM directly. docs/benchmarks/serving.md has the figures.
+the registry once (the booster string and category levels the pyfunc stores), compiles it to native
+code (``scoring.load_champions`` -> ``fast_trees``: predictions bit-identical to LightGBM, TreeSHAP
+for the reasons; cached on disk per model version under ``$XDG_CACHE_HOME``, so only a new version
+pays the compile, while the previous snapshot keeps serving), and keeps them and a history snapshot
+in memory. docs/benchmarks/serving.md has the figures.
 
 Endpoints (every JSON body names the model versions under ``models``):
 
@@ -46,8 +49,8 @@ and checks for changes on its own, so POST /reload reaches only the process that
 others follow at their next check (every ``MLOPS_SERVE_CHECK_S``); every answer names its versions.
 
 Concurrency: in each process requests are scored by one thread; requests that arrive while it works are scored
-together in the next call (micro-batching), which shares the per-call cost of LightGBM and of the
-thread hand-off between them. A single task costs about 1.5 ms of scoring (docs/benchmarks/serving.md).
+together in the next call (micro-batching), which shares the per-call cost of scoring and of the
+thread hand-off between them. A single task costs about 0.3-0.5 ms of scoring (docs/benchmarks/serving.md).
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import numpy as np
 import polars as pl
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
@@ -243,8 +247,8 @@ def _score_batch(snapshot: Snapshot | None, frames: list[pl.DataFrame]) -> list[
     if snapshot is None:
         raise NotReadyError("no model loaded")
     now = datetime.now(UTC)
-    frame = frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical")
-    columns = history_index.feature_columns(frame, snapshot.index)
+    parts = [history_index.feature_columns(frame, snapshot.index) for frame in frames]
+    columns = parts[0] if len(parts) == 1 else _concat_columns(parts)  # pl.concat costs more than these arrays
     rows, unknown = scoring.score_rows(columns, snapshot.late, snapshot.cycle, now)
     out, offset = [], 0
     for part in frames:
@@ -253,6 +257,17 @@ def _score_batch(snapshot: Snapshot | None, frames: list[pl.DataFrame]) -> list[
         out.append((snapshot, rows[offset:end], part_unknown))
         offset = end
     return out
+
+
+def _concat_columns(parts: list[history_index.FeatureColumns]) -> history_index.FeatureColumns:
+    """Several requests' feature columns as one, in order."""
+    first = parts[0]
+    return history_index.FeatureColumns(
+        [task_id for part in parts for task_id in part.task_id],
+        np.concatenate([part.created_us for part in parts]),
+        {name: np.concatenate([part.numeric[name] for part in parts]) for name in first.numeric},
+        {name: [value for part in parts for value in part.categorical[name]] for name in first.categorical},
+    )
 
 
 class Batcher:
@@ -402,8 +417,9 @@ async def _score_records(records: list[Any], policy: str, state: ModelState, bat
             for row, messages in _early_category_check(frame, snapshot).items():
                 problems.setdefault(positions[row], []).extend(m + _CATEGORY_HINT for m in messages)
         raise _rejection(records, problems, "fields")
+    frame.drop_in_place("record_index")  # in place: DataFrame.drop goes through polars' lazy engine (~0.3 ms)
     try:
-        snapshot, rows, unknown = await batcher.score(frame.drop("record_index"))
+        snapshot, rows, unknown = await batcher.score(frame)
     except NotReadyError:
         raise ApiError(503, "not ready", state.reason) from None
     if unknown and policy == "reject":

@@ -96,28 +96,52 @@ def test_reasons_are_the_shap_reasons_of_evaluation(tasks, models):
     assert got["reason_1"].str.contains("the risk").all()
 
 
-def test_the_batch_table_explains_the_medium_and_high_risk_tasks_only(tasks, models, scored):
+def test_the_batch_table_explains_every_task_with_a_deadline(tasks, models, scored):
+    _, expected = _expected_reasons(tasks, models["late_risk"])
+    got = scored.filter(pl.col("late_risk").is_not_null()).select("reason_1", "reason_2", "reason_3")
+    assert got.equals(expected) and got["reason_1"].null_count() == 0
+    assert not any(scoring.REASONS_CAPPED in w for ws in scored["warnings"].to_list() for w in ws)
+
+
+def test_at_risk_explains_the_medium_and_high_risk_tasks_only(tasks, models, scored):
     risk, expected = _expected_reasons(tasks, models["late_risk"])
     at_risk = risk >= scoring.MEDIUM_FROM
     assert 0 < at_risk.sum() < len(risk)  # both kinds present in the sample
-    got = scored.filter(pl.col("late_risk").is_not_null()).select("reason_1", "reason_2", "reason_3")
+    some = scoring.score_open_tasks(tasks, models["late_risk"], models["cycle_time"], NOW, explain="at_risk")
+    got = some.filter(pl.col("late_risk").is_not_null()).select("reason_1", "reason_2", "reason_3")
     assert got.filter(pl.Series(at_risk)).equals(expected.filter(pl.Series(at_risk)))
     assert got.filter(pl.Series(~at_risk)).null_count().row(0) == (int((~at_risk).sum()),) * 3
-    assert not any(scoring.REASONS_CAPPED in w for ws in scored["warnings"].to_list() for w in ws)
+    assert some.drop("reason_1", "reason_2", "reason_3").equals(scored.drop("reason_1", "reason_2", "reason_3"))
 
 
 def test_a_cap_explains_the_riskiest_tasks_and_says_which_were_skipped(tasks, models, scored):
     capped = scoring.score_open_tasks(tasks, models["late_risk"], models["cycle_time"], NOW, max_explained=3)
     explained = capped.filter(pl.col("reason_1").is_not_null())
     skipped = capped.filter(pl.col("warnings").list.eval(pl.element().str.contains("not computed")).list.any())
-    n_at_risk = scored.filter(pl.col("late_risk") >= scoring.MEDIUM_FROM).height
-    assert explained.height == 3 and skipped.height == n_at_risk - 3
+    n_deadline = scored.filter(pl.col("late_risk").is_not_null()).height
+    assert explained.height == 3 and skipped.height == n_deadline - 3
     assert explained["late_risk"].min() >= skipped["late_risk"].max()
     expected = scored.filter(pl.col("task_id").is_in(explained["task_id"].implode()))
     assert explained.select("reason_1", "reason_2", "reason_3").equals(expected.select("reason_1", "reason_2", "reason_3"))
     assert capped.drop("warnings", "reason_1", "reason_2", "reason_3").equals(
         scored.drop("warnings", "reason_1", "reason_2", "reason_3")
     )
+    # the skipped rows keep their other warnings, the cap note last
+    assert skipped["warnings"].list.last().str.starts_with(scoring.REASONS_CAPPED).all()
+
+
+def test_large_runs_overlap_the_two_models_with_the_same_table(tasks, models, scored, monkeypatch):
+    monkeypatch.setattr(scoring, "_OVERLAP_ROWS", 1)  # the path a run of many rows takes
+    assert scoring.score_open_tasks(tasks, models["late_risk"], models["cycle_time"], NOW).equals(scored)
+
+
+def test_compiled_champions_give_the_same_table(tasks, models, scored, tmp_path):
+    compiled = {name: model.compiled(shap=name == "late_risk", cache_dir=tmp_path) for name, model in models.items()}
+    assert compiled["late_risk"].shap is not None and compiled["cycle_time"].forest is not None
+    again = scoring.score_open_tasks(tasks, compiled["late_risk"], compiled["cycle_time"], NOW)
+    assert again.equals(scored)  # bit-identical probabilities and days, the same reasons
+    reloaded = models["late_risk"].compiled(shap=True, cache_dir=tmp_path)  # from the cache this time
+    assert reloaded.forest.cache_file == compiled["late_risk"].forest.cache_file
 
 
 def test_score_rows_equals_the_frame_row_for_row(tasks, models):
@@ -157,8 +181,7 @@ def test_unknown_category_is_scored_as_missing_with_a_warning(tasks, models):
 def test_online_records_score_like_clean_rows(tasks, models, scored):
     frame, errors = features.records_to_frame(scoring.task_records(scoring.open_tasks(tasks)))
     assert errors == {}
-    online = scoring.score_tasks(frame, models["late_risk"], models["cycle_time"], features.History.from_tasks(tasks), NOW,
-                                 explain="at_risk")  # fmt: skip
+    online = scoring.score_tasks(frame, models["late_risk"], models["cycle_time"], features.History.from_tasks(tasks), NOW)
     assert online.equals(scored)
 
 

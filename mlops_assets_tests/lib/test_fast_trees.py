@@ -1,0 +1,130 @@
+"""fast_trees: compiled predictions bit-identical to LightGBM, compiled TreeSHAP equal to pred_contrib."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import lightgbm as lgb
+import numpy as np
+import pytest
+
+from mlops_assets.lib import fast_trees
+
+
+def _data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Numerics with NaN and exact zeros, a category column (codes 0..5, NaN, unseen 9, negative)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 5))
+    x[:, 1] = np.round(x[:, 1])  # many exact zeros
+    x[rng.random(n) < 0.15, 0] = np.nan
+    x[rng.random(n) < 0.1, 2] = np.nan
+    x[:, 4] = rng.integers(0, 6, n).astype(float)
+    y = np.nan_to_num(x[:, 0]) * 0.5 + np.nan_to_num(x[:, 2]) - (x[:, 4] % 2) + x[:, 1] * x[:, 3] + rng.normal(scale=0.3, size=n)
+    return x, y
+
+
+def _booster(
+    objective: str, num_leaves: int, seed: int = 1, zero_as_missing: bool = False, rounds: int = 120
+) -> lgb.Booster:
+    x, y = _data(3000, seed)
+    label = (y > np.median(y)).astype(float) if objective == "binary" else y
+    params = {
+        "objective": objective, "num_leaves": num_leaves, "learning_rate": 0.1, "min_data_in_leaf": 5,
+        "verbose": -1, "seed": seed, "zero_as_missing": zero_as_missing, "cat_smooth": 1, "min_data_per_group": 5,
+    }  # fmt: skip
+    return lgb.train(params, lgb.Dataset(x, label, categorical_feature=[4]), num_boost_round=rounds)
+
+
+def _probe(n: int = 4000) -> np.ndarray:
+    x, _ = _data(n, 99)
+    x[::50, 4] = 9.0  # a category never seen in training
+    x[1::50, 4] = np.nan
+    x[2::50, 4] = -1.0
+    x[3::50, 1] = 1e-40  # LightGBM reads this as zero
+    x[4::50, 3] = np.inf
+    return x
+
+
+@pytest.mark.parametrize(("objective", "num_leaves", "zero_as_missing"),
+                         [("binary", 5, False), ("regression", 8, True), ("regression", 31, False)])  # fmt: skip
+def test_compiled_predictions_are_bit_identical_to_lightgbm(objective, num_leaves, zero_as_missing, tmp_path):
+    booster = _booster(objective, num_leaves, zero_as_missing=zero_as_missing, rounds=60)
+    x = _probe(40_000)  # several blocks of rows shared by two threads
+    compiled = fast_trees.compile_forest(booster.model_to_string(), tmp_path)
+    expected = booster.predict(x)
+    assert np.array_equal(compiled.predict(x, n_jobs=2), expected)
+    assert np.array_equal(compiled.predict(x[:1]), expected[:1])  # one row, one thread
+    # more than one block of trees (lleaves groups 34 at a time): the running sum must carry over
+    assert booster.num_trees() > 34
+
+
+def test_a_second_compile_loads_the_cache_and_another_model_gets_another_file(tmp_path):
+    first = _booster("binary", 5)
+    a = fast_trees.compile_forest(first.model_to_string(), tmp_path)
+    b = fast_trees.compile_forest(first.model_to_string(), tmp_path)
+    other = fast_trees.compile_forest(_booster("binary", 5, seed=2).model_to_string(), tmp_path)
+    assert a.cache_file == b.cache_file != other.cache_file
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([a.cache_file.name, other.cache_file.name])
+    x = _probe(200)
+    assert np.array_equal(b.predict(x), first.predict(x))
+
+
+@pytest.mark.parametrize(("objective", "num_leaves", "zero_as_missing"),
+                         [("binary", 5, False), ("regression", 6, True), ("binary", 4, True)])  # fmt: skip
+def test_compiled_shap_equals_lightgbm_pred_contrib(objective, num_leaves, zero_as_missing, tmp_path):
+    booster = _booster(objective, num_leaves, zero_as_missing=zero_as_missing, rounds=40)  # 2 blocks of trees
+    x = _probe(40_000)
+    expected = booster.predict(x, pred_contrib=True)
+    got = fast_trees.compile_shap(booster.model_to_string(), tmp_path).contributions(x, n_jobs=2)
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-13)
+    assert np.array_equal(got == 0.0, expected == 0.0)  # a feature a row's trees never use stays exactly 0
+    # the contributions add up to the raw score, as SHAP values do
+    np.testing.assert_allclose(got.sum(axis=1), booster.predict(x, raw_score=True), rtol=1e-12, atol=1e-12)
+
+
+def test_tree_shap_port_equals_the_shapley_definition():
+    """One tree, every decision pattern: the port gives the exact Shapley values of the path-dependent game."""
+    booster = _booster("regression", 6)
+    tree = booster.dump_model()["tree_info"][3]["tree_structure"]
+    nodes = fast_trees._internal_nodes(tree)
+    features = sorted({n["split_feature"] for n in nodes})
+
+    def value(goes_left: list[bool], known: set[int], item: dict) -> float:
+        if "split_index" not in item:
+            return item["leaf_value"]
+        left, right = item["left_child"], item["right_child"]
+        if item["split_feature"] in known:
+            return value(goes_left, known, left if goes_left[item["split_index"]] else right)
+        count = lambda c: c.get("internal_count", c.get("leaf_count"))  # noqa: E731
+        return (count(left) * value(goes_left, known, left) + count(right) * value(goes_left, known, right)) / count(item)
+
+    d = len(features)
+    for pattern in range(2 ** len(nodes)):
+        goes_left = [bool(pattern >> k & 1) for k in range(len(nodes))]
+        phi: dict[int, float] = {}
+        fast_trees._tree_shap(tree, goes_left, phi)
+        for f in features:
+            others = [g for g in features if g != f]
+            exact = sum(
+                math.factorial(len(s)) * math.factorial(d - len(s) - 1) / math.factorial(d)
+                * (value(goes_left, {*s, f}, tree) - value(goes_left, set(s), tree))
+                for r in range(d) for s in itertools.combinations(others, r)
+            )  # fmt: skip
+            assert phi.get(f, 0.0) == pytest.approx(exact, rel=1e-9, abs=1e-12)
+
+
+def test_big_trees_are_left_to_lightgbm(tmp_path):
+    booster = _booster("regression", 31, rounds=10)
+    assert fast_trees.shap_table_nodes(booster) is None
+    with pytest.raises(ValueError, match="pred_contrib"):
+        fast_trees.compile_shap(booster.model_to_string(), tmp_path)
+    assert fast_trees.shap_table_nodes(_booster("binary", 5)) > 0
+
+
+def test_a_matrix_of_the_wrong_width_is_refused(tmp_path):
+    booster = _booster("binary", 5)
+    compiled = fast_trees.compile_forest(booster.model_to_string(), tmp_path)
+    with pytest.raises(ValueError, match="takes 5 columns"):
+        compiled.predict(np.zeros((3, 4)))
