@@ -73,10 +73,18 @@ def executor(profile: str | None = None) -> dg.ExecutorDefinition:
     )
 
 
-# Settings shared by the executor and the workers (deploy/cluster/celery.yaml repeats them).
+# Settings shared by the executor and the workers (deploy/cluster/celery.yaml repeats them and adds the
+# workers' `imports: [mlops_assets.celery_worker]`, which lets steps start processes in the pool).
 CELERY_SETTINGS = {
     # A step is a long task (a training may take minutes): take one at a time so that an idle
     # worker, not a busy one's prefetch buffer, gets the next step.
     "worker_prefetch_multiplier": 1,
+    # With early acks a worker still reserves one more step while it runs one: at 1M tasks the batch
+    # scores waited 279 s behind the drift report on a busy worker while the other was idle. Late acks
+    # make a worker hold only the step it runs. A worker process killed mid-step still acks it (the run
+    # fails with WorkerLostError and the daemon retries it); only a lost worker machine leaves it
+    # unacked, and Redis redelivers it after the visibility timeout: longer than any step.
+    "task_acks_late": True,
+    "broker_transport_options": {"visibility_timeout": 12 * 3600},
     "broker_connection_retry_on_startup": True,
 }

@@ -72,8 +72,25 @@ def get_tracking_uri() -> str:
     return f"sqlite:///{DEFAULT_DB.resolve()}"
 
 
-def artifact_location(artifacts_dir: str | Path | None = None) -> str:
-    """Where experiments created here keep artifacts: the argument, MLOPS_MLFLOW_ARTIFACTS, or data/mlflow/artifacts."""
+# Tracking URIs of an MLflow server, which decides where artifacts go (its --artifacts-destination).
+SERVER_SCHEMES = ("http://", "https://", "databricks")
+
+
+def is_tracking_server(tracking_uri: str) -> bool:
+    """True when ``tracking_uri`` is an MLflow tracking server rather than a store this process opens."""
+    return tracking_uri.strip().lower().startswith(SERVER_SCHEMES)
+
+
+def artifact_location(artifacts_dir: str | Path | None = None, tracking_uri: str | None = None) -> str | None:
+    """Where experiments created here keep artifacts; None lets a tracking server decide.
+
+    With a server (http/https) the server's default applies: ``mlflow-artifacts:/`` proxied to its
+    ``--artifacts-destination``, so clients need no access to the artifact store. Pinning a local
+    path there would make every worker and reader need the same mount. With a local store (SQLite,
+    PostgreSQL opened by this process) it is the argument, MLOPS_MLFLOW_ARTIFACTS, or data/mlflow/artifacts.
+    """
+    if tracking_uri and is_tracking_server(tracking_uri):
+        return None
     path = Path(artifacts_dir or os.environ.get("MLOPS_MLFLOW_ARTIFACTS") or DEFAULT_ARTIFACTS)
     path.mkdir(parents=True, exist_ok=True)
     return path.resolve().as_uri()
@@ -117,7 +134,8 @@ def _experiment_id(client: MlflowClient, name: str, artifacts_dir: str | Path | 
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
         try:
-            return client.create_experiment(name, artifact_location=artifact_location(artifacts_dir))
+            location = artifact_location(artifacts_dir, client.tracking_uri)
+            return client.create_experiment(name, artifact_location=location)
         except MlflowException as exc:  # another worker created it between our lookup and create
             if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise

@@ -111,6 +111,36 @@ class Cluster:
             return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
         return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
+    def launch(self, select: str, config: dict | None = None, tags: dict | None = None,
+               stop_instigators: bool = False) -> str:
+        """Submit a run to the instance's queue as the UI does (launch.py); the daemon runs it. Returns its id."""
+        cmd = [sys.executable, "-m", "mlops_assets_tests.cluster.launch", "--select", select,
+               "--config-json", json.dumps(config or {}), "--tags", json.dumps(tags or {})]
+        if stop_instigators:
+            cmd.append("--stop-instigators")
+        out = subprocess.run(cmd, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=300)
+        if out.returncode != 0:
+            raise RuntimeError(f"launching {select} failed:\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}")
+        return next(line.split("=", 1)[1] for line in out.stdout.splitlines() if line.startswith("run_id="))
+
+    def start_daemon(self) -> subprocess.Popen:
+        """`dagster-daemon run` on the cluster workspace: dequeues queued runs and retries failed ones."""
+        log = open(self.root / "daemon.log", "ab")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [str(BIN / "dagster-daemon"), "run", "-w", str(ROOT / "deploy" / "cluster" / "workspace.yaml")],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def stop_process(self, proc: subprocess.Popen) -> None:
+        """Stop one process this cluster started (and its children: the daemon's code server and runs)."""
+        _kill_group(proc, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc, signal.SIGKILL)
+            proc.wait(timeout=10)
+
     def instance(self):
         """The cluster's Dagster instance, read from this process (its config reads these variables)."""
         import dagster as dg
@@ -164,7 +194,9 @@ def start_cluster(root: Path) -> Cluster:
         "MLOPS_CELERY_BACKEND": f"{redis}/1",
         "MLOPS_LANDING_DIR": str(root / "landing"),
         "MLOPS_REPORTS_DIR": str(root / "reports"),
-        "MLOPS_MLFLOW_ARTIFACTS": str(root / "mlflow-artifacts"),
+        # Only for a local MLflow store: with the tracking server, artifacts go through it to its
+        # --artifacts-destination (root/mlflow-artifacts), and this folder must stay unused.
+        "MLOPS_MLFLOW_ARTIFACTS": str(root / "client-artifacts"),
         "MLOPS_WAREHOUSE": f"ducklake:postgres:dbname=ducklake {pg['MLOPS_PG_DSN']}",
         "MLOPS_WAREHOUSE_DATA_PATH": str(root / "lakes" / "ducklake"),
         "PYTHONUNBUFFERED": "1",

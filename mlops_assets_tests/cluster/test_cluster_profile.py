@@ -134,6 +134,33 @@ def test_models_are_registered_in_the_mlflow_server(cluster, full_run):
         str(client.get_model_version_by_alias("late_risk", "champion").version)}
 
 
+def test_model_artifacts_go_through_the_server_to_its_artifacts_destination(cluster, full_run):
+    import subprocess
+    import sys
+
+    from mlflow import MlflowClient
+
+    uri = cluster.env["MLFLOW_TRACKING_URI"]
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    champion = client.get_model_version_by_alias("late_risk", "champion")
+    run = client.get_run(champion.run_id)
+    # Proxied artifacts: the workers never wrote to a path of their own (MLOPS_MLFLOW_ARTIFACTS).
+    assert run.info.artifact_uri.startswith("mlflow-artifacts:/"), run.info.artifact_uri
+    assert not (cluster.root / "client-artifacts").exists()
+    stored = cluster.root / "mlflow-artifacts"  # the server's --artifacts-destination
+    model_id = run.data.tags["model_id"]  # MLflow 3 keeps a logged model under models/<model id>/artifacts
+    assert model_id and list(stored.glob(f"*/models/{model_id}/artifacts/MLmodel")), sorted(stored.rglob("MLmodel"))
+    assert list(stored.rglob("evaluation/*"))  # the evaluation report went the same way
+    # A client with only the server's address (no MLOPS_MLFLOW_ARTIFACTS, another folder) loads the champion.
+    env = {k: v for k, v in cluster.env.items() if k != "MLOPS_MLFLOW_ARTIFACTS"}
+    code = ("import sys; from mlops_assets.lib import registry; "
+            "m = registry.load_champion('late_risk', sys.argv[1]); print(m.metadata.run_id)")
+    out = subprocess.run([sys.executable, "-c", code, uri], cwd=cluster.root / "landing", env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == champion.run_id
+
+
 def test_two_runs_at_the_same_time_both_succeed_without_lost_rows(cluster, full_run):
     import shutil
 
@@ -199,3 +226,77 @@ def test_a_worker_killed_mid_step_fails_the_run_cleanly_and_the_next_run_succeed
     rows = lake.read_table("models.late_risk_candidate")
     assert rows.height == before_rows + 1
     assert rows.filter(pl.col("dagster_run_id") == _last_run(instance, before_runs | {failed.run_id}).run_id).height == 1
+
+
+@pytest.fixture
+def daemon(cluster):
+    """Start `dagster-daemon run` on demand (after the run is queued and the sensors stopped); stopped at teardown."""
+    started = []
+    yield lambda: started.append(cluster.start_daemon())
+    for proc in started:
+        cluster.stop_process(proc)
+
+
+def _wait_for(what: str, get, timeout_s: float, log):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = get()
+        if value:
+            return value
+        time.sleep(1)
+    raise AssertionError(f"{what} not within {timeout_s:.0f}s; daemon log:\n{log.read_text()[-3000:]}")
+
+
+def test_a_queued_run_whose_worker_is_killed_is_retried_once_by_the_daemon(cluster, full_run, daemon):
+    """Run retries (deploy/cluster/dagster.yaml): the daemon re-executes the lost step; no table is half-written."""
+    from mlops_assets.definitions import build_resources, defs
+
+    instance = cluster.instance()
+    lake = _lake(cluster)
+    before_rows = lake.read_table("models.late_risk_candidate").height
+    # A search bounded by time (not trials), so the killed attempt is mid-way and the retry ends soon.
+    slow = {"ops": {"models__late_risk_candidate": {"config": {**FAST, "n_trials": 500, "timeout_s": 10}}}}
+    select = "features/task_features,model_input/late_risk_splits,models/late_risk_candidate"
+    run_id = cluster.launch(select, slow, stop_instigators=True)  # queued, as from the UI
+    daemon()
+    log = cluster.root / "daemon.log"
+
+    def candidate_pid():
+        starts = [e for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_START)
+                  if e.step_key == "models__late_risk_candidate"]
+        return starts[0].dagster_event.pid if starts else None
+
+    step_pid = _wait_for("the training step of the queued run", candidate_pid, 180, log)
+    time.sleep(3)  # mid-training
+    os.kill(step_pid, signal.SIGKILL)  # the Celery worker process running the step dies
+
+    # The reference while the daemon retries: the local profile on the same landing files.
+    path = cluster.root / "local_retry.duckdb"
+    assert dg.materialize(list(defs.assets), selection=dg.AssetSelection.groups("ingestion", "cleaning", "features")
+                          | dg.AssetSelection.assets(SPLITS[0]),
+                          resources=build_resources(str(path), str(cluster.root / "landing"))).success
+
+    def retried():
+        group = instance.get_run_group(run_id)[1]
+        done = [r for r in group if r.run_id != run_id and r.is_finished]
+        return group if done else None
+
+    group = _wait_for("the retry run", retried, 180, log)
+    failed = instance.get_run_by_id(run_id)
+    (retry,) = [r for r in group if r.run_id != run_id]  # exactly one retry
+    assert failed.status == dg.DagsterRunStatus.FAILURE
+    assert failed.tags.get("dagster/failure_reason") == "RUN_EXCEPTION"  # the worker was lost, no asset failed
+    assert retry.status == dg.DagsterRunStatus.SUCCESS, instance.all_logs(retry.run_id)[-5:]
+    assert retry.parent_run_id == run_id and retry.tags.get("dagster/retry_number") == "1"
+    # From failure: features and splits succeeded in the first run; only the lost step ran again.
+    ran = {e.step_key for e in instance.all_logs(retry.run_id, of_type=dg.DagsterEventType.STEP_SUCCESS)}
+    assert ran == {"models__late_risk_candidate"}
+    # Whole tables: the killed attempt wrote nothing, the retry one row; the earlier steps' tables match local.
+    rows = lake.read_table("models.late_risk_candidate")
+    assert rows.height == before_rows + 1
+    assert rows.filter(pl.col("dagster_run_id") == retry.run_id).height == 1 and run_id not in set(rows["dagster_run_id"])
+    reference = Warehouse(path)
+    for table in ("features.task_features", "model_input.late_risk_splits"):
+        assert lake.read_table(table).height == reference.read_table(table).height, table
+    time.sleep(6)  # one more tick of the daemon's retry loop: still no second retry
+    assert len(instance.get_run_group(run_id)[1]) == 2

@@ -13,9 +13,16 @@ from mlops_assets.lib.ingestion import (
     list_landing_files,
 )
 from mlops_assets.lib.pulls import pull_into
+from mlops_assets.lib.sources.http import RETRY_STATUSES, HttpError
 from mlops_assets.resources import GitHubResource, JiraResource, LandingZoneResource, WarehouseResource
 
 WAREHOUSE_WRITE_TAGS = {"mlops/warehouse": "write"}
+# A live pull that still fails after the HTTP client's own retries (seconds of backoff) met a longer
+# outage: try the whole pull again minutes later (it resumes from the watermark). Jitter keeps several
+# code locations or sources from hitting a recovering API at the same instant. Only transient errors
+# are retried (_pull: allow_retries); a bad token or URL fails at once.
+PULL_RETRY_POLICY = dg.RetryPolicy(max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL,
+                                   jitter=dg.Jitter.PLUS_MINUS)
 
 SOURCE_TITLES = {
     "jira": "Jira REST API v2/v3 JSON (issues, changelogs, search and comment pages) and Jira CSV exports",
@@ -90,7 +97,7 @@ def _pull(api: JiraResource | GitHubResource, landing: LandingZoneResource, sour
     try:
         outcome = pull_into(api.client(), landing.source_dir(source))
     except (RuntimeError, ValueError) as exc:  # client errors carry a one-line, credential-free message
-        raise dg.Failure(description=f"{source} pull failed: {exc}") from None
+        raise dg.Failure(description=f"{source} pull failed: {exc}", allow_retries=_transient(exc)) from None
     return dg.MaterializeResult(metadata={
         "mode": "live API pull", "pulled_issues": outcome.issues, "pages_written": outcome.pages_written,
         "since": str(outcome.since) if outcome.since else "everything (first pull)",
@@ -98,19 +105,25 @@ def _pull(api: JiraResource | GitHubResource, landing: LandingZoneResource, sour
     })
 
 
+def _transient(exc: BaseException) -> bool:
+    """The API answered 429/5xx or not at all (the clients wrap HttpError, keeping it as the context)."""
+    http = exc if isinstance(exc, HttpError) else exc.__context__
+    return isinstance(http, HttpError) and (http.status is None or http.status in RETRY_STATUSES)
+
+
 def _pull_description(source: str, env_hint: str) -> str:
     return (landing_spec(source).description + " Materializing it pulls new and updated issues from the live API "
             f"when {env_hint} is set; without it the folder holds only the exports users dropped.")
 
 
-@dg.asset(key=["landing", "jira"], group_name="ingestion", kinds={"file", "api"},
+@dg.asset(key=["landing", "jira"], group_name="ingestion", kinds={"file", "api"}, retry_policy=PULL_RETRY_POLICY,
           description=_pull_description("jira", "JIRA_URL"))
 def landing_jira(landing: LandingZoneResource, jira: JiraResource) -> dg.MaterializeResult:
     """Pull Jira issues updated since the watermark (JQL `updated >=`), with changelogs."""
     return _pull(jira, landing, "jira", "JIRA_URL")
 
 
-@dg.asset(key=["landing", "github"], group_name="ingestion", kinds={"file", "api"},
+@dg.asset(key=["landing", "github"], group_name="ingestion", kinds={"file", "api"}, retry_policy=PULL_RETRY_POLICY,
           description=_pull_description("github", "GITHUB_REPOS"))
 def landing_github(landing: LandingZoneResource, github: GitHubResource) -> dg.MaterializeResult:
     """Pull GitHub issues updated since the watermark (`since=`), following Link pages."""
