@@ -184,7 +184,12 @@ def _host_key() -> str:
 
 
 def default_cache_dir() -> Path:
-    """Where compiled models are kept: ``$XDG_CACHE_HOME`` or ``~/.cache``, under mlops_assets/forests."""
+    """Where compiled models are kept: ``$MLOPS_MODEL_CACHE`` if set (on a cluster, a shared folder, so
+    a new champion is compiled once, not once per worker: the key names the CPU, so machines of
+    different CPUs never share an object file), else ``$XDG_CACHE_HOME`` or ``~/.cache``, under
+    mlops_assets/forests."""
+    if os.environ.get("MLOPS_MODEL_CACHE"):
+        return Path(os.environ["MLOPS_MODEL_CACHE"])
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "mlops_assets" / "forests"
 

@@ -128,3 +128,12 @@ def test_a_matrix_of_the_wrong_width_is_refused(tmp_path):
     compiled = fast_trees.compile_forest(booster.model_to_string(), tmp_path)
     with pytest.raises(ValueError, match="takes 5 columns"):
         compiled.predict(np.zeros((3, 4)))
+
+
+def test_the_compiled_model_cache_follows_mlops_model_cache(monkeypatch, tmp_path):
+    """On a cluster every worker points MLOPS_MODEL_CACHE at one shared folder: one compile per champion."""
+    monkeypatch.setenv("MLOPS_MODEL_CACHE", str(tmp_path / "shared"))
+    assert fast_trees.default_cache_dir() == tmp_path / "shared"
+    monkeypatch.delenv("MLOPS_MODEL_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert fast_trees.default_cache_dir() == tmp_path / "xdg" / "mlops_assets" / "forests"
