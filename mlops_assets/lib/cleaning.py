@@ -82,7 +82,6 @@ def build_clean(warehouse: Warehouse, now: datetime | None = None) -> tuple[dict
         if not union:
             raise RuntimeError("the raw layer holds no task tables yet: materialize the raw/* ingestion assets first")
         con.register("_prio", pl.DataFrame({"alias": list(PRIORITY_SYNONYMS), "canonical": list(PRIORITY_SYNONYMS.values())}).to_arrow())
-        con.execute(f"CREATE OR REPLACE TEMP TABLE t_all AS {union}")
         content_cols = ", ".join(f'"{c}"' for c in TASK_COLUMNS if c not in ("updated_at",))
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE t_checked AS
@@ -99,7 +98,7 @@ def build_clean(warehouse: Warehouse, now: datetime | None = None) -> tuple[dict
                 WHEN story_points < 0 OR original_estimate_h < 0 OR time_spent_h < 0 THEN
                      'negative story points or hours: estimates must be >= 0'
               END AS problem
-            FROM t_all""",
+            FROM ({union})""",  # straight from the raw tables: no intermediate copy of every record
             {"now": now},
         )
         con.execute(
@@ -182,7 +181,7 @@ def build_clean(warehouse: Warehouse, now: datetime | None = None) -> tuple[dict
             """SELECT count(*) FROM t_ranked WHERE version_rank > 1
                AND NOT (content_hash <> winner_content AND updated_at IS NOT DISTINCT FROM winner_updated)"""
         ).fetchall()[0][0]
-        input_records = con.execute("SELECT count(*) FROM t_all").fetchall()[0][0]
+        input_records = con.execute("SELECT count(*) FROM t_checked").fetchall()[0][0]
         events_union = _union(con, "events", ["task_id", "source", "event_id", "changed_at", "field", "from_value",
                                                "to_value", "author_id", "ingested_at"])
         if events_union:

@@ -12,18 +12,24 @@ Bookkeeping: ``raw.ingested_files`` (one row per file seen, with its outcome) an
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import importlib
 import multiprocessing
 import os
+import shutil
+import tempfile
+import uuid
+from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import repeat
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from mlops_assets.lib.sources.base import KIND_COLUMNS, ParsedFile, SourceFormatError
 from mlops_assets.lib.warehouse import Warehouse
@@ -151,59 +157,164 @@ def _frame(rows: list[dict[str, Any]], schema: dict[str, pl.DataType]) -> pl.Dat
     return pl.DataFrame(rows, schema=schema, strict=False, infer_schema_length=None)
 
 
+_ARROW_TYPES = {"str": pa.large_string(), "datetime": pa.timestamp("us", tz="UTC"), "float": pa.float64(),
+                "int": pa.int64()}
+
+
+def _arrow_column(values: list[Any], dtype: str) -> pa.Array:
+    try:
+        return pa.array(values, type=_ARROW_TYPES[dtype])
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        # An odd value (a number as text, a bool among ints): coerced the lenient polars way, else null.
+        return pl.Series(values, dtype=_POLARS_TYPES[dtype], strict=False).to_arrow().cast(_ARROW_TYPES[dtype])
+
+
+def _row_schema(kind: str) -> pa.Schema:
+    """The Arrow schema of what a parser fills: the normalized columns, locator and payload."""
+    fields = [(name, _ARROW_TYPES[t]) for name, t in KIND_COLUMNS[kind].items()]
+    return pa.schema([*fields, ("locator", pa.large_string()), ("payload", pa.large_string())])
+
+
+def _arrow_table(rows: list[dict[str, Any]], source: str, kind: str, path_str: str, fh: str) -> pa.Table:
+    """A parser's row dicts -> an Arrow table in the raw layout (Arrow reads the dicts; no per-row Python)."""
+    schema = _row_schema(kind)
+    try:
+        table = pa.Table.from_pylist(rows, schema=schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):  # an odd value somewhere: column by column
+        types = {**KIND_COLUMNS[kind], "locator": "str", "payload": "str"}
+        table = pa.table({name: _arrow_column([r.get(name) for r in rows], types[name]) for name in schema.names})
+    n = len(rows)
+    prefix = f"{source}|{kind}|"
+    text = pa.large_string()
+    return (table.append_column(pa.field("source_file", text), pa.array([path_str] * n, type=text))
+            .append_column(pa.field("file_hash", text), pa.array([fh] * n, type=text))
+            .append_column(pa.field("record_hash", text), pa.array([_sha(prefix + r["payload"]) for r in rows], type=text)))
+
+
+def _empty_table(kind: str) -> pa.Table:
+    text = pa.large_string()
+    return pa.schema([*_row_schema(kind), ("source_file", text), ("file_hash", text), ("record_hash", text)]).empty_table()
+
+
+def _spool(table: pa.Table, folder: str, kind: str) -> str:
+    """Write a worker's table to an Arrow file for the writer to map: no copying through a pipe."""
+    path = os.path.join(folder, f"{os.getpid()}-{uuid.uuid4().hex}-{kind}.arrow")
+    with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    return path
+
+
+def _unspool(path: str) -> pa.Table:
+    """A spooled table, memory-mapped (zero-copy); the file is unlinked at once, the mapping lives on."""
+    try:
+        with pa.memory_map(path) as source:
+            return pa.ipc.open_file(source).read_all()
+    finally:
+        os.unlink(path)
+
+
+def _spool_dir() -> str:
+    """Where workers leave their tables: shared memory when there is room, else the temp folder."""
+    shm = "/dev/shm"
+    try:
+        if os.path.isdir(shm) and shutil.disk_usage(shm).free > 2 * (WRITE_BATCH_BYTES + PARSE_AHEAD_BYTES):
+            return tempfile.mkdtemp(prefix="mlops-ingest-", dir=shm)
+    except OSError:
+        pass
+    return tempfile.mkdtemp(prefix="mlops-ingest-")
+
+
 # Above this many bytes of new files, parsing fans out over worker processes (one per core); below it
 # the cost of starting spawned workers (imports, about 1-2 s) and shipping frames back outweighs the gain.
 PARALLEL_MIN_BYTES = 256 * 1024 * 1024
 
 
-def _parse_job(source: str, path_str: str, known: frozenset[str]) -> dict[str, Any]:
-    """Parse one file into Arrow IPC frames per kind (runs in a worker process for big inputs)."""
+def _parse_job(source: str, path_str: str, known: frozenset[str], spool: str | None = None) -> dict[str, Any]:
+    """Parse one file into an Arrow table per kind; in a worker, tables go to Arrow files in ``spool``."""
     path = Path(path_str)
     data = path.read_bytes()
     fh = file_hash(data)
     out: dict[str, Any] = {"path": path_str, "file_hash": fh, "size": len(data)}
     if fh in known:
         return {**out, "status": "skipped"}
+    # Parsing allocates millions of dicts and lists without reference cycles; the cyclic collector would
+    # walk them over and over as they pile up (5x the JSON decoding time on a 400 MB Trello board).
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
     try:
-        parsed = _parse(source, path)
-    except SourceFormatError as exc:
-        return {**out, "status": "unreadable", "error": str(exc), "excerpt": data[:2000].decode("utf-8", "replace")}
-    del data
-    kinds = SOURCES[source][2]
-    unexpected = [k for k, v in parsed.records.items() if v and k not in kinds]
-    if unexpected:
-        raise RuntimeError(f"parser for {source} produced record kinds {unexpected} it does not declare")
-    frames = {}
-    for kind in kinds:
-        rows = parsed.records.get(kind, [])
-        for row in rows:
-            row["record_hash"] = _record_hash(source, kind, row["payload"])
-            row["source_file"] = path_str
-            row["file_hash"] = fh
-        frames[kind] = _frame(rows, {k: v for k, v in kind_schema(kind).items() if k != "ingested_at"}).write_ipc(None).getvalue()
+        try:
+            parsed = _parse(source, path)
+        except SourceFormatError as exc:
+            return {**out, "status": "unreadable", "error": str(exc), "excerpt": data[:2000].decode("utf-8", "replace")}
+        del data
+        kinds = SOURCES[source][2]
+        unexpected = [k for k, v in parsed.records.items() if v and k not in kinds]
+        if unexpected:
+            raise RuntimeError(f"parser for {source} produced record kinds {unexpected} it does not declare")
+        n_records = parsed.n_records
+        frames = {}
+        for kind in kinds:
+            rows = parsed.records.get(kind)
+            if rows:
+                table = _arrow_table(rows, source, kind, path_str, fh)
+                frames[kind] = _spool(table, spool, kind) if spool else table
+            parsed.records[kind] = []  # the row dicts can go once their table exists
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     return {**out, "status": "ingested", "frames": frames, "encoding": parsed.encoding, "shape": parsed.shape,
-            "n_records": parsed.n_records,
+            "n_records": n_records,
             "rejects": [(r.locator, r.reason, r.payload, _record_hash(source, "reject", r.payload)) for r in parsed.rejects]}
 
 
-def _parse_all(source: str, files: list[Path], known: frozenset[str]):
-    """Yield _parse_job results in file order, in parallel when the input is big enough to pay for it."""
-    total = sum(p.stat().st_size for p in files)
+def _parse_workers(files: list[Path]) -> int:
+    """How many worker processes parse these files: 0 (in this process) unless the input is big enough to pay."""
     workers = min(os.cpu_count() or 1, 4, len(files))
-    if total < PARALLEL_MIN_BYTES or workers < 2:
+    if workers < 2 or sum(p.stat().st_size for p in files) < PARALLEL_MIN_BYTES:
+        return 0
+    return workers
+
+
+def _parse_all(source: str, files: list[Path], known: frozenset[str], workers: int = 0):
+    """Yield _parse_job results in file order, from ``workers`` processes (0: in this one)."""
+    if not workers:
         for p in files:
             yield _parse_job(source, str(p), known)
         return
     # spawn, not fork: the calling process may be a Dagster step with threads (fork could copy a held lock).
     ctx = multiprocessing.get_context("spawn")
+    spool = _spool_dir()
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        yield from pool.map(_parse_job, repeat(source), [str(p) for p in files], repeat(known),
-                            chunksize=max(1, len(files) // (workers * 8)))
+        # Workers run ahead of the writer by at most PARSE_AHEAD_BYTES of files, so parsed tables
+        # never pile up in memory while a batch is being written.
+        pending: deque = deque()
+        ahead = 0
+        try:
+            for p in files:
+                size = p.stat().st_size
+                pending.append((pool.submit(_parse_job, source, str(p), known, spool), size))
+                ahead += size
+                while ahead >= PARSE_AHEAD_BYTES or len(pending) >= 4096:
+                    future, done = pending.popleft()
+                    ahead -= done
+                    yield future.result()
+            while pending:
+                yield pending.popleft()[0].result()
+        finally:
+            for future, _ in pending:
+                future.cancel()
+            pool.shutdown(wait=True)
+            shutil.rmtree(spool, ignore_errors=True)  # tables of jobs never consumed (a failed run)
 
 
 # New files are written in batches of about this many input bytes, one transaction each (a file and
-# its manifest row always commit together), so memory stays bounded however large the drop is.
-WRITE_BATCH_BYTES = 256 * 1024 * 1024
+# its manifest row always commit together), so memory stays bounded however large the drop is. Big
+# batches pay: DuckDB writes an append smaller than a row group (122,880 rows) to its log first and
+# once more at the checkpoint, which made 256 MB batches cost twice the CPU of 1 GB ones.
+WRITE_BATCH_BYTES = 1024 * 1024 * 1024
+# How far (in input bytes) parse workers may run ahead of the writer: a whole batch, so that they
+# stay busy while the writer commits the previous one.
+PARSE_AHEAD_BYTES = WRITE_BATCH_BYTES
 
 
 def ingest_source(warehouse: Warehouse, landing_root: Path, source: str, now: datetime | None = None) -> IngestReport:
@@ -218,9 +329,10 @@ def ingest_source(warehouse: Warehouse, landing_root: Path, source: str, now: da
     files = list_landing_files(landing_root, source)
     report.files_seen = len(files)
     known = frozenset(_known_file_hashes(warehouse, source))
-    batch = _Batch(kinds)
+    workers = _parse_workers(files)
+    batch = _Batch(kinds, single_thread=workers > 0)
     seen_now: set[str] = set()
-    for job in _parse_all(source, files, known):
+    for job in _parse_all(source, files, known, workers):
         fh, rel = job["file_hash"], job["path"]
         if job["status"] == "skipped" or fh in seen_now:
             report.files_skipped += 1
@@ -239,8 +351,8 @@ def ingest_source(warehouse: Warehouse, landing_root: Path, source: str, now: da
         else:
             if job["encoding"] != "utf-8":
                 report.latin1_files.append(Path(rel).name)
-            for kind, ipc in job["frames"].items():
-                batch.parts[kind].append(pl.read_ipc(ipc))
+            for kind, table in job["frames"].items():
+                batch.parts[kind].append(table if isinstance(table, pa.Table) else _unspool(table))
             batch.rejects += [{"source": source, "source_file": rel, "file_hash": fh, "locator": loc, "reason": reason,
                                "record_hash": rh, "payload": payload, "ingested_at": now}
                               for loc, reason, payload, rh in job["rejects"]]
@@ -250,7 +362,7 @@ def ingest_source(warehouse: Warehouse, landing_root: Path, source: str, now: da
             report.files_ingested += 1
         if batch.bytes >= WRITE_BATCH_BYTES:
             batch.flush(warehouse, source, now, report)
-            batch = _Batch(kinds)
+            batch = _Batch(kinds, single_thread=workers > 0)
     batch.flush(warehouse, source, now, report, always=True)
     return report
 
@@ -258,8 +370,9 @@ def ingest_source(warehouse: Warehouse, landing_root: Path, source: str, now: da
 class _Batch:
     """Parsed files waiting to be written in one transaction."""
 
-    def __init__(self, kinds: tuple[str, ...]):
-        self.parts: dict[str, list[pl.DataFrame]] = {kind: [] for kind in kinds}
+    def __init__(self, kinds: tuple[str, ...], single_thread: bool = False):
+        self.single_thread = single_thread
+        self.parts: dict[str, list[pa.Table]] = {kind: [] for kind in kinds}
         self.rejects: list[dict[str, Any]] = []
         self.files: list[dict[str, Any]] = []
         self.bytes = 0
@@ -267,21 +380,27 @@ class _Batch:
     def flush(self, warehouse: Warehouse, source: str, now: datetime, report: IngestReport, always: bool = False) -> None:
         if not self.files and not always:
             return
-        frames = {
-            kind: (pl.concat(parts, how="vertical") if parts else pl.DataFrame(schema=kind_schema(kind)).drop("ingested_at"))
-            .with_columns(pl.lit(now, dtype=pl.Datetime("us", "UTC")).alias("ingested_at"))
-            for kind, parts in self.parts.items()
-        }
+        frames = {}
+        for kind, parts in self.parts.items():
+            table = pa.concat_tables(parts) if parts else _empty_table(kind)
+            frames[kind] = table.append_column(
+                pa.field("ingested_at", pa.timestamp("us", tz="UTC")), pa.repeat(pa.scalar(now, pa.timestamp("us", tz="UTC")), table.num_rows)
+            )
         self.parts = {}
-        new, report.table_rows = _write(warehouse, source, frames, _frame(self.rejects, REJECT_SCHEMA), self.files, now)
+        new, report.table_rows = _write(warehouse, source, frames, _frame(self.rejects, REJECT_SCHEMA), self.files, now,
+                                     single_thread=self.single_thread)
         for kind, frame in frames.items():
-            report.records_parsed[kind] += frame.height
+            report.records_parsed[kind] += frame.num_rows
             report.records_new[kind] += new.get(kind, 0)
         report.rejects += len(self.rejects)
 
 
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
 def _record_hash(source: str, kind: str, payload: str) -> str:
-    return hashlib.sha256(f"{source}|{kind}|{payload}".encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return _sha(f"{source}|{kind}|{payload}")
 
 
 def _known_file_hashes(warehouse: Warehouse, source: str) -> set[str]:
@@ -291,45 +410,56 @@ def _known_file_hashes(warehouse: Warehouse, source: str) -> set[str]:
     return set(frame["file_hash"].to_list())
 
 
-def ensure_raw_tables(con, source: str) -> None:
-    """Create the source's raw tables (empty, with the full schema) so readers never miss one."""
+def ensure_raw_tables(con, source: str, plain_payload: bool = False) -> None:
+    """Create the source's raw tables (empty, with the full schema) so readers never miss one.
+
+    ``plain_payload`` (DuckDB files; a DuckLake writes Parquet) stores new tables' ``payload`` column
+    uncompressed: choosing and applying a string compression to gigabytes of JSON that nothing scans
+    but a rebuild cost more CPU than the rest of the write, for about a fifth of the file size.
+    """
     for kind in SOURCES[source][2]:
-        _create_like(con, raw_table(source, kind), pl.DataFrame(schema=kind_schema(kind)))
+        _create_like(con, raw_table(source, kind), pl.DataFrame(schema=kind_schema(kind)),
+                     plain=("payload",) if plain_payload else ())
     _create_like(con, "raw.rejects", pl.DataFrame(schema=REJECT_SCHEMA))
     _create_like(con, "raw.ingested_files", pl.DataFrame(schema=FILES_SCHEMA))
 
 
-def _create_like(con, table: str, frame: pl.DataFrame) -> None:
+def _create_like(con, table: str, frame: pl.DataFrame, plain: tuple[str, ...] = ()) -> None:
     con.register("_empty", frame.to_arrow())
-    con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM _empty LIMIT 0")
+    skip = f"EXCLUDE ({', '.join(plain)})" if plain else ""
+    con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * {skip} FROM _empty LIMIT 0")
     existing = {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}
     for name, dtype, *_ in con.execute("DESCRIBE _empty").fetchall():
-        if name not in existing:  # a newer parser added a column: widen the table, old rows get NULL
-            con.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {dtype}')
+        if name not in existing:  # new table's plain columns, or a newer parser's column (old rows get NULL)
+            using = " USING COMPRESSION uncompressed" if name in plain else ""
+            con.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {dtype}{using}')
     con.unregister("_empty")
 
 
-def _write(warehouse: Warehouse, source: str, frames: dict[str, pl.DataFrame], rejects: pl.DataFrame,
-           file_rows: list[dict[str, Any]], now: datetime) -> tuple[dict[str, int], dict[str, int]]:
+def _write(warehouse: Warehouse, source: str, frames: dict[str, pa.Table], rejects: pl.DataFrame,
+           file_rows: list[dict[str, Any]], now: datetime, single_thread: bool = False) -> tuple[dict[str, int], dict[str, int]]:
     new_counts: dict[str, int] = {}
     totals: dict[str, int] = {}
+    per_file_new: dict[str, int] = {}
     with warehouse.connect() as con:
+        if single_thread:  # parse workers keep the cores busy: a second DuckDB thread would only contend
+            con.execute("SET threads = 1")
         con.execute("BEGIN TRANSACTION")
         try:
-            ensure_raw_tables(con, source)
+            ensure_raw_tables(con, source, plain_payload=not warehouse.is_lake)
             for kind, frame in frames.items():
                 table = raw_table(source, kind)
-                con.register("_incoming", frame.to_arrow())
                 before = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
-                con.execute(
-                    f"""INSERT INTO {table} BY NAME
-                        SELECT * FROM _incoming i
-                        WHERE NOT EXISTS (SELECT 1 FROM {table} r WHERE r.record_hash = i.record_hash)
-                        QUALIFY row_number() OVER (PARTITION BY i.record_hash ORDER BY i.source_file, i.locator) = 1"""
-                )
-                totals[kind] = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
-                new_counts[kind] = totals[kind] - before
-                con.unregister("_incoming")
+                incoming = _new_records(con, table, frame, before)
+                if incoming.num_rows:
+                    con.register("_incoming", incoming)
+                    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _incoming")
+                    con.unregister("_incoming")
+                    counts = incoming.group_by("file_hash").aggregate([("file_hash", "count")])
+                    for fh, n in zip(counts["file_hash"].to_pylist(), counts["file_hash_count"].to_pylist(), strict=True):
+                        per_file_new[fh] = per_file_new.get(fh, 0) + n
+                new_counts[kind] = incoming.num_rows
+                totals[kind] = before + incoming.num_rows
             if rejects.height:
                 con.register("_rejects", rejects.to_arrow())
                 con.execute(
@@ -339,7 +469,6 @@ def _write(warehouse: Warehouse, source: str, frames: dict[str, pl.DataFrame], r
                 )
                 con.unregister("_rejects")
             if file_rows:
-                per_file_new = _new_per_file(con, source, frames)
                 for row in file_rows:
                     row["n_new_records"] = per_file_new.get(row["file_hash"], 0)
                 con.register("_files", _frame(file_rows, FILES_SCHEMA).to_arrow())
@@ -349,15 +478,32 @@ def _write(warehouse: Warehouse, source: str, frames: dict[str, pl.DataFrame], r
         except BaseException:
             con.execute("ROLLBACK")
             raise
+        finally:
+            if single_thread:
+                con.execute("RESET threads")
     return new_counts, totals
 
 
-def _new_per_file(con, source: str, frames: dict[str, pl.DataFrame]) -> dict[str, int]:
-    hashes = [h for f in frames.values() for h in f["file_hash"].unique().to_list()]
-    if not hashes:
-        return {}
-    parts = " UNION ALL ".join(f"SELECT file_hash FROM {raw_table(source, k)}" for k in frames)
-    rows = con.execute(
-        f"SELECT file_hash, count(*) FROM ({parts}) WHERE file_hash IN (SELECT unnest(?)) GROUP BY 1", [hashes]
-    ).fetchall()
-    return dict(rows)
+def _new_records(con, table: str, frame: pa.Table, rows_before: int) -> pa.Table:
+    """The rows of ``frame`` whose record_hash is neither in ``table`` nor earlier in the batch.
+
+    Of a record that several files (or places in one file) hold, the one with the smallest
+    (source_file, locator) is kept. Deduplicating here, on the hash column alone, spares DuckDB a
+    window over the payloads.
+    """
+    if frame.num_rows == 0:
+        return frame
+    keys = pl.from_arrow(frame.select(["record_hash", "source_file", "locator"])).with_row_index("_i")
+    if keys["record_hash"].n_unique() < keys.height:
+        first = keys.sort(["source_file", "locator"]).unique("record_hash", keep="first")["_i"]
+        keep = pl.Series(values=[False] * keys.height).scatter(first, True)
+        frame = frame.filter(keep.to_arrow())  # a mask, chunk by chunk: no copy of the whole batch
+    if rows_before:
+        con.register("_hashes", frame.select(["record_hash"]))
+        present = con.execute(
+            f"SELECT h.record_hash FROM _hashes h SEMI JOIN {table} r ON r.record_hash = h.record_hash"
+        ).to_arrow_table()
+        con.unregister("_hashes")
+        if present.num_rows:
+            frame = frame.filter(pc.invert(pc.is_in(frame["record_hash"], value_set=present.column(0).combine_chunks())))
+    return frame
