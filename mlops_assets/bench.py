@@ -1,8 +1,9 @@
 """Benchmark: generate N tasks, then materialize each asset of the graph in its own process.
 
 For every step the table gives wall time (the asset's own step, from Dagster's event log), the
-whole process' wall time (imports and Dagster start-up included), peak RSS of that process, and
-rows per second. Results go to docs/BENCHMARKS.md between markers, one section per run.
+whole process' wall time (imports and Dagster start-up included), peak RSS of that process, the
+peak memory of its whole process tree (parse workers and their shared-memory files included,
+:class:`TreeMemory`), and rows per second. Results go to docs/BENCHMARKS.md between markers, one section per run.
 """
 
 from __future__ import annotations
@@ -84,14 +85,78 @@ def _machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}), {mem}, Python {platform.python_version()}, {platform.system()}"
 
 
+def _children(pid: int) -> list[int]:
+    """Direct children of `pid`, from /proc/<pid>/task/*/children (Linux)."""
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            out += [int(x) for x in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def _pss_kb(pid: int) -> int:
+    """Proportional set size: shared pages split among their users, so a sum over processes is honest."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _shm_used_kb() -> int:
+    try:
+        st = os.statvfs("/dev/shm")
+    except OSError:
+        return 0
+    return (st.f_blocks - st.f_bfree) * st.f_frsize // 1024
+
+
+class TreeMemory:
+    """Peak memory of a process and all its descendants (parse workers included), sampled every
+    `interval_s`: the sum of their PSS plus what they added to /dev/shm (tmpfs files are RAM)."""
+
+    def __init__(self, pid: int, interval_s: float = 0.2):
+        import threading
+
+        self.pid, self.interval_s, self.peak_kb = pid, interval_s, 0
+        self._shm0 = _shm_used_kb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            pids, todo = [], [self.pid]
+            while todo:
+                pid = todo.pop()
+                pids.append(pid)
+                todo += _children(pid)
+            total = sum(_pss_kb(p) for p in pids) + max(0, _shm_used_kb() - self._shm0)
+            self.peak_kb = max(self.peak_kb, total)
+            self._stop.wait(self.interval_s)
+
+    def stop(self) -> float:
+        """Stop sampling; the peak in MB."""
+        self._stop.set()
+        self._thread.join()
+        return self.peak_kb / 1024
+
+
 def run_stage(work: Path, selection: str) -> dict:
-    proc = subprocess.run([sys.executable, "-c", _CHILD, str(work), selection, json.dumps(BENCH_TRAINING)],
-                          capture_output=True, text=True,
-                          env={**os.environ, "DAGSTER_HOME": str(work / "dagster_home")})
-    lines = [x for x in proc.stdout.splitlines() if x.startswith("{")]
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(work), selection, json.dumps(BENCH_TRAINING)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "DAGSTER_HOME": str(work / "dagster_home")})
+    memory = TreeMemory(proc.pid)
+    stdout, stderr = proc.communicate()
+    tree_mb = memory.stop()
+    lines = [x for x in stdout.splitlines() if x.startswith("{")]
     if not lines:
-        return {"ok": False, "error": proc.stderr[-2000:]}
-    return json.loads(lines[-1])
+        return {"ok": False, "error": stderr[-2000:]}
+    return {**json.loads(lines[-1]), "tree_mb": tree_mb}
 
 
 def bench(n_tasks: int, stages: list[tuple[str, str, str]] | None = None, keep: Path | None = None) -> list[dict]:
@@ -121,13 +186,14 @@ def to_markdown(rows: list[dict], command: str) -> str:
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     out = [f"Measured {now} on {_machine()}; load average at the end {load} (shared cores).",
            f"Command: `{command}`; trainings use run config {json.dumps(BENCH_TRAINING)}.", "",
-           "| tasks | stage | step wall (s) | process wall (s) | peak RSS (MB) | rows | rows/s |",
-           "|---:|---|---:|---:|---:|---:|---:|"]
+           "| tasks | stage | step wall (s) | process wall (s) | peak RSS (MB) | peak memory, process tree (MB) | rows | rows/s |",
+           "|---:|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         rate = f"{r['rows'] / r['step_s']:,.0f}" if r.get("step_s") else ""
         proc = f"{r['process_s']:.1f}" if r.get("process_s") else ""
+        tree = f"{r['tree_mb']:,.0f}" if r.get("tree_mb") else ""
         out.append(f"| {r['n_tasks']:,} | {r['stage']} | {r['step_s']:.2f} | {proc} | {r['peak_rss_mb']:,.0f} | "
-                   f"{r['rows']:,} | {rate} |")
+                   f"{tree} | {r['rows']:,} | {rate} |")
     by_n: dict[int, float] = {}
     for r in rows:
         if r["stage"].startswith(("ingest", "clean")):
