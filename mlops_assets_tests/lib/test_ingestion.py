@@ -36,14 +36,6 @@ def _rows(wh: Warehouse, sql: str) -> list[tuple]:
     return list(wh.query(sql).iter_rows())
 
 
-@pytest.fixture(params=["file", "ducklake"])
-def warehouse(request, tmp_path) -> Warehouse:
-    if request.param == "file":
-        return Warehouse(tmp_path / "wh.duckdb")
-    pytest.importorskip("duckdb_extension_ducklake")
-    return Warehouse(f"ducklake:{tmp_path / 'catalog.ducklake'}", data_path=tmp_path / "lake")
-
-
 def test_same_record_in_two_exports_is_stored_once_and_a_changed_one_is_a_new_version(landing_dir, warehouse):
     a, b = _issue("OPS-1", "first"), _issue("OPS-2", "second")
     _page(landing_dir / "jira" / "export-1.json", [a, b])

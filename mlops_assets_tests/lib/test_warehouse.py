@@ -10,15 +10,6 @@ import pytest
 
 from mlops_assets.lib.warehouse import Warehouse
 
-
-@pytest.fixture(params=["file", "ducklake"])
-def warehouse(request, tmp_path) -> Warehouse:
-    if request.param == "file":
-        return Warehouse(tmp_path / "wh.duckdb")
-    pytest.importorskip("duckdb_extension_ducklake")
-    return Warehouse(f"ducklake:{tmp_path / 'catalog.ducklake'}", data_path=tmp_path / "lake")
-
-
 TASKS = pl.DataFrame({
     "task_id": ["a", "b"],
     "created_at": [datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 2, tzinfo=UTC)],
