@@ -97,14 +97,17 @@ def _children(pid: int) -> list[int]:
 
 
 def _pss_kb(pid: int) -> int:
-    """Proportional set size: shared pages split among their users, so a sum over processes is honest."""
+    """Proportional set size (shared pages split among their users, so a sum over processes is honest),
+    without shared-memory (tmpfs) pages: those are counted once, as /dev/shm usage, by the caller."""
+    fields = {}
     try:
         for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
+            if line.startswith(("Pss:", "Pss_Shmem:")):
+                name, value, *_ = line.split()
+                fields[name] = int(value)
     except (OSError, ValueError):
         pass
-    return 0
+    return fields.get("Pss:", 0) - fields.get("Pss_Shmem:", 0)
 
 
 def _shm_used_kb() -> int:

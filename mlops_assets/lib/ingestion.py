@@ -312,6 +312,10 @@ def _parse_all(source: str, files: list[Path], known: frozenset[str], workers: i
 # batches pay: DuckDB writes an append smaller than a row group (122,880 rows) to its log first and
 # once more at the checkpoint, which made 256 MB batches cost twice the CPU of 1 GB ones.
 WRITE_BATCH_BYTES = 1024 * 1024 * 1024
+# DuckDB's buffer pool while a batch is written (its default, 80% of RAM, let the writer hold 4.8 GB
+# at 1M tasks; with this cap the whole ingestion, workers included, peaks under 5 GB; DuckDB spills
+# to disk beyond it).
+WRITE_MEMORY_LIMIT = "1500MB"
 # How far (in input bytes) parse workers may run ahead of the writer: a whole batch, so that they
 # stay busy while the writer commits the previous one.
 PARSE_AHEAD_BYTES = WRITE_BATCH_BYTES
@@ -444,6 +448,7 @@ def _write(warehouse: Warehouse, source: str, frames: dict[str, pa.Table], rejec
     with warehouse.connect() as con:
         if single_thread:  # parse workers keep the cores busy: a second DuckDB thread would only contend
             con.execute("SET threads = 1")
+        con.execute(f"SET memory_limit = '{WRITE_MEMORY_LIMIT}'")
         con.execute("BEGIN TRANSACTION")
         try:
             ensure_raw_tables(con, source, plain_payload=not warehouse.is_lake)
