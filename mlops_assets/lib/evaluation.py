@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import html
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -603,6 +603,42 @@ def _top_contributions(contribs: pd.DataFrame, features: list[str], k: int) -> t
     return _top_contributions_array(matrix, features, k)
 
 
+def _reason_codes(
+    top: np.ndarray,
+    chosen: np.ndarray,
+    features: list[str],
+    keys_of: Callable[[int, np.ndarray], tuple[np.ndarray, list[str] | None]],
+    effects: tuple[str, str],
+    phrases: Mapping[str, Phrase],
+) -> tuple[np.ndarray, list[str]]:
+    """The sentences of the chosen contributions, each built once: (codes, vocabulary), codes of the
+    shape of `top` indexing `vocabulary`, -1 where the contribution is zero. `keys_of(feature index,
+    rows)` gives that feature's values at those rows and its category labels (None: not categorical);
+    the frame and the numpy callers differ only there."""
+    n_rows, k_used = top.shape
+    flat_features, flat_contribs = top.reshape(-1), chosen.reshape(-1)
+    codes = np.full(flat_features.shape, -1, dtype=np.int64)
+    vocabulary: list[str] = []
+    for feature_index in np.unique(flat_features):
+        cells = np.nonzero((flat_features == feature_index) & (flat_contribs != 0.0))[0]
+        if len(cells) == 0:
+            continue
+        name = features[feature_index]
+        phrase = _phrase_for(name, phrases)
+        keys, labels = keys_of(int(feature_index), cells // k_used)
+        if labels is None and phrase.kind != "text":
+            keys = _bucket(keys, phrase.kind)
+        raises = flat_contribs[cells] > 0
+        for mask, effect in ((raises, effects[0]), (~raises, effects[1])):
+            if not mask.any():
+                continue
+            # np.unique puts all NaN (missing) keys into one
+            unique_keys, inverse = np.unique(keys[mask], return_inverse=True)
+            codes[cells[mask]] = len(vocabulary) + inverse.reshape(-1)
+            vocabulary.extend(f"{_description(phrase, name, key, labels)} {effect}" for key in unique_keys)
+    return codes.reshape(n_rows, k_used), vocabulary
+
+
 def top_reasons_table(
     contribs: pd.DataFrame,
     X: pd.DataFrame,
@@ -632,30 +668,11 @@ def top_reasons_table(
     n_rows, k_used = len(contribs), min(k, len(features))
     top, chosen = _top_contributions(contribs, features, k_used)
 
-    # one code per (row, position) into `vocabulary`; -1 where the contribution is zero
-    flat_features, flat_contribs = top.reshape(-1), chosen.reshape(-1)
-    codes = np.full(flat_features.shape, -1, dtype=np.int64)
-    vocabulary: list[str] = []
-    for feature_index in np.unique(flat_features):
-        cells = np.nonzero((flat_features == feature_index) & (flat_contribs != 0.0))[0]
-        if len(cells) == 0:
-            continue
-        name = features[feature_index]
-        phrase = _phrase_for(name, phrases)
-        values, labels = _column_values(X[name])
-        keys = values[cells // k_used]
-        if labels is None and phrase.kind != "text":
-            keys = _bucket(keys, phrase.kind)
-        raises = flat_contribs[cells] > 0
-        for mask, effect in ((raises, effects[0]), (~raises, effects[1])):
-            if not mask.any():
-                continue
-            # np.unique puts all NaN (missing) keys into one
-            unique_keys, inverse = np.unique(keys[mask], return_inverse=True)
-            codes[cells[mask]] = len(vocabulary) + inverse.reshape(-1)
-            vocabulary.extend(f"{_description(phrase, name, key, labels)} {effect}" for key in unique_keys)
+    def keys_of(feature_index: int, rows: np.ndarray) -> tuple[np.ndarray, list[str] | None]:
+        values, labels = _column_values(X[features[feature_index]])
+        return values[rows], labels
 
-    codes = codes.reshape(n_rows, k_used)
+    codes, vocabulary = _reason_codes(top, chosen, features, keys_of, effects, phrases)
     words = pl.Series("reason", vocabulary, dtype=pl.String)
     columns = {}
     for position in range(k):
@@ -743,28 +760,10 @@ def top_reasons_arrays(
     n_rows, k_used = len(contribs), min(k, len(features))
     top, chosen = _top_contributions_array(np.asarray(contribs[:, : len(features)], dtype=float), features, k_used)
 
-    flat_features, flat_contribs = top.reshape(-1), chosen.reshape(-1)
-    codes = np.full(flat_features.shape, -1, dtype=np.int64)
-    vocabulary: list[str] = []
-    for feature_index in np.unique(flat_features):
-        cells = np.nonzero((flat_features == feature_index) & (flat_contribs != 0.0))[0]
-        if len(cells) == 0:
-            continue
-        name = features[feature_index]
-        phrase = _phrase_for(name, phrases)
-        labels = levels.get(name)
-        keys = np.asarray(values[cells // k_used, feature_index], dtype=float)
-        if labels is None and phrase.kind != "text":
-            keys = _bucket(keys, phrase.kind)
-        raises = flat_contribs[cells] > 0
-        for mask, effect in ((raises, effects[0]), (~raises, effects[1])):
-            if not mask.any():
-                continue
-            unique_keys, inverse = np.unique(keys[mask], return_inverse=True)
-            codes[cells[mask]] = len(vocabulary) + inverse.reshape(-1)
-            vocabulary.extend(f"{_description(phrase, name, key, labels)} {effect}" for key in unique_keys)
+    def keys_of(feature_index: int, rows: np.ndarray) -> tuple[np.ndarray, list[str] | None]:
+        return np.asarray(values[rows, feature_index], dtype=float), levels.get(features[feature_index])
 
-    codes = codes.reshape(n_rows, k_used)
+    codes, vocabulary = _reason_codes(top, chosen, features, keys_of, effects, phrases)
     columns: list[list[str | None]] = []
     for position in range(k):
         if position < k_used:
