@@ -484,6 +484,9 @@ def _write(warehouse: Warehouse, source: str, frames: dict[str, pa.Table], rejec
             con.execute("ROLLBACK")
             raise
         finally:
+            # Settings belong to the database instance, which a DuckLake warehouse keeps for the whole
+            # process: later work on it (cleaning in the same run) must not inherit them.
+            con.execute("RESET memory_limit")
             if single_thread:
                 con.execute("RESET threads")
     return new_counts, totals

@@ -146,3 +146,14 @@ def test_raw_payloads_are_stored_uncompressed_in_a_duckdb_file(landing_dir, ware
             "SELECT compression FROM pragma_storage_info('raw.jira_tasks') WHERE column_name = 'payload' AND segment_type = 'VARCHAR'"
         ).fetchall()}
     assert kinds == {"Uncompressed"}
+
+
+def test_the_write_memory_cap_does_not_outlive_the_write(landing_dir, warehouse):
+    """A DuckLake warehouse keeps one database instance per process: cleaning in the same run must not
+    inherit ingestion's buffer-pool cap."""
+    before = warehouse.query("SELECT current_setting('memory_limit') AS m")["m"][0]
+    _page(landing_dir / "jira" / "export-1.json", [_issue("OPS-1", "first")])
+
+    ingestion.ingest_source(warehouse, landing_dir, "jira")
+
+    assert warehouse.query("SELECT current_setting('memory_limit') AS m")["m"][0] == before
