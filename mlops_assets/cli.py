@@ -19,6 +19,9 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--tasks", default="100000,1000000", help="comma-separated sizes")
     bench.add_argument("--no-write", action="store_true", help="print the table, leave docs/BENCHMARKS.md alone")
     bench.add_argument("--data-only", action="store_true", help="only ingestion, cleaning and features")
+    bench.add_argument("--models-only", action="store_true",
+                       help="only splits, training, evaluation, gate and scores, over the --work dir of a --data-only run")
+    bench.add_argument("--work", default=None, help="work dir to use and keep (one size only)")
     sub.add_parser("graph", help="regenerate the Mermaid asset graph in docs/ARCHITECTURE.md")
     demo = sub.add_parser("drift-demo", help="land a drifted batch and watch drift detection, retraining and the gate")
     demo.add_argument("--tasks", type=int, default=1500, help="tasks in the drifted batch")
@@ -53,13 +56,29 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "bench":
         from mlops_assets import bench as bench_mod
 
+        from pathlib import Path
+
+        sizes = [int(x) for x in args.tasks.split(",") if x]
+        if args.data_only and args.models_only:
+            parser.error("--data-only and --models-only exclude each other")
+        if args.work and len(sizes) != 1:
+            parser.error("--work takes one size in --tasks")
+        if args.models_only and not (args.work and (Path(args.work) / "warehouse.duckdb").exists()):
+            parser.error("--models-only needs --work DIR holding the warehouse of a --data-only run")
+        stages, section = None, "pipeline"
+        if args.data_only:
+            stages, section = bench_mod.STAGES[: bench_mod.DATA_STAGES], "pipeline-data"
+        elif args.models_only:
+            stages, section = bench_mod.STAGES[bench_mod.DATA_STAGES:], "pipeline-models"
         rows = []
-        for n in [int(x) for x in args.tasks.split(",") if x]:
-            rows += bench_mod.bench(n, bench_mod.STAGES[: bench_mod.DATA_STAGES] if args.data_only else None)
-        md = bench_mod.to_markdown(rows, "mlops-assets bench --tasks " + args.tasks)
+        for n in sizes:
+            rows += bench_mod.bench(n, stages, keep=Path(args.work) if args.work else None)
+        command = " ".join(["mlops-assets bench --tasks", args.tasks, *(["--data-only"] if args.data_only else []),
+                            *(["--models-only"] if args.models_only else []), *(["--work DIR"] if args.work else [])])
+        md = bench_mod.to_markdown(rows, command)
         print(md)
         if not args.no_write:
-            bench_mod.write_section(md, section="pipeline-data" if args.data_only else "pipeline")
+            bench_mod.write_section(md, section=section)
         return 0
     if args.command == "screenshots":
         import signal

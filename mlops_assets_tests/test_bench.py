@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from mlops_assets.bench import TreeMemory
+from mlops_assets.bench import TreeMemory, to_markdown
 
 # A parent of ~20 MB whose child holds ~300 MB for a second.
 _PARENT = r"""
@@ -22,3 +22,9 @@ def test_tree_memory_counts_the_children_of_the_measured_process():
     assert proc.wait(timeout=60) == 0
     peak_mb = memory.stop()
     assert 290 <= peak_mb < 600, peak_mb
+
+
+def test_the_table_says_how_much_of_a_training_is_lightgbm_itself():
+    rows = [{"n_tasks": 1000, "stage": "train late_risk", "step_s": 12.0, "process_s": 14.0, "peak_rss_mb": 500.0,
+             "rows": 1000, "lightgbm_s": 10.0}]
+    assert "train late_risk: LightGBM 10.0 s of 12.0 s; the rest 2.0 s = 20% on top" in to_markdown(rows, "x")

@@ -258,7 +258,8 @@ def log_training_run(
     ) as run:
         mlflow.log_params(params)
         mlflow.log_metrics(trained.metrics)
-        mlflow.log_metric("search_seconds", trained.search_seconds)
+        mlflow.log_metrics({"search_seconds": trained.search_seconds, "train_seconds": trained.train_seconds,
+                            "lightgbm_seconds": trained.lightgbm_seconds})
         for name in training.SPLITS:
             mlflow.log_input(_split_dataset(spec, name, splits[name], hashes[name]), context=name)
         mlflow.log_dict(

@@ -145,6 +145,11 @@ class Warehouse:
                 con.execute("BEGIN TRANSACTION")
                 try:
                     con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM _incoming LIMIT 0")
+                    # A history table written by an older version gains the new columns (older rows: NULL).
+                    present = {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}
+                    for name, dtype, *_ in con.execute("DESCRIBE SELECT * FROM _incoming").fetchall():
+                        if name not in present:
+                            con.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {dtype}')
                     con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _incoming")
                     con.execute("COMMIT")
                 except BaseException:

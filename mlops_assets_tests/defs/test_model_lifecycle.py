@@ -58,7 +58,13 @@ def test_every_model_is_trained_tracked_evaluated_and_gated(lifecycle):
             assert key in run.data.metrics, (m, key)
         assert run.data.tags["dagster_run_id"] == lifecycle["result"].run_id
         assert champion.tags["gate.decision"] == "promoted"
-        assert {i.dataset.name for i in run.inputs.dataset_inputs} >= {"train", "validation", "test"} or run.inputs.dataset_inputs
+        # The three splits are the run's dataset inputs, each with its content hash and row count.
+        inputs = {i.dataset.name: i.dataset for i in run.inputs.dataset_inputs}
+        assert set(inputs) == {f"{m}_train", f"{m}_validation", f"{m}_test"}, m
+        for split in ("train", "validation", "test"):
+            assert inputs[f"{m}_{split}"].digest == run.data.params[f"{split}_hash"]
+            assert run.data.tags[f"split_hash.{split}"].startswith(run.data.params[f"{split}_hash"])
+            assert '"num_rows"' in inputs[f"{m}_{split}"].profile
     wh = lifecycle["wh"]
     metrics = dict(wh.read_table("reporting.late_risk_evaluation").select("metric", "value").iter_rows())
     assert metrics["test_roc_auc"] > 0.6

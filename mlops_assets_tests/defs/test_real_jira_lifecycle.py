@@ -34,4 +34,7 @@ def test_lifecycle_runs_end_to_end_on_real_jira_issues(tmp_path, mlflow_uri):
         assert checks[(f"models/{model}_candidate", "beats_naive_baseline")].passed, model
         metrics = json.loads(wh.query(f"SELECT metrics FROM models.{model}_candidate")["metrics"][0])
         assert (metrics["test_roc_auc"] > 0.6) if model == "late_risk" else (metrics["test_mae"] < metrics["test_baseline_mae"])
+        # The time-series CV is a score of something: its folds could split (it read 0.5 +- 0 when they could not).
+        primary = "roc_auc" if model == "late_risk" else "mae"
+        assert metrics["cv_folds"] == 3 and metrics[f"cv_{primary}_std"] > 0, metrics
         assert registry.get_client(mlflow_uri).get_registered_model(model).aliases

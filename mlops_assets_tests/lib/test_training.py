@@ -87,6 +87,8 @@ def test_train_model_reports_named_metrics_on_the_original_scale(name, model_spl
     assert expected <= set(m)
     assert all(math.isfinite(m[k]) for k in expected)
     assert trained.n_trials == FAST.n_trials
+    # The benchmark's "LightGBM's own time" is measured inside the training, and is part of it.
+    assert 0 < trained.lightgbm_seconds < trained.train_seconds
     assert set(trained.category_levels) == set(features.CATEGORICAL_FEATURES)
     test = model_splits[name]["test"]
     prediction = trained.predict(test)
@@ -182,3 +184,16 @@ def test_floor_against_another_metric():
         "test_mae=5.0000 fails floor < test_baseline_mae=4.0000"
     )
     assert "not finite" in training.Floor("test_roc_auc", ">=", 0.65).check({"test_roc_auc": float("nan")})
+
+
+def test_cross_validation_folds_can_split_when_the_tuned_leaves_are_large(model_splits):
+    """A fold trains on part of train: with the tuned min_data_in_leaf unscaled, small folds cannot split,
+    every fold predicts a constant and the CV ROC-AUC reads exactly 0.5 (it did on the real Apache issues)."""
+    data = dict(model_splits["late_risk"])
+    data["train"] = data["train"].head(300)
+    config = dataclasses.replace(FAST, min_data_in_leaf=(130, 130), bagging_fraction=(1.0, 1.0), n_trials=1)
+    trained = training.train_model(training.MODEL_SPECS["late_risk"], data, config)
+    assert trained.params["min_data_in_leaf"] == 130  # folds of 150-250 rows: at most one leaf unscaled
+    assert trained.metrics["cv_folds"] == 3
+    assert trained.metrics["cv_roc_auc_mean"] > 0.6, trained.metrics
+    assert trained.metrics["cv_roc_auc_std"] > 0

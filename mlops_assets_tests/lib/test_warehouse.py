@@ -25,6 +25,10 @@ def test_replace_append_and_read_round_trip(warehouse):
     warehouse.append("models.c", pl.DataFrame({"run": ["r1"], "n": [1]}))
     warehouse.append("models.c", pl.DataFrame({"n": [2], "run": ["r2"]}))  # by name, not position
     assert warehouse.query("SELECT run, n FROM models.c ORDER BY n").rows() == [("r1", 1), ("r2", 2)]
+    # A history table written by an older version gains a new column; its older rows read NULL.
+    warehouse.append("models.c", pl.DataFrame({"run": ["r3"], "n": [3], "seconds": [1.5]}))
+    assert warehouse.query("SELECT run, seconds FROM models.c ORDER BY n").rows() == [
+        ("r1", None), ("r2", None), ("r3", 1.5)]
     assert warehouse.table_exists("clean.tasks") and not warehouse.table_exists("clean.nothing")
     # Every layer schema exists after the first connection, as the assets expect.
     with warehouse.connect() as con:

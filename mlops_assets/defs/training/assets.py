@@ -88,11 +88,13 @@ def build_model_assets(spec: training.ModelSpec) -> list[dg.AssetsDefinition]:
         wh.append(f"models.{name}_candidate", pl.DataFrame([{
             "recorded_at": datetime.now(UTC), "run_id": run_id, "dagster_run_id": context.run_id,
             "metrics": json.dumps(metrics), "params": json.dumps(trained.params, default=str),
-            "n_trials": trained.n_trials, "search_seconds": trained.search_seconds}]))
+            "n_trials": trained.n_trials, "search_seconds": trained.search_seconds,
+            "train_seconds": trained.train_seconds, "lightgbm_seconds": trained.lightgbm_seconds}]))
         passed, detail = beats_baseline(spec, parts, metrics)
         return dg.MaterializeResult(
             metadata={"mlflow_run_id": run_id, "n_trials": trained.n_trials,
                       "search_seconds": round(trained.search_seconds, 1),
+                      "lightgbm_seconds": round(trained.lightgbm_seconds, 1),
                       **{k: dg.MetadataValue.float(v) for k, v in sorted(metrics.items())}},
             check_results=[dg.AssetCheckResult(check_name="beats_naive_baseline", passed=passed, metadata=detail)],
         )
