@@ -54,9 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         print("docs/ARCHITECTURE.md " + ("updated" if changed else "already up to date"))
         return 0
     if args.command == "bench":
-        from mlops_assets import bench as bench_mod
-
         from pathlib import Path
+
+        from mlops_assets import bench as bench_mod
 
         sizes = [int(x) for x in args.tasks.split(",") if x]
         if args.data_only and args.models_only:
