@@ -299,6 +299,15 @@ def show_asset(page, base: str, key: str, wait_for: str) -> None:
     page.get_by_text("Latest materialization", exact=True).wait_for()
 
 
+def show_metadata_plots(page, base: str, key: str, metadata_key: str) -> None:
+    """An asset's numeric metadata plotted over its materializations (the Plots view of its metadata)."""
+    show_asset(page, base, key, metadata_key)
+    page.get_by_text("Plots", exact=True).click()
+    page.locator("canvas").first.wait_for()
+    page.get_by_text(metadata_key, exact=True).first.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)  # the charts animate in
+
+
 def open_markdown(page, metadata_key: str):
     """Open a markdown metadata entry (e.g. a plot) of the shown asset; returns the dialog once its image loaded."""
     page.get_by_role("row").filter(has_text=metadata_key).get_by_text("[Show Markdown]").click()
@@ -451,6 +460,8 @@ def take_screenshots(out_dir: str | Path, n_tasks: int = 1500, keep: str | Path 
         if has_asset(*DRIFT_ASSET):
             show_asset(page, dagster, "/".join(DRIFT_ASSET), "drift_share")
             shot("dagster-drift-asset")
+            show_metadata_plots(page, dagster, "monitoring/model_performance", f"{MODEL}_live_roc_auc")
+            shot("dagster-performance-history")
             report = drift_report(box)
         else:
             report = fallback_drift_report(box)

@@ -76,6 +76,19 @@ def test_drift_report_opens_with_its_charts(page, dagster_ui, sandbox):
     assert page.get_by_text(drifted[0], exact=True).first.is_visible()
 
 
+@pytest.mark.parametrize(("key", "series"), [
+    ("monitoring/data_drift", ["drift_share", "prediction_drift_late_risk_score"]),
+    ("monitoring/model_performance", ["late_risk_live_roc_auc", "cycle_time_live_mae", "late_risk_new_labels"]),
+])
+def test_drift_and_performance_history_are_plotted_over_runs(page, dagster_ui, sandbox, key, series):
+    if not screenshots.has_asset(*key.split("/")):
+        pytest.skip(f"{key} is not in the Definitions")
+    screenshots.show_metadata_plots(page, dagster_ui, key, series[0])
+    for name in series:  # one chart per numeric metadata key, over every materialization of the asset
+        assert page.get_by_text(name, exact=True).first.is_visible(), name
+    assert page.locator("canvas").count() >= len(series)
+
+
 def test_mlflow_lists_the_training_runs_with_metrics(page, mlflow_ui, sandbox):
     from mlflow import MlflowClient
 
