@@ -54,6 +54,21 @@ class Warehouse:
     def __repr__(self) -> str:
         return f"Warehouse({_redact(self.location)!r})"
 
+    def version_stamp(self) -> tuple:
+        """Changes whenever a write commits, cheap to ask: the (mtime_ns, size) of the DuckDB file and
+        its WAL, or a DuckLake's current snapshot id (its files change on every machine but this one)."""
+        if self.is_lake:
+            with self.connect(read_only=True) as con:
+                return ("snapshot", int(con.execute(f"SELECT id FROM {LAKE_ALIAS}.current_snapshot()").fetchall()[0][0]))
+        stamp: list[int] = []
+        for part in (self.path, self.path.with_name(self.path.name + ".wal")):
+            try:
+                info = part.stat()
+            except FileNotFoundError:
+                continue
+            stamp += [info.st_mtime_ns, info.st_size]
+        return tuple(stamp)
+
     def exists(self) -> bool:
         """Whether there is anything to read yet (a DuckLake catalog is created on first connection)."""
         return True if self.is_lake else self.path.exists()

@@ -66,7 +66,6 @@ from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -77,6 +76,7 @@ from fastapi.responses import Response
 
 from mlops_assets.lib import features as features_lib
 from mlops_assets.lib import history_index, scoring
+from mlops_assets.lib.warehouse import Warehouse
 
 log = logging.getLogger("mlops_assets.serving")
 
@@ -163,16 +163,6 @@ class Snapshot:
         }
 
 
-def _warehouse_stamp(path: Path) -> tuple[int, ...]:
-    """Changes whenever the DuckDB file (or its WAL) is written: (mtime_ns, size) of each."""
-    stamp: list[int] = []
-    for part in (path, path.with_name(path.name + ".wal")):
-        with contextlib.suppress(FileNotFoundError):
-            info = part.stat()
-            stamp += [info.st_mtime_ns, info.st_size]
-    return tuple(stamp)
-
-
 class ModelState:
     """The current :class:`Snapshot` (None until the first successful load) and why it is not ready."""
 
@@ -213,8 +203,8 @@ class ModelState:
                 if len(models) < len(scoring.MODEL_NAMES):
                     loaded = scoring.load_champions(client, versions)
                     models = {name: models.get(name, loaded[name]) for name in scoring.MODEL_NAMES}
-                path = Path(self.settings.warehouse)
-                stamp = _warehouse_stamp(path)
+                path = self.settings.warehouse  # a DuckDB file or a ducklake: URL (not a Path: URLs hold '//')
+                stamp = Warehouse(path).version_stamp()
                 history = before.history if before is not None and before.warehouse_stamp == stamp else None
                 if history is None:
                     history = scoring.warehouse_history(path, lock_timeout_s=5.0)

@@ -61,3 +61,14 @@ def test_a_missing_file_warehouse_says_what_to_do(tmp_path):
 def test_a_lake_url_never_shows_its_password():
     wh = Warehouse("ducklake:postgres:dbname=lake host=db user=u password=s3cret")
     assert wh.is_lake and wh.path is None and "s3cret" not in repr(wh)
+
+
+def test_the_version_stamp_changes_with_every_commit_and_only_then(warehouse):
+    """The serving app reloads its history when this changes (a DuckLake has no file to stat)."""
+    warehouse.replace_tables({"clean.tasks": TASKS})
+    first = warehouse.version_stamp()
+    assert first and warehouse.version_stamp() == first  # reading does not change it
+    warehouse.query("SELECT count(*) FROM clean.tasks")
+    assert warehouse.version_stamp() == first
+    warehouse.append("models.c", pl.DataFrame({"run": ["r1"]}))
+    assert warehouse.version_stamp() != first
