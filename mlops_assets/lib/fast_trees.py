@@ -194,6 +194,34 @@ def default_cache_dir() -> Path:
     return Path(base) / "mlops_assets" / "forests"
 
 
+# Compiling costs about 4 ms of CPU per leaf here (measured: 11.7k leaves 42-60 s; 110k leaves, the two
+# champions trained on 1M tasks, about 450 s and 6.5 GB of peak memory), and saves about 0.1 ms of
+# LightGBM's CPU per 1,000 trees per row. A batch that scores once (the scores asset after a retrain)
+# loses time compiling a forest past this size; callers that serve for hours (the online service) still win.
+MAX_BATCH_COMPILE_LEAVES = 20_000
+
+
+def forest_leaves(booster: Any) -> int:
+    """Leaves of every tree of `booster`, the measure of its compile time."""
+    return int(sum(t["num_leaves"] for t in booster.dump_model()["tree_info"]))
+
+
+def forest_is_cached(model_string: str, cache_dir: str | Path | None = None) -> bool:
+    """Whether :func:`compile_forest` would load this model from the cache (milliseconds) rather than compile."""
+    return _forest_cache_file(model_string, cache_dir).exists()
+
+
+def _forest_cache_file(model_string: str, cache_dir: str | Path | None) -> Path:
+    from importlib.metadata import version
+
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    key = hashlib.sha256(
+        "\n".join(["ordered-1", version("lleaves"), version("llvmlite"), _host_key(), model_string])
+        .encode()
+    ).hexdigest()[:32]  # fmt: skip
+    return cache_dir / f"{key}.o"
+
+
 def compile_forest(model_string: str, cache_dir: str | Path | None = None) -> CompiledForest:
     """The booster of `model_string` (``Booster.model_to_string()``) compiled, from the cache when there.
 
@@ -201,18 +229,12 @@ def compile_forest(model_string: str, cache_dir: str | Path | None = None) -> Co
     compiled for it), so a stale or foreign file is never loaded. Concurrent compilers of one model
     each write a temporary file and rename it: the last one wins, with the same bytes.
     """
-    from importlib.metadata import version
-
     import lleaves
 
     _patch_lleaves()
-    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cache_file = _forest_cache_file(model_string, cache_dir)
+    cache_dir = cache_file.parent
     cache_dir.mkdir(parents=True, exist_ok=True)
-    key = hashlib.sha256(
-        "\n".join(["ordered-1", version("lleaves"), version("llvmlite"), _host_key(), model_string])
-        .encode()
-    ).hexdigest()[:32]  # fmt: skip
-    cache_file = cache_dir / f"{key}.o"
     with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
         model_file = Path(tmp) / "model.txt"
         model_file.write_text(model_string)

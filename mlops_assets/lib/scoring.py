@@ -155,16 +155,23 @@ class ServedModel:
             {k: list(v) for k, v in model.category_levels.items()}, bool(model.log_target),
         )  # fmt: skip
 
-    def compiled(self, *, shap: bool = False, cache_dir: str | Path | None = None) -> ServedModel:
+    def compiled(
+        self, *, shap: bool = False, cache_dir: str | Path | None = None, max_compile_leaves: int | None = None
+    ) -> ServedModel:
         """This version with its predictor (and, with `shap`, its TreeSHAP) compiled to native code.
 
         Same predictions bit for bit and SHAP values within ~1e-15 of LightGBM (``fast_trees``); the
         compiled code is cached per model text under `cache_dir` (``fast_trees.default_cache_dir()``).
         SHAP is left to LightGBM when the trees are too big for tables (``fast_trees.shap_table_nodes``).
+        `max_compile_leaves`: a forest with more leaves that is not in the cache yet is left to
+        LightGBM's own predictor (the same numbers) rather than compiled now.
         """
         from mlops_assets.lib import fast_trees
 
         model_string = self.booster.model_to_string()
+        if (max_compile_leaves is not None and fast_trees.forest_leaves(self.booster) > max_compile_leaves
+                and not fast_trees.forest_is_cached(model_string, cache_dir)):
+            return self
         forest = fast_trees.compile_forest(model_string, cache_dir)
         explainer = None
         if shap and fast_trees.shap_table_nodes(self.booster) is not None:
@@ -256,11 +263,13 @@ def load_champions(
     *,
     compile_models: bool = True,
     cache_dir: str | Path | None = None,
+    max_compile_leaves: int | None = None,
 ) -> dict[str, ServedModel]:
     """Both champions; :class:`NoChampionError` naming every model without one.
 
     `compile_models`: with their compiled predictors (and late_risk's compiled TreeSHAP, which the
     reasons use), :meth:`ServedModel.compiled`; the same numbers as without, much faster.
+    `max_compile_leaves`: leave bigger forests that are not compiled yet to LightGBM (a one-off batch).
     """
     versions = dict(versions) if versions is not None else champion_versions(client)
     missing = [name for name in MODEL_NAMES if not versions.get(name)]
@@ -271,7 +280,8 @@ def load_champions(
         )
     models = {name: load_model_version(name, str(versions[name]), client) for name in MODEL_NAMES}
     if compile_models:
-        models = {name: model.compiled(shap=name == LATE_RISK, cache_dir=cache_dir) for name, model in models.items()}
+        models = {name: model.compiled(shap=name == LATE_RISK, cache_dir=cache_dir, max_compile_leaves=max_compile_leaves)
+                  for name, model in models.items()}
     return models
 
 

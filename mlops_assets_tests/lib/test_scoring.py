@@ -144,6 +144,22 @@ def test_compiled_champions_give_the_same_table(tasks, models, scored, tmp_path)
     assert reloaded.forest.cache_file == compiled["late_risk"].forest.cache_file
 
 
+def test_a_big_new_forest_is_left_to_lightgbm_until_it_is_compiled_once(tasks, models, scored, tmp_path):
+    """A one-off batch does not pay a long compile for a big new champion; same table either way."""
+    from mlops_assets.lib import fast_trees
+
+    model = models["cycle_time"]
+    leaves = fast_trees.forest_leaves(model.booster)
+    assert leaves > 10
+    plain = model.compiled(cache_dir=tmp_path, max_compile_leaves=leaves - 1)
+    assert plain.forest is None and not fast_trees.forest_is_cached(model.booster.model_to_string(), tmp_path)
+    table = scoring.score_open_tasks(tasks, models["late_risk"], plain, NOW)
+    assert table.equals(scored)  # bit-identical: LightGBM and the compiled forest give the same days
+    assert model.compiled(cache_dir=tmp_path, max_compile_leaves=leaves).forest is not None  # at the limit: compiled
+    # once in the cache (the online service compiled it), even a low limit loads it: milliseconds
+    assert model.compiled(cache_dir=tmp_path, max_compile_leaves=1).forest is not None
+
+
 def test_score_rows_equals_the_frame_row_for_row(tasks, models):
     history = features.History.from_tasks(tasks)
     records, errors = features.records_to_frame(scoring.task_records(scoring.open_tasks(tasks)))

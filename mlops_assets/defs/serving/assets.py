@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from mlops_assets.lib import scoring
+from mlops_assets.lib import fast_trees, scoring
 from mlops_assets.resources import MLflowResource, WarehouseResource
 
 from ..ingestion.assets import WAREHOUSE_WRITE_TAGS
@@ -29,7 +29,9 @@ def task_risk_scores(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     """Score every open task with the current champions."""
     wh = warehouse.get()
     try:
-        champions = scoring.load_champions(mlflow.client())
+        # A new champion too big to compile quickly is scored by LightGBM itself this time (same numbers);
+        # the online service compiles it in the background and later batches find it in the cache.
+        champions = scoring.load_champions(mlflow.client(), max_compile_leaves=fast_trees.MAX_BATCH_COMPILE_LEAVES)
     except scoring.NoChampionError as exc:
         raise dg.Failure(description=str(exc)) from None
     tasks = wh.read_table("clean.tasks")
@@ -41,6 +43,8 @@ def task_risk_scores(context: dg.AssetExecutionContext, warehouse: WarehouseReso
         "dagster/row_count": scores.height,
         "late_risk_version": champions["late_risk"].version,
         "cycle_time_version": champions["cycle_time"].version,
+        "compiled": ", ".join(f"{n}: {'native code' if m.forest is not None else 'LightGBM'}"
+                              f"{', compiled SHAP' if m.shap is not None else ''}" for n, m in champions.items()),
         "risk_bands": dg.MetadataValue.json({str(k): v for k, v in bands.items()}),
         "mean_late_risk": float(scores["late_risk"].mean() or 0.0) if scores.height else 0.0,
     })
