@@ -125,11 +125,14 @@ def poll(instance, watch: Watch) -> None:
     record = instance.get_latest_asset_check_evaluation_record(
         dg.AssetCheckKey(dg.AssetKey(list(DRIFT_KEY)), monitoring.DRIFT_CHECK))
     evaluation = record.evaluation if record and record.status.value != "PLANNED" else None
-    if evaluation and record.create_timestamp > watch.started and record.id not in watch.seen_checks:
+    # when the check was evaluated: its record is created when the run is planned, which can be before
+    # the retraining it follows has finished (a monitoring run queued behind it)
+    evaluated_at = record.event.timestamp if record and record.event else (record.create_timestamp if record else 0.0)
+    if evaluation and evaluated_at > watch.started and record.id not in watch.seen_checks:
         watch.seen_checks.add(record.id)
         meta = {k: v.value for k, v in evaluation.metadata.items()}
         verdict = "PASSED" if evaluation.passed else f"FAILED ({evaluation.severity.value})"
-        watch.drift_checks.append((record.create_timestamp, evaluation.passed, str(meta.get("drift_share")),
+        watch.drift_checks.append((evaluated_at, evaluation.passed, str(meta.get("drift_share")),
                                    str(meta.get("reason"))))
         out(f"[{_stamp()}] drift check {verdict}: drift share {meta.get('drift_share')}, {meta.get('reason')}")
 

@@ -79,7 +79,8 @@ def test_a_drifted_batch_is_detected_and_retrained_on_exactly_once(tmp_path, emp
         failed = [h for h in history if h.status.value == "FAILED"]
         # drift was measured again after the retraining (still drifted), and the sensor did not retrain again
         assert len(failed) >= 2
-        assert max(h.create_timestamp for h in failed) > instance.get_run_record_by_id(retrain.run_id).end_time
+        evaluated = [h.event.timestamp for h in failed if h.event is not None]
+        assert max(evaluated) > instance.get_run_record_by_id(retrain.run_id).end_time
 
         wh = Warehouse(env["MLOPS_WAREHOUSE"])
         if retrain.status == dg.DagsterRunStatus.SUCCESS:
