@@ -171,9 +171,11 @@ def build_clean(warehouse: Warehouse, now: datetime | None = None) -> tuple[dict
             """
         ).pl()
         if _existing(con, ["raw.rejects"]):
+            # the rejected record itself (names, e-mails) stays in raw.rejects, one join away on
+            # record_hash: no table past raw holds personal data
             parse_rejects = con.execute(
                 """SELECT source, source_file, locator, NULL::VARCHAR AS task_id, record_hash, reason,
-                          'parse' AS stage, payload, ingested_at AS quarantined_at FROM raw.rejects"""
+                          'parse' AS stage, NULL::VARCHAR AS payload, ingested_at AS quarantined_at FROM raw.rejects"""
             ).pl()
         else:
             parse_rejects = quarantine.clear()

@@ -116,6 +116,12 @@ def test_bad_files_are_quarantined_and_good_records_kept(landing_dir, warehouse_
     reasons = dict(zip(q["source_file"].map_elements(lambda p: Path(p).name, return_dtype=pl.String), q["reason"], strict=True))
     assert "broken.json" in reasons and "shape.json" in reasons
     assert any("before created_at" in r for r in q["reason"])
+    # No personal data past raw: the rejected record itself stays in raw.rejects, one join away.
+    assert q["payload"].null_count() == q.height
+    parse = q.filter(pl.col("stage") == "parse")
+    rejects = Warehouse(warehouse_path).read_table("raw.rejects")
+    assert parse.height and set(parse["record_hash"]) <= set(rejects["record_hash"])
+    assert rejects["payload"].null_count() < rejects.height
 
 
 def test_missing_landing_directory_fails_with_one_clear_line(tmp_path, warehouse_path):
