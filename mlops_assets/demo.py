@@ -125,9 +125,8 @@ def poll(instance, watch: Watch) -> None:
     record = instance.get_latest_asset_check_evaluation_record(
         dg.AssetCheckKey(dg.AssetKey(list(DRIFT_KEY)), monitoring.DRIFT_CHECK))
     evaluation = record.evaluation if record and record.status.value != "PLANNED" else None
-    # when the check was evaluated: its record is created when the run is planned, which can be before
-    # the retraining it follows has finished (a monitoring run queued behind it)
-    evaluated_at = record.event.timestamp if record and record.event else (record.create_timestamp if record else 0.0)
+    # dated by its evaluation, not its planning: a monitoring run queued during the retrain is planned before it ends
+    evaluated_at = monitoring.check_evaluated_at(record) if evaluation else 0.0
     if evaluation and evaluated_at > watch.started and record.id not in watch.seen_checks:
         watch.seen_checks.add(record.id)
         meta = {k: v.value for k, v in evaluation.metadata.items()}

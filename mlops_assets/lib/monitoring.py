@@ -190,6 +190,15 @@ def judge_performance(
 # the retrain decision
 
 
+def check_evaluated_at(record: Any) -> float:
+    """When an asset-check execution record (Dagster's) got its result: its evaluation event's time.
+
+    Not ``create_timestamp``: the record is created when the run is planned, possibly long before (a run
+    queued behind a retraining is planned during it and evaluated after it).
+    """
+    return record.event.timestamp if record.event is not None else record.create_timestamp
+
+
 @dataclass(frozen=True)
 class CheckFailure:
     """One failed asset-check evaluation as read from the instance's event log."""

@@ -169,8 +169,8 @@ class ServedModel:
         from mlops_assets.lib import fast_trees
 
         model_string = self.booster.model_to_string()
-        if (max_compile_leaves is not None and fast_trees.forest_leaves(self.booster) > max_compile_leaves
-                and not fast_trees.forest_is_cached(model_string, cache_dir)):
+        if (max_compile_leaves is not None and not fast_trees.forest_is_cached(model_string, cache_dir)
+                and fast_trees.forest_leaves(self.booster) > max_compile_leaves):  # a cache hit needs no dump_model
             return self
         forest = fast_trees.compile_forest(model_string, cache_dir)
         explainer = None

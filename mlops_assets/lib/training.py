@@ -513,7 +513,7 @@ class _LightGBMClock:
 
 def _cross_validate(
     spec: ModelSpec, config: TrainConfig, train_ds: Any, y_train: np.ndarray, params: dict[str, Any],
-    clock: _LightGBMClock | None = None,
+    clock: _LightGBMClock,
 ) -> dict[str, float]:
     """Time-series k-fold CV of the best parameters on train (fixed rounds, no early stopping)."""
     import lightgbm as lgb
@@ -537,7 +537,7 @@ def _cross_validate(
             1, round(params.get("min_data_in_leaf", 20) * len(fold_train) / len(y_train)))
         if spec.kind == "binary" and (len(np.unique(y_train[fold_train])) < 2 or len(np.unique(y_train[fold_val])) < 2):
             continue
-        with clock or _LightGBMClock():
+        with clock:
             booster = lgb.train(
                 fit_params,
                 train_ds.subset(fold_train.tolist()),

@@ -51,7 +51,7 @@ def check_failures(instance: dg.DagsterInstance, keys, after_id: int) -> tuple[l
                 continue
             failures.append(mon.CheckFailure(
                 storage_id=record.id, run_id=record.run_id, asset=key.asset_key.to_user_string(),
-                check=key.name, severity=evaluation.severity.value, timestamp=record.event.timestamp if record.event else record.create_timestamp,
+                check=key.name, severity=evaluation.severity.value, timestamp=mon.check_evaluated_at(record),
                 metadata={k: v.value for k, v in evaluation.metadata.items()}))
     if pending:  # never move the cursor past a check that is still running
         last = min(last, min(pending) - 1)
