@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlops_assets.lib.sources.base import KIND_COLUMNS, ParsedFile, SourceFormatError
-from mlops_assets.lib.warehouse import Warehouse
+from mlops_assets.lib.warehouse import Warehouse, add_missing_columns
 
 # source -> (parser module, file suffixes it reads, record kinds it produces)
 SOURCES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
@@ -432,11 +432,7 @@ def _create_like(con, table: str, frame: pl.DataFrame, plain: tuple[str, ...] = 
     con.register("_empty", frame.to_arrow())
     skip = f"EXCLUDE ({', '.join(plain)})" if plain else ""
     con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * {skip} FROM _empty LIMIT 0")
-    existing = {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}
-    for name, dtype, *_ in con.execute("DESCRIBE _empty").fetchall():
-        if name not in existing:  # new table's plain columns, or a newer parser's column (old rows get NULL)
-            using = " USING COMPRESSION uncompressed" if name in plain else ""
-            con.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {dtype}{using}')
+    add_missing_columns(con, table, "_empty", uncompressed=plain)  # the plain columns, or a newer parser's
     con.unregister("_empty")
 
 

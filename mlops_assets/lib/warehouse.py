@@ -36,6 +36,19 @@ LAKE_ALIAS = "lake"
 _T = TypeVar("_T")
 
 
+def add_missing_columns(con: duckdb.DuckDBPyConnection, table: str, relation: str,
+                        uncompressed: tuple[str, ...] = ()) -> None:
+    """Give ``table`` every column of ``relation`` (a registered frame) it lacks; its older rows read NULL.
+
+    ``uncompressed``: columns stored without compression (DuckDB files only).
+    """
+    present = {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}
+    for name, dtype, *_ in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall():
+        if name not in present:
+            using = " USING COMPRESSION uncompressed" if name in uncompressed else ""
+            con.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {dtype}{using}')
+
+
 class WarehouseLockedError(RuntimeError):
     """Another process holds the warehouse for writing longer than we were willing to wait."""
 
@@ -160,11 +173,7 @@ class Warehouse:
                 con.execute("BEGIN TRANSACTION")
                 try:
                     con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM _incoming LIMIT 0")
-                    # A history table written by an older version gains the new columns (older rows: NULL).
-                    present = {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}
-                    for name, dtype, *_ in con.execute("DESCRIBE SELECT * FROM _incoming").fetchall():
-                        if name not in present:
-                            con.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {dtype}')
+                    add_missing_columns(con, table, "_incoming")  # a history table written by an older version
                     con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _incoming")
                     con.execute("COMMIT")
                 except BaseException:
