@@ -2,13 +2,13 @@
 
 Runs as SQL inside DuckDB so a million tasks clean in seconds. Rules, in order:
 1. Every raw task record is checked; one that cannot be used (no key or creation date, resolved
-   before it was created, created in the future or before 1990, negative estimates) goes to
-   quarantine with the first reason that applies.
+   before it was created, created in the future or before 1990 (task_rules, the rule serving
+   applies too), non-finite or negative estimates) goes to quarantine with the first reason that applies.
 2. Of the usable records of one task, the latest version wins (updated_at, then the later
    ingestion). A loser whose normalized content equals the winner's (the same issue exported twice,
    e.g. Jira's plain and `expand=changelog` payloads) or that is older is *superseded*; a loser with
    the same updated_at but different content is a conflicting duplicate and goes to quarantine,
-   naming the record that was kept.
+   naming the record that was kept. Every quarantine row has a reason (checked: schemas.QuarantineSchema).
 3. Derived columns: canonical priority and ordinal, type in lower case (one "bug" across tools),
    is_late, late_outcome_known, cycle_time_days.
 Conservation: raw task records = tasks + superseded + quarantined at this stage (reported in stats).
@@ -23,6 +23,7 @@ import polars as pl
 
 from mlops_assets.lib.ingestion import SOURCES, raw_table
 from mlops_assets.lib.sources.base import TASK_COLUMNS
+from mlops_assets.lib.task_rules import BEFORE_EARLIEST, EARLIEST_CREATED_AT, FUTURE_TOLERANCE, IN_THE_FUTURE
 from mlops_assets.lib.warehouse import Warehouse
 
 # Canonical priority scale; Jira's classic scheme maps onto it the way Jira's own migration does
@@ -91,15 +92,20 @@ def build_clean(warehouse: Warehouse, now: datetime | None = None) -> tuple[dict
                 WHEN created_at IS NULL THEN 'no created_at: a task without a creation date cannot be placed in time'
                 WHEN resolved_at < created_at THEN 'resolved_at ' || strftime(resolved_at, '%Y-%m-%d %H:%M') ||
                      ' is before created_at ' || strftime(created_at, '%Y-%m-%d %H:%M') || ': fix the dates in the source'
-                WHEN created_at > $now::TIMESTAMPTZ + INTERVAL 1 DAY THEN 'created_at ' || strftime(created_at, '%Y-%m-%d') ||
-                     ' is in the future: check the export''s date format and time zone'
-                WHEN created_at < TIMESTAMPTZ '1990-01-01 00:00:00+00' THEN 'created_at ' || strftime(created_at, '%Y-%m-%d') ||
-                     ' is before 1990: not a plausible task date (a date-format mix-up?)'
+                WHEN created_at > $latest::TIMESTAMPTZ THEN 'created_at ' || strftime(created_at, '%Y-%m-%d') || $future
+                WHEN created_at < $earliest::TIMESTAMPTZ THEN 'created_at ' || strftime(created_at, '%Y-%m-%d') || $before
+                WHEN NOT isfinite(story_points) OR NOT isfinite(original_estimate_h) OR NOT isfinite(time_spent_h) THEN
+                     'estimate is not a finite number (' || concat_ws(', ',
+                       CASE WHEN NOT isfinite(story_points) THEN 'story_points ' || story_points END,
+                       CASE WHEN NOT isfinite(original_estimate_h) THEN 'original_estimate_h ' || original_estimate_h END,
+                       CASE WHEN NOT isfinite(time_spent_h) THEN 'time_spent_h ' || time_spent_h END) ||
+                     '): fix or clear the estimate in the source'
                 WHEN story_points < 0 OR original_estimate_h < 0 OR time_spent_h < 0 THEN
                      'negative story points or hours: estimates must be >= 0'
               END AS problem
             FROM ({union})""",  # straight from the raw tables: no intermediate copy of every record
-            {"now": now},
+            {"latest": now + FUTURE_TOLERANCE, "earliest": EARLIEST_CREATED_AT, "future": IN_THE_FUTURE,
+             "before": BEFORE_EARLIEST},
         )
         con.execute(
             """CREATE OR REPLACE TEMP TABLE t_ranked AS
@@ -162,8 +168,11 @@ def build_clean(warehouse: Warehouse, now: datetime | None = None) -> tuple[dict
               FROM t_checked WHERE problem IS NOT NULL
               UNION ALL
               SELECT source, source_file, locator, task_id, record_hash,
-                     'conflicting duplicate of ' || task_id || ': same updated_at (' || strftime(winner_updated, '%Y-%m-%d %H:%M:%S') ||
-                     ') but different content; kept ' || winner_where || ', fix or remove the other export',
+                     'conflicting duplicate of ' || task_id || ': ' ||
+                     CASE WHEN winner_updated IS NULL THEN 'neither version has an updated_at to tell the newer'
+                          ELSE 'same updated_at (' || strftime(winner_updated, '%Y-%m-%d %H:%M:%S') || ')' END ||
+                     ' but different content; kept ' || winner_where || ', fix or remove the other export' ||
+                     CASE WHEN winner_updated IS NULL THEN ' (or map an updated_at column)' ELSE '' END,
                      'clean', NULL, ingested_at
               FROM t_ranked WHERE version_rank > 1 AND content_hash <> winner_content
                    AND updated_at IS NOT DISTINCT FROM winner_updated

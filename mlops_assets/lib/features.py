@@ -45,6 +45,8 @@ from typing import Any
 
 import polars as pl
 
+from mlops_assets.lib import task_rules
+
 UTC_DATETIME = pl.Datetime("us", "UTC")
 
 PRIORITY_ORDINAL: dict[str, int] = {"lowest": 1, "low": 2, "medium": 3, "high": 4, "highest": 5}
@@ -551,6 +553,20 @@ _NUMBER_RULES: dict[str, str] = {
     "description_length": "int",
     "n_labels": "int",
 }
+# Far above any real estimate, count or description; beyond it values overflow 64-bit features (1e20 chars).
+_NUMBER_MAX = 1e9
+
+
+def _utc_or_problem(name: str, value: Any, parsed: datetime) -> tuple[datetime | None, str | None]:
+    try:
+        out = parsed.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00:00-05:00: past the calendar's end once in UTC
+        return None, f"{name} {value!r} falls outside years 1-9999 once converted to UTC"
+    if name == "created_at":  # the rule cleaning quarantines by: what the warehouse refuses, serving refuses
+        problem = task_rules.created_at_problem(out, datetime.now(UTC))
+        if problem:
+            return None, problem
+    return out, None
 
 
 def _parse_time(name: str, value: Any) -> tuple[datetime | None, str | None]:
@@ -558,7 +574,7 @@ def _parse_time(name: str, value: Any) -> tuple[datetime | None, str | None]:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             return None, f"{name} {value.isoformat()!r} has no UTC offset: send an aware time"
-        return value.astimezone(UTC), None
+        return _utc_or_problem(name, value, value)
     if isinstance(value, date) and date_ok:
         return datetime(value.year, value.month, value.day, tzinfo=UTC), None
     if not isinstance(value, str):
@@ -576,7 +592,7 @@ def _parse_time(name: str, value: Any) -> tuple[datetime | None, str | None]:
         return None, f"{name} {value!r} is a date without a time: send a timestamp with a UTC offset"
     if parsed.tzinfo is None:
         return None, f"{name} {value!r} has no UTC offset: add 'Z' or '+00:00' (a local time would shift it)"
-    return parsed.astimezone(UTC), None
+    return _utc_or_problem(name, value, parsed)
 
 
 def _parse_value(name: str, value: Any) -> tuple[Any, str | None]:
@@ -597,6 +613,8 @@ def _parse_value(name: str, value: Any) -> tuple[Any, str | None]:
         return None, f"{name} is {value!r}: send null for an unknown value"
     if value < 0:
         return None, f"{name} is {value!r}: it cannot be negative"
+    if value > _NUMBER_MAX:
+        return None, f"{name} is {value!r}: more than {_NUMBER_MAX:,.0f} is not a plausible value"
     if kind == "int":
         if value != int(value):
             return None, f"{name} must be a whole number, got {value!r}"

@@ -82,6 +82,24 @@ class TaskEventsSchema(pa.DataFrameModel):
         coerce = True
 
 
+class QuarantineSchema(pa.DataFrameModel):
+    """clean.quarantine: every unusable record or file, each with a reason a user can act on."""
+
+    source: str = pa.Field(nullable=False)
+    source_file: str = pa.Field(nullable=True)
+    locator: str = pa.Field(nullable=True)
+    task_id: str = pa.Field(nullable=True)
+    record_hash: str = pa.Field(nullable=True)
+    reason: str = pa.Field(nullable=False, str_length={"min_value": 1})  # a row without one tells nobody what to fix
+    stage: str = pa.Field(isin=["parse", "clean"])
+    payload: str = pa.Field(nullable=True)
+    quarantined_at: UTC = pa.Field(nullable=True)
+
+    class Config:
+        strict = True
+        coerce = True
+
+
 @dataclass
 class ValidationOutcome:
     """The result of validating a frame: passed, and the failures as a small table a user can read."""

@@ -34,10 +34,12 @@ predicted_cycle_days, predicted_completion_at, completion_overdue, warnings, the
 Bad input never scores and never gets a 500; bodies carry ``error``, ``detail`` and, for records,
 ``errors``: one entry per bad record (``index``, ``task_id``, ``messages``):
 
-* 400: the body is not JSON.
+* 400: the body is not JSON, or is nested too deeply to be a task.
 * 413: the body is over ``MLOPS_SERVE_MAX_BYTES`` (1,000,000) or the batch over the task limit.
 * 422: the body has the wrong shape, or records have missing/unknown fields, wrong types,
-  unparseable dates, negative counts, duplicate task ids, or category values (source, project, type,
+  unparseable dates, a ``created_at`` cleaning would quarantine (``task_rules``: before 1990 or more
+  than a day ahead), dates past the calendar once in UTC, negative or non-finite numbers, numbers over
+  1e9, duplicate task ids, or category values (source, project, type,
   priority) the champion never saw. **A batch with any bad record is rejected whole** (nothing is
   scored, every bad record is listed), so a client never mistakes a partial answer for a full one.
   Unknown categories can be accepted with ``?unknown_categories=missing``: they are then scored as
@@ -50,7 +52,8 @@ others follow at their next check (every ``MLOPS_SERVE_CHECK_S``); every answer 
 
 Concurrency: in each process requests are scored by one thread; requests that arrive while it works are scored
 together in the next call (micro-batching), which shares the per-call cost of scoring and of the
-thread hand-off between them. A single task costs about 0.3-0.5 ms of scoring (docs/benchmarks/serving.md).
+thread hand-off between them. If a micro-batch fails, its requests are scored one by one, so a request
+that cannot be scored fails alone and never another client's. A single task costs about 0.3-0.5 ms of scoring (docs/benchmarks/serving.md).
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ import logging
 import os
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -263,9 +266,10 @@ def _concat_columns(parts: list[history_index.FeatureColumns]) -> history_index.
 class Batcher:
     """One scoring thread; requests queued while it works are scored together in its next call."""
 
-    def __init__(self, state: ModelState, max_rows: int) -> None:
+    def __init__(self, state: ModelState, max_rows: int, score: Callable[..., list] = _score_batch) -> None:
         self._state = state
         self._max_rows = max_rows
+        self._score = score
         self._pending: deque[tuple[pl.DataFrame, asyncio.Future]] = deque()
         self._wake = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scoring")
@@ -299,15 +303,29 @@ class Batcher:
                     batch.append(self._pending.popleft())
                     rows += batch[-1][0].height
                 frames = [frame for frame, _ in batch]
+                snapshot = self._state.snapshot
                 try:
-                    results = await loop.run_in_executor(self._executor, _score_batch, self._state.snapshot, frames)
-                except Exception as exc:  # handed to every waiting request, which answers for itself
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
+                    results = await loop.run_in_executor(self._executor, self._score, snapshot, frames)
+                except Exception as exc:
+                    if len(batch) == 1:  # handed to the waiting request, which answers for itself
+                        if not batch[0][1].done():
+                            batch[0][1].set_exception(exc)
+                        continue
+                    # one request must never fail another's: score each alone, each answers for itself
+                    log.warning("a micro-batch of %d requests failed (%s: %s); scoring them one by one",
+                                len(batch), type(exc).__name__, exc)  # fmt: skip
+                    results = []
+                    for frame, _ in batch:
+                        try:
+                            results += await loop.run_in_executor(self._executor, self._score, snapshot, [frame])
+                        except Exception as alone:
+                            results.append(alone)
                 for (_, future), result in zip(batch, results, strict=True):
-                    if not future.done():
+                    if future.done():
+                        continue
+                    if isinstance(result, Exception):
+                        future.set_exception(result)
+                    else:
                         future.set_result(result)
 
 
@@ -356,6 +374,8 @@ async def _read_json(request: Request, limit: int) -> Any:
         return msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
         raise ApiError(400, "invalid JSON", f"the body is not valid JSON: {exc}") from None
+    except RecursionError:  # arrays or objects nested hundreds deep: no task looks like that
+        raise ApiError(400, "invalid JSON", "the body is nested too deeply: send a flat object of task fields") from None
 
 
 def _policy(request: Request) -> str:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -180,7 +181,18 @@ BAD_SINGLE = [
     ("unparseable date", {"created_at": "last Tuesday"}, "created_at 'last Tuesday' is not an ISO 8601 timestamp"),
     ("time without offset", {"created_at": "2026-05-01T09:30:00"}, "has no UTC offset"),
     ("unknown category", {"priority": "urgent"}, "priority 'urgent' was not seen in training of late_risk v1"),
-]
+    # hostile values: each a 422 naming the fix, never a 500 (docs/RELIABILITY.md, "Hostile input")
+    ("last second of the calendar", {"created_at": "9999-12-31T23:59:59Z"},
+     "created_at 9999-12-31 is in the future: check the export's date format and time zone"),
+    ("before 1990, as cleaning rules", {"created_at": "1970-01-01T00:00:00Z"},
+     "created_at 1970-01-01 is before 1990: not a plausible task date"),
+    ("offset past the calendar's end", {"due_at": "9999-12-31T23:00:00-05:00"},
+     "due_at '9999-12-31T23:00:00-05:00' falls outside years 1-9999 once converted to UTC"),
+    ("offset before the calendar's start", {"created_at": "0001-01-01T00:00:00+05:00"},
+     "created_at '0001-01-01T00:00:00+05:00' falls outside years 1-9999 once converted to UTC"),
+    ("huge count", {"n_labels": 1e308}, "n_labels is 1e+308: more than 1,000,000,000 is not a plausible value"),
+    ("huge length", {"description_length": 1e20}, "description_length is 1e+20: more than 1,000,000,000"),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("case", "changes", "message"), BAD_SINGLE, ids=[c[0] for c in BAD_SINGLE])
@@ -227,12 +239,26 @@ def test_a_batch_with_bad_records_is_rejected_whole_with_one_entry_per_bad_recor
         ("/predict/batch", b'{"tasks": [], "now": 1}', 422, "unknown key(s) ['now']"),
         ("/predict?unknown_categories=maybe", b"{}", 422, "unknown_categories='maybe': use one of reject, missing"),
         ("/predict", b'{"x": "' + b"y" * 1_100_000 + b'"}', 413, "the limit is 1,000,000 bytes"),
+        ("/predict", b"[" * 999 + b"]" * 999, 400, "nested too deeply"),
+        ("/predict", b'{"a":' * 999 + b"1" + b"}" * 999, 400, "nested too deeply"),
     ],
 )
 def test_malformed_bodies_get_a_4xx_with_a_message(service, path, content, status, message):
     answer = service.http.post(path, content=content, headers={"content-type": "application/json"})
     assert answer.status_code == status, answer.text
     assert message in answer.json()["detail"]
+
+
+def test_requests_that_cannot_be_scored_never_fail_other_clients_requests(service, tasks):
+    good = scoring.task_records(scoring.open_tasks(tasks).head(8))
+    bad = _record(good[0], task_id="hostile", created_at="9999-12-31T23:59:59Z")
+    requests = [good[i % 8] for i in range(80)] + [bad] * 20
+    order = sorted(range(len(requests)), key=lambda i: (i * 7) % len(requests))  # bad ones among the good
+    with httpx.Client(base_url=str(service.http.base_url), timeout=30) as http, ThreadPoolExecutor(10) as pool:
+        answers = list(pool.map(lambda i: (i, http.post("/predict", json=requests[i])), order))
+    statuses = {i: answer.status_code for i, answer in answers}
+    assert [statuses[i] for i in range(80)] == [200] * 80  # every good request scored
+    assert [statuses[i] for i in range(80, 100)] == [422] * 20  # every hostile one refused, for itself
 
 
 def test_a_batch_over_the_task_limit_gets_a_413(service, deadline_record):

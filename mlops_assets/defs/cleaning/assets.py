@@ -36,6 +36,8 @@ CHECKS = [
                       description="Every raw task record is a task, a superseded version of one, or quarantined."),
     dg.AssetCheckSpec("quarantine_share_small", asset=QUARANTINE,
                       description=f"At most {MAX_QUARANTINE_SHARE:.0%} of input records are quarantined (warning)."),
+    dg.AssetCheckSpec("quarantine_reasons_present", asset=QUARANTINE, blocking=True,
+                      description="Every clean.quarantine row has a non-empty reason (schemas.QuarantineSchema)."),
     dg.AssetCheckSpec("task_events_schema_valid", asset=EVENTS,
                       description="clean.task_events matches its pandera schema (warning)."),
 ]
@@ -74,7 +76,8 @@ def clean_tasks(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
         )
     checks = context.selected_asset_check_keys
     for result in _check_results(tasks, stats, schemas.validate(schemas.TasksSchema, tasks),
-                                 schemas.validate(schemas.TaskEventsSchema, events)):
+                                 schemas.validate(schemas.TaskEventsSchema, events),
+                                 schemas.validate(schemas.QuarantineSchema, quarantine)):
         if result.asset_key in selected and dg.AssetCheckKey(result.asset_key, result.check_name) in checks:
             yield result
     context.log.info(f"clean layer: {stats.tasks} tasks, {stats.superseded} superseded, "
@@ -106,7 +109,7 @@ def _reasons_md(quarantine) -> str:
     return "\n".join(lines)
 
 
-def _check_results(tasks, stats: CleanStats, task_check, event_check):
+def _check_results(tasks, stats: CleanStats, task_check, event_check, quarantine_check):
     dupes = tasks.height - tasks["task_id"].n_unique()
     backwards = int(((tasks["resolved_at"] < tasks["created_at"]).fill_null(False)).sum())
     total_in = stats.input_records + stats.parse_rejects
@@ -125,5 +128,7 @@ def _check_results(tasks, stats: CleanStats, task_check, event_check):
     yield dg.AssetCheckResult(check_name="quarantine_share_small", asset_key=QUARANTINE,
                               passed=share <= MAX_QUARANTINE_SHARE, severity=dg.AssetCheckSeverity.WARN,
                               metadata={"share": float(round(share, 4))})
+    yield dg.AssetCheckResult(check_name="quarantine_reasons_present", asset_key=QUARANTINE,
+                              passed=quarantine_check.passed, metadata={"failures": quarantine_check.summary()})
     yield dg.AssetCheckResult(check_name="task_events_schema_valid", asset_key=EVENTS, passed=event_check.passed,
                               severity=dg.AssetCheckSeverity.WARN, metadata={"failures": event_check.summary()})

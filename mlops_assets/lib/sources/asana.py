@@ -26,17 +26,17 @@ Mapping choices:
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from pathlib import Path
 
 from mlops_assets.lib.sources.base import (
+    DateOutOfRange,
     ParsedFile,
     Reject,
     SourceFormatError,
     canonical_json,
+    csv_records,
     decode_bytes,
     pseudonymize,
     utc,
@@ -72,27 +72,20 @@ def _split(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()] if value else []
 
 
-def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]], str]:
+def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str] | None, str]], str]:
+    """(header, [(line, fields or None, why unreadable)], encoding) of one export."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise SourceFormatError(f"cannot read {path}: {exc.strerror or exc}") from None
     text, encoding = decode_bytes(data)
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = next(reader, None)
-        if header is None:
-            raise SourceFormatError(f"{path.name} is empty; expected {EXPECTED_SHAPE}")
-        rows = []
-        line = reader.line_num + 1
-        for row in reader:
-            rows.append((line, row))
-            line = reader.line_num + 1
-    except csv.Error as exc:
-        raise SourceFormatError(
-            f"{path.name} is not a readable CSV (line {reader.line_num}: {exc}); expected {EXPECTED_SHAPE}"
-        ) from None
-    return header, rows, encoding
+    records = csv_records(text)
+    _, header, problem = next(records, (1, None, ""))
+    if header is None:
+        if problem:
+            raise SourceFormatError(f"{path.name}: the header is not readable ({problem}); expected {EXPECTED_SHAPE}")
+        raise SourceFormatError(f"{path.name} is empty; expected {EXPECTED_SHAPE}")
+    return header, list(records), encoding
 
 
 def parse(path: Path) -> ParsedFile:
@@ -135,14 +128,18 @@ def parse(path: Path) -> ParsedFile:
     seen: set[tuple[str, ...]] = set()
     kept: list[tuple[int, list[str]]] = []
     n_identical = 0
-    for line, row in rows:
+    for line, row, problem in rows:
+        if row is None:
+            parsed.rejects.append(Reject(f"line {line}", problem))
+            continue
         if not any(row):
             continue  # a blank line
-        if len(row) > width:
+        if len(row) != width:
+            hint = "a comma in an unquoted value?" if len(row) > width else "a cut-off line or a missing comma?"
             parsed.rejects.append(
                 Reject(
                     f"line {line}",
-                    f"line {line}: {len(row)} fields but the header has {width} (a comma in an unquoted value?)",
+                    f"line {line}: {len(row)} fields but the header has {width} ({hint})",
                     canonical_json(row),
                 )
             )
@@ -268,5 +265,7 @@ def _date(row: list[str], i: int, name: str, required: bool = False) -> datetime
         return None
     try:
         return _day(value)
+    except DateOutOfRange as exc:
+        raise _Bad(f"'{name}' = {value!r} {exc}") from None
     except ValueError:
         raise _Bad(f"'{name}' = {value!r} is not a date (expected YYYY-MM-DD, e.g. 2024-01-31)") from None

@@ -11,12 +11,19 @@ ingestion quarantines the whole file with that message).
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+# The csv module's default field limit (131,072 characters) fails the whole file on one long
+# description; a field can be no longer than its file, which the landing zone already bounds.
+csv.field_size_limit(2**31 - 1)
 
 # Normalized task columns a parser fills (None where the source has no such field).
 # Timestamps are timezone-aware UTC datetimes; numbers are float/int; ids are pseudonymous.
@@ -98,7 +105,7 @@ class ParsedFile:
         default_factory=lambda: {"tasks": [], "events": [], "comments": []}
     )
     rejects: list[Reject] = field(default_factory=list)
-    encoding: str = "utf-8"  # "latin-1" when the file was not UTF-8 (decoded with a fallback, flagged)
+    encoding: str = "utf-8"  # "utf-16" (BOM found), or "latin-1" when not UTF-8 (a fallback, flagged)
     shape: str = ""  # what the parser recognized, e.g. "jira-search-page", "github-issue-list"
 
     def add(self, kind: str, row: dict[str, Any]) -> None:
@@ -110,7 +117,12 @@ class ParsedFile:
 
 
 def decode_bytes(data: bytes) -> tuple[str, str]:
-    """Decode file bytes as UTF-8 (BOM tolerated), falling back to Latin-1; returns (text, encoding)."""
+    """Decode file bytes as UTF-8 (BOM tolerated) or UTF-16 (by its BOM), else Latin-1; returns (text, encoding)."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):  # Excel's "Unicode text" and PowerShell's default
+        try:
+            return data.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError:
+            pass  # starts like a BOM but is not UTF-16 (a Latin-1 text opening with "\u00ff\u00fe")
     try:
         return data.decode("utf-8-sig"), "utf-8"
     except UnicodeDecodeError:
@@ -176,10 +188,67 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
+class DateOutOfRange(ValueError):
+    """A timestamp whose UTC instant falls outside the calendar (years 1 to 9999), e.g. 9999-12-31T23:00-05:00."""
+
+
 def utc(dt: datetime | None) -> datetime | None:
-    """Normalize an aware datetime to UTC; naive datetimes are taken as UTC."""
+    """Normalize an aware datetime to UTC; naive datetimes are taken as UTC. DateOutOfRange past the calendar."""
     if dt is None:
         return None
     if dt.tzinfo is None:
         return dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)
+    try:
+        return dt.astimezone(UTC)
+    except OverflowError:  # Python's calendar ends at 9999-12-31 and starts at 0001-01-01, in UTC too
+        raise DateOutOfRange(
+            "falls outside years 1-9999 once converted to UTC: fix the date or its offset in the source"
+        ) from None
+
+
+def csv_records(text: str, delimiter: str = ",") -> Iterator[tuple[int, list[str] | None, str]]:
+    """A CSV text's records as (first line number, fields, ""), or (line, None, reason) for an unreadable one.
+
+    The first record is the header; its width is what later records are held to. One bad record
+    never costs the others. A quote opened and not closed swallows the lines after it into one
+    value: read strictly, that record ends in an error (a closing quote followed by text, or the end
+    of the file inside quotes) or with another number of fields than the header, and it is reported
+    on its own while reading resumes on its second line, so the swallowed rows are read again. A
+    one-line record with sloppy quoting (``"Done" today``) is read leniently, as before.
+    """
+    lines = io.StringIO(text, newline="").readlines()
+    width: int | None = None
+    start = 0  # index in `lines` the current reader began at
+    while start < len(lines):
+        reader = csv.reader((lines[i] for i in range(start, len(lines))), delimiter=delimiter, strict=True)
+        consumed = 0
+        try:
+            for row in reader:
+                first, spanned, consumed = start + consumed + 1, reader.line_num - consumed, reader.line_num
+                if width is None:
+                    width = len(row)
+                elif spanned > 1 and len(row) != width:
+                    yield first, None, _unbalanced(first, spanned, f"{len(row)} fields, the header has {width}")
+                    start = first  # the next line: the rows the quote swallowed are read again
+                    break
+                yield first, row, ""
+            else:
+                return
+        except csv.Error as exc:
+            first, spanned = start + consumed + 1, reader.line_num - consumed
+            if spanned > 1:
+                yield first, None, _unbalanced(first, spanned, str(exc))
+            else:
+                try:
+                    row = next(csv.reader([lines[first - 1]], delimiter=delimiter))
+                except csv.Error as lenient:
+                    yield first, None, f"line {first}: not readable as CSV ({lenient})"
+                else:
+                    width = len(row) if width is None else width
+                    yield first, row, ""
+            start = first
+
+
+def _unbalanced(first: int, spanned: int, what: str) -> str:
+    return (f"line {first}: a quoted value opened on this line runs on to line {first + spanned - 1} ({what}): "
+            "an unbalanced quote? close it, or double a quote meant as text")

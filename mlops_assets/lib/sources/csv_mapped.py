@@ -39,9 +39,7 @@ or a column that is not in the CSV raises :class:`SourceFormatError` naming the 
 
 from __future__ import annotations
 
-import csv
 import difflib
-import io
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
@@ -53,12 +51,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from mlops_assets.lib.sources.base import (
+    DateOutOfRange,
     ParsedFile,
     Reject,
     SourceFormatError,
     canonical_json,
+    csv_records,
     decode_bytes,
     pseudonymize,
+    utc,
 )
 from mlops_assets.lib.sources.trello import category_from_status_name
 
@@ -286,7 +287,10 @@ def _time_parser(column: str, fmt: str | None, zone: tzinfo) -> Callable[[str], 
             raise _Bad(f"{column!r} = {value!r} is not a timestamp {expected}{detail}") from None
         if dt.tzinfo is None:
             dt = dt.replace(tzinfo=zone)
-        return dt.astimezone(UTC)
+        try:
+            return utc(dt)  # type: ignore[return-value]
+        except DateOutOfRange as exc:
+            raise _Bad(f"{column!r} = {value!r} {exc}") from None
 
     return parse_time
 
@@ -435,85 +439,81 @@ def parse(path: Path) -> ParsedFile:
     except OSError as exc:
         raise SourceFormatError(f"cannot read {path}: {exc.strerror or exc}") from None
     text, encoding = decode_bytes(data)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    try:
-        header = next(reader, None)
-        if header is None:
-            raise SourceFormatError(
-                f"{path.name} is empty; expected a header row with the columns {yaml_path.name} names"
-            )
-        header = [h.strip() for h in header]
-        extractors = _compile(mapping, header, yaml_path.name, path.name)
-        parsed = ParsedFile(encoding=encoding, shape=f"csv-mapped:{source_name}")
-        width = len(header)
-        payload_keys = unique_names(header)
-        has = {name for name, _ in extractors}
-        line = reader.line_num + 1
-        for row in reader:
-            locator = f"line {line}"
-            line = reader.line_num + 1
-            if not any(row):
-                continue
-            if len(row) != width:
-                if len(row) > width:
-                    parsed.rejects.append(
-                        Reject(
-                            locator,
-                            f"{locator}: {len(row)} fields but the header has {width} (a delimiter inside an unquoted value?)",
-                            canonical_json(row),
-                        )
+    records = csv_records(text, delimiter)
+    _, header, problem = next(records, (1, None, ""))
+    if header is None:
+        if problem:
+            raise SourceFormatError(f"{path.name}: the header is not readable ({problem})")
+        raise SourceFormatError(f"{path.name} is empty; expected a header row with the columns {yaml_path.name} names")
+    header = [h.strip() for h in header]
+    extractors = _compile(mapping, header, yaml_path.name, path.name)
+    parsed = ParsedFile(encoding=encoding, shape=f"csv-mapped:{source_name}")
+    width = len(header)
+    payload_keys = unique_names(header)
+    has = {name for name, _ in extractors}
+    for line, row, problem in records:
+        locator = f"line {line}"
+        if row is None:
+            parsed.rejects.append(Reject(locator, problem))
+            continue
+        if not any(row):
+            continue
+        if len(row) != width:
+            if len(row) > width:
+                parsed.rejects.append(
+                    Reject(
+                        locator,
+                        f"{locator}: {len(row)} fields but the header has {width} (a delimiter inside an unquoted value?)",
+                        canonical_json(row),
                     )
-                    continue
-                row = row + [""] * (width - len(row))
+                )
+                continue
+            row = row + [""] * (width - len(row))
+        try:
+            row_values = {name: get(row) for name, get in extractors}
+        except _Bad as bad:
+            key_get = dict(extractors).get("key")
             try:
-                row_values = {name: get(row) for name, get in extractors}
-            except _Bad as bad:
-                key_get = dict(extractors).get("key")
-                try:
-                    key = key_get(row) if key_get else None
-                except _Bad:
-                    key = None
-                parsed.rejects.append(
-                    Reject(
-                        locator,
-                        f"{locator} ({key or '?'}): {bad}",
-                        canonical_json(dict(zip(payload_keys, row, strict=True))),
-                    )
-                )
-                continue
-            key = row_values.get("key")
-            if not key:
-                parsed.rejects.append(
-                    Reject(
-                        locator,
-                        f"{locator}: the key column is empty",
-                        canonical_json(dict(zip(payload_keys, row, strict=True))),
-                    )
-                )
-                continue
-            if row_values.get("created_at") is None:
-                parsed.rejects.append(
-                    Reject(
-                        locator,
-                        f"{locator} ({key}): created_at is empty",
-                        canonical_json(dict(zip(payload_keys, row, strict=True))),
-                    )
-                )
-                continue
-            parsed.add(
-                "tasks",
-                _task(
-                    row_values,
-                    has,
-                    source_name,
+                key = key_get(row) if key_get else None
+            except _Bad:
+                key = None
+            parsed.rejects.append(
+                Reject(
                     locator,
+                    f"{locator} ({key or '?'}): {bad}",
                     canonical_json(dict(zip(payload_keys, row, strict=True))),
-                ),
+                )
             )
-    except csv.Error as exc:
-        raise SourceFormatError(
-            f"{path.name} is not a readable CSV (line {reader.line_num}: {exc})"
-        ) from None
+            continue
+        key = row_values.get("key")
+        if not key:
+            parsed.rejects.append(
+                Reject(
+                    locator,
+                    f"{locator}: the key column is empty",
+                    canonical_json(dict(zip(payload_keys, row, strict=True))),
+                )
+            )
+            continue
+        if row_values.get("created_at") is None:
+            parsed.rejects.append(
+                Reject(
+                    locator,
+                    f"{locator} ({key}): created_at is empty",
+                    canonical_json(dict(zip(payload_keys, row, strict=True))),
+                )
+            )
+            continue
+        parsed.add(
+            "tasks",
+            _task(
+                row_values,
+                has,
+                source_name,
+                locator,
+                canonical_json(dict(zip(payload_keys, row, strict=True))),
+            ),
+        )
     return parsed
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_assets.lib.sources.base import (
+    DateOutOfRange,
     ParsedFile,
     Reject,
     SourceFormatError,
@@ -132,6 +133,8 @@ def _ts(item: dict[str, Any], name: str, required: bool = False) -> datetime | N
         raise _Bad(f"'{name}' = {value!r} is not a timestamp")
     try:
         return utc(datetime.fromisoformat(value))
+    except DateOutOfRange as exc:
+        raise _Bad(f"'{name}' = {value!r} {exc}") from None
     except ValueError:
         raise _Bad(
             f"'{name}' = {value!r} is not a timestamp (expected ISO 8601 like 2016-02-17T17:23:37Z)"

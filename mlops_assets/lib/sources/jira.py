@@ -40,7 +40,15 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from mlops_assets.lib.sources.base import ParsedFile, Reject, SourceFormatError, decode_bytes, pseudonymize
+from mlops_assets.lib.sources.base import (
+    DateOutOfRange,
+    ParsedFile,
+    Reject,
+    SourceFormatError,
+    decode_bytes,
+    pseudonymize,
+    utc,
+)
 
 SOURCE = "jira"
 
@@ -106,7 +114,10 @@ def _ts(value: Any, field: str) -> datetime | None:
     if dt.tzinfo is None:
         return dt.replace(tzinfo=UTC)
     if dt.tzinfo is not UTC:
-        return dt.astimezone(UTC)
+        try:
+            return utc(dt)
+        except DateOutOfRange as exc:
+            raise _BadRecord(f"field '{field}' = {value!r} {exc}") from None
     return dt
 
 
@@ -595,7 +606,10 @@ def _csv_ts(value: str, field: str, zone: Any) -> datetime | None:
         return hit
     dt = _jira_csv_date(value) or _csv_strptime(value, field)
     dt = dt.replace(tzinfo=zone) if dt.tzinfo is None else dt
-    dt = dt.astimezone(UTC)
+    try:
+        dt = utc(dt)
+    except DateOutOfRange as exc:
+        raise _BadRecord(f"column '{field}' = {value!r} {exc}") from None
     if len(_CSV_DATE_CACHE) < 100_000:
         _CSV_DATE_CACHE[ck] = dt
     return dt

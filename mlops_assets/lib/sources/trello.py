@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_assets.lib.sources.base import (
+    DateOutOfRange,
     ParsedFile,
     Reject,
     SourceFormatError,
@@ -97,6 +98,8 @@ def _ts(value: Any, name: str) -> datetime | None:
         raise _Bad(f"'{name}' = {value!r} is not a timestamp")
     try:
         return utc(datetime.fromisoformat(value))
+    except DateOutOfRange as exc:
+        raise _Bad(f"'{name}' = {value!r} {exc}") from None
     except ValueError:
         raise _Bad(
             f"'{name}' = {value!r} is not a timestamp (expected ISO 8601 like 2020-02-25T01:03:54.021Z)"
