@@ -15,6 +15,10 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--seed", type=int, default=7)
     gen.add_argument("--drift", action="store_true")
     gen.add_argument("--if-empty", action="store_true", help="do nothing when the landing zone has files")
+    gen.add_argument("--like", default=None, metavar="DIR",
+                     help="replay the real exports in DIR (e.g. ../shared/data) instead of the synthetic sample")
+    gen.add_argument("--jira-layout", choices=("files", "pages"), default="files",
+                     help="with --like: Jira as KEY.json + KEY_CL.json + KEY_Comment.json, or as search pages")
     bench = sub.add_parser("bench", help="time every asset at the given sizes; writes docs/BENCHMARKS.md")
     bench.add_argument("--tasks", default="100000,1000000", help="comma-separated sizes")
     bench.add_argument("--no-write", action="store_true", help="print the table, leave docs/BENCHMARKS.md alone")
@@ -93,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
         from mlops_assets import demo
 
         return demo.cli(args)
+    if args.command == "generate" and args.like:
+        from mlops_assets.lib import replay
+
+        return replay.cli_generate_like(args)
     if args.command == "generate":
         from mlops_assets.lib import synthetic
 
