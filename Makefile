@@ -8,7 +8,7 @@ export MLOPS_LANDING_DIR ?= data/landing
 export MLOPS_WAREHOUSE ?= data/warehouse.duckdb
 SAMPLE_TASKS ?= 6000
 
-.PHONY: run test ui serve mlflow-ui bench screenshots drift-demo lint clean-data instance
+.PHONY: run test ui serve mlflow-ui bench screenshots drift-demo lint clean-data instance mlflow-store
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found " + sys.version.split()[0] + ")")'
@@ -22,8 +22,13 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	@mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
+## mlflow-store: create and migrate the MLflow store (MLFLOW_TRACKING_URI, default data/mlflow/mlflow.db) once,
+## under its lock, before anything opens it (a no-op for a tracking server; docs/RELIABILITY.md)
+mlflow-store: $(STAMP)
+	@$(BIN)/python -c 'from mlops_assets.lib import registry; registry.ensure_store()'
+
 ## run: the main job: install, land the embedded sample (if the landing zone is empty), materialize every asset
-run: $(STAMP) instance
+run: $(STAMP) instance mlflow-store
 	$(BIN)/mlops-assets generate --tasks $(SAMPLE_TASKS) --out $(MLOPS_LANDING_DIR) --if-empty
 	$(BIN)/dagster asset materialize -m mlops_assets.definitions --select '*'
 
@@ -35,7 +40,7 @@ test: $(STAMP)
 	exit $$rc
 
 ## ui: the Dagster UI on http://127.0.0.1:3000 against the same instance (daemon included)
-ui: $(STAMP) instance
+ui: $(STAMP) instance mlflow-store
 	$(BIN)/dagster dev -m mlops_assets.definitions --host 127.0.0.1 --port $${DAGSTER_PORT:-3000}
 
 bench: $(STAMP)
@@ -52,7 +57,7 @@ serve: $(STAMP)
 	$(BIN)/python -m mlops_assets.serving
 
 ## mlflow-ui: the MLflow UI on the project's tracking store, http://127.0.0.1:5000
-mlflow-ui: $(STAMP)
+mlflow-ui: $(STAMP) mlflow-store
 	$(BIN)/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///data/mlflow/mlflow.db} --host 127.0.0.1 --port $${MLFLOW_PORT:-5000}
 
 ## drift-demo: after `make run`, land a drifted batch and watch detection, retraining and the gate (same instance)

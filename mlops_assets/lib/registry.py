@@ -11,6 +11,10 @@ Nothing is registered from a failed or partial run: :func:`log_training_run` run
 ``mlflow.start_run`` (an exception ends the run FAILED before any registration), marks the run
 complete only after the model is logged, and :func:`register_and_gate` refuses a run that is not
 FINISHED and complete.
+
+Concurrency (docs/RELIABILITY.md): a database store is created and migrated once, under an
+inter-process lock (:func:`ensure_store`, called by :func:`get_client`), and promotion is a
+compare-and-set under a per-model lock (:func:`register_and_gate`).
 """
 
 from __future__ import annotations
@@ -97,10 +101,121 @@ def artifact_location(artifacts_dir: str | Path | None = None, tracking_uri: str
 
 
 def get_client(tracking_uri: str | None = None) -> MlflowClient:
+    """A client on the tracking store and registry at ``tracking_uri``, created and migrated first if new."""
     from mlflow import MlflowClient
 
     uri = tracking_uri or get_tracking_uri()
+    ensure_store(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+# ---------------------------------------------------------------------------------------------
+# Inter-process locks: the store's creation and the gate's compare-and-set
+# ---------------------------------------------------------------------------------------------
+
+# Database stores MLflow opens itself and migrates with alembic (the first process to open an empty
+# one creates its tables); a tracking server migrates its own store once at start-up.
+_DB_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
+_READY: set[str] = set()  # stores this process has seen created and migrated
+STORE_LOCK_TIMEOUT_S = 300.0
+GATE_LOCK_TIMEOUT_S = 900.0  # the gate re-scores the champion under it: minutes on a million-row window
+
+
+def _db_scheme(uri: str) -> str | None:
+    scheme = uri.split(":", 1)[0].split("+", 1)[0].lower()
+    return scheme if scheme in _DB_SCHEMES else None
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///path`` URI (None for an in-memory database)."""
+    path = uri.split(":///", 1)[1].split("?", 1)[0] if ":///" in uri else ""
+    return Path(path).resolve() if path and path != ":memory:" else None
+
+
+@contextmanager
+def store_lock(uri: str, purpose: str, timeout_s: float = STORE_LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Hold an inter-process lock named ``purpose`` on the store at ``uri`` for one block.
+
+    SQLite: a lock file beside the database (``mlflow.db.<purpose>.lock``), which every process
+    that opens that file can see. PostgreSQL: a session advisory lock in the tracking database,
+    which processes on every machine see. Both are released by the operating system or the server
+    when the holder dies, so a killed run never leaves a stale lock. A tracking server is not
+    locked here (its clients cannot); see docs/RELIABILITY.md for what holds there.
+    """
+    scheme = _db_scheme(uri)
+    if scheme == "postgresql":
+        with _advisory_lock(uri, purpose, timeout_s):
+            yield
+        return
+    if scheme is None or (scheme == "sqlite" and _sqlite_path(uri) is None):
+        yield
+        return
+    from filelock import FileLock, Timeout
+
+    db = _sqlite_path(uri) if scheme == "sqlite" else None
+    if db is None:  # MySQL/SQL Server: one machine's processes at least (no cross-machine lock here)
+        import hashlib
+        import tempfile
+
+        db = Path(tempfile.gettempdir()) / f"mlops_mlflow_{hashlib.sha256(uri.encode()).hexdigest()[:16]}"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    path = db.with_name(f"{db.name}.{purpose}.lock")
+    try:
+        with FileLock(path, timeout=timeout_s):
+            yield
+    except Timeout:
+        raise RegistryError(
+            f"waited {timeout_s:.0f} s for {path} ({purpose}): another process holds it; if none runs, "
+            "the lock is free (the OS releases it when its holder dies) and the file system may not "
+            "support locks (use a local disk for the MLflow store)"
+        ) from None
+
+
+@contextmanager
+def _advisory_lock(uri: str, purpose: str, timeout_s: float) -> Iterator[None]:
+    import hashlib
+    import time
+
+    import sqlalchemy as sa
+    from sqlalchemy.pool import NullPool
+
+    key = int.from_bytes(hashlib.sha256(f"mlops_assets:{purpose}".encode()).digest()[:8], "big", signed=True)
+    engine = sa.create_engine(uri, poolclass=NullPool)
+    try:
+        with engine.connect() as con:
+            deadline = time.monotonic() + timeout_s
+            while not con.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
+                if time.monotonic() > deadline:
+                    raise RegistryError(f"waited {timeout_s:.0f} s for the advisory lock {purpose!r} on the "
+                                        "MLflow database: another process holds it")
+                time.sleep(0.2)
+            try:
+                yield
+            finally:
+                con.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+    finally:
+        engine.dispose()
+
+
+def ensure_store(tracking_uri: str | None = None) -> None:
+    """Create and migrate the database store at ``tracking_uri`` exactly once, before anything uses it.
+
+    MLflow creates a store's tables and runs its alembic migrations in whichever process opens an
+    empty database first; two processes doing so at once both fail and leave the store
+    half-migrated (``table _alembic_tmp_tags already exists``). Here the first opening happens under
+    ``store_lock(uri, "init")``: the first process migrates, the others wait and then find the
+    tables there. Once per store per process; a no-op for a tracking server (it migrates at start).
+    """
+    uri = tracking_uri or get_tracking_uri()
+    if uri in _READY or _db_scheme(uri) is None:
+        return
+    from mlflow import MlflowClient
+
+    with store_lock(uri, "init"):
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        client.search_experiments(max_results=1)  # opens the tracking store: creates and migrates
+        client.search_registered_models(max_results=1)  # the registry store on the same tables
+    _READY.add(uri)
 
 
 @contextmanager
@@ -239,6 +354,7 @@ def log_training_run(
         "git_commit": git_commit or "",
         "mlflow.source.git.commit": git_commit or "",
         **{f"split_hash.{name}": digest for name, digest in hashes.items()},
+        **training_window_tags(splits["train"], history.as_of),
     }
     params = {
         **{f"lgb.{k}": v for k, v in trained.params.items()},
@@ -278,6 +394,39 @@ def log_training_run(
         )
         mlflow.set_tags({"model_uri": info.model_uri, "model_id": info.model_id or "", COMPLETE_TAG: "true"})
         return run.info.run_id
+
+
+def training_window_tags(train: pl.DataFrame, as_of: Any) -> dict[str, str]:
+    """The run tags that let the drift reference of a champion be rebuilt from its run alone."""
+    start, end = train.get_column("created_at").min(), train.get_column("created_at").max()
+    return {
+        "train_window.start": "" if start is None else start.isoformat(),
+        "train_window.end": "" if end is None else end.isoformat(),
+        "data_as_of": "" if as_of is None else as_of.isoformat(),
+    }
+
+
+@dataclass(frozen=True)
+class TrainingWindow:
+    """A champion's training window (created_at bounds of its train split) and its data's as-of time."""
+
+    start: Any
+    end: Any
+    as_of: Any | None
+    train_hash: str
+
+
+def training_window(client: MlflowClient, name: str, version: str) -> TrainingWindow:
+    """What a registered version was trained on, read back from its run's tags (start/end None if not logged)."""
+    from datetime import datetime
+
+    tags = client.get_run(client.get_model_version(name, version).run_id).data.tags
+
+    def stamp(key: str) -> datetime | None:
+        return datetime.fromisoformat(tags[key]) if tags.get(key) else None
+
+    return TrainingWindow(stamp("train_window.start"), stamp("train_window.end"), stamp("data_as_of"),
+                          tags.get("split_hash.train", ""))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -369,6 +518,10 @@ def _run_is_complete(client: MlflowClient, run_id: str) -> Any:
     return run
 
 
+APPLIED_TAG = "gate.applied"  # written on a version once its alias is in place: the decision is complete
+MAX_REDECISIONS = 5
+
+
 def register_and_gate(
     spec: training.ModelSpec,
     run_id: str,
@@ -386,71 +539,151 @@ def register_and_gate(
     ``margin`` on the SAME test window: the champion is re-scored on ``test`` (the candidate's
     test model-input frame) or by ``score_champion(version, client)``. Otherwise the version gets
     ``challenger``. Margin and floors default to the spec's gate.
+
+    Promotion is a compare-and-set: read champion, compare, move the alias all happen under
+    ``store_lock(uri, "gate-<model>")``, and the alias is read again just before it is moved; if it
+    moved (a writer that does not take the lock), the candidate is re-decided against the new
+    champion. The gate is also resumable: a run already registered is not registered again, and a
+    decision cut short (a crash between its writes) is finished, or re-decided if the champion it
+    was compared with is no longer the champion. ``gate.applied`` on the version, then
+    ``registered_version`` on the run, are written last.
     """
     client = client or get_client()
     margin = spec.gate.margin if margin is None else margin
     floors = spec.gate.floors if floors is None else floors
     run = _run_is_complete(client, run_id)
-    model_uri = run.data.tags["model_uri"]
 
+    with store_lock(client.tracking_uri, f"gate-{spec.name}", GATE_LOCK_TIMEOUT_S):
+        existing = _run_version(client, spec.name, run_id)
+        if existing is not None and existing.tags.get("gate.decision"):
+            settled = _resume(client, spec.name, run_id, existing)
+            if settled is not None:
+                return settled
+
+        metric = spec.gate_metric
+        candidate_value = float(candidate_metrics.get(metric, float("nan")))
+        failures = [reason for floor in floors if (reason := floor.check(candidate_metrics)) is not None]
+        if not math.isfinite(candidate_value):
+            failures.insert(0, f"{metric} is missing or not finite")
+
+        version = None if existing is None else str(existing.version)
+        champion_before = _alias_version(client, spec.name, CHAMPION)
+        for _ in range(MAX_REDECISIONS):
+            champion_value = None
+            if champion_before is not None:
+                if score_champion is None:
+                    if test is None:
+                        raise RegistryError(
+                            f"{spec.name} has a champion (version {champion_before}): pass the candidate's test "
+                            "frame (test=) or score_champion= so both are compared on the same test window"
+                        )
+                    score_champion = champion_scorer(spec, test)
+                champion_value = float(score_champion(champion_before, client))
+            promoted, reason = _decide(spec, candidate_value, champion_before, champion_value, failures, margin)
+            if version is None:
+                with _tracking(client.tracking_uri):  # the logged model is looked up through the fluent URI
+                    version = _create_version(client, spec, run.data.tags["model_uri"], run_id,
+                                              run.data.tags.get("model_id") or None)
+            decision = GateDecision(promoted, version, reason, champion_before, candidate_value, champion_value)
+            _write_decision(client, spec.name, run_id, decision, metric)
+            now = _alias_version(client, spec.name, CHAMPION)  # the compare-and-set's re-check
+            if now == champion_before:
+                break
+            champion_before = now  # the champion moved since we compared: decide again against the new one
+        else:
+            raise RegistryError(f"{spec.name}: the champion alias moved {MAX_REDECISIONS} times while gating "
+                                f"version {version}; something moves it in a loop, gate again once it stops")
+        _move_alias(client, spec.name, decision)
+        _mark_applied(client, spec.name, run_id, version)
+        return decision
+
+
+def _decide(spec: training.ModelSpec, candidate_value: float, champion_before: str | None,
+            champion_value: float | None, failures: list[str], margin: float) -> tuple[bool, str]:
     metric = spec.gate_metric
-    candidate_value = float(candidate_metrics.get(metric, float("nan")))
-    failures = [reason for floor in floors if (reason := floor.check(candidate_metrics)) is not None]
-    if not math.isfinite(candidate_value):
-        failures.insert(0, f"{metric} is missing or not finite")
-
-    champion = _version_by_alias(client, spec.name, CHAMPION)
-    champion_before = None if champion is None else str(champion.version)
-    champion_value = None
-    if champion_before is not None:
-        if score_champion is None:
-            if test is None:
-                raise RegistryError(
-                    f"{spec.name} has a champion (version {champion_before}): pass the candidate's test frame "
-                    "(test=) or score_champion= so both are compared on the same test window"
-                )
-            score_champion = champion_scorer(spec, test)
-        champion_value = float(score_champion(champion_before, client))
-
     if failures:
-        promoted, reason = False, "fails floors: " + "; ".join(failures)
-    elif champion_value is None:
-        promoted, reason = True, f"first champion: {metric}={candidate_value:.4f} passes every floor"
-    elif _beats(spec, candidate_value, champion_value, margin):
-        promoted, reason = True, (
-            f"{metric}={candidate_value:.4f} beats champion v{champion_before} ({champion_value:.4f} on the same "
-            f"test window) by at least {margin:g}"
-        )
-    else:
-        promoted, reason = False, (
-            f"{metric}={candidate_value:.4f} does not beat champion v{champion_before} ({champion_value:.4f} on "
-            f"the same test window) by the margin {margin:g}"
-        )
+        return False, "fails floors: " + "; ".join(failures)
+    if champion_value is None:
+        return True, f"first champion: {metric}={candidate_value:.4f} passes every floor"
+    if _beats(spec, candidate_value, champion_value, margin):
+        return True, (f"{metric}={candidate_value:.4f} beats champion v{champion_before} ({champion_value:.4f} on "
+                      f"the same test window) by at least {margin:g}")
+    return False, (f"{metric}={candidate_value:.4f} does not beat champion v{champion_before} ({champion_value:.4f} "
+                   f"on the same test window) by the margin {margin:g}")
 
-    with _tracking(client.tracking_uri):  # the logged model is looked up through the fluent tracking URI
-        version = _create_version(client, spec, model_uri, run_id, run.data.tags.get("model_id") or None)
-    decision = "promoted" if promoted else "rejected"
+
+def _run_version(client: MlflowClient, name: str, run_id: str) -> Any | None:
+    """The version already registered from ``run_id`` (a gate run that registered and then stopped)."""
+    found = [v for v in client.search_model_versions(f"name='{name}' and run_id='{run_id}'")]
+    return min(found, key=lambda v: int(v.version)) if found else None
+
+
+def _write_decision(client: MlflowClient, name: str, run_id: str, d: GateDecision, metric: str) -> None:
     tags = {
-        "gate.decision": decision,
-        "gate.reason": reason,
+        "gate.decision": "promoted" if d.promoted else "rejected",
+        "gate.reason": d.reason,
         "gate.metric": metric,
-        "gate.candidate_value": f"{candidate_value:.6f}",
-        "gate.champion_value": "" if champion_value is None else f"{champion_value:.6f}",
-        "gate.champion_version_before": champion_before or "",
+        "gate.candidate_value": f"{d.candidate_value:.6f}",
+        "gate.champion_value": "" if d.champion_value is None else f"{d.champion_value:.6f}",
+        "gate.champion_version_before": d.champion_version_before or "",
     }
     for key, value in tags.items():
-        client.set_model_version_tag(spec.name, version, key, value)
+        client.set_model_version_tag(name, d.version, key, value)
         client.set_tag(run_id, key, value)
+    if d.promoted and d.champion_version_before is not None:
+        client.set_model_version_tag(name, d.version, "previous_champion", d.champion_version_before)
+    elif "previous_champion" in client.get_model_version(name, d.version).tags:  # left by an earlier decision
+        client.delete_model_version_tag(name, d.version, "previous_champion")
+
+
+def _move_alias(client: MlflowClient, name: str, d: GateDecision) -> None:
+    if d.promoted:
+        client.set_registered_model_alias(name, CHAMPION, d.version)
+        if _alias_version(client, name, CHALLENGER) == d.version:
+            client.delete_registered_model_alias(name, CHALLENGER)
+        return
+    current = _alias_version(client, name, CHALLENGER)
+    if current is None or int(current) <= int(d.version):  # a resumed old decision never takes it from a newer one
+        client.set_registered_model_alias(name, CHALLENGER, d.version)
+
+
+def _mark_applied(client: MlflowClient, name: str, run_id: str, version: str) -> None:
+    client.set_model_version_tag(name, version, APPLIED_TAG, "true")
     client.set_tag(run_id, "registered_version", version)
-    if promoted:
-        if champion_before is not None:
-            client.set_model_version_tag(spec.name, version, "previous_champion", champion_before)
-        client.set_registered_model_alias(spec.name, CHAMPION, version)
-        if _alias_version(client, spec.name, CHALLENGER) == version:
-            client.delete_registered_model_alias(spec.name, CHALLENGER)
-    else:
-        client.set_registered_model_alias(spec.name, CHALLENGER, version)
-    return GateDecision(promoted, version, reason, champion_before, candidate_value, champion_value)
+
+
+def _resume(client: MlflowClient, name: str, run_id: str, version: Any) -> GateDecision | None:
+    """The stored decision of a version gated before, finished if a crash cut it short; None to re-decide.
+
+    A promotion whose alias never moved is finished only if the champion is still the one it was
+    compared with (compare-and-set); if the champion moved meanwhile, it is re-decided. A version
+    that was champion once (rolled back since, or replaced by a later promotion) is never restored.
+    """
+    tags, number = version.tags, str(version.version)
+    champion_value = tags.get("gate.champion_value")
+    decision = GateDecision(
+        promoted=tags["gate.decision"] == "promoted", version=number,
+        reason="already decided: " + tags.get("gate.reason", ""),
+        champion_version_before=tags.get("gate.champion_version_before") or None,
+        candidate_value=float(tags.get("gate.candidate_value") or "nan"),
+        champion_value=float(champion_value) if champion_value else None,
+    )
+    if tags.get(APPLIED_TAG) != "true" and decision.promoted:
+        champion = _alias_version(client, name, CHAMPION)
+        if champion != number and not tags.get("rolled_back_at") and not _was_replaced(client, name, number):
+            if champion != decision.champion_version_before:
+                return None
+            _move_alias(client, name, decision)
+    elif tags.get(APPLIED_TAG) != "true":
+        _move_alias(client, name, decision)
+    _mark_applied(client, name, run_id, number)
+    return decision
+
+
+def _was_replaced(client: MlflowClient, name: str, version: str) -> bool:
+    """True when a later promotion replaced ``version`` as champion (so it did hold the alias)."""
+    return any(v.tags.get("previous_champion") == version and v.tags.get("gate.decision") == "promoted"
+               for v in client.search_model_versions(f"name='{name}'"))
 
 
 def _alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
@@ -474,9 +707,14 @@ def _create_version(
 
 def rollback(model_name: str, client: MlflowClient | None = None) -> tuple[str, str]:
     """Move ``champion`` back to the version the current champion replaced; returns (from, to)."""
+    client = client or get_client()
+    with store_lock(client.tracking_uri, f"gate-{model_name}", GATE_LOCK_TIMEOUT_S):  # not amid a gate's compare-and-set
+        return _rollback(model_name, client)
+
+
+def _rollback(model_name: str, client: MlflowClient) -> tuple[str, str]:
     from datetime import UTC, datetime
 
-    client = client or get_client()
     current = _version_by_alias(client, model_name, CHAMPION)
     if current is None:
         raise RegistryError(f"model {model_name!r} has no champion: there is nothing to roll back")
@@ -487,10 +725,11 @@ def rollback(model_name: str, client: MlflowClient | None = None) -> tuple[str, 
             "there is no earlier champion to roll back to; promote a new version instead"
         )
     from_version = str(current.version)
-    client.set_registered_model_alias(model_name, CHAMPION, previous)
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    # Marked before the alias moves: a gate resuming after a crash here never restores a rolled-back version.
     client.set_model_version_tag(model_name, from_version, "rolled_back_at", stamp)
     client.set_model_version_tag(model_name, from_version, "rolled_back_to", previous)
+    client.set_registered_model_alias(model_name, CHAMPION, previous)
     client.set_model_version_tag(model_name, previous, "restored_at", stamp)
     client.set_model_version_tag(model_name, previous, "restored_from", from_version)
     return from_version, previous

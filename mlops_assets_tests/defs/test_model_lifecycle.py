@@ -77,6 +77,10 @@ def test_every_model_is_trained_tracked_evaluated_and_gated(lifecycle):
               for e in lifecycle["result"].get_asset_check_evaluations()}
     assert checks[("models/late_risk_candidate", "beats_naive_baseline")]
     assert checks[("models/cycle_time_candidate", "beats_naive_baseline")]
+    for m in MODELS:  # the gate leaves the drift reference on the champion (issue 23)
+        assert checks[(f"models/{m}_champion", "reference_matches_champion")], m
+        reference = wh.read_table(f"models.{m}_reference")
+        assert set(reference["champion_version"]) == {str(client.get_model_version_by_alias(m, "champion").version)}
 
 
 def test_splits_are_time_ordered_without_overlap(lifecycle):

@@ -64,7 +64,8 @@ def load_reference(warehouse: WarehouseResource, client, model: str) -> tuple[st
     stored = reference["champion_version"][0] if reference.height else None
     if stored != version:
         raise NoReference(f"the training reference is of {model} v{stored}, the champion is v{version} "
-                          "(rolled back?): retrain (train_job) to record a reference for the champion")
+                          f"(rolled back?): materialize models/{model}_champion, whose gate rebuilds the "
+                          "reference for the champion")
     return version, reference
 
 

@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 import dagster as dg
 import polars as pl
 
-from mlops_assets.lib import features, registry, reporting, training
+from mlops_assets.lib import features, gate, registry, reporting, training
 from mlops_assets.lib import splits as splits_lib
+from mlops_assets.lib.gate import data_as_of
 from mlops_assets.resources import MLflowResource, ReportsResource, WarehouseResource
 
 from ..ingestion.assets import WAREHOUSE_WRITE_TAGS
@@ -18,13 +19,6 @@ from .config import GateConfig, SplitConfig, TrainingConfig
 
 FEATURES = dg.AssetKey(["features", "task_features"])
 TASKS = dg.AssetKey(["clean", "tasks"])
-
-
-def data_as_of(tasks: pl.DataFrame) -> datetime:
-    """The time the data describes: its latest update (labels are judged as of then, not the wall clock)."""
-    latest = tasks.select(pl.max_horizontal(pl.col("created_at").max(), pl.col("updated_at").max(),
-                                            pl.col("resolved_at").max())).item()
-    return min(latest, datetime.now(UTC)) if latest else datetime.now(UTC)
 
 
 def latest_row(warehouse: WarehouseResource, table: str) -> dict:
@@ -147,57 +141,32 @@ def build_model_assets(spec: training.ModelSpec) -> list[dg.AssetsDefinition]:
     @dg.asset(key=champion_key, deps=[evaluation_key], kinds={"mlflow"}, tags={"layer": "models"},
               description=f"models.{name}_champion: the champion/challenger gate. Registers the candidate as a "
               f"version of `{name}` and gives it the alias `champion` only if it beats the current champion on the "
-              "same test window by the margin and passes the floors; else `challenger`. History of decisions.",
+              "same test window by the margin and passes the floors (a compare-and-set); else `challenger`. "
+              "History of decisions; keeps models.<m>_reference on the champion, even after a crash.",
+              check_specs=[dg.AssetCheckSpec("reference_matches_champion", asset=champion_key, blocking=True,
+                                             description="models.<m>_reference describes the version the champion "
+                                             "alias points at (monitoring judges the model that serves).")],
               **common)
     def _champion(context: dg.AssetExecutionContext, config: GateConfig, warehouse: WarehouseResource,
                   mlflow: MLflowResource) -> dg.MaterializeResult:
         wh = warehouse.get()
         candidate = latest_row(warehouse, f"models.{name}_candidate")
-        run_id = candidate["run_id"]
-        client = mlflow.client()
-        already = client.get_run(run_id).data.tags.get("registered_version")
-        if already:  # re-materialized without retraining: the decision stands, nothing is registered twice
-            version = client.get_model_version(name, already)
-            decision = {"promoted": version.tags.get("gate.decision") == "promoted", "version": already,
-                        "reason": "already decided: " + version.tags.get("gate.reason", ""),
-                        "champion_version_before": version.tags.get("gate.champion_version_before") or None}
-        else:
-            parts = reporting.split_frames(wh.read_table(f"model_input.{name}_splits"))
-            d = registry.register_and_gate(spec, run_id, json.loads(candidate["metrics"]), test=parts["test"],
-                                           margin=config.margin, client=client)
-            decision = {"promoted": d.promoted, "version": d.version, "reason": d.reason,
-                        "champion_version_before": d.champion_version_before}
-            wh.append(f"models.{name}_champion", pl.DataFrame([{
-                "recorded_at": datetime.now(UTC), "run_id": run_id, "version": d.version,
-                "promoted": d.promoted, "reason": d.reason, "champion_version_before": d.champion_version_before,
-                "candidate_value": d.candidate_value, "champion_value": d.champion_value}],
-                schema_overrides={"champion_version_before": pl.String, "champion_value": pl.Float64}))
-            if d.promoted:
-                save_reference(wh, name, parts["train"], d.version, run_id)
-        champion = registry.champion_version(name, client)
-        context.log.info(f"{name} v{decision['version']}: {'promoted' if decision['promoted'] else 'challenger'} "
-                         f"({decision['reason']})")
-        return dg.MaterializeResult(metadata={
-            "decision": "promoted to champion" if decision["promoted"] else "kept as challenger",
-            "reason": decision["reason"], "candidate_version": decision["version"],
-            "champion_version": champion or "none", "mlflow_run_id": run_id,
-        })
+        parts = reporting.split_frames(wh.read_table(f"model_input.{name}_splits"))
+        out = gate.run_gate(spec, wh, mlflow.client(), candidate, parts, margin=config.margin)
+        d = out.decision
+        context.log.info(f"{name} v{d.version}: {'promoted' if d.promoted else 'challenger'} ({d.reason}); "
+                         f"{out.reference_note}")
+        return dg.MaterializeResult(
+            metadata={"decision": "promoted to champion" if d.promoted else "kept as challenger",
+                      "reason": d.reason, "candidate_version": d.version, "champion_version": out.champion or "none",
+                      "mlflow_run_id": candidate["run_id"], "reference": out.reference_note},
+            check_results=[dg.AssetCheckResult(
+                check_name="reference_matches_champion", passed=out.consistent,
+                metadata={"champion_version": out.champion or "none", "reference_version": out.reference or "none",
+                          "note": out.reference_note})],
+        )
 
     return [_splits, _candidate, _evaluation, _champion]
-
-
-def save_reference(wh, name: str, train: pl.DataFrame, version: str, run_id: str) -> None:
-    """models.<m>_reference: features of every task created in a new champion's training window, the drift reference.
-
-    Also records the data's as-of time at training (`trained_as_of`): labels known later are the new
-    labels monitoring/model_performance judges the champion on.
-    """
-    times = wh.query("SELECT created_at, updated_at, resolved_at FROM clean.tasks")
-    window = [train["created_at"].min(), train["created_at"].max()]
-    rows = wh.query("SELECT * FROM features.task_features WHERE created_at BETWEEN ? AND ?", window)
-    wh.replace_tables({f"models.{name}_reference": rows.with_columns(
-        pl.lit(str(version)).alias("champion_version"), pl.lit(run_id).alias("run_id"),
-        pl.lit(data_as_of(times)).alias("trained_as_of"))})
 
 
 def beats_baseline(spec: training.ModelSpec, parts: dict[str, pl.DataFrame], metrics: dict[str, float]):
