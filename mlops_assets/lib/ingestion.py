@@ -18,9 +18,12 @@ import importlib
 import multiprocessing
 import os
 import shutil
+import stat
+import sys
 import tempfile
 import uuid
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +34,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mlops_assets.lib.redact import excerpt, redact
 from mlops_assets.lib.sources.base import KIND_COLUMNS, ParsedFile, SourceFormatError
 from mlops_assets.lib.warehouse import Warehouse, add_missing_columns
 
@@ -106,11 +110,34 @@ def list_landing_files(landing_root: Path, source: str) -> list[Path]:
     if not folder.is_dir():
         return []
     suffixes = SOURCES[source][1]
+    root = landing_root.resolve()
     return sorted(
         p
         for p in folder.rglob("*")
-        if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith((".", "~")) and not p.name.endswith(".tmp")
+        if p.suffix.lower() in suffixes and not p.name.startswith((".", "~")) and not p.name.endswith(".tmp")
+        and _inside_regular_file(p, root)
     )
+
+
+def _inside_regular_file(path: Path, root: Path) -> bool:
+    """A regular file that resolves inside the landing root: a link out of it (``/proc/self/environ``,
+    a home folder) is never read, nor a device or a pipe."""
+    try:
+        target = path.resolve(strict=True)
+        return target.is_relative_to(root) and stat.S_ISREG(target.stat().st_mode)
+    except (OSError, RuntimeError):  # a dangling link or a loop
+        return False
+
+
+def skipped_landing_entries(landing_root: Path, source: str) -> list[str]:
+    """Names of entries in a source's folder that look like landing files but are not read (links out, devices)."""
+    folder = landing_root / source
+    if not folder.is_dir():
+        return []
+    root, suffixes = landing_root.resolve(), SOURCES[source][1]
+    return sorted(p.name for p in folder.rglob("*") if p.suffix.lower() in suffixes and not p.name.startswith((".", "~"))
+                  and not p.name.endswith(".tmp") and (p.is_symlink() or not p.is_dir())
+                  and not _inside_regular_file(p, root))
 
 
 def landing_fingerprint(landing_root: Path) -> dict[str, str]:
@@ -245,7 +272,16 @@ def _parse_job(source: str, path_str: str, known: frozenset[str], spool: str | N
         try:
             parsed = _parse(source, path)
         except SourceFormatError as exc:
-            return {**out, "status": "unreadable", "error": str(exc), "excerpt": data[:2000].decode("utf-8", "replace")}
+            return {**out, "status": "unreadable", "error": redact(str(exc)), "excerpt": excerpt(data)}
+        except RecursionError:
+            return {**out, "status": "unreadable", "excerpt": excerpt(data),
+                    "error": f"{path.name}: nested too deeply to read (more than {sys.getrecursionlimit()} levels); "
+                             "this is not an export the tool writes: check how the file was made"}
+        except Exception as exc:  # noqa: BLE001 - one file's parser crash must not take its source down
+            return {**out, "status": "unreadable", "excerpt": excerpt(data),
+                    "error": redact(f"{path.name}: the {source} parser could not read this file "
+                                    f"({type(exc).__name__}: {str(exc)[:300]}); the other files were ingested. "
+                                    "Check that the file is the export it claims to be, fix or remove it, and re-run")}
         del data
         kinds = SOURCES[source][2]
         unexpected = [k for k, v in parsed.records.items() if v and k not in kinds]
@@ -264,7 +300,8 @@ def _parse_job(source: str, path_str: str, known: frozenset[str], spool: str | N
             gc.enable()
     return {**out, "status": "ingested", "frames": frames, "encoding": parsed.encoding, "shape": parsed.shape,
             "n_records": n_records,
-            "rejects": [(r.locator, r.reason, r.payload, _record_hash(source, "reject", r.payload)) for r in parsed.rejects]}
+            "rejects": [(r.locator, redact(r.reason), redact(r.payload), _record_hash(source, "reject", r.payload))
+                        for r in parsed.rejects]}
 
 
 def _parse_workers(files: list[Path]) -> int:
@@ -310,15 +347,38 @@ def _parse_all(source: str, files: list[Path], known: frozenset[str], workers: i
 # New files are written in batches of about this many input bytes, one transaction each (a file and
 # its manifest row always commit together), so memory stays bounded however large the drop is. Big
 # batches pay: DuckDB writes an append smaller than a row group (122,880 rows) to its log first and
-# once more at the checkpoint, which made 256 MB batches cost twice the CPU of 1 GB ones.
-WRITE_BATCH_BYTES = 1024 * 1024 * 1024
+# once more at the checkpoint. 256 MB holds 250,000 synthetic tasks (about 1 KB each) but only about
+# 5,000 real Jira issues with changelogs and comments (about 50 KB each); the batch's Arrow tables
+# are about its input size, so this is also what a batch holds in memory outside DuckDB.
+WRITE_BATCH_BYTES = 256 * 1024 * 1024
 # DuckDB's buffer pool while a batch is written (its default, 80% of RAM, let the writer hold 4.8 GB
-# at 1M tasks; with this cap the whole ingestion, workers included, peaks under 5 GB; DuckDB spills
-# to disk beyond it).
-WRITE_MEMORY_LIMIT = "1500MB"
+# at 1M tasks); DuckDB spills to its temp directory beyond it, and inserts go in bounded slices
+# (insert_slices), so a batch never needs more than this.
+WRITE_MEMORY_LIMIT = "1GB"
 # How far (in input bytes) parse workers may run ahead of the writer: a whole batch, so that they
 # stay busy while the writer commits the previous one.
 PARSE_AHEAD_BYTES = WRITE_BATCH_BYTES
+MEMORY_LIMIT_ENV = "MLOPS_INGEST_MEMORY_LIMIT"
+BATCH_MB_ENV = "MLOPS_INGEST_BATCH_MB"
+
+
+def write_memory_limit() -> str:
+    """DuckDB's memory limit while ingestion writes: MLOPS_INGEST_MEMORY_LIMIT (e.g. '2GB') or the default."""
+    return os.environ.get(MEMORY_LIMIT_ENV, "").strip().replace("'", "") or WRITE_MEMORY_LIMIT
+
+
+def write_batch_bytes() -> int:
+    """Input bytes per write transaction: MLOPS_INGEST_BATCH_MB or the default."""
+    value = os.environ.get(BATCH_MB_ENV, "").strip()
+    if not value:
+        return WRITE_BATCH_BYTES
+    try:
+        mb = float(value)
+    except ValueError:
+        raise ValueError(f"{BATCH_MB_ENV}={value!r} is not a number of megabytes (e.g. 256)") from None
+    if mb <= 0:
+        raise ValueError(f"{BATCH_MB_ENV}={value!r} must be positive")
+    return int(mb * 1024 * 1024)
 
 
 def ingest_source(warehouse: Warehouse, landing_root: Path, source: str, now: datetime | None = None) -> IngestReport:
@@ -332,17 +392,27 @@ def ingest_source(warehouse: Warehouse, landing_root: Path, source: str, now: da
     report = IngestReport(source=source, records_parsed=dict.fromkeys(kinds, 0), records_new=dict.fromkeys(kinds, 0))
     files = list_landing_files(landing_root, source)
     report.files_seen = len(files)
-    known = frozenset(_known_file_hashes(warehouse, source))
+    for name in skipped_landing_entries(landing_root, source):
+        report.messages.append(f"{name}: not read: a link that leads out of the landing zone, or not a regular "
+                               "file; copy the file itself into the folder")
+    first_file, recorded = _known_files(warehouse, source)
+    known = frozenset(first_file)
     workers = _parse_workers(files)
+    batch_bytes = write_batch_bytes()
     batch = _Batch(kinds, single_thread=workers > 0)
-    seen_now: set[str] = set()
     for job in _parse_all(source, files, known, workers):
         fh, rel = job["file_hash"], job["path"]
-        if job["status"] == "skipped" or fh in seen_now:
-            report.files_skipped += 1
-            continue
-        seen_now.add(fh)
         entry = {"source": source, "source_file": rel, "file_hash": fh, "size_bytes": job["size"], "ingested_at": now}
+        if job["status"] == "skipped" or fh in first_file:
+            report.files_skipped += 1
+            if rel not in recorded:  # a copy under another name: recorded once, so every file is accounted for
+                recorded.add(rel)
+                batch.files.append({**entry, "encoding": None, "shape": None, "status": "duplicate_file",
+                                    "n_records": 0, "n_rejects": 0,
+                                    "message": f"same content as {Path(first_file[fh]).name}: nothing new in it"})
+            continue
+        first_file[fh] = rel
+        recorded.add(rel)
         batch.bytes += job["size"]
         if job["status"] == "unreadable":
             report.files_unreadable += 1
@@ -356,19 +426,23 @@ def ingest_source(warehouse: Warehouse, landing_root: Path, source: str, now: da
             if job["encoding"] != "utf-8":
                 report.latin1_files.append(Path(rel).name)
             for kind, table in job["frames"].items():
-                batch.parts[kind].append(table if isinstance(table, pa.Table) else _unspool(table))
+                batch.add(kind, table if isinstance(table, pa.Table) else _unspool(table))
             batch.rejects += [{"source": source, "source_file": rel, "file_hash": fh, "locator": loc, "reason": reason,
                                "record_hash": rh, "payload": payload, "ingested_at": now}
                               for loc, reason, payload, rh in job["rejects"]]
             batch.files.append({**entry, "encoding": job["encoding"], "shape": job["shape"], "status": "ingested",
                                 "n_records": job["n_records"], "n_rejects": len(job["rejects"]),
-                                "message": "not UTF-8: decoded as Latin-1" if job["encoding"] != "utf-8" else None})
+                                "message": f"not UTF-8: decoded as {job['encoding']}" if job["encoding"] != "utf-8" else None})
             report.files_ingested += 1
-        if batch.bytes >= WRITE_BATCH_BYTES:
+        if batch.bytes >= batch_bytes:
             batch.flush(warehouse, source, now, report)
             batch = _Batch(kinds, single_thread=workers > 0)
     batch.flush(warehouse, source, now, report, always=True)
     return report
+
+
+# Files' tables kept apart at most this many at a time before _Batch.add joins them into one.
+COMPACT_PARTS = 256
 
 
 class _Batch:
@@ -380,12 +454,29 @@ class _Batch:
         self.rejects: list[dict[str, Any]] = []
         self.files: list[dict[str, Any]] = []
         self.bytes = 0
+        self._small: dict[str, list[pa.Table]] = {kind: [] for kind in kinds}
+
+    def add(self, kind: str, table: pa.Table) -> None:
+        """Keep one file's table; every COMPACT_PARTS of them become one contiguous table.
+
+        Thousands of one-file tables (single-issue Jira files) cost far more memory than their rows:
+        each holds its own small buffer per column (3,000 issue files: 79 MB of rows in 260 MB).
+        """
+        small = self._small[kind]
+        small.append(table)
+        if len(small) >= COMPACT_PARTS or sum(t.nbytes for t in small) >= INSERT_SLICE_BYTES:
+            self.parts[kind].append(pa.concat_tables(small).combine_chunks())
+            small.clear()
+
+    def _tables(self, kind: str) -> list[pa.Table]:
+        return self.parts[kind] + self._small.pop(kind, [])
 
     def flush(self, warehouse: Warehouse, source: str, now: datetime, report: IngestReport, always: bool = False) -> None:
         if not self.files and not always:
             return
         frames = {}
-        for kind, parts in self.parts.items():
+        for kind in list(self.parts):
+            parts = self._tables(kind)
             table = pa.concat_tables(parts) if parts else _empty_table(kind)
             frames[kind] = table.append_column(
                 pa.field("ingested_at", pa.timestamp("us", tz="UTC")), pa.repeat(pa.scalar(now, pa.timestamp("us", tz="UTC")), table.num_rows)
@@ -407,11 +498,18 @@ def _record_hash(source: str, kind: str, payload: str) -> str:
     return _sha(f"{source}|{kind}|{payload}")
 
 
-def _known_file_hashes(warehouse: Warehouse, source: str) -> set[str]:
+def _known_files(warehouse: Warehouse, source: str) -> tuple[dict[str, str], set[str]]:
+    """(content hash -> the first file ingested with it, every file path already in the manifest)."""
     if not warehouse.table_exists("raw.ingested_files"):
-        return set()
-    frame = warehouse.query("SELECT DISTINCT file_hash FROM raw.ingested_files WHERE source = ?", [source])
-    return set(frame["file_hash"].to_list())
+        return {}, set()
+    frame = warehouse.query(
+        """SELECT file_hash, source_file, status FROM raw.ingested_files WHERE source = ?
+           ORDER BY ingested_at, source_file""", [source])
+    first: dict[str, str] = {}
+    for fh, path, status in frame.iter_rows():
+        if status != "duplicate_file":
+            first.setdefault(fh, path)
+    return first, set(frame["source_file"].to_list())
 
 
 def ensure_raw_tables(con, source: str, plain_payload: bool = False) -> None:
@@ -444,7 +542,10 @@ def _write(warehouse: Warehouse, source: str, frames: dict[str, pa.Table], rejec
     with warehouse.connect() as con:
         if single_thread:  # parse workers keep the cores busy: a second DuckDB thread would only contend
             con.execute("SET threads = 1")
-        con.execute(f"SET memory_limit = '{WRITE_MEMORY_LIMIT}'")
+        con.execute(f"SET memory_limit = '{write_memory_limit()}'")
+        # Rows need not keep the scan's order inside one append: DuckDB can then stream the insert
+        # instead of buffering it to reorder (the raw layer's order is (source_file, locator) anyway).
+        con.execute("SET preserve_insertion_order = false")
         con.execute("BEGIN TRANSACTION")
         try:
             ensure_raw_tables(con, source, plain_payload=not warehouse.is_lake)
@@ -452,10 +553,12 @@ def _write(warehouse: Warehouse, source: str, frames: dict[str, pa.Table], rejec
                 table = raw_table(source, kind)
                 before = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
                 incoming = _new_records(con, table, frame, before)
-                if incoming.num_rows:
-                    con.register("_incoming", incoming)
+                for part in insert_slices(incoming):
+                    con.register("_incoming", part)
                     con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _incoming")
                     con.unregister("_incoming")
+                    del part
+                if incoming.num_rows:
                     counts = incoming.group_by("file_hash").aggregate([("file_hash", "count")])
                     for fh, n in zip(counts["file_hash"].to_pylist(), counts["file_hash_count"].to_pylist(), strict=True):
                         per_file_new[fh] = per_file_new.get(fh, 0) + n
@@ -476,16 +579,73 @@ def _write(warehouse: Warehouse, source: str, frames: dict[str, pa.Table], rejec
                 con.execute("INSERT INTO raw.ingested_files BY NAME SELECT * FROM _files")
                 con.unregister("_files")
             con.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             con.execute("ROLLBACK")
+            if _is_out_of_memory(exc):
+                raise IngestionMemoryError(_memory_message(source, file_rows, exc)) from None
             raise
         finally:
             # Settings belong to the database instance, which a DuckLake warehouse keeps for the whole
             # process: later work on it (cleaning in the same run) must not inherit them.
             con.execute("RESET memory_limit")
+            con.execute("RESET preserve_insertion_order")
             if single_thread:
                 con.execute("RESET threads")
     return new_counts, totals
+
+
+# One INSERT takes at most this much of a batch, as ONE Arrow chunk. DuckDB scans an Arrow table
+# chunk by chunk, and every chunk costs each string column buffers of its own that live until the
+# transaction commits: a batch of 2,505 single-issue files (one tiny chunk each, 33 columns) needed
+# 1.3 GB of DuckDB memory for 56 MB of rows and failed. Slices of whole chunks up to this size keep
+# both the chunk count and the copy made to combine them bounded, whatever the files look like.
+INSERT_SLICE_BYTES = 64 * 1024 * 1024
+INSERT_SLICE_ROWS = 122_880  # a DuckDB row group: an append this big goes straight to the file
+
+
+def insert_slices(table: pa.Table) -> Iterator[pa.Table]:
+    """``table`` as consecutive one-chunk tables of at most INSERT_SLICE_BYTES / INSERT_SLICE_ROWS each.
+
+    Batches are cut at the table's own chunk boundaries (a file's rows stay together) unless one
+    chunk alone is over the limits, which is then cut by rows. Only one slice is copied at a time.
+    """
+    group: list[pa.RecordBatch] = []
+    size = rows = 0
+    for chunk in table.to_batches():
+        pieces = [chunk]
+        if chunk.nbytes > INSERT_SLICE_BYTES or chunk.num_rows > INSERT_SLICE_ROWS:
+            per_row = max(1, chunk.nbytes // max(chunk.num_rows, 1))
+            step = max(1, min(INSERT_SLICE_ROWS, INSERT_SLICE_BYTES // per_row))
+            pieces = [chunk.slice(i, step) for i in range(0, chunk.num_rows, step)]
+        for piece in pieces:
+            if group and (size + piece.nbytes > INSERT_SLICE_BYTES or rows + piece.num_rows > INSERT_SLICE_ROWS):
+                yield pa.Table.from_batches(group, schema=table.schema).combine_chunks()
+                group, size, rows = [], 0, 0
+            group.append(piece)
+            size += piece.nbytes
+            rows += piece.num_rows
+    if group:
+        yield pa.Table.from_batches(group, schema=table.schema).combine_chunks()
+
+
+class IngestionMemoryError(MemoryError):
+    """DuckDB ran out of the memory it may use while writing a batch; the message names the files and the knobs."""
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    import duckdb
+
+    return isinstance(exc, (duckdb.OutOfMemoryException, MemoryError)) and not isinstance(exc, IngestionMemoryError)
+
+
+def _memory_message(source: str, file_rows: list[dict[str, Any]], exc: BaseException) -> str:
+    names = [Path(r["source_file"]).name for r in file_rows]
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    mb = sum(r.get("size_bytes") or 0 for r in file_rows) / 1e6
+    return (f"{source}: out of memory while writing {len(names)} file(s) ({mb:.0f} MB: {shown}) under a "
+            f"{write_memory_limit()} DuckDB limit. Nothing of this batch was written; files written before it are "
+            f"kept. Set {MEMORY_LIMIT_ENV} higher (e.g. 4GB) or {BATCH_MB_ENV} lower (e.g. 128), then re-run. "
+            f"({str(exc).splitlines()[0][:200]})")
 
 
 def _new_records(con, table: str, frame: pa.Table, rows_before: int) -> pa.Table:

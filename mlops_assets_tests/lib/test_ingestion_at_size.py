@@ -1,0 +1,213 @@
+"""Ingestion that holds at real size, shown at small size: many single-issue files in one batch,
+bounded inserts, a file larger than a batch, a small memory cap, and one bad file among good ones.
+
+The figures at 100k and 300k real-shaped tasks are the benchmark's (docs/BENCHMARKS.md), not these tests'.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from mlops_assets.lib import ingestion
+from mlops_assets.lib.warehouse import Warehouse
+
+
+def _single_issue(n: int, body_chars: int = 6000, comments: int = 3) -> dict:
+    """A single-issue REST payload as real exports have them: fields, a long description, comments."""
+    return {
+        "id": str(10_000_000 + n),
+        "key": f"BIG-{n}",
+        "self": f"https://jira.example/rest/api/2/issue/{10_000_000 + n}",
+        "fields": {
+            "summary": f"Issue number {n}",
+            "description": ("lorem ipsum dolor sit amet " * (body_chars // 27 + 1))[:body_chars],
+            "created": "2024-03-01T10:00:00.000+0000",
+            "updated": "2024-03-05T10:00:00.000+0000",
+            "resolutiondate": "2024-03-04T10:00:00.000+0000",
+            "status": {"name": "Resolved", "statusCategory": {"key": "done"}},
+            "priority": {"name": "Major", "id": "3"},
+            "issuetype": {"name": "Bug"},
+            "project": {"key": "BIG"},
+            "labels": ["a", "b"],
+            "comment": {"total": comments, "maxResults": comments, "startAt": 0, "comments": [
+                {"id": f"{n}{c}", "body": "comment text " * 40, "created": "2024-03-02T10:00:00.000+0000",
+                 "author": {"name": f"user{c}", "displayName": f"User {c}"}} for c in range(comments)]},
+        },
+    }
+
+
+def _write_singles(folder: Path, count: int, **kw) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in range(count):
+        (folder / f"BIG-{n}.json").write_text(json.dumps(_single_issue(n, **kw)))
+
+
+def _one(wh: Warehouse, sql: str):
+    return wh.query(sql).row(0)[0]
+
+
+def _assert_conserved(wh: Warehouse, files: int) -> None:
+    """Every file has one manifest row, and its credited records sum to the raw tables' rows."""
+    assert _one(wh, "SELECT count(DISTINCT source_file) FROM raw.ingested_files") == files
+    credited = _one(wh, "SELECT sum(n_new_records) FROM raw.ingested_files")
+    stored = sum(_one(wh, f"SELECT count(*) FROM raw.jira_{k}") for k in ("tasks", "events", "comments"))
+    assert credited == stored
+
+
+def test_many_single_issue_files_in_one_batch_ingest_under_a_small_memory_cap(tmp_path, monkeypatch):
+    # 600 single-issue files land in one write batch. Each file's table used to reach DuckDB as its own
+    # Arrow chunk, and every chunk cost each string column buffers until commit: 2,505 real issue files
+    # needed 1.3 GB. Here the cap is 120 MB, far below what 600 one-chunk appends needed (> 400 MB).
+    _write_singles(tmp_path / "landing" / "jira", 600)
+    monkeypatch.setenv(ingestion.MEMORY_LIMIT_ENV, "120MB")
+    wh = Warehouse(tmp_path / "wh.duckdb")
+
+    report = ingestion.ingest_source(wh, tmp_path / "landing", "jira")
+
+    assert report.files_ingested == 600 and report.files_unreadable == 0
+    assert _one(wh, "SELECT count(*) FROM raw.jira_tasks") == 600
+    assert _one(wh, "SELECT count(*) FROM raw.jira_comments") == 1800
+    _assert_conserved(wh, 600)
+    again = ingestion.ingest_source(wh, tmp_path / "landing", "jira")
+    assert again.files_skipped == 600 and sum(again.records_new.values()) == 0
+
+
+def test_a_file_larger_than_a_write_batch_is_written_whole_in_bounded_slices(tmp_path, monkeypatch):
+    # A 2 MB search page against a 64 KB batch and 100 KB insert slices: the file still commits as a
+    # whole (with its manifest row), in several inserts of one chunk each.
+    issues = [_single_issue(n, body_chars=20_000, comments=0) for n in range(100)]
+    page = tmp_path / "landing" / "jira" / "search-0.json"
+    page.parent.mkdir(parents=True)
+    page.write_text(json.dumps({"startAt": 0, "maxResults": 100, "total": 100, "issues": issues}))
+    assert page.stat().st_size > 2_000_000
+    monkeypatch.setenv(ingestion.BATCH_MB_ENV, "0.0625")
+    monkeypatch.setattr(ingestion, "INSERT_SLICE_BYTES", 100_000)
+    slices: list[int] = []
+    real = ingestion.insert_slices
+
+    def counting(table):
+        for part in real(table):
+            assert part.column(0).num_chunks <= 1
+            slices.append(part.num_rows)
+            yield part
+
+    monkeypatch.setattr(ingestion, "insert_slices", counting)
+    wh = Warehouse(tmp_path / "wh.duckdb")
+
+    ingestion.ingest_source(wh, tmp_path / "landing", "jira")
+
+    assert sum(slices) == 100 and len(slices) > 10
+    assert _one(wh, "SELECT count(DISTINCT key) FROM raw.jira_tasks") == 100
+    _assert_conserved(wh, 1)
+
+
+def test_insert_slices_keep_every_row_once_and_in_order():
+    parts = [pa.table({"i": pa.array(range(s, s + n)), "t": pa.array(["x" * 100] * n)})
+             for s, n in ((0, 3), (3, 1), (4, 500), (504, 2))]
+    table = pa.concat_tables(parts)
+    out = list(ingestion.insert_slices(table))
+    assert [x for t in out for x in t.column("i").to_pylist()] == list(range(506))
+    assert all(t.column("i").num_chunks == 1 for t in out)
+
+
+def test_running_out_of_memory_names_the_files_and_what_to_set(tmp_path, monkeypatch):
+    _write_singles(tmp_path / "landing" / "jira", 40, body_chars=50_000)
+    monkeypatch.setenv(ingestion.MEMORY_LIMIT_ENV, "1MB")
+    wh = Warehouse(tmp_path / "wh.duckdb")
+
+    with pytest.raises(ingestion.IngestionMemoryError) as err:
+        ingestion.ingest_source(wh, tmp_path / "landing", "jira")
+
+    message = str(err.value)
+    assert "BIG-0.json" in message and ingestion.MEMORY_LIMIT_ENV in message and ingestion.BATCH_MB_ENV in message
+    assert "Nothing of this batch was written" in message
+    monkeypatch.delenv(ingestion.MEMORY_LIMIT_ENV)  # after raising the limit, the same files go in
+    assert ingestion.ingest_source(wh, tmp_path / "landing", "jira").files_ingested == 40
+
+
+def test_a_bad_batch_size_setting_says_what_is_expected(monkeypatch):
+    monkeypatch.setenv(ingestion.BATCH_MB_ENV, "lots")
+    with pytest.raises(ValueError, match="MLOPS_INGEST_BATCH_MB='lots' is not a number"):
+        ingestion.write_batch_bytes()
+
+
+def test_identical_files_under_other_names_are_accounted_for(tmp_path):
+    folder = tmp_path / "landing" / "jira"
+    _write_singles(folder, 3)
+    empty = json.dumps({"startAt": 0, "maxResults": 0, "total": 0, "comments": []})
+    for name in ("A-1_Comment.json", "A-2_Comment.json", "A-3_Comment.json"):  # byte-identical, as in real exports
+        (folder / name).write_text(empty)
+    wh = Warehouse(tmp_path / "wh.duckdb")
+
+    ingestion.ingest_source(wh, tmp_path / "landing", "jira")
+    (folder / "A-4_Comment.json").write_text(empty)  # a later copy, in a later run
+    ingestion.ingest_source(wh, tmp_path / "landing", "jira")
+
+    statuses = dict(wh.query("SELECT source_file, status FROM raw.ingested_files").iter_rows())
+    assert len(statuses) == 7
+    names = {Path(k).name: v for k, v in statuses.items()}
+    assert names["A-1_Comment.json"] == "ingested"
+    assert {names[f"A-{i}_Comment.json"] for i in (2, 3, 4)} == {"duplicate_file"}
+    _assert_conserved(wh, 7)
+    ingestion.ingest_source(wh, tmp_path / "landing", "jira")  # a third run records nothing more
+    assert _one(wh, "SELECT count(*) FROM raw.ingested_files") == 7
+
+
+@pytest.mark.parametrize("source,name,content", [
+    ("jira", "deep.json", "[" * 1000 + "]" * 1000),
+    ("github", "deep.json", "[" * 100_000 + "]" * 100_000),
+    ("trello", "deep.json", '{"cards": ' + "[" * 5000 + "]" * 5000 + "}"),
+    ("jira", "labels.json", json.dumps({"startAt": 0, "total": 1, "issues": [
+        {**_single_issue(1), "fields": {**_single_issue(1)["fields"], "labels": 123, "fixVersions": True}}]})),
+    ("trello", "swap.json", json.dumps({"id": "b1", "name": "B", "lists": [{"id": {}}], "cards": [
+        {"id": [], "idList": [1], "name": "c", "idLabels": [[1]], "idMembers": [[1]]}], "actions": 5})),
+])
+def test_a_file_that_breaks_its_parser_is_quarantined_alone(tmp_path, source, name, content):
+    folder = tmp_path / "landing" / source
+    folder.mkdir(parents=True)
+    (folder / name).write_text(content)
+    if source == "jira":
+        _write_singles(folder, 2)
+    wh = Warehouse(tmp_path / "wh.duckdb")
+
+    report = ingestion.ingest_source(wh, tmp_path / "landing", source)  # never raises
+
+    status, message = wh.query("SELECT status, message FROM raw.ingested_files WHERE source_file LIKE ?",
+                               [f"%{name}"]).row(0)
+    if status == "unreadable":
+        assert name in message or name in " ".join(report.messages)
+        assert report.files_unreadable == 1
+    else:  # the parser itself handled the odd values: then a bad record is a reject, with a reason
+        assert _one(wh, "SELECT count(*) FROM raw.rejects WHERE reason IS NULL") == 0
+    if source == "jira":
+        assert _one(wh, "SELECT count(*) FROM raw.jira_tasks WHERE key LIKE 'BIG-%'") >= 2
+
+
+def test_links_out_of_the_landing_zone_are_not_read_and_secrets_never_stored(tmp_path, monkeypatch):
+    secret = "tok-" + "s3cr3t" * 4
+    monkeypatch.setenv("JIRA_API_TOKEN", secret)
+    outside = tmp_path / "elsewhere.csv"
+    outside.write_text(f"JIRA_API_TOKEN={secret}\nHOME=/root\n")
+    folder = tmp_path / "landing" / "jira"
+    _write_singles(folder, 1)
+    os.symlink(outside, folder / "environ.csv")
+    os.symlink("/proc/self/environ", folder / "environ2.csv")
+    (folder / "config.csv").write_text(f"Summary,Issue key\nhello,X-1\nJIRA_API_TOKEN={secret},password=hunter2\n")
+    (folder / "broken.json").write_text(f'{{"token": "{secret}", "url": "https://bob:hunter2@example.com" ')
+    wh = Warehouse(tmp_path / "wh.duckdb")
+
+    report = ingestion.ingest_source(wh, tmp_path / "landing", "jira")
+
+    read = {Path(p).name for p in wh.query("SELECT source_file FROM raw.ingested_files")["source_file"]}
+    assert "environ.csv" not in read and "environ2.csv" not in read
+    assert any("environ.csv" in m and "landing zone" in m for m in report.messages)
+    stored = " ".join(str(v) for t in ("raw.rejects", "raw.ingested_files") for row in wh.query(f"SELECT * FROM {t}").iter_rows()
+                      for v in row)
+    logged = " ".join(report.messages)
+    for text in (stored, logged):
+        assert secret not in text and "hunter2" not in text
