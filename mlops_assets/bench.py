@@ -162,25 +162,38 @@ def run_stage(work: Path, selection: str) -> dict:
     return {**json.loads(lines[-1]), "tree_mb": tree_mb}
 
 
-def bench(n_tasks: int, stages: list[tuple[str, str, str]] | None = None, keep: Path | None = None) -> list[dict]:
+# What `bench --like DIR` times: ingestion and cleaning of a real-shaped landing zone.
+LIKE_STAGES = 6
+
+
+def bench(n_tasks: int, stages: list[tuple[str, str, str]] | None = None, keep: Path | None = None,
+          like: Path | None = None) -> list[dict]:
     """Generate n_tasks into a work dir and time every stage; returns one row per stage.
 
     The work dir (its own warehouse, landing zone, reports and MLflow store) is fresh, or ``keep``.
     When ``keep`` already holds a warehouse and ``stages`` starts after ingestion, nothing is generated:
-    the stages continue from what an earlier ``--data-only`` run left there.
+    the stages continue from what an earlier ``--data-only`` run left there. With ``like`` (a folder of
+    real exports, as ../shared/data) the landing zone replays those files (lib/replay) instead of the
+    synthetic generator, and each ingestion row reports the bytes landed for its source.
     """
-    from mlops_assets.lib import synthetic
-
     work = keep or Path(tempfile.mkdtemp(prefix=f"mlops-bench-{n_tasks}-"))
     (work / "dagster_home").mkdir(parents=True, exist_ok=True)
     rows = []
     stages = stages or STAGES
     if stages[0][0].startswith("ingest") or not (work / "warehouse.duckdb").exists():
         t0 = time.perf_counter()
-        synthetic.generate(work / "landing", n_tasks=n_tasks, seed=7)
-        rows.append({"n_tasks": n_tasks, "stage": "generate sample (not an asset)", "step_s": time.perf_counter() - t0,
-                     "process_s": None, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                     "rows": n_tasks})
+        if like:
+            from mlops_assets.lib import replay
+
+            replay.generate_like(like, work / "landing", n_tasks, seed=7)
+        else:
+            from mlops_assets.lib import synthetic
+
+            synthetic.generate(work / "landing", n_tasks=n_tasks, seed=7)
+        rows.append({"n_tasks": n_tasks, "stage": f"generate {'real-shaped ' if like else ''}sample (not an asset)",
+                     "step_s": time.perf_counter() - t0, "process_s": None,
+                     "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "rows": n_tasks,
+                     "landed_mb": landed_mb(work / "landing")})
     # The generator runs in this process; later stages run in children that report their own VmHWM.
     for label, selection, table in stages:
         out = run_stage(work, selection)
@@ -190,12 +203,20 @@ def bench(n_tasks: int, stages: list[tuple[str, str, str]] | None = None, keep: 
     return rows
 
 
+def landed_mb(landing: Path, source: str | None = None) -> float:
+    """Megabytes of files in the landing zone (of one source folder when ``source`` is given)."""
+    root = landing / source if source else landing
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) / 1e6 if root.exists() else 0.0
+
+
 def stage_row(work: Path, n_tasks: int, label: str, table: str, out: dict) -> dict:
     """One table row: the stage's measurements, its row count and, for a training, LightGBM's share."""
     from mlops_assets.lib.warehouse import Warehouse
 
     wh = Warehouse(work / "warehouse.duckdb")
     row = {"n_tasks": n_tasks, "stage": label, "rows": int(wh.query(f"SELECT count(*) AS n FROM {table}")["n"][0]), **out}
+    if label.startswith("ingest "):
+        row["landed_mb"] = landed_mb(work / "landing", label.split()[1])
     if label.startswith("train "):
         last = wh.query(f"SELECT * FROM models.{label.split()[1]}_candidate ORDER BY recorded_at DESC LIMIT 1")
         if "lightgbm_seconds" in last.columns:
@@ -205,17 +226,20 @@ def stage_row(work: Path, n_tasks: int, label: str, table: str, out: dict) -> di
 
 def to_markdown(rows: list[dict], command: str) -> str:
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    landed = any(r.get("landed_mb") is not None for r in rows)
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     out = [f"Measured {now} on {_machine()}; load average at the end {load} (shared cores).",
            f"Command: `{command}`; trainings use run config {json.dumps(BENCH_TRAINING)}.", "",
-           "| tasks | stage | step wall (s) | process wall (s) | peak RSS (MB) | peak memory, process tree (MB) | rows | rows/s |",
-           "|---:|---|---:|---:|---:|---:|---:|---:|"]
+           "| tasks | stage | step wall (s) | process wall (s) | peak RSS (MB) | peak memory, process tree (MB) | rows | rows/s |"
+           + (" input landed (MB) |" if landed else ""),
+           "|---:|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if landed else "")]
     for r in rows:
         rate = f"{r['rows'] / r['step_s']:,.0f}" if r.get("step_s") else ""
         proc = f"{r['process_s']:.1f}" if r.get("process_s") else ""
         tree = f"{r['tree_mb']:,.0f}" if r.get("tree_mb") else ""
+        mb = (f" {r['landed_mb']:,.1f} |" if r.get("landed_mb") is not None else " |") if landed else ""
         out.append(f"| {r['n_tasks']:,} | {r['stage']} | {r['step_s']:.2f} | {proc} | {r['peak_rss_mb']:,.0f} | "
-                   f"{tree} | {r['rows']:,} | {rate} |")
+                   f"{tree} | {r['rows']:,} | {rate} |{mb}")
     trainings = [r for r in rows if r.get("lightgbm_s")]
     if trainings:
         out += ["", "Training, LightGBM's own time (binning, boosting, predicting) against the whole step "

@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--models-only", action="store_true",
                        help="only splits, training, evaluation, gate and scores, over the --work dir of a --data-only run")
     bench.add_argument("--work", default=None, help="work dir to use and keep (one size only)")
+    bench.add_argument("--like", default=None, metavar="DIR",
+                       help="replay the real exports in DIR (e.g. ../shared/data) instead of the synthetic sample, "
+                            "and time ingestion and cleaning")
     sub.add_parser("graph", help="regenerate the Mermaid asset graph in docs/ARCHITECTURE.md")
     demo = sub.add_parser("drift-demo", help="land a drifted batch and watch drift detection, retraining and the gate")
     demo.add_argument("--tasks", type=int, default=1500, help="tasks in the drifted batch")
@@ -70,14 +73,20 @@ def main(argv: list[str] | None = None) -> int:
         if args.models_only and not (args.work and (Path(args.work) / "warehouse.duckdb").exists()):
             parser.error("--models-only needs --work DIR holding the warehouse of a --data-only run")
         stages, section = None, "pipeline"
-        if args.data_only:
+        if args.like and args.models_only:
+            parser.error("--like times ingestion and cleaning; it excludes --models-only")
+        if args.like:
+            stages, section = bench_mod.STAGES[: bench_mod.LIKE_STAGES], "pipeline-like"
+        elif args.data_only:
             stages, section = bench_mod.STAGES[: bench_mod.DATA_STAGES], "pipeline-data"
         elif args.models_only:
             stages, section = bench_mod.STAGES[bench_mod.DATA_STAGES:], "pipeline-models"
         rows = []
         for n in sizes:
-            rows += bench_mod.bench(n, stages, keep=Path(args.work) if args.work else None)
-        command = " ".join(["mlops-assets bench --tasks", args.tasks, *(["--data-only"] if args.data_only else []),
+            rows += bench_mod.bench(n, stages, keep=Path(args.work) if args.work else None,
+                                    like=Path(args.like) if args.like else None)
+        command = " ".join(["mlops-assets bench --tasks", args.tasks, *([f"--like {args.like}"] if args.like else []),
+                            *(["--data-only"] if args.data_only else []),
                             *(["--models-only"] if args.models_only else []), *(["--work DIR"] if args.work else [])])
         md = bench_mod.to_markdown(rows, command)
         print(md)

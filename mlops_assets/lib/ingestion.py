@@ -100,7 +100,13 @@ def file_hash(data: bytes) -> str:
 
 
 def list_landing_files(landing_root: Path, source: str) -> list[Path]:
-    """Files of one source in the landing zone, sorted; hidden and temporary files are ignored."""
+    """Files of one source in the landing zone, sorted; hidden and temporary files are ignored, and so
+    are links that lead out of the landing zone and anything that is not a regular file."""
+    return scan_landing(landing_root, source)[0]
+
+
+def scan_landing(landing_root: Path, source: str) -> tuple[list[Path], list[str]]:
+    """(the files of one source that are read, the names of those that are not: links out, devices, pipes)."""
     if not landing_root.exists():
         raise LandingZoneError(
             f"landing directory {landing_root} does not exist: create it, set MLOPS_LANDING_DIR, "
@@ -108,36 +114,33 @@ def list_landing_files(landing_root: Path, source: str) -> list[Path]:
         )
     folder = landing_root / source
     if not folder.is_dir():
-        return []
+        return [], []
     suffixes = SOURCES[source][1]
     root = landing_root.resolve()
-    return sorted(
-        p
-        for p in folder.rglob("*")
-        if p.suffix.lower() in suffixes and not p.name.startswith((".", "~")) and not p.name.endswith(".tmp")
-        and _inside_regular_file(p, root)
-    )
+    files, skipped = [], []
+    inside: dict[Path, bool] = {}  # folder -> resolves inside the root (asked once per folder, not per file)
+    for p in folder.rglob("*"):
+        if p.suffix.lower() not in suffixes or p.name.startswith((".", "~")) or p.name.endswith(".tmp"):
+            continue
+        if p.parent not in inside:
+            inside[p.parent] = p.parent.resolve().is_relative_to(root)
+        if inside[p.parent] and _inside_regular_file(p, root):
+            files.append(p)
+        elif p.is_symlink() or not p.is_dir():
+            skipped.append(p.name)
+    return sorted(files), sorted(skipped)
 
 
 def _inside_regular_file(path: Path, root: Path) -> bool:
     """A regular file that resolves inside the landing root: a link out of it (``/proc/self/environ``,
     a home folder) is never read, nor a device or a pipe."""
     try:
+        if not path.is_symlink():  # its folder resolves inside the root: only a link can lead elsewhere
+            return stat.S_ISREG(path.stat().st_mode)
         target = path.resolve(strict=True)
         return target.is_relative_to(root) and stat.S_ISREG(target.stat().st_mode)
     except (OSError, RuntimeError):  # a dangling link or a loop
         return False
-
-
-def skipped_landing_entries(landing_root: Path, source: str) -> list[str]:
-    """Names of entries in a source's folder that look like landing files but are not read (links out, devices)."""
-    folder = landing_root / source
-    if not folder.is_dir():
-        return []
-    root, suffixes = landing_root.resolve(), SOURCES[source][1]
-    return sorted(p.name for p in folder.rglob("*") if p.suffix.lower() in suffixes and not p.name.startswith((".", "~"))
-                  and not p.name.endswith(".tmp") and (p.is_symlink() or not p.is_dir())
-                  and not _inside_regular_file(p, root))
 
 
 def landing_fingerprint(landing_root: Path) -> dict[str, str]:
@@ -390,9 +393,9 @@ def ingest_source(warehouse: Warehouse, landing_root: Path, source: str, now: da
     now = now or datetime.now(UTC)
     kinds = SOURCES[source][2]
     report = IngestReport(source=source, records_parsed=dict.fromkeys(kinds, 0), records_new=dict.fromkeys(kinds, 0))
-    files = list_landing_files(landing_root, source)
+    files, skipped = scan_landing(landing_root, source)
     report.files_seen = len(files)
-    for name in skipped_landing_entries(landing_root, source):
+    for name in skipped:
         report.messages.append(f"{name}: not read: a link that leads out of the landing zone, or not a regular "
                                "file; copy the file itself into the folder")
     first_file, recorded = _known_files(warehouse, source)
@@ -455,6 +458,7 @@ class _Batch:
         self.files: list[dict[str, Any]] = []
         self.bytes = 0
         self._small: dict[str, list[pa.Table]] = {kind: [] for kind in kinds}
+        self._small_bytes: dict[str, int] = {}
 
     def add(self, kind: str, table: pa.Table) -> None:
         """Keep one file's table; every COMPACT_PARTS of them become one contiguous table.
@@ -464,9 +468,12 @@ class _Batch:
         """
         small = self._small[kind]
         small.append(table)
-        if len(small) >= COMPACT_PARTS or sum(t.nbytes for t in small) >= INSERT_SLICE_BYTES:
+        # Table.nbytes walks every buffer of the table: ask once per table, never per batch so far.
+        self._small_bytes[kind] = self._small_bytes.get(kind, 0) + table.nbytes
+        if len(small) >= COMPACT_PARTS or self._small_bytes[kind] >= INSERT_SLICE_BYTES:
             self.parts[kind].append(pa.concat_tables(small).combine_chunks())
             small.clear()
+            self._small_bytes[kind] = 0
 
     def _tables(self, kind: str) -> list[pa.Table]:
         return self.parts[kind] + self._small.pop(kind, [])

@@ -197,6 +197,9 @@ def test_links_out_of_the_landing_zone_are_not_read_and_secrets_never_stored(tmp
     _write_singles(folder, 1)
     os.symlink(outside, folder / "environ.csv")
     os.symlink("/proc/self/environ", folder / "environ2.csv")
+    outside_dir = tmp_path / "other-project"
+    _write_singles(outside_dir, 1)
+    os.symlink(outside_dir, folder / "linked-folder", target_is_directory=True)
     (folder / "config.csv").write_text(f"Summary,Issue key\nhello,X-1\nJIRA_API_TOKEN={secret},password=hunter2\n")
     (folder / "broken.json").write_text(f'{{"token": "{secret}", "url": "https://bob:hunter2@example.com" ')
     wh = Warehouse(tmp_path / "wh.duckdb")
@@ -205,6 +208,8 @@ def test_links_out_of_the_landing_zone_are_not_read_and_secrets_never_stored(tmp
 
     read = {Path(p).name for p in wh.query("SELECT source_file FROM raw.ingested_files")["source_file"]}
     assert "environ.csv" not in read and "environ2.csv" not in read
+    assert not any("other-project" in p or "linked-folder" in p
+                   for p in wh.query("SELECT source_file FROM raw.ingested_files")["source_file"])
     assert any("environ.csv" in m and "landing zone" in m for m in report.messages)
     stored = " ".join(str(v) for t in ("raw.rejects", "raw.ingested_files") for row in wh.query(f"SELECT * FROM {t}").iter_rows()
                       for v in row)
