@@ -3,7 +3,8 @@
 Runs as SQL inside DuckDB so a million tasks clean in seconds. Rules, in order:
 1. Every raw task record is checked; one that cannot be used (no key or creation date, resolved
    before it was created, created in the future or before 1990 (task_rules, the rule serving
-   applies too), non-finite or negative estimates) goes to quarantine with the first reason that applies.
+   applies too), non-finite or negative estimates, negative counts) goes to quarantine with the first
+   reason that applies.
 2. Of the usable records of one task, the latest version wins (updated_at, then the later
    ingestion). A loser whose normalized content equals the winner's (the same issue exported twice,
    e.g. Jira's plain and `expand=changelog` payloads) or that is older is *superseded*; a loser with
@@ -21,6 +22,7 @@ from datetime import UTC, datetime
 
 import polars as pl
 
+from mlops_assets.lib import schemas
 from mlops_assets.lib.ingestion import SOURCES, raw_table
 from mlops_assets.lib.sources.base import TASK_COLUMNS
 from mlops_assets.lib.task_rules import BEFORE_EARLIEST, EARLIEST_CREATED_AT, FUTURE_TOLERANCE, IN_THE_FUTURE
@@ -52,6 +54,8 @@ class CleanStats:
     parse_rejects: int
     events: int
     by_source: dict[str, int]
+    refused_by_contract: int = 0  # of `quarantined`: rows the rules passed and TasksSchema refused (audit_tasks)
+    tasks_validation: schemas.ValidationOutcome | None = None  # TasksSchema on the returned clean.tasks
 
     @property
     def conserved(self) -> bool:
@@ -102,6 +106,14 @@ def build_clean(warehouse: Warehouse, now: datetime | None = None) -> tuple[dict
                      '): fix or clear the estimate in the source'
                 WHEN story_points < 0 OR original_estimate_h < 0 OR time_spent_h < 0 THEN
                      'negative story points or hours: estimates must be >= 0'
+                WHEN n_comments < 0 OR n_links < 0 OR n_subtasks < 0 OR n_labels < 0 OR description_length < 0 THEN
+                     'negative count (' || concat_ws(', ',
+                       CASE WHEN n_comments < 0 THEN 'n_comments ' || n_comments END,
+                       CASE WHEN n_links < 0 THEN 'n_links ' || n_links END,
+                       CASE WHEN n_subtasks < 0 THEN 'n_subtasks ' || n_subtasks END,
+                       CASE WHEN n_labels < 0 THEN 'n_labels ' || n_labels END,
+                       CASE WHEN description_length < 0 THEN 'description_length ' || description_length END) ||
+                     '): counts must be >= 0; fix the export'
               END AS problem
             FROM ({union})""",  # straight from the raw tables: no intermediate copy of every record
             {"latest": now + FUTURE_TOLERANCE, "earliest": EARLIEST_CREATED_AT, "future": IN_THE_FUTURE,
@@ -154,7 +166,7 @@ def build_clean(warehouse: Warehouse, now: datetime | None = None) -> tuple[dict
                 AS late_outcome_known,
               CASE WHEN p.resolved_at IS NOT NULL
                    THEN epoch(p.resolved_at - p.created_at) / 86400.0 END AS cycle_time_days,
-              p.record_hash, p.source_file, p.ingested_at
+              p.record_hash, p.source_file, p.ingested_at, p.locator AS _locator
             FROM p LEFT JOIN {comment_counts} c ON c.task_id = p.task_id
             ORDER BY p.task_id
             """,
@@ -208,6 +220,12 @@ def build_clean(warehouse: Warehouse, now: datetime | None = None) -> tuple[dict
             events = pl.DataFrame(schema={"task_id": pl.String, "source": pl.String, "event_id": pl.String,
                                           "changed_at": pl.Datetime("us", "UTC"), "field": pl.String,
                                           "from_value": pl.String, "to_value": pl.String, "author_id": pl.String})
+    # write-audit-publish: the staged table is validated here, before anything is written; a row the
+    # rules above let through but the contract refuses is quarantined with the check it failed
+    tasks, refused, validation = audit_tasks(tasks)
+    if refused.height:
+        quarantine = pl.concat([quarantine, refused], how="vertical_relaxed")
+        events = events.filter(pl.col("task_id").is_in(tasks["task_id"]))
     all_quarantine = pl.concat([quarantine, parse_rejects], how="vertical_relaxed").sort(
         ["source", "source_file", "locator"], nulls_last=True
     )
@@ -219,5 +237,52 @@ def build_clean(warehouse: Warehouse, now: datetime | None = None) -> tuple[dict
         parse_rejects=parse_rejects.height,
         events=events.height,
         by_source=dict(tasks.group_by("source").len().iter_rows()),
+        refused_by_contract=refused.height,
+        tasks_validation=validation,
     )
     return {"clean.tasks": tasks, "clean.task_events": events, "clean.quarantine": all_quarantine}, stats
+
+
+def _contract_reason(check: str, column: str | None, value: str | None) -> str:
+    if column and column in schemas.TasksSchema.to_schema().columns:
+        shown = value if value is None or len(value) <= 60 else value[:60] + "..."
+        return f"{column} = {shown} fails {check}"
+    return f"fails {check}"  # a check of the whole row: its value would be the row, titles included
+
+
+def audit_tasks(staged: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, schemas.ValidationOutcome]:
+    """Validate staged clean.tasks rows (with their ``_locator``); (rows to publish, quarantine rows, outcome).
+
+    A row that fails a row-level check of :class:`schemas.TasksSchema` is moved to quarantine with
+    the checks it failed, naming its task and file; what remains is validated again and the outcome
+    returned, so the caller publishes only a table that passed (failures of the whole table, such
+    as a duplicate task_id, stay in the outcome: nothing then may be published).
+    """
+    locators = staged["_locator"]
+    tasks = staged.drop("_locator")
+    outcome = schemas.validate(schemas.TasksSchema, tasks)
+    empty = pl.DataFrame(schema={"source": pl.String, "source_file": pl.String, "locator": pl.String,
+                                 "task_id": pl.String, "record_hash": pl.String, "reason": pl.String,
+                                 "stage": pl.String, "payload": pl.String, "quarantined_at": pl.Datetime("us", "UTC")})
+    if outcome.passed:
+        return tasks, empty, outcome
+    row_cases = outcome.cases.filter(pl.col("index").is_not_null() & (pl.col("check") != "field_uniqueness"))
+    if row_cases.is_empty():
+        return tasks, empty, outcome
+    reasons: dict[int, list[str]] = {}
+    for index, check, column, value in row_cases.iter_rows():
+        text = _contract_reason(check, column, value)
+        if text not in reasons.setdefault(index, []):
+            reasons[index].append(text)
+    bad = sorted(reasons)
+    refused = tasks[bad].select(
+        "source", "source_file", pl.Series("locator", locators.gather(bad), pl.String), "task_id", "record_hash",
+        pl.Series("reason", [f"{tasks['task_id'][i]}: " + "; ".join(reasons[i]) +
+                             " (the clean.tasks contract, schemas.TasksSchema): fix the record in the source"
+                             for i in bad], pl.String),
+        pl.lit("clean").alias("stage"), pl.lit(None, pl.String).alias("payload"),
+        pl.col("ingested_at").alias("quarantined_at"),
+    )
+    keep = pl.Series([True] * tasks.height).scatter(bad, False)
+    tasks = tasks.filter(keep)
+    return tasks, refused.cast(empty.schema), schemas.validate(schemas.TasksSchema, tasks)

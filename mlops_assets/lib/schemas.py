@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandera.polars as pa
 import polars as pl
@@ -102,24 +102,47 @@ class QuarantineSchema(pa.DataFrameModel):
 
 @dataclass
 class ValidationOutcome:
-    """The result of validating a frame: passed, and the failures as a small table a user can read."""
+    """The result of validating a frame: passed, the failures as a small table a user can read, and where."""
 
     passed: bool
     failures: pl.DataFrame  # check, column, failure_case, n
+    # one row per failing (row, check): index into the validated frame, check, column, failure_case;
+    # index is null for a failure of the whole frame (a column missing, a wrong type)
+    cases: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=_CASES))
+    examples: list[str] = field(default_factory=list)  # "task_id (source_file locator)" of failing rows
 
     def summary(self, limit: int = 5) -> str:
         if self.passed:
             return "all checks passed"
         rows = self.failures.head(limit).iter_rows(named=True)
-        return "; ".join(f"{r['check']} on {r['column']}: {r['failure_case']} ({r['n']} rows)" for r in rows)
+        text = "; ".join(f"{r['check']} on {r['column']}: {r['failure_case']} ({r['n']} rows)" for r in rows)
+        if self.examples:  # name the task and the file, so the failure can be fixed at its source
+            text += "; e.g. " + ", ".join(self.examples[:limit])
+        return text
+
+
+_CASES = {"index": pl.Int64, "check": pl.String, "column": pl.String, "failure_case": pl.String}
+_EMPTY_FAILURES = {"check": pl.String, "column": pl.String, "failure_case": pl.String, "n": pl.Int64}
+
+
+def describe_rows(frame: pl.DataFrame, indices: list[int]) -> list[str]:
+    """``task_id (file locator)`` for rows of ``frame``, with whichever of those columns it has."""
+    out = []
+    for i in indices:
+        if not 0 <= i < frame.height:
+            continue
+        row = frame.row(i, named=True)
+        where = " ".join(str(row[c]) for c in ("source_file", "locator") if row.get(c) is not None)
+        who = row.get("task_id") or f"row {i}"
+        out.append(f"{who} ({where})" if where else str(who))
+    return out
 
 
 def validate(schema: type[pa.DataFrameModel], frame: pl.DataFrame) -> ValidationOutcome:
     """Validate lazily (every failure, not just the first) and summarize the failure cases."""
     try:
         schema.validate(frame, lazy=True)
-        return ValidationOutcome(True, pl.DataFrame(schema={"check": pl.String, "column": pl.String,
-                                                            "failure_case": pl.String, "n": pl.Int64}))
+        return ValidationOutcome(True, pl.DataFrame(schema=_EMPTY_FAILURES))
     except (pa.errors.SchemaErrors, pa.errors.SchemaError) as exc:
         cases = getattr(exc, "failure_cases", None)
         if cases is None:
@@ -135,4 +158,11 @@ def validate(schema: type[pa.DataFrameModel], frame: pl.DataFrame) -> Validation
         for c in ("check", "column", "failure_case"):
             if c not in summary.columns:
                 summary = summary.with_columns(pl.lit(None, pl.String).alias(c))
-        return ValidationOutcome(False, summary.select("check", "column", "failure_case", "n"))
+        located = cases.select(
+            [pl.col("index").cast(pl.Int64) if "index" in cases.columns else pl.lit(None, pl.Int64).alias("index")]
+            + [pl.col(c).cast(pl.String) if c in cases.columns else pl.lit(None, pl.String).alias(c)
+               for c in ("check", "column", "failure_case")]
+        )
+        indices = located["index"].drop_nulls().unique(maintain_order=True).to_list()
+        return ValidationOutcome(False, summary.select("check", "column", "failure_case", "n"), located,
+                                 describe_rows(frame, indices[:5]))

@@ -202,3 +202,36 @@ def test_batched_writes_survive_a_crash_half_way_and_lose_nothing(sample, landin
     assert report.files_skipped == committed
     query = "SELECT * EXCLUDE (ingested_at) FROM raw.jira_tasks ORDER BY record_hash"
     assert whole.query(query).equals(batched.query(query))
+
+
+def test_a_clean_layer_that_fails_a_blocking_check_is_never_published(landing_dir, warehouse_path, monkeypatch):
+    """Write-audit-publish (issue 20 item 1): a failed check leaves the previous tables for readers."""
+    from mlops_assets.defs.cleaning import assets as cleaning_assets
+    from mlops_assets.lib.cleaning import build_clean
+
+    (landing_dir / "jira").mkdir()
+    issue = {"id": "1", "key": "DEMO-1", "fields": {"summary": "t", "created": "2025-01-02T10:00:00.000+0000",
+             "project": {"key": "DEMO"}, "status": {"name": "Open", "statusCategory": {"key": "new"}},
+             "comment": {"total": -5, "comments": []}}}  # fmt: skip
+    good = {**issue, "id": "2", "key": "DEMO-2", "fields": {**issue["fields"], "comment": {"total": 1}}}
+    (landing_dir / "jira" / "page.json").write_text(json.dumps({"issues": [good, issue]}))
+    result = materialize(PIPELINE, warehouse_path, landing_dir)
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks["tasks_schema_valid"] and checks["task_id_unique"]
+    assert _clean(warehouse_path)["task_id"].to_list() == ["jira:DEMO-2"]  # the -5 is quarantined, not published
+    q = Warehouse(warehouse_path).read_table("clean.quarantine")
+    assert q.filter(pl.col("task_id") == "jira:DEMO-1")["reason"][0].startswith("negative count (n_comments -5)")
+    published = _clean(warehouse_path)
+
+    def duplicated(wh, now):  # a defect no rule catches: the table-level check must stop the publish
+        tables, stats = build_clean(wh, now)
+        tables["clean.tasks"] = pl.concat([tables["clean.tasks"], tables["clean.tasks"]])
+        return tables, stats
+
+    monkeypatch.setattr(cleaning_assets, "build_clean", duplicated)
+    failed = materialize(dg.AssetSelection.groups("cleaning"), warehouse_path, landing_dir, raise_on_error=False)
+    assert not failed.success
+    message = str(failed.get_step_failure_events()[0].event_specific_data.error)
+    assert "not published" in message and "task_id_unique" in message
+    assert "jira:DEMO-2 (" in message and "page.json" in message
+    assert _clean(warehouse_path).equals(published)

@@ -104,3 +104,68 @@ def test_cleaning_quarantines_implausible_creation_dates_with_the_rule_serving_u
     assert tables["clean.tasks"]["task_id"].to_list() == ["csv:lin:L-2"]
     expected = task_rules.created_at_problem(datetime.fromisoformat(created), NOW)
     assert expected is not None and _reasons(tables["clean.quarantine"]) == {"csv:lin:L-1": expected}
+
+
+# --- issue 20 item 1: a negative count never reaches clean.tasks; the contract is checked before publishing
+
+def _negative_counts(landing: Path) -> None:
+    for source in ("jira", "github", "trello", "csv"):
+        (landing / source).mkdir()
+    bad = _issue("OPS-2", 1)
+    bad["fields"]["comment"] = {"total": -5, "comments": []}
+    (landing / "jira" / "page.json").write_text(json.dumps({"issues": [_issue("OPS-1", 1), bad]}))
+    issues = [{"number": n, "title": f"task {n}", "state": "open", "created_at": "2024-03-01T10:00:00Z",
+               "updated_at": "2024-03-01T10:00:00Z", "repository_url": "https://api.github.com/repos/acme/web",
+               "user": {"login": "ada"}, "labels": [], "comments": comments} for n, comments in ((1, 2), (2, -1))]
+    (landing / "github" / "issues.json").write_text(json.dumps(issues))
+    cards = [{"id": f"5e5471a0bcd1b15d1f6e3f{n:02x}", "name": f"task {n}", "idList": "l1",
+              "dateLastActivity": "2024-03-01T10:00:00Z", "badges": {"comments": comments}}
+             for n, comments in ((1, 0), (2, -3))]
+    (landing / "trello" / "board.json").write_text(json.dumps(
+        {"id": "5e5471a0bcd1b15d1f6e3f00", "name": "Web", "lists": [{"id": "l1", "name": "To Do"}],
+         "cards": cards, "actions": []}))
+    (landing / "csv" / "lin.csv").write_text("ID,Created,Title,Comments\nL-1,2024-03-01T10:00:00Z,ok,1\n"
+                                             "L-2,2024-03-01T10:00:00Z,bad,-7\n")
+    (landing / "csv" / "lin.yaml").write_text("key: ID\ncreated_at: Created\ntitle: Title\nn_comments: Comments\n")
+
+
+def test_a_negative_comment_count_is_quarantined_in_every_source_naming_task_and_file(landing_dir, tmp_path):
+    _negative_counts(landing_dir)
+    tables = _clean(landing_dir, tmp_path, "jira", "github", "trello", "csv")
+    tasks, quarantine = tables["clean.tasks"], tables["clean.quarantine"]
+    assert tasks["task_id"].to_list() == ["csv:lin:L-1", "github:acme/web#1", "jira:OPS-1",
+                                          "trello:5e5471a0bcd1b15d1f6e3f01"]
+    assert schemas.validate(schemas.TasksSchema, tasks).passed
+    rows = {r["task_id"]: r for r in quarantine.iter_rows(named=True)}
+    expected = {"jira:OPS-2": ("n_comments -5", "page.json"), "github:acme/web#2": ("n_comments -1", "issues.json"),
+                "trello:5e5471a0bcd1b15d1f6e3f02": ("n_comments -3", "board.json"),
+                "csv:lin:L-2": ("n_comments -7", "lin.csv")}
+    for task_id, (what, file) in expected.items():
+        assert what in rows[task_id]["reason"] and "counts must be >= 0" in rows[task_id]["reason"]
+        assert Path(rows[task_id]["source_file"]).name == file and rows[task_id]["locator"]
+
+
+def test_the_audit_quarantines_a_row_the_rules_let_through_and_publishes_a_valid_rest(landing_dir, tmp_path):
+    from mlops_assets.lib.cleaning import audit_tasks
+
+    (landing_dir / "jira").mkdir()
+    (landing_dir / "jira" / "page.json").write_text(json.dumps({"issues": [_issue("OPS-1", 1), _issue("OPS-2", 2)]}))
+    tasks = _clean(landing_dir, tmp_path, "jira")["clean.tasks"]
+    # a value no cleaning rule knows of yet (here: a person id that is not pseudonymous)
+    staged = tasks.with_columns(
+        pl.when(pl.col("task_id") == "jira:OPS-2").then(pl.lit("ada@example.com")).otherwise(pl.col("reporter_id"))
+        .alias("reporter_id"), pl.lit("issues[1]").alias("_locator"))
+    kept, refused, outcome = audit_tasks(staged)
+    assert kept["task_id"].to_list() == ["jira:OPS-1"] and outcome.passed
+    assert refused["task_id"].to_list() == ["jira:OPS-2"] and refused["locator"].to_list() == ["issues[1]"]
+    assert refused["reason"][0].startswith("jira:OPS-2: reporter_id = ada@example.com fails str_startswith")
+    assert schemas.validate(schemas.QuarantineSchema, refused).passed
+
+
+def test_a_failed_check_names_the_task_and_the_file(landing_dir, tmp_path):
+    (landing_dir / "jira").mkdir()
+    (landing_dir / "jira" / "page.json").write_text(json.dumps({"issues": [_issue("OPS-1", 1)]}))
+    tasks = _clean(landing_dir, tmp_path, "jira")["clean.tasks"]
+    outcome = schemas.validate(schemas.TasksSchema, pl.concat([tasks, tasks]))  # a duplicate task_id
+    assert not outcome.passed
+    assert "jira:OPS-1 (" in outcome.summary() and "page.json" in outcome.summary()

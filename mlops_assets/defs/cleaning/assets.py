@@ -4,6 +4,7 @@
 from datetime import UTC, datetime
 
 import dagster as dg
+import polars as pl
 
 from mlops_assets.lib import schemas
 from mlops_assets.lib.cleaning import CleanStats, build_clean
@@ -56,11 +57,26 @@ CHECKS = [
     can_subset=True,  # so that `--select '*clean/tasks'` works: only the selected tables are replaced
 )
 def clean_tasks(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    """Rebuild the clean layer from the raw layer, validate it, and write it in one transaction."""
+    """Rebuild the clean layer from the raw layer, validate it, and only then write it in one transaction."""
     wh = warehouse.get()
+    # write-audit-publish: build in memory (rows the contract refuses are quarantined there), run
+    # every check, and replace the tables only if the blocking ones pass: readers never see a
+    # table that failed validation (a failure leaves the previous one in place)
     tables, stats = build_clean(wh, datetime.now(UTC))
     tasks, events, quarantine = tables["clean.tasks"], tables["clean.task_events"], tables["clean.quarantine"]
+    task_check = stats.tasks_validation or schemas.validate(schemas.TasksSchema, tasks)
+    results = list(_check_results(tasks, stats, task_check, schemas.validate(schemas.TaskEventsSchema, events),
+                                  schemas.validate(schemas.QuarantineSchema, quarantine)))
     selected = context.selected_asset_keys
+    blocking = {(c.asset_key, c.name) for c in CHECKS if c.blocking}
+    failed = [r for r in results if (r.asset_key, r.check_name) in blocking and not r.passed
+              and r.asset_key in selected]
+    if failed:
+        raise dg.Failure(
+            description="clean layer not published (the previous tables stay): "
+            + " | ".join(f"{r.check_name}: {_failure_text(r)}" for r in failed),
+            metadata={r.check_name: dg.MetadataValue.json(_json_safe(r.metadata)) for r in failed},
+        )
     wh.replace_tables({name: frame for name, frame in tables.items() if dg.AssetKey(name.split(".")) in selected})
     if TASKS in selected:
         yield dg.MaterializeResult(asset_key=TASKS, metadata=_task_metadata(tasks, stats))
@@ -75,13 +91,22 @@ def clean_tasks(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
             },
         )
     checks = context.selected_asset_check_keys
-    for result in _check_results(tasks, stats, schemas.validate(schemas.TasksSchema, tasks),
-                                 schemas.validate(schemas.TaskEventsSchema, events),
-                                 schemas.validate(schemas.QuarantineSchema, quarantine)):
+    for result in results:
         if result.asset_key in selected and dg.AssetCheckKey(result.asset_key, result.check_name) in checks:
             yield result
     context.log.info(f"clean layer: {stats.tasks} tasks, {stats.superseded} superseded, "
-                     f"{stats.quarantined + stats.parse_rejects} quarantined")
+                     f"{stats.quarantined + stats.parse_rejects} quarantined "
+                     f"({stats.refused_by_contract} of them refused by the clean.tasks contract)")
+
+
+def _failure_text(result: dg.AssetCheckResult) -> str:
+    meta = result.metadata
+    value = meta.get("failures") or meta.get("examples") or meta
+    return str(getattr(value, "value", value))[:1000]
+
+
+def _json_safe(metadata) -> dict[str, object]:
+    return {k: getattr(v, "value", v) for k, v in metadata.items()}
 
 
 def _task_metadata(tasks, stats: CleanStats) -> dict[str, object]:
@@ -110,16 +135,24 @@ def _reasons_md(quarantine) -> str:
 
 
 def _check_results(tasks, stats: CleanStats, task_check, event_check, quarantine_check):
+    dup_ids = tasks["task_id"].filter(tasks["task_id"].is_duplicated())
     dupes = tasks.height - tasks["task_id"].n_unique()
-    backwards = int(((tasks["resolved_at"] < tasks["created_at"]).fill_null(False)).sum())
+    backwards_rows = (tasks["resolved_at"] < tasks["created_at"]).fill_null(False)
+    backwards = int(backwards_rows.sum())
     total_in = stats.input_records + stats.parse_rejects
     share = (stats.quarantined + stats.parse_rejects) / total_in if total_in else 0.0
     yield dg.AssetCheckResult(check_name="tasks_schema_valid", asset_key=TASKS, passed=task_check.passed,
-                              metadata={"failures": task_check.summary()})
+                              metadata={"failures": task_check.summary(),
+                                        "refused_by_contract": stats.refused_by_contract})
     yield dg.AssetCheckResult(check_name="task_id_unique", asset_key=TASKS, passed=dupes == 0,
-                              metadata={"duplicate_rows": dupes})
+                              metadata={"duplicate_rows": dupes,
+                                        "examples": ", ".join(schemas.describe_rows(
+                                            tasks, tasks.with_row_index().filter(
+                                                pl.col("task_id").is_in(dup_ids.head(5)))["index"].to_list()[:5]))})
     yield dg.AssetCheckResult(check_name="created_before_resolved", asset_key=TASKS, passed=backwards == 0,
-                              metadata={"violations": backwards})
+                              metadata={"violations": backwards,
+                                        "examples": ", ".join(schemas.describe_rows(
+                                            tasks, backwards_rows.arg_true().head(5).to_list()))})
     yield dg.AssetCheckResult(
         check_name="records_conserved", asset_key=TASKS, passed=stats.conserved,
         metadata={"input_records": stats.input_records, "tasks": stats.tasks, "superseded": stats.superseded,
