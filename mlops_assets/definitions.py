@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 
 from mlops_assets import profiles
@@ -35,7 +33,7 @@ def build_resources(
             url=env_or_default("JIRA_URL", ""),
             user=env_or_default("JIRA_USER", ""),
             api_token=env_or_default("JIRA_API_TOKEN", ""),
-            api_version=int(os.environ.get("JIRA_API_VERSION", "2") or 2),
+            api_version=env_or_default("JIRA_API_VERSION", ""),
         ),
         "mlflow": MLflowResource(
             tracking_uri=env_or_default("MLFLOW_TRACKING_URI", ""),

@@ -58,19 +58,19 @@ class JiraResource(dg.ConfigurableResource):
     url: str = ""
     user: str = ""
     api_token: str = ""
-    api_version: int = 2
+    api_version: str = ""  # "2", "3", or "" to detect Cloud vs Server/Data Center from the site
 
     @property
     def configured(self) -> bool:
         return bool(self.url)
 
     def client(self):
-        from mlops_assets.lib.sources.jira_client import JiraClient, JiraClientError
+        from mlops_assets.lib.sources.jira_client import JiraClient, JiraClientError, parse_api_version
 
         missing = [n for n, v in (("JIRA_USER", self.user), ("JIRA_API_TOKEN", self.api_token)) if not v]
         if missing:
             raise JiraClientError(f"JIRA_URL is set but {', '.join(missing)} is not: set it to pull from Jira")
-        return JiraClient(self.url, self.user, self.api_token, api_version=self.api_version)
+        return JiraClient(self.url, self.user, self.api_token, api_version=parse_api_version(self.api_version))
 
 
 class GitHubResource(dg.ConfigurableResource):

@@ -5,10 +5,15 @@ values (the LightGBM model string, the feature list, the category levels, the pi
 :class:`~mlops_assets.lib.features.History` snapshot as bytes), so the pickle refers to code by
 import path (``mlops_assets`` is installed wherever the model is loaded) and never embeds it.
 
-Its input is what an online client sends: one row per task with the ``features.INPUT_COLUMNS``
-fields, timestamps as ISO 8601 strings with a UTC offset (MLflow's ``datetime`` column type drops
-time zones, which the feature code rightly refuses). :func:`wire_records` turns ``clean.tasks``
-rows into that shape. Other columns are ignored. The output has one row per input row: task_id,
+Its input is what users have: rows of ``clean.tasks`` as a pandas or polars DataFrame (aware
+timestamps, integer counts, any extra columns, which are ignored), or JSON-like records (a list of
+dicts, or one dict) with timestamps as ISO 8601 strings with a UTC offset, as an online client sends
+them (unknown fields are reported, as the scoring service does). The model validates every record
+itself (``features.records_to_frame``) and reports a bad one in its ``error`` column instead of
+failing the batch. That is why the signature declares no input schema: MLflow's column types would
+refuse most of these before the model sees them (``datetime64[us, UTC]`` is no ``string``, int64 no
+``double``; its ``datetime`` type drops time zones; polars frames are not accepted at all), and the
+logged input example documents the fields. The output has one row per input row: task_id,
 prediction (probability of being late, or days to resolve), error (why a row could not be scored)
 and warning (categories the model never saw, treated as missing).
 
@@ -32,19 +37,8 @@ from mlops_assets.lib import training
 OUTPUT_COLUMNS = ("task_id", "prediction", "error", "warning")
 
 
-def input_schema():
-    """The MLflow input schema: required task_id/project/created_at, every other input optional."""
-    from mlflow.types import ColSpec, Schema
-
-    specs = []
-    for name, dtype in features_lib.INPUT_COLUMNS.items():
-        kind = "double" if dtype.is_numeric() else "string"
-        specs.append(ColSpec(kind, name, required=name in features_lib.REQUIRED_INPUT_COLUMNS))
-    return Schema(specs)
-
-
 def signature():
-    """Input and output schema of a :class:`TaskModel`."""
+    """The output schema of a :class:`TaskModel`; inputs are validated by the model (module docstring)."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
@@ -56,7 +50,7 @@ def signature():
             ColSpec("string", "warning", required=False),
         ]
     )
-    return ModelSignature(inputs=input_schema(), outputs=output)
+    return ModelSignature(inputs=None, outputs=output)
 
 
 def wire_records(tasks: pl.DataFrame) -> pd.DataFrame:
@@ -72,6 +66,23 @@ def wire_records(tasks: pl.DataFrame) -> pd.DataFrame:
         else:
             exprs.append(pl.col(name).cast(pl.String))
     return tasks.select(exprs).to_pandas()
+
+
+def input_records(model_input: Any) -> list[Any]:
+    """Records from what a user passes: a pandas or polars frame (extra columns ignored), a list of
+    dicts or one dict (every field checked). Anything else raises TypeError."""
+    if isinstance(model_input, pl.DataFrame):
+        return model_input.select([c for c in model_input.columns if c in features_lib.INPUT_COLUMNS]).to_dicts()
+    if isinstance(model_input, pd.DataFrame):
+        return _records(model_input)
+    if isinstance(model_input, dict):
+        return [model_input]
+    if isinstance(model_input, list):
+        return model_input
+    raise TypeError(
+        "a task model expects task records: a pandas or polars DataFrame (e.g. rows of clean.tasks), "
+        f"a list of dicts or one dict, got {type(model_input).__name__}"
+    )
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -153,10 +164,10 @@ class TaskModel(mlflow.pyfunc.PythonModel):
             self._booster, frame, self.features, self.category_levels, log_target=self.log_target
         )
 
-    def score_records(self, records: pd.DataFrame | list[dict[str, Any]]) -> pd.DataFrame:
+    def score_records(self, records: pd.DataFrame | pl.DataFrame | list[dict[str, Any]] | dict) -> pd.DataFrame:
         """One output row per input record: task_id, prediction, error, warning."""
         self._ensure_loaded()
-        rows = _records(records) if isinstance(records, pd.DataFrame) else list(records)
+        rows = input_records(records)
         frame, errors = features_lib.records_to_frame(rows)
         prediction = np.full(len(rows), np.nan)
         warning: list[str | None] = [None] * len(rows)
@@ -178,12 +189,7 @@ class TaskModel(mlflow.pyfunc.PythonModel):
         )
 
     # Unannotated on purpose: MLflow turns predict's type hints into its own schema validation,
-    # which the explicit signature already does.
+    # which would refuse clean.tasks rows as the column types did (module docstring).
     def predict(self, context, model_input, params=None):  # noqa: ANN001
-        """MLflow entry point: raw task records (a pandas DataFrame) -> predictions."""
-        if isinstance(model_input, pd.DataFrame | list):
-            return self.score_records(model_input)
-        raise TypeError(
-            f"{self.spec_name} expects a pandas DataFrame (or list of dicts) of task records, "
-            f"got {type(model_input).__name__}"
-        )
+        """MLflow entry point: task records (pandas/polars frame, list of dicts, one dict) -> predictions."""
+        return self.score_records(model_input)

@@ -11,7 +11,7 @@ import polars as pl
 from mlops_assets.definitions import build_resources, defs
 from mlops_assets.lib.warehouse import Warehouse
 from mlops_assets.resources import JiraResource
-from mlops_assets_tests.fake_apis import Reply, serve
+from mlops_assets_tests.fake_apis import FakeJiraSite, Reply, jira_server_info, serve
 
 TOKEN = "s3cret-token-value"
 
@@ -31,6 +31,8 @@ def test_live_jira_pull_lands_pages_ingests_them_and_advances_the_watermark(tmp_
     def handler(req):
         if req.headers.get("Authorization") != expected:
             return Reply(401, {"errorMessages": ["unauthorized"]})
+        if req.path == "/rest/api/2/serverInfo":  # JIRA_API_VERSION unset: the pull asks what this Jira is
+            return Reply(200, jira_server_info("Server", "http://jira.local"))
         if req.path.endswith("/myself"):
             return Reply(200, {"timeZone": "UTC"})
         seen_jql.append(req.param("jql"))
@@ -69,3 +71,15 @@ def test_bad_token_fails_the_pull_with_one_line_and_no_secret(tmp_path, landing_
     assert not result.success
     message = result.get_step_failure_events()[0].step_failure_data.error.message
     assert "JIRA_API_TOKEN" in message and TOKEN not in message
+
+
+def test_a_jira_cloud_site_is_pulled_without_jira_api_version(tmp_path, landing_dir):
+    issues = [_issue(n, f"2025-03-0{n}T10:00:00.000+0000") for n in range(1, 6)]
+    site = FakeJiraSite("Cloud", issues)
+    with serve(site) as base_url:
+        resources = build_resources(str(tmp_path / "wh.duckdb"), str(landing_dir))
+        resources["jira"] = JiraResource(url=base_url, user="me@example.com", api_token=TOKEN)
+        result = dg.materialize(list(defs.assets), selection=["landing/jira"], resources=resources)
+    assert result.success
+    assert result.asset_materializations_for_node("landing__jira")[0].metadata["pulled_issues"].value == 5
+    assert {r.path for r in site.searches} == {"/rest/api/3/search/jql"}  # never the v2 search Cloud answers 410

@@ -13,14 +13,16 @@ from mlops_assets.lib.ingestion import (
     list_landing_files,
 )
 from mlops_assets.lib.pulls import pull_into
-from mlops_assets.lib.sources.http import RETRY_STATUSES, HttpError
+from mlops_assets.lib.sources.http import HttpError
 from mlops_assets.resources import GitHubResource, JiraResource, LandingZoneResource, WarehouseResource
 
 WAREHOUSE_WRITE_TAGS = {"mlops/warehouse": "write"}
 # A live pull that still fails after the HTTP client's own retries (seconds of backoff) met a longer
 # outage: try the whole pull again minutes later (it resumes from the watermark). Jitter keeps several
 # code locations or sources from hitting a recovering API at the same instant. Only transient errors
-# are retried (_pull: allow_retries); a bad token or URL fails at once.
+# are retried (_pull: allow_retries): a wrong URL, an unreachable host or a bad token fails at once.
+# Bound across both layers: (1 + max_retries) step attempts x RetryingHttp.retry_budget (20) retries
+# each = at most 80 retried requests per materialization (docs/RELIABILITY.md).
 PULL_RETRY_POLICY = dg.RetryPolicy(max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL,
                                    jitter=dg.Jitter.PLUS_MINUS)
 
@@ -106,9 +108,9 @@ def _pull(api: JiraResource | GitHubResource, landing: LandingZoneResource, sour
 
 
 def _transient(exc: BaseException) -> bool:
-    """The API answered 429/5xx or not at all (the clients wrap HttpError, keeping it as the context)."""
+    """The API answered 429/5xx, or stopped answering mid-pull (the clients keep HttpError as the context)."""
     http = exc if isinstance(exc, HttpError) else exc.__context__
-    return isinstance(http, HttpError) and (http.status is None or http.status in RETRY_STATUSES)
+    return isinstance(http, HttpError) and http.transient
 
 
 def _pull_description(source: str, env_hint: str) -> str:

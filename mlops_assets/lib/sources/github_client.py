@@ -189,14 +189,19 @@ class GitHubClient:
         try:
             return self.http.get(url, params=params)
         except HttpError as exc:
+            if exc.status is None and not exc.transient:
+                raise GitHubClientError(
+                    f"cannot reach GitHub at {safe_url(self.api_url)} ({exc.reason}): check GITHUB_API_URL "
+                    "(https://api.github.com, or https://<host>/api/v3 for Enterprise) and that this machine can reach it"
+                ) from None
             if exc.status == 401:
                 raise GitHubClientError(
                     "GitHub rejected the token (HTTP 401 Bad credentials): check GITHUB_TOKEN is valid and not expired"
                 ) from None
             if exc.status == 403:
                 raise GitHubClientError(
-                    f"GitHub refused access to {repo}'s issues (HTTP 403): the token needs read access to the "
-                    f"repository's issues (fine-grained token: 'Issues: read'; classic: 'repo' for private ones): {exc.body_excerpt[:200]}"
+                    f"GitHub refused access to {repo}'s issues (HTTP 403): check GITHUB_TOKEN, which needs read access to "
+                    f"the repository's issues (fine-grained token: 'Issues: read'; classic: 'repo' for private ones): {exc.body_excerpt[:200]}"
                 ) from None
             if exc.status in (404, 410):
                 raise GitHubClientError(

@@ -5,6 +5,14 @@ any other drop. API v2 (Jira Server/Data Center, and Cloud where still served) p
 ``/rest/api/2/search`` with ``startAt``; API v3 (Jira Cloud) through ``/rest/api/3/search/jql``
 with ``nextPageToken`` (that endpoint has no ``startAt`` and no ``total``).
 
+Which one is picked by itself unless JIRA_API_VERSION says: Jira Cloud answers ``/rest/api/2/search``
+with 410 Gone since 2025 (Atlassian CHANGE-2046), Server/Data Center has no v3. A ``*.atlassian.net``
+(or legacy ``*.jira.com``) host is Cloud; any other host is asked once,
+``GET /rest/api/2/serverInfo`` (served anonymously by every deployment), whose ``deploymentType``
+is ``Cloud``, ``Server`` or ``DataCenter``. That first request doubles as the configuration check:
+a wrong host, a closed port, bad credentials or a path that is no Jira fail at once, naming the
+variable to fix.
+
 JQL compares dates in the time zone of the user's Jira profile, so the watermark is converted to
 that zone (asked once from ``/myself``) before it goes into ``updated >= "yyyy/MM/dd HH:mm"``.
 JQL has minute resolution and ``>=``: the issues updated in the watermark's minute come again; the
@@ -14,15 +22,19 @@ raw layer keeps identical records once.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
-from mlops_assets.lib.sources.http import HttpError, RetryingHttp
+from mlops_assets.lib.sources.http import HttpError, RetryingHttp, safe_url
+
+log = logging.getLogger(__name__)
 
 # JQL reads a naive date in the profile's zone; if that zone is unknown, start early enough that
 # no offset (UTC-12..UTC+14) can skip an update.
@@ -31,6 +43,21 @@ _UNKNOWN_ZONE_MARGIN = timedelta(hours=14)
 
 class JiraClientError(RuntimeError):
     """The Jira pull cannot go on; the message says what to fix (it never contains the token)."""
+
+
+CLOUD_HOST_SUFFIXES = (".atlassian.net", ".jira.com")
+
+
+def parse_api_version(value: str | int | None) -> int | None:
+    """JIRA_API_VERSION as the client takes it: 2, 3, or None (empty: detect from the site)."""
+    text = "" if value is None else str(value).strip()
+    if text in ("", "0", "auto"):
+        return None
+    if text not in ("2", "3"):
+        raise JiraClientError(
+            f"JIRA_API_VERSION must be 2 (Server/Data Center), 3 (Cloud) or unset (detect), not {text!r}"
+        )
+    return int(text)
 
 
 @dataclass
@@ -59,18 +86,20 @@ class JiraClient:
         base_url: str,
         user: str,
         api_token: str,
-        api_version: int = 2,
+        api_version: int | None = None,
         page_size: int = 100,
         session: requests.Session | None = None,
         **http_options: Any,
     ):
-        if api_version not in (2, 3):
-            raise ValueError(f"api_version must be 2 or 3, not {api_version!r}")
+        if api_version not in (None, 2, 3):
+            raise ValueError(f"api_version must be 2, 3 or None (detect), not {api_version!r}")
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"JIRA_URL must start with http:// or https://, got {base_url!r}")
         self.base_url = base_url.rstrip("/")
         self.user = user
-        self.api_version = api_version
+        self.requested_api_version = api_version
+        self._api_version = api_version
+        self.deployment: str | None = None  # "Cloud", "Server", "DataCenter" once detected
         self.page_size = page_size
         self.http = RetryingHttp(
             session,
@@ -82,7 +111,7 @@ class JiraClient:
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> JiraClient:
-        """A client from JIRA_URL, JIRA_USER, JIRA_API_TOKEN (and optional JIRA_API_VERSION)."""
+        """A client from JIRA_URL, JIRA_USER, JIRA_API_TOKEN (and optional JIRA_API_VERSION; unset = detect)."""
         missing = [name for name in ("JIRA_URL", "JIRA_USER", "JIRA_API_TOKEN") if not os.environ.get(name)]
         if missing:
             raise JiraClientError(
@@ -90,20 +119,52 @@ class JiraClient:
                 f"{'are' if len(missing) > 1 else 'is'} not set: set JIRA_URL (e.g. https://example.atlassian.net), "
                 "JIRA_USER (your login e-mail) and JIRA_API_TOKEN (https://id.atlassian.com/manage-profile/security/api-tokens)"
             )
-        version = os.environ.get("JIRA_API_VERSION", "").strip()
-        if version and "api_version" not in kwargs:
-            if version not in ("2", "3"):
-                raise JiraClientError(f"JIRA_API_VERSION must be 2 or 3, not {version!r}")
-            kwargs["api_version"] = int(version)
+        if "api_version" not in kwargs:
+            kwargs["api_version"] = parse_api_version(os.environ.get("JIRA_API_VERSION"))
         return cls(os.environ["JIRA_URL"], os.environ["JIRA_USER"], os.environ["JIRA_API_TOKEN"], **kwargs)
 
     # -----------------------------------------------------------------------------------------
 
-    def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        url = f"{self.base_url}/rest/api/{self.api_version}/{path}"
+    @property
+    def api_version(self) -> int:
+        """The REST API version the pull uses: JIRA_API_VERSION if set, else detected (one request at most)."""
+        if self._api_version is None:
+            self._api_version = self._detect_api_version()
+        return self._api_version
+
+    def _detect_api_version(self) -> int:
+        host = (urlsplit(self.base_url).hostname or "").lower()
+        if host.endswith(CLOUD_HOST_SUFFIXES):
+            self.deployment = "Cloud"
+            log.info("Jira at %s is Cloud (by its host): searching with /rest/api/3/search/jql", host)
+            return 3
+        info = self._get("serverInfo", version=2)
+        kind = info.get("deploymentType") if isinstance(info, dict) else None
+        if not isinstance(info, dict) or not any(k in info for k in ("deploymentType", "baseUrl", "version")):
+            raise JiraClientError(
+                f"{safe_url(self.base_url)}/rest/api/2/serverInfo answered without Jira's server info: "
+                "check JIRA_URL is the Jira site root (e.g. https://example.atlassian.net, or https://jira.example.com)"
+            )
+        self.deployment = str(kind or "Server")
+        version = 3 if self.deployment.lower() == "cloud" else 2
+        log.info("Jira at %s is %s (serverInfo): searching with API v%d", host, self.deployment, version)
+        return version
+
+    def _get(self, path: str, params: dict[str, Any] | None = None, version: int | None = None) -> Any:
+        url = f"{self.base_url}/rest/api/{version or self.api_version}/{path}"
         try:
             return self.http.get_json(url, params=params)
         except HttpError as exc:
+            if exc.status is None and not exc.transient:
+                raise JiraClientError(
+                    f"cannot reach Jira at {safe_url(self.base_url)} ({exc.reason}): check JIRA_URL "
+                    "(the site root, e.g. https://example.atlassian.net) and that this machine can reach it"
+                ) from None
+            if exc.status is not None and exc.status < 400:
+                raise JiraClientError(
+                    f"GET {exc.url} answered HTTP {exc.status} with something that is not JSON (a login page, a "
+                    "proxy?): check JIRA_URL is the Jira site root, e.g. https://example.atlassian.net"
+                ) from None
             if exc.status == 401:
                 raise JiraClientError(
                     f"Jira rejected the credentials for user {self.user} (HTTP 401): "
@@ -117,8 +178,14 @@ class JiraClient:
                 ) from None
             if exc.status == 404:
                 raise JiraClientError(
-                    f"{exc.url} was not found (HTTP 404): check JIRA_URL and the API version "
-                    f"(v{self.api_version}; Jira Cloud serves search on v3 at /rest/api/3/search/jql)"
+                    f"{exc.url} was not found (HTTP 404): check JIRA_URL (the site root, without /jira or /rest "
+                    f"unless the site lives there) and JIRA_API_VERSION (v{version or self.api_version} here; "
+                    "Jira Cloud serves search on v3 at /rest/api/3/search/jql, Server/Data Center on v2)"
+                ) from None
+            if exc.status == 410:
+                raise JiraClientError(
+                    f"{exc.url} is gone (HTTP 410): this is Jira Cloud, which no longer serves API v2 search "
+                    "(Atlassian CHANGE-2046): set JIRA_API_VERSION=3, or unset it to let the pull detect Cloud"
                 ) from None
             if exc.status == 400:
                 raise JiraClientError(f"Jira refused the query (HTTP 400): {exc.body_excerpt}") from None

@@ -12,7 +12,7 @@ import pytest
 from mlops_assets.lib.sources import jira
 from mlops_assets.lib.sources.http import RetryingHttp, retry_after_seconds, safe_url
 from mlops_assets.lib.sources.jira_client import JiraClient, JiraClientError
-from mlops_assets_tests.fake_apis import FakeRequest, Reply, serve
+from mlops_assets_tests.fake_apis import FakeJiraSite, FakeRequest, Reply, serve
 
 USER = "ada@example.com"
 TOKEN = "ATATT3xFfGF0-very-secret-token-4711"
@@ -161,7 +161,7 @@ def test_wrong_token_gives_a_clear_error_without_the_token(tmp_path, caplog):
     fake = FakeJira(2)
     wrong = "ATATT3-wrong-token-0815"
     with serve(fake) as url:
-        client = JiraClient(url, USER, wrong)
+        client = JiraClient(url, USER, wrong, api_version=2)
         with pytest.raises(JiraClientError) as info:
             client.pull(tmp_path, since=None)
     message = str(info.value)
@@ -215,3 +215,55 @@ def test_urls_and_messages_shown_to_users_carry_no_credentials():
     shown = safe_url("https://bob:hunter2@example.com:8443/api?access_token=abc123&page=2")
     assert shown == "https://example.com:8443/api?access_token=***&page=2"
     assert RetryingHttp(secrets=["abc123"]).redact("token abc123 leaked") == "token *** leaked"
+
+
+@pytest.mark.parametrize(("deployment", "search_path"), [
+    ("Cloud", "/rest/api/3/search/jql"), ("Server", "/rest/api/2/search"), ("DataCenter", "/rest/api/2/search"),
+])
+def test_the_search_api_is_detected_from_server_info(tmp_path, deployment, search_path):
+    site = FakeJiraSite(deployment, [_issue(n) for n in range(1, 6)], page_cap=2)
+    with serve(site) as url:
+        site.base_url = url
+        client = JiraClient(url, USER, TOKEN)  # no JIRA_API_VERSION
+        result = client.pull(tmp_path / "jira", since=SINCE)
+    assert (result.pages_written, result.issues) == (3, 5)
+    assert client.deployment == deployment
+    assert [r.path for r in site.requests].count("/rest/api/2/serverInfo") == 1
+    assert site.requests[0].path == "/rest/api/2/serverInfo"  # asked first: it also checks the URL
+    assert {r.path for r in site.searches} == {search_path} and len(site.searches) == 3
+    for path in result.files:
+        assert jira.parse(path).rejects == []
+
+
+def test_an_atlassian_net_host_is_cloud_without_a_request():
+    client = JiraClient("https://example.atlassian.net", USER, TOKEN)
+    assert client.api_version == 3 and client.deployment == "Cloud"
+    assert client.http.requests_sent == 0
+
+
+def test_jira_api_version_still_overrides_and_a_410_says_what_to_set(tmp_path):
+    site = FakeJiraSite("Cloud", [_issue(1)])
+    with serve(site) as url:
+        with pytest.raises(JiraClientError) as info:
+            JiraClient(url, USER, TOKEN, api_version=2).pull(tmp_path / "jira")
+    assert "HTTP 410" in str(info.value) and "set JIRA_API_VERSION=3" in str(info.value)
+    assert [r.path for r in site.requests] == ["/rest/api/2/search"]  # no detection, no retry of a 410
+
+
+def test_a_url_that_is_no_jira_site_names_jira_url(tmp_path):
+    site = FakeJiraSite("Server", [])
+    with serve(site) as url:
+        with pytest.raises(JiraClientError, match=r"HTTP 404.*check JIRA_URL") as info:
+            JiraClient(f"{url}/wiki", USER, TOKEN).pull(tmp_path / "jira")
+    assert len(site.requests) == 1 and TOKEN not in str(info.value)
+
+
+def test_jira_api_version_from_the_environment(monkeypatch):
+    monkeypatch.setenv("JIRA_URL", "https://jira.example.com")
+    monkeypatch.setenv("JIRA_USER", USER)
+    monkeypatch.setenv("JIRA_API_TOKEN", TOKEN)
+    monkeypatch.delenv("JIRA_API_VERSION", raising=False)
+    assert JiraClient.from_env().requested_api_version is None  # detected at the first pull
+    monkeypatch.setenv("JIRA_API_VERSION", "cloud")
+    with pytest.raises(JiraClientError, match=r"^JIRA_API_VERSION must be 2 \(Server/Data Center\), 3 \(Cloud\)"):
+        JiraClient.from_env()
