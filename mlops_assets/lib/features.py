@@ -622,15 +622,23 @@ def _parse_value(name: str, value: Any) -> tuple[Any, str | None]:
     return float(value), None
 
 
+# A hostile record can carry tens of thousands of unknown keys (a 950 KB body held the event loop
+# for 2.3 s suggesting a name for each): name the first few, suggest only for short names.
+UNKNOWN_FIELDS_SHOWN = 10
+_SUGGEST_MAX_CHARS = 64
+
+
 def _unknown_field_message(names: list[str]) -> str:
     parts = []
-    for name in names:
+    for name in names[:UNKNOWN_FIELDS_SHOWN]:
+        shown = repr(name if len(name) <= _SUGGEST_MAX_CHARS else name[:_SUGGEST_MAX_CHARS] + "...")
         if name in EXCLUDED_FEATURES:
-            parts.append(f"{name!r} ({EXCLUDED_FEATURES[name]})")
+            parts.append(f"{shown} ({EXCLUDED_FEATURES[name]})")
             continue
-        close = difflib.get_close_matches(name, list(INPUT_COLUMNS), n=1)
-        parts.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-    return f"unknown field(s) {', '.join(parts)}; accepted fields: {', '.join(INPUT_COLUMNS)}"
+        close = difflib.get_close_matches(name, list(INPUT_COLUMNS), n=1) if len(name) <= _SUGGEST_MAX_CHARS else []
+        parts.append(shown + (f" (did you mean {close[0]!r}?)" if close else ""))
+    more = f" and {len(names) - UNKNOWN_FIELDS_SHOWN:,} more" if len(names) > UNKNOWN_FIELDS_SHOWN else ""
+    return f"unknown field(s) {', '.join(parts)}{more}; accepted fields: {', '.join(INPUT_COLUMNS)}"
 
 
 def records_to_frame(records: list[dict[str, Any]]) -> tuple[pl.DataFrame, dict[int, str]]:

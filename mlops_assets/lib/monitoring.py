@@ -25,6 +25,8 @@ from typing import Any
 
 import polars as pl
 
+from mlops_assets.lib.redact import redact, redact_url
+
 MONITORED_NUMERIC: list[str] = [
     "story_points",
     "original_estimate_h",
@@ -315,12 +317,16 @@ def run_alert(job: str, run_id: str, message: str) -> dict[str, Any]:
 
 def post_json(url: str, payload: Mapping[str, Any], timeout_s: float = 5.0) -> int:
     """POST `payload` as JSON to `url`; returns the HTTP status; raises OSError with a readable message."""
-    request = urllib.request.Request(url, data=json.dumps(payload, default=str).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
     try:
+        request = urllib.request.Request(url, data=json.dumps(payload, default=str).encode(), method="POST",
+                                         headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             return response.status
     except urllib.error.HTTPError as exc:
-        raise OSError(f"alert webhook {url} answered HTTP {exc.code}") from None
+        raise OSError(f"alert webhook {redact_url(url, keep_path=False)} answered HTTP {exc.code}") from None
+    except ValueError as exc:  # "unknown url type", a malformed port: the message would echo the URL
+        raise OSError(f"alert webhook {redact_url(url, keep_path=False)} is not a usable URL "
+                      f"({type(exc).__name__}): check MLOPS_ALERT_WEBHOOK") from None
     except (urllib.error.URLError, TimeoutError) as exc:
-        raise OSError(f"alert webhook {url} unreachable: {getattr(exc, 'reason', exc)}") from None
+        raise OSError(f"alert webhook {redact_url(url, keep_path=False)} unreachable: "
+                      f"{redact(str(getattr(exc, 'reason', exc)))}") from None

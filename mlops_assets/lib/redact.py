@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+from urllib.parse import urlsplit
 
 MASK = "***"
 EXCERPT_CHARS = 200
@@ -53,3 +54,24 @@ def excerpt(data: bytes | str, limit: int = EXCERPT_CHARS) -> str:
     text = data[: limit * 4].decode("utf-8", "replace") if isinstance(data, bytes) else data
     text = _CONTROL.sub(" ", text[:limit])
     return redact(text) + (" ..." if len(data) > limit else "")
+
+
+def redact_url(url: str | None, keep_path: bool = True) -> str | None:
+    """``url`` safe to show or log: user and password masked, query values masked, and with
+    ``keep_path=False`` the path too (a webhook's path is its secret: Slack, Teams, Discord)."""
+    if not url:
+        return url
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:  # not a URL we can take apart: mask what looks like a credential in it
+        return redact(url)
+    if not parts.scheme or not (parts.netloc or parts.path):
+        return redact(url)
+    netloc = (f"{MASK}@" if parts.username or parts.password else "") + host + (f":{port}" if port else "")
+    path = parts.path if keep_path else ("/" + MASK if parts.path.strip("/") else parts.path)
+    query = "&".join(f"{pair.split('=', 1)[0]}={MASK}" if "=" in pair else MASK
+                     for pair in parts.query.split("&") if pair) if parts.query else ""
+    shown = f"{parts.scheme}://{netloc}{path}" + (f"?{query}" if query else "")
+    return redact(shown)

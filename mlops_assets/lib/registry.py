@@ -434,13 +434,29 @@ def training_window(client: MlflowClient, name: str, version: str) -> TrainingWi
 # ---------------------------------------------------------------------------------------------
 
 
+class RegistryUnavailableError(RegistryError):
+    """The registry could not be asked (server down, refused, timed out): not the same as "no champion"."""
+
+
+# What the store answers for a model or alias that does not exist; any other error (a connection
+# refused, a 5xx, a timeout) means the registry was not asked, and must not read as "no champion".
+_NOT_FOUND_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"})
+
+
 def _version_by_alias(client: MlflowClient, name: str, alias: str) -> Any | None:
     from mlflow.exceptions import MlflowException
 
+    from mlops_assets.lib.redact import redact
+
     try:
         return client.get_model_version_by_alias(name, alias)
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        if exc.error_code in _NOT_FOUND_CODES:
+            return None
+        raise RegistryUnavailableError(
+            f"cannot read the {alias!r} alias of {name!r} from the MLflow registry at {redact(client.tracking_uri)}: "
+            f"{redact(str(exc.message))[:300]} (is the tracking server up? check MLFLOW_TRACKING_URI)"
+        ) from None
 
 
 def champion_version(name: str, client: MlflowClient | None = None) -> str | None:

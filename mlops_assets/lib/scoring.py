@@ -68,6 +68,7 @@ import polars as pl
 from mlops_assets.lib import features as features_lib
 from mlops_assets.lib import history_index
 from mlops_assets.lib.history_index import FeatureColumns
+from mlops_assets.lib.redact import redact
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -275,7 +276,7 @@ def load_champions(
     missing = [name for name in MODEL_NAMES if not versions.get(name)]
     if missing:
         raise NoChampionError(
-            f"no champion yet for {', '.join(missing)} in the MLflow registry at {client.tracking_uri}: "
+            f"no champion yet for {', '.join(missing)} in the MLflow registry at {redact(client.tracking_uri)}: "
             "train and promote one (`make run`, or materialize the training assets)"
         )
     models = {name: load_model_version(name, str(versions[name]), client) for name in MODEL_NAMES}

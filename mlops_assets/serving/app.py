@@ -79,6 +79,7 @@ from fastapi.responses import Response
 
 from mlops_assets.lib import features as features_lib
 from mlops_assets.lib import history_index, scoring
+from mlops_assets.lib.redact import redact
 from mlops_assets.lib.warehouse import Warehouse
 
 log = logging.getLogger("mlops_assets.serving")
@@ -217,8 +218,8 @@ class ModelState:
                 else:
                     snapshot = Snapshot(models[scoring.LATE_RISK], models[scoring.CYCLE_TIME], history, stamp)
             except Exception as exc:
-                if before is None:
-                    self.reason = str(exc)
+                if before is None:  # GET /ready is unauthenticated: no credentials of MLFLOW_TRACKING_URI in it
+                    self.reason = redact(str(exc))
                 raise
             changed = before is None or before.versions != snapshot.versions or before.history is not history
             if changed:
@@ -449,7 +450,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             try:
                 await asyncio.to_thread(state.refresh)
             except Exception as exc:  # the reason is kept for /ready; the next check retries
-                log.warning("refresh failed: %s", exc)
+                log.warning("refresh failed: %s", redact(str(exc)))
             await asyncio.sleep(settings.check_interval_s)
 
     @contextlib.asynccontextmanager
@@ -527,7 +528,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             result = await asyncio.to_thread(state.refresh)
         except Exception as exc:
             still = f"; still serving {state.snapshot.versions}" if state.snapshot is not None else ""
-            raise ApiError(503, "reload failed", f"{exc}{still}") from None
+            raise ApiError(503, "reload failed", f"{redact(str(exc))}{still}") from None
         return _json(200, {"reloaded": result["changed"], **{k: v for k, v in result.items() if k != "changed"}}, state)
 
     return app

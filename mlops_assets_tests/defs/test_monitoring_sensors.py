@@ -164,3 +164,26 @@ def test_definitions_hold_the_monitoring_objects():
     assert defs.resolve_job_def("monitor_job")
     train = defs.resolve_job_def("train_job")
     assert dg.AssetKey(["serving", "task_risk_scores"]) in train.asset_layer.executable_asset_keys
+
+
+@pytest.mark.parametrize("status", [500, None])  # the webhook answers an error, or nothing listens
+def test_a_failed_alert_logs_the_webhook_without_its_secrets(instance, caplog, status):
+    """Issue 20 item 3: MLOPS_ALERT_WEBHOOK's user, password and path (Slack's token) never reach the log."""
+    _evaluate_drift(instance, passed=False)
+    with serve(lambda req: Reply(status or 500)) as url:
+        port = url.rsplit(":", 1)[1] if status else "9"
+        hook = f"http://alerts:hunter2pw@127.0.0.1:{port}/services/T0001/B0002/XXsecretXX?token=abc123def"
+        bare = f"http://127.0.0.1:{port}/services/T0001/B0002/XXsecretXX"
+        for webhook in (hook, bare):
+            with pytest.raises(OSError) as raised:
+                monitoring.post_json(webhook, {"text": "x"}, timeout_s=2)
+            assert "127.0.0.1" in str(raised.value)
+            for secret in ("hunter2pw", "XXsecretXX", "abc123def", "T0001"):
+                assert secret not in str(raised.value)
+            caplog.clear()
+            context = dg.build_sensor_context(instance=instance, resources={"monitoring": MonitoringResource(alert_webhook=webhook)})
+            with caplog.at_level("WARNING"):
+                check_failure_alert_sensor.evaluate_tick(context)
+            assert "alert not delivered" in caplog.text
+            for secret in ("hunter2pw", "XXsecretXX", "abc123def"):
+                assert secret not in caplog.text

@@ -13,6 +13,7 @@ import time
 import dagster as dg
 
 from mlops_assets.lib import monitoring as mon
+from mlops_assets.lib.redact import redact
 
 from ..ingestion.assets import WAREHOUSE_WRITE_TAGS
 from ..training.jobs import train_job
@@ -87,7 +88,9 @@ def send_alert(context, monitoring: MonitoringResource, payload: dict) -> None:
     try:
         mon.post_json(monitoring.alert_webhook, payload)
     except OSError as exc:
-        context.log.error(f"alert not delivered: {exc}")
+        message = f"alert not delivered: {redact(str(exc))}"  # the webhook URL is a secret: post_json masks it
+        context.log.error(message)
+        log.error(message)
 
 
 @dg.sensor(minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
