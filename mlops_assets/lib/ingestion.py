@@ -144,7 +144,9 @@ def _inside_regular_file(path: Path, root: Path) -> bool:
 
 
 def landing_fingerprint(landing_root: Path) -> dict[str, str]:
-    """source -> a fingerprint of its files (path, size, mtime), for sensors to notice changes cheaply."""
+    """source -> a fingerprint of its files (path, size, mtime; a mapped CSV's mapping too), for sensors."""
+    from mlops_assets.lib.sources import csv_mapped
+
     out = {}
     for source in SOURCES:
         try:
@@ -153,8 +155,10 @@ def landing_fingerprint(landing_root: Path) -> dict[str, str]:
             return {}
         h = hashlib.sha256()
         for p in files:
-            st = p.stat()
-            h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+            # a mapped CSV is read through its <name>.yaml: a changed mapping is a change of the source
+            for q in [p, *(csv_mapped.mapping_files(p) if source == "csv" else [])]:
+                st = q.stat()
+                h.update(f"{q}|{st.st_size}|{st.st_mtime_ns}\n".encode())
         out[source] = h.hexdigest()[:16] if files else ""
     return out
 
@@ -263,7 +267,14 @@ def _parse_job(source: str, path_str: str, known: frozenset[str], spool: str | N
     """Parse one file into an Arrow table per kind; in a worker, tables go to Arrow files in ``spool``."""
     path = Path(path_str)
     data = path.read_bytes()
-    fh = file_hash(data)
+    # a mapped CSV's content is its bytes read through its mapping: a fixed mapping is re-read, and
+    # the same bytes under two mappings are two inputs, not a silent duplicate
+    if source == "csv":
+        from mlops_assets.lib.sources.csv_mapped import mapping_bytes
+
+        fh = file_hash(data + b"\0mapping\0" + mapping_bytes(path))
+    else:
+        fh = file_hash(data)
     out: dict[str, Any] = {"path": path_str, "file_hash": fh, "size": len(data)}
     if fh in known:
         return {**out, "status": "skipped"}

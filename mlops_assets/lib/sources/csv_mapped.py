@@ -50,6 +50,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from mlops_assets.lib.redact import excerpt
 from mlops_assets.lib.sources.base import (
     DateOutOfRange,
     ParsedFile,
@@ -111,20 +112,67 @@ def mapping_path(csv_path: Path) -> Path:
     )
 
 
+MAX_MAPPING_BYTES = 256 * 1024  # a mapping is a few dozen lines; anything near this is not one
+_SCALAR_OPTIONS = ("column", "value", "format", "separator")
+_SHOWN = 80  # characters of a value echoed in a message
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """safe_load without aliases: ``*name`` is how a 412-byte "billion laughs" expands to gigabytes."""
+
+    def compose_node(self, parent, index):  # noqa: ANN001, ANN201 - PyYAML's signature
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in a mapping: "
+                                              "write the value out", event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def _shown(value: Any) -> str:
+    """A short, printable, credential-masked excerpt of a value for a message."""
+    return excerpt(repr(value), _SHOWN)
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+def mapping_files(csv_path: Path) -> list[Path]:
+    """The mapping candidates of a CSV that exist (``<name>.yaml``, ``<name>.yml``): what it is read through."""
+    return [c for c in (csv_path.with_suffix(".yaml"), csv_path.with_suffix(".yml")) if c.is_file()]
+
+
+def mapping_bytes(csv_path: Path) -> bytes:
+    """The bytes of the mapping a CSV is read through (b"" when it has none or it cannot be read).
+
+    Part of the CSV's content hash: the same CSV read through another mapping is another input.
+    """
+    for candidate in mapping_files(csv_path)[:1]:
+        try:
+            return candidate.read_bytes()[: MAX_MAPPING_BYTES + 1]
+        except OSError:
+            return b""
+    return b""
+
+
 def load_mapping(path: Path) -> dict[str, Any]:
     """The YAML mapping as a dict, validated for shape (columns are checked against the CSV later)."""
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        size = path.stat().st_size
+        if size > MAX_MAPPING_BYTES:
+            raise SourceFormatError(f"{path.name}: {size:,} bytes is not a column mapping (at most "
+                                    f"{MAX_MAPPING_BYTES:,}); is it the right file?")
+        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader
     except OSError as exc:
         raise SourceFormatError(f"cannot read {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise SourceFormatError(f"{path.name}: not UTF-8 text; save the mapping as UTF-8") from None
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, RecursionError) as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or type(exc).__name__
         raise SourceFormatError(
-            f"{path.name}: not valid YAML ({problem}{where}); fix the syntax there"
+            f"{path.name}: not valid YAML ({excerpt(str(problem), _SHOWN)}{where}); fix the syntax there"
         ) from None
     if not isinstance(doc, dict):
         raise SourceFormatError(
@@ -134,34 +182,48 @@ def load_mapping(path: Path) -> dict[str, Any]:
     for name, spec in doc.items():
         name = _ALIASES.get(str(name), str(name))
         if name in SETTINGS:
+            if not _is_scalar(spec):
+                raise SourceFormatError(f"{path.name}: {name} must be a single value, got {_shown(spec)}")
             mapping[name] = spec
             continue
         if name not in FIELDS:
             raise SourceFormatError(
-                f"{path.name}: unknown field {name!r}{_suggest(name, FIELDS + SETTINGS)} (fields: {', '.join(FIELDS)})"
+                f"{path.name}: unknown field {excerpt(repr(name), _SHOWN)}{_suggest(name[:_SHOWN], FIELDS + SETTINGS)} "
+                f"(fields: {', '.join(FIELDS)})"
             )
         if isinstance(spec, str):
             spec = {"column": spec}
         if not isinstance(spec, dict) or ("column" in spec) == ("value" in spec):
             raise SourceFormatError(
-                f"{path.name}: {name} must be {{column: <CSV header>}} or {{value: <constant>}}, got {spec!r}"
+                f"{path.name}: {name} must be {{column: <CSV header>}} or {{value: <constant>}}, got {_shown(spec)}"
             )
-        unknown = set(spec) - FIELD_OPTIONS
+        unknown = {str(option) for option in spec} - FIELD_OPTIONS
         if unknown:
             option = sorted(unknown)[0]
             raise SourceFormatError(
-                f"{path.name}: {name}.{option} is not an option{_suggest(option, sorted(FIELD_OPTIONS))} (options: column, value, format, map, separator)"
+                f"{path.name}: {name}.{excerpt(option, _SHOWN)} is not an option{_suggest(option[:_SHOWN], sorted(FIELD_OPTIONS))} "
+                "(options: column, value, format, map, separator)"
             )
+        for option in _SCALAR_OPTIONS:
+            if option in spec and not _is_scalar(spec[option]):
+                raise SourceFormatError(
+                    f"{path.name}: {name}.{option} must be a single value, got {_shown(spec[option])}"
+                )
         if "map" in spec and not isinstance(spec["map"], dict):
             raise SourceFormatError(
-                f"{path.name}: {name}.map must be a mapping of CSV value to our value, got {spec['map']!r}"
+                f"{path.name}: {name}.map must be a mapping of CSV value to our value, got {_shown(spec['map'])}"
             )
+        for key, target in spec.get("map", {}).items():
+            if not (_is_scalar(key) and _is_scalar(target)):
+                raise SourceFormatError(
+                    f"{path.name}: {name}.map entries must be single values, got {_shown(key)}: {_shown(target)}"
+                )
         if name == "status_category":
             targets = list(spec.get("map", {}).values()) + ([spec["value"]] if "value" in spec else [])
             for target in targets:
                 if target not in CATEGORIES:
                     raise SourceFormatError(
-                        f"{path.name}: status_category value {target!r} must be one of todo, in_progress, done"
+                        f"{path.name}: status_category value {_shown(target)} must be one of todo, in_progress, done"
                     )
         mapping[name] = spec
     for name in REQUIRED:
@@ -341,7 +403,8 @@ def _compile(
             column = str(spec["column"]).strip()
             if column not in index:
                 raise SourceFormatError(
-                    f"{yaml_name}: {name}.column {column!r} is not a column of {csv_name}{_suggest(column, header)} "
+                    f"{yaml_name}: {name}.column {_shown(column)} is not a column of {csv_name}"
+                    f"{_suggest(column[:_SHOWN], header)} "
                     f"(columns: {', '.join(header[:12])}{', ...' if len(header) > 12 else ''})"
                 )
             i = index[column]

@@ -154,3 +154,47 @@ def test_a_duplicate_json_key_keeps_its_last_value_as_documented(tmp_path, sourc
     path.write_text(path.read_text().replace(key, key + '"first", ' + key, 1))  # the key twice, "first" before
     parsed = SOURCES[source][1](path)
     assert [t["title"] for t in parsed.records["tasks"]] == ["task 1"] and parsed.rejects == []
+
+
+# --- issue 20 item 4: a mapping is data, not a program: no aliases, scalars where scalars are meant
+
+BOMB = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
+    f"{b}: &{b} [{','.join(['*' + a] * 9)}]\n" for a, b in zip("abcde", "bcdef", strict=True)
+) + "key: ID\ncreated_at: Created\ntitle: *f\n"
+
+
+@pytest.mark.parametrize(("mapping", "expected"), [
+    (BOMB, "aliases (*name) are not allowed"),
+    ("key: ID\ncreated_at: {column: Created, format: [\"%Y\", \"%m\"]}\n", "created_at.format must be a single value"),
+    ("key: {column: {nested: ID}}\ncreated_at: Created\n", "key.column must be a single value"),
+    ("key: ID\ncreated_at: Created\nproject: {value: [WEB]}\n", "project.value must be a single value"),
+    ("key: ID\ncreated_at: Created\ntimezone: {zone: UTC}\n", "timezone must be a single value"),
+    ("key: ID\ncreated_at: Created\ntitle: {column: Title, map: {x: [1, 2]}}\n", "title.map entries must be single values"),
+    ("key: ID\ncreated_at: Created\ntitle: {column: " + "T" * 100_000 + "}\n", "is not a column of lin.csv"),
+])
+def test_a_hostile_mapping_fails_fast_with_a_short_message(tmp_path, mapping, expected):
+    from mlops_assets.lib.sources.base import SourceFormatError
+
+    path = _mapped(tmp_path, [GOOD])
+    (tmp_path / "lin.yaml").write_text(mapping)
+    with pytest.raises(SourceFormatError) as raised:
+        csv_mapped.parse(path)
+    assert expected in str(raised.value)
+    assert len(str(raised.value)) < 500  # the bomb's message was 580 MB; any echoed value is an excerpt
+
+
+def test_a_mapping_alias_is_refused_before_it_expands(tmp_path):
+    """Nine levels (the fuzzer's 412 bytes) would expand to 9**9 strings: refused at the first alias."""
+    import time
+
+    from mlops_assets.lib.sources.base import SourceFormatError
+
+    deep = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
+        f"{b}: &{b} [{','.join(['*' + a] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi", strict=True)
+    ) + "key: ID\ncreated_at: Created\ntitle: *i\n"
+    path = _mapped(tmp_path, [GOOD])
+    (tmp_path / "lin.yaml").write_text(deep)
+    started = time.perf_counter()
+    with pytest.raises(SourceFormatError, match=r"lin\.yaml: not valid YAML \(aliases"):
+        csv_mapped.parse(path)
+    assert time.perf_counter() - started < 1.0
