@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlops_assets.lib.redact import excerpt, redact
+from mlops_assets.lib.sources import stream
 from mlops_assets.lib.sources.base import KIND_COLUMNS, ParsedFile, SourceFormatError
 from mlops_assets.lib.warehouse import Warehouse, add_missing_columns
 
@@ -181,8 +182,7 @@ class IngestReport:
 
 
 def _parse(source: str, path: Path) -> ParsedFile:
-    module = importlib.import_module(f"mlops_assets.lib.sources.{SOURCES[source][0]}")
-    return module.parse(path)
+    return _parser(source).parse(path)
 
 
 def _frame(rows: list[dict[str, Any]], schema: dict[str, pl.DataType]) -> pl.DataFrame:
@@ -266,6 +266,10 @@ PARALLEL_MIN_BYTES = 256 * 1024 * 1024
 def _parse_job(source: str, path_str: str, known: frozenset[str], spool: str | None = None) -> dict[str, Any]:
     """Parse one file into an Arrow table per kind; in a worker, tables go to Arrow files in ``spool``."""
     path = Path(path_str)
+    if _streamable(source, path):
+        fh, size = _file_hash_streamed(path)
+        out = {"path": path_str, "file_hash": fh, "size": size}
+        return {**out, "status": "skipped" if fh in known else "stream"}
     data = path.read_bytes()
     # a mapped CSV's content is its bytes read through its mapping: a fixed mapping is re-read, and
     # the same bytes under two mappings are two inputs, not a silent duplicate
@@ -316,6 +320,34 @@ def _parse_job(source: str, path_str: str, known: frozenset[str], spool: str | N
             "n_records": n_records,
             "rejects": [(r.locator, redact(r.reason), redact(r.payload), _record_hash(source, "reject", r.payload))
                         for r in parsed.rejects]}
+
+
+def _streamable(source: str, path: Path) -> bool:
+    """A file big enough to stream, of a source whose parser can (lib/sources/stream.py)."""
+    try:
+        big = path.stat().st_size >= stream.STREAM_MIN_BYTES
+    except OSError:
+        return False
+    if not big or path.suffix.lower() != ".json" or not hasattr(_parser(source), "parse_stream"):
+        return False
+    try:  # the parser looks at the file's start only: a generator it returns has not read anything yet
+        return _parser(source).parse_stream(path) is not None
+    except Exception:  # noqa: BLE001 - whatever it is, the whole-file parse will say what is wrong
+        return False
+
+
+def _parser(source: str):
+    return importlib.import_module(f"mlops_assets.lib.sources.{SOURCES[source][0]}")
+
+
+def _file_hash_streamed(path: Path) -> tuple[str, int]:
+    """The same content hash as file_hash(path.read_bytes()), read 8 MB at a time."""
+    h, size = hashlib.sha256(), 0
+    with open(path, "rb") as f:
+        while block := f.read(8 * 1024 * 1024):
+            h.update(block)
+            size += len(block)
+    return h.hexdigest()[:32], size
 
 
 def _parse_workers(files: list[Path]) -> int:
@@ -427,6 +459,11 @@ def ingest_source(warehouse: Warehouse, landing_root: Path, source: str, now: da
             continue
         first_file[fh] = rel
         recorded.add(rel)
+        if job["status"] == "stream":
+            batch.flush(warehouse, source, now, report)  # files before it commit first, in order
+            batch = _Batch(kinds, single_thread=workers > 0)
+            _ingest_streamed(warehouse, source, job, now, report)
+            continue
         batch.bytes += job["size"]
         if job["status"] == "unreadable":
             report.files_unreadable += 1
@@ -496,9 +533,7 @@ class _Batch:
         for kind in list(self.parts):
             parts = self._tables(kind)
             table = pa.concat_tables(parts) if parts else _empty_table(kind)
-            frames[kind] = table.append_column(
-                pa.field("ingested_at", pa.timestamp("us", tz="UTC")), pa.repeat(pa.scalar(now, pa.timestamp("us", tz="UTC")), table.num_rows)
-            )
+            frames[kind] = _with_time(table, now)
         self.parts = {}
         new, report.table_rows = _write(warehouse, source, frames, _frame(self.rejects, REJECT_SCHEMA), self.files, now,
                                      single_thread=self.single_thread)
@@ -554,62 +589,159 @@ def _create_like(con, table: str, frame: pl.DataFrame, plain: tuple[str, ...] = 
 
 def _write(warehouse: Warehouse, source: str, frames: dict[str, pa.Table], rejects: pl.DataFrame,
            file_rows: list[dict[str, Any]], now: datetime, single_thread: bool = False) -> tuple[dict[str, int], dict[str, int]]:
-    new_counts: dict[str, int] = {}
-    totals: dict[str, int] = {}
-    per_file_new: dict[str, int] = {}
-    with warehouse.connect() as con:
-        if single_thread:  # parse workers keep the cores busy: a second DuckDB thread would only contend
-            con.execute("SET threads = 1")
-        con.execute(f"SET memory_limit = '{write_memory_limit()}'")
-        # Rows need not keep the scan's order inside one append: DuckDB can then stream the insert
-        # instead of buffering it to reorder (the raw layer's order is (source_file, locator) anyway).
-        con.execute("SET preserve_insertion_order = false")
-        con.execute("BEGIN TRANSACTION")
-        try:
-            ensure_raw_tables(con, source, plain_payload=not warehouse.is_lake)
-            for kind, frame in frames.items():
-                table = raw_table(source, kind)
-                before = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
-                incoming = _new_records(con, table, frame, before)
-                for part in insert_slices(incoming):
-                    con.register("_incoming", part)
-                    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _incoming")
-                    con.unregister("_incoming")
-                    del part
-                if incoming.num_rows:
-                    counts = incoming.group_by("file_hash").aggregate([("file_hash", "count")])
-                    for fh, n in zip(counts["file_hash"].to_pylist(), counts["file_hash_count"].to_pylist(), strict=True):
-                        per_file_new[fh] = per_file_new.get(fh, 0) + n
-                new_counts[kind] = incoming.num_rows
-                totals[kind] = before + incoming.num_rows
-            if rejects.height:
-                con.register("_rejects", rejects.to_arrow())
-                con.execute(
-                    """INSERT INTO raw.rejects BY NAME SELECT * FROM _rejects i
-                       WHERE i.record_hash IS NULL
-                          OR NOT EXISTS (SELECT 1 FROM raw.rejects r WHERE r.record_hash = i.record_hash)"""
-                )
-                con.unregister("_rejects")
-            if file_rows:
-                for row in file_rows:
-                    row["n_new_records"] = per_file_new.get(row["file_hash"], 0)
-                con.register("_files", _frame(file_rows, FILES_SCHEMA).to_arrow())
-                con.execute("INSERT INTO raw.ingested_files BY NAME SELECT * FROM _files")
-                con.unregister("_files")
-            con.execute("COMMIT")
-        except BaseException as exc:
-            con.execute("ROLLBACK")
-            if _is_out_of_memory(exc):
-                raise IngestionMemoryError(_memory_message(source, file_rows, exc)) from None
-            raise
-        finally:
-            # Settings belong to the database instance, which a DuckLake warehouse keeps for the whole
-            # process: later work on it (cleaning in the same run) must not inherit them.
-            con.execute("RESET memory_limit")
-            con.execute("RESET preserve_insertion_order")
-            if single_thread:
-                con.execute("RESET threads")
+    """Append one batch (its new records, rejects and manifest rows) in one transaction."""
+    with _Writer(warehouse, source, file_rows, single_thread) as writer:
+        new_counts = writer.add(frames)
+        totals = writer.finish(rejects)
     return new_counts, totals
+
+
+class _Writer:
+    """One write transaction on a source's raw tables: records in as many parts as come, then the
+    rejects and the manifest rows, then COMMIT. Leaving it by an exception rolls everything back."""
+
+    def __init__(self, warehouse: Warehouse, source: str, file_rows: list[dict[str, Any]], single_thread: bool = False):
+        self.warehouse, self.source, self.file_rows, self.single_thread = warehouse, source, file_rows, single_thread
+        self.per_file_new: dict[str, int] = {}
+        self.totals: dict[str, int] = {}
+
+    def __enter__(self) -> _Writer:
+        self._cm = self.warehouse.connect()
+        con = self.con = self._cm.__enter__()
+        try:
+            if self.single_thread:  # parse workers keep the cores busy: a second DuckDB thread would only contend
+                con.execute("SET threads = 1")
+            con.execute(f"SET memory_limit = '{write_memory_limit()}'")
+            # Rows need not keep the scan's order inside one append: DuckDB can then stream the insert
+            # instead of buffering it to reorder (the raw layer's order is (source_file, locator) anyway).
+            con.execute("SET preserve_insertion_order = false")
+            con.execute("BEGIN TRANSACTION")
+            ensure_raw_tables(con, self.source, plain_payload=not self.warehouse.is_lake)
+        except BaseException:
+            self._reset()
+            self._cm.__exit__(None, None, None)
+            raise
+        return self
+
+    def add(self, frames: dict[str, pa.Table]) -> dict[str, int]:
+        """Insert the records of ``frames`` not yet stored; returns the new rows per kind."""
+        con, new_counts = self.con, {}
+        for kind, frame in frames.items():
+            table = raw_table(self.source, kind)
+            before = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+            incoming = _new_records(con, table, frame, before)
+            for part in insert_slices(incoming):
+                con.register("_incoming", part)
+                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _incoming")
+                con.unregister("_incoming")
+                del part
+            if incoming.num_rows:
+                counts = incoming.group_by("file_hash").aggregate([("file_hash", "count")])
+                for fh, n in zip(counts["file_hash"].to_pylist(), counts["file_hash_count"].to_pylist(), strict=True):
+                    self.per_file_new[fh] = self.per_file_new.get(fh, 0) + n
+            new_counts[kind] = incoming.num_rows
+            self.totals[kind] = before + incoming.num_rows
+        return new_counts
+
+    def finish(self, rejects: pl.DataFrame) -> dict[str, int]:
+        """Rejects and manifest rows, then COMMIT; returns each raw table's rows after the write."""
+        con = self.con
+        if rejects.height:
+            con.register("_rejects", rejects.to_arrow())
+            con.execute(
+                """INSERT INTO raw.rejects BY NAME SELECT * FROM _rejects i
+                   WHERE i.record_hash IS NULL
+                      OR NOT EXISTS (SELECT 1 FROM raw.rejects r WHERE r.record_hash = i.record_hash)"""
+            )
+            con.unregister("_rejects")
+        if self.file_rows:
+            for row in self.file_rows:
+                row["n_new_records"] = self.per_file_new.get(row["file_hash"], 0)
+            con.register("_files", _frame(self.file_rows, FILES_SCHEMA).to_arrow())
+            con.execute("INSERT INTO raw.ingested_files BY NAME SELECT * FROM _files")
+            con.unregister("_files")
+        con.execute("COMMIT")
+        self.committed = True
+        return self.totals
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        try:
+            if exc is not None and not getattr(self, "committed", False):
+                self.con.execute("ROLLBACK")
+        finally:
+            self._reset()
+            self._cm.__exit__(None, None, None)
+        if exc is not None and _is_out_of_memory(exc):
+            raise IngestionMemoryError(_memory_message(self.source, self.file_rows, exc)) from None
+        return False
+
+    def _reset(self) -> None:
+        # Settings belong to the database instance, which a DuckLake warehouse keeps for the whole
+        # process: later work on it (cleaning in the same run) must not inherit them.
+        self.con.execute("RESET memory_limit")
+        self.con.execute("RESET preserve_insertion_order")
+        if self.single_thread:
+            self.con.execute("RESET threads")
+
+
+def _with_time(table: pa.Table, now: datetime) -> pa.Table:
+    ts = pa.timestamp("us", tz="UTC")
+    return table.append_column(pa.field("ingested_at", ts), pa.repeat(pa.scalar(now, ts), table.num_rows))
+
+
+def _ingest_streamed(warehouse: Warehouse, source: str, job: dict[str, Any], now: datetime, report: IngestReport) -> None:
+    """A file too big to parse whole: its parser's parts go into one transaction, with its manifest row.
+
+    Memory holds one part (stream.PART_RECORDS records) at a time, whatever the file's size. A fault
+    part-way (the file stops being JSON) rolls the file back and records it as unreadable.
+    """
+    path, fh, rel = Path(job["path"]), job["file_hash"], job["path"]
+    kinds = SOURCES[source][2]
+    entry = {"source": source, "source_file": rel, "file_hash": fh, "size_bytes": job["size"], "ingested_at": now}
+    row = {**entry, "encoding": "utf-8", "shape": None, "status": "ingested", "n_records": 0, "n_rejects": 0,
+           "message": "streamed: too big to parse at once"}
+    parts = _parser(source).parse_stream(path)
+    if parts is None:  # _streamable asked the same question a moment ago: the file changed under us
+        raise LandingZoneError(f"{path.name} changed while it was being ingested: re-run when the copy is complete")
+    rejects: list[dict[str, Any]] = []
+    parsed_counts = dict.fromkeys(kinds, 0)
+    new_counts = dict.fromkeys(kinds, 0)
+    try:
+        with _Writer(warehouse, source, [row]) as writer:
+            for part in parts:
+                row["shape"] = part.shape
+                row["n_records"] += part.n_records
+                frames = {}
+                for kind in kinds:
+                    rows = part.records.get(kind)
+                    if rows:
+                        frames[kind] = _with_time(_arrow_table(rows, source, kind, rel, fh), now)
+                        parsed_counts[kind] += len(rows)
+                    part.records[kind] = []
+                for kind, n in writer.add(frames).items():
+                    new_counts[kind] += n
+                rejects += [{"source": source, "source_file": rel, "file_hash": fh, "locator": r.locator,
+                             "reason": redact(r.reason), "record_hash": _record_hash(source, "reject", r.payload),
+                             "payload": redact(r.payload), "ingested_at": now} for r in part.rejects]
+            row["n_rejects"] = len(rejects)
+            totals = writer.finish(_frame(rejects, REJECT_SCHEMA))
+    except (SourceFormatError, RecursionError) as exc:
+        error = redact(str(exc)) if isinstance(exc, SourceFormatError) else f"{path.name}: nested too deeply to read"
+        report.files_unreadable += 1
+        report.messages.append(f"{path.name}: {error}")
+        reject = {"source": source, "source_file": rel, "file_hash": fh, "locator": "<file>", "reason": error,
+                  "record_hash": None, "payload": excerpt(path.read_bytes()[:4096] if path.exists() else b""),
+                  "ingested_at": now}
+        _write(warehouse, source, {}, _frame([reject], REJECT_SCHEMA),
+               [{**entry, "encoding": None, "shape": None, "status": "unreadable", "n_records": 0, "n_rejects": 1,
+                 "message": error}], now)
+        return
+    report.files_ingested += 1
+    report.rejects += len(rejects)
+    report.table_rows.update(totals)
+    for kind in kinds:
+        report.records_parsed[kind] += parsed_counts[kind]
+        report.records_new[kind] += new_counts[kind]
 
 
 # One INSERT takes at most this much of a batch, as ONE Arrow chunk. DuckDB scans an Arrow table

@@ -216,3 +216,82 @@ def test_links_out_of_the_landing_zone_are_not_read_and_secrets_never_stored(tmp
     logged = " ".join(report.messages)
     for text in (stored, logged):
         assert secret not in text and "hunter2" not in text
+
+
+@pytest.fixture
+def stream_everything(monkeypatch):
+    """Every JSON file counts as big: it is streamed in parts of 40 records."""
+    from mlops_assets.lib.sources import stream
+
+    monkeypatch.setattr(stream, "STREAM_MIN_BYTES", 1)
+    monkeypatch.setattr(stream, "PART_RECORDS", 40)
+
+
+def test_a_big_search_page_is_streamed_in_parts_and_commits_whole(tmp_path, monkeypatch, stream_everything):
+    issues = [_single_issue(n, body_chars=2000, comments=2) for n in range(300)]
+    issues[7] = {**issues[7], "fields": {**issues[7]["fields"], "created": "not a date"}}  # one bad record
+    folder = tmp_path / "landing" / "jira"
+    folder.mkdir(parents=True)
+    (folder / "search.json").write_text(json.dumps({"startAt": 0, "maxResults": 300, "total": 300,
+                                                    "names": {"customfield_10002": "Story Points"},
+                                                    "issues": issues}))
+    _write_singles(folder, 2)  # small files beside it go the ordinary way... here streamed too
+    monkeypatch.setenv(ingestion.MEMORY_LIMIT_ENV, "100MB")
+    wh = Warehouse(tmp_path / "wh.duckdb")
+    parts: list[int] = []
+    real = ingestion._Writer.add
+
+    def counting(self, frames):
+        parts.append(sum(f.num_rows for f in frames.values()))
+        return real(self, frames)
+
+    monkeypatch.setattr(ingestion._Writer, "add", counting)
+
+    report = ingestion.ingest_source(wh, tmp_path / "landing", "jira")
+
+    assert report.files_ingested == 3 and report.files_unreadable == 0
+    assert len(parts) >= 8  # 300 issues in parts of 40, each written on its own
+    assert _one(wh, "SELECT count(*) FROM raw.jira_tasks") == 299 + 2
+    assert _one(wh, "SELECT count(*) FROM raw.rejects WHERE locator = 'issues[7]'") == 1
+    assert _one(wh, "SELECT message FROM raw.ingested_files WHERE source_file LIKE '%search.json'").startswith("streamed")
+    _assert_conserved(wh, 3)
+    assert sum(ingestion.ingest_source(wh, tmp_path / "landing", "jira").records_new.values()) == 0
+
+
+def test_a_streamed_file_that_breaks_part_way_leaves_nothing_behind(tmp_path, stream_everything):
+    issues = [_single_issue(n, body_chars=500, comments=0) for n in range(200)]
+    text = json.dumps({"startAt": 0, "total": 200, "issues": issues})
+    folder = tmp_path / "landing" / "jira"
+    folder.mkdir(parents=True)
+    (folder / "cut.json").write_text(text[: len(text) * 3 // 4])  # the download stopped at 75%
+    (folder / "good.json").write_text(json.dumps({"startAt": 0, "total": 1, "issues": [_single_issue(999)]}))
+    wh = Warehouse(tmp_path / "wh.duckdb")
+
+    report = ingestion.ingest_source(wh, tmp_path / "landing", "jira")
+
+    assert report.files_unreadable == 1 and report.files_ingested == 1
+    assert wh.query("SELECT key FROM raw.jira_tasks")["key"].to_list() == ["BIG-999"]  # none of cut.json's parts
+    status, message = wh.query("SELECT status, message FROM raw.ingested_files WHERE source_file LIKE '%cut.json'").row(0)
+    assert status == "unreadable" and "cut.json" in message and "cut short" in message
+
+
+def test_a_streamed_github_page_gives_what_the_whole_parse_gives(tmp_path, monkeypatch):
+    from mlops_assets.lib.sources import stream
+
+    items = [{"number": n, "id": 5000 + n, "title": f"issue {n}", "state": "open", "created_at": "2024-01-02T03:04:05Z",
+              "updated_at": "2024-01-03T03:04:05Z", "user": {"login": f"u{n % 7}"}, "labels": [],
+              "repository_url": "https://api.github.com/repos/acme/app", **({"pull_request": {}} if n % 4 == 0 else {})}
+             for n in range(1, 121)]
+    for name, monkeypatch_on in (("whole", False), ("streamed", True)):
+        folder = tmp_path / name / "landing" / "github"
+        folder.mkdir(parents=True)
+        (folder / "page.json").write_text(json.dumps(items))
+        if monkeypatch_on:
+            monkeypatch.setattr(stream, "STREAM_MIN_BYTES", 1)
+            monkeypatch.setattr(stream, "PART_RECORDS", 25)
+        wh = Warehouse(tmp_path / name / "wh.duckdb")
+        ingestion.ingest_source(wh, tmp_path / name / "landing", "github")
+    whole = Warehouse(tmp_path / "whole" / "wh.duckdb").query("SELECT task_id, record_hash FROM raw.github_tasks ORDER BY 1")
+    streamed = Warehouse(tmp_path / "streamed" / "wh.duckdb").query(
+        "SELECT task_id, record_hash FROM raw.github_tasks ORDER BY 1")
+    assert whole.height == 90 and whole.equals(streamed)

@@ -25,12 +25,15 @@ Mapping choices:
 
 from __future__ import annotations
 
+import itertools
 import re
+from collections.abc import Iterator
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from mlops_assets.lib.sources import stream
 from mlops_assets.lib.sources.base import (
     DateOutOfRange,
     ParsedFile,
@@ -262,8 +265,38 @@ def parse(path: Path) -> ParsedFile:
         )
 
     parsed = ParsedFile(encoding=encoding)
+    n_pulls = _add_items(parsed, enumerate(items), single)
+    parsed.shape = f"{shape}; {n_pulls} pull requests skipped" if n_pulls else shape
+    return parsed
+
+
+def parse_stream(path: Path) -> Iterator[ParsedFile] | None:
+    """A big issue list or search page, part by part (lib/sources/stream.py); None: parse it whole."""
+    head = stream.first_byte(path)
+    if head == b"[":
+        prefix, shape = "item", "github-issue-list"
+    elif head == b"{" and stream.has_top_level_key(path, "items"):
+        prefix, shape = "items.item", "github-search-page"
+    else:
+        return None
+
+    def parts() -> Iterator[ParsedFile]:
+        elements = enumerate(stream.items(path, prefix))
+        while True:
+            part = ParsedFile(shape=shape)
+            chunk = list(itertools.islice(elements, stream.PART_RECORDS))
+            if not chunk:
+                return
+            _add_items(part, iter(chunk), single=False)
+            yield part
+
+    return parts()
+
+
+def _add_items(parsed: ParsedFile, items: Iterator[tuple[int, Any]], single: bool) -> int:
+    """Tasks and rejects of (index, element) pairs into ``parsed``; returns the pull requests skipped."""
     n_pulls = 0
-    for index, item in enumerate(items):
+    for index, item in items:
         locator = "issue" if single else f"[{index}]"
         if isinstance(item, dict) and "pull_request" in item:
             n_pulls += 1
@@ -280,5 +313,4 @@ def parse(path: Path) -> ParsedFile:
         row["locator"] = locator
         row["payload"] = canonical_json(item)
         parsed.add("tasks", row)
-    parsed.shape = f"{shape}; {n_pulls} pull requests skipped" if n_pulls else shape
-    return parsed
+    return n_pulls

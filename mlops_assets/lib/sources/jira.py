@@ -33,13 +33,16 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import json
 import os
 import re
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from mlops_assets.lib.sources import stream
 from mlops_assets.lib.sources.base import (
     DateOutOfRange,
     ParsedFile,
@@ -528,6 +531,31 @@ def _parse_json(text: str, path: Path, out: ParsedFile) -> None:
     raise SourceFormatError(
         f"{path.name} is not a Jira issue, search page or comments page: it has keys {keys}"
     )
+
+
+def parse_stream(path: Path) -> Iterator[ParsedFile] | None:
+    """A big search page or issue list, part by part (lib/sources/stream.py); None: parse it whole."""
+    head = stream.first_byte(path)
+    if head == b"[":
+        prefix, shape, where, sp = "item", "jira-issue-list", "[{}]", _story_point_fields(None)
+    elif head == b"{" and stream.has_top_level_key(path, "issues"):
+        names = stream.first_value(path, "names")
+        prefix, shape, where, sp = "issues.item", "jira-search-page", "issues[{}]", _story_point_fields(names)
+    else:
+        return None
+
+    def parts() -> Iterator[ParsedFile]:
+        elements = enumerate(stream.items(path, prefix))
+        while True:
+            chunk = list(itertools.islice(elements, stream.PART_RECORDS))
+            if not chunk:
+                return
+            part = ParsedFile(shape=shape)
+            for i, issue in chunk:
+                _issue_rows(issue, where.format(i), part, sp)
+            yield part
+
+    return parts()
 
 
 # ---------------------------------------------------------------------------------------------
