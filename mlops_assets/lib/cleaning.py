@@ -10,7 +10,8 @@ Runs as SQL inside DuckDB so a million tasks clean in seconds. Rules, in order:
    e.g. Jira's plain and `expand=changelog` payloads) or that is older is *superseded*; a loser with
    the same updated_at but different content is a conflicting duplicate and goes to quarantine,
    naming the record that was kept. Every quarantine row has a reason (checked: schemas.QuarantineSchema).
-3. Derived columns: canonical priority and ordinal, type in lower case (one "bug" across tools),
+3. Free text (title, labels, project, type, status, raw priority; event values) has its e-mail
+   addresses replaced by ``<email>``. Derived columns: canonical priority and ordinal, type in lower case (one "bug" across tools),
    is_late, late_outcome_known, cycle_time_days.
 Conservation: raw task records = tasks + superseded + quarantined at this stage (reported in stats).
 """
@@ -41,6 +42,16 @@ PRIORITY_SYNONYMS = {
 }
 
 _META = ("record_hash", "source_file", "locator", "ingested_at")
+
+# No table past raw holds personal data: people are pseudonymous ids, and an e-mail address typed
+# into free text (a title, a label, a status name) is replaced by this at cleaning.
+EMAIL_MASK = "<email>"
+EMAIL_PATTERN = r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"
+
+
+def mask(column: str) -> str:
+    """SQL for ``column`` with every e-mail address in it replaced by EMAIL_MASK."""
+    return f"regexp_replace({column}, '{EMAIL_PATTERN}', '{EMAIL_MASK}', 'g')"
 
 
 @dataclass
@@ -127,8 +138,10 @@ def build_clean(warehouse: Warehouse, now: datetime | None = None) -> tuple[dict
               first_value(updated_at) OVER w AS winner_updated,
               first_value(source_file || ' ' || locator) OVER w AS winner_where
             FROM t_checked WHERE problem IS NULL
+            -- the last tie-break is natural order within a file: line 10 after line 9 (shorter first,
+            -- then text: a full natural key, numbers padded, cost ~5 s per 1M records)
             WINDOW w AS (PARTITION BY task_id ORDER BY updated_at DESC NULLS LAST, ingested_at DESC,
-                         source_file DESC, locator DESC)"""
+                         length(source_file) DESC, source_file DESC, length(locator) DESC, locator DESC)"""
         )
         comments_union = _union(con, "comments", ["task_id", "comment_id"])
         comment_counts = (
@@ -145,20 +158,20 @@ def build_clean(warehouse: Warehouse, now: datetime | None = None) -> tuple[dict
                    '^(priority|prio|pri)\\s*[:/_ -]?\\s*', '', 'i')))
             )
             SELECT
-              p.task_id, p.source, p.project, p."key", p.title,
-              nullif(lower(trim(p.type)), '') AS type,  -- "Bug" (Jira) and "bug" (GitHub label) are one type
+              p.task_id, p.source, {mask('p.project')} AS project, p."key", {mask('p.title')} AS title,
+              nullif(lower(trim({mask('p.type')})), '') AS type,  -- "Bug" (Jira) and "bug" (GitHub label) are one type
               p.priority_canonical AS priority,
               CASE p.priority_canonical WHEN 'lowest' THEN 1 WHEN 'low' THEN 2 WHEN 'medium' THEN 3
                    WHEN 'high' THEN 4 WHEN 'highest' THEN 5 END::TINYINT AS priority_ordinal,
-              p.priority AS priority_raw,
-              p.status,
+              {mask('p.priority')} AS priority_raw,
+              {mask('p.status')} AS status,
               CASE WHEN p.status_category IN ('todo', 'in_progress', 'done') THEN p.status_category
                    WHEN p.resolved_at IS NOT NULL THEN 'done' ELSE 'todo' END AS status_category,
               p.assignee_id, p.reporter_id,
               p.created_at, p.updated_at, p.resolved_at, p.due_at, p.deadline_at,
               p.story_points, p.original_estimate_h, p.time_spent_h,
               CASE WHEN c.task_id IS NULL THEN p.n_comments ELSE greatest(coalesce(p.n_comments, 0), c.n) END AS n_comments,
-              p.n_links, p.n_subtasks, p.n_labels, p.description_length, p.labels,
+              p.n_links, p.n_subtasks, p.n_labels, p.description_length, {mask('p.labels')} AS labels,
               CASE WHEN p.deadline_at IS NULL THEN NULL
                    WHEN p.resolved_at IS NOT NULL THEN p.resolved_at::DATE > p.deadline_at::DATE
                    ELSE $now::TIMESTAMPTZ::DATE > p.deadline_at::DATE END AS is_late,
@@ -210,7 +223,8 @@ def build_clean(warehouse: Warehouse, now: datetime | None = None) -> tuple[dict
         if events_union:
             con.register("_task_ids", tasks.select("task_id").to_arrow())
             events = con.execute(
-                f"""SELECT task_id, source, event_id, changed_at, field, from_value, to_value, author_id
+                f"""SELECT task_id, source, event_id, changed_at, field, {mask('from_value')} AS from_value,
+                           {mask('to_value')} AS to_value, author_id
                     FROM ({events_union}) e
                     WHERE task_id IN (SELECT task_id FROM _task_ids)
                     QUALIFY row_number() OVER (PARTITION BY task_id, event_id ORDER BY ingested_at) = 1

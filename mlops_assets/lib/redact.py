@@ -30,6 +30,8 @@ _PATTERNS = (
      MASK),
 )
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# what must not reach one log line: C0 and C1 controls (ESC sequences, CR, NUL), line and paragraph separators
+_NOT_ONE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 
 def _secret_values() -> list[str]:
@@ -75,3 +77,8 @@ def redact_url(url: str | None, keep_path: bool = True) -> str | None:
                      for pair in parts.query.split("&") if pair) if parts.query else ""
     shown = f"{parts.scheme}://{netloc}{path}" + (f"?{query}" if query else "")
     return redact(shown)
+
+
+def one_line(text: str) -> str:
+    """``text`` as one printable line: control characters (a file header's ESC or CR, a newline) become a space."""
+    return _NOT_ONE_LINE.sub(" ", text)

@@ -169,3 +169,67 @@ def test_a_failed_check_names_the_task_and_the_file(landing_dir, tmp_path):
     outcome = schemas.validate(schemas.TasksSchema, pl.concat([tasks, tasks]))  # a duplicate task_id
     assert not outcome.passed
     assert "jira:OPS-1 (" in outcome.summary() and "page.json" in outcome.summary()
+
+
+def test_e_mail_addresses_in_free_text_are_masked_at_cleaning(landing_dir, tmp_path):
+    """Issue 20 item 7: no table past raw holds an address, titles and labels included."""
+    (landing_dir / "jira").mkdir()
+    issue = _issue("OPS-1", 1)
+    issue["fields"].update(summary="Ask bob.smith+ops@mail.example.co.uk or ALICE@corp.io why", labels=["owner:eve@x.org", "web"])
+    (landing_dir / "jira" / "page.json").write_text(json.dumps({"issues": [issue]}))
+    (landing_dir / "csv").mkdir()
+    (landing_dir / "csv" / "lin.csv").write_text("ID,Created,Title,Labels\nL-1,2024-03-01T10:00:00Z,mail a@b.io now,x@y.dev|ok\n")
+    (landing_dir / "csv" / "lin.yaml").write_text("key: ID\ncreated_at: Created\ntitle: Title\nlabels: {column: Labels, separator: '|'}\n")
+    tasks = _clean(landing_dir, tmp_path, "jira", "csv")["clean.tasks"]
+    rows = {r["task_id"]: r for r in tasks.iter_rows(named=True)}
+    assert rows["jira:OPS-1"]["title"] == "Ask <email> or <email> why"
+    assert rows["jira:OPS-1"]["labels"] == "owner:<email>,web"
+    assert rows["csv:lin:L-1"]["title"] == "mail <email> now" and rows["csv:lin:L-1"]["labels"] == "<email>,ok"
+    text = " ".join(str(v) for r in tasks.iter_rows() for v in r)
+    assert "@" not in text.replace("<email>", "")
+
+
+def test_conflicting_duplicates_tie_break_in_natural_order_line_10_after_line_9(landing_dir, tmp_path):
+    """Issue 20 item 8: the later line wins a tie, as "line 10" comes after "line 9" (text order had line 9 win)."""
+    (landing_dir / "csv").mkdir()
+    rows = [f"F-{n},2024-03-01T10:00:00Z,filler {n}" for n in range(1, 8)]
+    (landing_dir / "csv" / "lin.csv").write_text(
+        "ID,Created,Title\n" + "\n".join(rows) + "\nDUP,2024-03-01T10:00:00Z,on line nine\nDUP,2024-03-01T10:00:00Z,on line ten\n")
+    (landing_dir / "csv" / "lin.yaml").write_text("key: ID\ncreated_at: Created\ntitle: Title\n")
+    tables = _clean(landing_dir, tmp_path, "csv")
+    kept = tables["clean.tasks"].filter(pl.col("task_id") == "csv:lin:DUP")
+    assert kept["title"].to_list() == ["on line ten"]
+    [reason] = tables["clean.quarantine"].filter(pl.col("task_id") == "csv:lin:DUP")["reason"].to_list()
+    assert reason.endswith("line 10, fix or remove the other export (or map an updated_at column)")
+
+
+def test_a_json_object_where_text_belongs_is_rejected_not_stored_as_garbage(tmp_path):
+    """Issue 20 item 8: a title {"obj": 1} used to become the text '{1}'."""
+    from mlops_assets.lib.sources import github, jira
+
+    bad = _issue("OPS-2", 1)
+    bad["fields"]["summary"] = {"obj": 1}
+    (tmp_path / "page.json").write_text(json.dumps({"issues": [_issue("OPS-1", 1), bad]}))
+    parsed = jira.parse(tmp_path / "page.json")
+    assert [t["key"] for t in parsed.records["tasks"]] == ["OPS-1"]
+    [reject] = parsed.rejects
+    assert 'title is a JSON object ({"obj": 1})' in reject.reason and "OPS-2" in reject.reason
+    issues = [{"number": 1, "title": ["a", "list"], "state": "open", "created_at": "2024-03-01T10:00:00Z",
+               "repository_url": "https://api.github.com/repos/acme/web", "user": {"login": "ada"}, "labels": []}]
+    (tmp_path / "issues.json").write_text(json.dumps(issues))
+    parsed = github.parse(tmp_path / "issues.json")
+    assert parsed.records["tasks"] == [] and "title is a JSON list" in parsed.rejects[0].reason
+
+
+def test_control_bytes_of_a_file_header_never_reach_a_message(tmp_path):
+    """Issue 20 item 8: an ESC sequence or CR in a CSV header stays out of reasons and log lines."""
+    from mlops_assets.lib.sources import csv_mapped
+    from mlops_assets.lib.sources.base import SourceFormatError
+
+    (tmp_path / "lin.csv").write_text("I\x1b[31mD\r\x00,Created\nL-1,2024-03-01T10:00:00Z\n")
+    (tmp_path / "lin.yaml").write_text("key: ID\ncreated_at: Created\n")
+    with pytest.raises(SourceFormatError) as raised:
+        csv_mapped.parse(tmp_path / "lin.csv")
+    message = str(raised.value)
+    assert "is not a column of lin.csv" in message
+    assert not any(ord(c) < 32 or c == "\x7f" for c in message), repr(message)

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from mlops_assets.lib.redact import excerpt, one_line
+
 # The csv module's default field limit (131,072 characters) fails the whole file on one long
 # description; a field can be no longer than its file, which the landing zone already bounds.
 csv.field_size_limit(2**31 - 1)
@@ -81,6 +83,14 @@ KIND_COLUMNS = {"tasks": TASK_COLUMNS, "events": EVENT_COLUMNS, "comments": COMM
 class SourceFormatError(ValueError):
     """A landing file no parser can read at all (the message says what to fix)."""
 
+    def __init__(self, message: str) -> None:
+        super().__init__(one_line(str(message)))  # it may quote a file header: its control bytes stay out of logs
+
+
+# A parser's row may hold a JSON object or list where text or a number belongs ({"obj": 1} as a
+# title): stored, it would become garbage text ('{1}'), so the record is rejected instead.
+_CONTAINERS = (dict, list, tuple, set)
+
 
 @dataclass
 class Reject:
@@ -89,6 +99,9 @@ class Reject:
     locator: str
     reason: str
     payload: str = ""  # the record (or an excerpt of a broken file), for the user to inspect
+
+    def __post_init__(self) -> None:
+        self.reason = one_line(self.reason)  # a reason quoting a header or value is logged: one printable line
 
     @classmethod
     def not_an_object(cls, locator: str, value: Any, what: str) -> Reject:
@@ -108,8 +121,20 @@ class ParsedFile:
     encoding: str = "utf-8"  # "utf-16" (BOM found), or "latin-1" when not UTF-8 (a fallback, flagged)
     shape: str = ""  # what the parser recognized, e.g. "jira-search-page", "github-issue-list"
 
-    def add(self, kind: str, row: dict[str, Any]) -> None:
+    def add(self, kind: str, row: dict[str, Any]) -> bool:
+        """Keep a parsed row; a row with a JSON object or list in a column becomes a Reject (False)."""
+        if any(type(value) in _CONTAINERS for value in row.values()):
+            wrong = [name for name, value in row.items() if name != "payload" and type(value) in _CONTAINERS]
+            if wrong:
+                locator = str(row.get("locator") or "?")
+                what = ", ".join(f"{name} is a JSON {'object' if isinstance(row[name], dict) else 'list'} "
+                                 f"({excerpt(json.dumps(row[name], default=str), 40)})" for name in wrong)
+                self.rejects.append(Reject(locator, f"{locator} ({row.get('task_id') or row.get('event_id') or '?'}): "
+                                           f"{what}, not a single value: fix the export",
+                                           str(row.get("payload") or "")))
+                return False
         self.records[kind].append(row)
+        return True
 
     @property
     def n_records(self) -> int:

@@ -387,7 +387,8 @@ def _issue_rows(issue: Any, locator: str, out: ParsedFile, sp_fields: tuple[str,
     else:
         payload = issue
     row["payload"] = _dumps(payload)
-    out.records["tasks"].append(row)
+    if not out.add("tasks", row):
+        return
     task_id = row["task_id"]
     if isinstance(changelog, dict):
         histories = changelog.get("histories")
@@ -769,7 +770,8 @@ def _parse_csv(text: str, path: Path, out: ParsedFile) -> None:
         except _BadRecord as exc:
             out.rejects.append(Reject(loc, f"{label}: {exc}", _dumps(payload)))
             continue
-        out.records["tasks"].append(task)
+        if not out.add("tasks", task):
+            continue
         for j, (_, text) in enumerate(comments):
             cloc = f"{loc}.Comment[{j}]"
             try:
