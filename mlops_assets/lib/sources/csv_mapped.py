@@ -35,6 +35,9 @@ Each field is ``{column: <CSV header>}`` or ``{value: <constant>}`` (or the colu
 with ``map: {<CSV value>: <our value>}`` allowed on text fields (quote keys such as ``"Yes"``,
 ``"No"``, ``"On"``, ``"1"``: YAML would otherwise read them as booleans or numbers). A broken YAML, an unknown field,
 or a column that is not in the CSV raises :class:`SourceFormatError` naming the file and the fix.
+YAML aliases (``*name``) are refused, and ``column``, ``value``, ``format``, ``separator``, the
+settings and ``map`` entries must be single values. The mapping is part of the CSV's content
+hash: editing it makes the next ingestion read the CSV again.
 """
 
 from __future__ import annotations
