@@ -183,6 +183,7 @@ def test_batched_writes_survive_a_crash_half_way_and_lose_nothing(sample, landin
     whole = Warehouse(tmp_path / "whole.duckdb")
     ingestion.ingest_source(whole, landing_dir, "jira")
     monkeypatch.setattr(ingestion, "WRITE_BATCH_BYTES", 1)  # one transaction per file
+    monkeypatch.setattr(ingestion, "CHUNK_FILES", 1)
     real_write, calls = ingestion._write, []
 
     def dying_write(*args, **kwargs):
