@@ -1,0 +1,1 @@
+"""The reliability suite: hostile inputs, faults and the figures docs/RELIABILITY.md reports."""

@@ -1,0 +1,99 @@
+"""The scoring service as a real process on a free loopback port, for scripts (the tests' `Service`
+in mlops_assets_tests/serving/test_app.py does the same under pytest)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from mlops_assets.serving import sandbox
+
+ROOT = Path(__file__).resolve().parents[2]
+_KEEP_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServiceProcess:
+    """``python -m mlops_assets.serving`` against a sandbox; ``stop()`` ends it (also as a context manager)."""
+
+    def __init__(self, box: sandbox.Sandbox, log: Path, extra_env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.log = log
+        env = {**{k: v for k, v in os.environ.items() if k in _KEEP_ENV}, **box.env(),
+               "MLOPS_SERVE_PORT": str(self.port), "XDG_CACHE_HOME": str(box.root / "cache"), **(extra_env or {})}  # fmt: skip
+        with log.open("wb") as out:
+            self.process = subprocess.Popen([sys.executable, "-m", "mlops_assets.serving"], cwd=ROOT, env=env,
+                                            stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout_s: float = 120.0) -> dict:
+        """Poll /ready until 200; raise with the log's tail if the process exits or time runs out."""
+        deadline = time.monotonic() + timeout_s
+        with httpx.Client(base_url=self.url, timeout=10) as http:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"the service exited with {self.process.returncode}:\n{self.log_tail()}")
+                try:
+                    answer = http.get("/ready")
+                    if answer.status_code == 200:
+                        return answer.json()
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.3)
+        raise RuntimeError(f"/ready did not answer 200 within {timeout_s:.0f}s:\n{self.log_tail()}")
+
+    def log_tail(self, n: int = 3000) -> str:
+        return self.log.read_text(errors="replace")[-n:] if self.log.exists() else ""
+
+    def listening_hosts(self) -> set[str]:
+        """The local addresses the process listens on (from /proc/net/tcp*, matched by socket inode)."""
+        inodes = set()
+        for fd in Path(f"/proc/{self.process.pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+        hosts = set()
+        for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+            try:
+                lines = Path(table).read_text().splitlines()[1:]
+            except OSError:
+                continue
+            for line in lines:
+                parts = line.split()
+                if parts[3] == "0A" and parts[9] in inodes:  # 0A = LISTEN
+                    hosts.add(_address(parts[1].split(":")[0], width))
+        return hosts
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self) -> ServiceProcess:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _address(hex_addr: str, width: int) -> str:
+    if width == 8:
+        return ".".join(str(int(hex_addr[i:i + 2], 16)) for i in (6, 4, 2, 0))
+    return "::1" if hex_addr == "0" * 24 + "01000000" else ("::" if hex_addr == "0" * 32 else hex_addr)
