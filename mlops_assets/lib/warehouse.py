@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -51,6 +52,23 @@ def add_missing_columns(con: duckdb.DuckDBPyConnection, table: str, relation: st
 
 class WarehouseLockedError(RuntimeError):
     """Another process holds the warehouse for writing longer than we were willing to wait."""
+
+
+class WarehouseFullError(OSError):
+    """The warehouse's disk is full: the write was rolled back and the previous tables stay."""
+
+
+def _disk_full(path: Path, exc: BaseException) -> WarehouseFullError | None:
+    """A WarehouseFullError naming the file and what to do, when `exc` is DuckDB's ENOSPC; else None."""
+    if "no space left on device" not in str(exc).lower():
+        return None
+    try:
+        free = f"{shutil.disk_usage(path.parent).free / 1e6:.1f} MB free"
+    except OSError:
+        free = "free space unknown"
+    return WarehouseFullError(
+        28, f"the disk of the warehouse {path} is full ({free}): the write was rolled back and the previous "
+        "tables are unchanged; free space there, or point MLOPS_WAREHOUSE at a larger disk, and run again")
 
 
 class Warehouse:
@@ -107,6 +125,8 @@ class Warehouse:
                 break
             except duckdb.IOException as exc:  # "Could not set lock on file": another writer holds it
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    if (full := _disk_full(self.path, exc)) is not None:
+                        raise full from exc
                     if "lock" in str(exc).lower():
                         raise WarehouseLockedError(
                             f"{self.path} stayed locked by another process for {self.lock_timeout_s:.0f}s; "
@@ -122,6 +142,10 @@ class Warehouse:
                 for schema in LAYERS:
                     con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             yield con
+        except duckdb.Error as exc:
+            if (full := _disk_full(self.path, exc)) is not None:
+                raise full from exc
+            raise
         finally:
             con.close()
 

@@ -1,0 +1,1 @@
+"""Reliability tests: hostile input, faults, concurrency (issue 12)."""

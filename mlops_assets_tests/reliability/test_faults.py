@@ -1,0 +1,220 @@
+"""Faults the warehouse must survive: SIGKILL inside a write, a full disk, a read-only landing zone, a BI reader.
+
+The whole-graph versions (random kills over every step, two concurrent runs) are in
+scripts/reliability_faults.py; these are the fast, fixed cases.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from mlops_assets.lib import synthetic
+from mlops_assets.lib.cleaning import build_clean
+from mlops_assets.lib.ingestion import SOURCES, ingest_source
+from mlops_assets.lib.warehouse import Warehouse, WarehouseFullError, WarehouseLockedError
+from mlops_assets.reliability.faults import table_digests
+from mlops_assets_tests.reliability.kill_worker import NOW
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _worker(mode: str, wh: Path, landing: Path, kill_at: tuple[str, int] | None = None,
+            env: dict | None = None) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "mlops_assets_tests.reliability.kill_worker", mode, str(wh), str(landing)]
+    if kill_at:
+        cmd += [kill_at[0], str(kill_at[1])]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **(env or {})})
+
+
+def _ingest(wh: Warehouse, landing: Path) -> None:
+    for source in SOURCES:
+        ingest_source(wh, landing, source, now=NOW)
+
+
+def _clean(wh: Warehouse) -> None:
+    tables, _ = build_clean(wh, NOW)
+    wh.replace_tables(tables)
+
+
+def _layer(digests: dict, prefix: str) -> dict:
+    return {t: v for t, v in digests.items() if t.startswith(prefix)}
+
+
+@pytest.fixture(scope="module")
+def landing(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("faults") / "landing"
+    synthetic.generate(path, n_tasks=300, seed=7)
+    return path
+
+
+@pytest.fixture(scope="module")
+def reference(landing: Path, tmp_path_factory) -> Path:
+    """A warehouse after an ingestion and a cleaning that nothing interrupted."""
+    wh = Warehouse(tmp_path_factory.mktemp("reference") / "warehouse.duckdb")
+    _ingest(wh, landing)
+    _clean(wh)
+    return wh.path
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(reference: Path) -> dict:
+    return table_digests(reference)
+
+
+def test_ingestion_killed_mid_batch_resumes_to_the_same_raw_layer(landing: Path, uninterrupted: dict, tmp_path: Path):
+    """SIGKILL with the third batch's records inserted but not committed; the re-run stores each record once."""
+    wh = tmp_path / "warehouse.duckdb"
+    # A tiny batch size: many small transactions, so the kill falls after some committed batches.
+    killed = _worker("ingest", wh, landing, ("COMMIT", 3), env={"MLOPS_INGEST_BATCH_MB": "0.001"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    partial = table_digests(wh)
+    # the first batches stayed committed, the one being written was rolled back with its manifest rows
+    assert 0 < partial["raw.ingested_files"][0] < uninterrupted["raw.ingested_files"][0]
+    done = _worker("ingest", wh, landing)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert _layer(table_digests(wh), "raw.") == _layer(uninterrupted, "raw.")
+
+
+def test_cleaning_killed_mid_write_keeps_the_previous_tables_and_converges(landing: Path, uninterrupted: dict,
+                                                                          tmp_path: Path):
+    """SIGKILL after clean.tasks was replaced inside the transaction and before the other two tables."""
+    wh = Warehouse(tmp_path / "warehouse.duckdb")
+    _ingest(wh, landing)
+    previous = pl.DataFrame({"task_id": ["old-1"], "title": ["from the previous run"]})
+    wh.replace_tables({"clean.tasks": previous, "clean.task_events": previous, "clean.quarantine": previous})
+    before = _layer(table_digests(wh.path), "clean.")
+    killed = _worker("clean", wh.path, landing, ("CREATE OR REPLACE", 2))
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert _layer(table_digests(wh.path), "clean.") == before  # all three old, none half-written
+    done = _worker("clean", wh.path, landing)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert _layer(table_digests(wh.path), "clean.") == _layer(uninterrupted, "clean.")
+    assert _layer(table_digests(wh.path), "raw.") == _layer(uninterrupted, "raw.")
+
+
+# -- a reader holding the file -------------------------------------------------------------------------
+
+_READER = """
+import sys, time, duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)
+con.execute("SELECT count(*) FROM clean.t").fetchall()
+print("open", flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+@contextmanager
+def _bi_reader(path: Path, hold_s: float):
+    """Another process (a BI tool) with the warehouse open read-only for `hold_s` seconds."""
+    proc = subprocess.Popen([sys.executable, "-c", _READER, str(path), str(hold_s)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "open"
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_write_waits_for_a_bi_reader_and_fails_clearly_when_it_stays(tmp_path: Path):
+    """A read-only connection in another process blocks writers: they wait, then name the cause; nothing changes."""
+    path = tmp_path / "warehouse.duckdb"
+    Warehouse(path).replace_tables({"clean.t": pl.DataFrame({"x": [1, 2, 3]})})
+    new = {"clean.t": pl.DataFrame({"x": [4]})}
+    with _bi_reader(path, 60):
+        started = time.monotonic()
+        with pytest.raises(WarehouseLockedError, match="stayed locked by another process for 2s.*stop the other"):
+            Warehouse(path, lock_timeout_s=2).replace_tables(new)
+        assert time.monotonic() - started >= 2
+    assert Warehouse(path).read_table("clean.t")["x"].to_list() == [1, 2, 3]
+    with _bi_reader(path, 1.5):  # a reader that closes within the timeout: the write waits and succeeds
+        Warehouse(path, lock_timeout_s=30).replace_tables(new)
+    assert Warehouse(path).read_table("clean.t")["x"].to_list() == [4]
+
+
+# -- a full disk, a read-only landing zone ---------------------------------------------------------------
+
+
+def _mount(args: list[str], target: Path) -> None:
+    """Run `mount`, skipping the test with the reason when this machine does not allow it."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a filesystem needs root and mount(8) (CI runs as root on Debian)")
+    done = subprocess.run(["mount", *args, str(target)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"mount {' '.join(args)} is not permitted here: {done.stderr.strip()}")
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path):
+    """A 20 MB tmpfs."""
+    target = tmp_path / "tiny"
+    target.mkdir()
+    _mount(["-t", "tmpfs", "-o", "size=20m", "tmpfs"], target)
+    try:
+        yield target
+    finally:
+        subprocess.run(["umount", "-l", str(target)], check=False)
+
+
+def test_a_full_disk_fails_naming_the_warehouse_and_the_fix_then_works_once_space_is_freed(tiny_disk: Path):
+    path = tiny_disk / "warehouse.duckdb"
+    wh = Warehouse(path)
+    small = pl.DataFrame({"task_id": [f"t-{i}" for i in range(1000)], "n": np.arange(1000)})
+    wh.replace_tables({"clean.tasks": small})
+    free = shutil.disk_usage(tiny_disk).free
+    (tiny_disk / "filler").write_bytes(b"\0" * (free - 3 * 1024 * 1024))  # leave 3 MB
+    rng = np.random.default_rng(0)
+    big = pl.DataFrame({"a": rng.random(700_000), "b": rng.integers(0, 1 << 60, 700_000)})  # about 11 MB
+    with pytest.raises(WarehouseFullError) as info:
+        wh.replace_tables({"features.task_features": small, "clean.tasks": big})
+    message = str(info.value)
+    assert str(path) in message and "is full" in message and "MLOPS_WAREHOUSE" in message
+    assert wh.read_table("clean.tasks").equals(small)  # the previous table stays, whole
+    assert not wh.table_exists("features.task_features")  # and the other table of the write is not there alone
+    (tiny_disk / "filler").unlink()
+    wh.replace_tables({"features.task_features": small, "clean.tasks": big})
+    # A new process opens the file (WAL replayed) and reads what the last write committed.
+    out = subprocess.run([sys.executable, "-c", "import duckdb,sys; c=duckdb.connect(sys.argv[1], read_only=True); "
+                          "print(c.execute('SELECT count(*) FROM clean.tasks').fetchone()[0])", str(path)],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "700000"
+
+
+@pytest.fixture
+def read_only_landing(landing: Path, tmp_path: Path):
+    """The sample landing zone behind a read-only bind mount (root ignores chmod, so chmod would prove nothing)."""
+    target = tmp_path / "ro-landing"
+    target.mkdir()
+    _mount(["--bind", str(landing)], target)
+    try:
+        done = subprocess.run(["mount", "-o", "remount,bind,ro", str(target)], capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"a read-only remount is not permitted here: {done.stderr.strip()}")
+        yield target
+    finally:
+        subprocess.run(["umount", "-l", str(target)], check=False)
+
+
+def test_a_read_only_landing_zone_is_ingested_like_a_writable_one(read_only_landing: Path, reference: Path,
+                                                                   tmp_path: Path):
+    """Ingestion only reads the landing zone: read-only, it gives the same raw layer and writes nothing there."""
+    with pytest.raises(OSError, match="Read-only file system"):
+        (read_only_landing / "probe").write_text("x")
+    listing = sorted(p.relative_to(read_only_landing) for p in read_only_landing.rglob("*"))
+    wh = Warehouse(tmp_path / "warehouse.duckdb")
+    _ingest(wh, read_only_landing)
+    # source_file names the mount the file was read from; everything else is equal.
+    ignore = frozenset({"source_file"})
+    assert _layer(table_digests(wh.path, ignore), "raw.") == _layer(table_digests(reference, ignore), "raw.")
+    assert sorted(p.relative_to(read_only_landing) for p in read_only_landing.rglob("*")) == listing
