@@ -3,8 +3,9 @@
     .venv/bin/python scripts/reliability_faults.py --trials 20 --seed 12 [--concurrency] [--write]
 
 Generates a 1,500-task sample, measures one uninterrupted run of the whole graph, then for each trial
-starts the same run in a fresh sandbox, SIGKILLs its process group at a seeded moment (one moment drawn
-uniformly inside each step window of the measured run, then uniformly over the whole run), runs it again
+starts the same run in a fresh sandbox, SIGKILLs its process group at a seeded moment (first one moment
+inside each step window, counted from that window's first step start in the event log and drawn uniformly
+over the window's measured length; then moments uniform over the whole measured run), runs it again
 to completion and checks the tables against the uninterrupted run and the champions against the registry
 (mlops_assets/reliability/faults.py). `--concurrency` adds two staggered concurrent runs on one
 warehouse and registry, and a run while a read-only DuckDB connection is held open.
@@ -54,7 +55,7 @@ def main() -> int:
     for n, (target, at) in enumerate(faults.kill_schedule(args.trials, args.seed, duration, windows), 1):
         t = faults.kill_trial(n, target, at, work, landing, expected)
         trials.append(t)
-        print(f"trial {n}: aimed at {target}, killed at {at:.1f} s in {t.step}; re-run "
+        print(f"trial {n}: aimed at {target} +{at:.2f} s, killed at {t.kill_at_s:.1f} s in {t.step}; re-run "
               f"{'ok' if t.rerun_ok else 'FAILED'} in {t.rerun_s:.0f} s; problems: {t.problems or 'none'}", flush=True)
 
     command = (f"python scripts/reliability_faults.py --trials {args.trials} --seed {args.seed}"

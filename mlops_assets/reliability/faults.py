@@ -306,6 +306,7 @@ class Trial:
 
     n: int
     target: str
+    offset_s: float
     kill_at_s: float
     step: str | None
     window: str
@@ -329,9 +330,13 @@ def reference_run(work: Path, landing: Path) -> tuple[Sandbox, float, dict[str, 
 
 
 def kill_schedule(n: int, seed: int, duration: float, windows: dict[str, tuple[float, float]]) -> list[tuple[str, float]]:
-    """Kill times: one uniform within each window (so the gate and the scores are hit), then uniform over the run.
+    """Where each trial kills: first one moment inside each window, then moments uniform over the whole run.
 
-    Returns (target, seconds after start); the step actually hit is read from the event log.
+    Returns (target, seconds). For a window the seconds count from the moment the run's event log shows
+    the window's first step starting (start-up: from the process start), drawn uniformly over the
+    window's measured length, so a slower machine still hits the step aimed at; for "uniform" they count
+    from the process start, drawn uniformly over the measured run. The step actually running is read
+    from the event log after the kill.
     """
     rng = random.Random(seed)
     names = [w for w, _ in WINDOWS if w in windows]
@@ -340,18 +345,33 @@ def kill_schedule(n: int, seed: int, duration: float, windows: dict[str, tuple[f
     for i in range(n):
         if i < len(names):
             lo, hi = windows[names[i]]
-            plan.append((names[i], rng.uniform(lo, max(hi, lo + 0.05))))
+            plan.append((names[i], rng.uniform(0.0, max(hi - lo, 0.05))))
         else:
             plan.append(("uniform", rng.uniform(0.0, duration)))
     return plan
 
 
-def kill_trial(n: int, target: str, kill_at: float, work: Path, landing: Path, expected: dict,
+def _wait_for_window(run: Run, target: str, timeout_s: float = 600.0) -> bool:
+    """Block until the run's event log shows a step of window `target` starting (False: the run ended first)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if any(kind == "STEP_START" and window_of(step) == target for kind, step, _ in run.step_events()):
+            return True
+        if run.proc.poll() is not None:
+            return False
+        time.sleep(0.05)
+    return False
+
+
+def kill_trial(n: int, target: str, offset: float, work: Path, landing: Path, expected: dict,
                rerun_timeout_s: float = 600.0) -> Trial:
-    """Start a run, SIGKILL its process group `kill_at` s later, run again to completion, check."""
+    """Start a run, SIGKILL its process group at the planned moment, run again to completion, check."""
     box = Sandbox.create(work / f"trial-{n:03d}", landing)
     run = Run(box, "killed").start()
-    time.sleep(max(0.0, kill_at - (time.monotonic() - run.started)))
+    if target not in ("uniform", "start-up"):
+        _wait_for_window(run, target)
+    time.sleep(offset)
+    kill_at = time.monotonic() - run.started
     finished_first = run.proc.poll() is not None
     run.kill()
     step = run.running_step()
@@ -374,19 +394,20 @@ def kill_trial(n: int, target: str, kill_at: float, work: Path, landing: Path, e
                 problems.append(f"{m} champion comes from the killed run, whose gate had not finished")
     shutil.rmtree(box.root / "mlflow-artifacts", ignore_errors=True)  # the biggest part; the store stays
     window = "after the last step" if step and step.startswith("after") else window_of(step)
-    return Trial(n, target, kill_at, step, window, code == 0, rerun_s, problems, state["champions"],
+    return Trial(n, target, offset, kill_at, step, window, code == 0, rerun_s, problems, state["champions"],
                  state["killed_champion"])
 
 
 def trials_markdown(trials: list[Trial], duration: float, seed: int, command: str, started: str) -> str:
     """The table of trials and the totals, as docs/RELIABILITY.md shows them."""
     lines = [f"Measured {started} with `{command}` (seed {seed}); an uninterrupted run took {duration:.1f} s.", "",
-             "| # | aimed at | killed at (s) | step running (event log) | re-run | champions after | "
+             "| # | aimed at | killed at (s after start) | step running (event log) | re-run | champions after | "
              "champion from the killed run | problems |",
              "|---|---|---|---|---|---|---|---|"]
     for t in trials:
         champs = ", ".join(f"{m} v{v}" for m, v in t.champions.items()) or "-"
-        lines.append(f"| {t.n} | {t.target} | {t.kill_at_s:.1f} | `{t.step or 'before the first step'}` | "
+        aim = t.target if t.target in ("uniform", "start-up") else f"{t.target} +{t.offset_s:.2f} s"
+        lines.append(f"| {t.n} | {aim} | {t.kill_at_s:.1f} | `{t.step or 'before the first step'}` | "
                      f"{'ok' if t.rerun_ok else 'FAILED'} {t.rerun_s:.0f} s | {champs} | "
                      f"{', '.join(t.killed_champion) or 'no'} | {'; '.join(t.problems) or 'none'} |")
     hit = sorted({t.window for t in trials})

@@ -218,3 +218,48 @@ def test_a_read_only_landing_zone_is_ingested_like_a_writable_one(read_only_land
     ignore = frozenset({"source_file"})
     assert _layer(table_digests(wh.path, ignore), "raw.") == _layer(table_digests(reference, ignore), "raw.")
     assert sorted(p.relative_to(read_only_landing) for p in read_only_landing.rglob("*")) == listing
+
+
+def _jira(req):
+    from mlops_assets_tests.fake_apis import Reply, jira_server_info
+
+    if req.path == "/rest/api/2/serverInfo":
+        return Reply(200, jira_server_info("Server", "http://jira.local"))
+    if req.path.endswith("/myself"):
+        return Reply(200, {"timeZone": "UTC"})
+    issue = {"id": "1", "key": "RO-1", "fields": {
+        "summary": "one", "created": "2025-03-01T09:00:00.000+0000", "updated": "2025-03-01T09:00:00.000+0000",
+        "issuetype": {"name": "Task"}, "priority": {"name": "High"}, "project": {"key": "RO"},
+        "status": {"name": "To Do", "statusCategory": {"key": "new"}}}}
+    return Reply(200, {"startAt": 0, "maxResults": 50, "total": 1, "issues": [issue]})
+
+
+def test_a_live_pull_into_a_read_only_landing_zone_fails_at_once_naming_the_folder(tmp_path: Path):
+    """Was: the step retried (18 s, then 74 s, ...) and ended on a bare OSError; now one attempt, what to fix."""
+    import dagster as dg
+
+    from mlops_assets.definitions import build_resources, defs
+    from mlops_assets.resources import JiraResource
+    from mlops_assets_tests.fake_apis import serve
+
+    (tmp_path / "landing" / "jira").mkdir(parents=True)
+    target = tmp_path / "ro-landing"
+    target.mkdir()
+    _mount(["--bind", str(tmp_path / "landing")], target)
+    try:
+        if subprocess.run(["mount", "-o", "remount,bind,ro", str(target)], capture_output=True).returncode != 0:
+            pytest.skip("a read-only remount is not permitted here")
+        with serve(_jira) as url:
+            resources = build_resources(str(tmp_path / "wh.duckdb"), str(target))
+            resources["jira"] = JiraResource(url=url, user="me", api_token="t")
+            started = time.monotonic()
+            result = dg.materialize(list(defs.assets), selection=["landing/jira"], resources=resources,
+                                    raise_on_error=False)
+    finally:
+        subprocess.run(["umount", "-l", str(target)], check=False)
+    assert not result.success
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    message = result.get_step_failure_events()[0].step_failure_data.error.message
+    assert "cannot write into the landing folder: Read-only file system" in message
+    assert f"MLOPS_LANDING_DIR={target}" in message
+    assert time.monotonic() - started < 20

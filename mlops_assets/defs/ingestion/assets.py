@@ -100,6 +100,13 @@ def _pull(api: JiraResource | GitHubResource, landing: LandingZoneResource, sour
         outcome = pull_into(api.client(), landing.source_dir(source))
     except (RuntimeError, ValueError) as exc:  # client errors carry a one-line, credential-free message
         raise dg.Failure(description=f"{source} pull failed: {exc}", allow_retries=_transient(exc)) from None
+    except OSError as exc:
+        if not exc.filename:  # a socket error the client let through: not about the folder
+            raise
+        # A read-only, full or forbidden landing folder: waiting minutes for step retries changes nothing.
+        raise dg.Failure(description=f"{source} pull cannot write into the landing folder: {exc.strerror} "
+                         f"({exc.filename}): make {landing.source_dir(source)} writable and give it space "
+                         f"(MLOPS_LANDING_DIR={landing.path}), then run again", allow_retries=False) from None
     return dg.MaterializeResult(metadata={
         "mode": "live API pull", "pulled_issues": outcome.issues, "pages_written": outcome.pages_written,
         "since": str(outcome.since) if outcome.since else "everything (first pull)",
