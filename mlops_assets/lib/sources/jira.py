@@ -42,6 +42,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from mlops_assets.lib.redact import excerpt
 from mlops_assets.lib.sources import stream
 from mlops_assets.lib.sources.base import (
     DateOutOfRange,
@@ -284,6 +285,23 @@ def _story_point_fields(names: Any) -> tuple[str, ...]:
 # REST API JSON
 
 
+def _guarded_issue_rows(issue: Any, locator: str, out: ParsedFile, sp_fields: tuple[str, ...]) -> None:
+    """_issue_rows, where an unforeseen error (``fields.labels: 123``) rejects this issue alone: its
+    partial rows are undone, and the other issues of the file are kept."""
+    marks = {kind: len(rows) for kind, rows in out.records.items()}
+    n_rejects = len(out.rejects)
+    try:
+        _issue_rows(issue, locator, out, sp_fields)
+    except Exception as exc:  # noqa: BLE001 - one odd issue must not cost the file's other issues
+        for kind, n in marks.items():
+            del out.records[kind][n:]
+        del out.rejects[n_rejects:]
+        key = issue.get("key") if isinstance(issue, dict) else None
+        out.rejects.append(Reject(locator, f"{locator} ({key}): could not be read ({type(exc).__name__}: "
+                                           f"{excerpt(str(exc), 80)}); the other issues were kept: fix the export",
+                                  _dumps(issue)))
+
+
 def _issue_rows(issue: Any, locator: str, out: ParsedFile, sp_fields: tuple[str, ...]) -> None:
     """Normalize one API issue into a task row (+ status events, + embedded comments) or a reject."""
     if not isinstance(issue, dict):
@@ -499,7 +517,7 @@ def _parse_json(text: str, path: Path, out: ParsedFile) -> None:
         out.shape = "jira-issue-list"
         sp = _story_point_fields(None)
         for i, issue in enumerate(obj):
-            _issue_rows(issue, f"[{i}]", out, sp)
+            _guarded_issue_rows(issue, f"[{i}]", out, sp)
         return
     if not isinstance(obj, dict):
         raise SourceFormatError(
@@ -509,11 +527,11 @@ def _parse_json(text: str, path: Path, out: ParsedFile) -> None:
         out.shape = "jira-search-page"
         sp = _story_point_fields(obj.get("names"))
         for i, issue in enumerate(obj["issues"]):
-            _issue_rows(issue, f"issues[{i}]", out, sp)
+            _guarded_issue_rows(issue, f"issues[{i}]", out, sp)
         return
     if "fields" in obj or ("key" in obj and "self" in obj and "comments" not in obj):
         out.shape = "jira-issue-changelog" if "changelog" in obj else "jira-issue"
-        _issue_rows(obj, "issue", out, _story_point_fields(obj.get("names")))
+        _guarded_issue_rows(obj, "issue", out, _story_point_fields(obj.get("names")))
         return
     if isinstance(obj.get("comments"), list):
         out.shape = "jira-comments-page"
@@ -553,7 +571,7 @@ def parse_stream(path: Path) -> Iterator[ParsedFile] | None:
                 return
             part = ParsedFile(shape=shape)
             for i, issue in chunk:
-                _issue_rows(issue, where.format(i), part, sp)
+                _guarded_issue_rows(issue, where.format(i), part, sp)
             yield part
 
     return parts()

@@ -31,6 +31,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from mlops_assets.lib.redact import excerpt
 from mlops_assets.lib.sources.base import (
     DateOutOfRange,
     ParsedFile,
@@ -149,11 +150,19 @@ def parse(path: Path) -> ParsedFile:
                 len(items) if isinstance(items, list) else 0
             )
 
-    card_ids = {card.get("id") for card in board["cards"] if isinstance(card, dict)}
+    # a card whose id is not text (a list, an object) is rejected alone below, not the board
+    card_ids = {card.get("id") for card in board["cards"] if isinstance(card, dict) and isinstance(card.get("id"), str)}
     created: dict[str, tuple[datetime, str | None]] = {}
     moves_into_done: dict[str, datetime] = {}
     n_comment_actions: dict[str, int] = {}
-    for index, action in enumerate(board.get("actions") or []):
+    actions = board.get("actions") or []
+    if not isinstance(actions, list):  # the cards are still good: keep them, say what was ignored
+        parsed.rejects.append(Reject("actions", f"actions: a JSON {type(actions).__name__} where a list belongs: the "
+                                                "board's list moves and comments were ignored, its cards kept; "
+                                                "fix the export",
+                                     excerpt(canonical_json(actions), 200)))
+        actions = []
+    for index, action in enumerate(actions):
         if not isinstance(action, dict):
             continue
         data = action.get("data") if isinstance(action.get("data"), dict) else {}
@@ -247,6 +256,11 @@ def parse(path: Path) -> ParsedFile:
         except _Bad as bad:
             name = card.get("name")
             parsed.rejects.append(Reject(locator, f"{locator} ({name!r}): {bad}", canonical_json(card)))
+            continue
+        except Exception as exc:  # noqa: BLE001 - one odd card (an id that is a list) must not cost the board's others
+            parsed.rejects.append(Reject(locator, f"{locator} ({excerpt(str(card.get('name')), 60)!r}): could not be "
+                                                  f"read ({type(exc).__name__}: {excerpt(str(exc), 80)}); the other "
+                                                  "cards were kept: fix the export", canonical_json(card)))
             continue
         row["locator"] = locator
         row["payload"] = canonical_json(card)
