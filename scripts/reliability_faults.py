@@ -28,6 +28,54 @@ ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "RELIABILITY.md"
 START, END = "<!-- reliability:faults:start -->", "<!-- reliability:faults:end -->"
 
+INTRO = """## Faults: kill -9, concurrent runs, a BI reader, a full disk, a read-only landing zone (issue 12)
+
+**kill -9 of the whole graph.** The script generates a 1,500-task sample, runs the whole graph once
+uninterrupted (`dagster asset materialize -m mlops_assets.definitions --select '*'` in its own Dagster
+instance, warehouse, MLflow store and reports folder, 2-trial searches), then for each trial starts the
+same command in a fresh sandbox on the same landing files, SIGKILLs its whole process group, and runs it
+again to completion. The first trials aim at one step window each (start-up, ingestion, cleaning,
+features, splits, each training, evaluation, each gate, monitoring, scores): the kill comes a seeded
+offset after the window's first `STEP_START` in the run's event log, drawn uniformly over the window's
+measured length (timing from the process start alone missed the short gate steps on a loaded machine);
+the remaining trials kill at a moment uniform over the measured run. The step actually running is read
+from the killed run's event log. After every re-run the script asserts
+(`mlops_assets/reliability/faults.py`):
+
+- `raw.*`, `clean.*`, `features.*`, `model_input.*` and each model's drift reference
+  (`models.<m>_reference`) have the row count and content hash of the uninterrupted run (DuckDB `hash`
+  of every row summed, without run metadata: `ingested_at`, `recorded_at`, run ids, the champion version);
+  the evaluation tables and the scores have its row counts (models differ by run, so these are compared
+  by structure);
+- each champion's MLflow run is `FINISHED` with `mlops.run_complete` and its version carries
+  `gate.applied`; no training run is registered twice. A champion trained by the killed run is allowed
+  (its training finished and logged the model before the kill): the table says whether its gate had
+  finished or the re-run resumed it;
+- the drift reference describes the champion, the latest promoted row of `models.<m>_champion` names it,
+  no two promotions were made against the same champion, and the scores name the champions;
+- `mlflow.pyfunc.load_model("models:/late_risk@champion")` loads and predicts five `clean.tasks` rows.
+"""
+
+TESTS = """**Fixed faults in the test suite** (`mlops_assets_tests/reliability/test_faults.py`, 6 tests, about
+20 s; the kills run in a child, `kill_worker.py`, that SIGKILLs itself just before the N-th statement of a
+kind on any warehouse connection):
+
+| fault | what the test asserts |
+|---|---|
+| ingestion killed before the 3rd batch's `COMMIT` (tiny `MLOPS_INGEST_BATCH_MB`) | the child died by SIGKILL; the committed batches stayed and the one being written left no manifest row; the re-run gives the raw layer of an uninterrupted ingestion (rows and content) |
+| cleaning killed after `clean.tasks` was replaced inside the transaction, before the other two tables | all three clean tables are still the previous ones; the re-run gives the uninterrupted clean layer |
+| a BI tool holds the warehouse read-only (another process) | a write waits, then raises `WarehouseLockedError` naming the file and "stop the other writer"; the table is unchanged; a reader that closes within the timeout only delays the write |
+| the warehouse on a 20 MB tmpfs, 3 MB left | the write raises `WarehouseFullError` naming the file, "is full", "MLOPS_WAREHOUSE"; the previous table is intact and the other table of the transaction absent; after the filler is deleted the same write succeeds and a new process reads it |
+| the landing zone behind a read-only bind mount (root ignores `chmod`) | ingestion gives the same raw layer as from the writable folder and writes nothing there |
+| `landing/jira` pulling into a read-only landing folder | one attempt, no step retry, "jira pull cannot write into the landing folder: Read-only file system (...): make .../jira writable ... (MLOPS_LANDING_DIR=...)", under 20 s |
+
+The mount tests skip with the reason when not root or when `mount` is refused (CI runs as root on Debian).
+
+```console
+.venv/bin/python -m pytest -q mlops_assets_tests/reliability/test_faults.py
+```
+"""
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -60,7 +108,7 @@ def main() -> int:
 
     command = (f"python scripts/reliability_faults.py --trials {args.trials} --seed {args.seed}"
                + (" --concurrency" if args.concurrency else "") + (" --write" if args.write else ""))
-    section = [faults.trials_markdown(trials, duration, args.seed, command, started)]
+    section = [INTRO, faults.trials_markdown(trials, duration, args.seed, command, started)]
 
     if args.concurrency:
         t0 = time.monotonic()
@@ -71,7 +119,13 @@ def main() -> int:
         decisions = "; ".join(
             f"{m}: " + ", ".join(f"v{v} {'promoted' if p else 'kept'} against {b or 'none'}" for v, p, b in rows)
             for m, rows in both["decisions"].items())
-        section += ["", "| concurrency case | result | problems |", "|---|---|---|",
+        section += ["", "**Concurrency.** Two full runs on one warehouse and registry, the second started 2 s after the "
+                    "first (two people, or a sensor run and a UI run, outside the run queue), and a full run while "
+                    "another process holds the warehouse open read-only for 15 s from 8 s into the run (a BI tool). "
+                    "DuckDB admits one writing process per file: every step's connection waits for the other "
+                    "(`Warehouse.connect`, bounded by `lock_timeout_s`, 120 s, then `WarehouseLockedError` naming "
+                    "the file). After both, the same table and registry checks as above.",
+                    "", "| concurrency case | result | problems |", "|---|---|---|",
                     f"| two full runs on one warehouse and registry, started 2 s apart | exit codes "
                     f"{both['codes']}, {both['seconds'][0]:.0f} s and {both['seconds'][1]:.0f} s; decisions {decisions}; "
                     f"champions {both['champions']} | {'; '.join(both['problems']) or 'none'} |",
@@ -80,7 +134,7 @@ def main() -> int:
                     f"| {'; '.join(bi['problems']) or 'none'} |",
                     "", f"(concurrency cases: {time.monotonic() - t0:.0f} s)"]
 
-    text = "\n".join(section)
+    text = "\n".join([*section, "", TESTS])
     print(text)
     if args.write:
         doc = DOC.read_text()
