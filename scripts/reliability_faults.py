@@ -56,8 +56,8 @@ from the killed run's event log. After every re-run the script asserts
 - `mlflow.pyfunc.load_model("models:/late_risk@champion")` loads and predicts five `clean.tasks` rows.
 """
 
-TESTS = """**Fixed faults in the test suite** (`mlops_assets_tests/reliability/test_faults.py`, 6 tests, about
-20 s; the kills run in a child, `kill_worker.py`, that SIGKILLs itself just before the N-th statement of a
+TESTS = """**Fixed faults in the test suite** (`mlops_assets_tests/reliability/test_faults.py`, 8 tests, about
+35 s; the kills run in a child, `kill_worker.py`, that SIGKILLs itself just before the N-th statement of a
 kind on any warehouse connection):
 
 | fault | what the test asserts |
@@ -65,6 +65,8 @@ kind on any warehouse connection):
 | ingestion killed before the 3rd batch's `COMMIT` (tiny `MLOPS_INGEST_BATCH_MB`) | the child died by SIGKILL; the committed batches stayed and the one being written left no manifest row; the re-run gives the raw layer of an uninterrupted ingestion (rows and content) |
 | cleaning killed after `clean.tasks` was replaced inside the transaction, before the other two tables | all three clean tables are still the previous ones; the re-run gives the uninterrupted clean layer |
 | a BI tool holds the warehouse read-only (another process) | a write waits, then raises `WarehouseLockedError` naming the file and "stop the other writer"; the table is unchanged; a reader that closes within the timeout only delays the write |
+| two processes ingest the same landing zone into one warehouse at once | they take turns; the raw record tables equal one ingestion's |
+| the same, the manifest | expected failure (`xfail`, not strict): a file both parsed before either committed gets two `ingested` rows in `raw.ingested_files`, the second with `n_new_records` 0 (see below) |
 | the warehouse on a 20 MB tmpfs, 3 MB left | the write raises `WarehouseFullError` naming the file, "is full", "MLOPS_WAREHOUSE"; the previous table is intact and the other table of the transaction absent; after the filler is deleted the same write succeeds and a new process reads it |
 | the landing zone behind a read-only bind mount (root ignores `chmod`) | ingestion gives the same raw layer as from the writable folder and writes nothing there |
 | `landing/jira` pulling into a read-only landing folder | one attempt, no step retry, "jira pull cannot write into the landing folder: Read-only file system (...): make .../jira writable ... (MLOPS_LANDING_DIR=...)", under 20 s |

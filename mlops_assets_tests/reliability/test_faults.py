@@ -104,6 +104,31 @@ def test_cleaning_killed_mid_write_keeps_the_previous_tables_and_converges(landi
     assert _layer(table_digests(wh.path), "raw.") == _layer(uninterrupted, "raw.")
 
 
+def _concurrent_ingestions(wh: Path, landing: Path) -> dict:
+    env = {**os.environ, "MLOPS_INGEST_BATCH_MB": "0.001"}  # many small transactions, so the two interleave
+    cmd = [sys.executable, "-m", "mlops_assets_tests.reliability.kill_worker", "ingest", str(wh), str(landing)]
+    procs = [subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for proc in procs:
+        assert proc.wait(timeout=120) == 0, proc.stderr.read()[-2000:]
+    return table_digests(wh)
+
+
+def test_two_concurrent_ingestions_store_each_record_once(landing: Path, uninterrupted: dict, tmp_path: Path):
+    """Two processes ingest the same landing zone into one warehouse at once: they take turns on the file
+    lock and the raw record tables equal one ingestion's (the manifest is the next test)."""
+    got = _concurrent_ingestions(tmp_path / "warehouse.duckdb", landing)
+    records = {t for t in uninterrupted if t.startswith("raw.") and t != "raw.ingested_files"}
+    assert {t: got[t] for t in records} == {t: uninterrupted[t] for t in records}
+
+
+@pytest.mark.xfail(strict=False, reason="known (docs/RELIABILITY.md, faults section): a file that both ingestions "
+                   "parsed before either committed gets two 'ingested' manifest rows (the second with "
+                   "n_new_records 0); the records themselves are stored once. Not strict: it needs the two to overlap")
+def test_two_concurrent_ingestions_record_each_file_once(landing: Path, uninterrupted: dict, tmp_path: Path):
+    got = _concurrent_ingestions(tmp_path / "warehouse.duckdb", landing)
+    assert got["raw.ingested_files"] == uninterrupted["raw.ingested_files"]
+
+
 # -- a reader holding the file -------------------------------------------------------------------------
 
 _READER = """
