@@ -73,10 +73,84 @@ kind on any warehouse connection):
 
 The mount tests skip with the reason when not root or when `mount` is refused (CI runs as root on Debian).
 
+**What these faults found.**
+
+- A live pull (`landing/jira`, `landing/github`) into a read-only (or full, or forbidden) landing folder
+  raised a bare `OSError: [Errno 30] Read-only file system`, and the step's `PULL_RETRY_POLICY` retried
+  it (18 s, then 74 s, ...; over 3 minutes) although waiting changes nothing. Fixed in
+  `defs/ingestion/assets.py _pull`: a filesystem `OSError` (one with a file name; socket errors keep
+  their handling) fails at once, without retries, naming the folder and `MLOPS_LANDING_DIR`.
+- A full disk surfaced as DuckDB's `IO Error: Could not write file ...: No space left on device`,
+  naming the file but not what to do. `Warehouse.connect` now raises `WarehouseFullError` (an `OSError`,
+  errno 28): the file, the free space left, that the write was rolled back and the previous tables are
+  unchanged, and "free space there, or point MLOPS_WAREHOUSE at a larger disk". DuckDB itself was sound:
+  the failed transaction rolled back and the file worked once space was freed. The ingestion writer
+  (`lib/ingestion.py _Writer`) leaves its connection outside that path, so a full disk during ingestion
+  still shows DuckDB's own message (left to the owner of that module).
+- Two ingestions of the same files at once (two runs outside the run queue; `dagster.yaml` queues runs
+  tagged `mlops/warehouse=write` one at a time, `dagster asset materialize` does not go through the
+  queue) store every record once, but a file both had parsed before either committed is recorded twice
+  in `raw.ingested_files` (`ingested`, the second with `n_new_records` 0). Nothing downstream reads
+  those counts (cleaning does not), so no table past raw changes; reproduction:
+  `pytest mlops_assets_tests/reliability/test_faults.py -k record_each_file_once` (xfail). Not fixed
+  here: `lib/ingestion.py` is being changed by its owner; the fix is to re-check the manifest for the
+  batch's file hashes inside the write transaction (as `_new_records` does for records) and record
+  `duplicate_file` for a file another writer committed meanwhile.
+
 ```console
 .venv/bin/python -m pytest -q mlops_assets_tests/reliability/test_faults.py
 ```
 """
+
+
+def render(trials: list, duration: float, args: argparse.Namespace, started: str, concurrency: list[str]) -> str:
+    """The whole section: what is asserted, the trials, the concurrency cases, the tests and the findings."""
+    command = (f"python scripts/reliability_faults.py --trials {args.trials} --seed {args.seed}"
+               + (" --concurrency" if args.concurrency else "") + (" --write" if args.write else ""))
+    table = faults.trials_markdown(trials, duration, args.seed, command, started)
+    if len(trials) < args.trials:
+        table += f" (in progress: {len(trials)} of {args.trials} trials so far)"
+    bad = sum(bool(t.problems) for t in trials)
+    verdict = (f"- In these {len(trials)} kills none left a table different from the uninterrupted run, a champion "
+               "from an incomplete run, a second registration of one training run, or a reference describing "
+               "another model than the champion." if not bad else
+               f"- {bad} of {len(trials)} kills left a problem: see the table above.")
+    return "\n".join([INTRO, table, *concurrency, "", TESTS.rstrip("\n"), verdict, ""])
+
+
+def write_doc(text: str) -> None:
+    doc = DOC.read_text()
+    block = f"{START}\n{text}\n{END}"
+    if START in doc and END in doc:
+        doc = re.sub(re.escape(START) + r".*?" + re.escape(END), lambda _: block, doc, flags=re.S)
+    else:
+        doc = doc.rstrip("\n") + "\n\n" + block + "\n"
+    DOC.write_text(doc)
+
+
+def concurrency_section(work: Path, landing: Path, expected: dict) -> list[str]:
+    t0 = time.monotonic()
+    both = faults.concurrent_runs(work, landing, expected)
+    print("concurrent runs:", json.dumps(both, default=str), flush=True)
+    bi = faults.run_while_reader_open(work, landing, expected)
+    print("run with a read-only reader:", json.dumps(bi, default=str), flush=True)
+    decisions = "; ".join(
+        f"{m}: " + ", ".join(f"v{v} {'promoted' if p else 'kept'} against {b or 'none'}" for v, p, b in rows)
+        for m, rows in both["decisions"].items())
+    return ["", "**Concurrency.** Two full runs on one warehouse and registry, the second started 2 s after the "
+            "first (two people, or a sensor run and a UI run, outside the run queue), and a full run while "
+            "another process holds the warehouse open read-only for 15 s from 8 s into the run (a BI tool). "
+            "DuckDB admits one writing process per file: every step's connection waits for the other "
+            "(`Warehouse.connect`, bounded by `lock_timeout_s`, 120 s, then `WarehouseLockedError` naming "
+            "the file). After both, the same table and registry checks as above.",
+            "", "| concurrency case | result | problems |", "|---|---|---|",
+            f"| two full runs on one warehouse and registry, started 2 s apart | exit codes "
+            f"{both['codes']}, {both['seconds'][0]:.0f} s and {both['seconds'][1]:.0f} s; decisions {decisions}; "
+            f"champions {both['champions']} | {'; '.join(both['problems']) or 'none'} |",
+            f"| a full run while a read-only DuckDB connection (a BI tool) is held {bi['held_s']:.0f} s, "
+            f"opened {bi['reader_opened_at_s']} s into the run | exit code {bi['code']}, {bi['run_s']:.0f} s "
+            f"| {'; '.join(bi['problems']) or 'none'} |",
+            "", f"(concurrency cases: {time.monotonic() - t0:.0f} s)"]
 
 
 def main() -> int:
@@ -85,7 +159,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=12)
     parser.add_argument("--tasks", type=int, default=1500)
     parser.add_argument("--concurrency", action="store_true", help="also two concurrent runs and a BI reader")
-    parser.add_argument("--write", action="store_true", help="update docs/RELIABILITY.md between the markers")
+    parser.add_argument("--write", action="store_true",
+                        help="update docs/RELIABILITY.md between the markers (after every trial)")
     parser.add_argument("--work", type=Path, default=None, help="keep the sandboxes here (default: a temp dir)")
     args = parser.parse_args()
 
@@ -101,54 +176,22 @@ def main() -> int:
         print("the uninterrupted run itself is inconsistent:", reference_state["problems"], file=sys.stderr)
         return 1
 
+    # Concurrency first: it is short, and a long kill series stopped early still leaves it reported.
+    concurrency = concurrency_section(work, landing, expected) if args.concurrency else []
     trials = []
     for n, (target, at) in enumerate(faults.kill_schedule(args.trials, args.seed, duration, windows), 1):
         t = faults.kill_trial(n, target, at, work, landing, expected)
         trials.append(t)
         print(f"trial {n}: aimed at {target} +{at:.2f} s, killed at {t.kill_at_s:.1f} s in {t.step}; re-run "
               f"{'ok' if t.rerun_ok else 'FAILED'} in {t.rerun_s:.0f} s; problems: {t.problems or 'none'}", flush=True)
-
-    command = (f"python scripts/reliability_faults.py --trials {args.trials} --seed {args.seed}"
-               + (" --concurrency" if args.concurrency else "") + (" --write" if args.write else ""))
-    section = [INTRO, faults.trials_markdown(trials, duration, args.seed, command, started)]
-
-    if args.concurrency:
-        t0 = time.monotonic()
-        both = faults.concurrent_runs(work, landing, expected)
-        print("concurrent runs:", json.dumps(both, default=str), flush=True)
-        bi = faults.run_while_reader_open(work, landing, expected)
-        print("run with a read-only reader:", json.dumps(bi, default=str), flush=True)
-        decisions = "; ".join(
-            f"{m}: " + ", ".join(f"v{v} {'promoted' if p else 'kept'} against {b or 'none'}" for v, p, b in rows)
-            for m, rows in both["decisions"].items())
-        section += ["", "**Concurrency.** Two full runs on one warehouse and registry, the second started 2 s after the "
-                    "first (two people, or a sensor run and a UI run, outside the run queue), and a full run while "
-                    "another process holds the warehouse open read-only for 15 s from 8 s into the run (a BI tool). "
-                    "DuckDB admits one writing process per file: every step's connection waits for the other "
-                    "(`Warehouse.connect`, bounded by `lock_timeout_s`, 120 s, then `WarehouseLockedError` naming "
-                    "the file). After both, the same table and registry checks as above.",
-                    "", "| concurrency case | result | problems |", "|---|---|---|",
-                    f"| two full runs on one warehouse and registry, started 2 s apart | exit codes "
-                    f"{both['codes']}, {both['seconds'][0]:.0f} s and {both['seconds'][1]:.0f} s; decisions {decisions}; "
-                    f"champions {both['champions']} | {'; '.join(both['problems']) or 'none'} |",
-                    f"| a full run while a read-only DuckDB connection (a BI tool) is held {bi['held_s']:.0f} s, "
-                    f"opened {bi['reader_opened_at_s']} s into the run | exit code {bi['code']}, {bi['run_s']:.0f} s "
-                    f"| {'; '.join(bi['problems']) or 'none'} |",
-                    "", f"(concurrency cases: {time.monotonic() - t0:.0f} s)"]
-
-    text = "\n".join([*section, "", TESTS])
+        if args.write:
+            write_doc(render(trials, duration, args, started, concurrency))
+    text = render(trials, duration, args, started, concurrency)
     print(text)
     if args.write:
-        doc = DOC.read_text()
-        block = f"{START}\n{text}\n{END}"
-        if START in doc and END in doc:
-            doc = re.sub(re.escape(START) + r".*?" + re.escape(END), lambda _: block, doc, flags=re.S)
-        else:
-            doc = doc.rstrip("\n") + "\n\n" + block + "\n"
-        DOC.write_text(doc)
+        write_doc(text)
         print(f"wrote {DOC}")
-    bad = sum(bool(t.problems) for t in trials)
-    return 1 if bad else 0
+    return 1 if any(t.problems for t in trials) else 0
 
 
 if __name__ == "__main__":
