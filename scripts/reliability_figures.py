@@ -36,6 +36,49 @@ COMMAND = ".venv/bin/python scripts/reliability_figures.py --write"
 EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
 
 
+INTRO = """\
+Issue 12's suite, the parts about bad input, the online service and security. The corpus
+(`mlops_assets/reliability/corpus.py`) writes hostile files for all five sources and the mapped CSV
+beside good files; each case records the task keys that must reach `clean.tasks`, the keys that
+must not, and how many quarantine rows (each with a reason) it must at least produce. The script
+runs ingestion (`ingest_source`, every source) and cleaning (`build_clean` and the blocking checks
+the cleaning asset runs before it publishes) once per hostile file beside the good files, then
+once with everything together; a second pass runs the whole corpus through `dg.materialize` of the
+raw/* and clean/* assets with fake credentials in `JIRA_API_TOKEN`, `GITHUB_TOKEN` and
+`MLOPS_ALERT_WEBHOOK` (also in a file outside the landing zone that a symlink points to). The
+service fuzz starts `python -m mlops_assets.serving` on a free 127.0.0.1 port with two champions
+trained on the sandbox's synthetic tasks (`mlops_assets/reliability/service.py`) and sends malformed
+requests from `mlops_assets/reliability/fuzz.py` with 4 clients at once.
+
+Fast tests (about 25 s): the corpus at 3 records per good file in one landing zone (no crash, every
+good record present except the known limit below, no bad record in `clean.tasks`, every expected
+quarantine row present with a reason, the symlink named and never read), the four wrong-typed
+records that used to take their whole file down, each alone, and 50 of the malformed requests
+(sampled with a fixed seed) to a real service on 800 tasks: no 5xx, no dropped connection, a good
+request still answered 200, the service listening on 127.0.0.1 only.
+
+```console
+.venv/bin/python -m pytest -q mlops_assets_tests/reliability/test_corpus.py
+```
+
+Fixed on the way (found by this corpus, the fix in the parser): a Jira issue with `fields.labels: 123`
+(or `fixVersions: true`), a Trello card with `id: []` or `idLabels: [[1]]`, and a Trello board whose
+`actions` is a number each made the whole file unreadable, so its sound records were lost (issue
+19 item 1 had made such a crash cost only the file). Now `jira._guarded_issue_rows` rejects the one
+issue (its partial rows undone) with its locator and the exception, a Trello card that raises is
+rejected alone, and a board with a non-list `actions` keeps its cards with a reject row saying the
+actions were ignored.
+
+Known limit (counted in the figures, not fixed): a JSON file nested deeper than 1,000 levels
+*inside one record* is refused as a whole by the decoder before any record is seen, so the sound
+records of that file are quarantined with it ("nested too deeply to read"); splitting such a file
+needs a streaming decoder with its own depth limit. Not a figure but worth knowing: a short row in a mapped
+CSV is padded with empty values (the corpus's `MRG-3` reaches `clean.tasks` without title or
+points), while a short Asana row is rejected; the corpus treats padding as the parser's choice. A date
+without a time zone (`2024-03-01T10:00:00`) is read as UTC by the Jira and GitHub parsers with no
+flag (a mapped CSV reads it in the mapping's `timezone`, as documented)."""
+
+
 def say(text: str) -> None:
     sys.stderr.write(text + "\n")
     sys.stderr.flush()
@@ -399,6 +442,12 @@ def details(fig: dict) -> str:
     v = fig.get("service")
     if v:
         out += ["", f"Service answers by status: {v['by_status']} ({v['seconds']} s, 4 clients)."]
+        odd_dates = [x for x in v["accepted"] if x.startswith(("due_at=", "deadline_at=")) and "None" not in x]
+        ctypes = [x for x in v["accepted"] if x.startswith("content type")]
+        out += [f"Answered 200 although odd (not errors, but worth knowing): {len(ctypes)} requests with a "
+                "JSON body under another Content-Type (the body is read as JSON whatever the header says); "
+                f"{', '.join(f'`{x}`' for x in odd_dates) or 'no odd due/deadline dates'} (no range rule for "
+                "these dates, unlike `created_at`); any text in text fields (task_id, title, labels, assignee_id)."]
         if v["server_errors"]:
             out += ["5xx:"] + [f"- `{label}`: {status} {body[:120]!r}" for label, status, body in v["server_errors"]]
     r = fig.get("real")
@@ -431,6 +480,7 @@ def main() -> int:
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     fig: dict = {}
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="reliability-") as tmp:
         work = Path(tmp)
         if "corpus" not in skip:
@@ -449,8 +499,11 @@ def main() -> int:
     markdown = "\n".join([
         "## Hostile input, the service and security: figures",
         "",
+        INTRO,
+        "",
         f"Measured {time.strftime('%Y-%m-%d', time.gmtime())} on the shared 2-core machine by `{COMMAND}`"
-        + (f" (parts skipped: {', '.join(sorted(skip))})" if skip else "") + ".",
+        + (f" (parts skipped: {', '.join(sorted(skip))})" if skip else "")
+        + f", {time.perf_counter() - started:.0f} s wall in all (load average {os.getloadavg()[0]:.1f} at the end).",
         "",
         table(fig),
         "",
