@@ -480,19 +480,23 @@ def main() -> int:
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     fig: dict = {}
+    failures: dict[str, str] = {}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="reliability-") as tmp:
         work = Path(tmp)
-        if "corpus" not in skip:
-            fig["corpus"] = corpus_figures(work, args.good)
-        if "materialize" not in skip:
-            say("materialize: the whole corpus through dg.materialize with fake secrets set")
-            fig["secrets"] = secrets_figures(work, args.good)
-        if "real" not in skip:
-            say("real: ../shared/data through raw/*, clean/* and features/*")
-            fig["real"] = real_data_figures(work)
-        if "service" not in skip:
-            fig["service"] = service_figures(work, args.requests, args.tasks)
+        parts = {"corpus": ("corpus", lambda: corpus_figures(work, args.good)),
+                 "materialize": ("secrets", lambda: secrets_figures(work, args.good)),
+                 "real": ("real", lambda: real_data_figures(work)),
+                 "service": ("service", lambda: service_figures(work, args.requests, args.tasks))}
+        for part, (key, measure) in parts.items():
+            if part in skip:
+                continue
+            say(f"{part}: measuring")
+            try:
+                fig[key] = measure()
+            except Exception as exc:  # noqa: BLE001 - a part that cannot be measured is reported, the rest still run
+                failures[part] = f"{type(exc).__name__}: {exc}"[:500]
+                say(f"{part} failed: {failures[part]}")
         fig["loopback"] = loopback_figures()
     if args.json:
         args.json.write_text(json.dumps(fig, indent=1, default=str))
@@ -506,6 +510,7 @@ def main() -> int:
         + f", {time.perf_counter() - started:.0f} s wall in all (load average {os.getloadavg()[0]:.1f} at the end).",
         "",
         table(fig),
+        *(f"\n**{part} could not be measured**: `{why}`" for part, why in failures.items()),
         "",
         details(fig),
     ])
@@ -513,7 +518,7 @@ def main() -> int:
     if args.write:
         write_doc(markdown)
         say(f"updated {DOC.relative_to(ROOT)}")
-    return 0
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
