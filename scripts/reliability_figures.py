@@ -50,7 +50,7 @@ service fuzz starts `python -m mlops_assets.serving` on a free 127.0.0.1 port wi
 trained on the sandbox's synthetic tasks (`mlops_assets/reliability/service.py`) and sends malformed
 requests from `mlops_assets/reliability/fuzz.py` with 4 clients at once.
 
-Fast tests (about 25 s): the corpus at 3 records per good file in one landing zone (no crash, every
+Fast tests (23-35 s on the shared 2-core machine, most of it MLflow and the service starting): the corpus at 3 records per good file in one landing zone (no crash, every
 good record present except the known limit below, no bad record in `clean.tasks`, every expected
 quarantine row present with a reason, the symlink named and never read), the four wrong-typed
 records that used to take their whole file down, each alone, and 50 of the malformed requests

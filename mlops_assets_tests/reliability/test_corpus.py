@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from mlops_assets.lib import scoring
+from mlops_assets.lib import scoring, training
 from mlops_assets.lib.ingestion import SOURCES
 from mlops_assets.lib.warehouse import Warehouse
 from mlops_assets.reliability import corpus, fuzz, outcomes
@@ -88,9 +88,11 @@ def test_a_wrong_typed_record_costs_only_itself(tmp_path, name):
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory) -> Iterator[tuple[ServiceProcess, dict]]:
-    """The service on a free loopback port with both champions (quick training on 800 tasks)."""
+    """The service on a free loopback port with both champions (a one-trial, 60-tree training on 800 tasks:
+    malformed requests are refused before the model, so a small one will do)."""
     root = tmp_path_factory.mktemp("service")
-    box = sandbox.build_sandbox(root / "box", n_tasks=800)
+    quick = training.TrainConfig(n_trials=1, cv_folds=0, num_boost_round=60, early_stopping_rounds=10)
+    box = sandbox.build_sandbox(root / "box", n_tasks=800, config=quick)
     tasks = Warehouse(box.warehouse).read_table("clean.tasks")
     record = scoring.task_records(scoring.open_tasks(tasks).filter(pl.col("deadline_at").is_not_null()).head(1))[0]
     with ServiceProcess(box, Path(root / "service.log")) as running:
