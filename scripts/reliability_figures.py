@@ -341,7 +341,7 @@ def _people(landing: Path) -> tuple[set[str], set[str]]:
 def service_figures(work: Path, n_requests: int, n_tasks: int) -> dict:
     import polars as pl
 
-    from mlops_assets.lib import scoring, training
+    from mlops_assets.lib import scoring
     from mlops_assets.lib.warehouse import Warehouse
     from mlops_assets.reliability import fuzz
     from mlops_assets.reliability.service import ServiceProcess
@@ -367,7 +367,6 @@ def service_figures(work: Path, n_requests: int, n_tasks: int) -> dict:
         health = httpx.get(f"{service.url}/health", timeout=10).status_code
         again = httpx.post(f"{service.url}/predict", json=base, timeout=30).status_code
         log = service.log_tail(200_000)
-    del training
     return {
         "requests": result.sent, "by_status": result.by_status, "server_errors": result.server_errors[:20],
         "n_server_errors": len(result.server_errors), "transport_errors": result.transport_errors[:10],
