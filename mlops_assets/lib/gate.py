@@ -10,6 +10,7 @@ tags, whatever the crash, a rollback or an earlier version left behind.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -62,14 +63,33 @@ def run_gate(spec: training.ModelSpec, wh: Warehouse, client: MlflowClient, cand
 
 def record_decision(wh: Warehouse, name: str, run_id: str, d: registry.GateDecision) -> bool:
     """Append the decision to models.<m>_champion unless this run's decision is there already."""
+    from mlops_assets.lib.warehouse import add_missing_columns
+
     table = f"models.{name}_champion"
-    if wh.table_exists(table) and wh.query(f"SELECT 1 FROM {table} WHERE run_id = ? LIMIT 1", [run_id]).height:
-        return False
-    wh.append(table, pl.DataFrame([{
+    row = pl.DataFrame([{
         "recorded_at": datetime.now(UTC), "run_id": run_id, "version": d.version, "promoted": d.promoted,
         "reason": d.reason, "champion_version_before": d.champion_version_before,
         "candidate_value": d.candidate_value, "champion_value": d.champion_value}],
-        schema_overrides={"champion_version_before": pl.String, "champion_value": pl.Float64}))
+        schema_overrides={"champion_version_before": pl.String, "champion_value": pl.Float64})
+    # The check and the insert share one write connection (one writer at a time, for a DuckDB file and
+    # a DuckLake alike): two gates of one candidate (concurrent runs) otherwise both found no row.
+    with wh.connect() as con:
+        con.register("_decision", row.to_arrow())
+        try:
+            con.execute("BEGIN TRANSACTION")
+            con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM _decision LIMIT 0")
+            add_missing_columns(con, table, "_decision")
+            if con.execute(f"SELECT 1 FROM {table} WHERE run_id = ? LIMIT 1", [run_id]).fetchall():
+                con.execute("ROLLBACK")
+                return False
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _decision")
+            con.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(Exception):  # the error may have ended the transaction already
+                con.execute("ROLLBACK")
+            raise
+        finally:
+            con.unregister("_decision")
     return True
 
 

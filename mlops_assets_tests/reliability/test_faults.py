@@ -288,3 +288,29 @@ def test_a_live_pull_into_a_read_only_landing_zone_fails_at_once_naming_the_fold
     assert "cannot write into the landing folder: Read-only file system" in message
     assert f"MLOPS_LANDING_DIR={target}" in message
     assert time.monotonic() - started < 20
+
+
+_DECIDER = """
+import sys, time
+from mlops_assets.lib import gate, registry
+from mlops_assets.lib.warehouse import Warehouse
+wh, start = Warehouse(sys.argv[1]), float(sys.argv[2])
+d = registry.GateDecision(version="1", promoted=True, reason="first champion", champion_version_before=None,
+                          candidate_value=0.9, champion_value=None)
+time.sleep(max(0.0, start - time.time()))
+for i in range(15):
+    gate.record_decision(wh, "late_risk", f"run-{i}", d)
+"""
+
+
+def test_two_gates_recording_the_same_decision_at_once_write_one_row(tmp_path: Path):
+    """Found by the concurrent full runs: both gates of one candidate wrote its decision row (check, then
+    append, in two connections), so models.late_risk_champion showed two promotions of v1."""
+    wh = tmp_path / "warehouse.duckdb"
+    start = time.time() + 3  # both processes have imported by then
+    procs = [subprocess.Popen([sys.executable, "-c", _DECIDER, str(wh), str(start)], cwd=ROOT,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for proc in procs:
+        assert proc.wait(timeout=120) == 0, proc.stderr.read()[-2000:]
+    rows = Warehouse(wh).query("SELECT run_id, count(*) AS n FROM models.late_risk_champion GROUP BY run_id")
+    assert rows.height == 15 and rows["n"].to_list() == [1] * 15
