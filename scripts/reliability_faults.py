@@ -56,8 +56,8 @@ from the killed run's event log. After every re-run the script asserts
 - `mlflow.pyfunc.load_model("models:/late_risk@champion")` loads and predicts five `clean.tasks` rows.
 """
 
-TESTS = """**Fixed faults in the test suite** (`mlops_assets_tests/reliability/test_faults.py`, 8 tests, about
-35 s; the kills run in a child, `kill_worker.py`, that SIGKILLs itself just before the N-th statement of a
+TESTS = """**Fixed faults in the test suite** (`mlops_assets_tests/reliability/test_faults.py`, 9 tests, about
+45 s; the kills run in a child, `kill_worker.py`, that SIGKILLs itself just before the N-th statement of a
 kind on any warehouse connection):
 
 | fault | what the test asserts |
@@ -67,6 +67,7 @@ kind on any warehouse connection):
 | a BI tool holds the warehouse read-only (another process) | a write waits, then raises `WarehouseLockedError` naming the file and "stop the other writer"; the table is unchanged; a reader that closes within the timeout only delays the write |
 | two processes ingest the same landing zone into one warehouse at once | they take turns; the raw record tables equal one ingestion's |
 | the same, the manifest | expected failure (`xfail`, not strict): a file both parsed before either committed gets two `ingested` rows in `raw.ingested_files`, the second with `n_new_records` 0 (see below) |
+| two processes record the same 15 gate decisions at once (`gate.record_decision`) | one row per candidate run (failed twice in two runs before the fix below) |
 | the warehouse on a 20 MB tmpfs, 3 MB left | the write raises `WarehouseFullError` naming the file, "is full", "MLOPS_WAREHOUSE"; the previous table is intact and the other table of the transaction absent; after the filler is deleted the same write succeeds and a new process reads it |
 | the landing zone behind a read-only bind mount (root ignores `chmod`) | ingestion gives the same raw layer as from the writable folder and writes nothing there |
 | `landing/jira` pulling into a read-only landing folder | one attempt, no step retry, "jira pull cannot write into the landing folder: Read-only file system (...): make .../jira writable ... (MLOPS_LANDING_DIR=...)", under 20 s |
@@ -80,6 +81,13 @@ The mount tests skip with the reason when not root or when `mount` is refused (C
   it (18 s, then 74 s, ...; over 3 minutes) although waiting changes nothing. Fixed in
   `defs/ingestion/assets.py _pull`: a filesystem `OSError` (one with a file name; socket errors keep
   their handling) fails at once, without retries, naming the folder and `MLOPS_LANDING_DIR`.
+- Two concurrent full runs wrote the decision for one candidate twice: `models.late_risk_champion` held
+  two rows "v1 promoted against none" for the same MLflow run (the registry was right: one version, one
+  alias move). Both gate steps gated the same candidate (each reads the latest `models.<m>_candidate`
+  row, so the first run's own candidate is never gated: by design, a later candidate supersedes it),
+  the second resumed the decision as designed, and `gate.record_decision` checked for the row and
+  appended it in two separate connections. Fixed in `lib/gate.py`: the check and the insert run in
+  one write transaction on one connection (DuckDB and DuckLake admit one writer at a time there).
 - A full disk surfaced as DuckDB's `IO Error: Could not write file ...: No space left on device`,
   naming the file but not what to do. `Warehouse.connect` now raises `WarehouseFullError` (an `OSError`,
   errno 28): the file, the free space left, that the write was rolled back and the previous tables are
