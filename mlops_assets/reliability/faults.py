@@ -174,7 +174,8 @@ class Run:
         return [(t, s, float(ts)) for t, s, ts in rows]
 
     def running_step(self) -> str | None:
-        """The step started and not ended when the run stopped (None: before the first step)."""
+        """The step started and not ended when the run stopped (None: before the first step; "between steps,
+        after X" when the kill fell after one step's end and before the next one's start)."""
         open_steps: dict[str, None] = {}
         last = None
         for kind, step, _ in self.step_events():
@@ -185,7 +186,7 @@ class Run:
                 last = step
         if open_steps:
             return next(reversed(open_steps))
-        return f"after {last}" if last else None
+        return f"between steps, after {last}" if last else None
 
     def output(self) -> str:
         return (self.box.root / f"{self.log_name}.log").read_text(errors="replace")
@@ -402,7 +403,7 @@ def kill_trial(n: int, target: str, offset: float, work: Path, landing: Path, ex
         state["killed_champion"] = [f"{m} ({'its gate had finished' if m in gate_done else 'gate resumed by the re-run'})"
                                     for m in state["killed_champion"]]
     shutil.rmtree(box.root / "mlflow-artifacts", ignore_errors=True)  # the biggest part; the store stays
-    window = "after the last step" if step and step.startswith("after") else window_of(step)
+    window = "between steps" if step and step.startswith("between") else window_of(step)
     return Trial(n, target, offset, kill_at, step, window, code == 0, rerun_s, problems, state["champions"],
                  state["killed_champion"])
 
