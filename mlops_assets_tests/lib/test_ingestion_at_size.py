@@ -92,7 +92,7 @@ def test_a_file_larger_than_a_write_batch_is_written_whole_in_bounded_slices(tmp
 
     def counting(table):
         for part in real(table):
-            assert part.column(0).num_chunks <= 1
+            assert part.column(0).num_chunks <= ingestion.INSERT_MAX_CHUNKS
             slices.append(part.num_rows)
             yield part
 
@@ -109,10 +109,11 @@ def test_a_file_larger_than_a_write_batch_is_written_whole_in_bounded_slices(tmp
 def test_insert_slices_keep_every_row_once_and_in_order():
     parts = [pa.table({"i": pa.array(range(s, s + n)), "t": pa.array(["x" * 100] * n)})
              for s, n in ((0, 3), (3, 1), (4, 500), (504, 2))]
+    parts += [pa.table({"i": pa.array([506 + k]), "t": pa.array(["y"])}) for k in range(2000)]  # 2,000 one-row files
     table = pa.concat_tables(parts)
     out = list(ingestion.insert_slices(table))
-    assert [x for t in out for x in t.column("i").to_pylist()] == list(range(506))
-    assert all(t.column("i").num_chunks == 1 for t in out)
+    assert [x for t in out for x in t.column("i").to_pylist()] == list(range(2506))
+    assert all(t.column("i").num_chunks <= ingestion.INSERT_MAX_CHUNKS for t in out)
 
 
 def test_running_out_of_memory_names_the_files_and_what_to_set(tmp_path, monkeypatch):
