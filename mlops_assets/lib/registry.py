@@ -211,10 +211,22 @@ def ensure_store(tracking_uri: str | None = None) -> None:
         return
     from mlflow import MlflowClient
 
-    with store_lock(uri, "init"):
-        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    def open_store(at: str) -> None:
+        client = MlflowClient(tracking_uri=at, registry_uri=at)
         client.search_experiments(max_results=1)  # opens the tracking store: creates and migrates
         client.search_registered_models(max_results=1)  # the registry store on the same tables
+
+    with store_lock(uri, "init"):
+        db = _sqlite_path(uri) if _db_scheme(uri) == "sqlite" else None
+        if db is not None and not (db.exists() and db.stat().st_size > 0):
+            # A new SQLite store is migrated under a temporary name and renamed into place: a process
+            # killed mid-migration leaves only that file (the next one starts it again), never a
+            # half-migrated store that fails every later run ("table trace_metrics already exists").
+            tmp = db.with_name(f"{db.name}.init.tmp")
+            tmp.unlink(missing_ok=True)
+            open_store(f"sqlite:///{tmp}")
+            os.replace(tmp, db)
+        open_store(uri)
     _READY.add(uri)
 
 

@@ -314,3 +314,41 @@ def test_two_gates_recording_the_same_decision_at_once_write_one_row(tmp_path: P
         assert proc.wait(timeout=120) == 0, proc.stderr.read()[-2000:]
     rows = Warehouse(wh).query("SELECT run_id, count(*) AS n FROM models.late_risk_champion GROUP BY run_id")
     assert rows.height == 15 and rows["n"].to_list() == [1] * 15
+
+
+_MIGRATE_AND_DIE = """
+import os, signal, sys
+import sqlalchemy as sa
+from sqlalchemy import event
+from mlops_assets.lib import registry
+seen = 0
+@event.listens_for(sa.engine.Engine, "before_cursor_execute")
+def _die(conn, cursor, statement, *args):
+    global seen
+    if statement.lstrip().upper().startswith(sys.argv[3]):
+        seen += 1
+        if seen == int(sys.argv[2]):
+            os.kill(os.getpid(), signal.SIGKILL)
+registry.ensure_store(sys.argv[1])
+"""
+
+_OPEN = """
+import sys
+from mlflow import MlflowClient
+from mlops_assets.lib import registry
+registry.ensure_store(sys.argv[1])
+print(len(MlflowClient(tracking_uri=sys.argv[1]).search_experiments()))
+"""
+
+
+def test_a_run_killed_while_it_creates_the_mlflow_store_leaves_a_store_the_next_run_opens(tmp_path: Path):
+    """Found by the kill series (a kill in the first training step of a fresh folder): the re-run failed
+    with "table trace_metrics already exists" until mlflow.db was deleted."""
+    uri = f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
+    # Killed after a migration's tables were created and before alembic_version recorded it.
+    killed = subprocess.run([sys.executable, "-c", _MIGRATE_AND_DIE, uri, "30", "UPDATE ALEMBIC_VERSION"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    again = subprocess.run([sys.executable, "-c", _OPEN, uri], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr[-1500:]
+    assert again.stdout.strip().splitlines()[-1] == "1"  # the Default experiment: a complete, usable store
