@@ -56,8 +56,8 @@ from the killed run's event log. After every re-run the script asserts
 - `mlflow.pyfunc.load_model("models:/late_risk@champion")` loads and predicts five `clean.tasks` rows.
 """
 
-TESTS = """**Fixed faults in the test suite** (`mlops_assets_tests/reliability/test_faults.py`, 9 tests, about
-45 s; the kills run in a child, `kill_worker.py`, that SIGKILLs itself just before the N-th statement of a
+TESTS = """**Fixed faults in the test suite** (`mlops_assets_tests/reliability/test_faults.py`, 10 tests, about
+40 s; the kills run in a child, `kill_worker.py`, that SIGKILLs itself just before the N-th statement of a
 kind on any warehouse connection):
 
 | fault | what the test asserts |
@@ -68,6 +68,7 @@ kind on any warehouse connection):
 | two processes ingest the same landing zone into one warehouse at once | they take turns; the raw record tables equal one ingestion's |
 | the same, the manifest | expected failure (`xfail`, not strict): a file both parsed before either committed gets two `ingested` rows in `raw.ingested_files`, the second with `n_new_records` 0 (see below) |
 | two processes record the same 15 gate decisions at once (`gate.record_decision`) | one row per candidate run (failed twice in two runs before the fix below) |
+| a process killed while it creates the MLflow store (before an `alembic_version` update) | the next process opens the store and finds the Default experiment (failed before the fix below: "table trace_metrics already exists") |
 | the warehouse on a 20 MB tmpfs, 3 MB left | the write raises `WarehouseFullError` naming the file, "is full", "MLOPS_WAREHOUSE"; the previous table is intact and the other table of the transaction absent; after the filler is deleted the same write succeeds and a new process reads it |
 | the landing zone behind a read-only bind mount (root ignores `chmod`) | ingestion gives the same raw layer as from the writable folder and writes nothing there |
 | `landing/jira` pulling into a read-only landing folder | one attempt, no step retry, "jira pull cannot write into the landing folder: Read-only file system (...): make .../jira writable ... (MLOPS_LANDING_DIR=...)", under 20 s |
@@ -81,6 +82,15 @@ The mount tests skip with the reason when not root or when `mount` is refused (C
   it (18 s, then 74 s, ...; over 3 minutes) although waiting changes nothing. Fixed in
   `defs/ingestion/assets.py _pull`: a filesystem `OSError` (one with a file name; socket errors keep
   their handling) fails at once, without retries, naming the folder and `MLOPS_LANDING_DIR`.
+- A kill in the first training step of a fresh folder (trial 13 of the 2026-12-04 series) left the SQLite MLflow store
+  half-migrated: MLflow's migrations commit DDL as they go, so a process killed after a migration's
+  tables and before its `alembic_version` update left tables the next migration creates again, and every
+  later run failed with "table trace_metrics already exists" until `mlflow.db` was deleted. The init lock
+  (issue 16) prevents two processes migrating at once but not a crash mid-way. Fixed in
+  `lib/registry.py ensure_store`: a new SQLite store is migrated under a temporary name
+  (`mlflow.db.init.tmp`, under the same lock) and renamed into place, so `mlflow.db` exists only
+  complete; a killed creation leaves the temporary file, which the next process starts again.
+  PostgreSQL stores keep MLflow's own migration (transactional DDL there).
 - Two concurrent full runs wrote the decision for one candidate twice: `models.late_risk_champion` held
   two rows "v1 promoted against none" for the same MLflow run (the registry was right: one version, one
   alias move). Both gate steps gated the same candidate (each reads the latest `models.<m>_candidate`
@@ -119,11 +129,11 @@ def render(trials: list, duration: float, args: argparse.Namespace, started: str
     if len(trials) < args.trials:
         table += f" (in progress: {len(trials)} of {args.trials} trials so far)"
     bad = sum(bool(t.problems) for t in trials)
-    verdict = (f"- In these {len(trials)} kills none left a table different from the uninterrupted run, a champion "
+    verdict = (f"In short: in these {len(trials)} kills none left a table different from the uninterrupted run, a champion "
                "from an incomplete run, a second registration of one training run, or a reference describing "
                "another model than the champion." if not bad else
-               f"- {bad} of {len(trials)} kills left a problem: see the table above.")
-    return "\n".join([INTRO, table, *concurrency, "", TESTS.rstrip("\n"), verdict, ""])
+               f"In short: {bad} of {len(trials)} kills left a problem: see the table above.")
+    return "\n".join([INTRO, table, *concurrency, "", TESTS.rstrip("\n"), "", verdict, ""])
 
 
 def write_doc(text: str) -> None:
