@@ -37,7 +37,7 @@ import pyarrow.compute as pc
 from mlops_assets.lib.redact import excerpt, redact
 from mlops_assets.lib.sources import stream
 from mlops_assets.lib.sources.base import KIND_COLUMNS, ParsedFile, SourceFormatError
-from mlops_assets.lib.warehouse import Warehouse, add_missing_columns
+from mlops_assets.lib.warehouse import Warehouse, add_missing_columns, disk_full_error
 
 # source -> (parser module, file suffixes it reads, record kinds it produces)
 SOURCES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
@@ -742,7 +742,11 @@ class _Writer:
             for row in self.file_rows:  # a duplicate_file row shares its hash with the file credited
                 row["n_new_records"] = self.per_file_new.get(row["file_hash"], 0) if row["status"] == "ingested" else 0
             con.register("_files", _frame(self.file_rows, FILES_SCHEMA).to_arrow())
-            con.execute("INSERT INTO raw.ingested_files BY NAME SELECT * FROM _files")
+            # Another ingestion of the same landing zone may have committed these files while this one
+            # parsed them (its records then came to nothing new here): one manifest row per file.
+            con.execute("""INSERT INTO raw.ingested_files BY NAME SELECT * FROM _files f
+                           WHERE NOT EXISTS (SELECT 1 FROM raw.ingested_files m
+                                             WHERE m.source_file = f.source_file AND m.file_hash = f.file_hash)""")
             con.unregister("_files")
         con.execute("COMMIT")
         self.committed = True
@@ -757,6 +761,9 @@ class _Writer:
             self._cm.__exit__(None, None, None)
         if exc is not None and _is_out_of_memory(exc):
             raise IngestionMemoryError(_memory_message(self.source, self.file_rows, exc)) from None
+        full = disk_full_error(self.warehouse.path, exc) if exc is not None and self.warehouse.path else None
+        if full is not None:  # the same message as any other write on a full disk: where, and what to do
+            raise full from None
         return False
 
     def _reset(self) -> None:

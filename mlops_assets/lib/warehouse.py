@@ -58,7 +58,7 @@ class WarehouseFullError(OSError):
     """The warehouse's disk is full: the write was rolled back and the previous tables stay."""
 
 
-def _disk_full(path: Path, exc: BaseException) -> WarehouseFullError | None:
+def disk_full_error(path: Path, exc: BaseException) -> WarehouseFullError | None:
     """A WarehouseFullError naming the file and what to do, when `exc` is DuckDB's ENOSPC; else None."""
     if "no space left on device" not in str(exc).lower():
         return None
@@ -125,7 +125,7 @@ class Warehouse:
                 break
             except duckdb.IOException as exc:  # "Could not set lock on file": another writer holds it
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                    if (full := _disk_full(self.path, exc)) is not None:
+                    if (full := disk_full_error(self.path, exc)) is not None:
                         raise full from exc
                     if "lock" in str(exc).lower():
                         raise WarehouseLockedError(
@@ -143,7 +143,7 @@ class Warehouse:
                     con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             yield con
         except duckdb.Error as exc:
-            if (full := _disk_full(self.path, exc)) is not None:
+            if (full := disk_full_error(self.path, exc)) is not None:
                 raise full from exc
             raise
         finally:

@@ -121,9 +121,6 @@ def test_two_concurrent_ingestions_store_each_record_once(landing: Path, uninter
     assert {t: got[t] for t in records} == {t: uninterrupted[t] for t in records}
 
 
-@pytest.mark.xfail(strict=False, reason="known (docs/RELIABILITY.md, faults section): a file that both ingestions "
-                   "parsed before either committed gets two 'ingested' manifest rows (the second with "
-                   "n_new_records 0); the records themselves are stored once. Not strict: it needs the two to overlap")
 def test_two_concurrent_ingestions_record_each_file_once(landing: Path, uninterrupted: dict, tmp_path: Path):
     got = _concurrent_ingestions(tmp_path / "warehouse.duckdb", landing)
     assert got["raw.ingested_files"] == uninterrupted["raw.ingested_files"]
