@@ -381,9 +381,7 @@ def _parse_all(source: str, files: list[Path], known: frozenset[str], workers: i
     # spawn, not fork: the calling process may be a Dagster step with threads (fork could copy a held lock).
     ctx = multiprocessing.get_context("spawn")
     spool = _spool_dir()
-    # A worker is replaced after WORKER_CHUNKS chunks (about 2 GB of files): whatever its allocator
-    # keeps from parsing is returned, so a long drop does not grow the workers' memory.
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, max_tasks_per_child=WORKER_CHUNKS) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         # Workers run ahead of the writer by at most PARSE_AHEAD_BYTES of files, so parsed tables
         # never pile up in memory while a batch is being written.
         pending: deque = deque()
@@ -411,7 +409,6 @@ def _parse_all(source: str, files: list[Path], known: frozenset[str], workers: i
 # faster than one process on 11,000 of them.
 CHUNK_BYTES = 8 * 1024 * 1024
 CHUNK_FILES = 512
-WORKER_CHUNKS = 256
 
 
 def _chunks(files: list[Path]) -> Iterator[tuple[list[str], int]]:
