@@ -296,3 +296,21 @@ def test_a_streamed_github_page_gives_what_the_whole_parse_gives(tmp_path, monke
     streamed = Warehouse(tmp_path / "streamed" / "wh.duckdb").query(
         "SELECT task_id, record_hash FROM raw.github_tasks ORDER BY 1")
     assert whole.height == 90 and whole.equals(streamed)
+
+
+def test_one_issue_nested_past_the_decoders_limit_costs_only_itself(tmp_path):
+    # msgspec and json refuse a document nested past ~1,000 levels as a whole; the page is then read
+    # item by item, and only the deep issue is rejected.
+    deep = "[" * 10_000 + "]" * 10_000
+    good = [json.dumps(_single_issue(n, body_chars=100, comments=0)) for n in (1, 2)]
+    bad = json.dumps(_single_issue(3, body_chars=100, comments=0)).replace('"labels": ["a", "b"]', f'"labels": {deep}')
+    folder = tmp_path / "landing" / "jira"
+    folder.mkdir(parents=True)
+    (folder / "page.json").write_text('{"startAt": 0, "total": 3, "issues": [' + ", ".join([good[0], bad, good[1]]) + "]}")
+    wh = Warehouse(tmp_path / "wh.duckdb")
+
+    report = ingestion.ingest_source(wh, tmp_path / "landing", "jira")
+
+    assert report.files_unreadable == 0
+    assert sorted(wh.query("SELECT key FROM raw.jira_tasks")["key"].to_list()) == ["BIG-1", "BIG-2"]
+    assert wh.query("SELECT locator FROM raw.rejects")["locator"].to_list() == ["issues[1]"]

@@ -297,9 +297,13 @@ def _guarded_issue_rows(issue: Any, locator: str, out: ParsedFile, sp_fields: tu
             del out.records[kind][n:]
         del out.rejects[n_rejects:]
         key = issue.get("key") if isinstance(issue, dict) else None
+        try:
+            payload = _dumps(issue)
+        except (RecursionError, ValueError, TypeError):  # nested past what an encoder will write
+            payload = f'{{"key": {json.dumps(str(key))}, "note": "not stored: nested too deeply to encode"}}'
         out.rejects.append(Reject(locator, f"{locator} ({key}): could not be read ({type(exc).__name__}: "
                                            f"{excerpt(str(exc), 80)}); the other issues were kept: fix the export",
-                                  _dumps(issue)))
+                                  payload))
 
 
 def _issue_rows(issue: Any, locator: str, out: ParsedFile, sp_fields: tuple[str, ...]) -> None:
@@ -508,6 +512,17 @@ def _comment_rows(comments: list, task_id: str, where: str, out: ParsedFile) -> 
 def _parse_json(text: str, path: Path, out: ParsedFile) -> None:
     try:
         obj = _loads(text)
+    except RecursionError:
+        # One record nested past the decoder's depth limit: read the page item by item (ijson builds
+        # without recursion), so only that record is rejected and the others are kept.
+        if out.encoding == "utf-8" and (parts := parse_stream(path)) is not None:
+            for part in parts:
+                out.shape = part.shape
+                for kind, rows in part.records.items():
+                    out.records[kind].extend(rows)
+                out.rejects.extend(part.rejects)
+            return
+        raise
     except json.JSONDecodeError as exc:
         raise SourceFormatError(
             f"{path.name} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno} "
