@@ -97,6 +97,7 @@ def service(tmp_path_factory) -> Iterator[tuple[ServiceProcess, dict]]:
     record = scoring.task_records(scoring.open_tasks(tasks).filter(pl.col("deadline_at").is_not_null()).head(1))[0]
     with ServiceProcess(box, Path(root / "service.log")) as running:
         running.wait_ready()
+        running.box = box
         yield running, {k: v for k, v in record.items() if k in fuzz.FIELDS}
 
 
@@ -114,3 +115,38 @@ def test_fifty_malformed_requests_get_no_5xx_and_the_service_stays_up(service):
 def test_the_service_listens_on_loopback_only(service):
     running, _ = service
     assert running.listening_hosts() == {"127.0.0.1"}
+
+
+def test_writes_to_the_warehouse_while_the_service_reads_it_fail_no_request_and_no_write(service, tmp_path):
+    """A run while the scoring service reads (issue 12, concurrency): the service's reads and a pipeline's
+    writes take turns on the DuckDB file; every good request is answered 200 and every write commits."""
+    import threading
+
+    from mlops_assets.lib import ingestion, synthetic
+
+    running, base = service
+    good = fuzz.FuzzRequest("good", "/predict", fuzz._json(base))
+    answers: list[dict] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        while not stop.is_set():
+            answers.append(fuzz.send(running.url, [good]).by_status)
+
+    wh = Warehouse(running.box.warehouse)
+    tasks = wh.read_table("clean.tasks")
+    landing = tmp_path / "landing"
+    synthetic.generate(landing, n_tasks=600, seed=11)
+    thread = threading.Thread(target=client)
+    thread.start()
+    try:
+        for _ in range(5):  # the table the service reads, replaced again and again, and raw tables appended
+            wh.replace_tables({"clean.tasks": tasks})
+        for source in SOURCES:
+            ingestion.ingest_source(wh, landing, source)
+    finally:
+        stop.set()
+        thread.join()
+    assert len(answers) >= 3 and all(a == {200: 1} for a in answers), answers[:5]
+    assert wh.query("SELECT count(*) AS n FROM raw.jira_tasks")["n"][0] > 0
+    assert fuzz.send(running.url, [good]).by_status == {200: 1}
