@@ -268,13 +268,9 @@ def _spool_dir() -> str:
 PARALLEL_MIN_BYTES = 256 * 1024 * 1024
 
 
-def _parse_job(source: str, path_str: str, known: frozenset[str], spool: str | None = None,
-               rows_only: bool = False) -> dict[str, Any]:
-    """Parse one file into an Arrow table per kind; in a worker, tables go to Arrow files in ``spool``.
-
-    ``rows_only``: hand back the parser's row dicts (``rows``, tagged with file and hash) instead, for
-    _parse_chunk to build one table for many files.
-    """
+def _parse_job(source: str, path_str: str, known: frozenset[str]) -> dict[str, Any]:
+    """Parse one file: its parser's row dicts per kind (``frames``), each tagged with the file and its
+    content hash, for _parse_chunk to build one table for many files."""
     path = Path(path_str)
     if _streamable(source, path):
         fh, size = _file_hash_streamed(path)
@@ -319,14 +315,10 @@ def _parse_job(source: str, path_str: str, known: frozenset[str], spool: str | N
         frames = {}
         for kind in kinds:
             rows = parsed.records.get(kind)
-            if rows and rows_only:
+            if rows:
                 for row in rows:
                     row["source_file"], row["file_hash"] = path_str, fh
                 frames[kind] = rows
-            elif rows:
-                table = _arrow_table(rows, source, kind, path_str, fh)
-                frames[kind] = _spool(table, spool, kind) if spool else table
-            parsed.records[kind] = []  # the row dicts can go once their table exists
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -438,7 +430,7 @@ def _parse_chunk(source: str, paths: list[str], known: frozenset[str],
     gc.disable()  # the chunk's row dicts pile up without cycles (see _parse_job)
     try:
         for path in paths:
-            job = _parse_job(source, path, known, rows_only=True)
+            job = _parse_job(source, path, known)
             for kind, part in job.pop("frames", {}).items():
                 rows.setdefault(kind, []).extend(part)
             jobs.append(job)
@@ -453,10 +445,9 @@ def _parse_chunk(source: str, paths: list[str], known: frozenset[str],
 
 
 def _chunk_jobs(result: tuple[list[dict], dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """A chunk's file jobs (``in_chunk``: their records come after them), then its records (status ``records``)."""
+    """A chunk's file jobs, then its records (status ``records``): a batch is cut only after the latter."""
     jobs, frames = result
-    for job in jobs:
-        yield {**job, "frames": {}, "in_chunk": True}
+    yield from jobs
     yield {"status": "records", "frames": frames}
 
 
@@ -521,7 +512,7 @@ def ingest_source(warehouse: Warehouse, landing_root: Path, source: str, now: da
     for job in _parse_all(source, files, known, workers):
         if job["status"] == "records":  # a worker's chunk: the records of the file jobs just before
             for kind, table in job["frames"].items():
-                batch.add(kind, table if isinstance(table, pa.Table) else _unspool(table))
+                batch.parts[kind].append(table if isinstance(table, pa.Table) else _unspool(table))
             if batch.bytes >= batch_bytes:  # only here: a chunk's files and records commit together
                 batch.flush(warehouse, source, now, report)
                 batch = _Batch(kinds, single_thread=workers > 0)
@@ -553,8 +544,6 @@ def ingest_source(warehouse: Warehouse, landing_root: Path, source: str, now: da
         else:
             if job["encoding"] != "utf-8":
                 report.latin1_files.append(Path(rel).name)
-            for kind, table in job["frames"].items():
-                batch.add(kind, table if isinstance(table, pa.Table) else _unspool(table))
             batch.rejects += [{"source": source, "source_file": rel, "file_hash": fh, "locator": loc, "reason": reason,
                                "record_hash": rh, "payload": payload, "ingested_at": now}
                               for loc, reason, payload, rh in job["rejects"]]
@@ -562,19 +551,10 @@ def ingest_source(warehouse: Warehouse, landing_root: Path, source: str, now: da
                                 "n_records": job["n_records"], "n_rejects": len(job["rejects"]),
                                 "message": f"not UTF-8: decoded as {job['encoding']}" if job["encoding"] != "utf-8" else None})
             report.files_ingested += 1
-        if batch.bytes >= batch_bytes and not job.get("in_chunk"):
-            batch.flush(warehouse, source, now, report)
-            batch = _Batch(kinds, single_thread=workers > 0)
     batch.flush(warehouse, source, now, report, always=True)
     for job in streamed:
         _ingest_streamed(warehouse, source, job, now, report)
     return report
-
-
-# Files' tables kept apart at most this many at a time before _Batch.add joins them into one; tables
-# of this size or more (a chunk of files) are kept as they are: copying them would only cost time.
-COMPACT_PARTS = 256
-COMPACT_BELOW_BYTES = 1024 * 1024
 
 
 class _Batch:
@@ -586,36 +566,12 @@ class _Batch:
         self.rejects: list[dict[str, Any]] = []
         self.files: list[dict[str, Any]] = []
         self.bytes = 0
-        self._small: dict[str, list[pa.Table]] = {kind: [] for kind in kinds}
-        self._small_bytes: dict[str, int] = {}
-
-    def add(self, kind: str, table: pa.Table) -> None:
-        """Keep one file's table; every COMPACT_PARTS of them become one contiguous table.
-
-        Thousands of one-file tables (single-issue Jira files) cost far more memory than their rows:
-        each holds its own small buffer per column (3,000 issue files: 79 MB of rows in 260 MB).
-        """
-        if table.nbytes >= COMPACT_BELOW_BYTES:  # a worker's chunk table: already contiguous, kept as is
-            self.parts[kind].append(table)
-            return
-        small = self._small[kind]
-        small.append(table)
-        # Table.nbytes walks every buffer of the table: ask once per table, never per batch so far.
-        self._small_bytes[kind] = self._small_bytes.get(kind, 0) + table.nbytes
-        if len(small) >= COMPACT_PARTS or self._small_bytes[kind] >= INSERT_SLICE_BYTES:
-            self.parts[kind].append(pa.concat_tables(small).combine_chunks())
-            small.clear()
-            self._small_bytes[kind] = 0
-
-    def _tables(self, kind: str) -> list[pa.Table]:
-        return self.parts[kind] + self._small.pop(kind, [])
 
     def flush(self, warehouse: Warehouse, source: str, now: datetime, report: IngestReport, always: bool = False) -> None:
         if not self.files and not always:
             return
         frames = {}
-        for kind in list(self.parts):
-            parts = self._tables(kind)
+        for kind, parts in self.parts.items():
             table = pa.concat_tables(parts) if parts else _empty_table(kind)
             frames[kind] = _with_time(table, now)
         self.parts = {}
