@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlops_assets.lib.redact import excerpt, redact
+from mlops_assets.lib.settings import env_number
 from mlops_assets.lib.sources import stream
 from mlops_assets.lib.sources.base import KIND_COLUMNS, ParsedFile, SourceFormatError
 from mlops_assets.lib.warehouse import Warehouse, add_missing_columns, disk_full_error
@@ -477,16 +478,7 @@ def write_memory_limit() -> str:
 
 def write_batch_bytes() -> int:
     """Input bytes per write transaction: MLOPS_INGEST_BATCH_MB or the default."""
-    value = os.environ.get(BATCH_MB_ENV, "").strip()
-    if not value:
-        return WRITE_BATCH_BYTES
-    try:
-        mb = float(value)
-    except ValueError:
-        raise ValueError(f"{BATCH_MB_ENV}={value!r} is not a number of megabytes (e.g. 256)") from None
-    if mb <= 0:
-        raise ValueError(f"{BATCH_MB_ENV}={value!r} must be positive")
-    return int(mb * 1024 * 1024)
+    return int(env_number(BATCH_MB_ENV, WRITE_BATCH_BYTES / (1024 * 1024)) * 1024 * 1024)
 
 
 def ingest_source(warehouse: Warehouse, landing_root: Path, source: str, now: datetime | None = None) -> IngestReport:

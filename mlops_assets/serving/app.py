@@ -80,6 +80,7 @@ from fastapi.responses import Response
 from mlops_assets.lib import features as features_lib
 from mlops_assets.lib import history_index, scoring
 from mlops_assets.lib.redact import redact
+from mlops_assets.lib.settings import env_number
 from mlops_assets.lib.warehouse import Warehouse
 
 log = logging.getLogger("mlops_assets.serving")
@@ -90,19 +91,6 @@ _CATEGORY_HINT = " (pass ?unknown_categories=missing to score it as missing)"
 
 # ---------------------------------------------------------------------------------------------------
 # configuration
-
-
-def _env_number(environ: Mapping[str, str], name: str, default: float, kind: type) -> Any:
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a {kind.__name__}: unset it or give a number") from None
-    if value <= 0:
-        raise ValueError(f"{name}={raw!r} must be positive")
-    return value
 
 
 @dataclass(frozen=True)
@@ -121,7 +109,7 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
-        port = _env_number(env, "MLOPS_SERVE_PORT", 8000, int)
+        port = env_number("MLOPS_SERVE_PORT", 8000, int, env)
         if port > 65535:
             raise ValueError(f"MLOPS_SERVE_PORT={port} is not a TCP port (1-65535)")
         return cls(
@@ -129,10 +117,10 @@ class Settings:
             port=port,
             warehouse=env.get("MLOPS_WAREHOUSE", "").strip() or "data/warehouse.duckdb",
             tracking_uri=env.get("MLFLOW_TRACKING_URI", "").strip() or None,
-            check_interval_s=_env_number(env, "MLOPS_SERVE_CHECK_S", 30.0, float),
-            max_tasks=_env_number(env, "MLOPS_SERVE_MAX_TASKS", 1000, int),
-            max_bytes=_env_number(env, "MLOPS_SERVE_MAX_BYTES", 1_000_000, int),
-            workers=_env_number(env, "MLOPS_SERVE_WORKERS", 1, int),
+            check_interval_s=env_number("MLOPS_SERVE_CHECK_S", 30.0, float, env),
+            max_tasks=env_number("MLOPS_SERVE_MAX_TASKS", 1000, int, env),
+            max_bytes=env_number("MLOPS_SERVE_MAX_BYTES", 1_000_000, int, env),
+            workers=env_number("MLOPS_SERVE_WORKERS", 1, int, env),
         )
 
 
