@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,31 +15,19 @@ import pytest
 
 from mlops_assets.lib import registry, scoring, training
 from mlops_assets.lib.warehouse import Warehouse
+from mlops_assets.reliability.service import ServiceProcess
 from mlops_assets.serving import sandbox
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Service:
-    """A `python -m mlops_assets.serving` process; stopped by the fixture that started it."""
+class Service(ServiceProcess):
+    """The package's service process (mlops_assets/reliability/service.py) with an HTTP client and a
+    wait for a given /ready status; stopped by the fixture that started it."""
 
     def __init__(self, box: sandbox.Sandbox, log: Path, check_s: float = 30.0) -> None:
-        self.port = _free_port()
-        self.log = log
-        env = {**_base_env(), **box.env(), "MLOPS_SERVE_PORT": str(self.port), "MLOPS_SERVE_CHECK_S": str(check_s),
-               "XDG_CACHE_HOME": str(box.root / "cache")}  # compiled models: the sandbox's, not ~/.cache  # fmt: skip
-        with log.open("wb") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "mlops_assets.serving"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
-            )
-        self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=30)
+        super().__init__(box, log, {"MLOPS_SERVE_CHECK_S": str(check_s)})
+        self.http = httpx.Client(base_url=self.url, timeout=30)
 
     def wait(self, status: int, timeout_s: float = 60.0) -> dict:
         """Poll /ready until it answers `status` (200 ready, 503 not ready with a settled reason)."""
@@ -61,19 +46,7 @@ class Service:
 
     def stop(self) -> None:
         self.http.close()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
-def _base_env() -> dict[str, str]:
-    import os
-
-    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH")
-    return {k: v for k, v in os.environ.items() if k in keep}
+        super().stop()
 
 
 @pytest.fixture(scope="module")
