@@ -571,14 +571,16 @@ def parse_stream(path: Path) -> Iterator[ParsedFile] | None:
     """A big search page or issue list, part by part (lib/sources/stream.py); None: parse it whole."""
     head = stream.first_byte(path)
     if head == b"[":
-        prefix, shape, where, sp = "item", "jira-issue-list", "[{}]", _story_point_fields(None)
+        prefix, shape, where = "item", "jira-issue-list", "[{}]"
     elif head == b"{" and stream.has_top_level_key(path, "issues"):
-        names = stream.first_value(path, "names")
-        prefix, shape, where, sp = "issues.item", "jira-search-page", "issues[{}]", _story_point_fields(names)
+        prefix, shape, where = "issues.item", "jira-search-page", "issues[{}]"
     else:
         return None
 
     def parts() -> Iterator[ParsedFile]:
+        # `names` may stand after the issues: finding it skims the whole file, so only when parts are
+        # wanted (ingestion first asks whether the file streams at all, and then again to read it).
+        sp = _story_point_fields(stream.first_value(path, "names") if prefix == "issues.item" else None)
         elements = enumerate(stream.items(path, prefix))
         while True:
             chunk = list(itertools.islice(elements, stream.PART_RECORDS))
