@@ -35,8 +35,17 @@ async def _send(task_ids: list[str]) -> tuple[list, list[list[str]]]:
     return results, calls
 
 
+def _run(coro):
+    """asyncio.run in a thread of its own: the browser tests' Playwright leaves an event loop running in
+    the main thread, where asyncio.run refuses to start another (seen when the whole suite runs)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def test_a_failing_request_fails_alone_and_the_rest_of_its_micro_batch_is_scored():
-    results, calls = asyncio.run(_send(["a", "hostile", "b"]))
+    results, calls = _run(_send(["a", "hostile", "b"]))
     assert calls[0] == ["a", "hostile", "b"]  # they were batched together, and the batch failed
     assert results[0] == ("snapshot", [{"task_id": "a"}], {})
     assert isinstance(results[1], OverflowError)
@@ -44,6 +53,6 @@ def test_a_failing_request_fails_alone_and_the_rest_of_its_micro_batch_is_scored
 
 
 def test_a_healthy_micro_batch_is_scored_in_one_call():
-    results, calls = asyncio.run(_send(["a", "b", "c"]))
+    results, calls = _run(_send(["a", "b", "c"]))
     assert calls == [["a", "b", "c"]]
     assert [r[1][0]["task_id"] for r in results] == ["a", "b", "c"]
