@@ -61,7 +61,11 @@ def executor(profile: str | None = None) -> dg.ExecutorDefinition:
         # one writing process anyway (docs/ARCHITECTURE.md).
         return dg.in_process_executor
     check_cluster_env()
-    from dagster_celery import celery_executor
+    try:
+        from dagster_celery import celery_executor
+    except ImportError as exc:  # a laptop install leaves the cluster stack out (pyproject's `cluster` extra)
+        raise ProfileError(f"MLOPS_PROFILE=cluster needs the cluster extra ({exc}): "
+                           "pip install -e '.[cluster]' (Celery, PostgreSQL drivers, DuckLake extensions)") from None
 
     return celery_executor.configured(
         {

@@ -106,18 +106,16 @@ def _curve(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
 
 
 def _roc_auc(y: np.ndarray, p: np.ndarray) -> float:
-    fps, tps, _ = _curve(y, p)
-    fpr = np.r_[0.0, fps / fps[-1]]
-    tpr = np.r_[0.0, tps / tps[-1]]
-    return float(np.trapezoid(tpr, fpr))
+    from sklearn.metrics import roc_auc_score  # imported here: serving imports this module for reasons
+
+    return float(roc_auc_score(y, p))
 
 
 def _average_precision(y: np.ndarray, p: np.ndarray) -> float:
-    """Step-wise average precision, sum over thresholds of (R_n - R_n-1) * P_n (sklearn's definition)."""
-    fps, tps, _ = _curve(y, p)
-    precision = tps / (tps + fps)
-    recall = tps / tps[-1]
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+    """Step-wise average precision, sum over thresholds of (R_n - R_n-1) * P_n."""
+    from sklearn.metrics import average_precision_score
+
+    return float(average_precision_score(y, p))
 
 
 def _quantile_bins(p: np.ndarray, n_bins: int) -> np.ndarray:
@@ -175,7 +173,8 @@ def classification_metrics(
     tp = float(y[flagged].sum())
     fp = float(flagged.sum()) - tp
     fn = positives - tp
-    clipped = np.clip(p, np.finfo(float).eps, 1.0 - np.finfo(float).eps)
+    from sklearn.metrics import brier_score_loss, log_loss
+
     return {
         "n": n,
         "threshold": threshold,
@@ -184,8 +183,8 @@ def classification_metrics(
         "mean_predicted": float(p.mean()) if n else None,
         "roc_auc": _roc_auc(y, p) if both_classes else None,
         "pr_auc": _average_precision(y, p) if both_classes else None,
-        "brier": float(np.mean((p - y) ** 2)) if n else None,
-        "log_loss": float(-np.mean(y * np.log(clipped) + (1 - y) * np.log(1 - clipped))) if n else None,
+        "brier": float(brier_score_loss(y, p, labels=[0, 1])) if n else None,
+        "log_loss": float(log_loss(y, p, labels=[0, 1])) if n else None,
         "ece": _ece(_calibration_arrays(y, p, n_bins)),
         "precision": _ratio(tp, tp + fp),
         "recall": _ratio(tp, positives),

@@ -23,11 +23,16 @@ The compiled code is cached on disk (:func:`default_cache_dir`), keyed by the mo
 lleaves/llvmlite versions and the host CPU. Both functions take a booster's model text
 (``Booster.model_to_string()``). LightGBM reads a dense row's values within 1e-35 of zero as zero;
 lleaves does not, so both tools zero them first (:func:`_as_lightgbm_reads`).
+
+lleaves 1.3 and llvmlite < 0.44 exist for CPython up to 3.12 only (pyproject.toml installs them there):
+:func:`available` says whether they are importable, and callers fall back to LightGBM's own
+predictor (the same numbers, slower) when they are not.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
 from dataclasses import dataclass
@@ -41,6 +46,24 @@ MAX_TABLE_NODES = 8  # internal nodes per tree: 2**8 table rows per tree at most
 # costs about 1 ms a node, so past this LightGBM's pred_contrib is used instead
 MAX_SHAP_NODES = 60_000
 _ZERO = 1e-35  # LightGBM's kZeroThreshold
+_log = logging.getLogger(__name__)
+_AVAILABLE: bool | None = None
+
+
+def available() -> bool:
+    """True when lleaves and llvmlite import (CPython 3.11-3.12); else scoring uses LightGBM, logged once."""
+    global _AVAILABLE
+    if _AVAILABLE is None:
+        try:
+            import lleaves  # noqa: F401
+            import llvmlite.binding  # noqa: F401
+        except ImportError as exc:
+            _AVAILABLE = False
+            _log.warning("the compiled scorer is off (%s; lleaves 1.3 and llvmlite<0.44 exist for Python 3.11-3.12 "
+                         "only): scoring uses LightGBM's predictor, same numbers, slower", exc)
+        else:
+            _AVAILABLE = True
+    return _AVAILABLE
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -242,7 +242,11 @@ class Warehouse:
         if read_only or dsn is None:
             yield
             return
-        import psycopg2
+        try:
+            import psycopg2
+        except ImportError:
+            raise RuntimeError("a DuckLake warehouse with a PostgreSQL catalog needs psycopg2: "
+                               "pip install -e '.[cluster]'") from None
 
         key = int.from_bytes(hashlib.sha256(f"mlops_assets.warehouse:{dsn}".encode()).digest()[:8], "big", signed=True)
         pg = psycopg2.connect(dsn, connect_timeout=10)
@@ -353,7 +357,8 @@ def _extension_files(location: str) -> list[Path]:
         if not found:
             raise RuntimeError(
                 f"the DuckDB {name} extension for duckdb {duckdb.__version__} is not installed: "
-                f"pip install duckdb-extension-{name}=={duckdb.__version__} (a DuckLake warehouse needs it)"
+                f"pip install -e '.[cluster]' (or duckdb-extension-{name}=={duckdb.__version__}): a DuckLake "
+                "warehouse needs it"
             )
         files.append(found[0] if name != "postgres" else _linked_as(found[0], "postgres_scanner"))
     return files

@@ -35,7 +35,7 @@ def missing_binaries() -> str | None:
         try:
             __import__(module)
         except ImportError:
-            return f"Python package {module} is not installed: pip install -e . (it is a dependency)"
+            return f"Python package {module} is not installed: pip install -e '.[cluster]' (make test's dev extra has it)"
     return None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import math
 
@@ -10,6 +11,9 @@ import numpy as np
 import pytest
 
 from mlops_assets.lib import fast_trees
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("lleaves") is None,
+                                reason="lleaves/llvmlite are installed on Python 3.11-3.12 only (pyproject.toml)")
 
 
 def _data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -137,3 +141,4 @@ def test_the_compiled_model_cache_follows_mlops_model_cache(monkeypatch, tmp_pat
     monkeypatch.delenv("MLOPS_MODEL_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert fast_trees.default_cache_dir() == tmp_path / "xdg" / "mlops_assets" / "forests"
+
