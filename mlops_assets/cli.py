@@ -7,6 +7,7 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv_list = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="mlops-assets", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="write the seeded synthetic sample into a landing zone")
@@ -40,20 +41,20 @@ def main(argv: list[str] | None = None) -> int:
     shots.add_argument("--out", default="docs/images")
     shots.add_argument("--tasks", type=int, default=1500)
     shots.add_argument("--keep", default=None, help="build the sandbox in this folder and leave it there")
-    rollback = sub.add_parser("rollback", help="move the champion alias of MODEL back to the previous champion")
+    rollback = sub.add_parser(
+        "rollback", help="move the champion alias of MODEL back to the previous champion (or to --to VERSION)",
+        description="Move the champion alias of MODEL back to the version it replaced, or to --to VERSION. "
+        "Serving follows within MLOPS_SERVE_CHECK_S; the version rolled back from is tagged rolled_back_at.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     rollback.add_argument("model", help="registered model name, e.g. late_risk or cycle_time")
+    rollback.add_argument("--to", metavar="VERSION", default=None,
+                          help="the version to make champion (e.g. 2 or v2); default: the previous champion")
+    rollback.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
+    if "rollback" in argv_list and {"-h", "--help"} & set(argv_list[argv_list.index("rollback") + 1:]):
+        rollback.epilog = _versions_epilog()  # only when asked: reading the registry costs a second or two
     args = parser.parse_args(argv)
     if args.command == "rollback":
-        from mlops_assets.lib import registry
-
-        try:
-            before, after = registry.rollback(args.model)
-        except registry.RegistryError as exc:
-            print(f"mlops-assets rollback: {exc}", file=sys.stderr)
-            return 1
-        print(f"{args.model}: champion moved from version {before} back to version {after} "
-              f"({registry.get_tracking_uri()})")
-        return 0
+        return _rollback(args)
     if args.command == "graph":
         from mlops_assets import graph
 
@@ -115,6 +116,30 @@ def main(argv: list[str] | None = None) -> int:
 
         return synthetic.cli_generate(args)
     return 2
+
+
+def _versions_epilog() -> str:
+    from mlops_assets.lib import registry, training
+
+    return registry.versions_overview(training.MODEL_SPECS)
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from mlops_assets.lib import registry
+
+    try:
+        client = registry.get_client()
+        before, after = registry.rollback(args.model, client, to=args.to, dry_run=args.dry_run)
+    except registry.RegistryError as exc:
+        print(f"mlops-assets rollback: {exc}", file=sys.stderr)
+        return 1
+    if args.dry_run:
+        print(f"{args.model}: would move the champion from version {before} to version {after} "
+              f"(dry run: nothing changed; {registry.get_tracking_uri()})")
+        return 0
+    print(f"{args.model}: champion moved from version {before} back to version {after} "
+          f"({registry.get_tracking_uri()})")
+    return 0
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ def run_lifecycle(landing: Path, work: Path) -> dict:
 
     started = time.perf_counter()
     result = dg.materialize(
-        list(defs.assets), selection=dg.AssetSelection.groups("ingestion", "cleaning", "features", "training"),
+        list(defs.assets), selection=dg.AssetSelection.groups("ingestion", "cleaning", "features", "training", "evaluation"),
         resources=build_resources(str(work / "wh.duckdb"), str(landing), str(work / "reports")),
         raise_on_error=False,
     )

@@ -27,6 +27,22 @@ if TYPE_CHECKING:
     from mlops_assets.lib.warehouse import Warehouse
 
 
+MARGIN_RANGE = (0.0, 1.0)  # a gate margin is a gain in the gate metric; ROC-AUC cannot gain more than 1
+
+
+def check_margin(margin: float) -> float:
+    """`margin` when it is a usable gate margin; a ValueError says the range and what the margin means."""
+    low, high = MARGIN_RANGE
+    if not low <= margin <= high:  # NaN fails too
+        raise ValueError(
+            f"gate margin {margin!r} is out of range: it is how much a candidate must beat the champion by "
+            f"(late_risk: test ROC-AUC, cycle_time: test MAE in days) and must be between {low:g} and {high:g}; "
+            "a negative margin would promote a worse model. Leave it unset for the model's default "
+            f"({', '.join(f'{n} {s.gate.margin:g}' for n, s in training.MODEL_SPECS.items())})"
+        )
+    return float(margin)
+
+
 @dataclass(frozen=True)
 class GateOutcome:
     """One gate run: the decision for the candidate, the champion after it, and the reference's state."""
@@ -53,6 +69,8 @@ def run_gate(spec: training.ModelSpec, wh: Warehouse, client: MlflowClient, cand
              parts: dict[str, pl.DataFrame], *, margin: float | None = None) -> GateOutcome:
     """Gate the candidate (a models.<m>_candidate row), record the decision once, converge the reference."""
     name, run_id = spec.name, candidate["run_id"]
+    if margin is not None:
+        check_margin(margin)
     decision = registry.register_and_gate(spec, run_id, json.loads(candidate["metrics"]), test=parts["test"],
                                           margin=margin, client=client)
     record_decision(wh, name, run_id, decision)
@@ -120,7 +138,7 @@ def converge_reference(wh: Warehouse, name: str, champion: str | None, client: M
         start, end = train.get_column("created_at").min(), train.get_column("created_at").max()
     if start is None:
         return stored, (f"champion v{champion}'s training window is unknown (its run predates the train_window tags "
-                        "and its train split is gone): retrain (train_job) so the gate records a reference")
+                        "and its train split is gone): retrain (retrain_job) so the gate records a reference")
     save_reference(wh, name, start, end, champion, client.get_model_version(name, champion).run_id, as_of)
     return champion, f"reference rebuilt for champion v{champion} (it was {'absent' if stored is None else 'v' + stored})"
 

@@ -22,9 +22,10 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -733,32 +734,115 @@ def _create_version(
     return str(version.version)
 
 
-def rollback(model_name: str, client: MlflowClient | None = None) -> tuple[str, str]:
-    """Move ``champion`` back to the version the current champion replaced; returns (from, to)."""
+@dataclass(frozen=True)
+class VersionSummary:
+    """One registered version as a person choosing a rollback target needs it."""
+
+    version: str
+    aliases: tuple[str, ...]
+    created: datetime | None
+    decision: str  # the gate's tag: promoted / rejected, or "" when never gated
+    reason: str
+    rolled_back: bool
+
+    def line(self) -> str:
+        """``v3  champion  2026-11-02 10:14  promoted: test_roc_auc=0.874 ...``"""
+        created = self.created.strftime("%Y-%m-%d %H:%M") if self.created else "?"
+        aliases = ",".join(self.aliases) or "-"
+        state = f"{self.decision}: {self.reason}" if self.decision else "not gated"
+        return f"v{self.version:<4} {aliases:<11} {created}  {state}{' (rolled back)' if self.rolled_back else ''}"
+
+
+def list_versions(name: str, client: MlflowClient) -> list[VersionSummary]:
+    """Every registered version of ``name``, newest first, with its aliases and gate decision."""
+    from datetime import UTC
+
+    aliases: dict[str, list[str]] = {}
+    for alias in (CHAMPION, CHALLENGER):
+        found = _alias_version(client, name, alias)
+        if found is not None:
+            aliases.setdefault(found, []).append(alias)
+    out = []
+    for v in client.search_model_versions(f"name='{name}'"):
+        tags = v.tags or {}
+        created = datetime.fromtimestamp(v.creation_timestamp / 1000, UTC) if v.creation_timestamp else None
+        out.append(VersionSummary(str(v.version), tuple(aliases.get(str(v.version), ())), created,
+                                  tags.get("gate.decision", ""), tags.get("gate.reason", ""),
+                                  bool(tags.get("rolled_back_at"))))
+    return sorted(out, key=lambda s: -int(s.version))
+
+
+def versions_overview(names: Iterable[str], tracking_uri: str | None = None) -> str:
+    """The registered versions of each model, for ``mlops-assets rollback --help``; never creates a store."""
+    from mlops_assets.lib.redact import redact
+
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DEFAULT_DB.resolve()}"
+    path = _sqlite_path(uri) if uri.startswith("sqlite") else None
+    if path is not None and not path.exists():
+        return (f"no MLflow store at {path} yet (set MLFLOW_TRACKING_URI, or run from the project folder after "
+                "`make run`): no versions to roll back to")
+    try:
+        client = get_client(uri)
+        lines = [f"registered versions ({redact(uri)}):"]
+        for name in names:
+            versions = list_versions(name, client)
+            lines.append(f"  {name}:" + ("" if versions else " none registered"))
+            lines += [f"    {v.line()}" for v in versions]
+    except Exception as exc:  # help must still print when the registry cannot be read
+        return f"cannot list versions from {redact(uri)}: {redact(str(exc))[:300]}"
+    return "\n".join(lines)
+
+
+def rollback(model_name: str, client: MlflowClient | None = None, *, to: str | None = None,
+             dry_run: bool = False) -> tuple[str, str]:
+    """Move ``champion`` to ``to`` (default: the version the current champion replaced); returns (from, to).
+
+    ``dry_run``: check everything and return what would happen, change nothing.
+    """
     client = client or get_client()
+    if dry_run:
+        return _rollback(model_name, client, to, apply=False)
     with store_lock(client.tracking_uri, f"gate-{model_name}", GATE_LOCK_TIMEOUT_S):  # not amid a gate's compare-and-set
-        return _rollback(model_name, client)
+        return _rollback(model_name, client, to, apply=True)
 
 
-def _rollback(model_name: str, client: MlflowClient) -> tuple[str, str]:
-    from datetime import UTC, datetime
+def _rollback(model_name: str, client: MlflowClient, to: str | None, apply: bool) -> tuple[str, str]:
+    from datetime import UTC
 
     current = _version_by_alias(client, model_name, CHAMPION)
     if current is None:
         raise RegistryError(f"model {model_name!r} has no champion: there is nothing to roll back")
-    previous = current.tags.get("previous_champion")
-    if not previous:
-        raise RegistryError(
-            f"{model_name} champion v{current.version} was the first champion (no previous_champion tag): "
-            "there is no earlier champion to roll back to; promote a new version instead"
-        )
     from_version = str(current.version)
+    if to is None:
+        target = current.tags.get("previous_champion")
+        if not target:
+            raise RegistryError(
+                f"{model_name} champion v{from_version} was the first champion (no previous_champion tag): "
+                "there is no earlier champion to roll back to; pick one with --to VERSION or promote a new version"
+            )
+    else:
+        target = str(to).strip().lstrip("vV")
+        known = {s.version: s for s in list_versions(model_name, client)}
+        if target not in known:
+            listed = ", ".join(f"v{v}" for v in known) or "none"
+            raise RegistryError(f"{model_name} has no version {to!r} (registered: {listed})")
+        if target == from_version:
+            raise RegistryError(f"{model_name} v{target} is already the champion: nothing to do")
+        chosen = known[target]
+        if not chosen.decision:
+            raise RegistryError(f"{model_name} v{target} was never gated (a crashed or manual registration): "
+                                "only gated versions can serve; pick another")
+        if chosen.reason.startswith("fails floors"):
+            raise RegistryError(f"{model_name} v{target} failed the gate's floors ({chosen.reason}): it may not "
+                                "serve; pick another")
+    if not apply:
+        return from_version, target
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
     # Marked before the alias moves: a gate resuming after a crash here never restores a rolled-back version.
     client.set_model_version_tag(model_name, from_version, "rolled_back_at", stamp)
-    client.set_model_version_tag(model_name, from_version, "rolled_back_to", previous)
-    client.set_registered_model_alias(model_name, CHAMPION, previous)
-    client.set_model_version_tag(model_name, previous, "restored_at", stamp)
-    client.set_model_version_tag(model_name, previous, "restored_from", from_version)
-    return from_version, previous
+    client.set_model_version_tag(model_name, from_version, "rolled_back_to", target)
+    client.set_registered_model_alias(model_name, CHAMPION, target)
+    client.set_model_version_tag(model_name, target, "restored_at", stamp)
+    client.set_model_version_tag(model_name, target, "restored_from", from_version)
+    return from_version, target
 

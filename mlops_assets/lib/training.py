@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -380,8 +380,21 @@ def baseline_prediction(spec: ModelSpec, train: pl.DataFrame, frame: pl.DataFram
     ).to_numpy()
 
 
-def train_model(spec: ModelSpec, splits: Mapping[str, pl.DataFrame], config: TrainConfig | None = None) -> TrainedModel:
-    """Tune, fit and evaluate ``spec`` on time-ordered train/validation/test model-input frames."""
+def trial_line(name: str, metric: str, number: int, n_trials: int, value: float | None, best: float | None,
+               best_number: int | None, seconds: float) -> str:
+    """One line of search progress: the trial's validation value and the best so far."""
+    shown = "failed" if value is None else f"{value:.4f}"
+    best_shown = "none yet" if best is None else f"{best:.4f} (trial {best_number + 1})"
+    return (f"{name}: trial {number + 1}/{n_trials} validation {metric} {shown}, best {best_shown}, "
+            f"{seconds:.1f} s")
+
+
+def train_model(spec: ModelSpec, splits: Mapping[str, pl.DataFrame], config: TrainConfig | None = None,
+                progress: Callable[[str], None] | None = None) -> TrainedModel:
+    """Tune, fit and evaluate ``spec`` on time-ordered train/validation/test model-input frames.
+
+    `progress` receives one :func:`trial_line` per finished Optuna trial (the run log in Dagster).
+    """
     import lightgbm as lgb
     import optuna
 
@@ -456,7 +469,15 @@ def train_model(spec: ModelSpec, splits: Mapping[str, pl.DataFrame], config: Tra
     direction = "maximize" if spec.eval_metric in ("auc", "average_precision") else "minimize"
     study = optuna.create_study(direction=direction, sampler=optuna.samplers.TPESampler(seed=config.seed))
     started = time.perf_counter()
-    study.optimize(objective, n_trials=config.n_trials, timeout=config.timeout_s)
+    def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        done = [t for t in study.trials if t.value is not None]
+        top = (max if direction == "maximize" else min)(done, key=lambda t: t.value) if done else None
+        seconds = trial.duration.total_seconds() if trial.duration is not None else 0.0
+        progress(trial_line(spec.name, spec.eval_metric, trial.number, config.n_trials, trial.value,
+                            top.value if top else None, top.number if top else None, seconds))
+
+    study.optimize(objective, n_trials=config.n_trials, timeout=config.timeout_s,
+                   callbacks=[report] if progress is not None else None)
     search_seconds = time.perf_counter() - started
 
     # Keep only the best iteration's trees: the string is what the pyfunc model carries, so the

@@ -35,7 +35,7 @@ def lifecycle(tmp_path_factory, empty_mlflow_store):
     mp.setenv("MLFLOW_TRACKING_URI", uri)
     mp.setenv("MLOPS_MLFLOW_ARTIFACTS", str(root / "mlflow" / "artifacts"))
     synthetic.generate(root / "landing", n_tasks=2000, seed=5)
-    selection = dg.AssetSelection.groups("ingestion", "cleaning", "features", "training", "serving")
+    selection = dg.AssetSelection.groups("ingestion", "cleaning", "features", "training", "evaluation", "serving")
     result = dg.materialize(
         list(__import__("mlops_assets.definitions", fromlist=["defs"]).defs.assets),
         selection=selection,

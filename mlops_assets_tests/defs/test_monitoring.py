@@ -48,7 +48,7 @@ def world(tmp_path_factory, empty_mlflow_store):
     mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow' / 'mlflow.db'}")
     mp.setenv("MLOPS_MLFLOW_ARTIFACTS", str(root / "mlflow" / "artifacts"))
     synthetic.generate(root / "landing", n_tasks=MAIN_TASKS, seed=5, main_tasks=MAIN_TASKS)
-    _materialize(root, dg.AssetSelection.groups("ingestion", "cleaning", "features", "training"))
+    _materialize(root, dg.AssetSelection.groups("ingestion", "cleaning", "features", "training", "evaluation"))
     shutil.copy(root / "wh.duckdb", root / "trained.duckdb")  # the state right after training, for bad-input tests
     before = _materialize(root, dg.AssetSelection.groups("monitoring"))
     synthetic.generate(root / "landing", n_tasks=DRIFT_TASKS, seed=5, drift=True, main_tasks=MAIN_TASKS)

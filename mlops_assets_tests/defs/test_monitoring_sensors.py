@@ -54,7 +54,7 @@ def test_one_failed_drift_check_requests_exactly_one_retraining_run(instance):
     _evaluate_drift(instance, passed=False)
     result, cursor = _tick(instance, cursor, policy)
     [request] = result.run_requests
-    assert retrain_sensor.job_name == "train_job"
+    assert retrain_sensor.job_name == "retrain_job"
     assert request.tags["mlops/trigger"] == "retrain"
     assert request.tags["mlops/warehouse"] == "write"  # queued behind other warehouse writers
     assert request.run_config["ops"]["models__late_risk_candidate"]["config"]["n_trials"] == 2
@@ -162,7 +162,7 @@ def test_definitions_hold_the_monitoring_objects():
         assert defs.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING, name
     assert defs.resolve_schedule_def("daily_monitoring_schedule")
     assert defs.resolve_job_def("monitor_job")
-    train = defs.resolve_job_def("train_job")
+    train = defs.resolve_job_def("retrain_job")
     assert dg.AssetKey(["serving", "task_risk_scores"]) in train.asset_layer.executable_asset_keys
 
 

@@ -19,7 +19,7 @@ def test_lifecycle_runs_end_to_end_on_real_jira_issues(tmp_path, mlflow_uri):
     shutil.copytree(shared_data("jira-apache-ase2015", "issues"), tmp_path / "landing" / "jira")
     run_config = dg.RunConfig(ops={f"models__{m}_candidate": {"config": CONFIG} for m in ("late_risk", "cycle_time")})
     result = dg.materialize(
-        list(defs.assets), selection=dg.AssetSelection.groups("ingestion", "cleaning", "features", "training"),
+        list(defs.assets), selection=dg.AssetSelection.groups("ingestion", "cleaning", "features", "training", "evaluation"),
         resources=build_resources(str(tmp_path / "wh.duckdb"), str(tmp_path / "landing"), str(tmp_path / "reports")),
         run_config=run_config,
     )

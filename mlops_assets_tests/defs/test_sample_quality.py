@@ -29,7 +29,7 @@ def test_make_runs_models_meet_the_quality_floors(tmp_path, mlflow_uri):
     landing = tmp_path / "landing"
     assert cli(["generate", "--tasks", str(_sample_tasks()), "--out", str(landing)]) == 0  # as `make run` does
     result = dg.materialize(
-        list(defs.assets), selection=dg.AssetSelection.groups("ingestion", "cleaning", "features", "training"),
+        list(defs.assets), selection=dg.AssetSelection.groups("ingestion", "cleaning", "features", "training", "evaluation"),
         resources=build_resources(str(tmp_path / "wh.duckdb"), str(landing), str(tmp_path / "reports")),
     )  # no run config: the defaults `make run` uses
     assert result.success

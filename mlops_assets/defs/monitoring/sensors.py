@@ -16,7 +16,7 @@ from mlops_assets.lib import monitoring as mon
 from mlops_assets.lib.redact import redact
 
 from ..ingestion.assets import WAREHOUSE_WRITE_TAGS
-from ..training.jobs import train_job
+from ..training.jobs import retrain_job
 from .resources import MonitoringResource
 
 log = logging.getLogger("mlops_assets.alerts")
@@ -60,12 +60,12 @@ def check_failures(instance: dg.DagsterInstance, keys, after_id: int) -> tuple[l
     return sorted(failures, key=lambda f: f.storage_id), last
 
 
-@dg.sensor(job=train_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(job=retrain_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
 def retrain_sensor(context: dg.SensorEvaluationContext, monitoring: MonitoringResource):
     """Request one retraining run when a drift or performance check fails (ERROR), with a cool-down."""
     cursor = mon.RetrainCursor.parse(context.cursor)
     failures, last = check_failures(context.instance, RETRAIN_CHECK_KEYS, cursor.after_storage_id)
-    running = bool(context.instance.get_run_ids(dg.RunsFilter(job_name=train_job.name, statuses=IN_FLIGHT), limit=1))
+    running = bool(context.instance.get_run_ids(dg.RunsFilter(job_name=retrain_job.name, statuses=IN_FLIGHT), limit=1))
     decision = mon.decide_retrain(failures, cursor, last_storage_id=last, now=time.time(),
                                   cooldown_s=monitoring.retrain_cooldown_s, retrain_running=running)
     context.update_cursor(decision.cursor.dump())

@@ -1,8 +1,8 @@
-"""Training group: splits, candidates, evaluation and the champion gate for every model spec."""
+"""Training group: splits, candidates and the champion gate for every model spec (evaluation: its own group)."""
 
 import dagster as dg
 
 from .assets import model_assets
-from .jobs import train_job
+from .jobs import retrain_job
 
-defs = dg.Definitions(assets=model_assets, jobs=[train_job])
+defs = dg.Definitions(assets=model_assets, jobs=[retrain_job])

@@ -71,7 +71,7 @@ def build_model_assets(spec: training.ModelSpec) -> list[dg.AssetsDefinition]:
         cfg = training.TrainConfig(n_trials=config.n_trials, timeout_s=config.timeout_s, seed=config.seed,
                                    cv_folds=config.cv_folds)
         try:
-            trained = training.train_model(spec, parts, cfg)
+            trained = training.train_model(spec, parts, cfg, progress=context.log.info)
         except training.TrainingDataError as exc:
             raise dg.Failure(description=f"{name}: {exc}") from None
         run_id = registry.log_training_run(
@@ -85,6 +85,9 @@ def build_model_assets(spec: training.ModelSpec) -> list[dg.AssetsDefinition]:
             "n_trials": trained.n_trials, "search_seconds": trained.search_seconds,
             "train_seconds": trained.train_seconds, "lightgbm_seconds": trained.lightgbm_seconds}]))
         passed, detail = beats_baseline(spec, parts, metrics)
+        if champion_key not in context.selected_asset_keys:
+            context.log.warning(f"{name}: this candidate is logged in MLflow (run {run_id}) but not evaluated, gated "
+                                "or registered: this run does not include the gate; launch retrain_job for all of it")
         return dg.MaterializeResult(
             metadata={"mlflow_run_id": run_id, "n_trials": trained.n_trials,
                       "search_seconds": round(trained.search_seconds, 1),
@@ -93,13 +96,14 @@ def build_model_assets(spec: training.ModelSpec) -> list[dg.AssetsDefinition]:
             check_results=[dg.AssetCheckResult(check_name="beats_naive_baseline", passed=passed, metadata=detail)],
         )
 
+    # Evaluation is its own group (reporting layer), not "training": it judges a model, it does not fit one.
     @dg.asset(key=evaluation_key, deps=[candidate_key], kinds={"matplotlib", "duckdb"}, tags={"layer": "reporting"},
               description=f"reporting.{name}_evaluation: test metrics, per-slice metrics (source, project, type, "
               "priority), calibration, SHAP feature importance and plots; HTML report under data/reports/.",
               check_specs=[dg.AssetCheckSpec("no_dominant_feature", asset=evaluation_key,
                                              description="No single feature carries over half of the SHAP importance "
                                              "(a leakage smell; warning).")],
-              **common)
+              **{**common, "group_name": "evaluation"})
     def _evaluation(context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource,
                     reports: ReportsResource) -> dg.MaterializeResult:
         wh = warehouse.get()

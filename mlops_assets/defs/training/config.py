@@ -1,6 +1,9 @@
 """Run configuration of the model assets (set in the launchpad or `dagster asset materialize --config`)."""
 
 import dagster as dg
+from pydantic import Field, field_validator
+
+from mlops_assets.lib import gate
 
 
 class SplitConfig(dg.Config):
@@ -24,4 +27,14 @@ class TrainingConfig(dg.Config):
 class GateConfig(dg.Config):
     """Champion/challenger gate: the margin a candidate must win by (None: the model spec's default)."""
 
-    margin: float | None = None
+    margin: float | None = Field(
+        default=None,
+        description="How much the candidate must beat the champion's gate metric by on the same test window, "
+        f"between {gate.MARGIN_RANGE[0]:g} and {gate.MARGIN_RANGE[1]:g} (late_risk: ROC-AUC; cycle_time: MAE "
+        "in days); unset: the model's default",
+    )
+
+    @field_validator("margin")
+    @classmethod
+    def _margin_in_range(cls, margin: float | None) -> float | None:
+        return None if margin is None else gate.check_margin(margin)
