@@ -10,6 +10,8 @@ Runs as SQL inside DuckDB so a million tasks clean in seconds. Rules, in order:
    e.g. Jira's plain and `expand=changelog` payloads) or that is older is *superseded*; a loser with
    the same updated_at but different content is a conflicting duplicate and goes to quarantine,
    naming the record that was kept. Every quarantine row has a reason (checked: schemas.QuarantineSchema).
+   A mapped CSV row read again (its mapping was fixed) is superseded by its latest reading first,
+   whatever the dates: the later reading is the user's correction.
 3. Free text (title, labels, project, type, status, raw priority; event values) has its e-mail
    addresses replaced by ``<email>``. Derived columns: canonical priority and ordinal, type in lower case (one "bug" across tools),
    is_late, late_outcome_known, cycle_time_days.
@@ -81,12 +83,27 @@ def _existing(con, tables: list[str]) -> list[str]:
     return [t for t in tables if t in present]
 
 
-def _union(con, kind: str, columns: list[str]) -> str:
-    tables = _existing(con, [raw_table(s, kind) for s, spec in SOURCES.items() if kind in spec[2]])
+def _union(con, kind: str, columns: list[str], extra: dict[str, str] | None = None, default_extra: str = "") -> str:
+    """SQL for the union of every source's raw ``kind`` table; ``extra``: source -> one more column's SQL
+    (``default_extra`` for the other sources)."""
+    sources = [s for s, spec in SOURCES.items() if kind in spec[2]]
+    present = set(_existing(con, [raw_table(s, kind) for s in sources]))
     cols = ", ".join(f'"{c}"' for c in columns)
-    if not tables:
-        return ""
-    return " UNION ALL ".join(f"SELECT {cols} FROM {t}" for t in tables)
+    parts = []
+    for source in sources:
+        if raw_table(source, kind) in present:
+            more = (extra or {}).get(source, default_extra)
+            parts.append(f"SELECT {cols}{', ' + more if more else ''} FROM {raw_table(source, kind)}")
+    return " UNION ALL ".join(parts)
+
+
+# A reject of a reading that a later reading of the same path replaced: for a mapped CSV any reading
+# (its rows were read again through the new mapping); for other sources a file that could not be read
+# at all and has since been read (records a file's new content no longer holds stay in quarantine).
+_REREAD_REJECT = """EXISTS (SELECT 1 FROM raw.ingested_files f
+              WHERE f.source = r.source AND f.source_file = r.source_file AND f.status = 'ingested'
+                AND f.file_hash <> r.file_hash AND f.ingested_at > r.ingested_at
+                AND (r.source = 'csv' OR r.locator = '<file>'))"""
 
 
 def build_clean(warehouse: Warehouse, now: datetime | None = None) -> tuple[dict[str, pl.DataFrame], CleanStats]:
@@ -94,7 +111,9 @@ def build_clean(warehouse: Warehouse, now: datetime | None = None) -> tuple[dict
     now = now or datetime.now(UTC)
     task_cols = list(TASK_COLUMNS) + list(_META)
     with warehouse.connect() as con:
-        union = _union(con, "tasks", task_cols)
+        # a mapped CSV's row text, to tell a re-read of the same row under a fixed mapping (rule 2)
+        union = _union(con, "tasks", task_cols, extra={"csv": "hash(payload) AS row_text"},
+                       default_extra="NULL::UBIGINT AS row_text")
         if not union:
             raise RuntimeError("the raw layer holds no task tables yet: materialize the raw/* ingestion assets first")
         con.register("_prio", pl.DataFrame({"alias": list(PRIORITY_SYNONYMS), "canonical": list(PRIORITY_SYNONYMS.values())}).to_arrow())
@@ -125,7 +144,10 @@ def build_clean(warehouse: Warehouse, now: datetime | None = None) -> tuple[dict
                        CASE WHEN n_labels < 0 THEN 'n_labels ' || n_labels END,
                        CASE WHEN description_length < 0 THEN 'description_length ' || description_length END) ||
                      '): counts must be >= 0; fix the export'
-              END AS problem
+              END AS problem,
+              -- the latest reading of a mapped CSV row supersedes the earlier ones (a fixed mapping)
+              row_text IS NOT NULL AND row_number() OVER (PARTITION BY source_file, row_text
+                ORDER BY ingested_at DESC, record_hash) > 1 AS reread
             FROM ({union})""",  # straight from the raw tables: no intermediate copy of every record
             {"latest": now + FUTURE_TOLERANCE, "earliest": EARLIEST_CREATED_AT, "future": IN_THE_FUTURE,
              "before": BEFORE_EARLIEST},
@@ -137,7 +159,7 @@ def build_clean(warehouse: Warehouse, now: datetime | None = None) -> tuple[dict
               first_value(content_hash) OVER w AS winner_content,
               first_value(updated_at) OVER w AS winner_updated,
               first_value(source_file || ' ' || locator) OVER w AS winner_where
-            FROM t_checked WHERE problem IS NULL
+            FROM t_checked WHERE problem IS NULL AND NOT reread
             -- the last tie-break is natural order within a file: line 10 after line 9 (shorter first,
             -- then text: a full natural key, numbers padded, cost ~5 s per 1M records)
             WINDOW w AS (PARTITION BY task_id ORDER BY updated_at DESC NULLS LAST, ingested_at DESC,
@@ -190,7 +212,7 @@ def build_clean(warehouse: Warehouse, now: datetime | None = None) -> tuple[dict
             SELECT source, source_file, locator, task_id, record_hash, reason, stage, payload, quarantined_at FROM (
               SELECT source, source_file, locator, task_id, record_hash, problem AS reason, 'clean' AS stage,
                      NULL::VARCHAR AS payload, ingested_at AS quarantined_at
-              FROM t_checked WHERE problem IS NOT NULL
+              FROM t_checked WHERE problem IS NOT NULL AND NOT reread
               UNION ALL
               SELECT source, source_file, locator, task_id, record_hash,
                      'conflicting duplicate of ' || task_id || ': ' ||
@@ -207,15 +229,20 @@ def build_clean(warehouse: Warehouse, now: datetime | None = None) -> tuple[dict
         if _existing(con, ["raw.rejects"]):
             # the rejected record itself (names, e-mails) stays in raw.rejects, one join away on
             # record_hash: no table past raw holds personal data
+            # a reading of a file that a later reading of the same path replaced (a fixed mapping, a
+            # repaired file) no longer counts against it: its rejects stay in raw.rejects, out of quarantine
             parse_rejects = con.execute(
-                """SELECT source, source_file, locator, NULL::VARCHAR AS task_id, record_hash, reason,
-                          'parse' AS stage, NULL::VARCHAR AS payload, ingested_at AS quarantined_at FROM raw.rejects"""
+                f"""SELECT source, source_file, locator, NULL::VARCHAR AS task_id, record_hash, reason,
+                          'parse' AS stage, NULL::VARCHAR AS payload, ingested_at AS quarantined_at
+                   FROM raw.rejects r
+                   WHERE NOT ({_REREAD_REJECT}) ORDER BY source, source_file, locator"""
             ).pl()
         else:
             parse_rejects = quarantine.clear()
         superseded = con.execute(
-            """SELECT count(*) FROM t_ranked WHERE version_rank > 1
-               AND NOT (content_hash <> winner_content AND updated_at IS NOT DISTINCT FROM winner_updated)"""
+            """SELECT (SELECT count(*) FROM t_ranked WHERE version_rank > 1
+               AND NOT (content_hash <> winner_content AND updated_at IS NOT DISTINCT FROM winner_updated))
+               + (SELECT count(*) FROM t_checked WHERE reread)"""
         ).fetchall()[0][0]
         input_records = con.execute("SELECT count(*) FROM t_checked").fetchall()[0][0]
         events_union = _union(con, "events", ["task_id", "source", "event_id", "changed_at", "field", "from_value",

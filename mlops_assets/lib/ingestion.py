@@ -75,7 +75,7 @@ FILES_SCHEMA = {
     "size_bytes": pl.Int64,
     "encoding": pl.String,
     "shape": pl.String,
-    "status": pl.String,  # ingested | unreadable | duplicate_file
+    "status": pl.String,  # ingested | unreadable | duplicate_file | forgotten (mlops-assets reingest)
     "n_records": pl.Int64,
     "n_new_records": pl.Int64,
     "n_rejects": pl.Int64,
@@ -180,6 +180,9 @@ class IngestReport:
     rejects: int = 0
     latin1_files: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
+    # every file in the landing zone that cannot be read, found now or by an earlier run (its content
+    # is then skipped as known): (file name, why). Not empty = the source needs a fix (a blocking check).
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _parse(source: str, path: Path) -> ParsedFile:
@@ -228,7 +231,14 @@ def _arrow_table(rows: list[dict[str, Any]], source: str, kind: str, path_str: s
     hashes = [fh] * n if fh is not None else [r["file_hash"] for r in rows]
     return (table.append_column(pa.field("source_file", text), pa.array(files, type=text))
             .append_column(pa.field("file_hash", text), pa.array(hashes, type=text))
-            .append_column(pa.field("record_hash", text), pa.array([_sha(prefix + r["payload"]) for r in rows], type=text)))
+            .append_column(pa.field("record_hash", text),
+                           pa.array([_sha(prefix + r.get("_salt", "") + r["payload"]) for r in rows], type=text)))
+
+
+def mapping_salt(mapping: bytes) -> str:
+    """What a mapped CSV's record hashes carry of the mapping (and file name) that read them; the
+    other sources have no mapping and keep the hashes they always had."""
+    return f"mapping:{hashlib.sha256(mapping).hexdigest()[:16]}|"
 
 
 def _empty_table(kind: str) -> pa.Table:
@@ -280,10 +290,16 @@ def _parse_job(source: str, path_str: str, known: frozenset[str]) -> dict[str, A
     data = path.read_bytes()
     # a mapped CSV's content is its bytes read through its mapping: a fixed mapping is re-read, and
     # the same bytes under two mappings are two inputs, not a silent duplicate
+    salt = ""
     if source == "csv":
         from mlops_assets.lib.sources.csv_mapped import mapping_bytes
 
-        fh = file_hash(data + b"\0mapping\0" + mapping_bytes(path))
+        # the file's name too: it is the default source_name, part of every task_id (csv:<name>:<key>)
+        mapping = mapping_bytes(path) + b"\0name\0" + path.stem.encode("utf-8", "surrogateescape")
+        fh = file_hash(data + b"\0mapping\0" + mapping)
+        # and so is each of its records: a row read through another mapping is another record (the
+        # reading cleaning then prefers is the later one), not a duplicate of the first reading
+        salt = mapping_salt(mapping)
     else:
         fh = file_hash(data)
     out: dict[str, Any] = {"path": path_str, "file_hash": fh, "size": len(data)}
@@ -319,6 +335,8 @@ def _parse_job(source: str, path_str: str, known: frozenset[str]) -> dict[str, A
             if rows:
                 for row in rows:
                     row["source_file"], row["file_hash"] = path_str, fh
+                    if salt:
+                        row["_salt"] = salt
                 frames[kind] = rows
     finally:
         if gc_was_enabled:
@@ -495,7 +513,7 @@ def ingest_source(warehouse: Warehouse, landing_root: Path, source: str, now: da
     for name in skipped:
         report.messages.append(f"{name}: not read: a link that leads out of the landing zone, or not a regular "
                                "file; copy the file itself into the folder")
-    first_file, recorded = _known_files(warehouse, source)
+    first_file, recorded, unreadable = _known_files(warehouse, source)
     known = frozenset(first_file)
     workers = _parse_workers(files)
     batch_bytes = write_batch_bytes()
@@ -513,6 +531,8 @@ def ingest_source(warehouse: Warehouse, landing_root: Path, source: str, now: da
         entry = {"source": source, "source_file": rel, "file_hash": fh, "size_bytes": job["size"], "ingested_at": now}
         if job["status"] == "skipped" or fh in first_file:
             report.files_skipped += 1
+            if fh in unreadable:
+                report.unreadable.append((Path(rel).name, unreadable[fh]))
             if rel not in recorded:  # a copy under another name: recorded once, so every file is accounted for
                 recorded.add(rel)
                 batch.files.append({**entry, "encoding": None, "shape": None, "status": "duplicate_file",
@@ -528,6 +548,8 @@ def ingest_source(warehouse: Warehouse, landing_root: Path, source: str, now: da
         if job["status"] == "unreadable":
             report.files_unreadable += 1
             report.messages.append(f"{Path(rel).name}: {job['error']}")
+            report.unreadable.append((Path(rel).name, job["error"]))
+            unreadable[fh] = job["error"]
             batch.rejects.append({"source": source, "source_file": rel, "file_hash": fh, "locator": "<file>",
                                   "reason": job["error"], "record_hash": None, "payload": job["excerpt"],
                                   "ingested_at": now})
@@ -583,18 +605,67 @@ def _record_hash(source: str, kind: str, payload: str) -> str:
     return _sha(f"{source}|{kind}|{payload}")
 
 
-def _known_files(warehouse: Warehouse, source: str) -> tuple[dict[str, str], set[str]]:
-    """(content hash -> the first file ingested with it, every file path already in the manifest)."""
+def _known_files(warehouse: Warehouse, source: str) -> tuple[dict[str, str], set[str], dict[str, str]]:
+    """(content hash -> the first file ingested with it, every file path already in the manifest,
+    content hash -> why it could not be read, for contents found unreadable)."""
     if not warehouse.table_exists("raw.ingested_files"):
-        return {}, set()
+        return {}, set(), {}
     frame = warehouse.query(
-        """SELECT file_hash, source_file, status FROM raw.ingested_files WHERE source = ?
+        """SELECT file_hash, source_file, status, message FROM raw.ingested_files WHERE source = ?
            ORDER BY ingested_at, source_file""", [source])
     first: dict[str, str] = {}
-    for fh, path, status in frame.iter_rows():
-        if status != "duplicate_file":
-            first.setdefault(fh, path)
-    return first, set(frame["source_file"].to_list())
+    unreadable: dict[str, str] = {}
+    for fh, path, status, message in frame.iter_rows():
+        if status == FORGOTTEN:  # `mlops-assets reingest`: read this content again
+            if first.get(fh) is not None:
+                del first[fh]
+            unreadable.pop(fh, None)
+            continue
+        if status != "duplicate_file" and fh not in first:
+            first[fh] = path
+            if status == "unreadable":
+                unreadable[fh] = message or "could not be read"
+    return first, set(frame["source_file"].to_list()), unreadable
+
+
+FORGOTTEN = "forgotten"
+
+
+def forget_files(warehouse: Warehouse, landing_root: Path, paths: list[Path], now: datetime | None = None) -> list[str]:
+    """Mark landing files to be read again by the next ingestion (``mlops-assets reingest``); the file names marked.
+
+    Every content the manifest recorded for each path gets a ``forgotten`` row (raw stays append-only:
+    records read again that are already stored are not stored twice). A path outside the landing zone,
+    or one the manifest never recorded, raises LandingZoneError naming it.
+    """
+    now = now or datetime.now(UTC)
+    root = landing_root.resolve()
+    wanted: dict[str, str] = {}
+    for path in paths:
+        full = path.resolve()
+        if not full.is_relative_to(root) or len(full.relative_to(root).parts) < 2 or full.relative_to(root).parts[0] not in SOURCES:
+            raise LandingZoneError(f"{path} is not a file of the landing zone {landing_root} "
+                                   f"(<landing>/<source>/..., source one of {', '.join(SOURCES)})")
+        wanted[str(full)] = full.relative_to(root).parts[0]
+    if not warehouse.table_exists("raw.ingested_files"):
+        raise LandingZoneError("nothing has been ingested yet: there is nothing to read again")
+    with warehouse.connect() as con:  # candidates by file name; then compared as resolved paths
+        con.register("_names", pa.table({"name": sorted({Path(w).name for w in wanted})}))
+        rows = con.execute(
+            """SELECT DISTINCT f.source, f.source_file, f.file_hash, f.size_bytes FROM raw.ingested_files f
+               SEMI JOIN _names n ON f.source_file = n.name OR f.source_file LIKE '%/' || n.name
+               WHERE f.status NOT IN ('duplicate_file', 'forgotten')""").fetchall()
+    found = [r for r in rows if str(Path(r[1]).resolve()) in wanted]
+    missing = sorted(set(wanted) - {str(Path(r[1]).resolve()) for r in found})
+    if missing:
+        raise LandingZoneError(f"never ingested, so nothing to read again: {', '.join(missing)}")
+    forgotten = [{"source": source, "source_file": path, "file_hash": fh, "size_bytes": size, "ingested_at": now,
+                  "encoding": None, "shape": None, "status": FORGOTTEN, "n_records": 0, "n_rejects": 0,
+                  "message": "marked to be read again (mlops-assets reingest)"} for source, path, fh, size in found]
+    with warehouse.connect() as con:
+        con.register("_forgotten", _frame(forgotten, FILES_SCHEMA).to_arrow())
+        con.execute("INSERT INTO raw.ingested_files BY NAME SELECT * FROM _forgotten")
+    return sorted({Path(r[1]).name for r in found})
 
 
 def ensure_raw_tables(con, source: str, plain_payload: bool = False) -> None:
@@ -692,9 +763,11 @@ class _Writer:
             con.register("_files", _frame(self.file_rows, FILES_SCHEMA).to_arrow())
             # Another ingestion of the same landing zone may have committed these files while this one
             # parsed them (its records then came to nothing new here): one manifest row per file.
+            # (a row already there is another writer's, unless the file was marked to be read again since)
             con.execute("""INSERT INTO raw.ingested_files BY NAME SELECT * FROM _files f
-                           WHERE NOT EXISTS (SELECT 1 FROM raw.ingested_files m
-                                             WHERE m.source_file = f.source_file AND m.file_hash = f.file_hash)""")
+                           WHERE coalesce((SELECT arg_max(m.status, m.ingested_at) FROM raw.ingested_files m
+                                           WHERE m.source_file = f.source_file AND m.file_hash = f.file_hash),
+                                          'forgotten') = 'forgotten'""")
             con.unregister("_files")
         con.execute("COMMIT")
         self.committed = True
@@ -768,6 +841,7 @@ def _ingest_streamed(warehouse: Warehouse, source: str, job: dict[str, Any], now
         error = redact(str(exc)) if isinstance(exc, SourceFormatError) else f"{path.name}: nested too deeply to read"
         report.files_unreadable += 1
         report.messages.append(f"{path.name}: {error}")
+        report.unreadable.append((path.name, error))
         reject = {"source": source, "source_file": rel, "file_hash": fh, "locator": "<file>", "reason": error,
                   "record_hash": None, "payload": excerpt(path.read_bytes()[:4096] if path.exists() else b""),
                   "ingested_at": now}

@@ -108,8 +108,22 @@ def test_bad_files_are_quarantined_and_good_records_kept(landing_dir, warehouse_
     (landing_dir / "jira" / "page.json").write_text(json.dumps({"startAt": 0, "maxResults": 50, "total": 2,
                                                                 "issues": [good, ok]}))
     (landing_dir / "github" / "shape.json").write_text(json.dumps({"unexpected": True}))
-    result = materialize(PIPELINE, warehouse_path, landing_dir)
-    assert result.success
+    # files that cannot be read at all fail their source's blocking check, and the run (cron and CI notice),
+    # naming each file and why; the good records beside them are ingested all the same
+    result = materialize(PIPELINE, warehouse_path, landing_dir, raise_on_error=False)
+    assert not result.success
+    failed = {e.asset_check_evaluation_data.asset_key.path[-1]: e.asset_check_evaluation_data.description
+              for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
+              and not e.asset_check_evaluation_data.passed}
+    assert set(failed) == {"jira_tasks", "github_tasks"}
+    assert "broken.json" in failed["jira_tasks"] and "shape.json" in failed["github_tasks"]
+    assert "move it out of the landing folder" in failed["jira_tasks"]
+    assert Warehouse(warehouse_path).query("SELECT count(*) AS n FROM raw.jira_tasks")["n"][0] == 2
+    assert not Warehouse(warehouse_path).table_exists("clean.tasks")  # blocked downstream
+    # the user moves the two files out: the run passes, and quarantine still records what was never read
+    for path in (landing_dir / "jira" / "broken.json", landing_dir / "github" / "shape.json"):
+        path.rename(landing_dir.parent / path.name)
+    assert materialize(PIPELINE, warehouse_path, landing_dir).success
     tasks = _clean(warehouse_path)
     assert tasks["task_id"].to_list() == ["jira:DEMO-3"]
     q = Warehouse(warehouse_path).read_table("clean.quarantine")
@@ -122,6 +136,24 @@ def test_bad_files_are_quarantined_and_good_records_kept(landing_dir, warehouse_
     rejects = Warehouse(warehouse_path).read_table("raw.rejects")
     assert parse.height and set(parse["record_hash"]) <= set(rejects["record_hash"])
     assert rejects["payload"].null_count() < rejects.height
+
+
+def test_a_wrong_csv_mapping_fails_the_run_until_it_is_fixed(landing_dir, warehouse_path):
+    folder = landing_dir / "csv"
+    folder.mkdir()
+    (folder / "lin.csv").write_text("ID,Created,Estimate\nL-1,2024-03-01T10:00:00Z,3\nL-2,2024-03-02T10:00:00Z,5\n")
+    (folder / "lin.yaml").write_text("key: ID\ncreated_at: Created\nstory_points: Estimat\n")
+    result = materialize(PIPELINE, warehouse_path, landing_dir, raise_on_error=False)
+    assert not result.success
+    [check] = [e.asset_check_evaluation_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
+               and e.asset_check_evaluation_data.asset_key.path == ["raw", "csv_tasks"]]
+    assert not check.passed and "lin.csv" in check.description and "did you mean 'Estimate'" in check.description
+
+    (folder / "lin.yaml").write_text("key: ID\ncreated_at: Created\nstory_points: Estimate\n")
+    assert materialize(PIPELINE, warehouse_path, landing_dir).success
+    assert sorted(_clean(warehouse_path).select("key", "story_points").iter_rows()) == [("L-1", 3.0), ("L-2", 5.0)]
+    quarantine = Warehouse(warehouse_path).read_table("clean.quarantine")
+    assert quarantine.height == 0, quarantine["reason"].to_list()  # the mapping error is fixed, not pending
 
 
 def test_missing_landing_directory_fails_with_one_clear_line(tmp_path, warehouse_path):

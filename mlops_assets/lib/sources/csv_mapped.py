@@ -111,7 +111,7 @@ def mapping_path(csv_path: Path) -> Path:
     name = csv_path.stem
     raise SourceFormatError(
         f"no mapping {name}.yaml next to {name}.csv: write one, see docs "
-        "(mapping reference: the mlops_assets.lib.sources.csv_mapped module docstring)"
+        "(mapping reference: docs/CSV_MAPPING.md)"
     )
 
 
