@@ -52,7 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     rollback.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
     if "rollback" in argv_list and {"-h", "--help"} & set(argv_list[argv_list.index("rollback") + 1:]):
         rollback.epilog = _versions_epilog()  # only when asked: reading the registry costs a second or two
+    again = sub.add_parser("reingest", help="mark landing files to be read again by the next ingestion "
+                           "(records already stored are not stored twice)")
+    again.add_argument("files", nargs="+", help="files under MLOPS_LANDING_DIR, e.g. data/landing/csv/linear.csv")
     args = parser.parse_args(argv)
+    if args.command == "reingest":
+        return _reingest(args)
     if args.command == "rollback":
         return _rollback(args)
     if args.command == "graph":
@@ -139,6 +144,27 @@ def _rollback(args: argparse.Namespace) -> int:
         return 0
     print(f"{args.model}: champion moved from version {before} back to version {after} "
           f"({registry.get_tracking_uri()})")
+    return 0
+
+
+def _reingest(args: argparse.Namespace) -> int:
+    """Mark files to be read again; the next materialization of raw/* (or the landing sensor) reads them."""
+    import os
+    from pathlib import Path
+
+    from mlops_assets.lib.ingestion import LandingZoneError, forget_files
+    from mlops_assets.lib.warehouse import Warehouse
+    from mlops_assets.resources import DEFAULT_LANDING, DEFAULT_WAREHOUSE
+
+    warehouse = Warehouse(os.environ.get("MLOPS_WAREHOUSE") or DEFAULT_WAREHOUSE,
+                          data_path=os.environ.get("MLOPS_WAREHOUSE_DATA_PATH") or None)
+    landing = Path(os.environ.get("MLOPS_LANDING_DIR") or DEFAULT_LANDING)
+    try:
+        names = forget_files(warehouse, landing, [Path(f) for f in args.files])
+    except LandingZoneError as exc:
+        print(f"mlops-assets reingest: {exc}", file=sys.stderr)
+        return 2
+    print(f"marked to be read again: {', '.join(names)}; materialize raw/* (e.g. make run) to read them")
     return 0
 
 
