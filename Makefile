@@ -39,9 +39,10 @@ test: $(STAMP)
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5): is mlops_assets_tests/ there?" >&2; fi; \
 	exit $$rc
 
-## ui: the Dagster UI on http://127.0.0.1:3000 against the same instance (daemon included)
+## ui: the Dagster UI on http://127.0.0.1:3000 against the same instance (daemon included); the code location is
+## named mlops_assets as with `dg dev` (workspace.yaml), so sensor cursors and schedule states are shared
 ui: $(STAMP) instance mlflow-store
-	$(BIN)/dagster dev -m mlops_assets.definitions --host 127.0.0.1 --port $${DAGSTER_PORT:-3000}
+	$(BIN)/dagster dev -w workspace.yaml --host 127.0.0.1 --port $${DAGSTER_PORT:-3000}
 
 bench: $(STAMP)
 	$(BIN)/mlops-assets bench --tasks $${BENCH_TASKS:-100000,1000000}

@@ -1,11 +1,15 @@
-"""The one Definitions object of the code location: every group's defs merged, with the resources."""
+"""The one Definitions object of the code location: everything under mlops_assets/defs/, with the resources.
+
+`dagster ... -m mlops_assets.definitions` and `dg` (pyproject's [tool.dg]) both load `defs` from here.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import dagster as dg
 
 from mlops_assets import profiles
-from mlops_assets.defs import all_group_defs
 from mlops_assets.resources import (
     DEFAULT_LANDING,
     DEFAULT_REPORTS,
@@ -34,6 +38,9 @@ def build_resources(
             user=env_or_default("JIRA_USER", ""),
             api_token=env_or_default("JIRA_API_TOKEN", ""),
             api_version=env_or_default("JIRA_API_VERSION", ""),
+            projects=env_or_default("JIRA_PROJECTS", ""),
+            jql=env_or_default("JIRA_JQL", ""),
+            start_date=env_or_default("JIRA_START_DATE", ""),
         ),
         "mlflow": MLflowResource(
             tracking_uri=env_or_default("MLFLOW_TRACKING_URI", ""),
@@ -43,12 +50,42 @@ def build_resources(
             token=env_or_default("GITHUB_TOKEN", ""),
             repos=env_or_default("GITHUB_REPOS", ""),
             api_url=env_or_default("GITHUB_API_URL", "https://api.github.com"),
+            start_date=env_or_default("GITHUB_START_DATE", ""),
         ),
     }
 
 
+def load_defs_folder() -> dg.Definitions:
+    """Every Dagster object in the modules under mlops_assets/defs/, found as a create-dagster project finds them.
+
+    A group's package may also gather its objects in a module-level `defs` (with the group's own
+    resources), so the loader meets some objects twice: each is kept once.
+    """
+    package = Path(__file__).resolve().parent
+    if (package.parent / "pyproject.toml").exists():
+        found = dg.load_from_defs_folder(path_within_project=package)
+    else:  # installed without the source tree (a wheel): no pyproject.toml to read [tool.dg] from
+        import mlops_assets.defs
+
+        found = dg.ComponentTree.from_module(defs_module=mlops_assets.defs, project_root=package.parent).build_defs()
+    return dg.Definitions(
+        assets=_once(found.assets), asset_checks=_once(found.asset_checks), jobs=_once(found.jobs),
+        sensors=_once(found.sensors), schedules=_once(found.schedules), resources=found.resources,
+        executor=found.executor, loggers=found.loggers, metadata=found.metadata,
+        component_tree=found.component_tree,
+    )
+
+
+def _once(objects) -> list | None:
+    """The objects in order, each object (by identity) once."""
+    if objects is None:
+        return None
+    seen: set[int] = set()
+    return [o for o in objects if not (id(o) in seen or seen.add(id(o)))]
+
+
 defs = dg.Definitions.merge(
-    *all_group_defs(),
+    load_defs_folder(),
     # The profile (MLOPS_PROFILE: local by default, or cluster) picks the executor; see profiles.py.
     dg.Definitions(resources=build_resources(), executor=profiles.executor()),
 )

@@ -1,23 +1,9 @@
-"""Dagster objects, one sub-package per asset group; each exposes a module-level `defs`."""
+"""Dagster objects, one sub-package per asset group, autoloaded by `dg.load_from_defs_folder`.
 
+Every asset, check, job, sensor and schedule at module level in a module under this folder is part of
+the code location (mlops_assets/definitions.py adds the resources and the executor); a group's
+`__init__.py` may gather them in a `defs` object too, which is how a group brings its own resources.
+"""
 
-import importlib
-
-import dagster as dg
-
-# Order is the order of the pipeline; a group that is not written yet is simply absent.
+# Order is the order of the pipeline (the ARCHITECTURE diagram's order of groups).
 GROUPS = ("ingestion", "cleaning", "features", "training", "evaluation", "monitoring", "serving")
-
-
-def all_group_defs() -> list[dg.Definitions]:
-    """Import each group's `defs` (mlops_assets.defs.<group>.defs)."""
-    found = []
-    for group in GROUPS:
-        try:
-            module = importlib.import_module(f"mlops_assets.defs.{group}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"mlops_assets.defs.{group}":
-                continue
-            raise
-        found.append(module.defs)
-    return found
