@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
+from pydantic import Field
 
+from mlops_assets.lib.pulls import PULL_VARIABLES, misspelled_variables, parse_start_date, pull_status
+from mlops_assets.lib.sources.http import safe_url
 from mlops_assets.lib.warehouse import Warehouse
 
 DEFAULT_WAREHOUSE = "data/warehouse.duckdb"
@@ -53,16 +57,23 @@ class ReportsResource(dg.ConfigurableResource):
 
 
 class JiraResource(dg.ConfigurableResource):
-    """A live Jira site (JIRA_URL, JIRA_USER, JIRA_API_TOKEN, JIRA_API_VERSION); unset URL = exports only."""
+    """A live Jira site (JIRA_URL, JIRA_USER, JIRA_API_TOKEN, JIRA_API_VERSION) and what to pull from it
+    (JIRA_PROJECTS, JIRA_JQL, JIRA_START_DATE); unset URL = exports only."""
 
-    url: str = ""
-    user: str = ""
-    api_token: str = ""
-    api_version: str = ""  # "2", "3", or "" to detect Cloud vs Server/Data Center from the site
+    url: str = Field(default="", description="JIRA_URL: " + PULL_VARIABLES["jira"]["JIRA_URL"])
+    user: str = Field(default="", description="JIRA_USER: " + PULL_VARIABLES["jira"]["JIRA_USER"])
+    api_token: str = Field(default="", description="JIRA_API_TOKEN: " + PULL_VARIABLES["jira"]["JIRA_API_TOKEN"])
+    api_version: str = Field(default="", description="JIRA_API_VERSION: " + PULL_VARIABLES["jira"]["JIRA_API_VERSION"])
+    projects: str = Field(default="", description="JIRA_PROJECTS: " + PULL_VARIABLES["jira"]["JIRA_PROJECTS"])
+    jql: str = Field(default="", description="JIRA_JQL: " + PULL_VARIABLES["jira"]["JIRA_JQL"])
+    start_date: str = Field(default="", description="JIRA_START_DATE: " + PULL_VARIABLES["jira"]["JIRA_START_DATE"])
 
     @property
     def configured(self) -> bool:
         return bool(self.url)
+
+    def start(self) -> datetime | None:
+        return parse_start_date(self.start_date, "JIRA_START_DATE")
 
     def client(self):
         from mlops_assets.lib.sources.jira_client import JiraClient, JiraClientError, parse_api_version
@@ -70,19 +81,34 @@ class JiraResource(dg.ConfigurableResource):
         missing = [n for n, v in (("JIRA_USER", self.user), ("JIRA_API_TOKEN", self.api_token)) if not v]
         if missing:
             raise JiraClientError(f"JIRA_URL is set but {', '.join(missing)} is not: set it to pull from Jira")
-        return JiraClient(self.url, self.user, self.api_token, api_version=parse_api_version(self.api_version))
+        return JiraClient(self.url, self.user, self.api_token, api_version=parse_api_version(self.api_version),
+                          projects=self.projects, jql_extra=self.jql)
+
+    def status(self) -> str:
+        """One line for metadata and the log: what the pull does, or why it is off."""
+        return pull_status("jira", self.configured, f"Jira at {safe_url(self.url)}" if self.url else "",
+                           {"JIRA_USER": self.user, "JIRA_API_TOKEN": self.api_token})
+
+    def environment_warnings(self) -> list[str]:
+        return misspelled_variables("jira")
 
 
 class GitHubResource(dg.ConfigurableResource):
-    """GitHub repositories to pull issues from (GITHUB_TOKEN, GITHUB_REPOS); unset repos = exports only."""
+    """GitHub repositories to pull issues from (GITHUB_TOKEN, GITHUB_REPOS, GITHUB_START_DATE); unset repos = exports only."""
 
-    token: str = ""
-    repos: str = ""  # comma-separated owner/repo
-    api_url: str = "https://api.github.com"
+    token: str = Field(default="", description="GITHUB_TOKEN: " + PULL_VARIABLES["github"]["GITHUB_TOKEN"])
+    repos: str = Field(default="", description="GITHUB_REPOS: " + PULL_VARIABLES["github"]["GITHUB_REPOS"])
+    api_url: str = Field(default="https://api.github.com",
+                         description="GITHUB_API_URL: " + PULL_VARIABLES["github"]["GITHUB_API_URL"])
+    start_date: str = Field(default="",
+                            description="GITHUB_START_DATE: " + PULL_VARIABLES["github"]["GITHUB_START_DATE"])
 
     @property
     def configured(self) -> bool:
         return bool(self.repos.strip())
+
+    def start(self) -> datetime | None:
+        return parse_start_date(self.start_date, "GITHUB_START_DATE")
 
     def client(self):
         from mlops_assets.lib.sources.github_client import GitHubClient, GitHubClientError
@@ -91,6 +117,14 @@ class GitHubResource(dg.ConfigurableResource):
             raise GitHubClientError("GITHUB_REPOS is set but GITHUB_TOKEN is not: set a token that can read the repositories")
         repos = [r.strip() for r in self.repos.split(",") if r.strip()]
         return GitHubClient(self.token, repos, api_url=self.api_url)
+
+    def status(self) -> str:
+        """One line for metadata and the log: what the pull does, or why it is off."""
+        return pull_status("github", self.configured, f"GitHub at {safe_url(self.api_url)}",
+                           {"GITHUB_TOKEN": self.token})
+
+    def environment_warnings(self) -> list[str]:
+        return misspelled_variables("github")
 
 
 class MLflowResource(dg.ConfigurableResource):

@@ -123,6 +123,11 @@ class GitHubClient:
         self.http.session.hooks["response"].append(self._normalize_rate_limit)
         self._origin = urlsplit(self.api_url)[:2]
 
+    @property
+    def scope(self) -> str:
+        """What this client pulls, in words: ``repositories owner/a, owner/b``."""
+        return "repositories " + ", ".join(f"{o}/{n}" for o, n in self.repos)
+
     def __repr__(self) -> str:
         repos = ",".join(f"{o}/{n}" for o, n in self.repos)
         return f"GitHubClient(api_url={self.api_url!r}, repos={repos!r}, token=***)"

@@ -13,6 +13,9 @@ is ``Cloud``, ``Server`` or ``DataCenter``. That first request doubles as the co
 a wrong host, a closed port, bad credentials or a path that is no Jira fail at once, naming the
 variable to fix.
 
+The pull's scope: ``projects`` (JIRA_PROJECTS) becomes ``project in ("PAY", "OPS")`` and ``jql_extra``
+(JIRA_JQL) is ANDed in parentheses, so a company-wide Jira Cloud is not pulled in full.
+
 JQL compares dates in the time zone of the user's Jira profile, so the watermark is converted to
 that zone (asked once from ``/myself``) before it goes into ``updated >= "yyyy/MM/dd HH:mm"``.
 JQL has minute resolution and ``>=``: the issues updated in the watermark's minute come again; the
@@ -24,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,6 +50,18 @@ class JiraClientError(RuntimeError):
 
 
 CLOUD_HOST_SUFFIXES = (".atlassian.net", ".jira.com")
+_PROJECT_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+
+def parse_projects(value: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    """JIRA_PROJECTS (``PAY, OPS``) as keys; a key that is not a Jira project key raises, naming the variable."""
+    items = value.split(",") if isinstance(value, str) else list(value or ())
+    keys = tuple(dict.fromkeys(str(item).strip().upper() for item in items if str(item).strip()))
+    bad = [key for key in keys if not _PROJECT_KEY.fullmatch(key)]
+    if bad:
+        raise JiraClientError(f"JIRA_PROJECTS has {', '.join(repr(b) for b in bad)}, not a project key: give keys "
+                              "like PAY,OPS (letters, digits, underscores; the prefix of an issue key)")
+    return keys
 
 
 def parse_api_version(value: str | int | None) -> int | None:
@@ -89,6 +105,8 @@ class JiraClient:
         api_version: int | None = None,
         page_size: int = 100,
         session: requests.Session | None = None,
+        projects: str | list[str] | tuple[str, ...] | None = None,
+        jql_extra: str = "",
         **http_options: Any,
     ):
         if api_version not in (None, 2, 3):
@@ -101,6 +119,11 @@ class JiraClient:
         self._api_version = api_version
         self.deployment: str | None = None  # "Cloud", "Server", "DataCenter" once detected
         self.page_size = page_size
+        self.projects = parse_projects(projects)
+        self.jql_extra = (jql_extra or "").strip()
+        if re.search(r"\border\s+by\b", self.jql_extra, re.IGNORECASE):
+            raise JiraClientError(f"JIRA_JQL={self.jql_extra!r} has an ORDER BY: leave it out (the pull orders by "
+                                  "updated, which its watermark needs)")
         self.http = RetryingHttp(
             session,
             auth=(user, api_token),
@@ -111,7 +134,7 @@ class JiraClient:
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> JiraClient:
-        """A client from JIRA_URL, JIRA_USER, JIRA_API_TOKEN (and optional JIRA_API_VERSION; unset = detect)."""
+        """A client from JIRA_URL, JIRA_USER, JIRA_API_TOKEN (optional: JIRA_API_VERSION, JIRA_PROJECTS, JIRA_JQL)."""
         missing = [name for name in ("JIRA_URL", "JIRA_USER", "JIRA_API_TOKEN") if not os.environ.get(name)]
         if missing:
             raise JiraClientError(
@@ -121,7 +144,15 @@ class JiraClient:
             )
         if "api_version" not in kwargs:
             kwargs["api_version"] = parse_api_version(os.environ.get("JIRA_API_VERSION"))
+        kwargs.setdefault("projects", os.environ.get("JIRA_PROJECTS", ""))
+        kwargs.setdefault("jql_extra", os.environ.get("JIRA_JQL", ""))
         return cls(os.environ["JIRA_URL"], os.environ["JIRA_USER"], os.environ["JIRA_API_TOKEN"], **kwargs)
+
+    @property
+    def scope(self) -> str:
+        """What this client pulls, in words: ``projects PAY, OPS; JQL (issuetype != Epic)``; "" for everything."""
+        parts = [f"projects {', '.join(self.projects)}"] if self.projects else []
+        return "; ".join(parts + ([f"JQL ({self.jql_extra})"] if self.jql_extra else []))
 
     # -----------------------------------------------------------------------------------------
 
@@ -188,7 +219,8 @@ class JiraClient:
                     "(Atlassian CHANGE-2046): set JIRA_API_VERSION=3, or unset it to let the pull detect Cloud"
                 ) from None
             if exc.status == 400:
-                raise JiraClientError(f"Jira refused the query (HTTP 400): {exc.body_excerpt}") from None
+                raise JiraClientError(f"Jira refused the query (HTTP 400): {exc.body_excerpt} (check JIRA_JQL and "
+                                      "JIRA_PROJECTS: every project key must exist and be visible to JIRA_USER)") from None
             raise JiraClientError(str(exc)) from None
 
     def user_timezone(self) -> str | None:
@@ -197,8 +229,12 @@ class JiraClient:
         zone = me.get("timeZone") if isinstance(me, dict) else None
         return zone if isinstance(zone, str) and zone else None
 
-    def jql(self, since: datetime | None, jql_extra: str = "") -> str:
-        """``updated >= "<since in the profile's zone>" [AND (extra)] ORDER BY updated ASC``."""
+    def jql(self, since: datetime | None, jql_extra: str | None = None) -> str:
+        """``updated >= "<since, profile's zone>" [AND project in (...)] [AND (extra)] ORDER BY updated ASC``.
+
+        ``jql_extra`` None means the client's own (JIRA_JQL).
+        """
+        jql_extra = self.jql_extra if jql_extra is None else jql_extra
         clauses = []
         if since is not None:
             since = since.replace(tzinfo=UTC) if since.tzinfo is None else since
@@ -214,13 +250,15 @@ class JiraClient:
             if local is None:
                 local = since.astimezone(UTC) - _UNKNOWN_ZONE_MARGIN
             clauses.append(f'updated >= "{local:%Y/%m/%d %H:%M}"')
+        if self.projects:
+            clauses.append("project in (" + ", ".join(f'"{key}"' for key in self.projects) + ")")
         if jql_extra.strip():
             clauses.append(f"({jql_extra.strip()})")
         # v3 /search/jql refuses unbounded queries: a clause that is always true bounds it.
         where = " AND ".join(clauses) or "created >= 1970-01-01"
         return f"{where} ORDER BY updated ASC"
 
-    def pull(self, landing_dir: Path, since: datetime | None = None, jql_extra: str = "") -> PullResult:
+    def pull(self, landing_dir: Path, since: datetime | None = None, jql_extra: str | None = None) -> PullResult:
         """Fetch every issue updated since ``since`` (all if None), with changelog, as page files in ``landing_dir``."""
         landing_dir = Path(landing_dir)
         if since is not None and since.tzinfo is None:
