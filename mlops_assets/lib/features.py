@@ -1,11 +1,19 @@
 """Leakage-safe features for the two task models: ``late_risk`` (binary) and ``cycle_time`` (regression).
 
-One code path serves training (all tasks), batch scoring (open tasks, history = all tasks) and online
-serving (raw records through :func:`records_to_frame`, history from a pickled :class:`History`)::
+One code path serves training (all tasks, at several prediction times each), batch scoring (open tasks
+as of now, history = all tasks) and online serving (raw records through :func:`records_to_frame`,
+history from a pickled :class:`History`)::
 
-    features = build_features(targets, History.from_tasks(tasks))
+    features = build_features(targets, History.from_tasks(tasks), events=clean_task_events, at=now)
 
-Every feature of a task is computed AS OF its ``created_at`` from what was known then:
+Every feature of a task is computed AS OF a prediction time ``t`` (``at``, else the targets'
+``predicted_at`` column, else the task's ``created_at``; never before ``created_at``) from what was known
+then, reading ``clean.task_events`` strictly before ``t`` (:mod:`asof`):
+
+* **The task's state at t**: days since creation (``age_days``) and to the deadline
+  (``days_to_deadline``), status stage and days in it, reassignments, priority changes, deadline
+  moves (and by how many days), reopenings and comments so far, whether an assignee is set. Priority,
+  assignee and due date take their values at ``t`` from their change events (:mod:`asof` has the rules).
 
 * **Task attributes** (source, project, type, priority, story points, estimate, title and description
   length, labels, deadline). clean.tasks holds their *final* values; edits after creation (priority
@@ -25,11 +33,12 @@ Every feature of a task is computed AS OF its ``created_at`` from what was known
     deadline has not passed has no outcome yet. Tasks without a deadline have no lateness outcome.
   - *open workload* = tasks created strictly before and not resolved strictly before.
 
-  The assignee is the task's final ``assignee_id`` (assignment history is not in clean.tasks): a task
-  reassigned after another's creation is counted under its final assignee. Documented skew.
+  The assignee is the one at ``t`` (from assignee events; without them the task's final ``assignee_id``);
+  the history tables count every task under its final assignee. Documented skew.
 
-A task's own creation, resolution and outcome happen at or after its ``created_at``, so they never
-enter its own features: the tests prove it by deleting or rewriting everything after ``created_at``.
+A task's own resolution and outcome happen after ``t`` for every row trained on (a task is trained on
+only while open), so they never enter its own features: the tests prove it by deleting or rewriting
+every event at or after ``t`` and everything a task row says of a later time.
 Calendar features are in UTC (the source time zone of a team is not known).
 """
 
@@ -43,9 +52,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+import numpy as np
 import polars as pl
 
-from mlops_assets.lib import task_rules
+from mlops_assets.lib import asof, task_rules
 
 UTC_DATETIME = pl.Datetime("us", "UTC")
 
@@ -63,6 +73,11 @@ NUMERIC_FEATURES: list[str] = [
     "n_labels",
     "has_deadline",
     "deadline_horizon_days",
+    # the task at the prediction time t (features of creation when t = created_at)
+    "age_days",
+    "days_to_deadline",
+    "has_assignee",
+    *asof.STATE_FEATURES,
     # calendar features, in UTC
     "created_weekday",
     "created_hour",
@@ -85,7 +100,7 @@ NUMERIC_FEATURES: list[str] = [
 FEATURE_COLUMNS: list[str] = NUMERIC_FEATURES + CATEGORICAL_FEATURES
 
 # What build_features returns: identifiers first, then the model inputs.
-OUTPUT_COLUMNS: list[str] = ["task_id", "created_at", *FEATURE_COLUMNS]
+OUTPUT_COLUMNS: list[str] = ["task_id", "created_at", "predicted_at", *FEATURE_COLUMNS]
 
 EXCLUDED_FEATURES: dict[str, str] = {
     "task_id": "an identifier: carries no signal that generalizes to new tasks",
@@ -99,10 +114,10 @@ EXCLUDED_FEATURES: dict[str, str] = {
     "deadline_at": "used relative to creation (deadline_horizon_days, has_deadline), never raw",
     "updated_at": "changes after creation, up to the latest edit: unknown at prediction time",
     "resolved_at": "the outcome itself (cycle_time and lateness are computed from it)",
-    "status": "the current status is reached after creation: unknown at prediction time",
-    "status_category": "the current status is reached after creation: unknown at prediction time",
+    "status": "the final status: the status at prediction time comes from status events (status_stage)",
+    "status_category": "the final status: the status at prediction time comes from status events (status_stage)",
     "time_spent_h": "logged while the task is worked on, after creation: unknown at prediction time",
-    "n_comments": "comments are written after creation: unknown at prediction time",
+    "n_comments": "the final count: comments before prediction time come from events (n_comments_so_far)",
     "n_links": "links are mostly added while the task is worked on: unknown at prediction time",
     "n_subtasks": "subtasks are mostly split off while the task is worked on: unknown at prediction time",
     "is_late": "the late_risk label",
@@ -371,6 +386,9 @@ class History:
     n_tasks: int
     project: KeyHistory
     assignee: KeyHistory
+    # events of the tasks that may be scored (open tasks), for build_features without `events`: the
+    # serving snapshot has them (scoring.warehouse_history); a model artifact's snapshot does not
+    events: asof.TaskEvents | None = None
 
     @classmethod
     def from_tasks(cls, tasks: pl.DataFrame, as_of: datetime | None = None) -> History:
@@ -469,17 +487,99 @@ def _join_history(left: pl.DataFrame, history: KeyHistory, key: str, prefix: str
 # features
 
 
-def build_features(targets: pl.DataFrame, history: History) -> pl.DataFrame:
-    """One feature row per target row (same order): task_id, created_at and FEATURE_COLUMNS, as of
-    each target's created_at. `targets` is clean.tasks-shaped or a records_to_frame() frame; extra
-    columns are ignored. Categorical features stay pl.String (training casts them)."""
-    typed = _normalize_categories(_typed(targets, INPUT_COLUMNS, "targets")).with_row_index("_row")
+def _prediction_time(frame: pl.DataFrame, targets: pl.DataFrame, at: datetime | None) -> pl.Series:
+    """Each row's prediction time t: `at`, else the targets' predicted_at, else created_at; never before creation."""
+    if at is not None:
+        t = pl.lit(_aware(at, "at"), dtype=UTC_DATETIME)
+    elif "predicted_at" in targets.columns:
+        t = pl.Series("t", targets.get_column("predicted_at")).cast(UTC_DATETIME)
+        if t.null_count():
+            raise ValueError(f"targets have {t.null_count()} row(s) with a null predicted_at: give every row a time")
+        t = pl.lit(t)
+    else:
+        t = pl.col("created_at")
+    return frame.select(pl.max_horizontal(t, pl.col("created_at")).alias("predicted_at")).to_series()
+
+
+def _task_events(events: asof.TaskEvents | pl.DataFrame | None, history: History, task_ids: pl.Series) -> asof.TaskEvents:
+    if events is None:
+        events = getattr(history, "events", None)  # snapshots pickled before events existed lack the field
+    if events is None:
+        return asof.TaskEvents.empty()
+    if isinstance(events, pl.DataFrame):
+        return asof.TaskEvents.from_frame(events, task_ids)
+    return events
+
+
+def _state_at(typed: pl.DataFrame, events: asof.TaskEvents) -> pl.DataFrame:
+    """The task fields at t (priority, assignee, due and deadline) replaced from events, plus STATE_FEATURES."""
+    t_us = typed.get_column("predicted_at").dt.epoch("us")
+    created_us = typed.get_column("created_at").dt.epoch("us")
+    n = typed.height
+    # numpy's int64 / int division rounds as asof's Python division does: equal days either way
+    age = np.maximum((t_us - created_us).to_numpy(), 0) / asof.US_PER_DAY
+    # a task without events: to-do since creation, nothing counted (asof.initial_state, vectorized)
+    state = {name: np.zeros(n) for name in asof.STATE_FEATURES}
+    state["days_in_status"] = age.copy()
+    overrides: dict[str, list[Any]] = {"priority": [], "assignee_id": [], "due_at": []}
+    rows: dict[str, list[int]] = {"priority": [], "assignee_id": [], "due_at": []}
+    if len(events):
+        task_ids = typed.get_column("task_id").to_list()
+        with_events = [i for i, task_id in enumerate(task_ids) if task_id in events.by_task]
+        t_list, created_list = t_us.to_list(), created_us.to_list()
+        for i in with_events:
+            st = asof.task_state(events.by_task[task_ids[i]], t_list[i], created_list[i])
+            for name, value in zip(asof.STATE_FEATURES, st.features, strict=True):
+                state[name][i] = value
+            for name, has, value in (("priority", st.has_priority, st.priority),
+                                     ("assignee_id", st.has_assignee, st.assignee_id),
+                                     ("due_at", st.has_due, st.due_us)):  # fmt: skip
+                if has:
+                    rows[name].append(i)
+                    overrides[name].append(value)
+    out = typed.with_columns(pl.Series(name, values, dtype=pl.Float64) for name, values in state.items())
+    final_due = pl.col("due_at")
+    for name in ("priority", "assignee_id", "due_at"):
+        if not rows[name]:
+            continue
+        values = pl.Series(overrides[name], dtype=pl.Int64 if name == "due_at" else pl.String)
+        if name == "due_at":
+            values = values.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+        mask = np.zeros(n, dtype=bool)
+        mask[rows[name]] = True
+        full = pl.repeat(None, n, dtype=out.schema[name], eager=True).scatter(rows[name], values)
+        if name == "due_at":  # a deadline that is the due date moves with it; a release date does not
+            follows = pl.col("deadline_at").is_null() | (pl.col("deadline_at") == final_due)
+            out = out.with_columns(
+                pl.when(pl.Series(mask) & follows).then(full).otherwise(pl.col("deadline_at")).alias("deadline_at")
+            )
+        out = out.with_columns(pl.when(pl.Series(mask)).then(full).otherwise(pl.col(name)).alias(name))
+    return out
+
+
+def build_features(
+    targets: pl.DataFrame,
+    history: History,
+    events: asof.TaskEvents | pl.DataFrame | None = None,
+    at: datetime | None = None,
+) -> pl.DataFrame:
+    """One feature row per target row (same order): task_id, created_at, predicted_at and
+    FEATURE_COLUMNS, as of each row's prediction time t (module docstring). `targets` is
+    clean.tasks-shaped or a records_to_frame() frame (an optional ``predicted_at`` column gives each
+    row its t); extra columns are ignored. `events`: clean.task_events rows or a :class:`asof.TaskEvents`
+    (None: the history snapshot's, if it has them). Categorical features stay pl.String (training casts them)."""
+    typed = _typed(targets, INPUT_COLUMNS, "targets")
+    typed = typed.with_columns(_prediction_time(typed, targets, at))
+    typed = _state_at(typed, _task_events(events, history, typed.get_column("task_id")))
+    typed = _normalize_categories(typed).with_row_index("_row")
     deadline = _effective_deadline()
+    t = pl.col("predicted_at")
     labels_from_text = pl.col("labels").str.count_matches(r"[^,\s][^,]*")  # non-blank comma-separated names
     base = typed.select(
         "_row",
         "task_id",
         "created_at",
+        "predicted_at",
         "assignee_id",
         *CATEGORICAL_FEATURES,
         pl.col("story_points"),
@@ -491,6 +591,10 @@ def build_features(targets: pl.DataFrame, history: History) -> pl.DataFrame:
         ((deadline - pl.col("created_at")).dt.total_microseconds() / 1e6 / _SECONDS_PER_DAY).alias(
             "deadline_horizon_days"
         ),
+        ((t - pl.col("created_at")).dt.total_microseconds() / 1e6 / _SECONDS_PER_DAY).alias("age_days"),
+        ((deadline - t).dt.total_microseconds() / 1e6 / _SECONDS_PER_DAY).alias("days_to_deadline"),
+        pl.col("assignee_id").is_not_null().alias("has_assignee"),
+        *asof.STATE_FEATURES,
         pl.col("created_at").dt.weekday().alias("created_weekday"),
         pl.col("created_at").dt.hour().alias("created_hour"),
         pl.col("created_at").dt.month().alias("created_month"),
@@ -501,8 +605,8 @@ def build_features(targets: pl.DataFrame, history: History) -> pl.DataFrame:
         .alias("priority_ordinal")
     )
 
-    # History joins need time order; only the narrow key columns travel through the sort and back.
-    keys = base.select("_row", "created_at", "project", "assignee_id")
+    # History joins need time order (of t); only the narrow key columns travel through the sort and back.
+    keys = base.select("_row", pl.col("predicted_at").alias("created_at"), "project", "assignee_id")
     already_sorted = keys["created_at"].is_sorted()
     if not already_sorted:
         keys = keys.sort("created_at", "_row")
@@ -514,14 +618,15 @@ def build_features(targets: pl.DataFrame, history: History) -> pl.DataFrame:
     return pl.concat([base, history_part.select(history_columns)], how="horizontal").select(
         pl.col("task_id"),
         pl.col("created_at"),
+        pl.col("predicted_at"),
         *[pl.col(c).cast(pl.Float64) for c in NUMERIC_FEATURES],
         *[pl.col(c).cast(pl.String) for c in CATEGORICAL_FEATURES],
     )
 
 
-def task_features(tasks: pl.DataFrame) -> pl.DataFrame:
-    """Training features: every task, each as of its own creation, history from the same tasks."""
-    return build_features(tasks, History.from_tasks(tasks))
+def task_features(tasks: pl.DataFrame, events: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Every task as of its own creation, history from the same tasks (events: clean.task_events)."""
+    return build_features(tasks, History.from_tasks(tasks), events)
 
 
 def unknown_categories(frame: pl.DataFrame, known: dict[str, list[str]]) -> dict[int, list[str]]:

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from mlops_assets.lib import asof
 from mlops_assets.lib import features as features_lib
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -165,11 +166,14 @@ def _label_count(labels: str | None) -> int | None:
 _INPUT_NAMES = tuple(features_lib.INPUT_COLUMNS)
 
 
-def feature_columns(records: pl.DataFrame, index: HistoryIndex) -> FeatureColumns:
-    """The features of typed records (``records_to_frame`` output), as of each one's created_at.
+def feature_columns(
+    records: pl.DataFrame, index: HistoryIndex, events: asof.TaskEvents | None = None, at: datetime | None = None
+) -> FeatureColumns:
+    """The features of typed records (``records_to_frame`` output), as of `at` (None: each one's created_at).
 
-    Equal to ``build_features(records, index.history)`` (tested); meant for a few rows: it is plain
-    Python per row, where build_features has a fixed cost of several ms.
+    Equal to ``build_features(records, index.history, events, at)`` (tested); meant for a few rows: it
+    is plain Python per row, where build_features has a fixed cost of several ms. `events` None: the
+    snapshot's own (``History.events``, looked up by task_id), if it has them.
     """
     schema = records.schema  # polars builds a new Schema object on every access: once, not per column
     wrong = {
@@ -186,12 +190,31 @@ def feature_columns(records: pl.DataFrame, index: HistoryIndex) -> FeatureColumn
     categorical: dict[str, list[str | None]] = {name: [None] * n for name in features_lib.CATEGORICAL_FEATURES}
     created_us = np.empty(n, dtype=np.int64)
     task_ids: list[str] = []
+    if events is None:
+        events = getattr(index.history, "events", None) or asof.TaskEvents.empty()
+    at_us = None if at is None else epoch_us(at.astimezone(UTC))
     source = records if records.columns == list(_INPUT_NAMES) else records.select(_INPUT_NAMES)
     for i, row in enumerate(source.iter_rows(named=True)):
         task_ids.append(row["task_id"])
         created = row["created_at"]
-        t_us = epoch_us(created)
-        created_us[i] = t_us
+        c_us = epoch_us(created)
+        created_us[i] = c_us
+        t_us = c_us if at_us is None else max(at_us, c_us)
+        task_events = events.by_task.get(row["task_id"])
+        if task_events:
+            state = asof.task_state(task_events, t_us, c_us)
+            state_values = state.features
+            if state.has_priority:
+                row["priority"] = state.priority
+            if state.has_assignee:
+                row["assignee_id"] = state.assignee_id
+            if state.has_due:
+                due_t = None if state.due_us is None else from_epoch_us(state.due_us)
+                if row["deadline_at"] is None or row["deadline_at"] == row["due_at"]:
+                    row["deadline_at"] = due_t
+                row["due_at"] = due_t
+        else:
+            state_values = asof.initial_state(t_us, c_us)
         for name in features_lib.CATEGORICAL_FEATURES:
             categorical[name][i] = _category(name, row[name])
         values: dict[str, Any] = {
@@ -210,7 +233,11 @@ def feature_columns(records: pl.DataFrame, index: HistoryIndex) -> FeatureColumn
         values["has_deadline"] = deadline is not None
         if deadline is not None:
             # polars divides by a constant as a multiplication by its reciprocal: the same rounding here
-            values["deadline_horizon_days"] = float(epoch_us(deadline) - t_us) * _PER_MICROSECOND * _PER_DAY
+            values["deadline_horizon_days"] = float(epoch_us(deadline) - c_us) * _PER_MICROSECOND * _PER_DAY
+            values["days_to_deadline"] = float(epoch_us(deadline) - t_us) * _PER_MICROSECOND * _PER_DAY
+        values["age_days"] = float(t_us - c_us) * _PER_MICROSECOND * _PER_DAY
+        values["has_assignee"] = row["assignee_id"] is not None
+        values.update(zip(asof.STATE_FEATURES, state_values, strict=True))
         for prefix, keys, key in (("project", index.project, categorical["project"][i]),
                                   ("assignee", index.assignee, row["assignee_id"])):  # fmt: skip
             for name, value in zip(_HISTORY_FEATURES, keys.features(key, t_us), strict=True):

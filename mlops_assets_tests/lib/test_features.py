@@ -330,7 +330,7 @@ def test_online_records_get_the_same_features_as_training():
 def test_one_row_per_target_in_input_order_with_declared_types():
     shuffled = TASKS.sample(fraction=1.0, shuffle=True, seed=1)
     features = build_features(shuffled, History.from_tasks(TASKS))
-    assert features.columns == OUTPUT_COLUMNS == ["task_id", "created_at", *FEATURE_COLUMNS]
+    assert features.columns == OUTPUT_COLUMNS == ["task_id", "created_at", "predicted_at", *FEATURE_COLUMNS]
     assert features["task_id"].to_list() == shuffled["task_id"].to_list()
     assert all(features.schema[c] == pl.Float64 for c in NUMERIC_FEATURES)
     assert all(features.schema[c] == pl.String for c in CATEGORICAL_FEATURES)
@@ -392,7 +392,7 @@ GOOD = {"task_id": "jira:X-1", "project": "ALPHA", "created_at": "2024-04-02T09:
     [
         ({"task_id": "x", "created_at": "2024-04-02T09:30:00Z"}, "missing required field(s) project"),
         ({**GOOD, "created_at": None}, "missing required field(s) created_at"),
-        ({**GOOD, "n_comments": 3}, "unknown field(s) 'n_comments' (comments are written after creation"),
+        ({**GOOD, "n_comments": 3}, "unknown field(s) 'n_comments' (the final count: comments before prediction time come from events"),
         ({**GOOD, "n_lables": 3}, "'n_lables' (did you mean 'n_labels'?)"),
         ({**GOOD, "created_at": "yesterday"}, "created_at 'yesterday' is not an ISO 8601 timestamp"),
         ({**GOOD, "created_at": "2024-04-02T09:30:00"}, "has no UTC offset"),

@@ -1,4 +1,4 @@
-"""features/task_features: every task's features as of its creation, one code path for all uses."""
+"""features/task_features: every task's features as of its creation (events before it), one code path for all uses."""
 
 import dagster as dg
 
@@ -10,7 +10,7 @@ from ..ingestion.assets import WAREHOUSE_WRITE_TAGS
 
 @dg.asset(
     key=["features", "task_features"],
-    deps=[dg.AssetKey(["clean", "tasks"])],
+    deps=[dg.AssetKey(["clean", "tasks"]), dg.AssetKey(["clean", "task_events"])],
     group_name="features",
     kinds={"duckdb", "polars"},
     tags={"layer": "feature"},
@@ -23,7 +23,8 @@ def task_features(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     """features.task_features: task attributes, deadline horizon, calendar and strictly-prior history features."""
     wh = warehouse.get()
     tasks = wh.read_table("clean.tasks")
-    frame = features.task_features(tasks)
+    events = wh.read_table("clean.task_events") if wh.table_exists("clean.task_events") else None
+    frame = features.task_features(tasks, events)
     wh.replace_tables({"features.task_features": frame})
     nulls = {c: round(frame[c].null_count() / max(frame.height, 1), 3) for c in features.FEATURE_COLUMNS}
     return dg.MaterializeResult(

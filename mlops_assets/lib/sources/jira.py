@@ -25,7 +25,11 @@ Choices worth knowing:
 - Comments embedded in an issue (``fields.comment.comments``) become comment records too; the same
   comment in a comments page has the same payload, so raw keeps it once. CSV comment cells
   (``date;author id;body``) have no id: theirs is derived from the key and the cell's text.
-- Events are the changelog items of the fields in ``EVENT_FIELDS`` (status only, for now).
+- Events are the changelog items of the fields in ``EVENT_FIELDS`` (status, assignee, priority, due
+  date, fix version), under the names of ``EVENT_FIELDS``' values, plus one ``comment`` event per
+  comment: the history the as-of features read (``features``). Assignee values are pseudonymous ids
+  like ``assignee_id`` (the changelog's user name or account id, never its display name); due dates
+  are ``YYYY-MM-DD``.
 """
 
 from __future__ import annotations
@@ -56,7 +60,10 @@ from mlops_assets.lib.sources.base import (
 
 SOURCE = "jira"
 
-EVENT_FIELDS = frozenset({"status"})  # changelog fields that become event rows
+# changelog fields that become event rows (Jira Server says "Fix Version", Cloud "fixVersions"),
+# under the name clean.task_events gives them
+EVENT_FIELDS = {"status": "status", "assignee": "assignee", "priority": "priority", "duedate": "duedate",
+                "Fix Version": "fix_version", "fixVersions": "fix_version"}
 STORY_POINT_NAMES = frozenset({"story points", "story point estimate"})
 
 _STATUS_CATEGORY = {"new": "todo", "indeterminate": "in_progress", "done": "done"}
@@ -459,9 +466,8 @@ def _event_rows(histories: list, task_id: str, where: str, label: str, out: Pars
                     "source": SOURCE,
                     "event_id": hid if len(matched) == 1 else f"{hid}.{j}",
                     "changed_at": changed_at,
-                    "field": item.get("fieldId") or item.get("field"),
-                    "from_value": item.get("fromString"),
-                    "to_value": item.get("toString"),
+                    "field": EVENT_FIELDS[item.get("fieldId") or item.get("field")],
+                    **_event_values(item),
                     "author_id": author,
                     "locator": loc,
                     "payload": _dumps(
@@ -475,6 +481,17 @@ def _event_rows(histories: list, task_id: str, where: str, label: str, out: Pars
                     ),
                 }
             )
+
+
+def _event_values(item: dict) -> dict[str, str | None]:
+    """from_value / to_value of a changelog item: people pseudonymous, due dates as YYYY-MM-DD."""
+    field = EVENT_FIELDS[item.get("fieldId") or item.get("field")]
+    if field == "assignee":  # "from"/"to" hold the user name (Server) or account id (Cloud)
+        return {"from_value": _person(item.get("from")), "to_value": _person(item.get("to"))}
+    if field == "duedate":  # "from"/"to": 2012-07-12; the strings add a time (2012-07-12 00:00:00.0)
+        return {k: (str(item.get(raw) or item.get(raw + "String") or "")[:10] or None)
+                for k, raw in (("from_value", "from"), ("to_value", "to"))}
+    return {"from_value": item.get("fromString"), "to_value": item.get("toString")}
 
 
 def _comment_rows(comments: list, task_id: str, where: str, out: ParsedFile) -> None:
@@ -506,6 +523,12 @@ def _comment_rows(comments: list, task_id: str, where: str, out: ParsedFile) -> 
                 "locator": loc,
                 "payload": _dumps(c),
             }
+        )
+        # the same comment as an event (when it was written), for the as-of comment count
+        out.records["events"].append(
+            {"task_id": task_id, "source": SOURCE, "event_id": f"comment:{c['id']}", "changed_at": created_at,
+             "field": "comment", "from_value": None, "to_value": None, "author_id": rows[-1]["author_id"],
+             "locator": loc, "payload": _dumps({"comment": str(c["id"]), "created": c.get("created")})}
         )
 
 
