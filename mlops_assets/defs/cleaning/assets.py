@@ -9,6 +9,8 @@ import polars as pl
 from mlops_assets.lib import schemas
 from mlops_assets.lib.cleaning import CleanStats, build_clean
 from mlops_assets.lib.ingestion import SOURCES
+from mlops_assets.lib.readable import number_text
+from mlops_assets.metadata import readable
 from mlops_assets.resources import WarehouseResource
 
 from ..ingestion.assets import WAREHOUSE_WRITE_TAGS
@@ -79,7 +81,7 @@ def clean_tasks(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
         )
     wh.replace_tables({name: frame for name, frame in tables.items() if dg.AssetKey(name.split(".")) in selected})
     if TASKS in selected:
-        yield dg.MaterializeResult(asset_key=TASKS, metadata=_task_metadata(tasks, stats))
+        yield dg.MaterializeResult(asset_key=TASKS, metadata=readable(_task_metadata(tasks, stats)))
     if EVENTS in selected:
         yield dg.MaterializeResult(asset_key=EVENTS, metadata={"dagster/row_count": events.height})
     if QUARANTINE in selected:
@@ -94,9 +96,9 @@ def clean_tasks(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     for result in results:
         if result.asset_key in selected and dg.AssetCheckKey(result.asset_key, result.check_name) in checks:
             yield result
-    context.log.info(f"clean layer: {stats.tasks} tasks, {stats.superseded} superseded, "
-                     f"{stats.quarantined + stats.parse_rejects} quarantined "
-                     f"({stats.refused_by_contract} of them refused by the clean.tasks contract)")
+    context.log.info(f"clean layer: {number_text(stats.tasks)} tasks, {number_text(stats.superseded)} superseded, "
+                     f"{number_text(stats.quarantined + stats.parse_rejects)} quarantined "
+                     f"({number_text(stats.refused_by_contract)} of them refused by the clean.tasks contract)")
 
 
 def _failure_text(result: dg.AssetCheckResult) -> str:
@@ -130,7 +132,7 @@ def _reasons_md(quarantine) -> str:
         return "Nothing quarantined."
     top = quarantine.group_by("source", "stage", "reason").len().sort("len", descending=True).head(15)
     lines = ["| source | stage | reason | records |", "|---|---|---|---|"]
-    lines += [f"| {r['source']} | {r['stage']} | {r['reason'][:160]} | {r['len']} |" for r in top.iter_rows(named=True)]
+    lines += [f"| {r['source']} | {r['stage']} | {r['reason'][:160]} | {number_text(r['len'])} |" for r in top.iter_rows(named=True)]
     return "\n".join(lines)
 
 
@@ -160,7 +162,7 @@ def _check_results(tasks, stats: CleanStats, task_check, event_check, quarantine
     )
     yield dg.AssetCheckResult(check_name="quarantine_share_small", asset_key=QUARANTINE,
                               passed=share <= MAX_QUARANTINE_SHARE, severity=dg.AssetCheckSeverity.WARN,
-                              metadata={"share": float(round(share, 4))})
+                              metadata=readable({"share": share}))
     yield dg.AssetCheckResult(check_name="quarantine_reasons_present", asset_key=QUARANTINE,
                               passed=quarantine_check.passed, metadata={"failures": quarantine_check.summary()})
     yield dg.AssetCheckResult(check_name="task_events_schema_valid", asset_key=EVENTS, passed=event_check.passed,

@@ -14,6 +14,7 @@ from mlops_assets.lib.ingestion import (
 )
 from mlops_assets.lib.pulls import pull_into, scope_text
 from mlops_assets.lib.sources.http import HttpError
+from mlops_assets.metadata import readable
 from mlops_assets.resources import GitHubResource, JiraResource, LandingZoneResource, WarehouseResource
 
 WAREHOUSE_WRITE_TAGS = {"mlops/warehouse": "write"}
@@ -107,7 +108,7 @@ def files_read_result(report: IngestReport, asset_key: list[str], folder) -> dg.
 
 
 def _metadata(report: IngestReport, kind: str) -> dict[str, object]:
-    return {
+    return readable({
         "dagster/row_count": report.table_rows.get(kind, 0),
         "new_records": report.records_new.get(kind, 0),
         "records_parsed": report.records_parsed.get(kind, 0),
@@ -117,7 +118,7 @@ def _metadata(report: IngestReport, kind: str) -> dict[str, object]:
         "files_unreadable": report.files_unreadable,
         "rejected_records": report.rejects,
         "latin1_files": ", ".join(report.latin1_files) or "none",
-    }
+    })
 
 
 def _pull(context: dg.AssetExecutionContext, api: JiraResource | GitHubResource, landing: LandingZoneResource,
