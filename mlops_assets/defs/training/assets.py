@@ -12,6 +12,8 @@ import polars as pl
 from mlops_assets.lib import features, gate, registry, reporting, training
 from mlops_assets.lib import splits as splits_lib
 from mlops_assets.lib.gate import data_as_of
+from mlops_assets.lib.readable import number_text
+from mlops_assets.metadata import readable
 from mlops_assets.resources import MLflowResource, ReportsResource, WarehouseResource
 
 from ..ingestion.assets import WAREHOUSE_WRITE_TAGS
@@ -55,7 +57,7 @@ def build_model_assets(spec: training.ModelSpec) -> list[dg.AssetsDefinition]:
         meta |= {f"{s}_hash": splits_lib.frame_hash(p) for s, p in parts.items()}
         meta |= {f"{s}_created": f"{p['created_at'].min()} .. {p['created_at'].max()}" for s, p in parts.items() if p.height}
         meta["target_mean"] = float(frame["target"].mean() or 0.0)
-        return dg.MaterializeResult(metadata={"dagster/row_count": frame.height, **meta})
+        return dg.MaterializeResult(metadata=readable({"dagster/row_count": frame.height, **meta}))
 
     @dg.asset(key=candidate_key, deps=[splits_key], kinds={"lightgbm", "mlflow", "optuna"}, tags={"layer": "models"},
               description=f"models.{name}_candidate: a LightGBM {spec.kind} model tuned by a seeded Optuna search, "
@@ -89,11 +91,12 @@ def build_model_assets(spec: training.ModelSpec) -> list[dg.AssetsDefinition]:
             context.log.warning(f"{name}: this candidate is logged in MLflow (run {run_id}) but not evaluated, gated "
                                 "or registered: this run does not include the gate; launch retrain_job for all of it")
         return dg.MaterializeResult(
-            metadata={"mlflow_run_id": run_id, "n_trials": trained.n_trials,
+            metadata=readable({"mlflow_run_id": run_id, "n_trials": trained.n_trials,
                       "search_seconds": round(trained.search_seconds, 1),
                       "lightgbm_seconds": round(trained.lightgbm_seconds, 1),
-                      **{k: dg.MetadataValue.float(v) for k, v in sorted(metrics.items())}},
-            check_results=[dg.AssetCheckResult(check_name="beats_naive_baseline", passed=passed, metadata=detail)],
+                      **{k: dg.MetadataValue.float(v) for k, v in sorted(metrics.items())}}),
+            check_results=[dg.AssetCheckResult(check_name="beats_naive_baseline", passed=passed,
+                                               metadata=readable(detail))],
         )
 
     # Evaluation is its own group (reporting layer), not "training": it judges a model, it does not fit one.
@@ -133,13 +136,13 @@ def build_model_assets(spec: training.ModelSpec) -> list[dg.AssetsDefinition]:
             metadata={
                 "mlflow_run_id": run_id,
                 "report": dg.MetadataValue.path(str(result.report.resolve())),
-                **{k: dg.MetadataValue.float(v) for k, v in sorted(result.metrics.items())},
+                **readable({k: dg.MetadataValue.float(v) for k, v in sorted(result.metrics.items())}),
                 **{f"plot_{k}": dg.MetadataValue.md(_img(p)) for k, p in result.plots.items()},
                 "slices": dg.MetadataValue.md(_slice_md(result.slices)),
             },
             check_results=[dg.AssetCheckResult(
                 check_name="no_dominant_feature", passed=share <= 0.5, severity=dg.AssetCheckSeverity.WARN,
-                metadata={"top_feature": top, "top_share": round(share, 3)})],
+                metadata=readable({"top_feature": top, "top_share": share}))],
         )
 
     @dg.asset(key=champion_key, deps=[evaluation_key], kinds={"mlflow"}, tags={"layer": "models"},
@@ -195,7 +198,7 @@ def _img(path) -> str:
 def _slice_md(slices: pl.DataFrame, limit: int = 40) -> str:
     rows = slices.filter(pl.col("value").is_not_null()).head(limit)
     lines = ["| slice | value | metric | n | score |", "|---|---|---|---:|---:|"]
-    lines += [f"| {r['slice_column']} | {r['slice_value']} | {r['metric']} | {r['n']} | {r['value']:.4f} |"
+    lines += [f"| {r['slice_column']} | {r['slice_value']} | {r['metric']} | {number_text(r['n'])} | {number_text(r['value'])} |"
               for r in rows.iter_rows(named=True)]
     return "\n".join(lines)
 
