@@ -3,6 +3,7 @@
 import dagster as dg
 
 from mlops_assets.lib import features
+from mlops_assets.metadata import readable
 from mlops_assets.resources import WarehouseResource
 
 from ..ingestion.assets import WAREHOUSE_WRITE_TAGS
@@ -26,15 +27,15 @@ def task_features(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     events = wh.read_table("clean.task_events") if wh.table_exists("clean.task_events") else None
     frame = features.task_features(tasks, events)
     wh.replace_tables({"features.task_features": frame})
-    nulls = {c: round(frame[c].null_count() / max(frame.height, 1), 3) for c in features.FEATURE_COLUMNS}
+    nulls = {c: frame[c].null_count() / max(frame.height, 1) for c in features.FEATURE_COLUMNS}
     return dg.MaterializeResult(
-        metadata={
+        metadata=readable({
             "dagster/row_count": frame.height,
             "features": dg.MetadataValue.json({"numeric": features.NUMERIC_FEATURES,
                                                "categorical": features.CATEGORICAL_FEATURES}),
             "null_share": dg.MetadataValue.json(nulls),
             "excluded": dg.MetadataValue.md("\n".join(f"- `{k}`: {v}" for k, v in features.EXCLUDED_FEATURES.items())),
-        },
+        }),
         check_results=[dg.AssetCheckResult(
             check_name="one_row_per_task", passed=frame.height == tasks.height and frame["task_id"].is_unique().all(),
             metadata={"tasks": tasks.height, "feature_rows": frame.height})],
