@@ -73,8 +73,11 @@ def get_tracking_uri() -> str:
     uri = os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
         return uri
-    DEFAULT_DB.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{DEFAULT_DB.resolve()}"
+    from mlops_assets.lib.settings import project_path
+
+    db = project_path(DEFAULT_DB)  # the project's store from any working folder (or ProjectHomeError)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{db}"
 
 
 # Tracking URIs of an MLflow server, which decides where artifacts go (its --artifacts-destination).
@@ -96,7 +99,9 @@ def artifact_location(artifacts_dir: str | Path | None = None, tracking_uri: str
     """
     if tracking_uri and is_tracking_server(tracking_uri):
         return None
-    path = Path(artifacts_dir or os.environ.get("MLOPS_MLFLOW_ARTIFACTS") or DEFAULT_ARTIFACTS)
+    from mlops_assets.lib.settings import project_path
+
+    path = project_path(artifacts_dir or os.environ.get("MLOPS_MLFLOW_ARTIFACTS") or DEFAULT_ARTIFACTS)
     path.mkdir(parents=True, exist_ok=True)
     return path.resolve().as_uri()
 
@@ -775,12 +780,13 @@ def list_versions(name: str, client: MlflowClient) -> list[VersionSummary]:
 def versions_overview(names: Iterable[str], tracking_uri: str | None = None) -> str:
     """The registered versions of each model, for ``mlops-assets rollback --help``; never creates a store."""
     from mlops_assets.lib.redact import redact
+    from mlops_assets.lib.settings import project_path
 
-    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DEFAULT_DB.resolve()}"
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_path(DEFAULT_DB)}"
     path = _sqlite_path(uri) if uri.startswith("sqlite") else None
     if path is not None and not path.exists():
-        return (f"no MLflow store at {path} yet (set MLFLOW_TRACKING_URI, or run from the project folder after "
-                "`make run`): no versions to roll back to")
+        return (f"no MLflow store at {path} yet (run `make run` first, or set MLFLOW_TRACKING_URI or MLOPS_HOME): "
+                "no versions to roll back to")
     try:
         client = get_client(uri)
         lines = [f"registered versions ({redact(uri)}):"]
