@@ -7,6 +7,8 @@ import polars as pl
 
 from mlops_assets.lib import drift, monitoring, scoring
 from mlops_assets.lib import training as training_lib
+from mlops_assets.lib.readable import number_text
+from mlops_assets.metadata import readable
 from mlops_assets.resources import MLflowResource, ReportsResource, WarehouseResource
 
 from ..ingestion.assets import WAREHOUSE_WRITE_TAGS
@@ -118,10 +120,10 @@ def _data_drift(context, config: DataDriftConfig, warehouse: WarehouseResource, 
               "skipped_columns": "; ".join(f"{c.column}: {c.reason}" for c in result.skipped) or "none"}
     return dg.MaterializeResult(
         asset_key=DATA_DRIFT,
-        metadata={**{k: v for k, v in detail.items() if v is not None},
+        metadata=readable({**{k: v for k, v in detail.items() if v is not None},
                   "drift_share": dg.MetadataValue.float(share if share is not None else float("nan")),
                   "columns": dg.MetadataValue.md(_columns_md(result, predictions)), **report,
-                  **{f"prediction_drift_{c.column}": dg.MetadataValue.float(c.score) for c in predictions.compared}},
+                  **{f"prediction_drift_{c.column}": dg.MetadataValue.float(c.score) for c in predictions.compared}}),
         check_results=[_share_check(share, config, detail), _prediction_check(predictions, config, base)],
     )
 
@@ -187,7 +189,7 @@ def _record(wh, run_id: str, result: drift.DriftResult, predictions: drift.Drift
 
 
 def _share_check(share: float | None, config: DataDriftConfig, detail: dict) -> dg.AssetCheckResult:
-    meta = {k: v for k, v in detail.items() if v is not None}
+    meta = readable({k: v for k, v in detail.items() if v is not None})
     if share is None:
         return dg.AssetCheckResult(check_name=monitoring.DRIFT_CHECK, passed=False, severity=dg.AssetCheckSeverity.WARN,
                                    metadata={**meta, "reason": "no monitored column could be compared"})
@@ -200,7 +202,7 @@ def _share_check(share: float | None, config: DataDriftConfig, detail: dict) -> 
 
 def _prediction_check(predictions: drift.DriftResult, config: DataDriftConfig, base: dict) -> dg.AssetCheckResult:
     drifted = predictions.drifted_columns
-    scores = {c.column: round(c.score, 4) for c in predictions.compared}
+    scores = readable({c.column: c.score for c in predictions.compared})
     skipped = "; ".join(f"{c.column}: {c.reason}" for c in predictions.skipped)
     reason = (f"drifted: {', '.join(drifted)}" if drifted else "no score drifted") + (f"; skipped {skipped}" if skipped else "")
     return dg.AssetCheckResult(check_name="prediction_drift_small", passed=not drifted and not skipped,
@@ -211,7 +213,7 @@ def _prediction_check(predictions: drift.DriftResult, config: DataDriftConfig, b
 def _columns_md(result: drift.DriftResult, predictions: drift.DriftResult) -> str:
     lines = ["| column | method | score | threshold | drifted | note |", "|---|---|---:|---:|---|---|"]
     for c in [*result.columns, *predictions.columns]:
-        score = f"{c.score:.3f}" if c.score is not None else ""
+        score = number_text(c.score) if c.score is not None else ""
         lines.append(f"| {c.column} | {c.method or ''} | {score} | {c.threshold:g} | {'yes' if c.drifted else ''} | "
                      f"{c.reason or ''} |")
     return "\n".join(lines)
@@ -246,7 +248,7 @@ def model_performance(context: dg.AssetExecutionContext, config: ModelPerformanc
         meta[f"{verdict.model}_status"] = f"{verdict.status}: {verdict.reason}"
         meta[f"{verdict.model}_new_labels"] = verdict.n_labels
         meta |= {f"{verdict.model}_{k}": dg.MetadataValue.float(v) for k, v in verdict.live.items() if v == v}
-    yield dg.MaterializeResult(asset_key=MODEL_PERFORMANCE, metadata=meta, check_results=checks)
+    yield dg.MaterializeResult(asset_key=MODEL_PERFORMANCE, metadata=readable(meta), check_results=checks)
 
 
 def _judge(name: str, tasks, feats, client, warehouse, config: ModelPerformanceConfig):

@@ -9,6 +9,7 @@ the asset's metadata.
 import dagster as dg
 
 from mlops_assets.lib import monitoring
+from mlops_assets.metadata import readable
 
 DATA_DRIFT = dg.AssetKey(["monitoring", "data_drift"])
 MODEL_PERFORMANCE = dg.AssetKey(["monitoring", "model_performance"])
@@ -32,7 +33,7 @@ def performance_check(verdict: monitoring.PerformanceVerdict, version: str | Non
     judged = verdict.status in ("ok", "degraded")
     metadata = {"reason": verdict.reason, "status": verdict.status, "new_labels": verdict.n_labels,
                 "data_version": data_version, "champion_version": version or "none",
-                **{k: round(v, 4) for k, v in {**verdict.live, **verdict.reference}.items() if v == v}}
+                **readable({k: v for k, v in {**verdict.live, **verdict.reference}.items() if v == v})}
     return dg.AssetCheckResult(
         check_name=f"{verdict.model}_performance_holds", passed=verdict.status == "ok",
         severity=dg.AssetCheckSeverity.ERROR if judged else dg.AssetCheckSeverity.WARN, metadata=metadata)
