@@ -50,6 +50,23 @@ def add_missing_columns(con: duckdb.DuckDBPyConnection, table: str, relation: st
             con.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {dtype}{using}')
 
 
+# Two processes that open a warehouse that does not exist yet race: one creates the file, and for a
+# moment the other finds it without its header ("not a valid DuckDB database file"). That file is
+# waited for this long; a file that stays invalid is reported as it is.
+CREATION_WAIT_S = 5.0
+_HEADER_BYTES = 3 * 4096  # DuckDB's file header and its two database headers
+
+
+def _being_created(path: Path, exc: Exception) -> bool:
+    """Whether ``exc`` is DuckDB finding ``path`` without a complete header, as while another process creates it."""
+    if "not a valid duckdb database file" not in str(exc).lower():
+        return False
+    try:
+        return path.stat().st_size < _HEADER_BYTES
+    except OSError:
+        return True
+
+
 class WarehouseLockedError(RuntimeError):
     """Another process holds the warehouse for writing longer than we were willing to wait."""
 
@@ -118,12 +135,16 @@ class Warehouse:
             )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + self.lock_timeout_s
+        created_by = time.monotonic() + CREATION_WAIT_S
         delay = 0.05
         while True:
             try:
                 con = duckdb.connect(str(self.path), read_only=read_only)
                 break
             except duckdb.IOException as exc:  # "Could not set lock on file": another writer holds it
+                if _being_created(self.path, exc) and time.monotonic() < min(deadline, created_by):
+                    time.sleep(0.05)  # another process created the file a moment ago and is writing its header
+                    continue
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:
                     if (full := disk_full_error(self.path, exc)) is not None:
                         raise full from exc

@@ -72,3 +72,30 @@ def test_the_version_stamp_changes_with_every_commit_and_only_then(warehouse):
     assert warehouse.version_stamp() == first
     warehouse.append("models.c", pl.DataFrame({"run": ["r1"]}))
     assert warehouse.version_stamp() != first
+
+
+def test_a_warehouse_another_process_is_creating_is_waited_for_not_called_invalid(tmp_path, monkeypatch):
+    import threading
+
+    import duckdb
+
+    from mlops_assets.lib import warehouse as warehouse_module
+
+    path = tmp_path / "wh.duckdb"
+    path.touch()  # what a second process sees while the first is creating the file: no header yet
+    made = tmp_path / "made.duckdb"
+    duckdb.connect(str(made)).close()
+    timer = threading.Timer(0.4, lambda: made.replace(path))  # ... and a moment later, the whole database
+    timer.start()
+    try:
+        with Warehouse(path).connect() as con:
+            assert con.execute("SELECT 42").fetchall() == [(42,)]
+    finally:
+        timer.join()
+
+    broken = tmp_path / "broken.duckdb"
+    broken.write_bytes(b"not a database")  # a file that stays invalid is reported as it is, soon
+    monkeypatch.setattr(warehouse_module, "CREATION_WAIT_S", 0.3)
+    with pytest.raises(duckdb.IOException, match="not a valid DuckDB database file"):
+        with Warehouse(broken).connect():
+            pass
