@@ -51,7 +51,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check mlops_assets mlops_assets_tests
 
 clean-data:
-	rm -rf data/landing data/warehouse.duckdb data/warehouse.duckdb.wal data/mlflow data/reports .dagster
+	rm -rf data/landing data/warehouse.duckdb data/warehouse.duckdb.wal data/mlflow data/reports data/exports .dagster
 
 ## serve: the online prediction service on http://127.0.0.1:$${MLOPS_SERVE_PORT:-8000} (champions from MLflow)
 serve: $(STAMP)

@@ -11,28 +11,38 @@ import dagster as dg
 
 from mlops_assets import profiles
 from mlops_assets.resources import (
+    DEFAULT_EXPORTS,
     DEFAULT_LANDING,
     DEFAULT_REPORTS,
     DEFAULT_WAREHOUSE,
+    ExportsResource,
     GitHubResource,
     JiraResource,
     LandingZoneResource,
     MLflowResource,
     ReportsResource,
     WarehouseResource,
+    default_serve_url,
     env_or_default,
 )
 
 
 def build_resources(
-    warehouse: str | None = None, landing: str | None = None, reports: str | None = None
+    warehouse: str | None = None, landing: str | None = None, reports: str | None = None, exports: str | None = None
 ) -> dict[str, object]:
-    """Resources configured from environment variables with defaults; explicit paths win (tests, bench)."""
+    """Resources configured from environment variables with defaults; explicit paths win (tests, bench).
+
+    Exports default to the folder beside an explicit reports folder, so a test's exports stay in its tmp.
+    """
+    if exports is None and reports is not None:
+        exports = str(Path(reports).parent / "exports")
     return {
         "warehouse": WarehouseResource(path=warehouse or env_or_default("MLOPS_WAREHOUSE", DEFAULT_WAREHOUSE),
                                        data_path=env_or_default("MLOPS_WAREHOUSE_DATA_PATH", "")),
         "landing": LandingZoneResource(path=landing or env_or_default("MLOPS_LANDING_DIR", DEFAULT_LANDING)),
         "reports": ReportsResource(path=reports or env_or_default("MLOPS_REPORTS_DIR", DEFAULT_REPORTS)),
+        "exports": ExportsResource(path=exports or env_or_default("MLOPS_EXPORTS_DIR", DEFAULT_EXPORTS),
+                                   serve_url=default_serve_url()),
         "jira": JiraResource(
             url=env_or_default("JIRA_URL", ""),
             user=env_or_default("JIRA_USER", ""),

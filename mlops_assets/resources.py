@@ -16,6 +16,7 @@ from mlops_assets.lib.warehouse import Warehouse
 DEFAULT_WAREHOUSE = "data/warehouse.duckdb"
 DEFAULT_LANDING = "data/landing"
 DEFAULT_REPORTS = "data/reports"
+DEFAULT_EXPORTS = "data/exports"
 
 
 def env_or_default(name: str, default: str) -> str | dg.EnvVar:
@@ -54,6 +55,40 @@ class ReportsResource(dg.ConfigurableResource):
         out = Path(self.path).joinpath(*parts)
         out.mkdir(parents=True, exist_ok=True)
         return out
+
+
+class ExportsResource(dg.ConfigurableResource):
+    """Where the PM exports go (MLOPS_EXPORTS_DIR, default data/exports) and the URL that serves them.
+
+    ``serve_url`` is the scoring service (``make serve``), which serves data/reports/ and data/exports/
+    read-only at /reports/ and /exports/ (MLOPS_SERVE_URL, default http://MLOPS_SERVE_HOST:MLOPS_SERVE_PORT);
+    empty: no links, only paths.
+    """
+
+    path: str = DEFAULT_EXPORTS
+    serve_url: str = ""
+
+    def dir(self) -> Path:
+        out = Path(self.path)
+        out.mkdir(parents=True, exist_ok=True)
+        return out
+
+    def url(self, route: str, relative: str | Path) -> str:
+        """``<serve_url>/<route>/<relative>`` (route: "exports" or "reports"), or "" without a serve_url."""
+        from urllib.parse import quote
+
+        if not self.serve_url:
+            return ""
+        return f"{self.serve_url.rstrip('/')}/{route}/{quote(Path(relative).as_posix())}"
+
+
+def default_serve_url() -> str:
+    """MLOPS_SERVE_URL, else the address `make serve` listens on (MLOPS_SERVE_HOST, MLOPS_SERVE_PORT)."""
+    if os.environ.get("MLOPS_SERVE_URL", "").strip():
+        return os.environ["MLOPS_SERVE_URL"].strip()
+    host = os.environ.get("MLOPS_SERVE_HOST", "").strip() or "127.0.0.1"
+    host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # a browser cannot open the wildcard address
+    return f"http://{host}:{os.environ.get('MLOPS_SERVE_PORT', '').strip() or '8000'}"
 
 
 class JiraResource(dg.ConfigurableResource):

@@ -21,9 +21,10 @@ Evidently does) and reported as missing shares. Prediction drift is the same com
 score column: pass it in `numeric`.
 
 `write_evidently_report` renders Evidently's own DataDriftPreset page (charts per column) for people
-to browse. It runs on a seeded sample of each frame because the preset costs about a minute per
-million rows, so its per-column scores can differ slightly from the full-data verdicts of
-`compute_drift`; the verdicts recorded in metadata are always those of `compute_drift`.
+to browse, configured as `compute_drift` decided (the same columns, per-column methods, thresholds
+and drift share) and run on the same rows, so the page and the recorded verdict tell one story;
+`report_verdict` reads the page's verdict back from the snapshot JSON saved beside it. Evidently
+costs about a minute per million rows (docs/benchmarks/drift.md), paid once a day by monitoring.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import math
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +50,6 @@ SKIPPED = "skipped"
 MAX_DISCRETE_VALUES = 5
 # Evidently's floor for the reference standard deviation that normalises the Wasserstein distance.
 STD_FLOOR = 0.001
-DEFAULT_REPORT_SAMPLE_ROWS = 20_000
 
 
 @dataclass(frozen=True)
@@ -168,6 +168,51 @@ def compute_drift(
         n_reference_rows=reference.height,
         n_current_rows=current.height,
     )
+
+
+def prediction_drift(
+    reference: pl.Series,
+    current: pl.Series,
+    *,
+    min_score: float = 0.15,
+    quantile: float = 0.99,
+    permutations: int = 200,
+    max_rows: int = 20_000,
+    seed: int = 0,
+) -> ColumnDrift:
+    """Drift of a model's scores: `compute_drift`'s measure, with a threshold calibrated to the window's size.
+
+    A score column is judged on few rows (a month of tasks) against a few hundred held-out ones, where
+    the normalised Wasserstein distance of two samples of one distribution is itself 0.1-0.3. The
+    threshold is therefore the larger of `min_score` (the smallest shift that matters) and the
+    `quantile` of the same score over `permutations` random re-splits of both samples pooled (what
+    sampling noise alone gives at these sizes: a permutation test at level 1 - quantile). Each side is
+    sub-sampled to `max_rows` for the permutations only: the noise at that size is far below any floor.
+    """
+    if not 0 < quantile < 1:
+        raise ValueError(f"quantile must be in (0, 1), got {quantile}")
+    name = reference.name
+    ref, cur = pl.DataFrame({name: reference}), pl.DataFrame({name: current.alias(name)})
+    observed = _column_drift(ref, cur, name, NUMERIC, min_score)
+    if observed.status != OK:
+        return observed
+    a, b = _finite_values(reference), _finite_values(current)
+    rng = np.random.default_rng(seed)
+    a = rng.choice(a, max_rows, replace=False) if len(a) > max_rows else a
+    b = rng.choice(b, max_rows, replace=False) if len(b) > max_rows else b
+    pool, scores = np.concatenate([a, b]), []
+    for _ in range(permutations):
+        mixed = rng.permutation(pool)
+        one = _column_drift(pl.DataFrame({name: mixed[: len(a)]}), pl.DataFrame({name: mixed[len(a):]}), name,
+                            NUMERIC, min_score)
+        if one.status == OK:
+            scores.append(one.score)
+    noise = float(np.quantile(scores, quantile)) if scores else 0.0
+    threshold = max(min_score, noise)
+    note = (f"threshold {threshold:.3f}: the larger of the floor {min_score:g} and sampling noise "
+            f"({quantile:.0%} of {len(scores)} permutations of {observed.n_ref} reference and {observed.n_cur} "
+            f"current scores: {noise:.3f})")
+    return replace(observed, threshold=threshold, drifted=observed.score >= threshold, reason=note)
 
 
 def _validate(
@@ -307,6 +352,22 @@ def _js_distance(p_counts: np.ndarray, q_counts: np.ndarray) -> float:
     return math.sqrt(max((kl_p + kl_q) / 2, 0.0))
 
 
+@dataclass(frozen=True)
+class ReportVerdict:
+    """What an Evidently drift page says, read from its snapshot JSON (not from the HTML)."""
+
+    dataset_drifted: bool
+    share_drifted: float
+    drift_share: float
+    drifted_columns: list[str]
+    scores: dict[str, float]
+    methods: dict[str, str]
+
+
+# compute_drift's method names -> Evidently's stattest names (the same computations: see the module docstring)
+EVIDENTLY_METHODS = {WASSERSTEIN: "wasserstein", JENSEN_SHANNON: "jensenshannon"}
+
+
 def write_evidently_report(
     reference: pl.DataFrame,
     current: pl.DataFrame,
@@ -314,59 +375,89 @@ def write_evidently_report(
     categorical: Sequence[str],
     path: str | Path,
     *,
-    sample_rows: int = DEFAULT_REPORT_SAMPLE_ROWS,
-    seed: int = 0,
+    threshold: float = 0.1,
+    drift_share: float = 0.5,
+    result: DriftResult | None = None,
 ) -> Path:
-    """Write Evidently's DataDriftPreset HTML page for a seeded sample of up to `sample_rows` rows per side.
+    """Write Evidently's DataDriftPreset HTML page configured as `compute_drift` decides, on all rows.
 
-    Columns missing from either frame or entirely null in either sample are left out (Evidently
-    would fail on them); their status is in `compute_drift`'s result.
+    The page compares the columns `compute_drift` compared (skipped ones are left out: their reason is in
+    its result), each with the method and threshold `compute_drift` used, and calls the dataset drifted
+    at the same drift share; so its verdict and drifted columns are the asset's. Pass `result` when
+    `compute_drift` already ran on these frames (it is computed otherwise). The snapshot is saved beside
+    the page as JSON (same name, `.json`): :func:`report_verdict` reads it.
     """
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
-    if sample_rows < 1:
-        raise ValueError(f"sample_rows must be >= 1, got {sample_rows}")
-    ref = reference.sample(n=min(sample_rows, reference.height), seed=seed)
-    cur = current.sample(n=min(sample_rows, current.height), seed=seed)
-    if ref.height == 0 or cur.height == 0:
+    if reference.height == 0 or current.height == 0:
         raise ValueError(
             f"cannot write a drift report: the reference has {reference.height} rows and the current "
             f"window {current.height}; both need rows"
         )
-
-    def usable(column: str) -> bool:
-        return (
-            column in ref.columns
-            and column in cur.columns
-            and ref[column].null_count() < ref.height
-            and cur[column].null_count() < cur.height
-        )
-
-    num = [c for c in numeric if usable(c) and ref[c].dtype.is_numeric() and cur[c].dtype.is_numeric()]
-    cat = [c for c in categorical if usable(c)]
-    if not num and not cat:
+    if result is None:
+        result = compute_drift(reference, current, numeric, categorical, threshold=threshold, drift_share=drift_share)
+    compared = result.compared
+    if not compared:
         raise ValueError(
-            f"cannot write a drift report: none of {list(numeric) + list(categorical)} is present and "
-            "non-null in both frames"
+            f"cannot write a drift report: none of {list(numeric) + list(categorical)} could be compared "
+            f"({'; '.join(f'{c.column}: {c.reason}' for c in result.skipped)})"
         )
+    num = [c.column for c in compared if c.kind == NUMERIC]
+    cat = [c.column for c in compared if c.kind == CATEGORICAL]
 
     def category_dtype(column: str) -> type[pl.DataType]:
-        both_numeric = ref[column].dtype.is_numeric() and cur[column].dtype.is_numeric()
+        both_numeric = reference[column].dtype.is_numeric() and current[column].dtype.is_numeric()
         return pl.Float64 if both_numeric else pl.String
 
     def to_pandas(df: pl.DataFrame):
-        return df.select(
-            [pl.col(c).cast(pl.Float64) for c in num] + [pl.col(c).cast(category_dtype(c)) for c in cat]
-        ).to_pandas()
+        numbers = [pl.col(c).cast(pl.Float64) for c in num]
+        # compute_drift drops infinities with nulls; Evidently would keep them in a numeric column
+        numbers = [pl.when(e.is_finite()).then(e).alias(c) for e, c in zip(numbers, num, strict=True)]
+        return df.select(numbers + [pl.col(c).cast(category_dtype(c)) for c in cat]).to_pandas()
 
     definition = DataDefinition(numerical_columns=num, categorical_columns=cat)
-    snapshot = Report([DataDriftPreset()]).run(
-        current_data=Dataset.from_pandas(to_pandas(cur), data_definition=definition),
-        reference_data=Dataset.from_pandas(to_pandas(ref), data_definition=definition),
+    preset = DataDriftPreset(
+        columns=num + cat,
+        drift_share=result.drift_share,
+        per_column_method={c.column: EVIDENTLY_METHODS[c.method] for c in compared},
+        per_column_threshold={c.column: c.threshold for c in compared},
+    )
+    snapshot = Report([preset], include_tests=True).run(
+        current_data=Dataset.from_pandas(to_pandas(current), data_definition=definition),
+        reference_data=Dataset.from_pandas(to_pandas(reference), data_definition=definition),
     )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # save_html silently writes nothing when given a Path, only a str
     snapshot.save_html(str(path))
+    snapshot.save_json(str(path.with_suffix(".json")))
     return path
+
+
+def report_verdict(path: str | Path) -> ReportVerdict:
+    """The dataset verdict, drifted columns and scores of a page `write_evidently_report` wrote (its `.json`)."""
+    import json
+
+    snapshot = json.loads(Path(path).with_suffix(".json").read_text(encoding="utf-8"))
+    scores, methods, drifted, dataset = {}, {}, [], None
+    for metric in snapshot["metrics"]:
+        config = metric["config"]
+        if config["type"] == "evidently:metric_v2:ValueDrift":
+            scores[config["column"]] = float(metric["value"])
+            methods[config["column"]] = config["method"]
+        elif config["type"] == "evidently:metric_v2:DriftedColumnsCount":
+            dataset = (float(metric["value"]["share"]), float(config["drift_share"]), metric["id"])
+    if dataset is None:
+        raise ValueError(f"{path} holds no DriftedColumnsCount metric: not a page write_evidently_report wrote")
+    share, drift_share, dataset_id = dataset
+    dataset_failed = None
+    for test in snapshot["tests"]:
+        params = test["metric_config"]["params"]
+        if params["type"] == "evidently:metric_v2:ValueDrift" and test["status"] == "FAIL":
+            drifted.append(params["column"])
+        elif test["metric_config"]["metric_id"] == dataset_id:
+            dataset_failed = test["status"] == "FAIL"
+    if dataset_failed is None:
+        raise ValueError(f"{path} holds no drift-share test: the report was run without tests")
+    return ReportVerdict(dataset_failed, share, drift_share, sorted(drifted), scores, methods)

@@ -219,9 +219,15 @@ class CheckFailure:
         return None if value is None else str(value)
 
     @property
+    def not_judged(self) -> bool:
+        """The monitor could not reach a verdict (too few tasks, no matching reference, no champion)."""
+        return str(self.metadata.get("status", "")).startswith("not judged")
+
+    @property
     def summary(self) -> str:
         reason = self.metadata.get("reason")
-        return f"{self.asset} {self.check} failed ({self.severity})" + (f": {reason}" if reason else "")
+        what = "not judged" if self.not_judged else "failed"
+        return f"{self.asset} {self.check} {what} ({self.severity})" + (f": {reason}" if reason else "")
 
 
 @dataclass(frozen=True)
@@ -297,9 +303,9 @@ def decide_retrain(
 
 
 def check_alert(failure: CheckFailure) -> dict[str, Any]:
-    """The JSON body of a failed-check alert."""
+    """The JSON body of a failed-check alert; a monitor that could not judge is its own kind, with the reason."""
     return {
-        "kind": "asset_check_failed",
+        "kind": "monitor_not_judged" if failure.not_judged else "asset_check_failed",
         "asset": failure.asset,
         "check": failure.check,
         "severity": failure.severity,

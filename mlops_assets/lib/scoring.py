@@ -11,7 +11,8 @@ with the columns of :data:`SCORE_COLUMNS`:
   It is null for a task **without a deadline** (late_risk is trained only on tasks with one, so a
   number there would mean nothing); ``warnings`` says so.
 * ``risk_band``: ``low`` below :data:`MEDIUM_FROM` (0.25), ``medium`` from 0.25 below
-  :data:`HIGH_FROM` (0.5), ``high`` from 0.5. Why these cut-offs: late_risk is trained unweighted
+  :data:`HIGH_FROM` (0.5), ``high`` from 0.5, and :data:`NO_DEADLINE_BAND` ("no deadline") for a task
+  without a deadline, so every open task has a band a PM can filter on (never a missing value). Why these cut-offs: late_risk is trained unweighted
   and is calibrated (training.py: ECE about 0.04), so it reads as a probability; 0.5 is "more likely
   late than on time", and 0.25 is about the share of deadline tasks that end late (16-27% on the
   synthetic sample), so ``medium`` means "riskier than a typical task".
@@ -33,7 +34,9 @@ with the columns of :data:`SCORE_COLUMNS`:
 * ``warnings``: per task, categories the model never saw (the model treats them as missing, like
   LightGBM does) and "no deadline"; empty list when none.
 * ``late_risk_version``, ``cycle_time_version``: the registered versions that produced the row;
-  ``scored_at``: ``now``.
+  ``scored_at``: ``now``, the time the scores are as of. The batch table passes :func:`scoring_as_of`:
+  the data's own end (its latest created/updated/resolved time), or ``MLOPS_AS_OF``; the online
+  service passes the wall clock.
 
 Fast paths, same numbers: batch features come from ``features.build_features`` (the training code);
 online ones from ``history_index.feature_columns``, which is proven equal to it and has no fixed
@@ -84,6 +87,8 @@ HIGH_FROM = 0.5  # late_risk >= this: high
 RISK_BANDS = ("low", "medium", "high")
 N_REASONS = 3
 NO_DEADLINE = "no deadline: late_risk applies only to tasks with a deadline"
+NO_DEADLINE_BAND = "no deadline"  # the risk_band of a task without a deadline (it has no late_risk)
+AS_OF_ENV = "MLOPS_AS_OF"
 EXPLAIN_CHOICES = ("all", "at_risk")
 REASONS_CAPPED = "reasons not computed: more medium/high-risk tasks than the cap of this run"
 
@@ -316,13 +321,41 @@ def warehouse_history(path: str | Path, lock_timeout_s: float = 10.0) -> feature
 
 
 # ---------------------------------------------------------------------------------------------------
+# as of when
+
+
+def scoring_as_of(tasks: pl.DataFrame, environ: Mapping[str, str] | None = None) -> tuple[datetime, str]:
+    """(the time batch scores are as of, where it comes from): ``MLOPS_AS_OF`` when set, else the data's end.
+
+    The data's end is its latest created/updated/resolved time (never later than now): an export, or
+    the sample (which ends 2026-10-31), is scored as of the day it describes, not the day it is read, so
+    open tasks are not all "overdue" and predicted completions do not all collapse onto today.
+    ``MLOPS_AS_OF`` is an ISO 8601 time (a date means its midnight UTC), or ``now`` for the wall clock.
+    """
+    from mlops_assets.lib.gate import data_as_of
+
+    raw = (os.environ if environ is None else environ).get(AS_OF_ENV, "").strip()
+    if not raw:
+        return data_as_of(tasks), "the data's latest created/updated/resolved time"
+    if raw.lower() == "now":
+        return datetime.now(UTC), f"{AS_OF_ENV}=now"
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{AS_OF_ENV}={raw!r} is not an ISO 8601 time (e.g. 2026-10-31 or 2026-10-31T18:00:00Z) "
+                         "nor 'now': fix or unset it") from None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC), f"{AS_OF_ENV}={raw}"
+
+
+# ---------------------------------------------------------------------------------------------------
 # scoring
 
 
-def risk_band(late_risk: float | None) -> str | None:
-    """low / medium / high for a probability (cut-offs :data:`MEDIUM_FROM`, :data:`HIGH_FROM`)."""
+def risk_band(late_risk: float | None) -> str:
+    """low / medium / high for a probability (cut-offs :data:`MEDIUM_FROM`, :data:`HIGH_FROM`);
+    :data:`NO_DEADLINE_BAND` for none (late_risk is null exactly when the task has no deadline)."""
     if late_risk is None or math.isnan(late_risk):
-        return None
+        return NO_DEADLINE_BAND
     return "high" if late_risk >= HIGH_FROM else "medium" if late_risk >= MEDIUM_FROM else "low"
 
 
@@ -473,7 +506,7 @@ def score_features(
         ]
     ).with_columns(
         pl.when(risk >= HIGH_FROM).then(pl.lit("high")).when(risk >= MEDIUM_FROM).then(pl.lit("medium"))
-        .when(risk.is_not_null()).then(pl.lit("low")).otherwise(None).alias("risk_band"),
+        .when(risk.is_not_null()).then(pl.lit("low")).otherwise(pl.lit(NO_DEADLINE_BAND)).alias("risk_band"),
         pl.when("_deadline").then(pl.lit([], pl.List(pl.String))).otherwise(pl.lit([NO_DEADLINE], pl.List(pl.String)))
         .alias("warnings"),
         pl.col("predicted_completion_at").cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),

@@ -25,6 +25,10 @@ Endpoints (every JSON body names the model versions under ``models``):
 * ``POST /predict``: one task as a JSON object of task fields -> ``{"prediction": {...}, "models": {...}}``.
 * ``POST /predict/batch``: ``{"tasks": [...]}`` (at most ``MLOPS_SERVE_MAX_TASKS``, 1000) ->
   ``{"predictions": [...], "models": {...}}`` in request order.
+* ``GET /reports/...`` and ``GET /exports/...``: the HTML reports (``MLOPS_REPORTS_DIR``, data/reports)
+  and the PM exports (``MLOPS_EXPORTS_DIR``, data/exports; ``/exports/projects/`` is the page per
+  project) that the Dagster UI links to, read-only (GET/HEAD); a path that leaves the folder (``..``,
+  a symlink out) or names a hidden file is 404.
 * ``POST /reload``: re-read the champion aliases and the warehouse now. The service also checks both
   every ``MLOPS_SERVE_CHECK_S`` seconds (30): a promotion or rollback is served within that time.
 
@@ -63,6 +67,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import pathlib
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -76,6 +81,7 @@ import numpy as np
 import polars as pl
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from starlette.staticfiles import StaticFiles
 
 from mlops_assets.lib import features as features_lib
 from mlops_assets.lib import history_index, scoring
@@ -105,6 +111,8 @@ class Settings:
     max_tasks: int = 1000
     max_bytes: int = 1_000_000
     workers: int = 1
+    reports_dir: str = "data/reports"
+    exports_dir: str = "data/exports"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -121,6 +129,8 @@ class Settings:
             max_tasks=env_number("MLOPS_SERVE_MAX_TASKS", 1000, int, env),
             max_bytes=env_number("MLOPS_SERVE_MAX_BYTES", 1_000_000, int, env),
             workers=env_number("MLOPS_SERVE_WORKERS", 1, int, env),
+            reports_dir=env.get("MLOPS_REPORTS_DIR", "").strip() or "data/reports",
+            exports_dir=env.get("MLOPS_EXPORTS_DIR", "").strip() or "data/exports",
         )
 
 
@@ -427,6 +437,16 @@ async def _score_records(records: list[Any], policy: str, state: ModelState, bat
     return snapshot, rows
 
 
+class ReadOnlyFiles(StaticFiles):
+    """Starlette's static files (GET/HEAD only; a path that resolves outside the folder is 404) minus hidden
+    files: temporary files of an export being written and dotfiles are never served."""
+
+    def lookup_path(self, path: str) -> tuple[str, os.stat_result | None]:
+        if any(part.startswith(".") for part in pathlib.PurePath(path).parts):
+            return "", None
+        return super().lookup_path(path)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The FastAPI app; loading happens in the background after start-up (watch GET /ready)."""
     settings = settings or Settings.from_env()
@@ -461,6 +481,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.model_state = state
+    # The pages the Dagster UI links to (a browser will not open file:// links from it), read-only.
+    app.mount("/reports", ReadOnlyFiles(directory=settings.reports_dir, html=True, check_dir=False), name="reports")
+    app.mount("/exports", ReadOnlyFiles(directory=settings.exports_dir, html=True, check_dir=False), name="exports")
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> Response:

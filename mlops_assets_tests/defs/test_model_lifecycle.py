@@ -126,3 +126,32 @@ def test_batch_scores_cover_every_open_task_with_versions_and_match_the_served_p
     merged = online.join(scores, on="task_id", suffix="_batch")
     assert merged.height == 25
     assert (merged["late_risk"] - merged["late_risk_batch"]).abs().max() < 1e-9
+
+
+def test_scores_are_as_of_the_data_end_and_exported_for_project_managers(lifecycle):
+    """Issue 18 items 5-6: the sample is scored as of its own end; CSV, Parquet and a page per project, linked."""
+    from mlops_assets.lib import exports
+    from mlops_assets.lib.gate import data_as_of
+
+    wh, root = lifecycle["wh"], lifecycle["root"]
+    scores, tasks = wh.read_table("serving.task_risk_scores"), wh.read_table("clean.tasks")
+    as_of = data_as_of(tasks)
+    assert set(scores["scored_at"]) == {as_of}  # the data's end, not the wall clock
+    assert scores["completion_overdue"].mean() < 0.9  # not "everything open is overdue"
+    assert scores["risk_band"].null_count() == 0 and "no deadline" in set(scores["risk_band"])
+    [event] = [e for e in lifecycle["result"].get_asset_materialization_events()
+               if e.asset_key == dg.AssetKey(["serving", "task_risk_scores"])]
+    meta = {k: v.value for k, v in event.materialization.metadata.items()}
+    assert meta["as_of"] == as_of.isoformat(timespec="seconds")
+    assert meta["pm_csv"] == "http://127.0.0.1:8000/exports/task_risk_scores.csv"  # served by `make serve`
+    assert meta["pm_projects"] == "http://127.0.0.1:8000/exports/projects/index.html"
+    out = root / "exports"  # beside the run's reports folder
+    assert meta["pm_csv_path"] == str((out / exports.CSV_NAME).resolve())
+    csv = pl.read_csv(out / exports.CSV_NAME, infer_schema_length=0)
+    assert csv.columns == list(exports.PM_COLUMNS) and csv.height == scores.height
+    assert csv["title"].null_count() < csv.height and set(csv["project"]) == set(tasks.filter(
+        pl.col("task_id").is_in(scores["task_id"].to_list()))["project"])
+    parquet = pl.read_parquet(out / exports.PARQUET_NAME)
+    assert parquet.height == scores.height and parquet["late_risk"].dtype == pl.Float64
+    pages = {p.name for p in (out / exports.PROJECTS_DIR).glob("*.html")}
+    assert pages == {exports.INDEX_NAME} | {exports.project_file(p) for p in set(parquet["project"])}

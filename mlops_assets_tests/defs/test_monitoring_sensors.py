@@ -157,7 +157,7 @@ def test_the_sensor_module_imports_no_ml_library():
 def test_definitions_hold_the_monitoring_objects():
     from mlops_assets.definitions import defs
 
-    for name in ("retrain_sensor", "check_failure_alert_sensor", "run_failure_alert_sensor",
+    for name in ("retrain_sensor", "check_failure_alert_sensor", "run_failure_alert_sensor", "champion_alias_sensor",
                  "automation_condition_sensor"):
         assert defs.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING, name
     assert defs.resolve_schedule_def("daily_monitoring_schedule")
@@ -187,3 +187,49 @@ def test_a_failed_alert_logs_the_webhook_without_its_secrets(instance, caplog, s
             assert "alert not delivered" in caplog.text
             for secret in ("hunter2pw", "XXsecretXX", "abc123def"):
                 assert secret not in caplog.text
+
+
+def _version(client, name: str, source) -> str:
+    return str(client.create_model_version(name, source=str(source)).version)
+
+
+def test_a_rollback_shows_on_the_champion_asset(instance, mlflow_uri, tmp_path):
+    """Issue 22 item 1: after `mlops-assets rollback` models/<m>_champion shows the version the registry serves."""
+    from mlops_assets.defs.monitoring.sensors import MODELS, champion_alias_sensor, shown_champion
+    from mlops_assets.lib import registry, scoring
+    from mlops_assets.resources import MLflowResource
+
+    assert MODELS == scoring.MODEL_NAMES
+    client = registry.get_client(mlflow_uri)
+    client.create_registered_model("late_risk")
+    first, second = _version(client, "late_risk", tmp_path), _version(client, "late_risk", tmp_path)
+    client.set_model_version_tag("late_risk", second, "previous_champion", first)
+    client.set_registered_model_alias("late_risk", "champion", second)
+    key = dg.AssetKey(["models", "late_risk_champion"])
+    instance.report_runless_asset_event(dg.AssetMaterialization(key, metadata={"champion_version": second}))
+    resources = {"mlflow": MLflowResource(tracking_uri=mlflow_uri)}
+
+    def tick():
+        return champion_alias_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources=resources))
+
+    assert "show the served champions (late_risk v2, cycle_time vnone)" in tick().skip_message
+    assert registry.rollback("late_risk", client) == (second, first)
+    [event] = tick().asset_events
+    assert event.asset_key == key and event.metadata["champion_version"].value == first
+    assert event.metadata["decision"].value == f"rolled back from v{second}"
+    instance.report_runless_asset_event(event)  # what the daemon does with a sensor's asset events
+    assert shown_champion(instance, key) == first
+    assert not tick().asset_events
+
+
+def test_the_champion_sensor_waits_while_a_run_may_be_gating(instance, mlflow_uri, tmp_path):
+    from mlops_assets.defs.monitoring.sensors import champion_alias_sensor
+    from mlops_assets.lib import registry
+    from mlops_assets.resources import MLflowResource
+
+    client = registry.get_client(mlflow_uri)
+    client.create_registered_model("late_risk")
+    client.set_registered_model_alias("late_risk", "champion", _version(client, "late_risk", tmp_path))
+    instance.add_run(dg.DagsterRun(job_name="retrain_job", run_id="a" * 36, status=dg.DagsterRunStatus.STARTED))
+    context = dg.build_sensor_context(instance=instance, resources={"mlflow": MLflowResource(tracking_uri=mlflow_uri)})
+    assert not champion_alias_sensor.evaluate_tick(context).asset_events

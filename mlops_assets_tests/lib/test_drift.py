@@ -8,6 +8,7 @@ from mlops_assets.lib.drift import (
     SKIPPED,
     WASSERSTEIN,
     compute_drift,
+    report_verdict,
     write_evidently_report,
 )
 
@@ -236,15 +237,38 @@ def test_raises_only_when_nothing_can_be_compared(numeric, categorical, referenc
 # --- Evidently HTML report --------------------------------------------------------------------
 
 
-def test_writes_evidently_html_report(tmp_path):
+@pytest.mark.parametrize("drifted", [True, False], ids=["drifted batch", "undrifted batch"])
+def test_the_evidently_page_tells_the_verdicts_story(tmp_path, drifted):
+    """Issue 18 item 1: the page's dataset verdict, drifted columns and scores are compute_drift's."""
     ref, cur = _frames()
-    path = write_evidently_report(
-        ref, cur.drop("source"), NUMERIC, CATEGORICAL, tmp_path / "reports" / "drift.html", sample_rows=2_000
-    )
+    if not drifted:
+        cur = _frames(seed=1)[0]  # a second draw of the reference's distributions
+    cur = cur.drop("source")  # a column missing from the current window: skipped by both
+    result = compute_drift(ref, cur, NUMERIC, CATEGORICAL, threshold=0.1, drift_share=0.3)
+    path = write_evidently_report(ref, cur, NUMERIC, CATEGORICAL, tmp_path / "reports" / "drift.html", result=result)
 
-    html = path.read_text(encoding="utf-8")
-    assert path == tmp_path / "reports" / "drift.html"
-    assert "cycle_time_days" in html and "type" in html
+    page = report_verdict(path)
+    assert path == tmp_path / "reports" / "drift.html" and "cycle_time_days" in path.read_text(encoding="utf-8")
+    assert result.dataset_drifted is drifted
+    assert page.dataset_drifted is result.dataset_drifted
+    assert page.drifted_columns == sorted(result.drifted_columns)
+    assert page.share_drifted == pytest.approx(result.share_drifted)
+    assert page.drift_share == 0.3
+    assert set(page.scores) == {c.column for c in result.compared} and "source" not in page.scores
+    for c in result.compared:
+        assert page.scores[c.column] == pytest.approx(c.score, rel=1e-9), c.column
+    assert page.methods["cycle_time_days"] == "wasserstein" and page.methods["priority_ordinal"] == "jensenshannon"
+
+
+def test_the_page_computes_its_own_verdict_the_same_way_when_not_given_one(tmp_path):
+    ref, cur = _frames()
+    cur = cur.with_columns(pl.when(pl.int_range(pl.len()) < 50).then(float("inf")).otherwise("score").alias("score"))
+    path = write_evidently_report(ref, cur, NUMERIC, CATEGORICAL, tmp_path / "drift.html", threshold=0.2)
+    expected = compute_drift(ref, cur, NUMERIC, CATEGORICAL, threshold=0.2)
+    page = report_verdict(path)
+    assert page.drifted_columns == sorted(expected.drifted_columns)
+    assert page.dataset_drifted is expected.dataset_drifted and page.drift_share == 0.5
+    assert page.scores["score"] == pytest.approx(expected.column("score").score, rel=1e-9)  # infinities dropped
 
 
 def test_report_refuses_an_empty_current_window(tmp_path):

@@ -65,7 +65,8 @@ def test_no_deadline_means_no_late_risk_and_says_so(tasks, scored):
     ).to_series()
     assert no_deadline.any() and (~no_deadline).any()
     rows = scored.filter(no_deadline)
-    assert rows["late_risk"].null_count() == rows.height and rows["risk_band"].null_count() == rows.height
+    assert rows["late_risk"].null_count() == rows.height
+    assert set(rows["risk_band"]) == {scoring.NO_DEADLINE_BAND}  # a band of its own, never a missing value
     assert rows["reason_1"].null_count() == rows.height
     assert all(scoring.NO_DEADLINE in w for w in rows["warnings"].to_list())
     assert scored.filter(~no_deadline)["late_risk"].null_count() == 0

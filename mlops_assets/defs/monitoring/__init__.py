@@ -6,12 +6,19 @@ from .assets import data_drift, model_performance
 from .jobs import monitor_job
 from .resources import monitoring_resource
 from .schedules import daily_monitoring_schedule
-from .sensors import automation_sensor, check_failure_alert_sensor, retrain_sensor, run_failure_alert_sensor
+from .sensors import (
+    automation_sensor,
+    champion_alias_sensor,
+    check_failure_alert_sensor,
+    retrain_sensor,
+    run_failure_alert_sensor,
+)
 
 defs = dg.Definitions(
     assets=[data_drift, model_performance],
     jobs=[monitor_job],
-    sensors=[retrain_sensor, check_failure_alert_sensor, run_failure_alert_sensor, automation_sensor],
+    sensors=[retrain_sensor, check_failure_alert_sensor, run_failure_alert_sensor, champion_alias_sensor,
+             automation_sensor],
     schedules=[daily_monitoring_schedule],
     resources={"monitoring": monitoring_resource()},
 )

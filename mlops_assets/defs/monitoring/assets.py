@@ -52,23 +52,26 @@ class NoReference(Exception):
 
 
 def load_reference(warehouse: WarehouseResource, client, model: str) -> tuple[str, pl.DataFrame]:
-    """(champion version, its training reference rows) or NoReference with the reason."""
-    from mlops_assets.lib import registry
+    """(champion version, its training reference rows) or NoReference with the reason.
+
+    A reference of another version (the champion was rolled back, or its alias moved by hand) is rebuilt
+    for the champion from its run's training window, as the gate does: monitoring judges the model that serves.
+    """
+    from mlops_assets.lib import gate, registry
 
     version = registry.champion_version(model, client)
     if version is None:
         raise NoReference(f"{model} has no champion yet: run the training assets (`make run`) first")
     wh = warehouse.get()
-    if not wh.table_exists(f"models.{model}_reference"):
-        raise NoReference(f"no training reference for {model} champion v{version}: retrain (train_job) so "
-                          "the gate records one on promotion")
-    reference = wh.read_table(f"models.{model}_reference")
-    stored = reference["champion_version"][0] if reference.height else None
+    stored, note = gate.converge_reference(wh, model, version, client)
+    if note.startswith("reference rebuilt"):
+        dg.get_dagster_logger().info(f"{model}: {note}")
+    if stored is None:
+        raise NoReference(f"no training reference for {model} champion v{version}: {note}")
     if stored != version:
-        raise NoReference(f"the training reference is of {model} v{stored}, the champion is v{version} "
-                          f"(rolled back?): materialize models/{model}_champion, whose gate rebuilds the "
-                          "reference for the champion")
-    return version, reference
+        raise NoReference(f"the training reference is of {model} v{stored}, the champion is v{version}, and it "
+                          f"could not be rebuilt: {note}")
+    return version, wh.read_table(f"models.{model}_reference")
 
 
 def _scores(model: scoring.ServedModel, frame: pl.DataFrame) -> pl.Series:
@@ -108,11 +111,11 @@ def _data_drift(context, config: DataDriftConfig, warehouse: WarehouseResource, 
         return _unjudged(context, base, "no tasks in the current window (features.task_features is empty)")
     if window.frame.height < config.min_current_rows:
         return _unjudged(context, base, f"only {window.frame.height} tasks in the last {config.window_days:g} days "
-                         f"(need {config.min_current_rows} to judge drift)", skip=True)
+                         f"(need {config.min_current_rows} to judge drift)")
     result = drift.compute_drift(reference, window.frame, config.numeric_columns, config.categorical_columns,
-                                 threshold=config.column_threshold)
-    predictions = _prediction_drift(client, warehouse, window.frame, config)
-    report = _report(context, reports, reference, window.frame, config)
+                                 threshold=config.column_threshold, drift_share=config.drift_share_threshold)
+    predictions = _prediction_drift(client, warehouse, feats, window.frame, config)
+    report = _report(context, reports, reference, window.frame, config, result)
     _record(wh, context.run_id, result, predictions, base)
     share = result.share_drifted
     detail = {**base, "drift_share": share, "threshold": config.drift_share_threshold,
@@ -128,46 +131,72 @@ def _data_drift(context, config: DataDriftConfig, warehouse: WarehouseResource, 
     )
 
 
-def _unjudged(context, base: dict, reason: str, skip: bool = False) -> dg.MaterializeResult:
-    """No verdict possible: a failed WARN check with the reason (retraining ignores WARN), or skipped checks."""
+def _unjudged(context, base: dict, reason: str) -> dg.MaterializeResult:
+    """No verdict possible: failed WARN checks with the reason, so the alert sensor reports it (retraining ignores WARN)."""
     context.log.warning(f"data drift not judged: {reason}")
     meta = {**{k: v for k, v in base.items() if v is not None}, "status": f"not judged: {reason}"}
-    if skip:  # an omitted check result shows as "skipped" in the UI; the reason is in the asset metadata
-        return dg.MaterializeResult(asset_key=DATA_DRIFT, metadata=meta)
     warn = dg.AssetCheckSeverity.WARN
     return dg.MaterializeResult(asset_key=DATA_DRIFT, metadata=meta, check_results=[
         dg.AssetCheckResult(check_name=spec.name, passed=False, severity=warn, metadata={**meta, "reason": reason})
         for spec in DRIFT_CHECKS])
 
 
-def _prediction_drift(client, warehouse: WarehouseResource, current: pl.DataFrame,
+MIN_HELD_OUT_ROWS = 30
+
+
+def held_out(features: pl.DataFrame, reference: pl.DataFrame, current: pl.DataFrame) -> pl.DataFrame:
+    """Tasks the champion was not fitted on, from before the current window: created after its training window
+    and by the data's as-of time at training (its validation and test windows), less the current window's."""
+    if reference.height == 0:
+        return features.clear()
+    end, as_of = reference["created_at"].max(), reference["trained_as_of"][0]
+    rows = features.filter((pl.col("created_at") > end) & (pl.col("created_at") <= as_of))
+    return rows.join(current.select("task_id"), on="task_id", how="anti")
+
+
+def _prediction_drift(client, warehouse: WarehouseResource, features: pl.DataFrame, current: pl.DataFrame,
                       config: DataDriftConfig) -> drift.DriftResult:
-    """Each champion's score distribution on its reference against the current window."""
+    """Each champion's scores on held-out tasks against its scores on the current window.
+
+    Not against its training rows: a boosted model's scores on the rows it was fitted on are sharper than on
+    any new rows, which read as drift on a clean sample (1.36 against 0.15 on the day-one sample, issue 22).
+    """
     columns: list[drift.ColumnDrift] = []
+
+    def skipped(column: str, n_ref: int, reason: str) -> drift.ColumnDrift:
+        return drift.ColumnDrift(column, drift.NUMERIC, drift.SKIPPED, None, None, config.prediction_threshold,
+                                 False, n_ref, current.height, None, None, reason)
+
     for name, column in SCORE_COLUMNS.items():
         try:
             version, reference = load_reference(warehouse, client, name)
         except NoReference as exc:
-            columns.append(drift.ColumnDrift(column, drift.NUMERIC, drift.SKIPPED, None, None,
-                                             config.prediction_threshold, False, 0, current.height, None, None, str(exc)))
+            columns.append(skipped(column, 0, str(exc)))
             continue
         model = scoring.load_model_version(name, version, client)
         missing = [f for f in model.features if f not in current.columns]
         if missing:
-            columns.append(drift.ColumnDrift(column, drift.NUMERIC, drift.SKIPPED, None, None, config.prediction_threshold,
-                                             False, reference.height, current.height, None, None,
-                                             f"the current data lacks feature(s) {missing} the champion needs"))
+            columns.append(skipped(column, reference.height,
+                                   f"the current data lacks feature(s) {missing} the champion needs"))
             continue
-        ref, cur = pl.DataFrame(_scores(model, reference)), pl.DataFrame(_scores(model, current))
-        columns += drift.compute_drift(ref, cur, [column], [], threshold=config.prediction_threshold).columns
+        before = held_out(features, reference, current)
+        if before.height < MIN_HELD_OUT_ROWS:
+            columns.append(skipped(column, before.height, f"only {before.height} held-out tasks (created after "
+                                   f"{name} v{version}'s training window, before the current window; need "
+                                   f"{MIN_HELD_OUT_ROWS}) to compare its scores with"))
+            continue
+        columns.append(drift.prediction_drift(_scores(model, before), _scores(model, current),
+                                              min_score=config.prediction_threshold))
     return drift.DriftResult(columns, config.prediction_threshold, 1.0, 0, current.height)
 
 
-def _report(context, reports: ReportsResource, reference, current, config: DataDriftConfig) -> dict:
+def _report(context, reports: ReportsResource, reference, current, config: DataDriftConfig,
+            result: drift.DriftResult) -> dict:
+    """Evidently's page, configured as compute_drift decided and run on the same rows: it shows the same verdict."""
     path = reports.dir("monitoring", context.run_id[:8]) / "data_drift.html"
     try:
         written = drift.write_evidently_report(reference, current, config.numeric_columns, config.categorical_columns,
-                                               path)
+                                               path, result=result)
     except Exception as exc:  # the HTML is for browsing; the verdicts above never depend on it
         context.log.warning(f"Evidently report not written: {exc}")
         return {"report": f"not written: {exc}"}
@@ -193,9 +222,10 @@ def _share_check(share: float | None, config: DataDriftConfig, detail: dict) -> 
     if share is None:
         return dg.AssetCheckResult(check_name=monitoring.DRIFT_CHECK, passed=False, severity=dg.AssetCheckSeverity.WARN,
                                    metadata={**meta, "reason": "no monitored column could be compared"})
-    passed = share <= config.drift_share_threshold
+    # fails at share >= threshold, as DriftResult.dataset_drifted and Evidently's page decide
+    passed = share < config.drift_share_threshold
     reason = (f"{share:.0%} of monitored features drifted ({meta['drifted_columns']}), "
-              f"{'within' if passed else 'above'} the {config.drift_share_threshold:.0%} threshold")
+              f"{'below' if passed else 'at or above'} the {config.drift_share_threshold:.0%} threshold")
     return dg.AssetCheckResult(check_name=monitoring.DRIFT_CHECK, passed=passed, severity=dg.AssetCheckSeverity.ERROR,
                                metadata={**meta, "reason": reason})
 

@@ -16,7 +16,7 @@ MODEL_PERFORMANCE = dg.AssetKey(["monitoring", "model_performance"])
 
 DRIFT_CHECKS = [
     dg.AssetCheckSpec(monitoring.DRIFT_CHECK, asset=DATA_DRIFT,
-                      description="The share of drifted monitored features is at most the threshold (ERROR when above)."),
+                      description="The share of drifted monitored features is below the threshold (ERROR at or above it, as on the Evidently page)."),
     dg.AssetCheckSpec("prediction_drift_small", asset=DATA_DRIFT,
                       description="Neither champion's score distribution drifted from its training reference (warning)."),
 ]

@@ -14,6 +14,7 @@ import dagster as dg
 
 from mlops_assets.lib import monitoring as mon
 from mlops_assets.lib.redact import redact
+from mlops_assets.resources import MLflowResource
 
 from ..ingestion.assets import WAREHOUSE_WRITE_TAGS
 from ..training.jobs import retrain_job
@@ -111,6 +112,51 @@ def run_failure_alert_sensor(context: dg.RunFailureSensorContext, monitoring: Mo
     """Alert on every failed run of this code location."""
     message = context.failure_event.message or "no message"
     send_alert(context, monitoring, mon.run_alert(context.dagster_run.job_name, context.dagster_run.run_id, message))
+
+
+MODELS = ("late_risk", "cycle_time")  # lib.scoring.MODEL_NAMES, not imported: it would load the ML stack
+
+
+def shown_champion(instance: dg.DagsterInstance, key: dg.AssetKey) -> str | None:
+    """The champion version the latest materialization of models/<m>_champion shows (None when never materialized)."""
+    event = instance.get_latest_materialization_event(key)
+    value = event.asset_materialization.metadata.get("champion_version") if event and event.asset_materialization else None
+    return None if value is None else str(value.value)
+
+
+def _may_be_gating(instance: dg.DagsterInstance, key: dg.AssetKey) -> bool:
+    """A run in flight may be moving the alias itself: its own materialization will show the result."""
+    runs = instance.get_runs(dg.RunsFilter(statuses=IN_FLIGHT), limit=50)
+    return any(run.asset_selection is None or key in run.asset_selection for run in runs)
+
+
+@dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+def champion_alias_sensor(context: dg.SensorEvaluationContext, mlflow: MLflowResource):
+    """Record on models/<m>_champion a champion the registry serves that no gate recorded (a rollback)."""
+    from mlops_assets.lib import registry  # mlflow loads on the first tick, not with the code location
+
+    client, events, seen = mlflow.client(), [], []
+    for name in MODELS:
+        key = dg.AssetKey(["models", f"{name}_champion"])
+        served, shown = registry.champion_version(name, client), shown_champion(context.instance, key)
+        seen.append(f"{name} v{served or 'none'}")
+        if served is None or served == shown or _may_be_gating(context.instance, key):
+            continue
+        tags = client.get_model_version(name, served).tags
+        if tags.get("restored_from"):
+            decision = f"rolled back from v{tags['restored_from']}"
+            reason = (f"the registry's champion alias was moved back to v{served} at {tags.get('restored_at', '?')} "
+                      f"(`mlops-assets rollback`); the gate had recorded v{shown or 'none'}")
+        else:
+            decision = "champion alias moved outside the gate"
+            reason = f"the registry serves v{served}; the last gate recorded v{shown or 'none'}"
+        context.log.info(f"{name}: {decision}: {reason}")
+        events.append(dg.AssetMaterialization(key, description=reason, metadata={
+            "decision": decision, "reason": reason, "champion_version": served,
+            "previous_shown_version": shown or "none", "recorded_by": "champion_alias_sensor"}))
+    if not events:
+        return dg.SkipReason(f"the materializations show the served champions ({', '.join(seen)})")
+    return dg.SensorResult(asset_events=events)
 
 
 # Declared, not left to the default sensor: running from the start, and its runs carry the warehouse-write

@@ -1,11 +1,10 @@
 """serving/task_risk_scores: every open task scored by the champions, refreshed by itself."""
 
-from datetime import UTC, datetime
-
 import dagster as dg
 
+from mlops_assets.lib import exports as pm_exports
 from mlops_assets.lib import fast_trees, scoring
-from mlops_assets.resources import MLflowResource, WarehouseResource
+from mlops_assets.resources import ExportsResource, MLflowResource, WarehouseResource
 
 from ..ingestion.assets import WAREHOUSE_WRITE_TAGS
 
@@ -22,11 +21,13 @@ CHAMPIONS = [dg.AssetKey(["models", f"{m}_champion"]) for m in scoring.MODEL_NAM
     automation_condition=dg.AutomationCondition.eager(),
     description="serving.task_risk_scores: every open task with its late_risk probability and band, the top "
     "three reasons in words, and a predicted completion date from the cycle_time champion; each row names "
-    "the model versions and the scoring time. Rescored when a champion changes or new tasks land.",
+    "the model versions and the time the scores are as of (the data's end, or MLOPS_AS_OF). Rescored when a "
+    "champion changes or new tasks land; each refresh also exports them for project managers (CSV, Parquet, "
+    "an HTML page per project under data/exports/, linked below and served by `make serve`).",
 )
-def task_risk_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
-                     mlflow: MLflowResource) -> dg.MaterializeResult:
-    """Score every open task with the current champions."""
+def task_risk_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource,
+                     exports: ExportsResource) -> dg.MaterializeResult:
+    """Score every open task with the current champions as of the data's end, and export them for PMs."""
     wh = warehouse.get()
     try:
         # A new champion too big to compile quickly is scored by LightGBM itself this time (same numbers);
@@ -35,9 +36,14 @@ def task_risk_scores(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     except scoring.NoChampionError as exc:
         raise dg.Failure(description=str(exc)) from None
     tasks = wh.read_table("clean.tasks")
-    scores = scoring.score_open_tasks(tasks, champions["late_risk"], champions["cycle_time"],
-                                      datetime.now(UTC))
+    try:
+        as_of, as_of_source = scoring.scoring_as_of(tasks)
+    except ValueError as exc:
+        raise dg.Failure(description=str(exc)) from None
+    scores = scoring.score_open_tasks(tasks, champions["late_risk"], champions["cycle_time"], as_of)
     wh.replace_tables({"serving.task_risk_scores": scores})
+    # after the table commits: the files are written from memory, so no reader of them holds the warehouse
+    written = pm_exports.write_exports(pm_exports.pm_view(scores, tasks), exports.dir(), as_of, as_of_source)
     bands = dict(scores.group_by("risk_band").len().iter_rows()) if scores.height else {}
     return dg.MaterializeResult(metadata={
         "dagster/row_count": scores.height,
@@ -47,4 +53,18 @@ def task_risk_scores(context: dg.AssetExecutionContext, warehouse: WarehouseReso
                               f"{', compiled SHAP' if m.shap is not None else ''}" for n, m in champions.items()),
         "risk_bands": dg.MetadataValue.json({str(k): v for k, v in bands.items()}),
         "mean_late_risk": float(scores["late_risk"].mean() or 0.0) if scores.height else 0.0,
+        "as_of": as_of.isoformat(timespec="seconds"),
+        "as_of_source": as_of_source,
+        **export_links(written, exports),
     })
+
+
+def export_links(written: pm_exports.ExportResult, exports: ExportsResource) -> dict[str, dg.MetadataValue]:
+    """Links to the PM exports: URLs the scoring service serves (`make serve`), and the files' paths."""
+    out: dict[str, dg.MetadataValue] = {}
+    for label, path in (("pm_projects", written.index), ("pm_csv", written.csv), ("pm_parquet", written.parquet)):
+        url = exports.url("exports", path.relative_to(written.root))
+        if url:
+            out[label] = dg.MetadataValue.url(url)
+        out[f"{label}_path"] = dg.MetadataValue.path(str(path.resolve()))
+    return out
