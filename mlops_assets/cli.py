@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from mlops_assets import __version__
+
 
 def main(argv: list[str] | None = None) -> int:
     argv_list = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="mlops-assets", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="write the seeded synthetic sample into a landing zone")
     gen.add_argument("--tasks", type=int, default=6000)

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from mlops_assets import __version__
 from mlops_assets.lib import training
 
 if TYPE_CHECKING:
@@ -371,6 +372,7 @@ def log_training_run(
         "dagster_run_id": dagster_run_id or "",
         "git_commit": git_commit or "",
         "mlflow.source.git.commit": git_commit or "",
+        "mlops_assets_version": __version__,  # the package version that trained it (CHANGELOG.md)
         **{f"split_hash.{name}": digest for name, digest in hashes.items()},
         **training_window_tags(splits["train"], history.as_of),
     }

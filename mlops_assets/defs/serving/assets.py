@@ -1,9 +1,12 @@
 """serving/task_risk_scores: every open task scored by the champions, refreshed by itself."""
 
 import dagster as dg
+import polars as pl
 
+from mlops_assets import __version__
 from mlops_assets.lib import exports as pm_exports
 from mlops_assets.lib import fast_trees, scoring
+from mlops_assets.metadata import readable
 from mlops_assets.resources import ExportsResource, MLflowResource, WarehouseResource
 
 from ..ingestion.assets import WAREHOUSE_WRITE_TAGS
@@ -41,12 +44,14 @@ def task_risk_scores(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     except ValueError as exc:
         raise dg.Failure(description=str(exc)) from None
     scores = scoring.score_open_tasks(tasks, champions["late_risk"], champions["cycle_time"], as_of)
+    scores = scores.with_columns(pl.lit(__version__).alias("package_version"))  # the code that scored each row
     wh.replace_tables({"serving.task_risk_scores": scores})
     # after the table commits: the files are written from memory, so no reader of them holds the warehouse
     written = pm_exports.write_exports(pm_exports.pm_view(scores, tasks), exports.dir(), as_of, as_of_source)
     bands = dict(scores.group_by("risk_band").len().iter_rows()) if scores.height else {}
-    return dg.MaterializeResult(metadata={
+    return dg.MaterializeResult(metadata=readable({
         "dagster/row_count": scores.height,
+        "package_version": __version__,
         "late_risk_version": champions["late_risk"].version,
         "cycle_time_version": champions["cycle_time"].version,
         "compiled": ", ".join(f"{n}: {'native code' if m.forest is not None else 'LightGBM'}"
@@ -56,7 +61,7 @@ def task_risk_scores(context: dg.AssetExecutionContext, warehouse: WarehouseReso
         "as_of": as_of.isoformat(timespec="seconds"),
         "as_of_source": as_of_source,
         **export_links(written, exports),
-    })
+    }))
 
 
 def export_links(written: pm_exports.ExportResult, exports: ExportsResource) -> dict[str, dg.MetadataValue]:
