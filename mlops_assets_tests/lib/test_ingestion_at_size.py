@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pyarrow as pa
@@ -15,6 +16,7 @@ import pytest
 
 from mlops_assets.lib import ingestion
 from mlops_assets.lib.warehouse import Warehouse
+from mlops_assets_tests.conftest import shared_data
 
 
 def _single_issue(n: int, body_chars: int = 6000, comments: int = 3) -> dict:
@@ -314,3 +316,62 @@ def test_one_issue_nested_past_the_decoders_limit_costs_only_itself(tmp_path):
     assert report.files_unreadable == 0
     assert sorted(wh.query("SELECT key FROM raw.jira_tasks")["key"].to_list()) == ["BIG-1", "BIG-2"]
     assert wh.query("SELECT locator FROM raw.rejects")["locator"].to_list() == ["issues[1]"]
+
+
+def _raw_rows(wh: Warehouse, source: str) -> dict[str, list[tuple]]:
+    kinds = ingestion.SOURCES[source][2]
+    return {kind: wh.query(f"SELECT * EXCLUDE (ingested_at, source_file, file_hash) FROM raw.{source}_{kind} "
+                           "ORDER BY record_hash").rows() for kind in kinds}
+
+
+def test_a_streamed_trello_board_gives_what_the_whole_parse_gives(tmp_path, monkeypatch):
+    """The real board of ../shared/data (cards, lists, labels, checklists, actions), whole and streamed."""
+    from mlops_assets.lib.sources import stream
+
+    board = shared_data("exports", "trello", "volunteerbridge-board.json")
+    rows = {}
+    for name, streamed in (("whole", False), ("streamed", True)):
+        folder = tmp_path / name / "landing" / "trello"
+        folder.mkdir(parents=True)
+        shutil.copy(board, folder / "board.json")
+        if streamed:
+            monkeypatch.setattr(stream, "STREAM_MIN_BYTES", 1)
+            monkeypatch.setattr(stream, "PART_RECORDS", 10)
+        wh = Warehouse(tmp_path / name / "wh.duckdb")
+        report = ingestion.ingest_source(wh, tmp_path / name / "landing", "trello")
+        assert report.files_ingested == 1 and report.files_unreadable == 0
+        rows[name] = _raw_rows(wh, "trello")
+        shape, message = wh.query("SELECT shape, message FROM raw.ingested_files").row(0)
+        assert shape == "trello-board-export" and (message or "").startswith("streamed") == streamed
+    assert {k: len(v) for k, v in rows["whole"].items()} == {k: len(v) for k, v in rows["streamed"].items()}
+    assert len(rows["whole"]["tasks"]) > 30 and rows["whole"] == rows["streamed"]
+
+
+def test_a_streamed_trello_board_is_read_in_parts_and_a_cut_one_leaves_nothing(tmp_path, monkeypatch, stream_everything):
+    cards = [{"id": f"{n:024x}", "idShort": n, "name": f"card {n}", "idList": "l1", "idMembers": [],
+              "dateLastActivity": "2024-05-01T10:00:00.000Z", "badges": {"comments": 1}, "labels": []}
+             for n in range(1, 201)]
+    cards[5] = {**cards[5], "dateLastActivity": "not a date"}  # one bad card costs only itself
+    actions = [{"id": f"a{n}", "type": "commentCard", "date": "2024-05-01T10:00:00.000Z", "idMemberCreator": "m1",
+                "data": {"card": {"id": f"{n:024x}"}, "text": "hello"}} for n in range(1, 201)]
+    board = {"name": "Big board", "lists": [{"id": "l1", "name": "Doing"}], "labels": [], "checklists": [],
+             "actions": actions, "cards": cards}
+    folder = tmp_path / "landing" / "trello"
+    folder.mkdir(parents=True)
+    (folder / "big.json").write_text(json.dumps(board))
+    text = json.dumps({**board, "name": "Cut"})
+    (folder / "cut.json").write_text(text[: len(text) * 3 // 4])
+    wh = Warehouse(tmp_path / "wh.duckdb")
+    parts: list[int] = []
+    real = ingestion._Writer.add
+    monkeypatch.setattr(ingestion._Writer, "add", lambda self, frames: parts.append(1) or real(self, frames))
+
+    report = ingestion.ingest_source(wh, tmp_path / "landing", "trello")
+
+    assert report.files_ingested == 1 and report.files_unreadable == 1
+    assert len(parts) >= 10  # 399 records in parts of 40
+    assert _one(wh, "SELECT count(*) FROM raw.trello_tasks") == 199
+    assert _one(wh, "SELECT count(*) FROM raw.trello_comments") == 200
+    assert _one(wh, "SELECT count(*) FROM raw.rejects WHERE locator = 'cards[5]'") == 1
+    assert _one(wh, "SELECT count(DISTINCT project) FROM raw.trello_tasks") == 1  # nothing of cut.json
+    assert any("cut.json" in m and "cut short" in m for m in report.messages)

@@ -26,12 +26,15 @@ Shape ``trello-board-export``: an object with ``cards`` and ``lists`` (plus ``ac
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from mlops_assets.lib.redact import excerpt
+from mlops_assets.lib.sources import stream
 from mlops_assets.lib.sources.base import (
     DateOutOfRange,
     ParsedFile,
@@ -134,35 +137,148 @@ def parse(path: Path) -> ParsedFile:
         raise SourceFormatError(f"{path.name}: expected {EXPECTED_SHAPE}; got {got}")
 
     parsed = ParsedFile(encoding=encoding, shape="trello-board-export")
-    project = board.get("name") or board.get("shortLink") or path.stem
-    lists = {lst["id"]: lst.get("name") or "" for lst in _list_of_dicts(board, "lists") if "id" in lst}
-    label_names = {
-        lab["id"]: lab.get("name") or lab.get("color") or ""
-        for lab in _list_of_dicts(board, "labels")
-        if "id" in lab
-    }
-    checklist_items: dict[str, int] = {}
-    for checklist in _list_of_dicts(board, "checklists"):
-        items = checklist.get("checkItems")
-        card_id = checklist.get("idCard")
-        if card_id:
-            checklist_items[card_id] = checklist_items.get(card_id, 0) + (
-                len(items) if isinstance(items, list) else 0
-            )
+    board_ctx = _Board.of(
+        board.get("name") or board.get("shortLink") or path.stem,
+        _list_of_dicts(board, "lists"), _list_of_dicts(board, "labels"), _list_of_dicts(board, "checklists"),
+        # a card whose id is not text (a list, an object) is rejected alone below, not the board
+        {card.get("id") for card in board["cards"] if isinstance(card, dict) and isinstance(card.get("id"), str)},
+    )
+    actions = board.get("actions") or []
+    if not isinstance(actions, list):  # the cards are still good: keep them, say what was ignored
+        parsed.rejects.append(_actions_not_a_list(type(actions).__name__, excerpt(canonical_json(actions), 200)))
+        actions = []
+    for _ in _board_parts(board_ctx, enumerate(actions), enumerate(board["cards"]), lambda: parsed):
+        pass
+    return parsed
 
-    # a card whose id is not text (a list, an object) is rejected alone below, not the board
-    card_ids = {card.get("id") for card in board["cards"] if isinstance(card, dict) and isinstance(card.get("id"), str)}
+
+def parse_stream(path: Path) -> Iterator[ParsedFile] | None:
+    """A board too big to hold whole (a 400 MB export), part by part (lib/sources/stream.py); None: parse it whole.
+
+    Three passes over the file, each holding one item at a time: the board's small parts (name,
+    lists, labels, checklists, card ids), then its actions (events, comments, and per card the
+    creation and last move into done), then its cards (tasks). Records equal the whole parse's.
+    """
+    if stream.first_byte(path) != b"{":
+        return None
+
+    def parts() -> Iterator[ParsedFile]:
+        head = _board_head(path)
+        if not (head["kinds"].get("cards") == "start_array" and head["kinds"].get("lists") == "start_array"):
+            got = f"an object with keys {sorted(head['kinds'])[:8]}"
+            raise SourceFormatError(f"{path.name}: expected {EXPECTED_SHAPE}; got {got}")
+        board_ctx = _Board.of(head["name"] or head["shortLink"] or path.stem, head["lists"], head["labels"],
+                              head["checklists"], head["card_ids"])
+        first = ParsedFile(shape="trello-board-export")
+        actions_kind = head["kinds"].get("actions")
+        if actions_kind == "start_array":
+            actions: Iterator[tuple[int, Any]] = enumerate(stream.items(path, "actions.item"))
+        else:
+            if actions_kind not in (None, "null"):
+                shown = {"start_map": "dict", "string": "str", "number": "float", "boolean": "bool"}.get(actions_kind,
+                                                                                                         actions_kind)
+                first.rejects.append(_actions_not_a_list(shown, "(not shown: the board is streamed)"))
+            actions = iter(())
+        made = [first]
+
+        def new_part() -> ParsedFile:
+            if made:
+                return made.pop()
+            return ParsedFile(shape="trello-board-export")
+
+        yield from _board_parts(board_ctx, actions, enumerate(stream.items(path, "cards.item")), new_part,
+                                stream.PART_RECORDS)
+
+    return parts()
+
+
+def _actions_not_a_list(type_name: str, shown: str) -> Reject:
+    return Reject("actions", f"actions: a JSON {type_name} where a list belongs: the board's list moves and comments "
+                             "were ignored, its cards kept; fix the export", shown)
+
+
+_HEAD_ITEMS = {"lists.item": "lists", "labels.item": "labels", "checklists.item": "checklists"}
+
+
+def _board_head(path: Path) -> dict[str, Any]:
+    """One streamed pass over a board: its name, lists, labels, checklists and card ids, and the JSON
+    kind of each top-level value (``start_array`` for a list); actions and cards are skimmed, not built."""
+    import ijson
+
+    head: dict[str, Any] = {"name": None, "shortLink": None, "lists": [], "labels": [], "checklists": [],
+                            "card_ids": set(), "kinds": {}}
+    builder, building = None, None
+    with open(path, "rb") as f:
+        try:
+            for prefix, event, value in ijson.parse(f, use_float=True):
+                if builder is not None:
+                    builder.event(event, value)
+                    if prefix == building and event in ("end_map", "end_array"):
+                        item = builder.value
+                        if isinstance(item, dict):
+                            head[_HEAD_ITEMS[building]].append(item)
+                        builder, building = None, None
+                    continue
+                if prefix in _HEAD_ITEMS and event in ("start_map", "start_array"):
+                    builder, building = ijson.ObjectBuilder(), prefix
+                    builder.event(event, value)
+                elif prefix == "cards.item.id" and event == "string":
+                    head["card_ids"].add(value)
+                elif "." not in prefix and prefix and event not in ("end_map", "end_array"):
+                    head["kinds"].setdefault(prefix, event)
+                    if prefix in ("name", "shortLink") and event == "string":
+                        head[prefix] = value
+        except (ijson.JSONError, UnicodeDecodeError) as exc:
+            raise SourceFormatError(f"{path.name} is not valid UTF-8 JSON part-way through ({str(exc)[:200]}); was "
+                                    "the download cut short?") from None
+    return head
+
+
+@dataclass
+class _Board:
+    """What every card and action of a board is read against."""
+
+    project: str
+    lists: dict[str, str]
+    label_names: dict[str, str]
+    checklist_items: dict[str, int]
+    card_ids: set[str]
+
+    @classmethod
+    def of(cls, project: str, lists: list[dict[str, Any]], labels: list[dict[str, Any]],
+           checklists: list[dict[str, Any]], card_ids: set[str]) -> _Board:
+        checklist_items: dict[str, int] = {}
+        for checklist in checklists:
+            items = checklist.get("checkItems")
+            card_id = checklist.get("idCard")
+            if card_id:
+                checklist_items[card_id] = checklist_items.get(card_id, 0) + (
+                    len(items) if isinstance(items, list) else 0
+                )
+        return cls(
+            project=project,
+            lists={lst["id"]: lst.get("name") or "" for lst in lists if "id" in lst},
+            label_names={lab["id"]: lab.get("name") or lab.get("color") or "" for lab in labels if "id" in lab},
+            checklist_items=checklist_items,
+            card_ids=card_ids,
+        )
+
+
+def _board_parts(
+    board: _Board,
+    actions: Iterable[tuple[int, Any]],
+    cards: Iterable[tuple[int, Any]],
+    new_part: Callable[[], ParsedFile],
+    part_records: int = 0,
+) -> Iterator[ParsedFile]:
+    """The records of a board's actions, then of its cards, in parts of ``part_records`` (0: one part)."""
+    parsed = new_part()
+    project, lists, label_names = board.project, board.lists, board.label_names
+    checklist_items, card_ids = board.checklist_items, board.card_ids
     created: dict[str, tuple[datetime, str | None]] = {}
     moves_into_done: dict[str, datetime] = {}
     n_comment_actions: dict[str, int] = {}
-    actions = board.get("actions") or []
-    if not isinstance(actions, list):  # the cards are still good: keep them, say what was ignored
-        parsed.rejects.append(Reject("actions", f"actions: a JSON {type(actions).__name__} where a list belongs: the "
-                                                "board's list moves and comments were ignored, its cards kept; "
-                                                "fix the export",
-                                     excerpt(canonical_json(actions), 200)))
-        actions = []
-    for index, action in enumerate(actions):
+    for index, action in actions:
         if not isinstance(action, dict):
             continue
         data = action.get("data") if isinstance(action.get("data"), dict) else {}
@@ -236,8 +352,11 @@ def parse(path: Path) -> ParsedFile:
                     "payload": canonical_json(action),
                 },
             )
+        if part_records and parsed.n_records >= part_records:
+            yield parsed
+            parsed = new_part()
 
-    for index, card in enumerate(board["cards"]):
+    for index, card in cards:
         locator = f"cards[{index}]"
         if not isinstance(card, dict):
             parsed.rejects.append(Reject.not_an_object(locator, card, "a card object"))
@@ -265,7 +384,10 @@ def parse(path: Path) -> ParsedFile:
         row["locator"] = locator
         row["payload"] = canonical_json(card)
         parsed.add("tasks", row)
-    return parsed
+        if part_records and parsed.n_records >= part_records:
+            yield parsed
+            parsed = new_part()
+    yield parsed
 
 
 def _card_to_task(
