@@ -9,13 +9,19 @@ from mlops_assets import __version__
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:  # the command itself (tests pass argv and their own environment)
+        try:
+            _project_environment()
+        except RuntimeError as exc:  # settings.ProjectHomeError: names MLOPS_HOME
+            print(f"mlops-assets: {exc}", file=sys.stderr)
+            return 2
     argv_list = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="mlops-assets", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="write the seeded synthetic sample into a landing zone")
     gen.add_argument("--tasks", type=int, default=6000)
-    gen.add_argument("--out", default="data/landing")
+    gen.add_argument("--out", default=None, help="default: MLOPS_LANDING_DIR, else data/landing in the project folder")
     gen.add_argument("--seed", type=int, default=7)
     gen.add_argument("--drift", action="store_true")
     gen.add_argument("--if-empty", action="store_true", help="do nothing when the landing zone has files")
@@ -59,6 +65,12 @@ def main(argv: list[str] | None = None) -> int:
                            "(records already stored are not stored twice)")
     again.add_argument("files", nargs="+", help="files under MLOPS_LANDING_DIR, e.g. data/landing/csv/linear.csv")
     args = parser.parse_args(argv)
+    if getattr(args, "out", "") is None:
+        import os
+
+        from mlops_assets.lib.settings import location
+
+        args.out = location(os.environ.get("MLOPS_LANDING_DIR", "").strip() or "data/landing")
     if args.command == "reingest":
         return _reingest(args)
     if args.command == "rollback":
@@ -126,6 +138,14 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
+def _project_environment() -> None:
+    """The project's .env and absolute data locations, so the command works the same from any folder."""
+    from mlops_assets.lib import settings
+
+    settings.load_project_env()
+    settings.absolute_environment()
+
+
 def _versions_epilog() -> str:
     from mlops_assets.lib import registry, training
 
@@ -135,6 +155,12 @@ def _versions_epilog() -> str:
 def _rollback(args: argparse.Namespace) -> int:
     from mlops_assets.lib import registry
 
+    uri = registry.get_tracking_uri()
+    store = registry._sqlite_path(uri) if uri.startswith("sqlite") else None
+    if store is not None and not store.exists():  # never a new, empty store that answers "no champion"
+        print(f"mlops-assets rollback: no MLflow store at {store}: run `make run` first, or point "
+              "MLFLOW_TRACKING_URI (or MLOPS_HOME, the project folder) at the project's store", file=sys.stderr)
+        return 1
     try:
         client = registry.get_client()
         before, after = registry.rollback(args.model, client, to=args.to, dry_run=args.dry_run)

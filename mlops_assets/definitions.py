@@ -5,11 +5,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import dagster as dg
 
 from mlops_assets import profiles
+from mlops_assets.lib import settings
 from mlops_assets.resources import (
     DEFAULT_EXPORTS,
     DEFAULT_LANDING,
@@ -93,6 +95,10 @@ def _once(objects) -> list | None:
     seen: set[int] = set()
     return [o for o in objects if not (id(o) in seen or seen.add(id(o)))]
 
+
+# `dagster dev` without DAGSTER_HOME keeps a temporary instance that vanishes at exit: say what to set.
+if (_no_home := settings.dagster_home_warning()) is not None:
+    logging.getLogger("mlops_assets").warning(_no_home)
 
 defs = dg.Definitions.merge(
     load_defs_folder(),

@@ -10,6 +10,7 @@ import dagster as dg
 from pydantic import Field
 
 from mlops_assets.lib.pulls import PULL_VARIABLES, misspelled_variables, parse_start_date, pull_status
+from mlops_assets.lib.settings import location, project_path
 from mlops_assets.lib.sources.http import safe_url
 from mlops_assets.lib.warehouse import Warehouse
 
@@ -31,7 +32,7 @@ class WarehouseResource(dg.ConfigurableResource):
     data_path: str = ""  # a DuckLake's Parquet folder (MLOPS_WAREHOUSE_DATA_PATH); unused for a file
 
     def get(self) -> Warehouse:
-        return Warehouse(self.path, data_path=self.data_path or None)
+        return Warehouse(location(self.path), data_path=location(self.data_path) if self.data_path else None)
 
 
 class LandingZoneResource(dg.ConfigurableResource):
@@ -40,10 +41,10 @@ class LandingZoneResource(dg.ConfigurableResource):
     path: str = DEFAULT_LANDING
 
     def root(self) -> Path:
-        return Path(self.path)
+        return project_path(self.path)  # a relative path is under the project folder, not the working directory
 
     def source_dir(self, source: str) -> Path:
-        return Path(self.path) / source
+        return self.root() / source
 
 
 class ReportsResource(dg.ConfigurableResource):
@@ -52,7 +53,7 @@ class ReportsResource(dg.ConfigurableResource):
     path: str = DEFAULT_REPORTS
 
     def dir(self, *parts: str) -> Path:
-        out = Path(self.path).joinpath(*parts)
+        out = project_path(self.path).joinpath(*parts)
         out.mkdir(parents=True, exist_ok=True)
         return out
 
@@ -69,7 +70,7 @@ class ExportsResource(dg.ConfigurableResource):
     serve_url: str = ""
 
     def dir(self) -> Path:
-        out = Path(self.path)
+        out = project_path(self.path)
         out.mkdir(parents=True, exist_ok=True)
         return out
 
