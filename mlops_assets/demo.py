@@ -60,7 +60,11 @@ def start_daemon(log_path: Path) -> subprocess.Popen:
     """`dagster-daemon run` on this code location in its own process group (stopped by `stop_daemon`)."""
     exe = Path(sys.executable).parent / "dagster-daemon"
     log = log_path.open("ab")
-    return subprocess.Popen([str(exe), "run", "-m", "mlops_assets.definitions"], stdout=log, stderr=subprocess.STDOUT,
+    # workspace.yaml names the location `mlops_assets` as `make ui` and `dg dev` do: sensor cursors are kept
+    # per location name, so the demo's daemon goes on from theirs (`-m` alone would name it after the module)
+    workspace = Path(__file__).resolve().parents[1] / "workspace.yaml"
+    target = ["-w", str(workspace)] if workspace.exists() else ["-m", "mlops_assets.definitions"]
+    return subprocess.Popen([str(exe), "run", *target], stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True, env=os.environ.copy())
 
 
