@@ -94,12 +94,14 @@ def misspelled_variables(source: str, environ: Mapping[str, str] | None = None) 
     """One sentence per set variable that looks like a misspelling of one ``source``'s pull reads.
 
     Only look-alikes whose intended variable is unset are named (an extra variable next to the
-    right one changes nothing), from the alias table or by spelling (difflib, ratio >= 0.8).
+    right one changes nothing), from the alias table or by spelling (difflib, ratio >= 0.8). A
+    look-alike of a credential or scope variable (GH_TOKEN, JIRA_TOKEN) counts only when the pull
+    is meant to run (its switch, or a look-alike of it, is set): other tools use such names too.
     """
     environ = os.environ if environ is None else environ
     known = PULL_VARIABLES[source]
     in_actions = environ.get("GITHUB_ACTIONS", "").lower() == "true"
-    found = []
+    lookalikes = {}
     for name in sorted(environ):
         upper = name.upper()
         if not upper.startswith(PREFIXES[source]) or name in known or not environ[name].strip():
@@ -107,11 +109,12 @@ def misspelled_variables(source: str, environ: Mapping[str, str] | None = None) 
         if in_actions and upper in GITHUB_ACTIONS_VARIABLES:
             continue
         meant = ALIASES.get(upper) or next(iter(difflib.get_close_matches(upper, known, n=1, cutoff=0.8)), None)
-        if meant is None or environ.get(meant, "").strip():
-            continue
-        found.append(f"{name} is set but the {source} pull reads {meant} ({known[meant]}), which is not set: "
-                     f"rename {name} to {meant}")
-    return found
+        if meant is not None and not environ.get(meant, "").strip():
+            lookalikes[name] = meant
+    switch = PULL_SWITCH[source]
+    meant_to_run = bool(environ.get(switch, "").strip()) or switch in lookalikes.values()
+    return [f"{name} is set but the {source} pull reads {meant} ({known[meant]}), which is not set: "
+            f"rename {name} to {meant}" for name, meant in lookalikes.items() if meant == switch or meant_to_run]
 
 
 def parse_start_date(text: str | None, variable: str) -> datetime | None:
