@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 import polars as pl
+from pydantic import Field
 
 from mlops_assets.lib import drift, monitoring, scoring
 from mlops_assets.lib import training as training_lib
@@ -13,6 +14,7 @@ from mlops_assets.resources import MLflowResource, ReportsResource, WarehouseRes
 
 from ..ingestion.assets import WAREHOUSE_WRITE_TAGS
 from .checks import DATA_DRIFT, DRIFT_CHECKS, MODEL_PERFORMANCE, PERFORMANCE_CHECKS, performance_check
+from .resources import DRIFT_VARIABLES, drift_defaults
 
 FEATURES = dg.AssetKey(["features", "task_features"])
 TASKS = dg.AssetKey(["clean", "tasks"])
@@ -25,14 +27,24 @@ SPEC_COMMON = {"group_name": "monitoring", "tags": {"layer": "reporting"},
 SUBSETTABLE = {"op_tags": WAREHOUSE_WRITE_TAGS, "can_subset": True}
 
 
+DRIFT = drift_defaults()  # from MLOPS_DRIFT_* variables (defs/monitoring/resources.py)
+
+
+def _env_field(name: str, what: str):
+    variable, default, _ = DRIFT_VARIABLES[name]
+    return Field(default=DRIFT[name], description=f"{what} (default {default:g}; {variable} sets it)")
+
+
 class DataDriftConfig(dg.Config):
     """Current window, per-column effect-size threshold, and the drifted-column share the check tolerates."""
 
-    window_days: float = 30.0
-    column_threshold: float = 0.15
-    drift_share_threshold: float = 0.1  # of 13 monitored features: one may drift, two fail the check
-    prediction_threshold: float = 0.15
-    min_current_rows: int = 100
+    window_days: float = _env_field("window_days", "days before the newest task that form the current window")
+    column_threshold: float = _env_field("column_threshold", "effect size at which a feature counts as drifted")
+    # of 13 monitored features at 0.1: one may drift, two fail the check
+    drift_share_threshold: float = _env_field("drift_share_threshold", "share of drifted features that fails the check")
+    prediction_threshold: float = _env_field("prediction_threshold", "smallest score shift that counts as prediction "
+                                             "drift (raised to the sampling noise of small windows)")
+    min_current_rows: int = _env_field("min_current_rows", "fewer tasks in the window: not judged (alerted)")
     reference_model: str = "late_risk"
     numeric_columns: list[str] = monitoring.MONITORED_NUMERIC
     categorical_columns: list[str] = monitoring.MONITORED_CATEGORICAL
@@ -119,6 +131,7 @@ def _data_drift(context, config: DataDriftConfig, warehouse: WarehouseResource, 
     _record(wh, context.run_id, result, predictions, base)
     share = result.share_drifted
     detail = {**base, "drift_share": share, "threshold": config.drift_share_threshold,
+              "column_threshold": config.column_threshold, "window_days": config.window_days,
               "drifted_columns": ", ".join(result.drifted_columns) or "none",
               "skipped_columns": "; ".join(f"{c.column}: {c.reason}" for c in result.skipped) or "none"}
     return dg.MaterializeResult(

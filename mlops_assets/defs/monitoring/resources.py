@@ -1,14 +1,35 @@
-"""The monitoring policy: retraining cool-down and budget, alert webhook (all from environment variables)."""
+"""The monitoring policy: retraining cool-down and budget, alert webhook, drift window and thresholds (all from
+environment variables, read when the code location loads)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 import dagster as dg
 
+from mlops_assets.lib.settings import env_number
 from mlops_assets.resources import env_or_default
 
 DEFAULT_COOLDOWN_S = 6 * 3600
+# DataDriftConfig field -> (variable, default, type); the defaults the launchpad shows and scheduled runs use
+DRIFT_VARIABLES: dict[str, tuple[str, float | int, type]] = {
+    "window_days": ("MLOPS_DRIFT_WINDOW_DAYS", 30.0, float),
+    "column_threshold": ("MLOPS_DRIFT_COLUMN_THRESHOLD", 0.15, float),
+    "drift_share_threshold": ("MLOPS_DRIFT_SHARE_THRESHOLD", 0.1, float),
+    "prediction_threshold": ("MLOPS_PREDICTION_DRIFT_THRESHOLD", 0.15, float),
+    "min_current_rows": ("MLOPS_DRIFT_MIN_ROWS", 100, int),
+}
+
+
+def drift_defaults(environ: Mapping[str, str] | None = None) -> dict[str, float | int]:
+    """The drift window and thresholds from the environment (DRIFT_VARIABLES), each checked with the variable named."""
+    values = {field: env_number(variable, default, kind, environ)
+              for field, (variable, default, kind) in DRIFT_VARIABLES.items()}
+    if values["drift_share_threshold"] > 1:
+        raise ValueError(f"MLOPS_DRIFT_SHARE_THRESHOLD={values['drift_share_threshold']!r} is a share of the monitored "
+                         "features: give a number in (0, 1], e.g. 0.1")
+    return values
 
 
 class MonitoringResource(dg.ConfigurableResource):

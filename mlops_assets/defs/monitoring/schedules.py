@@ -1,14 +1,18 @@
-"""Daily monitoring, after the daily ingestion (05:00 UTC)."""
+"""Daily monitoring, after the daily ingestion (05:00 UTC); the cron comes from MLOPS_MONITOR_CRON."""
 
-import dagster as dg
+from collections.abc import Mapping
 
+from ..schedule_env import env_schedule
 from .jobs import monitor_job
 
-daily_monitoring_schedule = dg.ScheduleDefinition(
-    name="daily_monitoring_schedule",
-    job=monitor_job,
-    cron_schedule="0 6 * * *",
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Drift and live performance of the champions daily at 06:00 UTC.",
-)
+MONITOR_CRON = "0 6 * * *"
+
+
+def monitoring_schedule(environ: Mapping[str, str] | None = None):
+    """The monitoring schedule on MLOPS_MONITOR_CRON (default daily at 06:00 UTC)."""
+    return env_schedule(name="daily_monitoring_schedule", job=monitor_job, variable="MLOPS_MONITOR_CRON",
+                        default_cron=MONITOR_CRON, what="Drift and live performance of the champions",
+                        environ=environ)
+
+
+daily_monitoring_schedule = monitoring_schedule()

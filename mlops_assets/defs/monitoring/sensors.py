@@ -17,11 +17,13 @@ from mlops_assets.lib.redact import redact
 from mlops_assets.resources import MLflowResource
 
 from ..ingestion.assets import WAREHOUSE_WRITE_TAGS
+from ..schedule_env import sensor_interval_s
 from ..training.jobs import retrain_job
 from .resources import MonitoringResource
 
 log = logging.getLogger("mlops_assets.alerts")
 MAX_EVENTS_PER_TICK = 500
+INTERVAL_S = sensor_interval_s()  # MLOPS_SENSOR_INTERVAL_S
 IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
              dg.DagsterRunStatus.STARTED]
 
@@ -61,7 +63,7 @@ def check_failures(instance: dg.DagsterInstance, keys, after_id: int) -> tuple[l
     return sorted(failures, key=lambda f: f.storage_id), last
 
 
-@dg.sensor(job=retrain_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(job=retrain_job, minimum_interval_seconds=INTERVAL_S, default_status=dg.DefaultSensorStatus.RUNNING)
 def retrain_sensor(context: dg.SensorEvaluationContext, monitoring: MonitoringResource):
     """Request one retraining run when a drift or performance check fails (ERROR), with a cool-down."""
     cursor = mon.RetrainCursor.parse(context.cursor)
@@ -94,7 +96,7 @@ def send_alert(context, monitoring: MonitoringResource, payload: dict) -> None:
         log.error(message)
 
 
-@dg.sensor(minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(minimum_interval_seconds=INTERVAL_S, default_status=dg.DefaultSensorStatus.RUNNING)
 def check_failure_alert_sensor(context: dg.SensorEvaluationContext, monitoring: MonitoringResource):
     """Alert on every failed asset check (they do not fail runs, so run-failure sensors miss them)."""
     after = int(context.cursor) if (context.cursor or "").isdigit() else 0
@@ -106,7 +108,7 @@ def check_failure_alert_sensor(context: dg.SensorEvaluationContext, monitoring: 
     return dg.SkipReason(f"{len(failures)} failed check(s) alerted" if failures else "no failed checks")
 
 
-@dg.run_failure_sensor(name="run_failure_alert_sensor", minimum_interval_seconds=30,
+@dg.run_failure_sensor(name="run_failure_alert_sensor", minimum_interval_seconds=INTERVAL_S,
                        default_status=dg.DefaultSensorStatus.RUNNING)
 def run_failure_alert_sensor(context: dg.RunFailureSensorContext, monitoring: MonitoringResource):
     """Alert on every failed run of this code location."""
@@ -130,7 +132,7 @@ def _may_be_gating(instance: dg.DagsterInstance, key: dg.AssetKey) -> bool:
     return any(run.asset_selection is None or key in run.asset_selection for run in runs)
 
 
-@dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(minimum_interval_seconds=INTERVAL_S, default_status=dg.DefaultSensorStatus.RUNNING)
 def champion_alias_sensor(context: dg.SensorEvaluationContext, mlflow: MLflowResource):
     """Record on models/<m>_champion a champion the registry serves that no gate recorded (a rollback)."""
     from mlops_assets.lib import registry  # mlflow loads on the first tick, not with the code location
