@@ -64,7 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     again = sub.add_parser("reingest", help="mark landing files to be read again by the next ingestion "
                            "(records already stored are not stored twice)")
     again.add_argument("files", nargs="+", help="files under MLOPS_LANDING_DIR, e.g. data/landing/csv/linear.csv")
+    rep = sub.add_parser("reproduce", help="rebuild a past model from the raw layer as it was when it was trained, "
+                         "retrain it, and verify split hashes and test predictions (exit 1 if they differ)")
+    rep.add_argument("ref", help="MODEL@VERSION (late_risk@3), MODEL@ALIAS (late_risk@champion) or an MLflow run id")
+    rep.add_argument("--tolerance", type=float, default=0.0,
+                     help="largest absolute test-prediction difference accepted (default 0: bit for bit)")
     args = parser.parse_args(argv)
+    if args.command == "reproduce":
+        return _reproduce(args)
     if getattr(args, "out", "") is None:
         import os
 
@@ -195,6 +202,25 @@ def _reingest(args: argparse.Namespace) -> int:
         return 2
     print(f"marked to be read again: {', '.join(names)}; materialize raw/* (e.g. make run) to read them")
     return 0
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    import os
+
+    from mlops_assets.lib import reproduce
+    from mlops_assets.lib.warehouse import Warehouse
+    from mlops_assets.resources import DEFAULT_WAREHOUSE
+
+    warehouse = Warehouse(os.environ.get("MLOPS_WAREHOUSE") or DEFAULT_WAREHOUSE,
+                          data_path=os.environ.get("MLOPS_WAREHOUSE_DATA_PATH") or None)
+    try:
+        result = reproduce.reproduce(args.ref, warehouse=warehouse, tolerance=args.tolerance,
+                                     notify=lambda line: print(line, flush=True))
+    except (reproduce.ReproductionError, KeyError, FileNotFoundError) as exc:
+        print(f"mlops-assets reproduce: {exc}", file=sys.stderr)
+        return 1
+    print(result.summary())
+    return 0 if result.ok else 1
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import polars as pl
 
-from mlops_assets.lib import features, gate, registry, reporting, training
+from mlops_assets.lib import features, gate, registry, reporting, reproduce, training
 from mlops_assets.lib import splits as splits_lib
 from mlops_assets.lib.gate import data_as_of
 from mlops_assets.lib.readable import number_text
@@ -57,6 +57,7 @@ def build_model_assets(spec: training.ModelSpec) -> list[dg.AssetsDefinition]:
         meta |= {f"{s}_hash": splits_lib.frame_hash(p) for s, p in parts.items()}
         meta |= {f"{s}_created": f"{p['created_at'].min()} .. {p['created_at'].max()}" for s, p in parts.items() if p.height}
         meta["target_mean"] = float(frame["target"].mean() or 0.0)
+        meta["split_config"] = dg.MetadataValue.json(config.model_dump())  # read by the candidate's reproduce record
         return dg.MaterializeResult(metadata=readable({"dagster/row_count": frame.height, **meta}))
 
     @dg.asset(key=candidate_key, deps=[splits_key], kinds={"lightgbm", "mlflow", "optuna"}, tags={"layer": "models"},
@@ -72,6 +73,8 @@ def build_model_assets(spec: training.ModelSpec) -> list[dg.AssetsDefinition]:
         tasks = wh.read_table("clean.tasks")
         cfg = training.TrainConfig(n_trials=config.n_trials, timeout_s=config.timeout_s, seed=config.seed,
                                    cv_folds=config.cv_folds)
+        record = reproduce.training_record(wh, clean_built_at=_materialized_at(context, TASKS), train_config=cfg,
+                                           split_config=_json_metadata(context, splits_key, "split_config"))
         try:
             trained = training.train_model(spec, parts, cfg, progress=context.log.info)
         except training.TrainingDataError as exc:
@@ -80,6 +83,7 @@ def build_model_assets(spec: training.ModelSpec) -> list[dg.AssetsDefinition]:
             spec, trained, parts, tasks=tasks, history=features.History.from_tasks(tasks, as_of=data_as_of(tasks)),
             tracking_uri=mlflow.uri(), experiment=mlflow.experiment, dagster_run_id=context.run_id,
             git_commit=registry.git_commit(), artifacts_dir=mlflow.artifacts_dir or None)
+        reproduce.log_record(mlflow.client(), run_id, record, n_trials_run=trained.n_trials)
         metrics = {k: float(v) for k, v in trained.metrics.items() if v is not None}
         wh.append(f"models.{name}_candidate", pl.DataFrame([{
             "recorded_at": datetime.now(UTC), "run_id": run_id, "dagster_run_id": context.run_id,
@@ -174,6 +178,19 @@ def build_model_assets(spec: training.ModelSpec) -> list[dg.AssetsDefinition]:
         )
 
     return [_splits, _candidate, _evaluation, _champion]
+
+
+def _materialized_at(context: dg.AssetExecutionContext, key: dg.AssetKey) -> datetime | None:
+    """When ``key`` was last materialized on this instance (None: never here)."""
+    event = context.instance.get_latest_materialization_event(key)
+    return datetime.fromtimestamp(event.timestamp, UTC) if event else None
+
+
+def _json_metadata(context: dg.AssetExecutionContext, key: dg.AssetKey, name: str):
+    """A JSON metadata value of ``key``'s last materialization on this instance (None: absent)."""
+    event = context.instance.get_latest_materialization_event(key)
+    value = event.asset_materialization.metadata.get(name) if event and event.asset_materialization else None
+    return getattr(value, "value", None)
 
 
 def beats_baseline(spec: training.ModelSpec, parts: dict[str, pl.DataFrame], metrics: dict[str, float]):
