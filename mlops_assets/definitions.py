@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -13,7 +14,6 @@ import dagster as dg
 from mlops_assets import profiles
 from mlops_assets.lib import settings
 from mlops_assets.resources import (
-    DEFAULT_EXPORTS,
     DEFAULT_LANDING,
     DEFAULT_REPORTS,
     DEFAULT_WAREHOUSE,
@@ -34,16 +34,16 @@ def build_resources(
 ) -> dict[str, object]:
     """Resources configured from environment variables with defaults; explicit paths win (tests, bench).
 
-    Exports default to the folder beside an explicit reports folder, so a test's exports stay in its tmp.
+    The exports folder defaults to `exports` beside the reports folder (data/reports -> data/exports), so a
+    sandbox that moves its reports (tests, screenshots, bench) keeps its exports with them.
     """
-    if exports is None and reports is not None:
-        exports = str(Path(reports).parent / "exports")
+    beside_reports = str(Path(reports or os.environ.get("MLOPS_REPORTS_DIR") or DEFAULT_REPORTS).parent / "exports")
     return {
         "warehouse": WarehouseResource(path=warehouse or env_or_default("MLOPS_WAREHOUSE", DEFAULT_WAREHOUSE),
                                        data_path=env_or_default("MLOPS_WAREHOUSE_DATA_PATH", "")),
         "landing": LandingZoneResource(path=landing or env_or_default("MLOPS_LANDING_DIR", DEFAULT_LANDING)),
         "reports": ReportsResource(path=reports or env_or_default("MLOPS_REPORTS_DIR", DEFAULT_REPORTS)),
-        "exports": ExportsResource(path=exports or env_or_default("MLOPS_EXPORTS_DIR", DEFAULT_EXPORTS),
+        "exports": ExportsResource(path=exports or env_or_default("MLOPS_EXPORTS_DIR", beside_reports),
                                    serve_url=default_serve_url()),
         "jira": JiraResource(
             url=env_or_default("JIRA_URL", ""),

@@ -118,6 +118,7 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         port = env_number("MLOPS_SERVE_PORT", 8000, int, env)
+        reports = env.get("MLOPS_REPORTS_DIR", "").strip() or "data/reports"
         if port > 65535:
             raise ValueError(f"MLOPS_SERVE_PORT={port} is not a TCP port (1-65535)")
         return cls(
@@ -129,8 +130,9 @@ class Settings:
             max_tasks=env_number("MLOPS_SERVE_MAX_TASKS", 1000, int, env),
             max_bytes=env_number("MLOPS_SERVE_MAX_BYTES", 1_000_000, int, env),
             workers=env_number("MLOPS_SERVE_WORKERS", 1, int, env),
-            reports_dir=env.get("MLOPS_REPORTS_DIR", "").strip() or "data/reports",
-            exports_dir=env.get("MLOPS_EXPORTS_DIR", "").strip() or "data/exports",
+            reports_dir=reports,
+            # beside the reports folder unless set, as the pipeline's resources place it
+            exports_dir=env.get("MLOPS_EXPORTS_DIR", "").strip() or str(pathlib.Path(reports).parent / "exports"),
         )
 
 

@@ -137,7 +137,10 @@ def test_scores_are_as_of_the_data_end_and_exported_for_project_managers(lifecyc
     scores, tasks = wh.read_table("serving.task_risk_scores"), wh.read_table("clean.tasks")
     as_of = data_as_of(tasks)
     assert set(scores["scored_at"]) == {as_of}  # the data's end, not the wall clock
-    assert scores["completion_overdue"].mean() < 0.9  # not "everything open is overdue"
+    # as of the wall clock (a month or more after the sample's end) every open task would read overdue
+    recent = scores.filter(~pl.col("completion_overdue"))
+    assert recent.height > 0 and (recent["predicted_completion_at"] > as_of).all()
+    assert (scores.filter(pl.col("completion_overdue"))["predicted_completion_at"] == as_of).all()
     assert scores["risk_band"].null_count() == 0 and "no deadline" in set(scores["risk_band"])
     [event] = [e for e in lifecycle["result"].get_asset_materialization_events()
                if e.asset_key == dg.AssetKey(["serving", "task_risk_scores"])]
@@ -155,3 +158,14 @@ def test_scores_are_as_of_the_data_end_and_exported_for_project_managers(lifecyc
     assert parquet.height == scores.height and parquet["late_risk"].dtype == pl.Float64
     pages = {p.name for p in (out / exports.PROJECTS_DIR).glob("*.html")}
     assert pages == {exports.INDEX_NAME} | {exports.project_file(p) for p in set(parquet["project"])}
+
+
+def test_evaluation_reports_are_linked_where_a_browser_opens_them(lifecycle):
+    """Issue 18 item 5: the UI links the evaluation page as the URL `make serve` serves, not only a file path."""
+    for event in lifecycle["result"].get_asset_materialization_events():
+        if event.asset_key.path[0] != "reporting":
+            continue
+        meta = {k: v.value for k, v in event.materialization.metadata.items()}
+        model = event.asset_key.path[1].removesuffix("_evaluation")
+        assert meta["report_url"] == (f"http://127.0.0.1:8000/reports/{model}/{meta['mlflow_run_id']}/evaluation.html")
+        assert meta["report"].endswith(f"{model}/{meta['mlflow_run_id']}/evaluation.html")

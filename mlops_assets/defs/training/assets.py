@@ -14,7 +14,7 @@ from mlops_assets.lib import splits as splits_lib
 from mlops_assets.lib.gate import data_as_of
 from mlops_assets.lib.readable import number_text
 from mlops_assets.metadata import readable
-from mlops_assets.resources import MLflowResource, ReportsResource, WarehouseResource
+from mlops_assets.resources import ExportsResource, MLflowResource, ReportsResource, WarehouseResource
 
 from ..ingestion.assets import WAREHOUSE_WRITE_TAGS
 from .config import GateConfig, SplitConfig, TrainingConfig
@@ -112,7 +112,7 @@ def build_model_assets(spec: training.ModelSpec) -> list[dg.AssetsDefinition]:
                                              "(a leakage smell; warning).")],
               **{**common, "group_name": "evaluation"})
     def _evaluation(context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource,
-                    reports: ReportsResource) -> dg.MaterializeResult:
+                    reports: ReportsResource, exports: ExportsResource) -> dg.MaterializeResult:
         wh = warehouse.get()
         run_id = latest_row(warehouse, f"models.{name}_candidate")["run_id"]
         model = registry.load_run_model(run_id, mlflow.uri())
@@ -140,6 +140,9 @@ def build_model_assets(spec: training.ModelSpec) -> list[dg.AssetsDefinition]:
             metadata={
                 "mlflow_run_id": run_id,
                 "report": dg.MetadataValue.path(str(result.report.resolve())),
+                # the same page over HTTP (`make serve` serves data/reports/): a browser opens it from the UI
+                **({"report_url": dg.MetadataValue.url(url)}
+                   if (url := exports.url("reports", result.report.relative_to(reports.dir()))) else {}),
                 **readable({k: dg.MetadataValue.float(v) for k, v in sorted(result.metrics.items())}),
                 **{f"plot_{k}": dg.MetadataValue.md(_img(p)) for k, p in result.plots.items()},
                 "slices": dg.MetadataValue.md(_slice_md(result.slices)),
