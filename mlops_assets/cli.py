@@ -7,14 +7,10 @@ import sys
 
 from mlops_assets import __version__
 
+PROJECT_COMMANDS = {"generate", "rollback", "reproduce", "reingest", "drift-demo"}
+
 
 def main(argv: list[str] | None = None) -> int:
-    if argv is None:  # the command itself (tests pass argv and their own environment)
-        try:
-            _project_environment()
-        except RuntimeError as exc:  # settings.ProjectHomeError: names MLOPS_HOME
-            print(f"mlops-assets: {exc}", file=sys.stderr)
-            return 2
     argv_list = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="mlops-assets", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -70,6 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--tolerance", type=float, default=0.0,
                      help="largest absolute test-prediction difference accepted (default 0: bit for bit)")
     args = parser.parse_args(argv)
+    # Commands on the project's data read its .env and find its folder from anywhere. Not bench,
+    # screenshots or graph: they build sandboxes of their own. Tests pass argv and their own environment.
+    if argv is None and args.command in PROJECT_COMMANDS:
+        try:
+            _project_environment()
+        except RuntimeError as exc:  # settings.ProjectHomeError: names MLOPS_HOME
+            print(f"mlops-assets: {exc}", file=sys.stderr)
+            return 2
     if args.command == "reproduce":
         return _reproduce(args)
     if getattr(args, "out", "") is None:
