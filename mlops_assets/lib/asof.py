@@ -15,8 +15,8 @@ or rewrite every event at/after ``t``, and roll the task row back to its values 
   over events with ``changed_at < t``. A reassignment is an assignee change away from someone (a first
   assignment is not one); a deadline move is a due-date or fix-version change away from a value (a
   first due date is not one); a reopening is a status move out of a done status.
-* **status at t** is the category of the last status event before ``t``; before any, a task is in a
-  to-do status (where every tracker starts it). The row's own status is never read: it is the *final*
+* **status at t** is the stage (to do, in progress, review, done) of the last status event before
+  ``t``; before any, a task is in a to-do status (where every tracker starts it). The row's own status is never read: it is the *final*
   status, and a source without status history (GitHub, Asana, CSV) would hand the outcome to the model.
   ``days_in_status`` runs from that event (or from creation).
 * **field values at t** (priority, assignee, due date) are the last event's ``to_value`` before ``t``;
@@ -57,7 +57,10 @@ STATE_FEATURES: tuple[str, ...] = (
     "n_comments_so_far",
 )
 
-STAGE = {"todo": 0, "in_progress": 1, "done": 2}
+# status stages in the order work moves through them; review (review, test, QA, verification) is split
+# off in-progress: a task in review 7 days before its deadline is nearly done, one in progress is not
+STAGE = {"todo": 0, "in_progress": 1, "review": 2, "done": 3}
+_REVIEW_WORDS = ("review", "test", "qa", "verif", "validat", "approval", "staging")
 US_PER_DAY = 86_400 * 1_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -65,10 +68,14 @@ Event = tuple[int, str, str | None, str | None]  # (changed_at in us since the e
 
 
 def status_category(name: str | None) -> str:
-    """todo | in_progress | done of a status name, by the rule Trello lists and Jira CSVs use."""
+    """todo | in_progress | review | done of a status name: the rule Trello lists and Jira CSVs use, with
+    review-like in-progress statuses (In Review, Testing, QA) apart."""
     from mlops_assets.lib.sources.trello import category_from_status_name
 
-    return category_from_status_name(name)
+    category = category_from_status_name(name)
+    if category == "in_progress" and any(word in name.lower() for word in _REVIEW_WORDS):
+        return "review"
+    return category
 
 
 _PRIORITY_CACHE: dict[str, str | None] = {}
@@ -131,7 +138,7 @@ def task_state(events: list[Event], t_us: int, created_us: int) -> TaskState:
         if field == "status":
             n_status += 1
             new_stage = STAGE[status_category(new)]
-            if old is not None and status_category(old) == "done" and new_stage != 2:
+            if old is not None and status_category(old) == "done" and new_stage != STAGE["done"]:
                 n_reopen += 1
             if new_stage != stage:  # a move within a category (In Progress -> In Review) keeps its clock
                 last_status_us = when
@@ -158,7 +165,7 @@ def task_state(events: list[Event], t_us: int, created_us: int) -> TaskState:
         prio is not None, canonical_priority(prio[1]) if prio else None,
         who is not None, who[1] if who else None,
         due is not None, _day_us(due[1]) if due else None,
-        (float(stage), in_status, in_status if stage == 1 else 0.0, float(n_status), float(n_reopen),
+        (float(stage), in_status, in_status if stage == STAGE["in_progress"] else 0.0, float(n_status), float(n_reopen),
          float(n_reassign), float(n_prio), float(n_moves), moved_us / US_PER_DAY, float(n_comments)),
     )  # fmt: skip
 

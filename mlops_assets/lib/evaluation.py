@@ -488,6 +488,20 @@ FEATURE_PHRASES: dict[str, Phrase] = {
         "assignee had no other open tasks",
     ),
     "project_open_tasks": Phrase("the project already had {value} open task{s}", "count"),
+    # the task as it stands at the prediction time (features.build_features at= / asof)
+    "age_days": Phrase("open for {value}", "days"),
+    "days_to_deadline": Phrase("{value} left to the deadline", "days", "no deadline"),
+    "has_assignee": Phrase("an assignee is set", "flag", zero="nobody is assigned"),
+    "status_stage": Phrase("status {value}", "status"),
+    "days_in_status": Phrase("{value} in its current status", "days"),
+    "days_in_progress": Phrase("in progress for {value}", "days", zero="not in progress"),
+    "n_status_changes": Phrase("{value} status change{s}", "count", zero="no status change yet"),
+    "n_reopenings": Phrase("reopened {value}", "times", zero="never reopened"),
+    "n_reassignments": Phrase("reassigned {value}", "times", zero="never reassigned"),
+    "n_priority_changes": Phrase("priority changed {value}", "times", zero="priority never changed"),
+    "n_deadline_moves": Phrase("deadline moved {value}", "times", zero="deadline never moved"),
+    "deadline_moved_days": Phrase("deadline moved {value}", "shift", zero="deadline not moved"),
+    "n_comments_so_far": Phrase("{value} comment{s} so far", "count", zero="no comments yet"),
 }
 
 # Features that say the same thing as another: their contributions are added to that feature's before
@@ -520,13 +534,13 @@ def _bucket(values: np.ndarray, kind: str) -> np.ndarray:
             np.round(values, 1),
             np.where(magnitude < 100, np.round(values), np.round(values, -1)),
         )
-    if kind in ("count", "days", "priority", "weekday", "month", "hour"):
+    if kind in ("count", "days", "priority", "weekday", "month", "hour", "times", "shift", "status"):
         return np.round(values)
     if kind == "flag":
         return np.where(np.isnan(values), np.nan, values != 0)
     raise ValueError(
         f"unknown phrase kind {kind!r}; use one of percent, hours, number, count, days, "
-        "priority, weekday, month, hour, flag, text"
+        "priority, weekday, month, hour, times, shift, status, flag, text"
     )
 
 
@@ -542,6 +556,13 @@ def _value_text(key: float, kind: str) -> tuple[str, str]:
         return ("under a day" if key == 0 else f"{_number(key)} day{plural}"), plural
     if kind == "hours":
         return f"{_number(key)} hour{plural}", plural
+    if kind == "times":  # "reassigned twice"
+        return {1: "once", 2: "twice"}.get(int(key), f"{_number(key)} times"), plural
+    if kind == "shift":  # "deadline moved out by 9 days"
+        days = f"{_number(abs(key))} day{'' if abs(key) == 1 else 's'}"
+        return (f"out by {days}" if key > 0 else f"in by {days}"), plural
+    if kind == "status":
+        return {0: "to do", 1: "in progress", 2: "in review", 3: "done"}.get(int(key), _number(key)), plural
     if kind == "hour":
         return f"{int(key) % 24:02d}:00", plural
     return _number(key), plural

@@ -557,6 +557,12 @@ def _state_at(typed: pl.DataFrame, events: asof.TaskEvents) -> pl.DataFrame:
     return out
 
 
+def _days_between(later: pl.Expr, earlier: pl.Expr) -> pl.Expr:
+    return pl.struct((later - earlier).dt.total_microseconds().alias("us")).map_batches(
+        lambda s: pl.Series(s.struct.field("us").to_numpy() / asof.US_PER_DAY, dtype=pl.Float64)
+    )
+
+
 def build_features(
     targets: pl.DataFrame,
     history: History,
@@ -591,8 +597,9 @@ def build_features(
         ((deadline - pl.col("created_at")).dt.total_microseconds() / 1e6 / _SECONDS_PER_DAY).alias(
             "deadline_horizon_days"
         ),
-        ((t - pl.col("created_at")).dt.total_microseconds() / 1e6 / _SECONDS_PER_DAY).alias("age_days"),
-        ((deadline - t).dt.total_microseconds() / 1e6 / _SECONDS_PER_DAY).alias("days_to_deadline"),
+        # exact microseconds, one division (as history_index does): the same days for one row or a million
+        _days_between(t, pl.col("created_at")).alias("age_days"),
+        _days_between(deadline, t).alias("days_to_deadline"),
         pl.col("assignee_id").is_not_null().alias("has_assignee"),
         *asof.STATE_FEATURES,
         pl.col("created_at").dt.weekday().alias("created_weekday"),

@@ -234,8 +234,8 @@ def feature_columns(
         if deadline is not None:
             # polars divides by a constant as a multiplication by its reciprocal: the same rounding here
             values["deadline_horizon_days"] = float(epoch_us(deadline) - c_us) * _PER_MICROSECOND * _PER_DAY
-            values["days_to_deadline"] = float(epoch_us(deadline) - t_us) * _PER_MICROSECOND * _PER_DAY
-        values["age_days"] = float(t_us - c_us) * _PER_MICROSECOND * _PER_DAY
+            values["days_to_deadline"] = (epoch_us(deadline) - t_us) / asof.US_PER_DAY
+        values["age_days"] = (t_us - c_us) / asof.US_PER_DAY
         values["has_assignee"] = row["assignee_id"] is not None
         values.update(zip(asof.STATE_FEATURES, state_values, strict=True))
         for prefix, keys, key in (("project", index.project, categorical["project"][i]),

@@ -39,6 +39,29 @@ class Evaluation:
         return float(self.importance["share"].max() or 0.0) if self.importance.height else 0.0
 
 
+POINT_METRICS = {"binary": ("roc_auc", "pr_auc", "brier"), "regression": ("mae", "baseline_mae")}
+
+
+def metrics_by_point(spec: training.ModelSpec, frame: pl.DataFrame) -> dict[str, float]:
+    """test_<metric>_at_<point> and test_rows_at_<point> for each prediction point of snapshot rows
+    (``snapshots.POINTS``: what the extra knowledge of a later point buys); empty without a point column."""
+    if "point" not in frame.columns:
+        return {}
+    out: dict[str, float] = {}
+    for (point,), part in frame.group_by("point", maintain_order=True):
+        y, p = part["target"].to_numpy(), part["prediction"].to_numpy()
+        if spec.kind == "binary":
+            metrics = evaluation.classification_metrics(y, p)
+        else:
+            metrics = evaluation.regression_metrics(y, p, part["baseline"].to_numpy())
+        out[f"test_rows_at_{point}"] = float(part.height)
+        for name in POINT_METRICS[spec.kind]:
+            value = metrics.get(name)
+            if isinstance(value, int | float) and np.isfinite(value):
+                out[f"test_{name}_at_{point}"] = float(value)
+    return out
+
+
 def split_frames(model_input: pl.DataFrame) -> dict[str, pl.DataFrame]:
     """The stored model-input table (with a ``split`` column) back into train/validation/test frames."""
     return {name: model_input.filter(pl.col("split") == name).drop("split") for name in training.SPLITS}
@@ -51,7 +74,10 @@ def evaluate(spec: training.ModelSpec, model: Any, splits: dict[str, pl.DataFram
     test = splits["test"]
     y_test = training.original_scale(spec, test["target"].cast(pl.Float64).to_numpy())
     pred = model.predict_features(test)
-    sliced = test.select("task_id").join(tasks.select("task_id", *SLICE_COLUMNS), on="task_id", how="left")
+    slice_columns = (*SLICE_COLUMNS, "point") if "point" in test.columns else SLICE_COLUMNS
+    sliced = test.select("task_id", *(["point"] if "point" in test.columns else [])).join(
+        tasks.select("task_id", *SLICE_COLUMNS), on="task_id", how="left"
+    )
     frame = sliced.with_columns(pl.Series("target", y_test), pl.Series("prediction", pred))
     plots: dict[str, Path] = {}
     calibration = None
@@ -60,7 +86,7 @@ def evaluate(spec: training.ModelSpec, model: Any, splits: dict[str, pl.DataFram
         threshold = evaluation.choose_threshold(y_val, model.predict_features(splits["validation"]))
         metrics = evaluation.classification_metrics(y_test, pred, threshold)
         calibration = evaluation.calibration_table(y_test, pred)
-        slices = evaluation.metrics_by_slice(frame, SLICE_COLUMNS, kind="binary", target_column="target",
+        slices = evaluation.metrics_by_slice(frame, slice_columns, kind="binary", target_column="target",
                                              threshold=threshold)
         plots["roc"] = evaluation.plot_roc(y_test, pred, out_dir / "roc.png")
         plots["precision_recall"] = evaluation.plot_pr(y_test, pred, out_dir / "pr.png")
@@ -69,7 +95,7 @@ def evaluate(spec: training.ModelSpec, model: Any, splits: dict[str, pl.DataFram
         baseline = training.baseline_prediction(spec, splits["train"], test)
         metrics = evaluation.regression_metrics(y_test, pred, baseline)
         frame = frame.with_columns(pl.Series("baseline", baseline))
-        slices = evaluation.metrics_by_slice(frame, SLICE_COLUMNS, kind="regression", target_column="target",
+        slices = evaluation.metrics_by_slice(frame, slice_columns, kind="regression", target_column="target",
                                              baseline_column="baseline")
         plots["residuals"] = evaluation.plot_residuals(y_test, pred, out_dir / "residuals.png")
     sample = test.sample(min(test.height, SHAP_SAMPLE_ROWS), seed=0) if test.height > SHAP_SAMPLE_ROWS else test
@@ -78,5 +104,6 @@ def evaluate(spec: training.ModelSpec, model: Any, splits: dict[str, pl.DataFram
     importance = evaluation.feature_importance_table(model._booster, X)  # noqa: SLF001
     plots["feature_importance"] = evaluation.plot_feature_importance(importance, out_dir / "feature_importance.png")
     named = {f"test_{k}": float(v) for k, v in metrics.items() if isinstance(v, int | float) and np.isfinite(v)}
+    named |= metrics_by_point(spec, frame)
     report = evaluation.write_evaluation_html(spec.name, named, slices, plots, out_dir / "evaluation.html")
     return Evaluation(named, slices, importance, calibration, plots, report)

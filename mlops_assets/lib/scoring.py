@@ -68,6 +68,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from mlops_assets.lib import asof
 from mlops_assets.lib import features as features_lib
 from mlops_assets.lib import history_index
 from mlops_assets.lib.history_index import FeatureColumns
@@ -310,6 +311,13 @@ def warehouse_history(path: str | Path, lock_timeout_s: float = 10.0) -> feature
     try:
         with Warehouse(path, lock_timeout_s=lock_timeout_s).connect(read_only=True) as con:
             tasks = con.execute(f"SELECT {', '.join(_HISTORY_SELECT)} FROM clean.tasks").pl()
+            try:  # the event history of the tasks that can be scored (open ones), looked up by task_id
+                events = con.execute(
+                    "SELECT e.task_id, e.changed_at, e.field, e.from_value, e.to_value FROM clean.task_events e "
+                    "JOIN clean.tasks t USING (task_id) WHERE coalesce(t.status_category, 'todo') <> 'done'"
+                ).pl()
+            except duckdb.CatalogException:  # a warehouse cleaned before events existed
+                events = None
     except FileNotFoundError as exc:
         raise NoHistoryError(str(exc)) from exc
     except duckdb.CatalogException as exc:
@@ -317,7 +325,8 @@ def warehouse_history(path: str | Path, lock_timeout_s: float = 10.0) -> feature
             f"warehouse {path} has no clean.tasks table: materialize the ingestion and cleaning assets first "
             "(`make run`)"
         ) from exc
-    return features_lib.History.from_tasks(tasks)
+    history = features_lib.History.from_tasks(tasks)
+    return dataclasses.replace(history, events=asof.TaskEvents.from_frame(events))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -575,16 +584,19 @@ def score_tasks(
     history: features_lib.History,
     now: datetime,
     *,
+    events: pl.DataFrame | None = None,
     num_threads: int = 1,
     explain: str = "all",
     max_explained: int | None = None,
 ) -> pl.DataFrame:
     """One scored row per task (same order), columns :data:`SCORE_COLUMNS`; see the module docstring.
 
-    `tasks` is clean.tasks-shaped or a records_to_frame() frame; features are built as of each task's
-    created_at from `history` (``History.from_tasks(clean.tasks)`` or :func:`warehouse_history`).
+    `tasks` is clean.tasks-shaped or a records_to_frame() frame; features are built **as of `now`**
+    (each task's age, status, reassignments, deadline moves ... from `events`, clean.task_events rows;
+    None: the snapshot's own, if any) from `history` (``History.from_tasks(clean.tasks)`` or
+    :func:`warehouse_history`).
     """
-    feature_frame = features_lib.build_features(tasks, history)
+    feature_frame = features_lib.build_features(tasks, history, events, at=_aware_now(now))
     return score_features(feature_frame, late_model, cycle_model, now, num_threads=num_threads,
                           explain=explain, max_explained=max_explained)[0]  # fmt: skip
 
@@ -601,18 +613,20 @@ def score_open_tasks(
     now: datetime,
     *,
     history: features_lib.History | None = None,
+    events: pl.DataFrame | None = None,
     num_threads: int | None = None,
     explain: str = "all",
     max_explained: int | None = None,
 ) -> pl.DataFrame:
-    """The batch table: every open task of clean.tasks scored, history from all of clean.tasks.
+    """The batch table: every open task of clean.tasks scored as of `now`, history from all of clean.tasks,
+    each task's state from `events` (clean.task_events).
 
     Every task with a deadline gets its three reasons by default (module docstring for `explain` and
     `max_explained`). `num_threads` None: every core (a batch run has the machine to itself).
     """
     history = history if history is not None else features_lib.History.from_tasks(tasks)
     threads = num_threads if num_threads is not None else (os.cpu_count() or 1)
-    return score_tasks(open_tasks(tasks), late_model, cycle_model, history, now, num_threads=threads,
+    return score_tasks(open_tasks(tasks), late_model, cycle_model, history, now, events=events, num_threads=threads,
                        explain=explain, max_explained=max_explained)  # fmt: skip
 
 

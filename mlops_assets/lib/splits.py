@@ -33,7 +33,8 @@ def time_split(
 ) -> dict[str, pl.DataFrame]:
     """Split rows by time into "train", "validation" and "test" (each sorted by time, then id).
 
-    Rows are ordered by (`time_col`, `id_col`) and cut at the fractions. A cut never separates rows
+    A frame of snapshot rows (a ``predicted_at`` column and several rows per `id_col`) is split by task
+    and by prediction time: :func:`_snapshot_split`. Otherwise rows are ordered by (`time_col`, `id_col`) and cut at the fractions. A cut never separates rows
     with the same time: the tie goes to the earlier split, so every validation time is strictly later
     than every train time (and test than validation). With `gap_days` > 0, rows of the earlier split
     within `gap_days` before the next split's first time are dropped (a purge: their outcomes would be
@@ -41,6 +42,8 @@ def time_split(
     or a split that would be empty.
     """
     _check_fractions(fractions)
+    if id_col in frame.columns and "predicted_at" in frame.columns and frame[id_col].is_duplicated().any():
+        return _snapshot_split(frame, time_col, fractions, gap_days, id_col)
     if gap_days < 0 or not math.isfinite(gap_days):
         raise ValueError(f"gap_days must be a non-negative number of days, got {gap_days!r}")
     missing = [c for c in (time_col, id_col) if c not in frame.columns]
@@ -87,6 +90,28 @@ def time_split(
                     f"{later} start ({start}): lower gap_days or add data"
                 )
             parts[earlier] = kept
+    return parts
+
+
+def _snapshot_split(
+    frame: pl.DataFrame, time_col: str, fractions: tuple[float, float, float], gap_days: float, id_col: str
+) -> dict[str, pl.DataFrame]:
+    """Snapshot rows (several prediction times per task) split by task and by time.
+
+    Tasks are split as units by `time_col` (their creation), so no task is on both sides; then every
+    row of an earlier split whose ``predicted_at`` is at or after the next split's first `time_col` is
+    dropped, so no training row is predicted later than the validation window starts (nor validation
+    than test). Each split is sorted by (`time_col`, `id_col`, predicted_at).
+    """
+    tasks = frame.group_by(id_col).agg(pl.col(time_col).min())
+    task_parts = time_split(tasks, time_col, fractions, gap_days, id_col)
+    parts = {
+        name: frame.join(part.select(id_col), on=id_col, how="semi").sort(time_col, id_col, "predicted_at")
+        for name, part in task_parts.items()
+    }
+    for earlier, later in (("train", "validation"), ("validation", "test")):
+        start = task_parts[later][time_col][0]
+        parts[earlier] = parts[earlier].filter(pl.col("predicted_at") < pl.lit(start))
     return parts
 
 

@@ -209,6 +209,13 @@ class _Sim:
     parent: np.ndarray  # asana subtasks: index of the parent task, -1 otherwise
     export: int
     drift: bool
+    # event history (Jira changelogs): -1 where none
+    prev_person: np.ndarray  # the assignee before a hand-over
+    reassigned: np.ndarray  # when the task was handed over to `person`
+    blocked: np.ndarray  # moved back to the to-do column (blocked, waiting on someone) ...
+    unblocked: np.ndarray  # ... and back in progress
+    due_moved: np.ndarray  # when the due date was moved out ...
+    due_from: np.ndarray  # ... from this date (midnight UTC) to `deadline`
 
 
 def _creation_times(rng: np.random.Generator, n: int, start: int, export: int) -> np.ndarray:
@@ -344,11 +351,31 @@ def _simulate(n_tasks: int, seed: int, drift: bool, main_tasks: int) -> _Sim:
     unassign = (abandoned & (rng.random(n) < 0.75)) | (rng.random(n) < 0.03)
     person = np.where(unassign, -1, person)
 
+    # what happens to a task after creation, unseen by the planners (a separate stream: the draws above
+    # stay as they were): a hand-over to another assignee loses part of the work done, a blocked spell
+    # (waiting on another team) adds its days; both show in the changelog, neither at creation
+    ev = np.random.default_rng([seed, int(drift), 11])
+    order = np.lexsort((ev.random(n), proj))
+    prev_person = np.full(n, -1, dtype=np.int64)
+    same = proj[order][1:] == proj[order][:-1]
+    prev_person[order[1:][same]] = person[order[:-1][same]]  # someone else of the same project
+    can_hand_over = (person >= 0) & (prev_person >= 0) & (prev_person != person)
+    u_handover = ev.random(n)
+    handover_at = ev.uniform(0.15, 0.6, n)  # share of the cycle done before the hand-over
+    # big pieces of work wait on others more often (size is partly visible at creation: points, estimates)
+    turmoil = 1.5 if drift else 1.0  # the drift period's reorganisation: more hand-overs and waiting
+    blocked = ev.random(n) < np.where(size > np.median(size), 0.16, 0.08) * turmoil
+    block_days = np.round(1.0 + ev.exponential(6.0, n), 2)
+    delay = np.where(blocked, block_days, 0.0)
+
     load = np.zeros(n, dtype=np.int64)
     ct = np.exp(base)
     for _ in range(3):  # load slows delivery, which raises load: iterate to a consistent state
         mean_load = max(load[person >= 0].mean() if (person >= 0).any() else 0.0, 0.0)
-        ct = np.exp(base + 0.8 * (np.log1p(load) - np.log1p(mean_load)))
+        # overloaded assignees hand tasks over more often (their load is visible at creation)
+        handed_over = can_hand_over & (u_handover < np.where(abandoned, 0.35, np.where(load > 1.5 * mean_load, 0.25, 0.08) * turmoil))
+        slow = np.where(handed_over, 1.5, 1.0)
+        ct = np.exp(base + 0.8 * (np.log1p(load) - np.log1p(mean_load))) * slow + delay
         res = np.where(abandoned, -1, created + (ct * DAY).astype(np.int64))
         res = np.where(res > export, -1, res)
         load = _open_load(person, created, res, start - 400 * DAY)
@@ -369,6 +396,19 @@ def _simulate(n_tasks: int, seed: int, drift: bool, main_tasks: int) -> _Sim:
     review = np.where(review > export, -1, review)
     started = np.where((resolved >= 0) & (started >= resolved), -1, started)
     review = np.where((resolved >= 0) & (review >= resolved), -1, review)
+    # the blocked spell sits between the start of work and review (or resolution, or the export)
+    block_us = (block_days * DAY).astype(np.int64)
+    until = np.where(review >= 0, review, np.where(resolved >= 0, resolved, export))
+    room = until - started - block_us - 2 * 3600 * US
+    blocked_at = started + 3600 * US + (ev.uniform(0.05, 0.95, n) * np.maximum(room, 0)).astype(np.int64)
+    has_block = blocked & (started >= 0) & (room > 0)
+    unblocked_at = np.where(has_block, blocked_at + block_us, -1)
+    blocked_at = np.where(has_block, blocked_at, -1)
+    prev_person = np.where(handed_over, prev_person, -1)
+    reassigned_at = created + (handover_at * ct_us).astype(np.int64)
+    handed_over &= (reassigned_at < export) & ((resolved < 0) | (reassigned_at < resolved))
+    reassigned_at = np.where(handed_over, reassigned_at, -1)
+    prev_person = np.where(handed_over, prev_person, -1)
 
     # deadlines: planners see size, type and priority (not load, skill or the season) and add slack
     plan = np.exp(
@@ -388,6 +428,16 @@ def _simulate(n_tasks: int, seed: int, drift: bool, main_tasks: int) -> _Sim:
     due_day = np.where(uses_release, anchor + rel * cadence, due_day)
     kind = np.where(uses_release, 2, kind)
     deadline = np.where(has_deadline, due_day * DAY, -1)
+    # a due date that is about to be missed is often moved out a few days before it (rarely one that
+    # would have been met): the move is in the changelog; the final due date is the moved one
+    will_be_late = (kind == 1) & np.where(resolved >= 0, resolved // DAY > due_day, deadline < export)
+    move = np.where(will_be_late, ev.random(n) < 0.35, (kind == 1) & (ev.random(n) < 0.04))
+    # moved once the slip shows: between 40% and 90% of the way to the date
+    due_moved = created + (ev.uniform(0.4, 0.9, n) * (deadline - created)).astype(np.int64)
+    move &= (due_moved > created + 3600 * US) & (due_moved < export) & ((resolved < 0) | (due_moved < resolved))
+    due_from = np.where(move, deadline, -1)
+    deadline = np.where(move, deadline + ev.integers(2, 9, n) * DAY, deadline)
+    due_moved = np.where(move, due_moved, -1)
 
     # what gets recorded
     fib = np.array([1, 2, 3, 5, 8, 13, 21])
@@ -465,6 +515,12 @@ def _simulate(n_tasks: int, seed: int, drift: bool, main_tasks: int) -> _Sim:
         parent,
         export,
         drift,
+        prev_person,
+        reassigned_at,
+        blocked_at,
+        unblocked_at,
+        due_moved,
+        due_from,
     )
 
 
@@ -764,6 +820,7 @@ def _truth(sim: _Sim) -> pl.DataFrame:
             "reporter_name": _gather(lookup_name.tolist(), sim.reporter),
             "assignee_id": assignee_id,
             "reporter_id": reporter_id,
+            "prev_assignee_login": _gather(lookup_login.tolist(), sim.prev_person),
         }
     ).with_columns(
         _ts_series("created_at", sim.created),
@@ -771,6 +828,11 @@ def _truth(sim: _Sim) -> pl.DataFrame:
         _ts_series("started_at", sim.started),
         _ts_series("review_at", sim.review),
         _ts_series("resolved_at", sim.resolved),
+        _ts_series("reassigned_at", sim.reassigned),
+        _ts_series("blocked_at", sim.blocked),
+        _ts_series("unblocked_at", sim.unblocked),
+        _ts_series("due_moved_at", sim.due_moved),
+        _ts_series("due_from", sim.due_from),
         _ts_series("due_at", np.where(sim.deadline_kind == 1, sim.deadline, -1)),
         _ts_series("deadline_at", sim.deadline),
         pl.Series("deadline_kind", np.array(["none", "due_date", "release"])[sim.deadline_kind]),
@@ -1013,16 +1075,37 @@ def _jira_frame(
             if to_stage == 3
             else ""
         )
+        return entry(j, at, [
+            pl.lit('{"field":"status","fieldtype":"jira","from":"'),
+            from_expr.replace_strict(_JIRA_STATUS_IDS, return_dtype=pl.String),
+            pl.lit('","fromString":"'), from_expr, pl.lit('","to":"' + _JIRA_STATUS_IDS[to_name] + '","toString":"' + to_name + '"}'),
+            pl.lit(resolution),
+        ])  # fmt: skip
+
+    def entry(j: int, at: str, items: list[pl.Expr]) -> pl.Expr:
+        """One changelog history (id, author, time, items) where column `at` is set."""
         return pl.when(pl.col(at).is_not_null()).then(
             pl.concat_str([
-                pl.lit('{"id":"'), (pl.col("number") * 4 + j + project_id * 10_000_000).cast(pl.String),
+                pl.lit('{"id":"'), (pl.col("number") * 8 + j + project_id * 10_000_000).cast(pl.String),
                 pl.lit('","author":'), pl.col("_author"), pl.lit(',"created":"'), _fmt(at, _JIRA_TS),
-                pl.lit('","items":[{"field":"status","fieldtype":"jira","from":"'),
-                from_expr.replace_strict(_JIRA_STATUS_IDS, return_dtype=pl.String),
-                pl.lit('","fromString":"'), from_expr, pl.lit('","to":"' + _JIRA_STATUS_IDS[to_name] + '","toString":"' + to_name + '"}'),
-                pl.lit(resolution + "]}"),
+                pl.lit('","items":['), *items, pl.lit("]}"),
             ])
         )  # fmt: skip
+
+    account = {login: p.account_id for login, p in people.items()}
+    display = {login: p.name for login, p in people.items()}
+    handover = [
+        pl.lit('{"field":"assignee","fieldtype":"jira","from":"'), pl.col("prev_assignee_login").replace_strict(account, default=""),
+        pl.lit('","fromString":"'), pl.col("prev_assignee_login").replace_strict(display, default=""),
+        pl.lit('","to":"'), pl.col("assignee_login").replace_strict(account, default=""),
+        pl.lit('","toString":"'), pl.col("assignee_login").replace_strict(display, default=""), pl.lit('"}'),
+    ]  # fmt: skip
+    due_move = [
+        pl.lit('{"field":"duedate","fieldtype":"jira","from":"'), _fmt("due_from", "%Y-%m-%d"),
+        pl.lit('","fromString":"'), _fmt("due_from", "%Y-%m-%d 00:00:00.0"),
+        pl.lit('","to":"'), pl.col("due_at").dt.strftime("%Y-%m-%d"),
+        pl.lit('","toString":"'), pl.col("due_at").dt.strftime("%Y-%m-%d 00:00:00.0"), pl.lit('"}'),
+    ]  # fmt: skip
 
     from_done = (
         pl.when(pl.col("review_at").is_not_null()).then(pl.lit(statuses[2]))
@@ -1119,14 +1202,19 @@ def _jira_frame(
         pl.concat_str(
             [
                 history(0, "started_at", 1, pl.lit(statuses[0])),
+                entry(3, "reassigned_at", handover),
+                history(4, "blocked_at", 0, pl.lit(statuses[1])),
+                history(5, "unblocked_at", 1, pl.lit(statuses[0])),
+                entry(6, "due_moved_at", due_move),
                 history(1, "review_at", 2, pl.lit(statuses[1])),
                 history(2, "resolved_at", 3, from_done),
             ],
             separator=",",
             ignore_nulls=True,
         ).alias("_hist"),
-        (pl.col("started_at").is_not_null().cast(pl.Int32) + pl.col("review_at").is_not_null().cast(pl.Int32)
-         + pl.col("resolved_at").is_not_null().cast(pl.Int32)).alias("_nhist"),
+        pl.sum_horizontal(pl.col(c).is_not_null().cast(pl.Int32) for c in (
+            "started_at", "review_at", "resolved_at", "reassigned_at", "blocked_at", "unblocked_at", "due_moved_at",
+        )).alias("_nhist"),
     )  # fmt: skip
     return f
 

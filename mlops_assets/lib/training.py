@@ -155,11 +155,15 @@ def model_input(spec: ModelSpec, tasks: pl.DataFrame, features: pl.DataFrame, no
     extra = [spec.baseline_by] if spec.baseline_by and spec.baseline_by not in spec.feature_columns() else []
     if extra:
         labels = labels.join(tasks.select("task_id", *extra), on="task_id", how="left")
-    keep = ["task_id", "created_at", *[c for c in spec.feature_columns() if c not in ("task_id", "created_at")]]
+    # snapshot frames (features.task_snapshots) carry each row's prediction point and time
+    points = [c for c in ("point", "predicted_at") if c in features.columns]
+    keep = ["task_id", "created_at", *points,
+            *[c for c in spec.feature_columns() if c not in ("task_id", "created_at", *points)]]  # fmt: skip
     absent = [c for c in keep if c not in features.columns]
     if absent:
         raise ValueError(f"model_input: the feature frame lacks {absent}; rebuild features with the current code")
-    return features.select(keep).join(labels, on="task_id", how="inner").sort("created_at", "task_id")
+    order = ["created_at", "task_id", *(["predicted_at"] if "predicted_at" in points else [])]
+    return features.select(keep).join(labels, on="task_id", how="inner").sort(order)
 
 
 # ---------------------------------------------------------------------------------------------

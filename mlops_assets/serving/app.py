@@ -241,7 +241,8 @@ def _score_batch(snapshot: Snapshot | None, frames: list[pl.DataFrame]) -> list[
     if snapshot is None:
         raise NotReadyError("no model loaded")
     now = datetime.now(UTC)
-    parts = [history_index.feature_columns(frame, snapshot.index) for frame in frames]
+    # as of now: each task's age, status, reassignments ... from the events the snapshot holds for it
+    parts = [history_index.feature_columns(frame, snapshot.index, at=now) for frame in frames]
     columns = parts[0] if len(parts) == 1 else _concat_columns(parts)  # pl.concat costs more than these arrays
     rows, unknown = scoring.score_rows(columns, snapshot.late, snapshot.cycle, now)
     out, offset = [], 0

@@ -266,3 +266,12 @@ def test_the_service_looks_up_events_in_its_snapshot():
     assert looked_up["n_status_changes"].sum() > 0
     restored = History.from_bytes(history.to_bytes())
     assert_frame_equal(build_features(TASKS, restored, at=at), looked_up, check_exact=True)
+
+
+@pytest.mark.parametrize(
+    ("name", "stage"),
+    [("Open", "todo"), ("Reopened", "todo"), ("In Progress", "in_progress"), ("Patch Available", "todo"),
+     ("In Review", "review"), ("Testing", "review"), ("Resolved", "done"), ("Closed", "done"), (None, "todo")],
+)  # fmt: skip
+def test_status_names_map_to_stages(name, stage):
+    assert asof.status_category(name) == stage

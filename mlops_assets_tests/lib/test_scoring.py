@@ -46,7 +46,8 @@ def test_one_row_per_open_task_with_the_documented_columns(tasks, scored):
 
 
 def test_predictions_equal_the_training_code_path(tasks, models, scored):
-    frame = features.build_features(scoring.open_tasks(tasks), features.History.from_tasks(tasks))
+    # the batch scores each open task as of now (its age, status ... at NOW): the training code at NOW
+    frame = features.build_features(scoring.open_tasks(tasks), features.History.from_tasks(tasks), at=NOW)
     for name, column in (("late_risk", "late_risk"), ("cycle_time", "predicted_cycle_days")):
         model = models[name]
         expected = training.predict_frame(model.booster, frame, model.features, model.category_levels,
@@ -81,7 +82,7 @@ def test_risk_band_cut_offs(p, band):
 
 def _expected_reasons(tasks, model) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(deadline rows' late_risk, their reasons by evaluation.top_reasons_table on the training matrix)."""
-    frame = features.build_features(scoring.open_tasks(tasks), features.History.from_tasks(tasks))
+    frame = features.build_features(scoring.open_tasks(tasks), features.History.from_tasks(tasks), at=NOW)
     frame = frame.filter(pl.col("has_deadline") > 0)
     matrix = training.to_matrix(frame, model.features, model.category_levels)
     risk = training.predict_frame(model.booster, frame, model.features, model.category_levels, log_target=False)

@@ -1,7 +1,7 @@
-"""Features group: leakage-safe, as-of-creation task features."""
+"""Features group: leakage-safe task features as of creation and at later prediction times."""
 
 import dagster as dg
 
-from .assets import task_features
+from .assets import task_features, task_snapshots
 
-defs = dg.Definitions(assets=[task_features])
+defs = dg.Definitions(assets=[task_features, task_snapshots])

@@ -1,12 +1,21 @@
-"""features/task_features: every task's features as of its creation (events before it), one code path for all uses."""
+"""features/task_features (every task as of its creation) and features/task_snapshots (every task at several
+prediction times while open, the training rows): one feature code path for all uses."""
 
 import dagster as dg
+import polars as pl
 
-from mlops_assets.lib import features
+from mlops_assets.lib import features, snapshots
+from mlops_assets.lib.gate import data_as_of
 from mlops_assets.metadata import readable
 from mlops_assets.resources import WarehouseResource
 
 from ..ingestion.assets import WAREHOUSE_WRITE_TAGS
+
+
+class SnapshotConfig(dg.Config):
+    """How many training rows a task gives at most (creation and later points while open)."""
+
+    max_points_per_task: int = snapshots.DEFAULT_MAX_POINTS
 
 
 @dg.asset(
@@ -39,4 +48,37 @@ def task_features(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         check_results=[dg.AssetCheckResult(
             check_name="one_row_per_task", passed=frame.height == tasks.height and frame["task_id"].is_unique().all(),
             metadata={"tasks": tasks.height, "feature_rows": frame.height})],
+    )
+
+
+@dg.asset(
+    key=["features", "task_snapshots"],
+    deps=[dg.AssetKey(["clean", "tasks"]), dg.AssetKey(["clean", "task_events"])],
+    group_name="features",
+    kinds={"duckdb", "polars"},
+    tags={"layer": "feature"},
+    op_tags=WAREHOUSE_WRITE_TAGS,
+    automation_condition=dg.AutomationCondition.eager(),
+    check_specs=[dg.AssetCheckSpec("one_creation_row_per_task", asset=["features", "task_snapshots"], blocking=True,
+                                   description="Every clean task has its creation row, and no task more than the cap.")],
+)
+def task_snapshots(context: dg.AssetExecutionContext, config: SnapshotConfig,
+                   warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """features.task_snapshots: every task at creation and at later points while open (training rows)."""
+    wh = warehouse.get()
+    tasks = wh.read_table("clean.tasks")
+    events = wh.read_table("clean.task_events") if wh.table_exists("clean.task_events") else None
+    frame = snapshots.task_snapshots(tasks, events, data_as_of(tasks), max_points=config.max_points_per_task)
+    wh.replace_tables({"features.task_snapshots": frame})
+    per_point = dict(frame.group_by("point").len().sort("point").iter_rows())
+    creation = frame.filter(pl.col("point") == "creation")
+    most = int(frame.group_by("task_id").len()["len"].max() or 0)
+    return dg.MaterializeResult(
+        metadata={"dagster/row_count": frame.height, "rows_per_point": dg.MetadataValue.json(per_point),
+                  "points": dg.MetadataValue.md("\n".join(f"- `{k}`: {v}" for k, v in snapshots.POINTS.items()))},
+        check_results=[dg.AssetCheckResult(
+            check_name="one_creation_row_per_task",
+            passed=creation.height == tasks.height and creation["task_id"].is_unique().all()
+            and most <= config.max_points_per_task,
+            metadata={"tasks": tasks.height, "creation_rows": creation.height, "most_rows_of_a_task": most})],
     )

@@ -16,7 +16,7 @@ CHAMPIONS = [dg.AssetKey(["models", f"{m}_champion"]) for m in scoring.MODEL_NAM
 
 @dg.asset(
     key=["serving", "task_risk_scores"],
-    deps=[dg.AssetKey(["clean", "tasks"]), *CHAMPIONS],
+    deps=[dg.AssetKey(["clean", "tasks"]), dg.AssetKey(["clean", "task_events"]), *CHAMPIONS],
     group_name="serving",
     kinds={"duckdb", "lightgbm"},
     tags={"layer": "model_output"},
@@ -43,7 +43,9 @@ def task_risk_scores(context: dg.AssetExecutionContext, warehouse: WarehouseReso
         as_of, as_of_source = scoring.scoring_as_of(tasks)
     except ValueError as exc:
         raise dg.Failure(description=str(exc)) from None
-    scores = scoring.score_open_tasks(tasks, champions["late_risk"], champions["cycle_time"], as_of)
+    # each open task as it stands at as_of: its age, status, reassignments, deadline moves (clean.task_events)
+    events = wh.read_table("clean.task_events") if wh.table_exists("clean.task_events") else None
+    scores = scoring.score_open_tasks(tasks, champions["late_risk"], champions["cycle_time"], as_of, events=events)
     scores = scores.with_columns(pl.lit(__version__).alias("package_version"))  # the code that scored each row
     wh.replace_tables({"serving.task_risk_scores": scores})
     # after the table commits: the files are written from memory, so no reader of them holds the warehouse

@@ -19,7 +19,7 @@ from mlops_assets.resources import ExportsResource, MLflowResource, ReportsResou
 from ..ingestion.assets import WAREHOUSE_WRITE_TAGS
 from .config import GateConfig, SplitConfig, TrainingConfig
 
-FEATURES = dg.AssetKey(["features", "task_features"])
+SNAPSHOTS = dg.AssetKey(["features", "task_snapshots"])
 TASKS = dg.AssetKey(["clean", "tasks"])
 
 
@@ -39,12 +39,13 @@ def build_model_assets(spec: training.ModelSpec) -> list[dg.AssetsDefinition]:
     champion_key = dg.AssetKey(["models", f"{name}_champion"])
     common = {"group_name": "training", "op_tags": WAREHOUSE_WRITE_TAGS}
 
-    @dg.asset(key=splits_key, deps=[FEATURES, TASKS], kinds={"duckdb", "polars"}, tags={"layer": "model_input"},
-              description=f"model_input.{name}_splits: {spec.description} Labelled population in time-ordered "
-              "train/validation/test splits by created_at, each with a content hash.", **common)
+    @dg.asset(key=splits_key, deps=[SNAPSHOTS, TASKS], kinds={"duckdb", "polars"}, tags={"layer": "model_input"},
+              description=f"model_input.{name}_splits: {spec.description} Labelled snapshot rows (each task at "
+              "creation and later points while open) in train/validation/test splits by task creation and "
+              "prediction time (no task on two sides), each with a content hash.", **common)
     def _splits(context: dg.AssetExecutionContext, config: SplitConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
         wh = warehouse.get()
-        tasks, feats = wh.read_table("clean.tasks"), wh.read_table("features.task_features")
+        tasks, feats = wh.read_table("clean.tasks"), wh.read_table("features.task_snapshots")
         frame = training.model_input(spec, tasks, feats, data_as_of(tasks))
         try:
             parts = splits_lib.time_split(frame, fractions=(config.train_fraction, config.validation_fraction,
