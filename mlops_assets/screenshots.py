@@ -91,6 +91,7 @@ class Sandbox:
         env = {k: v for k, v in os.environ.items() if k not in _PROJECT_ENV}
         return env | {
             "DAGSTER_HOME": str(self.dagster_home),
+            "MLOPS_HOME": str(self.root),  # any location not set here (exports, ...) stays in the sandbox
             "MLOPS_WAREHOUSE": str(self.warehouse),
             "MLOPS_LANDING_DIR": str(self.landing),
             "MLOPS_REPORTS_DIR": str(self.reports),

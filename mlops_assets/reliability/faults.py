@@ -97,7 +97,9 @@ class Sandbox:
     def env(self) -> dict[str, str]:
         keep = {k: v for k, v in os.environ.items()
                 if not k.startswith(("MLOPS_", "MLFLOW_", "DAGSTER_", "JIRA_", "GITHUB_"))}
-        return {**keep, "DAGSTER_HOME": str(self.root / "dagster_home"), "MLOPS_LANDING_DIR": str(self.landing),
+        # MLOPS_HOME: any location not set here (exports, ...) stays in the sandbox, not the project's data/
+        return {**keep, "DAGSTER_HOME": str(self.root / "dagster_home"), "MLOPS_HOME": str(self.root),
+                "MLOPS_LANDING_DIR": str(self.landing),
                 "MLOPS_WAREHOUSE": str(self.warehouse), "MLFLOW_TRACKING_URI": self.tracking_uri,
                 "MLOPS_MLFLOW_ARTIFACTS": str(self.root / "mlflow-artifacts"),
                 "MLOPS_REPORTS_DIR": str(self.root / "reports"), "MLOPS_PROFILE": "local"}
