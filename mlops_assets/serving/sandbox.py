@@ -34,6 +34,7 @@ class Sandbox:
 
     def env(self) -> dict[str, str]:
         return {
+            "MLOPS_HOME": str(self.root),  # locations not set here (reports, exports) stay in the sandbox
             "MLOPS_WAREHOUSE": str(self.warehouse),
             "MLFLOW_TRACKING_URI": self.tracking_uri,
             "MLOPS_MLFLOW_ARTIFACTS": str(self.artifacts),
