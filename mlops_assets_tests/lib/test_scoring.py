@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from mlops_assets.lib import evaluation, features, history_index, scoring, splits, training
+from mlops_assets.lib import asof, evaluation, features, history_index, scoring, splits, training
 from mlops_assets.lib.warehouse import Warehouse
 from mlops_assets.serving.sandbox import clean_tasks
 
@@ -217,3 +217,46 @@ def test_missing_warehouse_or_table_says_what_to_run(tmp_path):
     Warehouse(tmp_path / "w.duckdb").replace_tables({"raw.x": pl.DataFrame({"a": [1]})})
     with pytest.raises(scoring.NoHistoryError, match="no clean.tasks table"):
         scoring.warehouse_history(tmp_path / "w.duckdb")
+
+
+def _events_of(tasks: pl.DataFrame) -> pl.DataFrame:
+    """Three events per task: a hand-over, a due date moved out by 9 days, a move into progress."""
+    rows = []
+    for task_id, created in zip(tasks["task_id"], tasks["created_at"], strict=True):
+        rows += [
+            {"task_id": task_id, "changed_at": created + timedelta(days=1), "field": "assignee", "from_value": "u_x", "to_value": "u_y"},
+            {"task_id": task_id, "changed_at": created + timedelta(days=2), "field": "duedate", "from_value": "2026-01-01", "to_value": "2026-01-10"},
+            {"task_id": task_id, "changed_at": created + timedelta(days=3), "field": "status", "from_value": "Open", "to_value": "In Progress"},
+        ]  # fmt: skip
+    return pl.DataFrame(rows, schema=asof.EVENT_COLUMNS)
+
+
+def test_the_warehouse_snapshot_holds_the_events_of_open_tasks_and_scores_with_them(tasks, models, tmp_path):
+    events = _events_of(tasks)
+    warehouse = Warehouse(tmp_path / "w.duckdb")
+    warehouse.replace_tables({"clean.tasks": tasks, "clean.task_events": events})
+    history = scoring.warehouse_history(warehouse.path)
+    open_ids = set(scoring.open_tasks(tasks)["task_id"])
+    assert set(history.events.by_task) == open_ids and len(history.events.of(next(iter(open_ids)))) == 3
+    looked_up = scoring.score_tasks(scoring.open_tasks(tasks), models["late_risk"], models["cycle_time"], history, NOW)
+    passed = scoring.score_open_tasks(tasks, models["late_risk"], models["cycle_time"], NOW, events=events)
+    assert looked_up.equals(passed) and not passed.equals(scoring.score_open_tasks(tasks, models["late_risk"],
+                                                                                    models["cycle_time"], NOW))  # fmt: skip
+    # the online path, with the same snapshot and time, gives the same rows
+    records, errors = features.records_to_frame(scoring.task_records(scoring.open_tasks(tasks)))
+    columns = history_index.feature_columns(records, history_index.HistoryIndex.from_history(history), at=NOW)
+    rows, _ = scoring.score_rows(columns, models["late_risk"], models["cycle_time"], NOW)
+    assert pl.DataFrame(rows, schema=scoring.SCORE_SCHEMA).equals(looked_up)
+
+
+@pytest.mark.parametrize(
+    ("feature", "value", "text"),
+    [("n_reassignments", 2, "reassigned twice"), ("n_reassignments", 0, "never reassigned"),
+     ("deadline_moved_days", 9.2, "deadline moved out by 9 days"), ("deadline_moved_days", -1, "deadline moved in by 1 day"),
+     ("days_in_progress", 12.4, "in progress for 12 days"), ("status_stage", 2, "status in review"),
+     ("n_reopenings", 1, "reopened once"), ("days_to_deadline", 3, "3 days left to the deadline")],
+)  # fmt: skip
+def test_reasons_speak_of_what_changed(feature, value, text):
+    phrase = evaluation.FEATURE_PHRASES[feature]
+    key = evaluation._bucket(np.array([value], dtype=float), phrase.kind)[0]  # noqa: SLF001
+    assert evaluation._description(phrase, feature, key, None) == text  # noqa: SLF001
