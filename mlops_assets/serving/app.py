@@ -88,6 +88,7 @@ from mlops_assets.lib import history_index, scoring
 from mlops_assets.lib.redact import redact
 from mlops_assets.lib.settings import env_number
 from mlops_assets.lib.warehouse import Warehouse
+from mlops_assets.serving.telemetry import Telemetry, TelemetryMiddleware
 
 log = logging.getLogger("mlops_assets.serving")
 
@@ -113,6 +114,7 @@ class Settings:
     workers: int = 1
     reports_dir: str = "data/reports"
     exports_dir: str = "data/exports"
+    telemetry: bool = True  # MLOPS_SERVE_TELEMETRY=0: no per-request counting (the benchmark's baseline)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -133,6 +135,7 @@ class Settings:
             reports_dir=reports,
             # beside the reports folder unless set, as the pipeline's resources place it
             exports_dir=env.get("MLOPS_EXPORTS_DIR", "").strip() or str(pathlib.Path(reports).parent / "exports"),
+            telemetry=env.get("MLOPS_SERVE_TELEMETRY", "").strip() != "0",
         )
 
 
@@ -454,6 +457,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The FastAPI app; loading happens in the background after start-up (watch GET /ready)."""
     settings = settings or Settings.from_env()
     state = ModelState(settings)
+    telemetry = Telemetry(lambda: state.snapshot, enabled=settings.telemetry)
     holder: dict[str, Batcher] = {}
 
     async def refresh_loop() -> None:
@@ -484,6 +488,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.model_state = state
+    app.state.telemetry = telemetry
+    if settings.telemetry:
+        app.add_middleware(TelemetryMiddleware, telemetry=telemetry)
     # The pages the Dagster UI links to (a browser will not open file:// links from it), read-only.
     app.mount("/reports", ReadOnlyFiles(directory=settings.reports_dir, html=True, check_dir=False), name="reports")
     app.mount("/exports", ReadOnlyFiles(directory=settings.exports_dir, html=True, check_dir=False), name="exports")
@@ -496,6 +503,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def health() -> Response:
         """Liveness: the process answers."""
         return _json(200, {"status": "ok"}, state)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        """Prometheus telemetry: requests, errors by status, latency, predictions by risk band, versions, reload age."""
+        body, content_type = telemetry.exposition()
+        return Response(body, media_type=content_type)
 
     @app.get("/ready")
     async def ready() -> Response:
@@ -514,6 +527,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise ApiError(422, "invalid body", f"expected one task as a JSON object, got a JSON "
                            f"{type(payload).__name__}; for several tasks POST {{\"tasks\": [...]}} to /predict/batch")  # fmt: skip
         snapshot, rows = await _score_records([payload], policy, state, holder["batcher"])
+        telemetry.count_predictions(rows)
         return _json(200, {"prediction": rows[0], "models": snapshot.versions}, state)
 
     @app.post("/predict/batch")
@@ -533,6 +547,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise ApiError(413, "too many tasks", f"{len(records):,} tasks in one batch; the limit is "
                            f"{settings.max_tasks:,}: split the batch")  # fmt: skip
         snapshot, rows = await _score_records(records, policy, state, holder["batcher"])
+        telemetry.count_predictions(rows)
         return _json(200, {"predictions": rows, "n": len(rows), "models": snapshot.versions}, state)
 
     @app.post("/reload")

@@ -13,12 +13,18 @@ from .sensors import (
     retrain_sensor,
     run_failure_alert_sensor,
 )
+from .telemetry import (
+    serving_telemetry,
+    serving_telemetry_job,
+    serving_telemetry_resource,
+    serving_telemetry_schedule,
+)
 
 defs = dg.Definitions(
-    assets=[data_drift, model_performance],
-    jobs=[monitor_job],
+    assets=[data_drift, model_performance, serving_telemetry],
+    jobs=[monitor_job, serving_telemetry_job],
     sensors=[retrain_sensor, check_failure_alert_sensor, run_failure_alert_sensor, champion_alias_sensor,
              automation_sensor],
-    schedules=[daily_monitoring_schedule],
-    resources={"monitoring": monitoring_resource()},
+    schedules=[daily_monitoring_schedule, serving_telemetry_schedule],
+    resources={"monitoring": monitoring_resource(), "serving_telemetry": serving_telemetry_resource()},
 )

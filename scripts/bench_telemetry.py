@@ -1,0 +1,101 @@
+"""What /metrics telemetry costs the online p99: the same service with and without it, runs interleaved.
+
+Builds one sandbox (as scripts/bench_serving.py), starts two service processes on it, one with telemetry
+(the default) and one with MLOPS_SERVE_TELEMETRY=0, and drives single-task POST /predict with wrk
+against each in turn, ROUNDS times (A B B A ...: on a shared machine the load drifts, pairing cancels
+most of it). Prints the medians of p50/p99/throughput per side and the p99 ratio.
+
+    .venv/bin/python scripts/bench_telemetry.py                     # about 3 minutes on 2 cores
+    .venv/bin/python scripts/bench_telemetry.py --rounds 6 --duration 10 --connections 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import httpx  # noqa: E402
+from bench_serving import TRAIN, _free_port, _lua, _wrk  # noqa: E402
+
+from mlops_assets.lib import scoring  # noqa: E402
+from mlops_assets.serving import sandbox  # noqa: E402
+
+
+def _start(box, work: Path, telemetry: bool) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    env = {**os.environ, **box.env(), "MLOPS_SERVE_PORT": str(port), "MLOPS_SERVE_TELEMETRY": "1" if telemetry else "0",
+           "XDG_CACHE_HOME": str(work / "cache")}
+    log = (work / f"service-{int(telemetry)}.log").open("wb")
+    process = subprocess.Popen([sys.executable, "-m", "mlops_assets.serving"], cwd=ROOT, env=env, stdout=log,
+                               stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            if httpx.get(url + "/ready").status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            sys.exit(f"the service did not become ready; log: {log.name}")
+        time.sleep(0.2)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=3000)
+    parser.add_argument("--rounds", type=int, default=6, help="runs per side, interleaved")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=4)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench_telemetry_"))
+    box = sandbox.build_sandbox(work / "sandbox", n_tasks=args.tasks, config=TRAIN)
+    from mlops_assets.lib.warehouse import Warehouse
+
+    records = scoring.task_records(scoring.open_tasks(Warehouse(box.warehouse).read_table("clean.tasks")))
+    script = _lua(work / "single.lua", "/predict", [json.dumps(r) for r in records[:500]])
+    services = {side: _start(box, work, side) for side in (True, False)}
+    results: dict[bool, list[dict]] = {True: [], False: []}
+    load = []
+    try:
+        for _, url in services.values():
+            _wrk(url + "/", script, args.connections, 3)  # warm-up
+        for round_ in range(args.rounds):
+            order = (True, False) if round_ % 2 == 0 else (False, True)
+            for side in order:
+                load.append(os.getloadavg()[0])
+                result = _wrk(services[side][1] + "/", script, args.connections, args.duration)
+                results[side].append(result)
+                print(f"round {round_ + 1} telemetry={'on' if side else 'off'}: {result['rps']:.0f} rps "
+                      f"p50 {result['p50']:.2f} ms p99 {result['p99']:.2f} ms (load {load[-1]:.1f})", flush=True)
+        with httpx.Client(base_url=services[True][1]) as http:
+            metrics = http.get("/metrics").text
+    finally:
+        for process, _ in services.values():
+            process.terminate()
+            process.wait(timeout=10)
+    summary = {}
+    for side, runs in results.items():
+        summary["on" if side else "off"] = {k: statistics.median(r[k] for r in runs) for k in ("p50", "p99", "rps")}
+    ratios = [on["p99"] / off["p99"] for on, off in zip(results[True], results[False], strict=True)]
+    summary["p99_ratio_median_of_pairs"] = statistics.median(ratios)
+    summary["load_1min"] = (min(load), max(load))
+    summary["counted_requests"] = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+                                      if line.startswith('mlops_serve_requests_total{endpoint="/predict"'))
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
