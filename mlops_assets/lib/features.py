@@ -511,6 +511,16 @@ def _task_events(events: asof.TaskEvents | pl.DataFrame | None, history: History
     return events
 
 
+def carried_events(records: pl.DataFrame, events: asof.TaskEvents) -> asof.TaskEvents:
+    """`events` with the histories records carry (their ``events`` column, not null) in place of theirs."""
+    if records.get_column(EVENTS_FIELD).null_count() == records.height:  # the usual case: no polars work
+        return events
+    carried = records.select("task_id", EVENTS_FIELD).filter(pl.col(EVENTS_FIELD).is_not_null())
+    rows = carried.explode(EVENTS_FIELD).unnest(EVENTS_FIELD).filter(pl.col("changed_at").is_not_null())
+    own = asof.TaskEvents.from_frame(rows)
+    return asof.TaskEvents({**events.by_task, **{t: own.of(t) for t in carried["task_id"]}})
+
+
 def _state_at(typed: pl.DataFrame, events: asof.TaskEvents) -> pl.DataFrame:
     """The task fields at t (priority, assignee, due and deadline) replaced from events, plus STATE_FEATURES."""
     t_us = typed.get_column("predicted_at").dt.epoch("us")
@@ -576,7 +586,10 @@ def build_features(
     (None: the history snapshot's, if it has them). Categorical features stay pl.String (training casts them)."""
     typed = _typed(targets, INPUT_COLUMNS, "targets")
     typed = typed.with_columns(_prediction_time(typed, targets, at))
-    typed = _state_at(typed, _task_events(events, history, typed.get_column("task_id")))
+    task_events = _task_events(events, history, typed.get_column("task_id"))
+    if EVENTS_FIELD in targets.columns:  # records that carry their history (records_to_frame)
+        task_events = carried_events(targets, task_events)
+    typed = _state_at(typed, task_events)
     typed = _normalize_categories(typed).with_row_index("_row")
     deadline = _effective_deadline()
     t = pl.col("predicted_at")
@@ -750,7 +763,42 @@ def _unknown_field_message(names: list[str]) -> str:
         close = difflib.get_close_matches(name, list(INPUT_COLUMNS), n=1) if len(name) <= _SUGGEST_MAX_CHARS else []
         parts.append(shown + (f" (did you mean {close[0]!r}?)" if close else ""))
     more = f" and {len(names) - UNKNOWN_FIELDS_SHOWN:,} more" if len(names) > UNKNOWN_FIELDS_SHOWN else ""
-    return f"unknown field(s) {', '.join(parts)}{more}; accepted fields: {', '.join(INPUT_COLUMNS)}"
+    return f"unknown field(s) {', '.join(parts)}{more}; accepted fields: {', '.join(INPUT_COLUMNS)}, {EVENTS_FIELD}"
+
+
+# An online record may carry its task's history: "events": [{"changed_at", "field", "from_value",
+# "to_value"}, ...] (clean.task_events' shape). Sent (even empty), it replaces what the service holds.
+EVENTS_FIELD = "events"
+EVENT_FIELDS = ("status", "assignee", "priority", "duedate", "fix_version", "comment")
+EVENTS_DTYPE = pl.List(pl.Struct({"changed_at": UTC_DATETIME, "field": pl.String(), "from_value": pl.String(),
+                                  "to_value": pl.String()}))  # fmt: skip
+MAX_EVENTS = 2_000  # far above a real task's history; a bound on the work one request can ask for
+
+
+def _parse_events(value: Any, created_at: datetime | None) -> tuple[list[dict[str, Any]] | None, str | None]:
+    """A record's events, typed, or (None, why not)."""
+    if not isinstance(value, list):
+        return None, f"events must be a list of objects, got {type(value).__name__}"
+    if len(value) > MAX_EVENTS:
+        return None, f"events has {len(value):,} entries: at most {MAX_EVENTS:,} are accepted"
+    out = []
+    for i, event in enumerate(value):
+        if not isinstance(event, dict):
+            return None, f"events[{i}] must be an object, got {type(event).__name__}"
+        extra = sorted(set(event) - {"changed_at", "field", "from_value", "to_value"})
+        if extra:
+            return None, f"events[{i}] has unknown key(s) {extra}: use changed_at, field, from_value, to_value"
+        if event.get("field") not in EVENT_FIELDS:
+            return None, f"events[{i}].field is {event.get('field')!r}: use one of {', '.join(EVENT_FIELDS)}"
+        when, problem = _parse_time("changed_at", event.get("changed_at"))
+        if problem:
+            return None, f"events[{i}]: {problem}"
+        for key in ("from_value", "to_value"):
+            if event.get(key) is not None and not isinstance(event[key], str):
+                return None, f"events[{i}].{key} must be a string or null, got {type(event[key]).__name__}"
+        out.append({"changed_at": when, "field": event["field"], "from_value": event.get("from_value"),
+                    "to_value": event.get("to_value")})  # fmt: skip
+    return out, None
 
 
 def records_to_frame(records: list[dict[str, Any]]) -> tuple[pl.DataFrame, dict[int, str]]:
@@ -773,7 +821,7 @@ def records_to_frame(records: list[dict[str, Any]]) -> tuple[pl.DataFrame, dict[
             )
             continue
         problems = []
-        unknown = sorted(k for k in record if k not in INPUT_COLUMNS)
+        unknown = sorted(k for k in record if k not in INPUT_COLUMNS and k != EVENTS_FIELD)
         if unknown:
             problems.append(_unknown_field_message(unknown))
         missing = [k for k in REQUIRED_INPUT_COLUMNS if record.get(k) is None]
@@ -788,6 +836,10 @@ def records_to_frame(records: list[dict[str, Any]]) -> tuple[pl.DataFrame, dict[
             row[name], problem = _parse_value(name, value)
             if problem:
                 problems.append(problem)
+        if record.get(EVENTS_FIELD) is not None:
+            row[EVENTS_FIELD], problem = _parse_events(record[EVENTS_FIELD], row.get("created_at"))
+            if problem:
+                problems.append(problem)
         task_id = row.get("task_id")
         if not problems and task_id in seen:
             problems.append(f"duplicate task_id {task_id!r} (also record {seen[task_id]})")
@@ -796,5 +848,5 @@ def records_to_frame(records: list[dict[str, Any]]) -> tuple[pl.DataFrame, dict[
             continue
         seen[task_id] = index
         rows.append(row)
-    schema = {"record_index": pl.Int64(), **INPUT_COLUMNS}
+    schema = {"record_index": pl.Int64(), **INPUT_COLUMNS, EVENTS_FIELD: EVENTS_DTYPE}
     return pl.DataFrame(rows, schema=schema), errors

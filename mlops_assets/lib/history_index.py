@@ -192,6 +192,8 @@ def feature_columns(
     task_ids: list[str] = []
     if events is None:
         events = getattr(index.history, "events", None) or asof.TaskEvents.empty()
+    if features_lib.EVENTS_FIELD in schema:  # records that carry their own history
+        events = features_lib.carried_events(records, events)
     at_us = None if at is None else epoch_us(at.astimezone(UTC))
     source = records if records.columns == list(_INPUT_NAMES) else records.select(_INPUT_NAMES)
     for i, row in enumerate(source.iter_rows(named=True)):

@@ -88,7 +88,11 @@ def test_splits_are_time_ordered_without_overlap(lifecycle):
     bounds = {s: (g["created_at"].min(), g["created_at"].max()) for s, g in frame.group_by("split", maintain_order=True)
               for s in [s[0]]}
     assert bounds["train"][1] < bounds["validation"][0] <= bounds["validation"][1] < bounds["test"][0]
-    assert frame["task_id"].is_unique().all()
+    # snapshot rows: a task at several points, all on one side; none predicted after the next split starts
+    assert frame.group_by("task_id").agg(pl.col("split").n_unique())["split"].max() == 1
+    assert frame["task_id"].is_duplicated().any() and set(frame["point"]) >= {"creation", "midway"}
+    train = frame.filter(pl.col("split") == "train")
+    assert train["predicted_at"].max() < bounds["validation"][0]
 
 
 def test_regating_the_same_candidate_registers_nothing_new(lifecycle, tmp_path):
@@ -122,7 +126,8 @@ def test_batch_scores_cover_every_open_task_with_versions_and_match_the_served_p
     champions = scoring.load_champions(client)
     sample = tasks.filter(pl.col("task_id").is_in(with_deadline["task_id"].head(25).to_list()))
     online = scoring.score_tasks(sample, champions["late_risk"], champions["cycle_time"],
-                                 features.History.from_tasks(tasks), scores["scored_at"][0])
+                                 features.History.from_tasks(tasks), scores["scored_at"][0],
+                                 events=wh.read_table("clean.task_events"))  # fmt: skip
     merged = online.join(scores, on="task_id", suffix="_batch")
     assert merged.height == 25
     assert (merged["late_risk"] - merged["late_risk_batch"]).abs().max() < 1e-9

@@ -275,3 +275,41 @@ def test_the_service_looks_up_events_in_its_snapshot():
 )  # fmt: skip
 def test_status_names_map_to_stages(name, stage):
     assert asof.status_category(name) == stage
+
+
+def _wire(events: pl.DataFrame) -> list[dict]:
+    return [{**e, "changed_at": e["changed_at"].isoformat()} for e in events.drop("task_id").iter_rows(named=True)]
+
+
+def test_online_records_may_carry_their_events():
+    task_id = _cases()[0][0]
+    row = next(r for r in ROWS if r["task_id"] == task_id)
+    record = {"task_id": task_id, "project": row["project"], "created_at": row["created_at"].isoformat(),
+              "assignee_id": row["assignee_id"] or "u_a", "priority": row["priority"] or "low"}  # fmt: skip
+    own = EVENTS.filter(pl.col("task_id") == task_id)
+    at = _time(task_id, 2)
+    carried, errors = records_to_frame([{**record, "events": _wire(own)}])
+    plain, _ = records_to_frame([record])
+    assert errors == {}
+    expected = build_features(plain.drop("events"), HISTORY, own, at=at)
+    assert_frame_equal(build_features(carried, HISTORY, at=at), expected, check_exact=True)
+    # carried events win over the ones the service holds, online too (an empty list is a history: none)
+    held = asof.TaskEvents.from_frame(EVENTS.filter(pl.col("task_id") != task_id).with_columns(pl.lit(task_id).alias("task_id")))
+    index = history_index.HistoryIndex.from_history(HISTORY)
+    online = history_index.feature_columns(carried.drop("record_index"), index, held, at=at)
+    assert online.numeric["n_status_changes"][0] == expected["n_status_changes"][0]
+    none, _ = records_to_frame([{**record, "events": []}])
+    assert history_index.feature_columns(none.drop("record_index"), index, held, at=at).numeric["n_status_changes"][0] == 0
+
+
+@pytest.mark.parametrize(
+    ("events", "message"),
+    [("x", "events must be a list of objects"), ([1], "events[0] must be an object"),
+     ([{"changed_at": "2024-01-01T00:00:00Z", "field": "mood"}], "events[0].field is 'mood'"),
+     ([{"changed_at": "yesterday", "field": "status"}], "events[0]: changed_at 'yesterday' is not an ISO 8601"),
+     ([{"changed_at": "2024-01-01T00:00:00Z", "field": "status", "to_value": 3}], "events[0].to_value must be a string"),
+     ([{"changed_at": "2024-01-01T00:00:00Z", "field": "status", "who": "x"}], "unknown key(s) ['who']")],
+)  # fmt: skip
+def test_bad_events_get_a_clear_message(events, message):
+    _, errors = records_to_frame([{"task_id": "a", "project": "P", "created_at": "2024-01-01T00:00:00Z", "events": events}])
+    assert message in errors[0]
