@@ -66,6 +66,8 @@ def test_without_drift_the_drift_check_passes_and_the_trend_is_recorded(world):
     assert meta["drift_share"] <= 0.1
     assert meta["champion_version"] == "late_risk v1"
     assert world["root"].joinpath(meta["report"]).exists() and meta["report"].endswith("data_drift.html")
+    # linked as the URL `make serve` serves data/reports/ at, not a file:// link a browser refuses (issue 18.5)
+    assert meta["report_url"] == f"http://127.0.0.1:8000/reports/monitoring/{world['before'].run_id[:8]}/data_drift.html"
     history = world["wh"].read_table("monitoring.drift_history")
     runs = history.group_by("run_id").agg(pl.len(), pl.col("target").unique().sort())
     assert runs.height == 2  # one per monitoring run

@@ -10,7 +10,7 @@ from mlops_assets.lib import drift, monitoring, scoring
 from mlops_assets.lib import training as training_lib
 from mlops_assets.lib.readable import number_text
 from mlops_assets.metadata import readable
-from mlops_assets.resources import MLflowResource, ReportsResource, WarehouseResource
+from mlops_assets.resources import ExportsResource, MLflowResource, ReportsResource, WarehouseResource
 
 from ..ingestion.assets import WAREHOUSE_WRITE_TAGS
 from .checks import DATA_DRIFT, DRIFT_CHECKS, MODEL_PERFORMANCE, PERFORMANCE_CHECKS, performance_check
@@ -100,14 +100,14 @@ def _scores(model: scoring.ServedModel, frame: pl.DataFrame) -> pl.Series:
           "tasks created in the last N days (before the newest task), the drifted share, and prediction drift of both "
           "champions; history in monitoring.drift_history, Evidently HTML report under data/reports/monitoring/.")])
 def data_drift(context: dg.AssetExecutionContext, config: DataDriftConfig, warehouse: WarehouseResource,
-               mlflow: MLflowResource, reports: ReportsResource):
+               mlflow: MLflowResource, reports: ReportsResource, exports: ExportsResource):
     """Compare the current window with the champion's training reference, feature by feature and by score."""
     # yielded: a returned MaterializeResult (a tuple) would be taken as one value per output when checks are omitted
-    yield _data_drift(context, config, warehouse, mlflow, reports)
+    yield _data_drift(context, config, warehouse, mlflow, reports, exports)
 
 
 def _data_drift(context, config: DataDriftConfig, warehouse: WarehouseResource, mlflow: MLflowResource,
-                reports: ReportsResource) -> dg.MaterializeResult:
+                reports: ReportsResource, exports: ExportsResource) -> dg.MaterializeResult:
     wh = warehouse.get()
     feats = wh.read_table("features.task_features")
     window = monitoring.current_window(feats, config.window_days)
@@ -127,7 +127,7 @@ def _data_drift(context, config: DataDriftConfig, warehouse: WarehouseResource, 
     result = drift.compute_drift(reference, window.frame, config.numeric_columns, config.categorical_columns,
                                  threshold=config.column_threshold, drift_share=config.drift_share_threshold)
     predictions = _prediction_drift(client, warehouse, feats, window.frame, config)
-    report = _report(context, reports, reference, window.frame, config, result)
+    report = _report(context, reports, exports, reference, window.frame, config, result)
     _record(wh, context.run_id, result, predictions, base)
     share = result.share_drifted
     detail = {**base, "drift_share": share, "threshold": config.drift_share_threshold,
@@ -203,8 +203,8 @@ def _prediction_drift(client, warehouse: WarehouseResource, features: pl.DataFra
     return drift.DriftResult(columns, config.prediction_threshold, 1.0, 0, current.height)
 
 
-def _report(context, reports: ReportsResource, reference, current, config: DataDriftConfig,
-            result: drift.DriftResult) -> dict:
+def _report(context, reports: ReportsResource, exports: ExportsResource, reference, current,
+            config: DataDriftConfig, result: drift.DriftResult) -> dict:
     """Evidently's page, configured as compute_drift decided and run on the same rows: it shows the same verdict."""
     path = reports.dir("monitoring", context.run_id[:8]) / "data_drift.html"
     try:
@@ -213,8 +213,9 @@ def _report(context, reports: ReportsResource, reference, current, config: DataD
     except Exception as exc:  # the HTML is for browsing; the verdicts above never depend on it
         context.log.warning(f"Evidently report not written: {exc}")
         return {"report": f"not written: {exc}"}
-    return {"report": dg.MetadataValue.path(str(written.resolve())),
-            "report_url": dg.MetadataValue.url(written.resolve().as_uri())}
+    # a browser does not open file:// links from the UI: the URL `make serve` serves data/reports/ at
+    url = exports.url("reports", written.relative_to(reports.dir())) or written.resolve().as_uri()
+    return {"report": dg.MetadataValue.path(str(written.resolve())), "report_url": dg.MetadataValue.url(url)}
 
 
 def _record(wh, run_id: str, result: drift.DriftResult, predictions: drift.DriftResult, base: dict) -> None:
