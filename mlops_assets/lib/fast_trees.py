@@ -24,9 +24,9 @@ lleaves/llvmlite versions and the host CPU. Both functions take a booster's mode
 (``Booster.model_to_string()``). LightGBM reads a dense row's values within 1e-35 of zero as zero;
 lleaves does not, so both tools zero them first (:func:`_as_lightgbm_reads`).
 
-lleaves 1.3 and llvmlite < 0.44 exist for CPython up to 3.12 only (pyproject.toml installs them there):
-:func:`available` says whether they are importable, and callers fall back to LightGBM's own
-predictor (the same numbers, slower) when they are not.
+lleaves 1.3 needs llvmlite < 0.45 (its legacy pass manager), whose wheels stop at CPython 3.13
+(pyproject.toml installs them there): :func:`available` says whether they are importable, and
+callers fall back to LightGBM's own predictor (the same numbers, slower) when they are not.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ _AVAILABLE: bool | None = None
 
 
 def available() -> bool:
-    """True when lleaves and llvmlite import (CPython 3.11-3.12); else scoring uses LightGBM, logged once."""
+    """True when lleaves and llvmlite import (CPython 3.11-3.13); else scoring uses LightGBM, logged once."""
     global _AVAILABLE
     if _AVAILABLE is None:
         try:
@@ -59,8 +59,8 @@ def available() -> bool:
             import llvmlite.binding  # noqa: F401
         except ImportError as exc:
             _AVAILABLE = False
-            _log.warning("the compiled scorer is off (%s; lleaves 1.3 and llvmlite<0.44 exist for Python 3.11-3.12 "
-                         "only): scoring uses LightGBM's predictor, same numbers, slower", exc)
+            _log.warning("the compiled scorer is off (%s; lleaves 1.3 needs llvmlite<0.45, which has wheels for "
+                         "Python 3.11-3.13 only): scoring uses LightGBM's predictor, same numbers, slower", exc)
         else:
             _AVAILABLE = True
     return _AVAILABLE

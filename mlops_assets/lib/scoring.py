@@ -175,7 +175,7 @@ class ServedModel:
         """
         from mlops_assets.lib import fast_trees
 
-        if not fast_trees.available():  # Python 3.13+: no lleaves/llvmlite wheels; LightGBM scores
+        if not fast_trees.available():  # Python 3.14+: no lleaves/llvmlite wheels; LightGBM scores
             return self
         model_string = self.booster.model_to_string()
         if (max_compile_leaves is not None and not fast_trees.forest_is_cached(model_string, cache_dir)

@@ -13,7 +13,7 @@ import pytest
 from mlops_assets.lib import fast_trees
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("lleaves") is None,
-                                reason="lleaves/llvmlite are installed on Python 3.11-3.12 only (pyproject.toml)")
+                                reason="lleaves/llvmlite are installed on Python 3.11-3.13 only (pyproject.toml)")
 
 
 def _data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
