@@ -175,19 +175,20 @@ def prediction_drift(
     current: pl.Series,
     *,
     min_score: float = 0.15,
-    quantile: float = 0.99,
-    permutations: int = 200,
+    quantile: float = 0.999,
+    permutations: int = 1000,
     max_rows: int = 20_000,
     seed: int = 0,
 ) -> ColumnDrift:
     """Drift of a model's scores: `compute_drift`'s measure, with a threshold calibrated to the window's size.
 
-    A score column is judged on few rows (a month of tasks) against a few hundred held-out ones, where
-    the normalised Wasserstein distance of two samples of one distribution is itself 0.1-0.3. The
+    A score column is judged on few rows (a month of tasks) against a few hundred others, where the
+    normalised Wasserstein distance of two samples of one distribution is itself 0.1-0.3. The
     threshold is therefore the larger of `min_score` (the smallest shift that matters) and the
     `quantile` of the same score over `permutations` random re-splits of both samples pooled (what
-    sampling noise alone gives at these sizes: a permutation test at level 1 - quantile). Each side is
-    sub-sampled to `max_rows` for the permutations only: the noise at that size is far below any floor.
+    sampling noise alone gives at these sizes: a permutation test at level 1 - quantile; 0.999 keeps a
+    daily check of two scores to about one false alarm a year). Each side is sub-sampled to
+    `max_rows` for the permutations only: the noise at that size is far below any floor.
     """
     if not 0 < quantile < 1:
         raise ValueError(f"quantile must be in (0, 1), got {quantile}")
