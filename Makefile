@@ -8,7 +8,7 @@ export MLOPS_LANDING_DIR ?= data/landing
 export MLOPS_WAREHOUSE ?= data/warehouse.duckdb
 SAMPLE_TASKS ?= 6000
 
-.PHONY: run test ui serve mlflow-ui bench screenshots drift-demo lint clean-data instance mlflow-store
+.PHONY: run test ui serve mlflow-ui bench screenshots drift-demo lint clean-data instance mlflow-store lock
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found " + sys.version.split()[0] + ")")'
@@ -46,6 +46,12 @@ ui: $(STAMP) instance mlflow-store
 
 bench: $(STAMP)
 	$(BIN)/mlops-assets bench --tasks $${BENCH_TASKS:-100000,1000000}
+
+## lock: regenerate deploy/requirements.lock, the container image's pinned dependencies (see Dockerfile)
+lock: $(STAMP)
+	$(BIN)/uv pip compile pyproject.toml deploy/requirements-image.in --extra cluster --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --generate-hashes --no-header --custom-compile-command "make lock" \
+		-o deploy/requirements.lock
 
 lint: $(STAMP)
 	$(BIN)/ruff check mlops_assets mlops_assets_tests
