@@ -62,3 +62,33 @@ def test_code_differences_name_the_commit_and_each_library():
     assert reproduce.code_differences(record, now) == ["code commit aaa recorded, bbb running",
                                                        "lightgbm 4.5.0 recorded, 4.6.0 running"]
     assert reproduce.code_differences(record, {**record}) == []
+
+
+def test_a_model_trained_on_a_ducklake_is_reproduced_from_its_snapshot_after_new_and_changed_raw_rows(
+        tmp_path, mlflow_uri):
+    """The cluster profile's warehouse, end to end: the pipeline's functions, MLflow, new data, an edited raw row."""
+    pytest.importorskip("duckdb_extension_ducklake")
+    from mlops_assets.lib import cleaning, ingestion, registry, synthetic
+
+    lake = Warehouse(f"ducklake:{tmp_path / 'catalog.ducklake'}", data_path=tmp_path / "lake")
+    landing = tmp_path / "landing"
+    synthetic.generate(landing, n_tasks=1000, seed=5)
+    for source in ingestion.SOURCES:
+        ingestion.ingest_source(lake, landing, source)
+    spec, config = training.get_spec("late_risk"), training.TrainConfig(n_trials=2, cv_folds=0, num_boost_round=300)
+    record = reproduce.training_record(lake, clean_built_at=datetime.now(UTC), train_config=config, split_config=None)
+    parts = reproduce.rebuild_splits(spec, lake, record)  # what the assets compute, here straight from the lake
+    trained = training.train_model(spec, parts, config)
+    tasks = cleaning.build_clean(lake, datetime.fromisoformat(record["clean_built_at"]))[0]["clean.tasks"]
+    run_id = registry.log_training_run(spec, trained, parts, tasks=tasks, tracking_uri=mlflow_uri)
+    reproduce.log_record(registry.get_client(mlflow_uri), run_id, record, n_trials_run=trained.n_trials)
+
+    synthetic.generate(landing, n_tasks=300, seed=5, drift=True, main_tasks=1000)
+    for source in ingestion.SOURCES:
+        ingestion.ingest_source(lake, landing, source)
+    with lake.connect() as con:  # an edit of a row the model saw: the snapshot still has the original
+        con.execute("UPDATE raw.github_tasks SET title = 'edited' WHERE record_hash = (SELECT min(record_hash) "
+                    "FROM raw.github_tasks WHERE ingested_at <= ?)", [record["raw"]["raw.github_tasks"]["max_ingested_at"]])
+    result = reproduce.reproduce(run_id, warehouse=lake, tracking_uri=mlflow_uri)
+    assert result.ok and result.identical_predictions and result.identical_model, result.summary()
+    assert result.raw_rows["raw.jira_tasks"] == record["raw"]["raw.jira_tasks"]["rows"]
