@@ -256,7 +256,7 @@ def mlflow_server(box: Sandbox, port: int | None = None, timeout_s: float = 120)
 
 @contextmanager
 def browser_page(user_data_dir: str | Path | None = None) -> Iterator:
-    """A Playwright page in headless /usr/bin/chromium with a fresh profile."""
+    """A Playwright page in headless /usr/bin/chromium with a fresh profile (its requests watched for `settle`)."""
     if not CHROMIUM.exists():
         raise BrowserSetupError(f"{CHROMIUM} is missing: install Debian's browser with `apt-get install -y chromium`")
     from playwright.sync_api import sync_playwright
@@ -265,10 +265,81 @@ def browser_page(user_data_dir: str | Path | None = None) -> Iterator:
         profile = user_data_dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="chromium-profile-"))
         playwright = stack.enter_context(sync_playwright())
         context = playwright.chromium.launch_persistent_context(
-            str(profile), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS, viewport=VIEWPORT)
+            str(profile), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS, viewport=VIEWPORT,
+            # the webserver's Content-Security-Policy forbids eval, which Playwright's string predicates
+            # (wait_for_function) need; the pages' own scripts are unaffected
+            bypass_csp=True)
         stack.callback(context.close)
         context.set_default_timeout(60_000)
-        yield context.pages[0] if context.pages else context.new_page()
+        page = context.pages[0] if context.pages else context.new_page()
+        _NETWORK[id(page)] = _Requests(page)
+        stack.callback(_NETWORK.pop, id(page), None)
+        yield page
+
+
+# ---- a still page: what a picture may be taken of ----
+
+class _Requests:
+    """The page's requests in flight (fetch/XHR polling included), and when the last one started or ended."""
+
+    def __init__(self, page) -> None:
+        self.in_flight: dict[int, str] = {}
+        self.changed = time.monotonic()
+        page.on("request", self._start)
+        page.on("requestfinished", self._end)
+        page.on("requestfailed", self._end)
+
+    def _start(self, request) -> None:
+        self.in_flight[id(request)] = request.url
+        self.changed = time.monotonic()
+
+    def _end(self, request) -> None:
+        self.in_flight.pop(id(request), None)
+        self.changed = time.monotonic()
+
+
+_NETWORK: dict[int, _Requests] = {}
+# Finite animations still running (CSS transitions such as a dialog's fade-in, CSS and Web animations);
+# infinite ones (a spinner) never end and are left to the callers' waits for content.
+_ANIMATING_JS = """() => document.getAnimations().filter(a => a.playState === 'running'
+    && (a.effect?.getComputedTiming?.().iterations ?? 1) !== Infinity).length"""
+# The opacity an element is painted with: its own times every ancestor's (a fading dialog's is below 1).
+_OPACITY_JS = """el => { let o = 1; for (let e = el; e; e = e.parentElement) o *= parseFloat(getComputedStyle(e).opacity);
+    return o; }"""
+
+
+def painted_opacity(locator) -> float:
+    """The opacity `locator`'s element is painted with (1.0 once a dialog has faded in)."""
+    return float(locator.evaluate(_OPACITY_JS))
+
+
+def settle(page, quiet_ms: int = 500, timeout_s: float = 30) -> bytes:
+    """Wait until the page is still and return its picture (PNG bytes).
+
+    Still means: no request in flight and none started or ended for `quiet_ms` (network idle, checked
+    at every call: Playwright's `networkidle` is a one-time event after a navigation), no finite
+    animation running, and two pictures `quiet_ms` apart identical (what animates outside CSS, such as
+    canvas charts, has stopped too). Raises BrowserSetupError naming what still moves after `timeout_s`.
+    """
+    network = _NETWORK.get(id(page))
+    deadline = time.monotonic() + timeout_s
+    previous = None
+    while True:
+        busy = []
+        if network is not None and (network.in_flight or time.monotonic() - network.changed < quiet_ms / 1000):
+            busy.append(f"network ({len(network.in_flight)} request(s) in flight: "
+                        f"{', '.join(list(network.in_flight.values())[:3]) or 'just finished'})")
+        elif page.evaluate(_ANIMATING_JS):
+            busy.append("animations running")
+        else:
+            picture = page.screenshot()
+            if picture == previous:
+                return picture
+            busy.append("the picture still changes")
+            previous = picture
+        if time.monotonic() > deadline:
+            raise BrowserSetupError(f"{page.url} did not settle within {timeout_s:.0f} s: {'; '.join(busy)}")
+        page.wait_for_timeout(100 if busy[-1].startswith(("network", "animations")) else quiet_ms)
 
 
 # ---- the pages: each opens one view and waits until its content (not a loading placeholder) is painted ----
@@ -278,11 +349,19 @@ def show_asset_graph(page, base: str, n_assets: int) -> list[str]:
     page.goto(f"{base}/asset-groups")
     page.locator("[data-tooltip]").first.wait_for()
     page.keyboard.press("Alt+e")
-    names = "[class*='AssetNode_assetName']"
-    page.wait_for_function(f"document.querySelectorAll(\"{names}\").length >= {n_assets}")
+    names = page.locator("[class*='AssetNode_assetName']")
+    names.first.wait_for()
     page.get_by_placeholder("Jump to…").locator("xpath=following::button[1]").click()  # fold the asset tree away
-    page.wait_for_timeout(1500)  # the graph re-fits to the wider canvas
-    return page.locator(names).all_inner_texts()
+    # The graph draws only the nodes in view: zoom out until every asset is in the picture.
+    zoom_out = page.locator("button:has([aria-label='zoom_out'])").first
+    for _ in range(8):
+        page.wait_for_timeout(700)  # the zoom animates
+        if names.count() >= n_assets:
+            break
+        zoom_out.click()
+    page.mouse.move(0, 0)  # no node's hover tooltip in the picture
+    page.wait_for_function(f"document.querySelectorAll(\"[class*='AssetNode_assetName']\").length >= {n_assets}")
+    return names.all_inner_texts()
 
 
 def label_matches(label: str, name: str) -> bool:
@@ -311,7 +390,8 @@ def show_metadata_plots(page, base: str, key: str, metadata_key: str) -> None:
 
 def open_markdown(page, metadata_key: str):
     """Open a markdown metadata entry (e.g. a plot) of the shown asset; returns the dialog once its image loaded."""
-    page.get_by_role("row").filter(has_text=metadata_key).get_by_text("[Show Markdown]").click()
+    row = page.get_by_role("row").filter(has=page.get_by_text(metadata_key, exact=True))
+    row.get_by_text("[Show Markdown]").click()
     dialog = page.get_by_role("dialog")
     dialog.locator("img").first.wait_for()
     page.wait_for_function("[...document.querySelectorAll('[role=dialog] img')].every(i => i.complete && i.naturalWidth > 0)")
@@ -450,13 +530,16 @@ def take_screenshots(out_dir: str | Path, n_tasks: int = 1500, keep: str | Path 
 
         def shot(name: str) -> None:
             path = out / f"{name}.png"
-            page.screenshot(path=str(path))
+            path.write_bytes(settle(page))  # never mid-animation, never while data is still loading
             written.append(path)
 
         show_asset_graph(page, dagster, len(asset_groups()))
         shot("dagster-asset-graph")
         show_asset(page, dagster, f"reporting/{MODEL}_evaluation", "test_roc_auc")
-        open_markdown(page, "plot_roc")
+        dialog = open_markdown(page, "plot_roc")
+        settle(page)
+        if (opacity := painted_opacity(dialog)) != 1:
+            raise BrowserSetupError(f"the ROC dialog is painted at opacity {opacity} after settling")
         shot("dagster-evaluation-asset")
         if has_asset(*DRIFT_ASSET):
             show_asset(page, dagster, "/".join(DRIFT_ASSET), "drift_share")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from mlops_assets import screenshots
+from mlops_assets.lib.readable import significant
 
 pytestmark = [
     pytest.mark.browser,
@@ -43,8 +44,9 @@ def test_evaluation_asset_page_shows_description_metrics_plots_and_check(page, d
     meta = sandbox.latest_metadata("reporting", "late_risk_evaluation")
     screenshots.show_asset(page, dagster_ui, "reporting/late_risk_evaluation", "test_roc_auc")
     assert page.get_by_text("reporting.late_risk_evaluation: test metrics", exact=False).is_visible()
-    row = page.get_by_role("row").filter(has_text="test_roc_auc")
+    row = page.get_by_role("row").filter(has=page.get_by_text("test_roc_auc", exact=True))
     assert str(meta["test_roc_auc"]) in row.inner_text()
+    assert meta["test_roc_auc"] == significant(meta["test_roc_auc"])  # 0.8599, not 0.8599015524422566
     for plot in ("plot_roc", "plot_precision_recall", "plot_calibration", "plot_feature_importance"):
         dialog = screenshots.open_markdown(page, plot)
         sizes = dialog.locator("img").evaluate_all("els => els.map(e => e.naturalWidth)")
@@ -53,6 +55,37 @@ def test_evaluation_asset_page_shows_description_metrics_plots_and_check(page, d
         dialog.wait_for(state="hidden")
     screenshots.show_checks(page, dagster_ui, "reporting/late_risk_evaluation", "no_dominant_feature")
     assert page.get_by_text("top_feature", exact=True).is_visible()
+
+
+# Clicks "[Show Markdown]" of plot_roc in the page itself and returns the dialog's painted opacity on the
+# frames right after it (Playwright's own round trips are too slow to see the fade-in reliably).
+_CLICK_AND_WATCH_JS = """async () => {
+  const row = [...document.querySelectorAll('tr')].find(r => r.textContent.includes('plot_roc'));
+  [...row.querySelectorAll('*')].find(e => e.children.length === 0 && e.textContent.trim() === '[Show Markdown]').click();
+  const seen = [];
+  for (let frame = 0; frame < 120 && seen.length < 3; frame++) {
+    await new Promise(done => requestAnimationFrame(done));
+    const dialog = document.querySelector('[role=dialog]');
+    if (!dialog) continue;
+    let opacity = 1;
+    for (let e = dialog; e; e = e.parentElement) opacity *= parseFloat(getComputedStyle(e).opacity);
+    seen.push(opacity);
+  }
+  return seen;
+}"""
+
+
+def test_a_dialog_is_pictured_only_once_it_has_faded_in(page, dagster_ui):
+    """The README's evaluation picture once showed the ROC dialog half-faded: `settle` waits out the fade."""
+    screenshots.show_asset(page, dagster_ui, "reporting/late_risk_evaluation", "test_roc_auc")
+    first_frames = page.evaluate(_CLICK_AND_WATCH_JS)
+    assert first_frames and min(first_frames) < 1, f"the dialog should fade in (opacities {first_frames})"
+    dialog = page.get_by_role("dialog")
+    screenshots.settle(page)  # what `make screenshots` does before every picture
+    assert screenshots.painted_opacity(dialog) == 1
+    assert dialog.locator("img").evaluate_all("els => els.every(e => e.complete && e.naturalWidth > 0)")
+    page.keyboard.press("Escape")
+    dialog.wait_for(state="hidden")
 
 
 def test_evaluation_report_opens_with_its_charts(page, sandbox):
