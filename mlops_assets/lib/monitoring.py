@@ -8,7 +8,8 @@ the task attributes a user or a tool sets at creation. Left out, with the reason
 training data), the per-project and per-assignee history features (cumulative counts and rates
 that grow with time by construction: measured on the synthetic sample without drift, every one of
 them scores 0.5-3.6 against the training window, i.e. always "drifted"), and priority_ordinal
-(the same information as priority, which would count twice). Their effect still shows in the
+(the same information as priority, which would count twice), and the as-of state features (a task's
+age, status and changes so far at the prediction time: a window of young tasks always differs). Their effect still shows in the
 prediction drift and in the live performance.
 """
 
@@ -40,12 +41,17 @@ MONITORED_NUMERIC: list[str] = [
 ]
 MONITORED_CATEGORICAL: list[str] = ["source", "project", "type", "priority"]
 _HISTORY = "a history feature: a cumulative count or rate that moves with time by construction"
+_PROGRESS = ("a task's state as of the prediction time (age, progress, changes so far): the last 30 days' young "
+             "tasks differ from the training window's by construction")
 UNMONITORED: dict[str, str] = {
     "created_month": "seasonal: a short window never matches a year of training data",
     "created_day_of_year": "seasonal: a short window never matches a year of training data",
     "priority_ordinal": "the same information as priority (counted once)",
     **{f"{who}_{what}": _HISTORY for who in ("project", "assignee")
        for what in ("late_rate", "n_outcomes", "median_cycle_days", "n_resolved", "open_tasks")},
+    **dict.fromkeys(("age_days", "days_in_progress", "days_in_status", "days_to_deadline", "deadline_moved_days",
+                     "has_assignee", "n_comments_so_far", "n_deadline_moves", "n_priority_changes",
+                     "n_reassignments", "n_reopenings", "n_status_changes", "status_stage"), _PROGRESS),
 }
 
 # What the retrain sensor acts on: failed ERROR-severity checks of these names.
