@@ -686,13 +686,14 @@ def top_reasons_table(
     if not features:
         raise ValueError("contribs has no feature columns; pass the output of shap_contributions")
     n_rows, k_used = len(contribs), min(k, len(features))
-    top, chosen = _top_contributions(contribs, features, k_used)
+    top, chosen = _top_contributions(contribs, features, min(k_used + _SPARE_REASONS, len(features)))
 
     def keys_of(feature_index: int, rows: np.ndarray) -> tuple[np.ndarray, list[str] | None]:
         values, labels = _column_values(X[features[feature_index]])
         return values[rows], labels
 
     codes, vocabulary = _reason_codes(top, chosen, features, keys_of, effects, phrases)
+    codes = _first_distinct(codes, vocabulary, k_used)
     words = pl.Series("reason", vocabulary, dtype=pl.String)
     columns = {}
     for position in range(k):
@@ -721,6 +722,29 @@ def top_reasons(
     values = pd.DataFrame([{name: dict(feature_values).get(name) for name in contribs.columns}])
     table = top_reasons_table(contribs, values, k=k, effects=effects, phrases=phrases)
     return [reason for reason in table.row(0) if reason is not None]
+
+
+# Candidates beyond k: several features can say the same words ("no assignee" for each assignee history
+# feature of an unassigned task); a row's reasons are its first k distinct sentences.
+_SPARE_REASONS = 4
+
+
+def _first_distinct(codes: np.ndarray, vocabulary: list[str], k: int) -> np.ndarray:
+    """(n, k) sentence codes: each row's first k distinct sentences, in order; -1 after them."""
+    first: dict[str, int] = {}
+    canonical = np.array([first.setdefault(text, i) for i, text in enumerate(vocabulary)] or [0], dtype=np.int64)
+    codes = np.where(codes >= 0, canonical[np.maximum(codes, 0)], -1)
+    n = len(codes)
+    out = np.full((n, k), -1, dtype=np.int64)
+    filled = np.zeros(n, dtype=np.int64)
+    rows = np.arange(n)
+    for j in range(codes.shape[1]):
+        c = codes[:, j]
+        seen = (out == c[:, None]).any(axis=1)
+        take = (c >= 0) & ~seen & (filled < k)
+        out[rows[take], filled[take]] = c[take]
+        filled += take
+    return out
 
 
 def _top_contributions_array(matrix: np.ndarray, features: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -778,12 +802,14 @@ def top_reasons_arrays(
         raise ValueError(f"values has shape {values.shape}; expected ({contribs.shape[0]}, {len(features)})")
     phrases = {**FEATURE_PHRASES, **(phrases or {})}
     n_rows, k_used = len(contribs), min(k, len(features))
-    top, chosen = _top_contributions_array(np.asarray(contribs[:, : len(features)], dtype=float), features, k_used)
+    top, chosen = _top_contributions_array(np.asarray(contribs[:, : len(features)], dtype=float), features,
+                                           min(k_used + _SPARE_REASONS, len(features)))
 
     def keys_of(feature_index: int, rows: np.ndarray) -> tuple[np.ndarray, list[str] | None]:
         return np.asarray(values[rows, feature_index], dtype=float), levels.get(features[feature_index])
 
     codes, vocabulary = _reason_codes(top, chosen, features, keys_of, effects, phrases)
+    codes = _first_distinct(codes, vocabulary, k_used)
     columns: list[list[str | None]] = []
     for position in range(k):
         if position < k_used:

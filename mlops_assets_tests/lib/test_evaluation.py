@@ -533,3 +533,15 @@ def test_html_report_embeds_plots_metrics_and_slices(plots, scored_tasks, tmp_pa
     assert "<th>slice_value</th>" in text and "<td>A</td>" in text
     assert "Too small to evaluate: project=C (n=5)" in text
     assert "n/a" in text  # project B's undefined roc_auc
+
+
+def test_a_reason_list_never_says_the_same_words_twice():
+    """An unassigned task's assignee history features all read "no assignee": it is said once, the next
+    distinct reasons fill the list, in the table and the numpy path alike."""
+    features = ["assignee_n_outcomes", "assignee_n_resolved", "assignee_open_tasks", "n_reassignments", "age_days"]
+    contribs = np.array([[0.5, 0.4, 0.3, 0.2, 0.1, 0.0]])
+    values = np.array([[np.nan, np.nan, np.nan, 2.0, 30.0]])
+    got = [column[0] for column in ev.top_reasons_arrays(contribs, values, features)]
+    assert got == ["no assignee raises the risk", "reassigned twice raises the risk", "open for 30 days raises the risk"]
+    table = ev.top_reasons_table(pd.DataFrame(contribs[:, :5], columns=features), pd.DataFrame(values, columns=features))
+    assert table.row(0) == tuple(got)
