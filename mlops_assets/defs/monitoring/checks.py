@@ -1,9 +1,9 @@
 """Check specs of the monitoring assets (declared next to them, results returned with the materialization).
 
 Severity carries the meaning: ERROR = drift or degradation beyond the threshold (the retrain sensor acts on
-these); WARN = could not be judged (no champion, no reference, empty window: alerted, never retrained on).
-A check that is omitted from the result shows as "skipped" (too few new labels or rows), with the reason in
-the asset's metadata.
+these); WARN = could not be judged (no champion, no reference, an empty or too small window: alerted with
+the reason, never retrained on). A performance check omitted from the result shows as "skipped" (too few new
+labels, the normal state for weeks after a training), with the reason in the asset's metadata.
 """
 
 import dagster as dg
