@@ -23,6 +23,7 @@ from mlops_assets.resources import (
     LandingZoneResource,
     MLflowResource,
     ReportsResource,
+    ServingTelemetryResource,
     WarehouseResource,
     default_serve_url,
     env_or_default,
@@ -64,6 +65,8 @@ def build_resources(
             api_url=env_or_default("GITHUB_API_URL", "https://api.github.com"),
             start_date=env_or_default("GITHUB_START_DATE", ""),
         ),
+        # only an explicitly set MLOPS_SERVE_URL: the default address of the links is no service to watch
+        "serving_telemetry": ServingTelemetryResource(url=env_or_default("MLOPS_SERVE_URL", "")),
     }
 
 

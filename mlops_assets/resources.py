@@ -163,6 +163,20 @@ class GitHubResource(dg.ConfigurableResource):
         return misspelled_variables("github")
 
 
+class ServingTelemetryResource(dg.ConfigurableResource):
+    """The scoring service whose /metrics monitoring reads (MLOPS_SERVE_URL; empty: none is watched)."""
+
+    url: str = ""
+    timeout_s: float = 10.0
+
+    def scrape(self) -> str:
+        import requests
+
+        answer = requests.get(self.url.rstrip("/") + "/metrics", timeout=self.timeout_s)
+        answer.raise_for_status()
+        return answer.text
+
+
 class MLflowResource(dg.ConfigurableResource):
     """MLflow tracking and registry (MLFLOW_TRACKING_URI; default a SQLite store under data/mlflow/)."""
 

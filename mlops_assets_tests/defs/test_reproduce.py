@@ -45,6 +45,11 @@ def two_champions(tmp_path_factory, empty_mlflow_store):
     _train(root, instance)
     synthetic.generate(root / "landing", n_tasks=400, seed=5, drift=True, main_tasks=1000)
     _train(root, instance)
+    client = registry.get_client(uri)
+    if str(client.get_model_version_by_alias("late_risk", "champion").version) != "2":
+        # the gate keeps v1 when v2 misses the floors on the drifted test window (model quality is not
+        # what this test is about): promote v2 by hand, as an operator may
+        client.set_registered_model_alias("late_risk", "champion", "2")
     yield {"root": root, "uri": uri, "wh": Warehouse(root / "wh.duckdb"), "client": registry.get_client(uri)}
     mp.undo()
 

@@ -34,8 +34,8 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServiceP
 
 
 def _materialize(root: Path, url: str, instance: dg.DagsterInstance, **config) -> dg.ExecuteInJobResult:
-    from mlops_assets.defs.monitoring.telemetry import ServingTelemetryResource, serving_telemetry
-    from mlops_assets.resources import WarehouseResource
+    from mlops_assets.defs.monitoring.telemetry import serving_telemetry
+    from mlops_assets.resources import ServingTelemetryResource, WarehouseResource
 
     return dg.materialize([serving_telemetry], instance=instance, resources={
         "warehouse": WarehouseResource(path=str(root / "warehouse_of_monitoring.duckdb")),

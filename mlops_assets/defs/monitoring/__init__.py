@@ -13,12 +13,7 @@ from .sensors import (
     retrain_sensor,
     run_failure_alert_sensor,
 )
-from .telemetry import (
-    serving_telemetry,
-    serving_telemetry_job,
-    serving_telemetry_resource,
-    serving_telemetry_schedule,
-)
+from .telemetry import serving_telemetry, serving_telemetry_job, serving_telemetry_schedule
 
 defs = dg.Definitions(
     assets=[data_drift, model_performance, serving_telemetry],
@@ -26,5 +21,5 @@ defs = dg.Definitions(
     sensors=[retrain_sensor, check_failure_alert_sensor, run_failure_alert_sensor, champion_alias_sensor,
              automation_sensor],
     schedules=[daily_monitoring_schedule, serving_telemetry_schedule],
-    resources={"monitoring": monitoring_resource(), "serving_telemetry": serving_telemetry_resource()},
+    resources={"monitoring": monitoring_resource()},
 )

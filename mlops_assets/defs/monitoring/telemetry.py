@@ -11,32 +11,13 @@ import polars as pl
 from mlops_assets.lib import telemetry
 from mlops_assets.lib.redact import redact
 from mlops_assets.lib.settings import env_number
-from mlops_assets.resources import WarehouseResource, env_or_default
+from mlops_assets.resources import ServingTelemetryResource, WarehouseResource
 
 from ..ingestion.assets import WAREHOUSE_WRITE_TAGS
 
 KEY = dg.AssetKey(["monitoring", "serving_telemetry"])
 HISTORY = "monitoring.serving_telemetry_history"
 P99_CHECK, ERROR_CHECK = "serving_p99_latency_ok", "serving_error_rate_ok"
-
-
-class ServingTelemetryResource(dg.ConfigurableResource):
-    """The scoring service whose /metrics monitoring reads (MLOPS_SERVE_URL; empty: none is watched)."""
-
-    url: str = ""
-    timeout_s: float = 10.0
-
-    def scrape(self) -> str:
-        import requests
-
-        answer = requests.get(self.url.rstrip("/") + "/metrics", timeout=self.timeout_s)
-        answer.raise_for_status()
-        return answer.text
-
-
-def serving_telemetry_resource() -> ServingTelemetryResource:
-    """The resource as the code location builds it from the environment."""
-    return ServingTelemetryResource(url=env_or_default("MLOPS_SERVE_URL", ""))
 
 
 class ServingTelemetryConfig(dg.Config):

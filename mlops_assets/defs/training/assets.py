@@ -75,7 +75,8 @@ def build_model_assets(spec: training.ModelSpec) -> list[dg.AssetsDefinition]:
         cfg = training.TrainConfig(n_trials=config.n_trials, timeout_s=config.timeout_s, seed=config.seed,
                                    cv_folds=config.cv_folds)
         record = reproduce.training_record(wh, clean_built_at=_materialized_at(context, TASKS), train_config=cfg,
-                                           split_config=_json_metadata(context, splits_key, "split_config"))
+                                           split_config=_json_metadata(context, splits_key, "split_config"),
+                                           snapshot_config=_op_config(context, SNAPSHOTS))
         try:
             trained = training.train_model(spec, parts, cfg, progress=context.log.info)
         except training.TrainingDataError as exc:
@@ -188,6 +189,14 @@ def _materialized_at(context: dg.AssetExecutionContext, key: dg.AssetKey) -> dat
     """When ``key`` was last materialized on this instance (None: never here)."""
     event = context.instance.get_latest_materialization_event(key)
     return datetime.fromtimestamp(event.timestamp, UTC) if event else None
+
+
+def _op_config(context: dg.AssetExecutionContext, key: dg.AssetKey) -> dict:
+    """The config ``key``'s op was given in the run of its last materialization here ({}: its defaults)."""
+    event = context.instance.get_latest_materialization_event(key)
+    run = context.instance.get_run_by_id(event.run_id) if event else None
+    ops = ((run.run_config or {}).get("ops") or {}) if run else {}
+    return dict((ops.get("__".join(key.path)) or {}).get("config") or {})
 
 
 def _json_metadata(context: dg.AssetExecutionContext, key: dg.AssetKey, name: str):
