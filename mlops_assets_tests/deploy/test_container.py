@@ -131,3 +131,29 @@ def test_the_install_steps_give_a_venv_whose_service_and_code_server_start(tmp_p
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def test_the_lock_pins_every_runtime_dependency_of_pyproject():
+    """A dependency added to pyproject.toml without `make lock` would be missing from the image."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = [*project["dependencies"], *project["optional-dependencies"]["cluster"]]
+    wanted += [line for line in (ROOT / "deploy" / "requirements-image.in").read_text().splitlines()
+               if line.strip() and not line.startswith("#")]
+    lock = (ROOT / "deploy" / "requirements.lock").read_text()
+    pinned = {canonicalize_name(name): version for name, version in re.findall(r"^([A-Za-z0-9_.\-]+)==(\S+)", lock, re.M)}
+    missing, outside = [], []
+    for text in wanted:
+        requirement = Requirement(text)
+        if requirement.marker is not None and not requirement.marker.evaluate({"python_version": "3.11"}):
+            continue
+        version = pinned.get(canonicalize_name(requirement.name))
+        if version is None:
+            missing.append(requirement.name)
+        elif not requirement.specifier.contains(version, prereleases=True):
+            outside.append(f"{requirement.name}=={version} (pyproject: {requirement.specifier})")
+    assert not missing and not outside, f"deploy/requirements.lock is stale, run `make lock`: missing {missing}, {outside}"
