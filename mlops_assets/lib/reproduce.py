@@ -206,7 +206,7 @@ class Reproduction:
             exact = "bit for bit identical" if self.identical_predictions else (
                 f"largest difference {self.max_abs_difference:.3g} (tolerance {self.tolerance:g})")
             lines.append(f"test predictions ({self.test_rows} rows): {exact}; "
-                         f"model {'identical' if self.identical_model else 'differs'} from the logged one")
+                         f"model {'identical to' if self.identical_model else 'differs from'} the logged one")
         lines.append("code and libraries: " + ("as recorded" if not self.code_differences
                                                 else "; ".join(self.code_differences)))
         lines.append(f"took {self.seconds:.1f} s")
