@@ -282,20 +282,29 @@ def browser_page(user_data_dir: str | Path | None = None) -> Iterator:
 class _Requests:
     """The page's requests in flight (fetch/XHR polling included), and when the last one started or ended."""
 
+    # A request open longer than this is a stream or a worker's script that Playwright never sees end
+    # (the MLflow UI's telemetry worker): waiting for it would never end, and the page does not wait either.
+    LONG_LIVED_S = 10.0
+
     def __init__(self, page) -> None:
-        self.in_flight: dict[int, str] = {}
+        self.in_flight: dict[int, tuple[str, float]] = {}
         self.changed = time.monotonic()
         page.on("request", self._start)
         page.on("requestfinished", self._end)
         page.on("requestfailed", self._end)
 
     def _start(self, request) -> None:
-        self.in_flight[id(request)] = request.url
+        self.in_flight[id(request)] = (request.url, time.monotonic())
         self.changed = time.monotonic()
 
     def _end(self, request) -> None:
         self.in_flight.pop(id(request), None)
         self.changed = time.monotonic()
+
+    def pending(self) -> list[str]:
+        """URLs of the requests in flight, long-lived ones left out."""
+        now = time.monotonic()
+        return [url for url, started in list(self.in_flight.values()) if now - started < self.LONG_LIVED_S]
 
 
 _NETWORK: dict[int, _Requests] = {}
@@ -316,8 +325,9 @@ def painted_opacity(locator) -> float:
 def settle(page, quiet_ms: int = 500, timeout_s: float = 30) -> bytes:
     """Wait until the page is still and return its picture (PNG bytes).
 
-    Still means: no request in flight and none started or ended for `quiet_ms` (network idle, checked
-    at every call: Playwright's `networkidle` is a one-time event after a navigation), no finite
+    Still means: no request in flight (one open for over 10 s, a stream or a worker's script, aside)
+    and none started or ended for `quiet_ms` (network idle, checked at every call: Playwright's
+    `networkidle` is a one-time event after a navigation), no finite
     animation running, and two pictures `quiet_ms` apart identical (what animates outside CSS, such as
     canvas charts, has stopped too). Raises BrowserSetupError naming what still moves after `timeout_s`.
     """
@@ -326,9 +336,9 @@ def settle(page, quiet_ms: int = 500, timeout_s: float = 30) -> bytes:
     previous = None
     while True:
         busy = []
-        if network is not None and (network.in_flight or time.monotonic() - network.changed < quiet_ms / 1000):
-            busy.append(f"network ({len(network.in_flight)} request(s) in flight: "
-                        f"{', '.join(list(network.in_flight.values())[:3]) or 'just finished'})")
+        pending = network.pending() if network is not None else []
+        if network is not None and (pending or time.monotonic() - network.changed < quiet_ms / 1000):
+            busy.append(f"network ({len(pending)} request(s) in flight: {', '.join(pending[:3]) or 'just finished'})")
         elif page.evaluate(_ANIMATING_JS):
             busy.append("animations running")
         else:
