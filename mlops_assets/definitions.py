@@ -70,13 +70,12 @@ def build_resources(
     }
 
 
-def load_defs_folder() -> dg.Definitions:
+def load_defs_folder(package: Path = Path(__file__).resolve().parent) -> dg.Definitions:
     """Every Dagster object in the modules under mlops_assets/defs/, found as a create-dagster project finds them.
 
     A group's package may also gather its objects in a module-level `defs` (with the group's own
     resources), so the loader meets some objects twice: each is kept once.
     """
-    package = Path(__file__).resolve().parent
     if (package.parent / "pyproject.toml").exists():
         found = dg.load_from_defs_folder(path_within_project=package)
     else:  # installed without the source tree (a wheel): no pyproject.toml to read [tool.dg] from

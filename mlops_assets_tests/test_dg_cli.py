@@ -50,6 +50,16 @@ def test_dg_check_and_list_defs_agree_with_the_definitions_module():
     assert {r["name"] for r in listed["resources"]} >= {"warehouse", "landing", "mlflow", "monitoring"}
 
 
+def test_an_install_without_the_source_tree_loads_the_same_definitions(tmp_path):
+    """A wheel has no pyproject.toml to read [tool.dg] from: the defs folder is walked from the module."""
+    from mlops_assets.definitions import load_defs_folder
+
+    wheel_like = load_defs_folder(tmp_path / "site-packages" / "mlops_assets")
+    assert {k for a in wheel_like.assets for k in a.keys} == {k for a in defs.assets for k in a.keys}
+    assert {j.name for j in wheel_like.jobs} == {j.name for j in defs.jobs}
+    assert {s.name for s in wheel_like.sensors} == {s.name for s in defs.sensors}
+
+
 def test_defs_folder_objects_are_loaded_once():
     """The autoloader meets a group's objects in its modules and in its package's `defs`: each is kept once."""
     for kind in ("assets", "jobs", "sensors", "schedules"):
