@@ -70,7 +70,10 @@ def build_resources(
     }
 
 
-def load_defs_folder(package: Path = Path(__file__).resolve().parent) -> dg.Definitions:
+PACKAGE = Path(__file__).resolve().parent
+
+
+def load_defs_folder(package: Path = PACKAGE) -> dg.Definitions:
     """Every Dagster object in the modules under mlops_assets/defs/, found as a create-dagster project finds them.
 
     A group's package may also gather its objects in a module-level `defs` (with the group's own
