@@ -181,7 +181,12 @@ def test_real_apache_jira_issues_reach_clean_tasks(landing_dir, warehouse_path):
     row = tasks.filter(pl.col("key") == "ANY23-174").row(0, named=True)
     assert row["resolved_at"].isoformat() == "2014-05-09T02:39:42.734000+00:00"
     events = Warehouse(warehouse_path).read_table("clean.task_events")
-    assert events.height > 0 and set(events["field"].unique()) == {"status"}
+    # the history the as-of features read: status moves, hand-overs, re-prioritisation, due-date and
+    # fix-version changes from the changelogs, one event per comment (issue 13)
+    assert events.height > 0
+    assert set(events["field"].unique()) == {"status", "assignee", "priority", "duedate", "fix_version", "comment"}
+    assignees = events.filter(pl.col("field") == "assignee")
+    assert assignees["to_value"].drop_nulls().str.starts_with("u_").all()  # pseudonymous, like assignee_id
     files = Warehouse(warehouse_path).query("SELECT count(*) AS n FROM raw.ingested_files WHERE encoding = 'latin-1'")
     assert files["n"][0] == 11
 

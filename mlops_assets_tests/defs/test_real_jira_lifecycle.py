@@ -27,8 +27,9 @@ def test_lifecycle_runs_end_to_end_on_real_jira_issues(tmp_path, mlflow_uri):
     wh = Warehouse(tmp_path / "wh.duckdb")
     # 368 issues have a deadline (README): 367 resolved, and the open one is years past its deadline,
     # so its outcome (late) is known too. 496 issues are resolved: the cycle_time population.
-    assert wh.query("SELECT count(*) AS n FROM model_input.late_risk_splits")["n"][0] == 368
-    assert wh.query("SELECT count(*) AS n FROM model_input.cycle_time_splits")["n"][0] == 496
+    # snapshot rows: each labelled issue once at creation, some again later while open
+    assert wh.query("SELECT count(DISTINCT task_id) AS n FROM model_input.late_risk_splits")["n"][0] == 368
+    assert wh.query("SELECT count(DISTINCT task_id) AS n FROM model_input.cycle_time_splits")["n"][0] == 496
     checks = {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}
     for model in ("late_risk", "cycle_time"):
         assert checks[(f"models/{model}_candidate", "beats_naive_baseline")].passed, model
