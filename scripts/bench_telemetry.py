@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -143,6 +144,7 @@ def main() -> int:
     summary["counted_requests"] = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
                                       if line.startswith('mlops_serve_requests_total{endpoint="/predict"'))
     print(json.dumps(summary, indent=2))
+    shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
