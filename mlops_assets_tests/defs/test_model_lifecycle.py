@@ -6,6 +6,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from mlops_assets import __version__
 from mlops_assets.lib import registry, synthetic
 from mlops_assets.lib.warehouse import Warehouse
 
@@ -116,6 +117,7 @@ def test_batch_scores_cover_every_open_task_with_versions_and_match_the_served_p
     assert set(scores["task_id"]) == open_ids
     client = registry.get_client(lifecycle["uri"])
     assert set(scores["late_risk_version"]) == {str(client.get_model_version_by_alias("late_risk", "champion").version)}
+    assert set(scores["package_version"]) == {__version__}  # the code that scored each row (issue 17)
     with_deadline = scores.filter(pl.col("late_risk").is_not_null())
     assert with_deadline.height > 0
     assert with_deadline["risk_band"].is_in(["low", "medium", "high"]).all()

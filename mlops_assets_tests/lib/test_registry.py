@@ -13,6 +13,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from mlops_assets import __version__
 from mlops_assets.lib import features, registry, splits, synthetic, training
 
 FAST = training.TrainConfig(n_trials=3, seed=5, cv_folds=2)
@@ -77,6 +78,7 @@ def test_training_run_records_lineage_and_metrics(good, data, client):
     assert run.info.status == "FINISHED"
     assert run.data.tags["dagster_run_id"] == "run-0123456789"
     assert run.data.tags["git_commit"] == "abc1234"
+    assert run.data.tags["mlops_assets_version"] == __version__  # the code that trained it (issue 17)
     assert run.data.tags["split_hash.test"] == splits.frame_hash(data[2]["test"])
     assert run.data.params["features"] == ",".join(features.FEATURE_COLUMNS)
     assert run.data.metrics["test_roc_auc"] == pytest.approx(good.metrics["test_roc_auc"])
