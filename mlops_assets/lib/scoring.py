@@ -68,9 +68,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from mlops_assets.lib import asof
+from mlops_assets.lib import asof, history_index
 from mlops_assets.lib import features as features_lib
-from mlops_assets.lib import history_index
 from mlops_assets.lib.history_index import FeatureColumns
 from mlops_assets.lib.redact import redact
 

@@ -178,7 +178,8 @@ def test_two_runs_at_the_same_time_both_succeed_without_lost_rows(cluster, full_
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err[-4000:]
     # Then both rebuild the same clean and feature tables at once.
-    both = [cluster.materialize("clean/tasks,clean/task_events,clean/quarantine,features/task_features", wait=False)
+    both = [cluster.materialize("clean/tasks,clean/task_events,clean/quarantine,features/task_features,"
+                                "features/task_snapshots", wait=False)
             for _ in range(2)]
     for proc in both:
         _, err = proc.communicate(timeout=300)
@@ -193,6 +194,7 @@ def test_two_runs_at_the_same_time_both_succeed_without_lost_rows(cluster, full_
         assert lake.read_table(table).height == reference.read_table(table).height, table
     _same_table(lake, reference, "clean.tasks", ["task_id"])
     _same_table(lake, reference, "features.task_features", ["task_id"])
+    assert lake.read_table("features.task_snapshots").height == reference.read_table("features.task_snapshots").height
 
 
 def test_a_worker_killed_mid_step_fails_the_run_cleanly_and_the_next_run_succeeds(cluster, full_run):
@@ -256,7 +258,7 @@ def test_a_queued_run_whose_worker_is_killed_is_retried_once_by_the_daemon(clust
     before_rows = lake.read_table("models.late_risk_candidate").height
     # A search bounded by time (not trials), so the killed attempt is mid-way and the retry ends soon.
     slow = {"ops": {"models__late_risk_candidate": {"config": {**FAST, "n_trials": 500, "timeout_s": 10}}}}
-    select = "features/task_features,model_input/late_risk_splits,models/late_risk_candidate"
+    select = "features/task_features,features/task_snapshots,model_input/late_risk_splits,models/late_risk_candidate"
     run_id = cluster.launch(select, slow, stop_instigators=True)  # queued, as from the UI
     daemon()
     log = cluster.root / "daemon.log"
