@@ -61,7 +61,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -89,6 +89,10 @@ N_REASONS = 3
 NO_DEADLINE = "no deadline: late_risk applies only to tasks with a deadline"
 NO_DEADLINE_BAND = "no deadline"  # the risk_band of a task without a deadline (it has no late_risk)
 AS_OF_ENV = "MLOPS_AS_OF"
+# Data whose latest change is at most this old is live (pulled daily, a weekend without edits
+# included): it is scored as of the wall clock, so open tasks age between refreshes. Older data (an
+# export, the sample) is scored as of its own end.
+LIVE_WITHIN = timedelta(days=3)
 EXPLAIN_CHOICES = ("all", "at_risk")
 REASONS_CAPPED = "reasons not computed: more medium/high-risk tasks than the cap of this run"
 
@@ -333,18 +337,25 @@ def warehouse_history(path: str | Path, lock_timeout_s: float = 10.0) -> feature
 
 
 def scoring_as_of(tasks: pl.DataFrame, environ: Mapping[str, str] | None = None) -> tuple[datetime, str]:
-    """(the time batch scores are as of, where it comes from): ``MLOPS_AS_OF`` when set, else the data's end.
+    """(the time batch scores are as of, where it comes from): ``MLOPS_AS_OF`` when set, else now for
+    live data, else the data's end.
 
-    The data's end is its latest created/updated/resolved time (never later than now): an export, or
-    the sample (which ends 2026-10-31), is scored as of the day it describes, not the day it is read, so
-    open tasks are not all "overdue" and predicted completions do not all collapse onto today.
+    The data's end is its latest created/updated/resolved time (never later than now). Data changed
+    within :data:`LIVE_WITHIN` of now is live (daily pulls): it is scored as of now, so the daily score
+    refresh moves every open task's age and time left on. Older data, an export or the sample (which
+    ends 2026-10-31), is scored as of the day it describes, not the day it is read, so open tasks are
+    not all "overdue" and predicted completions do not all collapse onto today.
     ``MLOPS_AS_OF`` is an ISO 8601 time (a date means its midnight UTC), or ``now`` for the wall clock.
     """
     from mlops_assets.lib.gate import data_as_of
 
     raw = (os.environ if environ is None else environ).get(AS_OF_ENV, "").strip()
     if not raw:
-        return data_as_of(tasks), "the data's latest created/updated/resolved time"
+        end, now = data_as_of(tasks), datetime.now(UTC)
+        if now - end <= LIVE_WITHIN:
+            return now, f"now: the data is live (latest change {end:%Y-%m-%d %H:%M} UTC)"
+        return end, (f"the data's latest created/updated/resolved time ({(now - end).days} days ago; "
+                     f"set {AS_OF_ENV}=now to score as of today)")
     if raw.lower() == "now":
         return datetime.now(UTC), f"{AS_OF_ENV}=now"
     try:

@@ -1,9 +1,10 @@
-"""Batch scores are as of the data's own end (or MLOPS_AS_OF), and a task without a deadline has a band."""
+"""Batch scores are as of now for live data, else as of the data's own end (or MLOPS_AS_OF), and a task without
+a deadline has a band."""
 
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
@@ -25,6 +26,18 @@ def test_the_data_is_scored_as_of_its_latest_event_not_the_wall_clock():
     as_of, source = scoring.scoring_as_of(_tasks(datetime(2026, 10, 31, 17, 30, tzinfo=UTC)), environ={})
     assert as_of == datetime(2026, 10, 31, 17, 30, tzinfo=UTC)
     assert "latest" in source
+
+
+def test_live_data_is_scored_as_of_now_so_the_daily_refresh_ages_open_tasks():
+    """Data pulled daily (latest change hours ago, or over a quiet weekend) is scored as of the wall clock."""
+    for age in (timedelta(hours=2), timedelta(days=2, hours=20)):
+        before = datetime.now(UTC)
+        as_of, source = scoring.scoring_as_of(_tasks(before - age), environ={})
+        assert before <= as_of <= datetime.now(UTC) and source.startswith("now: the data is live"), source
+    # a week-old export is the day it describes, and says how to score it as of today
+    end = datetime.now(UTC) - timedelta(days=7)
+    as_of, source = scoring.scoring_as_of(_tasks(end), environ={})
+    assert as_of == end and "7 days ago; set MLOPS_AS_OF=now" in source
 
 
 @pytest.mark.parametrize(("raw", "expected"), [

@@ -24,13 +24,14 @@ CHAMPIONS = [dg.AssetKey(["models", f"{m}_champion"]) for m in scoring.MODEL_NAM
     automation_condition=dg.AutomationCondition.eager(),
     description="serving.task_risk_scores: every open task with its late_risk probability and band, the top "
     "three reasons in words, and a predicted completion date from the cycle_time champion; each row names "
-    "the model versions and the time the scores are as of (the data's end, or MLOPS_AS_OF). Rescored when a "
-    "champion changes or new tasks land; each refresh also exports them for project managers (CSV, Parquet, "
-    "an HTML page per project under data/exports/, linked below and served by `make serve`).",
+    "the model versions and the time the scores are as of (now for live data, else the data's end, or "
+    "MLOPS_AS_OF). Rescored when a champion changes or new tasks land, and daily (daily_score_schedule); each "
+    "refresh also exports them for project managers (CSV, Parquet, an HTML page per project under "
+    "data/exports/, linked below and served by `make serve`).",
 )
 def task_risk_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource,
                      exports: ExportsResource) -> dg.MaterializeResult:
-    """Score every open task with the current champions as of the data's end, and export them for PMs."""
+    """Score every open task with the current champions as of the scoring time, and export them for PMs."""
     wh = warehouse.get()
     try:
         # A new champion too big to compile quickly is scored by LightGBM itself this time (same numbers);
