@@ -24,7 +24,7 @@ from mlops_assets.lib.replay.common import LikeDataError
 
 __all__ = ["SHARES", "LikeDataError", "generate_like"]
 
-# The synthetic sample's shares (lib/synthetic.py PROJECTS): Jira API 0.37, Jira CSV 0.08, ...
+# The synthetic sample's shares (lib/synthetic/world.py PROJECTS): Jira API 0.37, Jira CSV 0.08, ...
 SHARES = {"jira": 0.37, "jira_csv": 0.08, "github": 0.20, "asana": 0.15, "trello": 0.10, "csv": 0.10}
 LAYOUTS = ("files", "pages")
 EXPECTED = {
