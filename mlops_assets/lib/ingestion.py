@@ -283,25 +283,13 @@ def _parse_job(source: str, path_str: str, known: frozenset[str]) -> dict[str, A
     """Parse one file: its parser's row dicts per kind (``frames``), each tagged with the file and its
     content hash, for _parse_chunk to build one table for many files."""
     path = Path(path_str)
+    suffix, salt = _mapping_of(source, path)
     if _streamable(source, path):
-        fh, size = _file_hash_streamed(path)
-        out = {"path": path_str, "file_hash": fh, "size": size}
+        fh, size = _file_hash_streamed(path, suffix)
+        out = {"path": path_str, "file_hash": fh, "size": size, "salt": salt}
         return {**out, "status": "skipped" if fh in known else "stream"}
     data = path.read_bytes()
-    # a mapped CSV's content is its bytes read through its mapping: a fixed mapping is re-read, and
-    # the same bytes under two mappings are two inputs, not a silent duplicate
-    salt = ""
-    if source == "csv":
-        from mlops_assets.lib.sources.csv_mapped import mapping_bytes
-
-        # the file's name too: it is the default source_name, part of every task_id (csv:<name>:<key>)
-        mapping = mapping_bytes(path) + b"\0name\0" + path.stem.encode("utf-8", "surrogateescape")
-        fh = file_hash(data + b"\0mapping\0" + mapping)
-        # and so is each of its records: a row read through another mapping is another record (the
-        # reading cleaning then prefers is the later one), not a duplicate of the first reading
-        salt = mapping_salt(mapping)
-    else:
-        fh = file_hash(data)
+    fh = file_hash(data + suffix) if suffix else file_hash(data)
     out: dict[str, Any] = {"path": path_str, "file_hash": fh, "size": len(data)}
     if fh in known:
         return {**out, "status": "skipped"}
@@ -347,13 +335,32 @@ def _parse_job(source: str, path_str: str, known: frozenset[str]) -> dict[str, A
                         for r in parsed.rejects]}
 
 
+def _mapping_of(source: str, path: Path) -> tuple[bytes, str]:
+    """(what a file's content hash adds to its bytes, what its record hashes are salted with): a mapped
+    CSV's mapping; nothing for the other sources. The same whether the file is parsed whole or streamed."""
+    if source != "csv":
+        return b"", ""
+    from mlops_assets.lib.sources.csv_mapped import mapping_bytes
+
+    # a mapped CSV's content is its bytes read through its mapping: a fixed mapping is re-read, and
+    # the same bytes under two mappings are two inputs, not a silent duplicate; the file's name too:
+    # it is the default source_name, part of every task_id (csv:<name>:<key>)
+    mapping = mapping_bytes(path) + b"\0name\0" + path.stem.encode("utf-8", "surrogateescape")
+    # and so is each of its records: a row read through another mapping is another record (the
+    # reading cleaning then prefers is the later one), not a duplicate of the first reading
+    return b"\0mapping\0" + mapping, mapping_salt(mapping)
+
+
 def _streamable(source: str, path: Path) -> bool:
-    """A file big enough to stream, of a source whose parser can (lib/sources/stream.py)."""
+    """A file big enough to stream, of a source whose parser can (lib/sources/stream.py): JSON, or the
+    suffixes its parser names in ``STREAM_SUFFIXES`` (a mapped CSV)."""
     try:
         big = path.stat().st_size >= stream.STREAM_MIN_BYTES
     except OSError:
         return False
-    if not big or path.suffix.lower() != ".json" or not hasattr(_parser(source), "parse_stream"):
+    parser = _parser(source)
+    if not big or path.suffix.lower() not in getattr(parser, "STREAM_SUFFIXES", (".json",)) \
+            or not hasattr(parser, "parse_stream"):
         return False
     try:  # the parser looks at the file's start only: a generator it returns has not read anything yet
         return _parser(source).parse_stream(path) is not None
@@ -365,13 +372,14 @@ def _parser(source: str):
     return importlib.import_module(f"mlops_assets.lib.sources.{SOURCES[source][0]}")
 
 
-def _file_hash_streamed(path: Path) -> tuple[str, int]:
-    """The same content hash as file_hash(path.read_bytes()), read 8 MB at a time."""
+def _file_hash_streamed(path: Path, suffix: bytes = b"") -> tuple[str, int]:
+    """The same content hash as file_hash(path.read_bytes() + suffix), read 8 MB at a time; the file's size."""
     h, size = hashlib.sha256(), 0
     with open(path, "rb") as f:
         while block := f.read(8 * 1024 * 1024):
             h.update(block)
             size += len(block)
+    h.update(suffix)
     return h.hexdigest()[:32], size
 
 
@@ -811,7 +819,7 @@ def _ingest_streamed(warehouse: Warehouse, source: str, job: dict[str, Any], now
     Memory holds one part (stream.PART_RECORDS records) at a time, whatever the file's size. A fault
     part-way (the file stops being JSON) rolls the file back and records it as unreadable.
     """
-    path, fh, rel = Path(job["path"]), job["file_hash"], job["path"]
+    path, fh, rel, salt = Path(job["path"]), job["file_hash"], job["path"], job.get("salt", "")
     kinds = SOURCES[source][2]
     entry = {"source": source, "source_file": rel, "file_hash": fh, "size_bytes": job["size"], "ingested_at": now}
     row = {**entry, "encoding": "utf-8", "shape": None, "status": "ingested", "n_records": 0, "n_rejects": 0,
@@ -826,11 +834,15 @@ def _ingest_streamed(warehouse: Warehouse, source: str, job: dict[str, Any], now
         with _Writer(warehouse, source, [row]) as writer:
             for part in parts:
                 row["shape"] = part.shape
+                row["encoding"] = getattr(part, "encoding", None) or "utf-8"
                 row["n_records"] += part.n_records
                 frames = {}
                 for kind in kinds:
                     rows = part.records.get(kind)
                     if rows:
+                        if salt:  # a mapped CSV's record hashes carry its mapping, as when parsed whole
+                            for r in rows:
+                                r["_salt"] = salt
                         frames[kind] = _with_time(_arrow_table(rows, source, kind, rel, fh), now)
                         parsed_counts[kind] += len(rows)
                     part.records[kind] = []
@@ -840,10 +852,13 @@ def _ingest_streamed(warehouse: Warehouse, source: str, job: dict[str, Any], now
                              "reason": redact(r.reason), "record_hash": _record_hash(source, "reject", r.payload),
                              "payload": redact(r.payload), "ingested_at": now} for r in part.rejects]
             row["n_rejects"] = len(rejects)
+            if row["encoding"] != "utf-8":  # what the whole parse would say, after the streamed note
+                row["message"] += f"; not UTF-8: decoded as {row['encoding']}"
             totals = writer.finish(_frame(rejects, REJECT_SCHEMA))
     except (SourceFormatError, RecursionError) as exc:
         error = redact(str(exc)) if isinstance(exc, SourceFormatError) else f"{path.name}: nested too deeply to read"
         report.files_unreadable += 1
+        report.rejects += 1  # the file's own reject row, counted as when it is parsed whole
         report.messages.append(f"{path.name}: {error}")
         report.unreadable.append((path.name, error))
         reject = {"source": source, "source_file": rel, "file_hash": fh, "locator": "<file>", "reason": error,
@@ -854,6 +869,8 @@ def _ingest_streamed(warehouse: Warehouse, source: str, job: dict[str, Any], now
                  "message": error}], now)
         return
     report.files_ingested += 1
+    if row["encoding"] != "utf-8":
+        report.latin1_files.append(path.name)
     report.rejects += len(rejects)
     report.table_rows.update(totals)
     for kind in kinds:

@@ -241,36 +241,75 @@ def csv_records(text: str, delimiter: str = ",") -> Iterator[tuple[int, list[str
     on its own while reading resumes on its second line, so the swallowed rows are read again. A
     one-line record with sloppy quoting (``"Done" today``) is read leniently, as before.
     """
-    lines = io.StringIO(text, newline="").readlines()
+    return csv_line_records(io.StringIO(text, newline=""), delimiter)
+
+
+class _Lines:
+    """The lines of a text, one by one, keeping those of the record being read so that they can be
+    read again (a record a stray quote ran on with): the only lines held are the current record's."""
+
+    def __init__(self, source: Iterator[str]) -> None:
+        self._source = iter(source)
+        self._again: list[str] = []  # lines to read again, last first
+        self.taken: list[str] = []  # lines handed out since the last record ended
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = self._again.pop() if self._again else next(self._source)
+        self.taken.append(line)
+        return line
+
+    def record(self) -> list[str]:
+        """The lines of the record just read (and forget them)."""
+        taken, self.taken = self.taken, []
+        return taken
+
+    def read_again(self, lines: list[str]) -> None:
+        self._again.extend(reversed(lines))
+
+
+def csv_line_records(lines: Iterator[str], delimiter: str = ",") -> Iterator[tuple[int, list[str] | None, str]]:
+    """:func:`csv_records` of a text given line by line (lines as ``open(..., newline="")`` gives them):
+    a file of any size is read holding one record's lines at a time."""
+    source = _Lines(lines)
     width: int | None = None
-    start = 0  # index in `lines` the current reader began at
-    while start < len(lines):
-        reader = csv.reader((lines[i] for i in range(start, len(lines))), delimiter=delimiter, strict=True)
+    start = 0  # lines before the current reader began
+    while True:
+        reader = csv.reader(source, delimiter=delimiter, strict=True)
+        source.record()
         consumed = 0
         try:
             for row in reader:
                 first, spanned, consumed = start + consumed + 1, reader.line_num - consumed, reader.line_num
+                taken = source.record()
                 if width is None:
                     width = len(row)
                 elif spanned > 1 and len(row) != width:
                     yield first, None, _unbalanced(first, spanned, f"{len(row)} fields, the header has {width}")
-                    start = first  # the next line: the rows the quote swallowed are read again
+                    source.read_again(taken[1:])  # the rows the quote swallowed are read again
+                    start = first
                     break
                 yield first, row, ""
             else:
                 return
         except csv.Error as exc:
             first, spanned = start + consumed + 1, reader.line_num - consumed
+            taken = source.record()
+            if not taken:  # pragma: no cover - the csv module raises only on a line it read
+                return
             if spanned > 1:
                 yield first, None, _unbalanced(first, spanned, str(exc))
             else:
                 try:
-                    row = next(csv.reader([lines[first - 1]], delimiter=delimiter))
+                    row = next(csv.reader([taken[0]], delimiter=delimiter))
                 except csv.Error as lenient:
                     yield first, None, f"line {first}: not readable as CSV ({lenient})"
                 else:
                     width = len(row) if width is None else width
                     yield first, row, ""
+            source.read_again(taken[1:])
             start = first
 
 

@@ -42,9 +42,10 @@ hash: editing it makes the next ingestion read the CSV again.
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, tzinfo
 from functools import lru_cache
 from pathlib import Path
@@ -54,12 +55,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from mlops_assets.lib.redact import excerpt
+from mlops_assets.lib.sources import stream
 from mlops_assets.lib.sources.base import (
     DateOutOfRange,
     ParsedFile,
     Reject,
     SourceFormatError,
     canonical_json,
+    csv_line_records,
     csv_records,
     decode_bytes,
     pseudonymize,
@@ -490,8 +493,8 @@ def _category(column: str, value_map: dict | None, yaml_name: str) -> Callable[[
     return by_map
 
 
-def parse(path: Path) -> ParsedFile:
-    """Parse one mapped CSV (``<name>.csv`` with ``<name>.yaml`` beside it) into tasks."""
+def _setup(path: Path) -> tuple[Path, dict[str, Any], str, str]:
+    """(mapping file, mapping, source name, delimiter) of a mapped CSV; SourceFormatError when unusable."""
     yaml_path = mapping_path(path)
     mapping = load_mapping(yaml_path)
     mapping["_zone"] = _zone(yaml_path, mapping.get("timezone"))
@@ -499,13 +502,78 @@ def parse(path: Path) -> ParsedFile:
     delimiter = str(mapping.get("delimiter") or ",")
     if len(delimiter) != 1:
         raise SourceFormatError(f"{yaml_path.name}: delimiter {delimiter!r} must be one character")
+    return yaml_path, mapping, source_name, delimiter
 
+
+def parse(path: Path) -> ParsedFile:
+    """Parse one mapped CSV (``<name>.csv`` with ``<name>.yaml`` beside it) into tasks."""
+    yaml_path, mapping, source_name, delimiter = _setup(path)
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise SourceFormatError(f"cannot read {path}: {exc.strerror or exc}") from None
     text, encoding = decode_bytes(data)
-    records = csv_records(text, delimiter)
+    del data
+    return next(_parts(path, yaml_path, mapping, source_name, csv_records(text, delimiter), encoding, None))
+
+
+# ingestion streams a big .csv through parse_stream (lib/sources/stream.py); the other sources stream JSON
+STREAM_SUFFIXES = (".csv",)
+_BLOCK_BYTES = 8 * 1024 * 1024
+
+
+def parse_stream(path: Path) -> Iterator[ParsedFile] | None:
+    """The tasks of a big mapped CSV in parts of at most ``stream.PART_RECORDS`` records and rejects.
+
+    The same records, rejects and counts as :func:`parse`: the file is read twice, once to find its
+    encoding as :func:`decode_bytes` would (a single non-UTF-8 byte anywhere makes all of it Latin-1),
+    then line by line, holding one record's lines (and one part) at a time. Nothing is read before the
+    first part is asked for.
+    """
+
+    def parts() -> Iterator[ParsedFile]:
+        yaml_path, mapping, source_name, delimiter = _setup(path)
+        try:
+            encoding, codec = _stream_encoding(path)
+            with open(path, encoding=codec, newline="") as f:
+                yield from _parts(path, yaml_path, mapping, source_name, csv_line_records(f, delimiter), encoding,
+                                  stream.PART_RECORDS)
+        except OSError as exc:
+            raise SourceFormatError(f"cannot read {path}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise SourceFormatError(f"{path.name} changed while it was being read: re-run when the copy is complete") from None
+
+    return parts()
+
+
+def _stream_encoding(path: Path) -> tuple[str, str]:
+    """(encoding as decode_bytes names it, the codec that reads it) of a whole file, read a block at a time."""
+    with open(path, "rb") as f:
+        head = f.read(2)
+    candidates = [("utf-16", "utf-16")] if head in (b"\xff\xfe", b"\xfe\xff") else []
+    for encoding, codec in [*candidates, ("utf-8", "utf-8-sig")]:
+        decoder = codecs.getincrementaldecoder(codec)()
+        try:
+            with open(path, "rb") as f:
+                while block := f.read(_BLOCK_BYTES):
+                    decoder.decode(block)
+                decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            continue
+        return encoding, codec
+    return "latin-1", "latin-1"
+
+
+def _parts(
+    path: Path,
+    yaml_path: Path,
+    mapping: dict[str, Any],
+    source_name: str,
+    records: Iterator[tuple[int, list[str] | None, str]],
+    encoding: str,
+    part_records: int | None,
+) -> Iterator[ParsedFile]:
+    """The tasks and rejects of a mapped CSV's records, in parts of ``part_records`` (None: one part)."""
     _, header, problem = next(records, (1, None, ""))
     if header is None:
         if problem:
@@ -513,74 +581,94 @@ def parse(path: Path) -> ParsedFile:
         raise SourceFormatError(f"{path.name} is empty; expected a header row with the columns {yaml_path.name} names")
     header = [h.strip() for h in header]
     extractors = _compile(mapping, header, yaml_path.name, path.name)
-    parsed = ParsedFile(encoding=encoding, shape=f"csv-mapped:{source_name}")
+    shape = f"csv-mapped:{source_name}"
+    parsed = ParsedFile(encoding=encoding, shape=shape)
     width = len(header)
     payload_keys = unique_names(header)
     has = {name for name, _ in extractors}
+    key_get = dict(extractors).get("key")
     for line, row, problem in records:
-        locator = f"line {line}"
-        if row is None:
-            parsed.rejects.append(Reject(locator, problem))
-            continue
-        if not any(row):
-            continue
-        if len(row) != width:
-            if len(row) > width:
-                parsed.rejects.append(
-                    Reject(
-                        locator,
-                        f"{locator}: {len(row)} fields but the header has {width} (a delimiter inside an unquoted value?)",
-                        canonical_json(row),
-                    )
+        _read_row(parsed, line, row, problem, extractors, key_get, width, payload_keys, has, source_name)
+        if part_records is not None and len(parsed.records["tasks"]) + len(parsed.rejects) >= part_records:
+            yield parsed
+            parsed = ParsedFile(encoding=encoding, shape=shape)
+    yield parsed
+
+
+def _read_row(
+    parsed: ParsedFile,
+    line: int,
+    row: list[str] | None,
+    problem: str,
+    extractors: list[tuple[str, Callable[[list[str]], Any]]],
+    key_get: Callable[[list[str]], Any] | None,
+    width: int,
+    payload_keys: list[str],
+    has: set[str],
+    source_name: str,
+) -> None:
+    """One CSV record into ``parsed``: a task, a reject, or nothing (a blank line)."""
+    locator = f"line {line}"
+    if row is None:
+        parsed.rejects.append(Reject(locator, problem))
+        return
+    if not any(row):
+        return
+    if len(row) != width:
+        if len(row) > width:
+            parsed.rejects.append(
+                Reject(
+                    locator,
+                    f"{locator}: {len(row)} fields but the header has {width} (a delimiter inside an unquoted value?)",
+                    canonical_json(row),
                 )
-                continue
-            row = row + [""] * (width - len(row))
+            )
+            return
+        row = row + [""] * (width - len(row))
+    try:
+        row_values = {name: get(row) for name, get in extractors}
+    except _Bad as bad:
         try:
-            row_values = {name: get(row) for name, get in extractors}
-        except _Bad as bad:
-            key_get = dict(extractors).get("key")
-            try:
-                key = key_get(row) if key_get else None
-            except _Bad:
-                key = None
-            parsed.rejects.append(
-                Reject(
-                    locator,
-                    f"{locator} ({key or '?'}): {bad}",
-                    canonical_json(dict(zip(payload_keys, row, strict=True))),
-                )
-            )
-            continue
-        key = row_values.get("key")
-        if not key:
-            parsed.rejects.append(
-                Reject(
-                    locator,
-                    f"{locator}: the key column is empty",
-                    canonical_json(dict(zip(payload_keys, row, strict=True))),
-                )
-            )
-            continue
-        if row_values.get("created_at") is None:
-            parsed.rejects.append(
-                Reject(
-                    locator,
-                    f"{locator} ({key}): created_at is empty",
-                    canonical_json(dict(zip(payload_keys, row, strict=True))),
-                )
-            )
-            continue
-        parsed.add(
-            "tasks",
-            _task(
-                row_values,
-                has,
-                source_name,
+            key = key_get(row) if key_get else None
+        except _Bad:
+            key = None
+        parsed.rejects.append(
+            Reject(
                 locator,
+                f"{locator} ({key or '?'}): {bad}",
                 canonical_json(dict(zip(payload_keys, row, strict=True))),
-            ),
+            )
         )
-    return parsed
+        return
+    key = row_values.get("key")
+    if not key:
+        parsed.rejects.append(
+            Reject(
+                locator,
+                f"{locator}: the key column is empty",
+                canonical_json(dict(zip(payload_keys, row, strict=True))),
+            )
+        )
+        return
+    if row_values.get("created_at") is None:
+        parsed.rejects.append(
+            Reject(
+                locator,
+                f"{locator} ({key}): created_at is empty",
+                canonical_json(dict(zip(payload_keys, row, strict=True))),
+            )
+        )
+        return
+    parsed.add(
+        "tasks",
+        _task(
+            row_values,
+            has,
+            source_name,
+            locator,
+            canonical_json(dict(zip(payload_keys, row, strict=True))),
+        ),
+    )
 
 
 def _task(

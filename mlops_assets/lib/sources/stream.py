@@ -5,7 +5,9 @@ cheap). A 1 GB search page decoded at once costs several GB of Python objects; s
 parser holds one part of :data:`PART_RECORDS` records at a time, and ingestion writes each part
 inside the file's one transaction (lib/ingestion.py ``_ingest_streamed``). Streaming is for files of
 ``STREAM_MIN_BYTES`` and more; it reads UTF-8 JSON (what the APIs write); anything else a parser
-cannot stream is decoded whole as before.
+cannot stream is decoded whole as before. A big mapped CSV streams too (``csv_mapped.parse_stream``:
+read line by line in any encoding the whole parse reads, one record's lines at a time), with the same
+records, rejects and hashes as when it is parsed whole.
 """
 
 from __future__ import annotations
