@@ -168,13 +168,13 @@ def test_a_streamed_csv_ingests_as_the_whole_file_does(tmp_path, monkeypatch):
     files = {"acme": _synthetic(300), "old": _synthetic(120, prefix="B", too_many=False).encode("cp1252"),
              "broken": "Key,Title\n" + "A-1,x\n" * 300}  # the last one is unreadable: no ID column
     parts: list[int] = []
-    real = ingestion._Writer.add
+    real = ingestion._StagedWriter.add
 
     def counting(self, frames):
         parts.append(sum(f.num_rows for f in frames.values()))
         return real(self, frames)
 
-    monkeypatch.setattr(ingestion._Writer, "add", counting)
+    monkeypatch.setattr(ingestion._StagedWriter, "add", counting)
     whole_wh, whole = _ingest(tmp_path, "whole", files, monkeypatch, streamed=False)
     n_whole_adds = len(parts)
     streamed_wh, streamed = _ingest(tmp_path, "streamed", files, monkeypatch, streamed=True)

@@ -223,11 +223,12 @@ def test_links_out_of_the_landing_zone_are_not_read_and_secrets_never_stored(tmp
 
 @pytest.fixture
 def stream_everything(monkeypatch):
-    """Every JSON file counts as big: it is streamed in parts of 40 records."""
+    """Every JSON file counts as big: it is streamed in parts of 40 records, each staged on its own."""
     from mlops_assets.lib.sources import stream
 
     monkeypatch.setattr(stream, "STREAM_MIN_BYTES", 1)
     monkeypatch.setattr(stream, "PART_RECORDS", 40)
+    monkeypatch.setattr(ingestion, "STAGE_BYTES", 1)
 
 
 def test_a_big_search_page_is_streamed_in_parts_and_commits_whole(tmp_path, monkeypatch, stream_everything):
@@ -242,18 +243,26 @@ def test_a_big_search_page_is_streamed_in_parts_and_commits_whole(tmp_path, monk
     monkeypatch.setenv(ingestion.MEMORY_LIMIT_ENV, "100MB")
     wh = Warehouse(tmp_path / "wh.duckdb")
     parts: list[int] = []
-    real = ingestion._Writer.add
+    real = ingestion._StagedWriter.add
 
     def counting(self, frames):
         parts.append(sum(f.num_rows for f in frames.values()))
-        return real(self, frames)
+        # each part is committed to staging on its own; the raw table sees none of the file yet
+        result = real(self, frames)
+        staged = self.con.execute(f"SELECT count(*) FROM {self.staged['tasks']}").fetchall()[0][0]
+        parts[-1] = (parts[-1], staged, self.con.execute("SELECT count(*) FROM raw.jira_tasks").fetchall()[0][0])
+        return result
 
-    monkeypatch.setattr(ingestion._Writer, "add", counting)
+    monkeypatch.setattr(ingestion._StagedWriter, "add", counting)
 
     report = ingestion.ingest_source(wh, tmp_path / "landing", "jira")
 
     assert report.files_ingested == 3 and report.files_unreadable == 0
     assert len(parts) >= 8  # 300 issues in parts of 40, each written on its own
+    search = [p for p in parts if p[1] > 2]  # the search page's parts (the two single files stage 1 task each)
+    assert [p[1] for p in search] == sorted(p[1] for p in search) and search[-1][1] == 299
+    assert all(p[2] <= 2 for p in parts)  # raw.jira_tasks never held part of the page
+    assert _one(wh, f"SELECT count(*) FROM information_schema.tables WHERE table_schema = '{ingestion.STAGING_SCHEMA}'") == 0
     assert _one(wh, "SELECT count(*) FROM raw.jira_tasks") == 299 + 2
     assert _one(wh, "SELECT count(*) FROM raw.rejects WHERE locator = 'issues[7]'") == 1
     assert _one(wh, "SELECT message FROM raw.ingested_files WHERE source_file LIKE '%search.json'").startswith("streamed")
@@ -273,6 +282,8 @@ def test_a_streamed_file_that_breaks_part_way_leaves_nothing_behind(tmp_path, st
     report = ingestion.ingest_source(wh, tmp_path / "landing", "jira")
 
     assert report.files_unreadable == 1 and report.files_ingested == 1
+    # the parts staged before the fault are dropped with their staging tables
+    assert _one(wh, f"SELECT count(*) FROM information_schema.tables WHERE table_schema = '{ingestion.STAGING_SCHEMA}'") == 0
     assert wh.query("SELECT key FROM raw.jira_tasks")["key"].to_list() == ["BIG-999"]  # none of cut.json's parts
     status, message = wh.query("SELECT status, message FROM raw.ingested_files WHERE source_file LIKE '%cut.json'").row(0)
     assert status == "unreadable" and "cut.json" in message and "cut short" in message
@@ -363,8 +374,8 @@ def test_a_streamed_trello_board_is_read_in_parts_and_a_cut_one_leaves_nothing(t
     (folder / "cut.json").write_text(text[: len(text) * 3 // 4])
     wh = Warehouse(tmp_path / "wh.duckdb")
     parts: list[int] = []
-    real = ingestion._Writer.add
-    monkeypatch.setattr(ingestion._Writer, "add", lambda self, frames: parts.append(1) or real(self, frames))
+    real = ingestion._StagedWriter.add  # a streamed file stages its parts, each committed on its own
+    monkeypatch.setattr(ingestion._StagedWriter, "add", lambda self, frames: parts.append(1) or real(self, frames))
 
     report = ingestion.ingest_source(wh, tmp_path / "landing", "trello")
 
