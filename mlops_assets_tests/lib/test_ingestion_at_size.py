@@ -386,3 +386,21 @@ def test_a_streamed_trello_board_is_read_in_parts_and_a_cut_one_leaves_nothing(t
     assert _one(wh, "SELECT count(*) FROM raw.rejects WHERE locator = 'cards[5]'") == 1
     assert _one(wh, "SELECT count(DISTINCT project) FROM raw.trello_tasks") == 1  # nothing of cut.json
     assert any("cut.json" in m and "cut short" in m for m in report.messages)
+
+
+def test_a_streamed_file_is_staged_then_moved_whole_on_both_warehouse_kinds(warehouse, tmp_path, stream_everything):
+    """DuckDB file and DuckLake: the parts go through ingest_staging, the raw table gets the file at once."""
+    folder = tmp_path / "landing" / "jira"
+    folder.mkdir(parents=True)
+    (folder / "page.json").write_text(json.dumps({"startAt": 0, "total": 120,
+                                                  "issues": [_single_issue(n, body_chars=300) for n in range(120)]}))
+
+    report = ingestion.ingest_source(warehouse, tmp_path / "landing", "jira")
+
+    assert report.files_ingested == 1 and report.records_new["tasks"] == 120
+    assert _one(warehouse, "SELECT count(*) FROM raw.jira_tasks") == 120
+    assert _one(warehouse, "SELECT n_new_records FROM raw.ingested_files") == 120 + report.records_new["events"] \
+        + report.records_new["comments"]
+    assert _one(warehouse, "SELECT count(*) FROM information_schema.tables "
+                           f"WHERE table_schema = '{ingestion.STAGING_SCHEMA}'") == 0
+    assert sum(ingestion.ingest_source(warehouse, tmp_path / "landing", "jira").records_new.values()) == 0
