@@ -490,6 +490,14 @@ def show_html_report(page, path: str | Path, wait_for: str) -> None:
     page.wait_for_timeout(500)
 
 
+def show_pm_export(page, path: str | Path, wait_for: str) -> None:
+    """A PM export page (a table, no images or charts), once `wait_for` text and its table rows are painted."""
+    page.goto(Path(path).resolve().as_uri())
+    page.get_by_text(wait_for, exact=False).first.wait_for()
+    page.locator("tbody tr").first.wait_for()
+    page.wait_for_timeout(300)
+
+
 def fallback_drift_report(box: Sandbox) -> Path:
     """An Evidently report straight from lib.drift, for a project whose Definitions have no drift asset yet:
     the older half of features.task_features against its newest quarter."""
@@ -517,6 +525,43 @@ def experiment_id(box: Sandbox, name: str = "task_models") -> str:
     if experiment is None:
         raise BrowserSetupError(f"no MLflow experiment {name!r} in {box.mlflow_uri}")
     return experiment.experiment_id
+
+
+def pm_export_page(box: Sandbox) -> Path:
+    """The page of the project with the most high-risk open tasks in the latest scores' PM export."""
+    import polars as pl
+
+    from mlops_assets.lib import exports
+
+    index = Path(str(box.latest_metadata("serving", "task_risk_scores").get("pm_projects_path", "")))
+    if not index.is_file():
+        raise BrowserSetupError(f"serving/task_risk_scores exported no projects page: {index}")
+    scores = pl.read_parquet(index.parent.parent / exports.PARQUET_NAME)
+    ranked = (scores.group_by("project").agg((pl.col("risk_band") == "high").sum().alias("high"), pl.len().alias("n"))
+              .sort(["high", "n"], descending=True))
+    if ranked.is_empty():
+        raise BrowserSetupError(f"the PM export in {index.parent} has no open task")
+    page = index.parent / exports.project_file(ranked["project"][0])
+    if not page.is_file():
+        raise BrowserSetupError(f"the PM export has no page {page}")
+    return page
+
+
+def champion_run(box: Sandbox, name: str) -> tuple[str, str]:
+    """The experiment id and run id of the training run behind a registered model's `champion` version."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(box.mlflow_uri)
+    run_id = client.get_model_version_by_alias(name, "champion").run_id
+    return client.get_run(run_id).info.experiment_id, run_id
+
+
+def show_mlflow_reproduce(page, base: str, experiment: str, run_id: str) -> None:
+    """A training run's Artifacts tab with its reproduce.json open (what a rebuild of the model reads)."""
+    page.goto(f"{base}/#/experiments/{experiment}/runs/{run_id}/artifacts/reproduce.json?workflowType=machine_learning")
+    page.wait_for_function("document.body.innerText.includes('max_ingested_at')", timeout=90_000)
+    _dismiss_mlflow_panels(page)
+    page.wait_for_timeout(500)
 
 
 # ---- `mlops-assets screenshots` ----
@@ -575,4 +620,8 @@ def take_screenshots(out_dir: str | Path, n_tasks: int = 1500, keep: str | Path 
         shot("mlflow-model-versions")
         launch_materialization(page, dagster, "features/task_features", "null_share")
         shot("dagster-run-launched-from-ui")
+        show_pm_export(page, pm_export_page(box), "open tasks by risk")
+        shot("pm-export-project")
+        show_mlflow_reproduce(page, mlflow, *champion_run(box, MODEL))
+        shot("mlflow-run-reproduce")
     return written
