@@ -233,3 +233,68 @@ def test_the_champion_sensor_waits_while_a_run_may_be_gating(instance, mlflow_ur
     instance.add_run(dg.DagsterRun(job_name="retrain_job", run_id="a" * 36, status=dg.DagsterRunStatus.STARTED))
     context = dg.build_sensor_context(instance=instance, resources={"mlflow": MLflowResource(tracking_uri=mlflow_uri)})
     assert not champion_alias_sensor.evaluate_tick(context).asset_events
+
+
+def _run_job(instance, job_name: str, keys: list[dg.AssetKey], fail: bool = False) -> str:
+    """Execute a tiny asset job of that name in the instance: a real run with its start and end events."""
+
+    def build(key):
+        @dg.asset(key=key)
+        def _asset():
+            if fail:
+                raise dg.Failure("candidate stopped")
+        return _asset
+
+    job = dg.define_asset_job(job_name, selection=keys)
+    defs = dg.Definitions(assets=[build(k) for k in keys], jobs=[job])
+    result = defs.get_job_def(job_name).execute_in_process(instance=instance, raise_on_error=False)
+    return result.run_id
+
+
+def test_every_finished_retraining_run_is_followed_by_one_drift_measurement(instance, monkeypatch):
+    import time
+
+    from mlops_assets.defs.monitoring import sensors
+    from mlops_assets.defs.monitoring.sensors import (
+        MONITORED,
+        REMEASURE_GRACE_S,
+        remeasure_after_retrain_sensor,
+        remeasure_decision,
+    )
+
+    assert remeasure_decision(instance, None, time.time())[:2] == (False, None)  # no retraining yet
+    _evaluate_drift(instance, passed=False)  # measured before the retraining
+    # a retraining run whose candidate was stopped (the run fails, the champion stays) still needs a measurement
+    retrain = _run_job(instance, "retrain_job", [dg.AssetKey(["features", "task_features"])], fail=True)
+    ended = instance.get_run_record_by_id(retrain).end_time
+    request, handled, reason = remeasure_decision(instance, None, ended + 5)
+    assert (request, handled) == (False, None) and reason.startswith(f"waiting {REMEASURE_GRACE_S} s")
+
+    monkeypatch.setattr(sensors, "REMEASURE_GRACE_S", 0)  # the grace period has passed
+    context = dg.build_sensor_context(instance=instance)
+    [run_request] = remeasure_after_retrain_sensor.evaluate_tick(context).run_requests
+    assert remeasure_after_retrain_sensor.job_name == "monitor_job"
+    assert set(run_request.asset_selection) == set(MONITORED)
+    assert run_request.run_key == f"after-retrain-{retrain}" and run_request.tags["mlops/warehouse"] == "write"
+    assert context.cursor == retrain
+    # asked once per retraining run
+    again = remeasure_after_retrain_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=retrain))
+    assert not again.run_requests and "no retraining run ended" in again.skip_message
+
+
+def test_no_extra_measurement_when_drift_was_measured_after_the_retraining(instance):
+    import time
+
+    from mlops_assets.defs.monitoring.sensors import remeasure_after_retrain_sensor, remeasure_decision
+
+    retrain = _run_job(instance, "retrain_job", [dg.AssetKey(["features", "task_features"])])
+    # a monitoring run in flight: wait for it
+    instance.add_run(dg.DagsterRun(job_name="monitor_job", run_id="b" * 36, status=dg.DagsterRunStatus.STARTED))
+    request, handled, reason = remeasure_decision(instance, None, time.time() + 3600)
+    assert (request, handled) == (False, None) and "in flight" in reason
+    instance.report_run_canceled(instance.get_run_by_id("b" * 36))
+    _evaluate_drift(instance, passed=True)  # the automation measured it
+    context = dg.build_sensor_context(instance=instance)
+    result = remeasure_after_retrain_sensor.evaluate_tick(context)
+    assert not result.run_requests and result.skip_message.startswith(f"drift was measured after retraining run {retrain[:8]}")
+    assert context.cursor == retrain

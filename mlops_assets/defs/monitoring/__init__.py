@@ -10,6 +10,7 @@ from .sensors import (
     automation_sensor,
     champion_alias_sensor,
     check_failure_alert_sensor,
+    remeasure_after_retrain_sensor,
     retrain_sensor,
     run_failure_alert_sensor,
 )
@@ -19,7 +20,7 @@ defs = dg.Definitions(
     assets=[data_drift, model_performance, serving_telemetry],
     jobs=[monitor_job, serving_telemetry_job],
     sensors=[retrain_sensor, check_failure_alert_sensor, run_failure_alert_sensor, champion_alias_sensor,
-             automation_sensor],
+             automation_sensor, remeasure_after_retrain_sensor],
     schedules=[daily_monitoring_schedule, serving_telemetry_schedule],
     resources={"monitoring": monitoring_resource()},
 )

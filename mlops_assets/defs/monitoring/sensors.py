@@ -161,6 +161,51 @@ def champion_alias_sensor(context: dg.SensorEvaluationContext, mlflow: MLflowRes
     return dg.SensorResult(asset_events=events)
 
 
+MONITORED = [dg.AssetKey(["monitoring", "data_drift"]), dg.AssetKey(["monitoring", "model_performance"])]
+RETRAIN_ENDED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
+REMEASURE_GRACE_S = 90  # three ticks of the automation sensor: it usually re-measures first
+
+
+def remeasure_decision(instance: dg.DagsterInstance, handled_run_id: str | None, now: float
+                       ) -> tuple[bool, str | None, str]:
+    """(request a measurement?, the retraining run now handled or None, why). The cursor is that run's id.
+
+    Drift and performance are measured against whichever champion serves, so every finished retraining run
+    (a new champion, or a candidate stopped and the champion kept) must be followed by a measurement. The
+    eager automation condition normally does it; it can miss it when monitoring was materialized and the
+    retraining run updated its parents between the same two ticks (both seen on one tick: the update is
+    taken as handled). Then this sensor asks for the measurement, once per retraining run.
+    """
+    records = instance.get_run_records(dg.RunsFilter(job_name=retrain_job.name, statuses=RETRAIN_ENDED), limit=1)
+    if not records or records[0].dagster_run.run_id == handled_run_id:
+        return False, None, "no retraining run ended since the last measurement"
+    record = records[0]
+    run_id, ended = record.dagster_run.run_id, record.end_time or record.update_timestamp.timestamp()
+    event = instance.get_latest_materialization_event(MONITORED[0])
+    if event is not None and event.timestamp > ended:
+        return False, run_id, f"drift was measured after retraining run {run_id[:8]} (run {event.run_id[:8]})"
+    in_flight = instance.get_runs(dg.RunsFilter(statuses=IN_FLIGHT), limit=50)
+    if any(run.job_name == "monitor_job" or MONITORED[0] in (run.asset_selection or ()) for run in in_flight):
+        return False, None, f"waiting: a run that measures drift after retraining run {run_id[:8]} is in flight"
+    if now - ended < REMEASURE_GRACE_S:
+        return False, None, (f"waiting {REMEASURE_GRACE_S} s after retraining run {run_id[:8]} for the automation "
+                             "to measure drift")
+    return True, run_id, f"retraining run {run_id[:8]} ended {now - ended:.0f} s ago and drift was not measured since"
+
+
+@dg.sensor(job_name="monitor_job", minimum_interval_seconds=INTERVAL_S, default_status=dg.DefaultSensorStatus.RUNNING)
+def remeasure_after_retrain_sensor(context: dg.SensorEvaluationContext):
+    """After every retraining run, drift and performance are measured again against the champion that serves."""
+    request, run_id, reason = remeasure_decision(context.instance, context.cursor, time.time())
+    if run_id is not None:
+        context.update_cursor(run_id)
+    if not request:
+        return dg.SkipReason(reason)
+    context.log.info(f"requesting a monitoring run: {reason}")
+    return dg.RunRequest(run_key=f"after-retrain-{run_id}", asset_selection=MONITORED,
+                         tags={**WAREHOUSE_WRITE_TAGS, "mlops/trigger": "after-retrain", "mlops/retrain_run": run_id})
+
+
 # Declared, not left to the default sensor: running from the start, and its runs carry the warehouse-write
 # tag so the run queue serializes them with every other run that writes the DuckDB file.
 automation_sensor = dg.AutomationConditionSensorDefinition(
