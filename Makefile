@@ -32,10 +32,13 @@ run: $(STAMP) instance mlflow-store
 	$(BIN)/mlops-assets generate --tasks $(SAMPLE_TASKS) --out $(MLOPS_LANDING_DIR) --if-empty
 	$(BIN)/dagster asset materialize -m mlops_assets.definitions --select '*'
 
-## test: the whole suite. pytest's exit code 5 ("no tests collected") means the suite went missing:
-## it fails here with a message rather than passing silently.
+## test: the whole suite, on TEST_WORKERS pytest-xdist processes (default 2; TEST_WORKERS=0 runs it in one
+## process). A test file stays on one worker (--dist loadfile), so module fixtures are built once.
+## pytest's exit code 5 ("no tests collected") means the suite went missing: it fails here with a
+## message rather than passing silently.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	@rc=0; $(BIN)/python -m pytest -q || rc=$$?; \
+	@rc=0; $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5): is mlops_assets_tests/ there?" >&2; fi; \
 	exit $$rc
 

@@ -43,6 +43,7 @@ def test_a_drifted_batch_is_detected_and_retrained_on_exactly_once(tmp_path, emp
         "MLOPS_RETRAIN_TRIALS": "3",
         "MLOPS_RETRAIN_COOLDOWN_S": "3600",
         "MLOPS_ALERT_WEBHOOK": "",
+        "MLOPS_SENSOR_INTERVAL_S": "10",  # retrain, alert and re-measure sensors; the automation ticks every 30 s
     }
     mp = pytest.MonkeyPatch()
     for key, value in env.items():
@@ -62,8 +63,8 @@ def test_a_drifted_batch_is_detected_and_retrained_on_exactly_once(tmp_path, emp
 
         demo = subprocess.run(
             [str(Path(sys.executable).parent / "mlops-assets"), "drift-demo", "--tasks", str(DRIFT_TASKS),
-             "--main-tasks", str(MAIN_TASKS), "--seed", "5", "--timeout", "420"],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=540, start_new_session=True)
+             "--main-tasks", str(MAIN_TASKS), "--seed", "5", "--timeout", "600"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=720, start_new_session=True)
         print(demo.stdout[-6000:], demo.stderr[-3000:])
         assert demo.returncode == 0, demo.stdout[-3000:]
         assert "drift check FAILED (ERROR)" in demo.stdout
