@@ -13,12 +13,10 @@ from mlops_assets.lib.readable import number_text
 from mlops_assets.metadata import readable
 from mlops_assets.resources import WarehouseResource
 
-from ..ingestion.assets import WAREHOUSE_WRITE_TAGS
+from ..shared import QUARANTINE, TASK_EVENTS, TASKS, WAREHOUSE_WRITE_TAGS, raw_key
 
-RAW_KEYS = [dg.AssetKey(["raw", f"{s}_{k}"]) for s, spec in SOURCES.items() for k in spec[2]]
-TASKS = dg.AssetKey(["clean", "tasks"])
-EVENTS = dg.AssetKey(["clean", "task_events"])
-QUARANTINE = dg.AssetKey(["clean", "quarantine"])
+RAW_KEYS = [raw_key(s, k) for s, spec in SOURCES.items() for k in spec[2]]
+EVENTS = TASK_EVENTS
 MAX_QUARANTINE_SHARE = 0.05
 
 _DESCRIPTIONS = {

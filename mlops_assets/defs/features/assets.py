@@ -9,7 +9,7 @@ from mlops_assets.lib.gate import data_as_of
 from mlops_assets.metadata import readable
 from mlops_assets.resources import WarehouseResource
 
-from ..ingestion.assets import WAREHOUSE_WRITE_TAGS
+from ..shared import TASK_EVENTS, TASKS, WAREHOUSE_WRITE_TAGS
 
 
 class SnapshotConfig(dg.Config):
@@ -20,7 +20,7 @@ class SnapshotConfig(dg.Config):
 
 @dg.asset(
     key=["features", "task_features"],
-    deps=[dg.AssetKey(["clean", "tasks"]), dg.AssetKey(["clean", "task_events"])],
+    deps=[TASKS, TASK_EVENTS],
     group_name="features",
     kinds={"duckdb", "polars"},
     tags={"layer": "feature"},
@@ -53,7 +53,7 @@ def task_features(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
 
 @dg.asset(
     key=["features", "task_snapshots"],
-    deps=[dg.AssetKey(["clean", "tasks"]), dg.AssetKey(["clean", "task_events"])],
+    deps=[TASKS, TASK_EVENTS],
     group_name="features",
     kinds={"duckdb", "polars"},
     tags={"layer": "feature"},

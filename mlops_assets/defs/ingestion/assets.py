@@ -17,7 +17,8 @@ from mlops_assets.lib.sources.http import HttpError
 from mlops_assets.metadata import readable
 from mlops_assets.resources import GitHubResource, JiraResource, LandingZoneResource, WarehouseResource
 
-WAREHOUSE_WRITE_TAGS = {"mlops/warehouse": "write"}
+from ..shared import WAREHOUSE_WRITE_TAGS
+
 # A live pull that still fails after the HTTP client's own retries (seconds of backoff) met a longer
 # outage: try the whole pull again minutes later (it resumes from the watermark). Jitter keeps several
 # code locations or sources from hitting a recovering API at the same instant. Only transient errors

@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from .assets import WAREHOUSE_WRITE_TAGS
+from ..shared import WAREHOUSE_WRITE_TAGS
 
 ingest_job = dg.define_asset_job(
     name="ingest_job",

@@ -9,7 +9,7 @@ import dagster as dg
 from mlops_assets.lib.ingestion import SOURCES, landing_fingerprint
 from mlops_assets.resources import LandingZoneResource
 
-from .assets import WAREHOUSE_WRITE_TAGS
+from ..shared import WAREHOUSE_WRITE_TAGS, raw_key
 from .jobs import ingest_job
 
 
@@ -25,7 +25,7 @@ def landing_files_sensor(context: dg.SensorEvaluationContext, landing: LandingZo
         return dg.SkipReason("no new or changed landing files")
     run_key = hashlib.sha256(json.dumps(current, sort_keys=True).encode()).hexdigest()[:16]
     context.update_cursor(json.dumps(current, sort_keys=True))
-    selection = [dg.AssetKey(["raw", f"{s}_{kind}"]) for s in changed for kind in SOURCES[s][2]]
+    selection = [raw_key(s, kind) for s in changed for kind in SOURCES[s][2]]
     return dg.RunRequest(
         run_key=f"landing-{run_key}",
         asset_selection=selection,

@@ -12,13 +12,10 @@ from mlops_assets.lib.readable import number_text
 from mlops_assets.metadata import readable
 from mlops_assets.resources import ExportsResource, MLflowResource, ReportsResource, WarehouseResource
 
-from ..ingestion.assets import WAREHOUSE_WRITE_TAGS
+from ..shared import CHAMPIONS, FEATURES, TASKS, WAREHOUSE_WRITE_TAGS
 from .checks import DATA_DRIFT, DRIFT_CHECKS, MODEL_PERFORMANCE, PERFORMANCE_CHECKS, performance_check
 from .resources import DRIFT_VARIABLES, drift_defaults
 
-FEATURES = dg.AssetKey(["features", "task_features"])
-TASKS = dg.AssetKey(["clean", "tasks"])
-CHAMPIONS = [dg.AssetKey(["models", f"{m}_champion"]) for m in scoring.MODEL_NAMES]
 SCORE_COLUMNS = {"late_risk": "late_risk_score", "cycle_time": "predicted_cycle_days"}
 SPEC_COMMON = {"group_name": "monitoring", "tags": {"layer": "reporting"},
                "automation_condition": dg.AutomationCondition.eager()}

@@ -11,8 +11,7 @@ import dagster as dg
 from mlops_assets.lib import monitoring
 from mlops_assets.metadata import readable
 
-DATA_DRIFT = dg.AssetKey(["monitoring", "data_drift"])
-MODEL_PERFORMANCE = dg.AssetKey(["monitoring", "model_performance"])
+from ..shared import DATA_DRIFT, MODEL_PERFORMANCE
 
 DRIFT_CHECKS = [
     dg.AssetCheckSpec(monitoring.DRIFT_CHECK, asset=DATA_DRIFT,

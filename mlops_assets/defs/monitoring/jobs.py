@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from ..ingestion.assets import WAREHOUSE_WRITE_TAGS
+from ..shared import WAREHOUSE_WRITE_TAGS
 
 monitor_job = dg.define_asset_job(
     name="monitor_job",

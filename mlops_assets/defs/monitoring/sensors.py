@@ -16,8 +16,8 @@ from mlops_assets.lib import monitoring as mon
 from mlops_assets.lib.redact import redact
 from mlops_assets.resources import MLflowResource
 
-from ..ingestion.assets import WAREHOUSE_WRITE_TAGS
 from ..schedule_env import sensor_interval_s
+from ..shared import DATA_DRIFT, MODEL_PERFORMANCE, MODELS, WAREHOUSE_WRITE_TAGS, champion_key
 from ..training.jobs import retrain_job
 from .resources import MonitoringResource
 
@@ -28,8 +28,8 @@ IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.Dag
              dg.DagsterRunStatus.STARTED]
 
 
-RETRAIN_CHECK_KEYS = [dg.AssetCheckKey(dg.AssetKey(["monitoring", "data_drift"]), mon.DRIFT_CHECK),
-                      *(dg.AssetCheckKey(dg.AssetKey(["monitoring", "model_performance"]), name)
+RETRAIN_CHECK_KEYS = [dg.AssetCheckKey(DATA_DRIFT, mon.DRIFT_CHECK),
+                      *(dg.AssetCheckKey(MODEL_PERFORMANCE, name)
                         for name in mon.PERFORMANCE_CHECKS)]
 
 
@@ -116,7 +116,6 @@ def run_failure_alert_sensor(context: dg.RunFailureSensorContext, monitoring: Mo
     send_alert(context, monitoring, mon.run_alert(context.dagster_run.job_name, context.dagster_run.run_id, message))
 
 
-MODELS = ("late_risk", "cycle_time")  # lib.scoring.MODEL_NAMES, not imported: it would load the ML stack
 
 
 def shown_champion(instance: dg.DagsterInstance, key: dg.AssetKey) -> str | None:
@@ -139,7 +138,7 @@ def champion_alias_sensor(context: dg.SensorEvaluationContext, mlflow: MLflowRes
 
     client, events, seen = mlflow.client(), [], []
     for name in MODELS:
-        key = dg.AssetKey(["models", f"{name}_champion"])
+        key = champion_key(name)
         served, shown = registry.champion_version(name, client), shown_champion(context.instance, key)
         seen.append(f"{name} v{served or 'none'}")
         if served is None or served == shown or _may_be_gating(context.instance, key):
@@ -161,7 +160,7 @@ def champion_alias_sensor(context: dg.SensorEvaluationContext, mlflow: MLflowRes
     return dg.SensorResult(asset_events=events)
 
 
-MONITORED = [dg.AssetKey(["monitoring", "data_drift"]), dg.AssetKey(["monitoring", "model_performance"])]
+MONITORED = [DATA_DRIFT, MODEL_PERFORMANCE]
 RETRAIN_ENDED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 REMEASURE_GRACE_S = 90  # three ticks of the automation sensor: it usually re-measures first
 

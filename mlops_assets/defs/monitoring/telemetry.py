@@ -13,9 +13,9 @@ from mlops_assets.lib.redact import redact
 from mlops_assets.lib.settings import env_number
 from mlops_assets.resources import ServingTelemetryResource, WarehouseResource
 
-from ..ingestion.assets import WAREHOUSE_WRITE_TAGS
+from ..shared import SERVING_TELEMETRY, WAREHOUSE_WRITE_TAGS
 
-KEY = dg.AssetKey(["monitoring", "serving_telemetry"])
+KEY = SERVING_TELEMETRY
 HISTORY = "monitoring.serving_telemetry_history"
 P99_CHECK, ERROR_CHECK = "serving_p99_latency_ok", "serving_error_rate_ok"
 

@@ -9,14 +9,12 @@ from mlops_assets.lib import fast_trees, scoring
 from mlops_assets.metadata import readable
 from mlops_assets.resources import ExportsResource, MLflowResource, WarehouseResource
 
-from ..ingestion.assets import WAREHOUSE_WRITE_TAGS
-
-CHAMPIONS = [dg.AssetKey(["models", f"{m}_champion"]) for m in scoring.MODEL_NAMES]
+from ..shared import CHAMPIONS, TASK_EVENTS, TASKS, WAREHOUSE_WRITE_TAGS
 
 
 @dg.asset(
     key=["serving", "task_risk_scores"],
-    deps=[dg.AssetKey(["clean", "tasks"]), dg.AssetKey(["clean", "task_events"]), *CHAMPIONS],
+    deps=[TASKS, TASK_EVENTS, *CHAMPIONS],
     group_name="serving",
     kinds={"duckdb", "lightgbm"},
     tags={"layer": "model_output"},

@@ -16,11 +16,9 @@ from mlops_assets.lib.readable import number_text
 from mlops_assets.metadata import readable
 from mlops_assets.resources import ExportsResource, MLflowResource, ReportsResource, WarehouseResource
 
-from ..ingestion.assets import WAREHOUSE_WRITE_TAGS
+from .. import shared
+from ..shared import SNAPSHOTS, TASKS, WAREHOUSE_WRITE_TAGS
 from .config import GateConfig, SplitConfig, TrainingConfig
-
-SNAPSHOTS = dg.AssetKey(["features", "task_snapshots"])
-TASKS = dg.AssetKey(["clean", "tasks"])
 
 
 def latest_row(warehouse: WarehouseResource, table: str) -> dict:
@@ -33,10 +31,8 @@ def latest_row(warehouse: WarehouseResource, table: str) -> dict:
 def build_model_assets(spec: training.ModelSpec) -> list[dg.AssetsDefinition]:
     """The four assets of one model spec."""
     name = spec.name
-    splits_key = dg.AssetKey(["model_input", f"{name}_splits"])
-    candidate_key = dg.AssetKey(["models", f"{name}_candidate"])
-    evaluation_key = dg.AssetKey(["reporting", f"{name}_evaluation"])
-    champion_key = dg.AssetKey(["models", f"{name}_champion"])
+    splits_key, candidate_key = shared.splits_key(name), shared.candidate_key(name)
+    evaluation_key, champion_key = shared.evaluation_key(name), shared.champion_key(name)
     common = {"group_name": "training", "op_tags": WAREHOUSE_WRITE_TAGS}
 
     @dg.asset(key=splits_key, deps=[SNAPSHOTS, TASKS], kinds={"duckdb", "polars"}, tags={"layer": "model_input"},
