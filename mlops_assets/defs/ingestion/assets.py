@@ -188,8 +188,3 @@ raw_assets = [build_raw_asset(source) for source in SOURCES]
 # Jira and GitHub have live clients: their landing folder is an asset that pulls. The others are exports.
 pull_assets = [landing_jira, landing_github]
 landing_specs = [landing_spec(source) for source in SOURCES if source not in ("jira", "github")]
-
-
-def landing_file_counts(landing: LandingZoneResource) -> dict[str, int]:
-    """Files per source currently in the landing zone (for sensors and metadata)."""
-    return {s: len(list_landing_files(landing.root(), s)) for s in SOURCES}

@@ -125,7 +125,7 @@ def _data_drift(context, config: DataDriftConfig, warehouse: WarehouseResource, 
                                  threshold=config.column_threshold, drift_share=config.drift_share_threshold)
     predictions = _prediction_drift(client, warehouse, feats, window, config)
     report = _report(context, reports, exports, reference, window.frame, config, result)
-    _record(wh, context.run_id, result, predictions, base)
+    _record(wh, context.run.run_id, result, predictions, base)
     share = result.share_drifted
     detail = {**base, "drift_share": share, "threshold": config.drift_share_threshold,
               "column_threshold": config.column_threshold, "window_days": config.window_days,
@@ -206,7 +206,7 @@ def _prediction_drift(client, warehouse: WarehouseResource, features: pl.DataFra
 def _report(context, reports: ReportsResource, exports: ExportsResource, reference, current,
             config: DataDriftConfig, result: drift.DriftResult) -> dict:
     """Evidently's page, configured as compute_drift decided and run on the same rows: it shows the same verdict."""
-    path = reports.dir("monitoring", context.run_id[:8]) / "data_drift.html"
+    path = reports.dir("monitoring", context.run.run_id[:8]) / "data_drift.html"
     try:
         written = drift.write_evidently_report(reference, current, config.numeric_columns, config.categorical_columns,
                                                path, result=result)
@@ -285,7 +285,7 @@ def model_performance(context: dg.AssetExecutionContext, config: ModelPerformanc
         context.log.info(f"{name}: {verdict.status}: {verdict.reason}")
         if verdict.status != "skipped":  # omitted = "skipped" in the UI, reason in the asset metadata
             checks.append(performance_check(verdict, version, version_tag))
-    _record_performance(wh, context.run_id, verdicts)
+    _record_performance(wh, context.run.run_id, verdicts)
     meta: dict = {"data_version": version_tag}
     for verdict, version in verdicts:
         meta[f"{verdict.model}_champion_version"] = version or "none"

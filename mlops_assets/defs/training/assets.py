@@ -79,12 +79,12 @@ def build_model_assets(spec: training.ModelSpec) -> list[dg.AssetsDefinition]:
             raise dg.Failure(description=f"{name}: {exc}") from None
         run_id = registry.log_training_run(
             spec, trained, parts, tasks=tasks, history=features.History.from_tasks(tasks, as_of=data_as_of(tasks)),
-            tracking_uri=mlflow.uri(), experiment=mlflow.experiment, dagster_run_id=context.run_id,
+            tracking_uri=mlflow.uri(), experiment=mlflow.experiment, dagster_run_id=context.run.run_id,
             git_commit=registry.git_commit(), artifacts_dir=mlflow.artifacts_dir or None)
         reproduce.log_record(mlflow.client(), run_id, record, n_trials_run=trained.n_trials)
         metrics = {k: float(v) for k, v in trained.metrics.items() if v is not None}
         wh.append(f"models.{name}_candidate", pl.DataFrame([{
-            "recorded_at": datetime.now(UTC), "run_id": run_id, "dagster_run_id": context.run_id,
+            "recorded_at": datetime.now(UTC), "run_id": run_id, "dagster_run_id": context.run.run_id,
             "metrics": json.dumps(metrics), "params": json.dumps(trained.params, default=str),
             "n_trials": trained.n_trials, "search_seconds": trained.search_seconds,
             "train_seconds": trained.train_seconds, "lightgbm_seconds": trained.lightgbm_seconds}]))
