@@ -16,13 +16,12 @@ from mlops_assets.resources import WarehouseResource
 from ..shared import QUARANTINE, TASK_EVENTS, TASKS, WAREHOUSE_WRITE_TAGS, raw_key
 
 RAW_KEYS = [raw_key(s, k) for s, spec in SOURCES.items() for k in spec[2]]
-EVENTS = TASK_EVENTS
 MAX_QUARANTINE_SHARE = 0.05
 
 _DESCRIPTIONS = {
     TASKS: "clean.tasks: one validated row per task across all sources (its latest version), pseudonymous "
     "people, UTC timestamps, canonical priority, is_late and cycle_time_days.",
-    EVENTS: "clean.task_events: status transitions from Jira changelogs and Trello list moves.",
+    TASK_EVENTS: "clean.task_events: status transitions from Jira changelogs and Trello list moves.",
     QUARANTINE: "clean.quarantine: every record or file that could not be used, with source, file, locator "
     "and a reason a user can act on.",
 }
@@ -39,7 +38,7 @@ CHECKS = [
                       description=f"At most {MAX_QUARANTINE_SHARE:.0%} of input records are quarantined (warning)."),
     dg.AssetCheckSpec("quarantine_reasons_present", asset=QUARANTINE, blocking=True,
                       description="Every clean.quarantine row has a non-empty reason (schemas.QuarantineSchema)."),
-    dg.AssetCheckSpec("task_events_schema_valid", asset=EVENTS,
+    dg.AssetCheckSpec("task_events_schema_valid", asset=TASK_EVENTS,
                       description="clean.task_events matches its pandera schema (warning)."),
 ]
 
@@ -50,7 +49,7 @@ CHECKS = [
         dg.AssetSpec(key, description=_DESCRIPTIONS[key], deps=RAW_KEYS, group_name="cleaning",
                      kinds={"duckdb", "polars", "pandera"}, tags={"layer": "clean"},
                      automation_condition=dg.AutomationCondition.eager())
-        for key in (TASKS, EVENTS, QUARANTINE)
+        for key in (TASKS, TASK_EVENTS, QUARANTINE)
     ],
     check_specs=CHECKS,
     op_tags=WAREHOUSE_WRITE_TAGS,
@@ -80,8 +79,8 @@ def clean_tasks(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     wh.replace_tables({name: frame for name, frame in tables.items() if dg.AssetKey(name.split(".")) in selected})
     if TASKS in selected:
         yield dg.MaterializeResult(asset_key=TASKS, metadata=readable(_task_metadata(tasks, stats)))
-    if EVENTS in selected:
-        yield dg.MaterializeResult(asset_key=EVENTS, metadata={"dagster/row_count": events.height})
+    if TASK_EVENTS in selected:
+        yield dg.MaterializeResult(asset_key=TASK_EVENTS, metadata={"dagster/row_count": events.height})
     if QUARANTINE in selected:
         yield dg.MaterializeResult(
             asset_key=QUARANTINE,
@@ -163,5 +162,5 @@ def _check_results(tasks, stats: CleanStats, task_check, event_check, quarantine
                               metadata=readable({"share": share}))
     yield dg.AssetCheckResult(check_name="quarantine_reasons_present", asset_key=QUARANTINE,
                               passed=quarantine_check.passed, metadata={"failures": quarantine_check.summary()})
-    yield dg.AssetCheckResult(check_name="task_events_schema_valid", asset_key=EVENTS, passed=event_check.passed,
+    yield dg.AssetCheckResult(check_name="task_events_schema_valid", asset_key=TASK_EVENTS, passed=event_check.passed,
                               severity=dg.AssetCheckSeverity.WARN, metadata={"failures": event_check.summary()})

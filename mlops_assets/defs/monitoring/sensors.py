@@ -19,6 +19,7 @@ from mlops_assets.resources import MLflowResource
 from ..schedule_env import sensor_interval_s
 from ..shared import DATA_DRIFT, MODEL_PERFORMANCE, MODELS, WAREHOUSE_WRITE_TAGS, champion_key
 from ..training.jobs import retrain_job
+from .jobs import monitor_job
 from .resources import MonitoringResource
 
 log = logging.getLogger("mlops_assets.alerts")
@@ -117,7 +118,6 @@ def run_failure_alert_sensor(context: dg.RunFailureSensorContext, monitoring: Mo
 
 
 
-
 def shown_champion(instance: dg.DagsterInstance, key: dg.AssetKey) -> str | None:
     """The champion version the latest materialization of models/<m>_champion shows (None when never materialized)."""
     event = instance.get_latest_materialization_event(key)
@@ -184,7 +184,7 @@ def remeasure_decision(instance: dg.DagsterInstance, handled_run_id: str | None,
     if event is not None and event.timestamp > ended:
         return False, run_id, f"drift was measured after retraining run {run_id[:8]} (run {event.run_id[:8]})"
     in_flight = instance.get_runs(dg.RunsFilter(statuses=IN_FLIGHT), limit=50)
-    if any(run.job_name == "monitor_job" or MONITORED[0] in (run.asset_selection or ()) for run in in_flight):
+    if any(run.job_name == monitor_job.name or MONITORED[0] in (run.asset_selection or ()) for run in in_flight):
         return False, None, f"waiting: a run that measures drift after retraining run {run_id[:8]} is in flight"
     if now - ended < REMEASURE_GRACE_S:
         return False, None, (f"waiting {REMEASURE_GRACE_S} s after retraining run {run_id[:8]} for the automation "
@@ -192,7 +192,7 @@ def remeasure_decision(instance: dg.DagsterInstance, handled_run_id: str | None,
     return True, run_id, f"retraining run {run_id[:8]} ended {now - ended:.0f} s ago and drift was not measured since"
 
 
-@dg.sensor(job_name="monitor_job", minimum_interval_seconds=INTERVAL_S, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(job=monitor_job, minimum_interval_seconds=INTERVAL_S, default_status=dg.DefaultSensorStatus.RUNNING)
 def remeasure_after_retrain_sensor(context: dg.SensorEvaluationContext):
     """After every retraining run, drift and performance are measured again against the champion that serves."""
     request, run_id, reason = remeasure_decision(context.instance, context.cursor, time.time())
