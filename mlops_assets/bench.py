@@ -28,6 +28,7 @@ STAGES: list[tuple[str, str, str]] = [
     ("ingest csv", "raw/csv_tasks", "raw.csv_tasks"),
     ("clean", "clean/tasks,clean/task_events,clean/quarantine", "clean.tasks"),
     ("features", "features/task_features", "features.task_features"),
+    ("snapshots", "features/task_snapshots", "features.task_snapshots"),
     ("splits late_risk", "model_input/late_risk_splits", "model_input.late_risk_splits"),
     ("splits cycle_time", "model_input/cycle_time_splits", "model_input.cycle_time_splits"),
     ("train late_risk", "models/late_risk_candidate", "model_input.late_risk_splits"),
@@ -38,7 +39,7 @@ STAGES: list[tuple[str, str, str]] = [
     ("gate cycle_time", "models/cycle_time_champion", "model_input.cycle_time_splits"),
     ("batch scores", "serving/task_risk_scores", "serving.task_risk_scores"),
 ]
-DATA_STAGES = 7  # ingestion, cleaning and features; `--data-only` stops there
+DATA_STAGES = 8  # ingestion, cleaning, features and snapshots; `--data-only` stops there
 # The search budget of the benchmark's trainings (run config), so sizes compare like for like.
 BENCH_TRAINING = {"n_trials": 3, "timeout_s": 600, "seed": 42, "cv_folds": 3}
 
@@ -181,19 +182,7 @@ def bench(n_tasks: int, stages: list[tuple[str, str, str]] | None = None, keep: 
     rows = []
     stages = stages or STAGES
     if stages[0][0].startswith("ingest") or not (work / "warehouse.duckdb").exists():
-        t0 = time.perf_counter()
-        if like:
-            from mlops_assets.lib import replay
-
-            replay.generate_like(like, work / "landing", n_tasks, seed=7)
-        else:
-            from mlops_assets.lib import synthetic
-
-            synthetic.generate(work / "landing", n_tasks=n_tasks, seed=7)
-        rows.append({"n_tasks": n_tasks, "stage": f"generate {'real-shaped ' if like else ''}sample (not an asset)",
-                     "step_s": time.perf_counter() - t0, "process_s": None,
-                     "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "rows": n_tasks,
-                     "landed_mb": landed_mb(work / "landing")})
+        rows.append(generate(work, n_tasks, like))
     # The generator runs in this process; later stages run in children that report their own VmHWM.
     for label, selection, table in stages:
         out = run_stage(work, selection)
@@ -201,6 +190,139 @@ def bench(n_tasks: int, stages: list[tuple[str, str, str]] | None = None, keep: 
             raise RuntimeError(f"benchmark stage {label!r} failed: {out.get('error')}")
         rows.append(stage_row(work, n_tasks, label, table, out))
     return rows
+
+
+def generate(work: Path, n_tasks: int, like: Path | None = None) -> dict:
+    """Land n_tasks (synthetic, or replayed from real exports in ``like``) in work/landing; one table row."""
+    t0 = time.perf_counter()
+    if like:
+        from mlops_assets.lib import replay
+
+        replay.generate_like(like, work / "landing", n_tasks, seed=7)
+    else:
+        from mlops_assets.lib import synthetic
+
+        synthetic.generate(work / "landing", n_tasks=n_tasks, seed=7)
+    return {"n_tasks": n_tasks, "stage": f"generate {'real-shaped ' if like else ''}sample (not an asset)",
+            "step_s": time.perf_counter() - t0, "process_s": None,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "rows": n_tasks,
+            "landed_mb": landed_mb(work / "landing")}
+
+
+def graph_env(work: Path) -> dict[str, str]:
+    """The environment `make run` would have, with every path in `work` (and the local profile)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "DAGSTER_", "MLFLOW_"))}
+    return {**env, "DAGSTER_HOME": str(work / "dagster_home"), "MLOPS_WAREHOUSE": str(work / "warehouse.duckdb"),
+            "MLOPS_LANDING_DIR": str(work / "landing"), "MLOPS_REPORTS_DIR": str(work / "reports"),
+            "MLOPS_EXPORTS_DIR": str(work / "exports"), "MLFLOW_TRACKING_URI": f"sqlite:///{work}/mlflow.db",
+            "MLOPS_MLFLOW_ARTIFACTS": str(work / "mlflow-artifacts"), "MLOPS_MODEL_CACHE": str(work / "model-cache")}
+
+
+def whole_graph(n_tasks: int, work: Path | None = None, like: Path | None = None) -> dict:
+    """Generate n_tasks, then materialize every asset with one ``dagster asset materialize --select '*'``.
+
+    That is `make run`'s command: the default run config (``TrainingConfig``'s defaults) and the CLI's
+    default executor (the local profile's in-process one). Reports the CLI's wall time, the peak memory
+    of its whole process tree, each step's own time from the run's event log, and the ratio of the
+    wall time to the sum of the steps (what orchestration adds: start-up, event log, IO managers).
+    """
+    work = work or Path(tempfile.mkdtemp(prefix=f"mlops-bench-{n_tasks}-"))
+    (work / "dagster_home").mkdir(parents=True, exist_ok=True)
+    generated = generate(work, n_tasks, like)
+    cmd = [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "mlops_assets.definitions",
+           "--select", "*"]
+    log = work / "materialize.log"
+    with log.open("w") as out:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=work, env=graph_env(work), stdout=out, stderr=subprocess.STDOUT)
+        memory = TreeMemory(proc.pid)
+        code = proc.wait()
+        wall = time.perf_counter() - t0
+        tree_mb = memory.stop()
+    steps = run_steps(work / "dagster_home")
+    if code != 0:
+        raise RuntimeError(f"`{' '.join(cmd)}` failed (exit {code}); its log: {log}\n{log.read_text()[-3000:]}")
+    from mlops_assets.lib.warehouse import Warehouse
+
+    wh = Warehouse(work / "warehouse.duckdb")
+    quality = {}
+    for name in ("late_risk", "cycle_time"):
+        row = wh.query(f"SELECT * FROM models.{name}_candidate ORDER BY recorded_at DESC LIMIT 1").row(0, named=True)
+        quality[name] = {**json.loads(row["metrics"]), "n_trials": row["n_trials"], "train_s": row["train_seconds"]}
+    return {"n_tasks": n_tasks, "work": str(work), "generate_s": generated["step_s"], "wall_s": wall,
+            "tree_mb": tree_mb, "steps": steps, "steps_s": sum(s["seconds"] for s in steps), "quality": quality,
+            "scores": int(wh.query("SELECT count(*) AS n FROM serving.task_risk_scores")["n"][0])}
+
+
+def run_steps(dagster_home: Path) -> list[dict]:
+    """The steps of the latest run in this Dagster home with their own wall time, in the order they ran."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        records = instance.get_run_records(limit=1)
+        if not records:
+            return []
+        stats = instance.get_run_step_stats(records[0].dagster_run.run_id)
+    return [{"step": s.step_key, "status": s.status.value if s.status else "?",
+             "seconds": (s.end_time or s.start_time or 0) - (s.start_time or 0)}
+            for s in sorted(stats, key=lambda s: s.start_time or 0)]
+
+
+QUALITY = {"late_risk": "test_roc_auc", "cycle_time": "test_mae"}
+
+
+def reference_trainings(work: Path) -> dict[str, dict]:
+    """Each model trained again on the splits the whole graph left in `work`, every trial on all train rows.
+
+    ``tune_rows=0`` is the training before issue 14; the number of trials is what the graph's
+    candidate ran (and no timeout), so both searches saw the same number of trials.
+    """
+    from mlops_assets.lib import reporting, training
+    from mlops_assets.lib.warehouse import Warehouse
+
+    wh = Warehouse(work / "warehouse.duckdb")
+    out = {}
+    for name, metric in QUALITY.items():
+        candidate = wh.query(f"SELECT * FROM models.{name}_candidate ORDER BY recorded_at DESC LIMIT 1").row(0, named=True)
+        parts = reporting.split_frames(wh.read_table(f"model_input.{name}_splits"))
+        config = training.TrainConfig(n_trials=int(candidate["n_trials"]), timeout_s=86_400.0, tune_rows=0)
+        t0 = time.perf_counter()
+        trained = training.train_model(training.get_spec(name), parts, config)
+        out[name] = {"metric": metric, "value": trained.metrics[metric], "train_s": time.perf_counter() - t0,
+                     "trees": trained.booster.num_trees(), "n_trials": trained.n_trials,
+                     "candidate": json.loads(candidate["metrics"])[metric], "candidate_s": candidate["train_seconds"]}
+    return out
+
+
+def whole_graph_markdown(results: list[dict], command: str, references: dict | None = None) -> str:
+    """The whole-graph table: one row per size, then the slowest steps of each."""
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    out = [f"Measured {now} on {_machine()}; load average at the end {load} (shared cores).",
+           f"Command: `{command}` (`dagster asset materialize --select '*'`, default run config, in-process executor).",
+           "", "| tasks | whole graph, CLI wall (s) | sum of the steps (s) | wall / steps | peak memory, process tree (MB) "
+           "| late_risk test ROC-AUC | cycle_time test MAE (days) | trials | scored open tasks |",
+           "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in results:
+        q = r["quality"]
+        out.append(f"| {r['n_tasks']:,} | {r['wall_s']:.1f} | {r['steps_s']:.1f} | {r['wall_s'] / r['steps_s']:.2f} | "
+                   f"{r['tree_mb']:,.0f} | {q['late_risk']['test_roc_auc']:.4f} | {q['cycle_time']['test_mae']:.3f} | "
+                   f"{q['late_risk']['n_trials']} / {q['cycle_time']['n_trials']} | {r['scores']:,} |")
+    for n, ref in (references or {}).items():
+        out += ["", f"{n:,} tasks, the same splits trained again with every trial on all train rows (`tune_rows=0`, the "
+                "training before issue 14, same number of trials):", ""]
+        for name, r in ref.items():
+            if name == "late_risk":
+                diff = f"{r['candidate'] - r['value']:+.4f} ROC-AUC (bound: -0.005)"
+            else:
+                diff = f"{(r['candidate'] - r['value']) / r['value'] * 100:+.1f}% MAE (bound: +2%)"
+            out.append(f"- {name}: {r['metric']} {r['candidate']:.4f} in the graph ({r['candidate_s']:.0f} s of training) vs "
+                       f"{r['value']:.4f} ({r['train_s']:.0f} s, {r['n_trials']} trials, {r['trees']:,} trees): {diff}")
+    for r in results:
+        top = sorted(r["steps"], key=lambda s: -s["seconds"])
+        out += ["", f"{r['n_tasks']:,} tasks, by step (seconds; generation of the landing zone {r['generate_s']:.1f} s, "
+                "not in the wall time): " + ", ".join(f"{s['step']} {s['seconds']:.1f}" for s in top)]
+    return "\n".join(out)
 
 
 def landed_mb(landing: Path, source: str | None = None) -> float:

@@ -25,8 +25,14 @@ def main(argv: list[str] | None = None) -> int:
                      help="replay the real exports in DIR (e.g. ../shared/data) instead of the synthetic sample")
     gen.add_argument("--jira-layout", choices=("files", "pages"), default="files",
                      help="with --like: Jira as KEY.json + KEY_CL.json + KEY_Comment.json, or as search pages")
-    bench = sub.add_parser("bench", help="time every asset at the given sizes; writes docs/BENCHMARKS.md")
+    bench = sub.add_parser("bench", help="time the whole graph (one `dagster asset materialize --select '*'`) at the "
+                           "given sizes, or every asset in its own process (--by-step); writes docs/BENCHMARKS.md")
     bench.add_argument("--tasks", default="100000,1000000", help="comma-separated sizes")
+    bench.add_argument("--by-step", action="store_true",
+                       help="each asset in its own process with a fixed 3-trial search: a per-step table")
+    bench.add_argument("--reference", action="store_true",
+                       help="whole graph: then train both models again on the same splits with every trial on "
+                            "all train rows (tune_rows=0, same trials): the quality the issue-14 training is held to")
     bench.add_argument("--no-write", action="store_true", help="print the table, leave docs/BENCHMARKS.md alone")
     bench.add_argument("--data-only", action="store_true", help="only ingestion, cleaning and features")
     bench.add_argument("--models-only", action="store_true",
@@ -105,6 +111,21 @@ def main(argv: list[str] | None = None) -> int:
         if args.models_only and not (args.work and (Path(args.work) / "warehouse.duckdb").exists()):
             parser.error("--models-only needs --work DIR holding the warehouse of a --data-only run")
         stages, section = None, "pipeline"
+        whole = not (args.by_step or args.data_only or args.models_only or args.like)
+        if whole:
+            results, refs = [], {}
+            for n in sizes:
+                results.append(bench_mod.whole_graph(n, Path(args.work) if args.work else None))
+                print(f"{n:,} tasks: whole graph {results[-1]['wall_s']:.1f} s, {results[-1]['tree_mb']:,.0f} MB", flush=True)
+                if args.reference:
+                    refs[n] = bench_mod.reference_trainings(Path(results[-1]["work"]))
+            command = " ".join(["mlops-assets bench --tasks", args.tasks, *(["--reference"] if args.reference else []),
+                                *(["--work DIR"] if args.work else [])])
+            md = bench_mod.whole_graph_markdown(results, command, refs)
+            print(md)
+            if not args.no_write:
+                bench_mod.write_section(md, section="whole-graph")
+            return 0
         if args.like and args.models_only:
             parser.error("--like times ingestion and cleaning; it excludes --models-only")
         if args.like:

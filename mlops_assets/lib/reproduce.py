@@ -331,6 +331,7 @@ def train_config(record: Mapping[str, Any]) -> Any:
     n_run = raw.pop("n_trials_run", raw.get("n_trials"))
     known = training.TrainConfig.__dataclass_fields__
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in known}
+    values.setdefault("tune_rows", 0)  # recorded before tune_rows existed: every trial fit all train rows
     return training.TrainConfig(**{**values, "n_trials": int(n_run), "timeout_s": UNBOUNDED_TIMEOUT_S})
 
 

@@ -197,3 +197,22 @@ def test_cross_validation_folds_can_split_when_the_tuned_leaves_are_large(model_
     assert trained.metrics["cv_folds"] == 3
     assert trained.metrics["cv_roc_auc_mean"] > 0.6, trained.metrics
     assert trained.metrics["cv_roc_auc_std"] > 0
+
+
+def test_trials_fit_the_latest_rows_then_the_best_is_refit_on_all_of_them(model_splits):
+    """Past tune_rows the search fits the most recent train rows only; the kept model is fit on all of them."""
+    spec = training.MODEL_SPECS["late_risk"]
+    data = model_splits["late_risk"]
+    n_train = data["train"].height
+    lines: list[str] = []
+    config = dataclasses.replace(FAST, tune_rows=n_train // 3)
+    trained = training.train_model(spec, data, config, progress=lines.append)
+    assert trained.metrics["tune_rows"] == n_train // 3
+    refit = [line for line in lines if "refit" in line]
+    assert len(refit) == 1 and f"all {n_train:,} train rows" in refit[0] and f"latest {n_train // 3:,}" in refit[0]
+    # the kept forest is the refit's: its length is what early stopping chose on all rows
+    assert trained.booster.num_trees() == trained.params["num_boost_round"]
+    assert trained.metrics["test_roc_auc"] > 0.65
+    again = training.train_model(spec, data, config)  # same config, same model
+    assert np.array_equal(trained.predict(data["test"]), again.predict(data["test"]))
+    assert training.train_model(spec, data, dataclasses.replace(FAST, tune_rows=0)).metrics["tune_rows"] == n_train

@@ -69,7 +69,7 @@ def build_model_assets(spec: training.ModelSpec) -> list[dg.AssetsDefinition]:
         parts = reporting.split_frames(wh.read_table(f"model_input.{name}_splits"))
         tasks = wh.read_table("clean.tasks")
         cfg = training.TrainConfig(n_trials=config.n_trials, timeout_s=config.timeout_s, seed=config.seed,
-                                   cv_folds=config.cv_folds)
+                                   cv_folds=config.cv_folds, tune_rows=config.tune_rows)
         record = reproduce.training_record(wh, clean_built_at=_materialized_at(context, TASKS), train_config=cfg,
                                            split_config=_json_metadata(context, splits_key, "split_config"),
                                            snapshot_config=_op_config(context, SNAPSHOTS))

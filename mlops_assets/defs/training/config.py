@@ -3,7 +3,9 @@
 import dagster as dg
 from pydantic import Field, field_validator
 
-from mlops_assets.lib import gate
+from mlops_assets.lib import gate, training
+
+_DEFAULTS = training.TrainConfig()
 
 
 class SplitConfig(dg.Config):
@@ -16,12 +18,20 @@ class SplitConfig(dg.Config):
 
 
 class TrainingConfig(dg.Config):
-    """Hyperparameter search budget: stops at n_trials or timeout_s, whichever comes first; seeded."""
+    """Hyperparameter search budget: stops at n_trials or timeout_s, whichever comes first; seeded.
 
-    n_trials: int = 15
-    timeout_s: float = 300.0
-    seed: int = 42
-    cv_folds: int = 3
+    The defaults are lib's ``training.TrainConfig`` defaults: one set of defaults for both.
+    """
+
+    n_trials: int = Field(default=_DEFAULTS.n_trials, description="Optuna trials at most")
+    timeout_s: float = Field(default=_DEFAULTS.timeout_s, description="the search stops after this many seconds")
+    seed: int = _DEFAULTS.seed
+    cv_folds: int = Field(default=_DEFAULTS.cv_folds, description="time-series CV folds of the best trial (< 2: none)")
+    tune_rows: int = Field(
+        default=_DEFAULTS.tune_rows,
+        description="trials fit the most recent this-many train rows, then the best is refit on all of them "
+        "(0: every trial fits all train rows)",
+    )
 
 
 class GateConfig(dg.Config):
