@@ -17,7 +17,7 @@ with the columns of :data:`SCORE_COLUMNS`:
   late than on time", and 0.25 is about the share of deadline tasks that end late (16-27% on the
   synthetic sample), so ``medium`` means "riskier than a typical task".
 * ``reason_1..reason_3``: the three largest TreeSHAP contributions to late_risk, in words
-  (``evaluation.top_reasons_arrays``, the same sentences as ``top_reasons_table``), e.g. "assignee
+  (``explain.top_reasons_arrays``, the same sentences as ``top_reasons_table``), e.g. "assignee
   already had 14 open tasks raises the risk", for **every task with a deadline**, in the batch table
   and online alike (a task without one has no late_risk to explain). Exact path-dependent TreeSHAP,
   never approximated: with a compiled champion (:meth:`ServedModel.compiled`, what
@@ -380,14 +380,14 @@ def risk_band(late_risk: float | None) -> str:
 
 def _reasons(model: ServedModel, matrix: np.ndarray, num_threads: int) -> list[list[str | None]]:
     """reason_1..3 (lists) for each row of `matrix` from exact TreeSHAP contributions, in words."""
-    from mlops_assets.lib import evaluation
+    from mlops_assets.lib import explain
 
     if len(matrix) == 0:
         return [[] for _ in range(N_REASONS)]
     contribs = model.contributions(matrix, num_threads)
     # the values as the model saw them: categories as positions in their training levels (NaN: missing)
-    return evaluation.top_reasons_arrays(contribs, matrix, model.features, model.category_levels,
-                                         k=N_REASONS, effects=evaluation.RISK_EFFECTS)  # fmt: skip
+    return explain.top_reasons_arrays(contribs, matrix, model.features, model.category_levels,
+                                      k=N_REASONS, effects=explain.RISK_EFFECTS)  # fmt: skip
 
 
 def _explained_rows(late_risk: np.ndarray, explain: str, max_explained: int | None) -> tuple[np.ndarray, np.ndarray]:
