@@ -641,15 +641,12 @@ def score_open_tasks(
 
 
 def task_records(tasks: pl.DataFrame) -> list[dict[str, Any]]:
-    """clean.tasks rows as an online client sends them: the input fields only, ISO 8601 UTC times, no nulls."""
-    columns = [c for c in features_lib.INPUT_COLUMNS if c in tasks.columns]
-    exprs = []
-    for name in columns:
-        dtype = tasks.schema[name]
-        if dtype.is_temporal():
-            exprs.append(pl.col(name).dt.convert_time_zone("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S%.6f+00:00"))
-        elif features_lib.INPUT_COLUMNS[name] == pl.Int64:
-            exprs.append(pl.col(name).cast(pl.Int64))
-        else:
-            exprs.append(pl.col(name))
-    return [{k: v for k, v in row.items() if v is not None} for row in tasks.select(exprs).iter_rows(named=True)]
+    """clean.tasks rows as an online client sends them: the input fields only, ISO 8601 UTC times, no nulls.
+
+    The wire format is :func:`features.wire_frame`'s; here counts become ints and null fields are left out.
+    """
+    frame = features_lib.wire_frame(tasks)
+    frame = frame.with_columns(
+        pl.col(name).cast(pl.Int64) for name in frame.columns if features_lib.INPUT_COLUMNS[name] == pl.Int64
+    )
+    return [{k: v for k, v in row.items() if v is not None} for row in frame.iter_rows(named=True)]
