@@ -160,14 +160,65 @@ def main(argv: list[str] | None = None) -> int:
 
         return demo.cli(args)
     if args.command == "generate" and args.like:
-        from mlops_assets.lib import replay
-
-        return replay.cli_generate_like(args)
+        return _generate_like(args)
     if args.command == "generate":
-        from mlops_assets.lib import synthetic
-
-        return synthetic.cli_generate(args)
+        return _generate(args)
     return 2
+
+
+def _already_filled(out) -> bool:
+    """``--if-empty``: True (and says so) when the landing zone ``out`` already holds files."""
+    if out.exists() and any(p.is_file() for p in out.rglob("*")):
+        sys.stdout.write(f"{out} already holds files: nothing generated (--if-empty)\n")
+        return True
+    return False
+
+
+def _generate(args: argparse.Namespace) -> int:
+    """``mlops-assets generate``: write the synthetic sample unless ``--if-empty`` finds files already there."""
+    from pathlib import Path
+
+    from mlops_assets.lib import synthetic
+
+    out = Path(args.out)
+    if args.if_empty and _already_filled(out):
+        return 0
+    summary = synthetic.generate(out, n_tasks=args.tasks, seed=args.seed, drift=args.drift)
+    batch = "drift batch" if args.drift else "batch"
+    sys.stdout.write(f"synthetic {batch}: {args.tasks} tasks, seed {args.seed} -> {out}\n")
+    for source, entry in summary["sources"].items():
+        extra = f", {entry['pull_requests']} pull requests" if entry["pull_requests"] else ""
+        sys.stdout.write(
+            f"  {source:<7} {len(entry['files']):>5} files {entry['tasks']:>8} tasks "
+            f"({entry['defects']} broken on purpose, {entry['duplicates']} duplicated{extra})\n"
+        )
+    return 0
+
+
+def _generate_like(args: argparse.Namespace) -> int:
+    """``mlops-assets generate --like DIR``: replay the real files there into ``--out``."""
+    from pathlib import Path
+
+    from mlops_assets.lib import replay
+
+    out = Path(args.out)
+    if args.if_empty and _already_filled(out):
+        return 0
+    try:
+        summary = replay.generate_like(args.like, args.out, args.tasks, args.seed, args.jira_layout)
+    except replay.LikeDataError as exc:
+        sys.stderr.write(f"mlops-assets generate: {exc}\n")
+        return 1
+    write = sys.stdout.write
+    write(f"replayed {args.like}: {args.tasks} tasks, seed {args.seed}, Jira as {args.jira_layout} "
+          f"-> {args.out} in {summary['seconds']} s\n")
+    total = 0
+    for source, entry in summary["sources"].items():
+        total += entry["bytes"]
+        write(f"  {source:<8} {entry['files']:>7} files {entry['tasks']:>8} tasks {entry['bytes'] / 1e6:>10.1f} MB\n")
+    write(f"  {'total':<8} {sum(e['files'] for e in summary['sources'].values()):>7} files "
+          f"{args.tasks:>8} tasks {total / 1e6:>10.1f} MB\n")
+    return 0
 
 
 def _project_environment() -> None:

@@ -56,7 +56,8 @@ def run_lifecycle(landing: Path, work: Path) -> dict:
     import polars as pl
 
     from mlops_assets.definitions import build_resources, defs
-    from mlops_assets.lib import evaluation, registry, reporting, training
+    from mlops_assets.lib import registry, reporting, training
+    from mlops_assets.lib.metrics import classification_metrics
     from mlops_assets.lib.warehouse import Warehouse
 
     started = time.perf_counter()
@@ -82,7 +83,7 @@ def run_lifecycle(landing: Path, work: Path) -> dict:
         y = training.original_scale(spec, test["target"].cast(pl.Float64).to_numpy())
         p = model.predict_features(test)
         if spec.kind == "binary":
-            interval = _bootstrap(lambda a, b: evaluation.classification_metrics(a, b).get("roc_auc"), y, p)
+            interval = _bootstrap(lambda a, b: classification_metrics(a, b).get("roc_auc"), y, p)
         else:
             base = training.baseline_prediction(spec, parts["train"], test)
             y_all = np.column_stack([y, base])

@@ -70,7 +70,7 @@ Event = tuple[int, str, str | None, str | None]  # (changed_at in us since the e
 def status_category(name: str | None) -> str:
     """todo | in_progress | review | done of a status name: the rule Trello lists and Jira CSVs use, with
     review-like in-progress statuses (In Review, Testing, QA) apart."""
-    from mlops_assets.lib.sources.trello import category_from_status_name
+    from mlops_assets.lib.sources.base import category_from_status_name
 
     category = category_from_status_name(name)
     if category == "in_progress" and any(word in name.lower() for word in _REVIEW_WORDS):

@@ -850,3 +850,24 @@ def records_to_frame(records: list[dict[str, Any]]) -> tuple[pl.DataFrame, dict[
         rows.append(row)
     schema = {"record_index": pl.Int64(), **INPUT_COLUMNS, EVENTS_FIELD: EVENTS_DTYPE}
     return pl.DataFrame(rows, schema=schema), errors
+
+
+# How a task record's times travel (what :func:`records_to_frame` reads back): ISO 8601, UTC, microseconds.
+WIRE_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%.6f+00:00"
+
+
+def wire_frame(tasks: pl.DataFrame) -> pl.DataFrame:
+    """clean.tasks-shaped rows as task records travel: the INPUT_COLUMNS fields the frame has (in that
+    order), every time as an ISO 8601 UTC string (:data:`WIRE_TIME_FORMAT`), other values unchanged.
+
+    The one encoder of the wire format that :func:`records_to_frame` reads; ``scoring.task_records``
+    (JSON-ready dicts) and ``pyfunc.wire_records`` (a pandas frame, MLflow's input example) only add
+    their container's number types on top.
+    """
+    return tasks.select(
+        pl.col(name).dt.convert_time_zone("UTC").dt.strftime(WIRE_TIME_FORMAT)
+        if tasks.schema[name].is_temporal()
+        else pl.col(name)
+        for name in INPUT_COLUMNS
+        if name in tasks.columns
+    )

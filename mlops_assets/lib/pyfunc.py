@@ -54,18 +54,13 @@ def signature():
 
 
 def wire_records(tasks: pl.DataFrame) -> pd.DataFrame:
-    """``clean.tasks``-shaped rows as an online client sends them (the model's input columns only)."""
-    columns = [c for c in features_lib.INPUT_COLUMNS if c in tasks.columns]
-    exprs = []
-    for name in columns:
-        dtype = tasks.schema[name]
-        if dtype.is_temporal():
-            exprs.append(pl.col(name).dt.convert_time_zone("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S%.6f+00:00"))
-        elif dtype.is_numeric():
-            exprs.append(pl.col(name).cast(pl.Float64))
-        else:
-            exprs.append(pl.col(name).cast(pl.String))
-    return tasks.select(exprs).to_pandas()
+    """``clean.tasks``-shaped rows as an online client sends them (the model's input columns only), as a
+    pandas frame: :func:`features.wire_frame` with every number a float (a count with gaps keeps one dtype)."""
+    frame = features_lib.wire_frame(tasks)
+    return frame.select(
+        pl.col(name).cast(pl.Float64) if frame.schema[name].is_numeric() else pl.col(name).cast(pl.String)
+        for name in frame.columns
+    ).to_pandas()
 
 
 def input_records(model_input: Any) -> list[Any]:

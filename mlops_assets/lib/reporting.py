@@ -1,7 +1,9 @@
 """Evaluate a trained model on its test window: metrics, slices, calibration, SHAP importance, plots.
 
-Composes :mod:`mlops_assets.lib.evaluation` for one model spec so that the evaluation asset only
-reads inputs, calls :func:`evaluate`, and writes what comes back.
+Composes :mod:`~mlops_assets.lib.metrics`, :mod:`~mlops_assets.lib.explain` and :mod:`~mlops_assets.lib.report`
+for one model spec so that the evaluation asset only reads inputs, calls :func:`evaluate`, and writes what
+comes back. Kept apart from those three: it knows the model spec, the training matrix and the pyfunc
+model, which they do not; its name is the warehouse schema its results go to (``reporting.<model>_*``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,23 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from mlops_assets.lib import evaluation, training
+from mlops_assets.lib import training
+from mlops_assets.lib.explain import feature_importance_table
+from mlops_assets.lib.metrics import (
+    calibration_table,
+    choose_threshold,
+    classification_metrics,
+    metrics_by_slice,
+    regression_metrics,
+)
+from mlops_assets.lib.report import (
+    plot_calibration,
+    plot_feature_importance,
+    plot_pr,
+    plot_residuals,
+    plot_roc,
+    write_evaluation_html,
+)
 
 SLICE_COLUMNS = ("source", "project", "type", "priority")
 # Above this many test rows, SHAP importance is computed on a seeded sample: TreeSHAP (pred_contrib) costs
@@ -51,9 +69,9 @@ def metrics_by_point(spec: training.ModelSpec, frame: pl.DataFrame) -> dict[str,
     for (point,), part in frame.group_by("point", maintain_order=True):
         y, p = part["target"].to_numpy(), part["prediction"].to_numpy()
         if spec.kind == "binary":
-            metrics = evaluation.classification_metrics(y, p)
+            metrics = classification_metrics(y, p)
         else:
-            metrics = evaluation.regression_metrics(y, p, part["baseline"].to_numpy())
+            metrics = regression_metrics(y, p, part["baseline"].to_numpy())
         out[f"test_rows_at_{point}"] = float(part.height)
         for name in POINT_METRICS[spec.kind]:
             value = metrics.get(name)
@@ -83,27 +101,26 @@ def evaluate(spec: training.ModelSpec, model: Any, splits: dict[str, pl.DataFram
     calibration = None
     if spec.kind == "binary":
         y_val = splits["validation"]["target"].to_numpy()
-        threshold = evaluation.choose_threshold(y_val, model.predict_features(splits["validation"]))
-        metrics = evaluation.classification_metrics(y_test, pred, threshold)
-        calibration = evaluation.calibration_table(y_test, pred)
-        slices = evaluation.metrics_by_slice(frame, slice_columns, kind="binary", target_column="target",
-                                             threshold=threshold)
-        plots["roc"] = evaluation.plot_roc(y_test, pred, out_dir / "roc.png")
-        plots["precision_recall"] = evaluation.plot_pr(y_test, pred, out_dir / "pr.png")
-        plots["calibration"] = evaluation.plot_calibration(calibration, out_dir / "calibration.png")
+        threshold = choose_threshold(y_val, model.predict_features(splits["validation"]))
+        metrics = classification_metrics(y_test, pred, threshold)
+        calibration = calibration_table(y_test, pred)
+        slices = metrics_by_slice(frame, slice_columns, kind="binary", target_column="target", threshold=threshold)
+        plots["roc"] = plot_roc(y_test, pred, out_dir / "roc.png")
+        plots["precision_recall"] = plot_pr(y_test, pred, out_dir / "pr.png")
+        plots["calibration"] = plot_calibration(calibration, out_dir / "calibration.png")
     else:
         baseline = training.baseline_prediction(spec, splits["train"], test)
-        metrics = evaluation.regression_metrics(y_test, pred, baseline)
+        metrics = regression_metrics(y_test, pred, baseline)
         frame = frame.with_columns(pl.Series("baseline", baseline))
-        slices = evaluation.metrics_by_slice(frame, slice_columns, kind="regression", target_column="target",
-                                             baseline_column="baseline")
-        plots["residuals"] = evaluation.plot_residuals(y_test, pred, out_dir / "residuals.png")
+        slices = metrics_by_slice(frame, slice_columns, kind="regression", target_column="target",
+                                  baseline_column="baseline")
+        plots["residuals"] = plot_residuals(y_test, pred, out_dir / "residuals.png")
     sample = test.sample(min(test.height, SHAP_SAMPLE_ROWS), seed=0) if test.height > SHAP_SAMPLE_ROWS else test
     model._ensure_loaded()  # noqa: SLF001 - the booster behind the pyfunc
     X = training.to_matrix(sample, model.features, model.category_levels)
-    importance = evaluation.feature_importance_table(model._booster, X)  # noqa: SLF001
-    plots["feature_importance"] = evaluation.plot_feature_importance(importance, out_dir / "feature_importance.png")
+    importance = feature_importance_table(model._booster, X)  # noqa: SLF001
+    plots["feature_importance"] = plot_feature_importance(importance, out_dir / "feature_importance.png")
     named = {f"test_{k}": float(v) for k, v in metrics.items() if isinstance(v, int | float) and np.isfinite(v)}
     named |= metrics_by_point(spec, frame)
-    report = evaluation.write_evaluation_html(spec.name, named, slices, plots, out_dir / "evaluation.html")
+    report = write_evaluation_html(spec.name, named, slices, plots, out_dir / "evaluation.html")
     return Evaluation(named, slices, importance, calibration, plots, report)

@@ -17,7 +17,7 @@ with the columns of :data:`SCORE_COLUMNS`:
   late than on time", and 0.25 is about the share of deadline tasks that end late (16-27% on the
   synthetic sample), so ``medium`` means "riskier than a typical task".
 * ``reason_1..reason_3``: the three largest TreeSHAP contributions to late_risk, in words
-  (``evaluation.top_reasons_arrays``, the same sentences as ``top_reasons_table``), e.g. "assignee
+  (``explain.top_reasons_arrays``, the same sentences as ``top_reasons_table``), e.g. "assignee
   already had 14 open tasks raises the risk", for **every task with a deadline**, in the batch table
   and online alike (a task without one has no late_risk to explain). Exact path-dependent TreeSHAP,
   never approximated: with a compiled champion (:meth:`ServedModel.compiled`, what
@@ -380,14 +380,14 @@ def risk_band(late_risk: float | None) -> str:
 
 def _reasons(model: ServedModel, matrix: np.ndarray, num_threads: int) -> list[list[str | None]]:
     """reason_1..3 (lists) for each row of `matrix` from exact TreeSHAP contributions, in words."""
-    from mlops_assets.lib import evaluation
+    from mlops_assets.lib import explain
 
     if len(matrix) == 0:
         return [[] for _ in range(N_REASONS)]
     contribs = model.contributions(matrix, num_threads)
     # the values as the model saw them: categories as positions in their training levels (NaN: missing)
-    return evaluation.top_reasons_arrays(contribs, matrix, model.features, model.category_levels,
-                                         k=N_REASONS, effects=evaluation.RISK_EFFECTS)  # fmt: skip
+    return explain.top_reasons_arrays(contribs, matrix, model.features, model.category_levels,
+                                      k=N_REASONS, effects=explain.RISK_EFFECTS)  # fmt: skip
 
 
 def _explained_rows(late_risk: np.ndarray, explain: str, max_explained: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -641,15 +641,12 @@ def score_open_tasks(
 
 
 def task_records(tasks: pl.DataFrame) -> list[dict[str, Any]]:
-    """clean.tasks rows as an online client sends them: the input fields only, ISO 8601 UTC times, no nulls."""
-    columns = [c for c in features_lib.INPUT_COLUMNS if c in tasks.columns]
-    exprs = []
-    for name in columns:
-        dtype = tasks.schema[name]
-        if dtype.is_temporal():
-            exprs.append(pl.col(name).dt.convert_time_zone("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S%.6f+00:00"))
-        elif features_lib.INPUT_COLUMNS[name] == pl.Int64:
-            exprs.append(pl.col(name).cast(pl.Int64))
-        else:
-            exprs.append(pl.col(name))
-    return [{k: v for k, v in row.items() if v is not None} for row in tasks.select(exprs).iter_rows(named=True)]
+    """clean.tasks rows as an online client sends them: the input fields only, ISO 8601 UTC times, no nulls.
+
+    The wire format is :func:`features.wire_frame`'s; here counts become ints and null fields are left out.
+    """
+    frame = features_lib.wire_frame(tasks)
+    frame = frame.with_columns(
+        pl.col(name).cast(pl.Int64) for name in frame.columns if features_lib.INPUT_COLUMNS[name] == pl.Int64
+    )
+    return [{k: v for k, v in row.items() if v is not None} for row in frame.iter_rows(named=True)]

@@ -79,7 +79,7 @@ class ModelSpec:
     label: Literal["is_late", "cycle_time_days"]
     objective: str  # LightGBM objective
     eval_metric: str  # LightGBM metric for early stopping and the search
-    metrics: tuple[str, ...]  # logged per split as <split>_<metric>: keys of evaluation.*_metrics
+    metrics: tuple[str, ...]  # logged per split as <split>_<metric>: keys of metrics.*_metrics
     primary_metric: str  # the one the gate compares, e.g. "roc_auc" -> test_roc_auc
     higher_is_better: bool
     gate: Gate
@@ -282,12 +282,12 @@ def score(
     spec: ModelSpec, y_true: np.ndarray, prediction: np.ndarray, prefix: str, baseline: np.ndarray | None = None
 ) -> dict[str, float]:
     """``{prefix}_{metric}`` for the spec's metrics on the original scale (NaN where undefined)."""
-    from mlops_assets.lib import evaluation
+    from mlops_assets.lib import metrics
 
     if spec.kind == "binary":
-        values = evaluation.classification_metrics(y_true, prediction)
+        values = metrics.classification_metrics(y_true, prediction)
     else:
-        values = evaluation.regression_metrics(y_true, prediction, baseline)
+        values = metrics.regression_metrics(y_true, prediction, baseline)
     return {
         f"{prefix}_{name}": float("nan") if values.get(name) is None else float(values[name])
         for name in spec.metrics
@@ -378,7 +378,7 @@ def _base_params(spec: ModelSpec, config: TrainConfig) -> dict[str, Any]:
 
 def baseline_prediction(spec: ModelSpec, train: pl.DataFrame, frame: pl.DataFrame) -> np.ndarray | None:
     """The naive baseline on the original scale: train median per ``spec.baseline_by`` (global if absent)."""
-    from mlops_assets.lib import evaluation
+    from mlops_assets.lib import metrics
 
     if spec.kind != "regression":
         return None
@@ -386,7 +386,7 @@ def baseline_prediction(spec: ModelSpec, train: pl.DataFrame, frame: pl.DataFram
     by = spec.baseline_by if spec.baseline_by in train.columns and spec.baseline_by in frame.columns else None
     if by is None:
         return np.full(frame.height, float(train.select(y.median()).item()))
-    return evaluation.median_baseline(
+    return metrics.median_baseline(
         train.select(by, y.alias("y")), frame.select(by), by=by, target="y"
     ).to_numpy()
 

@@ -14,7 +14,33 @@ import polars as pl
 import pytest
 from sklearn import metrics as skm
 
-from mlops_assets.lib import evaluation as ev
+from mlops_assets.lib.explain import (
+    CYCLE_TIME_EFFECTS,
+    Phrase,
+    feature_importance_table,
+    shap_contributions,
+    top_reasons,
+    top_reasons_arrays,
+    top_reasons_table,
+)
+from mlops_assets.lib.metrics import (
+    SKIPPED_METRIC,
+    calibration_table,
+    choose_threshold,
+    classification_metrics,
+    expected_calibration_error,
+    median_baseline,
+    metrics_by_slice,
+    regression_metrics,
+)
+from mlops_assets.lib.report import (
+    plot_calibration,
+    plot_feature_importance,
+    plot_pr,
+    plot_residuals,
+    plot_roc,
+    write_evaluation_html,
+)
 
 # small inputs with tied scores, the case where hand-written curves usually drift from sklearn
 Y_SMALL = np.array([0, 0, 1, 1, 0, 1, 1, 0, 1, 0, 0, 1])
@@ -26,7 +52,7 @@ P_SMALL = np.array([0.1, 0.4, 0.35, 0.8, 0.4, 0.9, 0.35, 0.2, 0.6, 0.6, 0.05, 0.
 
 @pytest.mark.parametrize("threshold", [None, 0.35, 0.6, 0.0, 1.0])
 def test_classification_metrics_match_sklearn(threshold):
-    result = ev.classification_metrics(Y_SMALL, P_SMALL, threshold)
+    result = classification_metrics(Y_SMALL, P_SMALL, threshold)
     cut = 0.5 if threshold is None else threshold
     flagged = (P_SMALL >= cut).astype(int)
     assert result["n"] == 12 and result["threshold"] == cut
@@ -49,15 +75,15 @@ def test_classification_metrics_match_sklearn_on_random_data():
     rng = np.random.default_rng(1)
     p = np.round(rng.random(3000), 2)  # many ties
     y = (rng.random(3000) < p).astype(int)
-    result = ev.classification_metrics(y, p)
+    result = classification_metrics(y, p)
     assert result["roc_auc"] == pytest.approx(skm.roc_auc_score(y, p))
     assert result["pr_auc"] == pytest.approx(skm.average_precision_score(y, p))
     assert result["log_loss"] == pytest.approx(skm.log_loss(y, p))
 
 
 def test_classification_metrics_accept_polars_and_bool_labels():
-    from_polars = ev.classification_metrics(pl.Series(Y_SMALL.astype(bool)), pl.Series(P_SMALL))
-    assert from_polars == ev.classification_metrics(Y_SMALL, P_SMALL)
+    from_polars = classification_metrics(pl.Series(Y_SMALL.astype(bool)), pl.Series(P_SMALL))
+    assert from_polars == classification_metrics(Y_SMALL, P_SMALL)
 
 
 @pytest.mark.parametrize(
@@ -87,13 +113,13 @@ def test_classification_metrics_accept_polars_and_bool_labels():
     ],
 )
 def test_degenerate_inputs_give_none_for_undefined_metrics_only(y, p, undefined):
-    result = ev.classification_metrics(y, p)
+    result = classification_metrics(y, p)
     assert {name for name, value in result.items() if value is None} == undefined
     assert result["n"] == len(y)
 
 
 def test_single_class_keeps_the_metrics_that_exist():
-    result = ev.classification_metrics([0, 0, 0, 0], [0.2, 0.7, 0.9, 0.1])
+    result = classification_metrics([0, 0, 0, 0], [0.2, 0.7, 0.9, 0.1])
     assert result["brier"] == pytest.approx(np.mean(np.square([0.2, 0.7, 0.9, 0.1])))
     assert result["precision"] == 0.0  # two flagged, none late
 
@@ -109,24 +135,24 @@ def test_single_class_keeps_the_metrics_that_exist():
 )
 def test_invalid_binary_inputs_raise_clear_errors(y, p, message):
     with pytest.raises(ValueError, match=message):
-        ev.classification_metrics(y, p)
+        classification_metrics(y, p)
 
 
 def test_choose_threshold_maximizes_f1_over_all_cuts():
-    threshold = ev.choose_threshold(Y_SMALL, P_SMALL)
+    threshold = choose_threshold(Y_SMALL, P_SMALL)
     best = max(skm.f1_score(Y_SMALL, (P_SMALL >= cut).astype(int)) for cut in np.unique(P_SMALL))
     assert threshold in set(P_SMALL)
-    assert ev.classification_metrics(Y_SMALL, P_SMALL, threshold)["f1"] == pytest.approx(best)
+    assert classification_metrics(Y_SMALL, P_SMALL, threshold)["f1"] == pytest.approx(best)
 
 
 def test_choose_threshold_prefers_the_highest_of_equal_cuts():
     # flagging at 0.8 or at 0.6 both catch the one positive with no false alarm beyond it
-    assert ev.choose_threshold([0, 1, 0], [0.1, 0.8, 0.6]) == 0.8
+    assert choose_threshold([0, 1, 0], [0.1, 0.8, 0.6]) == 0.8
 
 
 def test_choose_threshold_refuses_labels_without_positives():
     with pytest.raises(ValueError, match="no positive"):
-        ev.choose_threshold([0, 0, 0], [0.1, 0.5, 0.9])
+        choose_threshold([0, 0, 0], [0.1, 0.5, 0.9])
 
 
 # ---------------------------------------------------------------- calibration
@@ -137,32 +163,32 @@ def test_calibrated_synthetic_data_has_small_ece_and_miscalibrated_large():
     p = rng.random(50_000)
     calibrated = (rng.random(50_000) < p).astype(int)
     overconfident = (rng.random(50_000) < p**2).astype(int)
-    table = ev.calibration_table(calibrated, p)
+    table = calibration_table(calibrated, p)
     assert table.height == 10
     assert table["count"].sum() == 50_000
     assert table["count"].min() >= 4_900  # quantile bins hold about equal counts
-    assert ev.expected_calibration_error(table) < 0.02
-    assert ev.expected_calibration_error(ev.calibration_table(overconfident, p)) > 0.1
-    assert ev.classification_metrics(calibrated, p)["ece"] == pytest.approx(
-        ev.expected_calibration_error(table)
+    assert expected_calibration_error(table) < 0.02
+    assert expected_calibration_error(calibration_table(overconfident, p)) > 0.1
+    assert classification_metrics(calibrated, p)["ece"] == pytest.approx(
+        expected_calibration_error(table)
     )
 
 
 def test_calibration_table_values_on_known_input():
-    table = ev.calibration_table([0, 1, 0, 1, 1, 1], [0.1, 0.1, 0.2, 0.2, 0.9, 0.9], n_bins=3)
+    table = calibration_table([0, 1, 0, 1, 1, 1], [0.1, 0.1, 0.2, 0.2, 0.9, 0.9], n_bins=3)
     assert table.to_dicts() == [
         {"bin": 0, "prob_min": 0.1, "prob_max": 0.1, "mean_predicted": 0.1, "observed_rate": 0.5, "count": 2},
         {"bin": 1, "prob_min": 0.2, "prob_max": 0.2, "mean_predicted": 0.2, "observed_rate": 0.5, "count": 2},
         {"bin": 2, "prob_min": 0.9, "prob_max": 0.9, "mean_predicted": 0.9, "observed_rate": 1.0, "count": 2},
     ]
-    assert ev.expected_calibration_error(table) == pytest.approx((0.4 + 0.3 + 0.1) / 3)
+    assert expected_calibration_error(table) == pytest.approx((0.4 + 0.3 + 0.1) / 3)
 
 
 def test_calibration_table_merges_tied_bins_and_handles_empty_input():
-    tied = ev.calibration_table([0, 1, 1, 0], [0.3, 0.3, 0.3, 0.3])
+    tied = calibration_table([0, 1, 1, 0], [0.3, 0.3, 0.3, 0.3])
     assert tied.select("count", "observed_rate").rows() == [(4, 0.5)]
-    empty = ev.calibration_table([], [])
-    assert empty.height == 0 and ev.expected_calibration_error(empty) is None
+    empty = calibration_table([], [])
+    assert empty.height == 0 and expected_calibration_error(empty) is None
 
 
 # ---------------------------------------------------------------- regression
@@ -172,7 +198,7 @@ def test_regression_metrics_match_sklearn():
     y = np.array([1.0, 3.0, 10.0, 0.5, 7.0, 2.0])
     pred = np.array([2.0, 2.5, 6.0, 1.0, 7.5, 2.0])
     baseline = np.full(6, 3.0)
-    result = ev.regression_metrics(y, pred, baseline)
+    result = regression_metrics(y, pred, baseline)
     assert result["n"] == 6
     assert result["mae"] == pytest.approx(skm.mean_absolute_error(y, pred))
     assert result["rmse"] == pytest.approx(skm.root_mean_squared_error(y, pred))
@@ -184,14 +210,14 @@ def test_regression_metrics_match_sklearn():
 
 
 def test_regression_metrics_degenerate_cases():
-    empty = ev.regression_metrics([], [], [])
+    empty = regression_metrics([], [], [])
     assert empty["n"] == 0 and all(value is None for name, value in empty.items() if name != "n")
-    perfect_baseline = ev.regression_metrics([1.0, 2.0], [1.5, 2.0], [1.0, 2.0])
+    perfect_baseline = regression_metrics([1.0, 2.0], [1.5, 2.0], [1.0, 2.0])
     assert perfect_baseline["baseline_mae"] == 0.0 and perfect_baseline["mae_improvement"] is None
-    no_baseline = ev.regression_metrics([1.0, 2.0], [1.5, 2.0])
+    no_baseline = regression_metrics([1.0, 2.0], [1.5, 2.0])
     assert no_baseline["mae"] == 0.25 and no_baseline["baseline_mae"] is None
     with pytest.raises(ValueError, match="y_true_days has 1 missing"):
-        ev.regression_metrics([1.0, None], [1.0, 2.0])
+        regression_metrics([1.0, None], [1.0, 2.0])
 
 
 def test_median_baseline_by_project_with_global_fallback_in_test_order():
@@ -202,7 +228,7 @@ def test_median_baseline_by_project_with_global_fallback_in_test_order():
         }
     )
     test = pl.DataFrame({"project": ["B", "Z", "A", None, "C", "A"]})
-    baseline = ev.median_baseline(train, test)
+    baseline = median_baseline(train, test)
     # global median of the labelled train rows [1, 2, 9, 4, 100] is 4
     assert baseline.to_list() == [4.0, 4.0, 2.0, 4.0, 100.0, 2.0]
     assert baseline.name == "baseline_cycle_time_days"
@@ -210,11 +236,11 @@ def test_median_baseline_by_project_with_global_fallback_in_test_order():
 
 def test_median_baseline_explains_missing_columns_and_labels():
     with pytest.raises(ValueError, match="test_frame lacks column"):
-        ev.median_baseline(
+        median_baseline(
             pl.DataFrame({"project": ["A"], "cycle_time_days": [1.0]}), pl.DataFrame({"x": [1]})
         )
     with pytest.raises(ValueError, match="no non-null"):
-        ev.median_baseline(
+        median_baseline(
             pl.DataFrame(
                 {"project": ["A"], "cycle_time_days": [None]},
                 schema_overrides={"cycle_time_days": pl.Float64},
@@ -246,13 +272,13 @@ def scored_tasks() -> pl.DataFrame:
 
 
 def test_binary_slices_compute_skip_and_mark_undefined(scored_tasks):
-    slices = ev.metrics_by_slice(
+    slices = metrics_by_slice(
         scored_tasks, slice_columns=("project", "priority"), threshold=0.4, min_slice_size=30
     )
     assert slices.columns == ["slice_column", "slice_value", "metric", "value", "n"]
 
     project_a = scored_tasks.filter(pl.col("project") == "A")
-    expected = ev.classification_metrics(project_a["is_late"], project_a["prediction"], 0.4)
+    expected = classification_metrics(project_a["is_late"], project_a["prediction"], 0.4)
     got = dict(slices.filter(pl.col("slice_value") == "A").select("metric", "value").rows())
     assert got == {name: value for name, value in expected.items() if name not in ("n", "threshold")}
 
@@ -261,7 +287,7 @@ def test_binary_slices_compute_skip_and_mark_undefined(scored_tasks):
     assert b["roc_auc"] is None and b["recall"] is None and b["brier"] is not None
 
     # C (5 rows) is skipped and named, with its size
-    assert slices.filter(pl.col("metric") == ev.SKIPPED_METRIC).select(
+    assert slices.filter(pl.col("metric") == SKIPPED_METRIC).select(
         "slice_column", "slice_value", "n"
     ).rows() == [("project", "C", 5)]
 
@@ -280,7 +306,7 @@ def test_regression_slices_include_baseline_metrics():
             "baseline": [2.0] * 3 + [20.0] * 3,
         }
     )
-    slices = ev.metrics_by_slice(
+    slices = metrics_by_slice(
         frame,
         slice_columns=("type",),
         kind="regression",
@@ -296,9 +322,9 @@ def test_regression_slices_include_baseline_metrics():
 
 def test_slices_explain_missing_columns_and_bad_kind(scored_tasks):
     with pytest.raises(ValueError, match=r"lacks column\(s\) \['type'\]"):
-        ev.metrics_by_slice(scored_tasks)
+        metrics_by_slice(scored_tasks)
     with pytest.raises(ValueError, match="kind must be"):
-        ev.metrics_by_slice(scored_tasks, slice_columns=("project",), kind="multiclass")
+        metrics_by_slice(scored_tasks, slice_columns=("project",), kind="multiclass")
 
 
 # ---------------------------------------------------------------- SHAP and reasons
@@ -330,7 +356,7 @@ def late_risk_booster(task_features) -> lgb.Booster:
 
 
 def test_shap_contributions_sum_to_raw_score(late_risk_booster, task_features):
-    contribs = ev.shap_contributions(late_risk_booster, task_features)
+    contribs = shap_contributions(late_risk_booster, task_features)
     assert list(contribs.columns) == [*late_risk_booster.feature_name(), "base_value"]
     np.testing.assert_allclose(
         contribs.sum(axis=1), late_risk_booster.predict(task_features, raw_score=True), atol=1e-9
@@ -344,18 +370,18 @@ def test_shap_contributions_sum_to_regression_prediction(task_features):
         lgb.Dataset(task_features, target),
         num_boost_round=15,
     )
-    contribs = ev.shap_contributions(booster, task_features[list(reversed(task_features.columns))])
+    contribs = shap_contributions(booster, task_features[list(reversed(task_features.columns))])
     np.testing.assert_allclose(contribs.sum(axis=1), booster.predict(task_features), atol=1e-9)
 
 
 def test_shap_contributions_name_missing_features(late_risk_booster, task_features):
     with pytest.raises(ValueError, match="assignee_open_tasks"):
-        ev.shap_contributions(late_risk_booster, task_features.drop(columns="assignee_open_tasks"))
+        shap_contributions(late_risk_booster, task_features.drop(columns="assignee_open_tasks"))
 
 
 def test_feature_importance_table_ranks_by_mean_abs_shap(late_risk_booster, task_features):
-    contribs = ev.shap_contributions(late_risk_booster, task_features)
-    table = ev.feature_importance_table(late_risk_booster, task_features, contribs)
+    contribs = shap_contributions(late_risk_booster, task_features)
+    table = feature_importance_table(late_risk_booster, task_features, contribs)
     assert table.columns == ["feature", "mean_abs_shap", "share", "gain"]
     assert table["share"].sum() == pytest.approx(1.0)
     assert table["mean_abs_shap"].to_list() == sorted(table["mean_abs_shap"].to_list(), reverse=True)
@@ -379,7 +405,7 @@ def test_top_reasons_read_like_a_project_manager_would_say_them():
         "base_value": -1.0,
     }
     values = {"deadline_horizon_days": 3.0, "assignee_open_tasks": 14, "priority": "high", "title_length": 40}
-    assert ev.top_reasons(contribs, values) == [
+    assert top_reasons(contribs, values) == [
         "deadline 3 days after creation raises the risk",
         "assignee already had 14 open tasks raises the risk",
         "high priority lowers the risk",
@@ -407,36 +433,36 @@ def test_top_reasons_read_like_a_project_manager_would_say_them():
     ],
 )
 def test_top_reasons_phrases_and_fallback(feature, value, contribution, expected):
-    assert ev.top_reasons({feature: contribution, "base_value": 0.0}, {feature: value}) == [expected]
+    assert top_reasons({feature: contribution, "base_value": 0.0}, {feature: value}) == [expected]
 
 
 def test_top_reasons_merges_aliases_skips_zero_and_speaks_cycle_time():
     # priority and priority_ordinal are one thing: their contributions add, one sentence
-    merged = ev.top_reasons(
+    merged = top_reasons(
         {"priority": 0.3, "priority_ordinal": -0.5, "n_labels": 0.0},
         {"priority": "high", "priority_ordinal": 4, "n_labels": 2},
         k=3,
     )
     assert merged == ["high priority lowers the risk"]
-    cycle = ev.top_reasons(
-        {"assignee_open_tasks": 2.5}, {"assignee_open_tasks": 1}, effects=ev.CYCLE_TIME_EFFECTS
+    cycle = top_reasons(
+        {"assignee_open_tasks": 2.5}, {"assignee_open_tasks": 1}, effects=CYCLE_TIME_EFFECTS
     )
     assert cycle == ["assignee already had 1 open task adds to the expected time to finish"]
 
 
 def test_top_reasons_accepts_extra_phrases():
-    phrases = {"sprint_load": ev.Phrase("a sprint {value} full", "percent")}
-    assert ev.top_reasons({"sprint_load": 0.2}, {"sprint_load": 0.95}, phrases=phrases) == [
+    phrases = {"sprint_load": Phrase("a sprint {value} full", "percent")}
+    assert top_reasons({"sprint_load": 0.2}, {"sprint_load": 0.95}, phrases=phrases) == [
         "a sprint 95% full raises the risk"
     ]
 
 
 def test_top_reasons_table_matches_row_by_row(late_risk_booster, task_features):
-    contribs = ev.shap_contributions(late_risk_booster, task_features)
-    table = ev.top_reasons_table(contribs, task_features, k=3)
+    contribs = shap_contributions(late_risk_booster, task_features)
+    table = top_reasons_table(contribs, task_features, k=3)
     assert table.columns == ["reason_1", "reason_2", "reason_3"] and table.height == len(task_features)
     for row in (0, 17, 599):
-        expected = ev.top_reasons(contribs.iloc[row], task_features.iloc[row].to_dict(), k=3)
+        expected = top_reasons(contribs.iloc[row], task_features.iloc[row].to_dict(), k=3)
         assert [reason for reason in table.row(row) if reason is not None] == expected
     first = table["reason_1"].to_list()
     assert all(reason.endswith(("raises the risk", "lowers the risk")) for reason in first)
@@ -446,17 +472,17 @@ def test_top_reasons_table_matches_row_by_row(late_risk_booster, task_features):
 
 def test_top_reasons_table_pads_when_k_exceeds_features():
     contribs = pd.DataFrame({"n_labels": [0.2, -0.1], "base_value": [0.0, 0.0]})
-    table = ev.top_reasons_table(contribs, pd.DataFrame({"n_labels": [0, 3]}), k=2)
+    table = top_reasons_table(contribs, pd.DataFrame({"n_labels": [0, 3]}), k=2)
     assert table.rows() == [("no labels raises the risk", None), ("3 labels lowers the risk", None)]
 
 
 def test_top_reasons_table_checks_row_counts():
     with pytest.raises(ValueError, match="contribs has 2 rows but X has 1"):
-        ev.top_reasons_table(pd.DataFrame({"n_labels": [0.1, 0.2]}), pd.DataFrame({"n_labels": [1]}))
+        top_reasons_table(pd.DataFrame({"n_labels": [0.1, 0.2]}), pd.DataFrame({"n_labels": [1]}))
 
 
 def test_top_reasons_table_on_no_rows_is_empty():
-    table = ev.top_reasons_table(
+    table = top_reasons_table(
         pd.DataFrame({"n_labels": [], "base_value": []}), pd.DataFrame({"n_labels": []})
     )
     assert table.shape == (0, 3)
@@ -477,14 +503,14 @@ def plots(tmp_path_factory, late_risk_booster, task_features) -> dict[str, Path]
     rng = np.random.default_rng(5)
     p = rng.random(400)
     y = (rng.random(400) < p).astype(int)
-    importance = ev.feature_importance_table(late_risk_booster, task_features)
+    importance = feature_importance_table(late_risk_booster, task_features)
     actual = rng.gamma(2, 5, 400)
     return {
-        "ROC": ev.plot_roc(y, p, folder / "roc.png"),
-        "Precision-recall": ev.plot_pr(y, p, folder / "pr.png"),
-        "Calibration": ev.plot_calibration(ev.calibration_table(y, p), folder / "calibration.png"),
-        "Feature importance": ev.plot_feature_importance(importance, folder / "nested" / "importance.png"),
-        "Residuals": ev.plot_residuals(actual, actual + rng.normal(0, 2, 400), folder / "residuals.png"),
+        "ROC": plot_roc(y, p, folder / "roc.png"),
+        "Precision-recall": plot_pr(y, p, folder / "pr.png"),
+        "Calibration": plot_calibration(calibration_table(y, p), folder / "calibration.png"),
+        "Feature importance": plot_feature_importance(importance, folder / "nested" / "importance.png"),
+        "Residuals": plot_residuals(actual, actual + rng.normal(0, 2, 400), folder / "residuals.png"),
     }
 
 
@@ -497,10 +523,10 @@ def test_plots_are_small_png_files(plots):
 
 def test_plots_survive_degenerate_inputs(tmp_path):
     for path in (
-        ev.plot_roc([1, 1], [0.2, 0.9], tmp_path / "roc.png"),
-        ev.plot_pr([], [], tmp_path / "pr.png"),
-        ev.plot_calibration(ev.calibration_table([], []), tmp_path / "cal.png"),
-        ev.plot_residuals([], [], tmp_path / "res.png"),
+        plot_roc([1, 1], [0.2, 0.9], tmp_path / "roc.png"),
+        plot_pr([], [], tmp_path / "pr.png"),
+        plot_calibration(calibration_table([], []), tmp_path / "cal.png"),
+        plot_residuals([], [], tmp_path / "res.png"),
     ):
         _png_size(path)
 
@@ -516,9 +542,9 @@ class _Images(HTMLParser):
 
 
 def test_html_report_embeds_plots_metrics_and_slices(plots, scored_tasks, tmp_path):
-    metrics = ev.classification_metrics(scored_tasks["is_late"], scored_tasks["prediction"])
-    slices = ev.metrics_by_slice(scored_tasks, slice_columns=("project",))
-    page = ev.write_evaluation_html(
+    metrics = classification_metrics(scored_tasks["is_late"], scored_tasks["prediction"])
+    slices = metrics_by_slice(scored_tasks, slice_columns=("project",))
+    page = write_evaluation_html(
         "late_risk <v3>", metrics, slices, plots, tmp_path / "report" / "late.html"
     )
     text = page.read_text(encoding="utf-8")
@@ -541,7 +567,7 @@ def test_a_reason_list_never_says_the_same_words_twice():
     features = ["assignee_n_outcomes", "assignee_n_resolved", "assignee_open_tasks", "n_reassignments", "age_days"]
     contribs = np.array([[0.5, 0.4, 0.3, 0.2, 0.1, 0.0]])
     values = np.array([[np.nan, np.nan, np.nan, 2.0, 30.0]])
-    got = [column[0] for column in ev.top_reasons_arrays(contribs, values, features)]
+    got = [column[0] for column in top_reasons_arrays(contribs, values, features)]
     assert got == ["no assignee raises the risk", "reassigned twice raises the risk", "open for 30 days raises the risk"]
-    table = ev.top_reasons_table(pd.DataFrame(contribs[:, :5], columns=features), pd.DataFrame(values, columns=features))
+    table = top_reasons_table(pd.DataFrame(contribs[:, :5], columns=features), pd.DataFrame(values, columns=features))
     assert table.row(0) == tuple(got)

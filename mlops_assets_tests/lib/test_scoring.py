@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from mlops_assets.lib import asof, evaluation, features, history_index, scoring, splits, training
+from mlops_assets.lib import asof, explain, features, history_index, scoring, splits, training
 from mlops_assets.lib.warehouse import Warehouse
 from mlops_assets.serving.sandbox import clean_tasks
 
@@ -86,7 +86,7 @@ def _expected_reasons(tasks, model) -> tuple[pl.DataFrame, pl.DataFrame]:
     frame = frame.filter(pl.col("has_deadline") > 0)
     matrix = training.to_matrix(frame, model.features, model.category_levels)
     risk = training.predict_frame(model.booster, frame, model.features, model.category_levels, log_target=False)
-    return risk, evaluation.top_reasons_table(evaluation.shap_contributions(model.booster, matrix), matrix)
+    return risk, explain.top_reasons_table(explain.shap_contributions(model.booster, matrix), matrix)
 
 
 def test_reasons_are_the_shap_reasons_of_evaluation(tasks, models):
@@ -257,6 +257,6 @@ def test_the_warehouse_snapshot_holds_the_events_of_open_tasks_and_scores_with_t
      ("n_reopenings", 1, "reopened once"), ("days_to_deadline", 3, "3 days left to the deadline")],
 )  # fmt: skip
 def test_reasons_speak_of_what_changed(feature, value, text):
-    phrase = evaluation.FEATURE_PHRASES[feature]
-    key = evaluation._bucket(np.array([value], dtype=float), phrase.kind)[0]  # noqa: SLF001
-    assert evaluation._description(phrase, feature, key, None) == text  # noqa: SLF001
+    phrase = explain.FEATURE_PHRASES[feature]
+    key = explain._bucket(np.array([value], dtype=float), phrase.kind)[0]  # noqa: SLF001
+    assert explain._description(phrase, feature, key, None) == text  # noqa: SLF001

@@ -13,7 +13,6 @@ rewritten), so a replayed landing zone never collides with the real files or wit
 
 from __future__ import annotations
 
-import sys
 import time
 from functools import lru_cache
 from pathlib import Path
@@ -98,26 +97,3 @@ def generate_like(like_dir: Path | str, out: Path | str, n_tasks: int, seed: int
         "seconds": round(time.perf_counter() - started, 2),
         "sources": {s: st.as_dict() for s, st in stats.items()},
     }
-
-
-def cli_generate_like(args: Any) -> int:
-    """``mlops-assets generate --like DIR``: replay the real files there into ``--out``."""
-    out = Path(args.out)
-    if getattr(args, "if_empty", False) and out.exists() and any(p.is_file() for p in out.rglob("*")):
-        sys.stdout.write(f"{out} already holds files: nothing generated (--if-empty)\n")
-        return 0
-    try:
-        summary = generate_like(args.like, args.out, args.tasks, args.seed, args.jira_layout)
-    except LikeDataError as exc:
-        sys.stderr.write(f"mlops-assets generate: {exc}\n")
-        return 1
-    write = sys.stdout.write
-    write(f"replayed {args.like}: {args.tasks} tasks, seed {args.seed}, Jira as {args.jira_layout} "
-          f"-> {args.out} in {summary['seconds']} s\n")
-    total = 0
-    for source, entry in summary["sources"].items():
-        total += entry["bytes"]
-        write(f"  {source:<8} {entry['files']:>7} files {entry['tasks']:>8} tasks {entry['bytes'] / 1e6:>10.1f} MB\n")
-    write(f"  {'total':<8} {sum(e['files'] for e in summary['sources'].values()):>7} files "
-          f"{args.tasks:>8} tasks {total / 1e6:>10.1f} MB\n")
-    return 0

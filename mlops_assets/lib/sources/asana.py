@@ -36,14 +36,14 @@ from mlops_assets.lib.sources.base import (
     Reject,
     SourceFormatError,
     canonical_json,
+    category_from_status_name,
     csv_records,
     decode_bytes,
+    priority_from_labels,
     pseudonymize,
+    unique_names,
     utc,
 )
-from mlops_assets.lib.sources.csv_mapped import unique_names
-from mlops_assets.lib.sources.github import priority_from_labels
-from mlops_assets.lib.sources.trello import category_from_status_name
 
 SOURCE = "asana"
 REQUIRED = ("Task ID", "Created At", "Completed At", "Name")

@@ -16,9 +16,11 @@ import hashlib
 import io
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from mlops_assets.lib.redact import excerpt, one_line
@@ -316,3 +318,83 @@ def csv_line_records(lines: Iterator[str], delimiter: str = ",") -> Iterator[tup
 def _unbalanced(first: int, spanned: int, what: str) -> str:
     return (f"line {first}: a quoted value opened on this line runs on to line {first + spanned - 1} ({what}): "
             "an unbalanced quote? close it, or double a quote meant as text")
+
+
+# --- what names and labels mean, the same for every source ------------------------------------
+
+_PRIORITY_WORDS = {
+    "blocker", "critical", "urgent", "highest", "high", "major", "medium", "normal", "minor",
+    "low", "lowest", "trivial",
+}  # fmt: skip
+_PRIORITY_PREFIX = re.compile(r"^\s*(?:priority|prio|pri)\s*[:/\-_ =]+\s*(.+?)\s*$", re.IGNORECASE)
+_P_LEVEL = re.compile(r"^\s*(p[0-5])\b(?:\s*[-:/ ]\s*(.*))?$", re.IGNORECASE)
+
+
+@lru_cache(maxsize=8192)
+def _priority_of_label(name: str) -> str | None:
+    """The priority a single label names (value part, raw case), or None."""
+    match = _PRIORITY_PREFIX.match(name)
+    if match:
+        return match.group(1)
+    match = _P_LEVEL.match(name)
+    if match:
+        return match.group(1).upper()
+    if name.strip().lower() in _PRIORITY_WORDS:
+        return name.strip()
+    return None
+
+
+def priority_from_labels(names: list[str]) -> str | None:
+    """The first priority-like label's value: ``priority: high`` -> ``high``, ``P1`` -> ``P1``, ``Major``."""
+    for name in names:
+        found = _priority_of_label(name)
+        if found:
+            return found
+    return None
+
+
+_DONE_WORDS = (
+    "done",
+    "complete",
+    "shipped",
+    "finished",
+    "closed",
+    "resolved",
+    "released",
+    "deployed",
+    "fixed",
+    "archive",
+)
+_PROGRESS_WORDS = ("doing", "progress", "review", "testing", "in test", "in dev", "started", "working on")
+_PROGRESS_TOKENS = {"qa", "wip", "ongoing"}
+_NOT_YET = ("not ", "incomplete", "to be done", "undone", "un-done", "backlog", "to do", "todo", "to-do")
+
+
+@lru_cache(maxsize=4096)
+def category_from_status_name(name: str | None) -> str:
+    """todo | in_progress | done from a list, section or status name ("Done", "In Progress", "Testing/Review").
+
+    Substring heuristics, cached per name (a board has a handful): done-like words win, then
+    progress-like words; "Not started", "Not done", "Incomplete" and any backlog or to-do list stay todo.
+    """
+    if not name:
+        return "todo"
+    low = name.lower()
+    if any(neg in low for neg in _NOT_YET):
+        return "todo"
+    if any(word in low for word in _DONE_WORDS):
+        return "done"
+    if any(word in low for word in _PROGRESS_WORDS):
+        return "in_progress"
+    tokens = set(low.replace("/", " ").replace("-", " ").replace("_", " ").replace(":", " ").split())
+    return "in_progress" if tokens & _PROGRESS_TOKENS else "todo"
+
+
+def unique_names(header: list[str]) -> list[str]:
+    """Header names made unique for payload dicts: Jira's repeated ``Watchers`` become ``Watchers``, ``Watchers (2)``..."""
+    seen: dict[str, int] = {}
+    names = []
+    for name in header:
+        seen[name] = seen.get(name, 0) + 1
+        names.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
+    return names

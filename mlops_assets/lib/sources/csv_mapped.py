@@ -62,13 +62,14 @@ from mlops_assets.lib.sources.base import (
     Reject,
     SourceFormatError,
     canonical_json,
+    category_from_status_name,
     csv_line_records,
     csv_records,
     decode_bytes,
     pseudonymize,
+    unique_names,
     utc,
 )
-from mlops_assets.lib.sources.trello import category_from_status_name
 
 SOURCE = "csv"
 TEXT_FIELDS = ("project", "key", "title", "type", "priority", "status", "status_category", "labels")
@@ -93,16 +94,6 @@ class _Bad(Exception):
 def _suggest(word: str, choices: list[str] | tuple[str, ...]) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
-
-
-def unique_names(header: list[str]) -> list[str]:
-    """Header names made unique for payload dicts: Jira's repeated ``Watchers`` become ``Watchers``, ``Watchers (2)``..."""
-    seen: dict[str, int] = {}
-    names = []
-    for name in header:
-        seen[name] = seen.get(name, 0) + 1
-        names.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
-    return names
 
 
 def mapping_path(csv_path: Path) -> Path:

@@ -41,6 +41,7 @@ from mlops_assets.lib.sources.base import (
     SourceFormatError,
     canonical_json,
     load_json_file,
+    priority_from_labels,
     pseudonymize,
     utc,
 )
@@ -53,14 +54,8 @@ EXPECTED_SHAPE = (
 )
 
 
-# --- label semantics (shared with the Trello and Asana parsers) --------------------------------
+# --- label semantics (priority_from_labels, shared with Trello and Asana, is in base) -------------
 
-_PRIORITY_WORDS = {
-    "blocker", "critical", "urgent", "highest", "high", "major", "medium", "normal", "minor",
-    "low", "lowest", "trivial",
-}  # fmt: skip
-_PRIORITY_PREFIX = re.compile(r"^\s*(?:priority|prio|pri)\s*[:/\-_ =]+\s*(.+?)\s*$", re.IGNORECASE)
-_P_LEVEL = re.compile(r"^\s*(p[0-5])\b(?:\s*[-:/ ]\s*(.*))?$", re.IGNORECASE)
 _TYPE_PREFIX = re.compile(r"^\s*(?:type|kind|t)\s*[:/\-_ ]+\s*(.+?)\s*$", re.IGNORECASE)
 _TYPE_WORDS = {
     "bug", "defect", "enhancement", "feature", "feature request", "question", "task", "story",
@@ -74,34 +69,11 @@ _IN_PROGRESS_LABELS = {
 
 
 @lru_cache(maxsize=8192)
-def _priority_of_label(name: str) -> str | None:
-    """The priority a single label names (value part, raw case), or None."""
-    match = _PRIORITY_PREFIX.match(name)
-    if match:
-        return match.group(1)
-    match = _P_LEVEL.match(name)
-    if match:
-        return match.group(1).upper()
-    if name.strip().lower() in _PRIORITY_WORDS:
-        return name.strip()
-    return None
-
-
-@lru_cache(maxsize=8192)
 def _type_of_label(name: str) -> str | None:
     match = _TYPE_PREFIX.match(name)
     if match and match.group(1).lower() in _TYPE_WORDS:
         return match.group(1)
     return name.strip() if name.strip().lower() in _TYPE_WORDS else None
-
-
-def priority_from_labels(names: list[str]) -> str | None:
-    """The first priority-like label's value: ``priority: high`` -> ``high``, ``P1`` -> ``P1``, ``Major``."""
-    for name in names:
-        found = _priority_of_label(name)
-        if found:
-            return found
-    return None
 
 
 def type_from_labels(names: list[str]) -> str | None:

@@ -53,7 +53,9 @@ from mlops_assets.lib.sources.base import (
     ParsedFile,
     Reject,
     SourceFormatError,
+    canonical_json,
     decode_bytes,
+    json_loads,
     pseudonymize,
     utc,
 )
@@ -246,36 +248,6 @@ def _hours(seconds: Any) -> float | None:
     return None if s is None else s / 3600.0
 
 
-def _json_dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True, default=str)
-
-
-try:  # msgspec writes the same canonical text (sorted keys, compact, UTF-8) about 6x faster
-    import msgspec
-
-    _encode = msgspec.json.Encoder(order="deterministic").encode
-
-    def _dumps(obj: Any) -> str:
-        """A record's payload: canonical JSON (sorted keys), so the same record always hashes the same."""
-        try:
-            return _encode(obj).decode("utf-8")
-        except (TypeError, ValueError, OverflowError, UnicodeDecodeError):  # lone surrogates, huge ints
-            return _json_dumps(obj)
-
-    _decode = msgspec.json.decode
-
-    def _loads(text: str) -> Any:
-        """JSON text -> objects (msgspec: twice as fast); json.loads judges what msgspec rejects (NaN, line/col)."""
-        try:
-            return _decode(text)
-        except msgspec.DecodeError:
-            return json.loads(text)
-
-except ImportError:  # pragma: no cover - msgspec is a declared dependency
-    _dumps = _json_dumps
-    _loads = json.loads
-
-
 def _story_point_fields(names: Any) -> tuple[str, ...]:
     """Custom field ids holding story points: from ``names`` (expand=names) and the environment."""
     ids: list[str] = []
@@ -305,7 +277,7 @@ def _guarded_issue_rows(issue: Any, locator: str, out: ParsedFile, sp_fields: tu
         del out.rejects[n_rejects:]
         key = issue.get("key") if isinstance(issue, dict) else None
         try:
-            payload = _dumps(issue)
+            payload = canonical_json(issue)
         except (RecursionError, ValueError, TypeError):  # nested past what an encoder will write
             payload = f'{{"key": {json.dumps(str(key))}, "note": "not stored: nested too deeply to encode"}}'
         out.rejects.append(Reject(locator, f"{locator} ({key}): could not be read ({type(exc).__name__}: "
@@ -317,7 +289,7 @@ def _issue_rows(issue: Any, locator: str, out: ParsedFile, sp_fields: tuple[str,
     """Normalize one API issue into a task row (+ status events, + embedded comments) or a reject."""
     if not isinstance(issue, dict):
         out.rejects.append(
-            Reject(locator, f"{locator}: expected an issue object, got {type(issue).__name__}", _dumps(issue))
+            Reject(locator, f"{locator}: expected an issue object, got {type(issue).__name__}", canonical_json(issue))
         )
         return
     key = issue.get("key")
@@ -408,14 +380,14 @@ def _issue_rows(issue: Any, locator: str, out: ParsedFile, sp_fields: tuple[str,
             "locator": locator,
         }
     except _BadRecord as exc:
-        out.rejects.append(Reject(locator, f"{label}: {exc}", _dumps(issue)))
+        out.rejects.append(Reject(locator, f"{label}: {exc}", canonical_json(issue)))
         return
     changelog = issue.get("changelog")
     if "changelog" in issue:
         payload = {k: v for k, v in issue.items() if k != "changelog"}
     else:
         payload = issue
-    row["payload"] = _dumps(payload)
+    row["payload"] = canonical_json(payload)
     if not out.add("tasks", row):
         return
     task_id = row["task_id"]
@@ -434,7 +406,7 @@ def _event_rows(histories: list, task_id: str, where: str, label: str, out: Pars
     for i, history in enumerate(histories):
         if not isinstance(history, dict):
             out.rejects.append(
-                Reject(f"{where}[{i}]", f"{label}: changelog entry {i} is not an object", _dumps(history))
+                Reject(f"{where}[{i}]", f"{label}: changelog entry {i} is not an object", canonical_json(history))
             )
             continue
         items = history.get("items")
@@ -454,7 +426,7 @@ def _event_rows(histories: list, task_id: str, where: str, label: str, out: Pars
                 raise _BadRecord("field 'created' is missing")
         except _BadRecord as exc:
             out.rejects.append(
-                Reject(loc, f"{label}: changelog entry {history.get('id')}: {exc}", _dumps(history))
+                Reject(loc, f"{label}: changelog entry {history.get('id')}: {exc}", canonical_json(history))
             )
             continue
         author = _person(history.get("author"))
@@ -470,7 +442,7 @@ def _event_rows(histories: list, task_id: str, where: str, label: str, out: Pars
                     **_event_values(item),
                     "author_id": author,
                     "locator": loc,
-                    "payload": _dumps(
+                    "payload": canonical_json(
                         {
                             "issue": task_id[5:],
                             "id": history.get("id"),
@@ -500,7 +472,7 @@ def _comment_rows(comments: list, task_id: str, where: str, out: ParsedFile) -> 
         loc = f"{where}[{i}]"
         if not isinstance(c, dict):
             out.rejects.append(
-                Reject(loc, f"{loc}: expected a comment object, got {type(c).__name__}", _dumps(c))
+                Reject(loc, f"{loc}: expected a comment object, got {type(c).__name__}", canonical_json(c))
             )
             continue
         try:
@@ -510,7 +482,7 @@ def _comment_rows(comments: list, task_id: str, where: str, out: ParsedFile) -> 
             if created_at is None:
                 raise _BadRecord("field 'created' is missing")
         except _BadRecord as exc:
-            out.rejects.append(Reject(loc, f"{loc} ({task_id[5:]}): {exc}", _dumps(c)))
+            out.rejects.append(Reject(loc, f"{loc} ({task_id[5:]}): {exc}", canonical_json(c)))
             continue
         rows.append(
             {
@@ -521,20 +493,20 @@ def _comment_rows(comments: list, task_id: str, where: str, out: ParsedFile) -> 
                 "author_id": _person(c.get("author")),
                 "body_length": _text_length(c.get("body")),
                 "locator": loc,
-                "payload": _dumps(c),
+                "payload": canonical_json(c),
             }
         )
         # the same comment as an event (when it was written), for the as-of comment count
         out.records["events"].append(
             {"task_id": task_id, "source": SOURCE, "event_id": f"comment:{c['id']}", "changed_at": created_at,
              "field": "comment", "from_value": None, "to_value": None, "author_id": rows[-1]["author_id"],
-             "locator": loc, "payload": _dumps({"comment": str(c["id"]), "created": c.get("created")})}
+             "locator": loc, "payload": canonical_json({"comment": str(c["id"]), "created": c.get("created")})}
         )
 
 
 def _parse_json(text: str, path: Path, out: ParsedFile) -> None:
     try:
-        obj = _loads(text)
+        obj = json_loads(text)
     except RecursionError:
         # One record nested past the decoder's depth limit: read the page item by item (ijson builds
         # without recursion), so only that record is rejected and the others are kept.
@@ -762,7 +734,7 @@ def _parse_csv(text: str, path: Path, out: ParsedFile) -> None:
                 Reject(
                     loc,
                     f"{loc}: has {len(row)} values but the header has {width} columns (an unquoted comma?)",
-                    _dumps(row),
+                    canonical_json(row),
                 )
             )
             continue
@@ -823,10 +795,10 @@ def _parse_csv(text: str, path: Path, out: ParsedFile) -> None:
                 "description_length": len(first(row, "Description")),
                 "labels": ",".join(labels) or None,
                 "locator": loc,
-                "payload": _dumps(payload),
+                "payload": canonical_json(payload),
             }
         except _BadRecord as exc:
-            out.rejects.append(Reject(loc, f"{label}: {exc}", _dumps(payload)))
+            out.rejects.append(Reject(loc, f"{label}: {exc}", canonical_json(payload)))
             continue
         if not out.add("tasks", task):
             continue
@@ -836,7 +808,7 @@ def _parse_csv(text: str, path: Path, out: ParsedFile) -> None:
                 out.records["comments"].append(_csv_comment(key, text, zone, cloc))
             except _BadRecord as exc:
                 out.rejects.append(
-                    Reject(cloc, f"{label}: comment {j + 1}: {exc}", _dumps({"issue": key, "comment": text}))
+                    Reject(cloc, f"{label}: comment {j + 1}: {exc}", canonical_json({"issue": key, "comment": text}))
                 )
 
 
@@ -848,7 +820,7 @@ def _csv_comment(key: str, text: str, zone: Any, loc: str) -> dict[str, Any]:
         author, body = parts[1], parts[2]
     else:  # a bare body (older exports): no date or author
         created_at, author, body = None, None, text
-    digest = _dumps([key, text])
+    digest = canonical_json([key, text])
     return {
         "task_id": f"jira:{key}",
         "source": SOURCE,
@@ -858,7 +830,7 @@ def _csv_comment(key: str, text: str, zone: Any, loc: str) -> dict[str, Any]:
         "author_id": _person(author),
         "body_length": len(body),
         "locator": loc,
-        "payload": _dumps({"issue": key, "comment": text}),
+        "payload": canonical_json({"issue": key, "comment": text}),
     }
 
 

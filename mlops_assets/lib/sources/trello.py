@@ -44,54 +44,20 @@ from mlops_assets.lib.sources.base import (
     Reject,
     SourceFormatError,
     canonical_json,
+    category_from_status_name,
     load_json_file,
+    priority_from_labels,
     pseudonymize,
     utc,
 )
-from mlops_assets.lib.sources.github import priority_from_labels
 
 SOURCE = "trello"
 EXPECTED_SHAPE = 'a Trello board "Export as JSON" (an object with "cards" and "lists" arrays)'
 
-_DONE_WORDS = (
-    "done",
-    "complete",
-    "shipped",
-    "finished",
-    "closed",
-    "resolved",
-    "released",
-    "deployed",
-    "fixed",
-    "archive",
-)
-_PROGRESS_WORDS = ("doing", "progress", "review", "testing", "in test", "in dev", "started", "working on")
-_PROGRESS_TOKENS = {"qa", "wip", "ongoing"}
-_NOT_YET = ("not ", "incomplete", "to be done", "undone", "un-done", "backlog", "to do", "todo", "to-do")
 _CREATE_ACTIONS = {"createCard", "copyCard", "convertToCardFromCheckItem", "emailCard"}
 _USED_ACTIONS = _CREATE_ACTIONS | {"updateCard", "commentCard"}
 
 _pseudo = lru_cache(maxsize=65536)(pseudonymize)
-
-
-@lru_cache(maxsize=4096)
-def category_from_status_name(name: str | None) -> str:
-    """todo | in_progress | done from a list, section or status name ("Done", "In Progress", "Testing/Review").
-
-    Substring heuristics, cached per name (a board has a handful): done-like words win, then
-    progress-like words; "Not started", "Not done", "Incomplete" and any backlog or to-do list stay todo.
-    """
-    if not name:
-        return "todo"
-    low = name.lower()
-    if any(neg in low for neg in _NOT_YET):
-        return "todo"
-    if any(word in low for word in _DONE_WORDS):
-        return "done"
-    if any(word in low for word in _PROGRESS_WORDS):
-        return "in_progress"
-    tokens = set(low.replace("/", " ").replace("-", " ").replace("_", " ").replace(":", " ").split())
-    return "in_progress" if tokens & _PROGRESS_TOKENS else "todo"
 
 
 class _Bad(Exception):

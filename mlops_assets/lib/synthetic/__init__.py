@@ -17,14 +17,13 @@ the CSV export), :mod:`.github`, :mod:`.asana`, :mod:`.trello`, :mod:`.csv_mappe
 CSV and its mapping); :mod:`.common` holds the template engine they share. :mod:`.world` holds the
 calendar, the organisation and the vocabularies, :mod:`.simulation` the latent task model and its
 event histories (the drift batch included), :mod:`.truth` the ground-truth table and the source
-spellings. This module keeps the public API: :func:`generate`, :func:`synthetic_tasks`,
-:func:`cli_generate` and the calendar and organisation constants.
+spellings. This module keeps the public API: :func:`generate`, :func:`synthetic_tasks` and the calendar and
+organisation constants (``mlops-assets generate`` is in :mod:`mlops_assets.cli`).
 """
 
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +76,6 @@ __all__ = [
     "Person",
     "Project",
     "Team",
-    "cli_generate",
     "generate",
     "synthetic_tasks",
 ]
@@ -140,22 +138,3 @@ def generate(
         entry["pull_requests"] += n_pr
     log.info("wrote %d synthetic tasks (seed %d%s) to %s", n_tasks, seed, ", drift" if drift else "", out_dir)
     return summary
-
-
-def cli_generate(args: Any) -> int:
-    """``mlops-assets generate``: write the sample unless ``--if-empty`` finds files already there."""
-    out = Path(args.out)
-    if args.if_empty and out.exists() and any(p.is_file() for p in out.rglob("*")):
-        sys.stdout.write(f"{out} already holds files: nothing generated (--if-empty)\n")
-        return 0
-    summary = generate(out, n_tasks=args.tasks, seed=args.seed, drift=args.drift,
-                       main_tasks=getattr(args, "main_tasks", None) or 6000)  # fmt: skip
-    batch = "drift batch" if args.drift else "batch"
-    sys.stdout.write(f"synthetic {batch}: {args.tasks} tasks, seed {args.seed} -> {out}\n")
-    for source, entry in summary["sources"].items():
-        extra = f", {entry['pull_requests']} pull requests" if entry["pull_requests"] else ""
-        sys.stdout.write(
-            f"  {source:<7} {len(entry['files']):>5} files {entry['tasks']:>8} tasks "
-            f"({entry['defects']} broken on purpose, {entry['duplicates']} duplicated{extra})\n"
-        )
-    return 0
