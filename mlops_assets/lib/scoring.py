@@ -166,7 +166,8 @@ class ServedModel:
         )  # fmt: skip
 
     def compiled(
-        self, *, shap: bool = False, cache_dir: str | Path | None = None, max_compile_leaves: int | None = None
+        self, *, shap: bool = False, cache_dir: str | Path | None = None, max_compile_leaves: int | None = None,
+        batch_rows: int | None = None,
     ) -> ServedModel:
         """This version with its predictor (and, with `shap`, its TreeSHAP) compiled to native code.
 
@@ -174,7 +175,9 @@ class ServedModel:
         compiled code is cached per model text under `cache_dir` (``fast_trees.default_cache_dir()``).
         SHAP is left to LightGBM when the trees are too big for tables (``fast_trees.shap_table_nodes``).
         `max_compile_leaves`: a forest with more leaves that is not in the cache yet is left to
-        LightGBM's own predictor (the same numbers) rather than compiled now.
+        LightGBM's own predictor (the same numbers) rather than compiled now. `batch_rows`: the rows one
+        batch will score (and explain): what is not in the cache is compiled only when that many rows
+        repay the compiling (``fast_trees.BATCH_COMPILE_MIN_ROWS``, ``BATCH_SHAP_COMPILE_MIN_ROWS``).
         """
         from mlops_assets.lib import fast_trees
 
@@ -184,10 +187,14 @@ class ServedModel:
         if (max_compile_leaves is not None and not fast_trees.forest_is_cached(model_string, cache_dir)
                 and fast_trees.forest_leaves(self.booster) > max_compile_leaves):  # a cache hit needs no dump_model
             return self
-        forest = fast_trees.compile_forest(model_string, cache_dir)
-        explainer = None
-        if shap and fast_trees.shap_table_nodes(self.booster) is not None:
-            explainer = fast_trees.compile_shap(model_string, cache_dir)
+        forest = explainer = None
+        if (batch_rows is None or batch_rows >= fast_trees.BATCH_COMPILE_MIN_ROWS
+                or fast_trees.forest_is_cached(model_string, cache_dir)):
+            forest = fast_trees.compile_forest(model_string, cache_dir)
+        if shap and (batch_rows is None or batch_rows >= fast_trees.BATCH_SHAP_COMPILE_MIN_ROWS
+                     or fast_trees.shap_is_cached(model_string, cache_dir)):
+            if fast_trees.shap_table_nodes(self.booster) is not None:
+                explainer = fast_trees.compile_shap(model_string, cache_dir)
         return dataclasses.replace(self, forest=forest, shap=explainer)
 
     def matrix(self, features: pl.DataFrame | FeatureColumns) -> np.ndarray:
@@ -276,12 +283,14 @@ def load_champions(
     compile_models: bool = True,
     cache_dir: str | Path | None = None,
     max_compile_leaves: int | None = None,
+    batch_rows: int | None = None,
 ) -> dict[str, ServedModel]:
     """Both champions; :class:`NoChampionError` naming every model without one.
 
     `compile_models`: with their compiled predictors (and late_risk's compiled TreeSHAP, which the
     reasons use), :meth:`ServedModel.compiled`; the same numbers as without, much faster.
-    `max_compile_leaves`: leave bigger forests that are not compiled yet to LightGBM (a one-off batch).
+    `max_compile_leaves`: leave bigger forests that are not compiled yet to LightGBM (a one-off batch);
+    `batch_rows`: the rows a one-off batch scores: compile what is not cached only when they repay it.
     """
     versions = dict(versions) if versions is not None else champion_versions(client)
     missing = [name for name in MODEL_NAMES if not versions.get(name)]
@@ -292,7 +301,8 @@ def load_champions(
         )
     models = {name: load_model_version(name, str(versions[name]), client) for name in MODEL_NAMES}
     if compile_models:
-        models = {name: model.compiled(shap=name == LATE_RISK, cache_dir=cache_dir, max_compile_leaves=max_compile_leaves)
+        models = {name: model.compiled(shap=name == LATE_RISK, cache_dir=cache_dir, max_compile_leaves=max_compile_leaves,
+                                       batch_rows=batch_rows)
                   for name, model in models.items()}
     return models
 

@@ -162,6 +162,25 @@ def test_a_big_new_forest_is_left_to_lightgbm_until_it_is_compiled_once(tasks, m
     assert model.compiled(cache_dir=tmp_path, max_compile_leaves=1).forest is not None
 
 
+def test_a_small_batch_scores_with_lightgbm_and_uses_what_the_cache_already_holds(tasks, models, scored, tmp_path):
+    """Compiling costs more than it saves below ~500k rows: a one-off batch that small does not compile,
+    but loads what the online service (or a big batch) compiled before; the table is the same either way."""
+    from mlops_assets.lib import fast_trees
+
+    rows = scoring.open_tasks(tasks).height
+    assert rows < fast_trees.BATCH_SHAP_COMPILE_MIN_ROWS <= fast_trees.BATCH_COMPILE_MIN_ROWS
+    late, cycle = (models[n].compiled(shap=n == "late_risk", cache_dir=tmp_path, batch_rows=rows)
+                   for n in ("late_risk", "cycle_time"))
+    assert late.forest is None and late.shap is None and cycle.forest is None
+    assert not any(tmp_path.iterdir())  # nothing was compiled
+    assert scoring.score_open_tasks(tasks, late, cycle, NOW).equals(scored)
+    models["late_risk"].compiled(shap=True, cache_dir=tmp_path)  # e.g. the online service
+    cached = models["late_risk"].compiled(shap=True, cache_dir=tmp_path, batch_rows=rows)
+    assert cached.forest is not None and cached.shap is not None
+    big = models["cycle_time"].compiled(cache_dir=tmp_path, batch_rows=fast_trees.BATCH_COMPILE_MIN_ROWS)
+    assert big.forest is not None  # a batch that big repays the compiling
+
+
 def test_score_rows_equals_the_frame_row_for_row(tasks, models):
     history = features.History.from_tasks(tasks)
     records, errors = features.records_to_frame(scoring.task_records(scoring.open_tasks(tasks)))

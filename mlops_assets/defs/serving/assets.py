@@ -31,13 +31,15 @@ def task_risk_scores(context: dg.AssetExecutionContext, warehouse: WarehouseReso
                      exports: ExportsResource) -> dg.MaterializeResult:
     """Score every open task with the current champions as of the scoring time, and export them for PMs."""
     wh = warehouse.get()
+    tasks = wh.read_table("clean.tasks")
     try:
-        # A new champion too big to compile quickly is scored by LightGBM itself this time (same numbers);
-        # the online service compiles it in the background and later batches find it in the cache.
-        champions = scoring.load_champions(mlflow.client(), max_compile_leaves=fast_trees.MAX_BATCH_COMPILE_LEAVES)
+        # A new champion is compiled to native code only when this batch is big enough to repay it (and
+        # never past MAX_BATCH_COMPILE_LEAVES); else LightGBM scores it this time, the same numbers. The
+        # online service compiles it in the background and later batches find it in the cache.
+        champions = scoring.load_champions(mlflow.client(), max_compile_leaves=fast_trees.MAX_BATCH_COMPILE_LEAVES,
+                                           batch_rows=scoring.open_tasks(tasks).height)
     except scoring.NoChampionError as exc:
         raise dg.Failure(description=str(exc)) from None
-    tasks = wh.read_table("clean.tasks")
     try:
         as_of, as_of_source = scoring.scoring_as_of(tasks)
     except ValueError as exc:
