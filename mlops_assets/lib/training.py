@@ -312,6 +312,9 @@ class TrainConfig:
     # 0: every trial fits all train rows (the behaviour before issue 14; models recorded before it
     # reproduce with 0). See docs/BENCHMARKS.md "Training at a million rows" for what it costs in quality.
     tune_rows: int = 100_000
+    # The refit's learning rate is at least this: on 10x the rows early stopping would otherwise grow
+    # forests of thousands of trees (1,718 at 1M tasks), slow to fit and slower to explain per task.
+    refit_learning_rate: float = 0.15
     early_stopping_rounds: int = 100
     num_boost_round: int = 3000  # cap; early stopping picks the number actually used
     # Floor 0.03: with (0.01, 0.1) early stopping kept up to 1,463 trees, which makes scoring a million
@@ -432,6 +435,9 @@ def train_model(spec: ModelSpec, splits: Mapping[str, pl.DataFrame], config: Tra
         # train is in time order: the tuning rows are its most recent ones
         tune_from = len(y_train) - config.tune_rows if refit else 0
         tune_ds = train_ds.subset(list(range(tune_from, len(y_train)))).construct() if refit else train_ds
+        # ... and their early stopping reads the validation rows right after train, as many as they fit
+        tune_val_ds = lgb.Dataset(val_x.iloc[: config.tune_rows], y_val[: config.tune_rows], reference=train_ds,
+                                  params=dataset_params).construct() if refit else val_ds
     tune_x, y_tune = train_x.iloc[tune_from:], y_train[tune_from:]
 
     base = _base_params(spec, config)
@@ -470,7 +476,7 @@ def train_model(spec: ModelSpec, splits: Mapping[str, pl.DataFrame], config: Tra
                 params,
                 tune_ds,
                 num_boost_round=config.num_boost_round,
-                valid_sets=[val_ds],
+                valid_sets=[tune_val_ds],
                 valid_names=["validation"],
                 keep_training_booster=True,  # skips LightGBM's string round trip per trial; the best is serialized once
                 callbacks=[lgb.early_stopping(config.early_stopping_rounds, first_metric_only=True, verbose=False)],
@@ -501,9 +507,10 @@ def train_model(spec: ModelSpec, splits: Mapping[str, pl.DataFrame], config: Tra
         # One fit of the best parameters on every train row; early stopping picks its length anew
         # (more rows carry more trees).
         refit_started = time.perf_counter()
+        refit_params = {**best["params"], "learning_rate": max(best["params"]["learning_rate"], config.refit_learning_rate)}
         with clock:
             final = lgb.train(
-                best["params"], train_ds, num_boost_round=config.num_boost_round, valid_sets=[val_ds],
+                refit_params, train_ds, num_boost_round=config.num_boost_round, valid_sets=[val_ds],
                 valid_names=["validation"], keep_training_booster=True,
                 callbacks=[lgb.early_stopping(config.early_stopping_rounds, first_metric_only=True, verbose=False)],
             )
@@ -511,7 +518,8 @@ def train_model(spec: ModelSpec, splits: Mapping[str, pl.DataFrame], config: Tra
         if progress is not None:
             value = float(final.best_score["validation"][spec.eval_metric])
             progress(f"{spec.name}: refit of the best trial on all {len(y_train):,} train rows (trials used the "
-                     f"latest {len(y_tune):,}): {iteration} trees, validation {spec.eval_metric} {value:.4f}, "
+                     f"latest {len(y_tune):,}), learning rate {refit_params['learning_rate']:.3f}: {iteration} trees, "
+                     f"validation {spec.eval_metric} {value:.4f}, "
                      f"{time.perf_counter() - refit_started:.1f} s")
 
     # Keep only the best iteration's trees: the string is what the pyfunc model carries, so the
@@ -519,7 +527,7 @@ def train_model(spec: ModelSpec, splits: Mapping[str, pl.DataFrame], config: Tra
     with clock:
         model_str = final.model_to_string(num_iteration=iteration)
         booster = lgb.Booster(model_str=model_str)
-    params = {**best["params"], "num_boost_round": iteration}
+    params = {**(refit_params if refit else best["params"]), "num_boost_round": iteration}
     trained = TrainedModel(
         spec_name=spec.name,
         kind=spec.kind,

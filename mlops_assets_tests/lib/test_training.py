@@ -212,6 +212,7 @@ def test_trials_fit_the_latest_rows_then_the_best_is_refit_on_all_of_them(model_
     assert len(refit) == 1 and f"all {n_train:,} train rows" in refit[0] and f"latest {n_train // 3:,}" in refit[0]
     # the kept forest is the refit's: its length is what early stopping chose on all rows
     assert trained.booster.num_trees() == trained.params["num_boost_round"]
+    assert trained.params["learning_rate"] >= config.refit_learning_rate  # a short forest on the many rows
     assert trained.metrics["test_roc_auc"] > 0.65
     again = training.train_model(spec, data, config)  # same config, same model
     assert np.array_equal(trained.predict(data["test"]), again.predict(data["test"]))
