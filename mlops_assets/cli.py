@@ -77,11 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "reproduce":
         return _reproduce(args)
     if getattr(args, "out", "") is None:
-        import os
+        from mlops_assets.lib.settings import env, location
 
-        from mlops_assets.lib.settings import location
-
-        args.out = location(os.environ.get("MLOPS_LANDING_DIR", "").strip() or "data/landing")
+        args.out = location(env("MLOPS_LANDING_DIR"))
     if args.command == "reingest":
         return _reingest(args)
     if args.command == "rollback":
@@ -189,16 +187,14 @@ def _rollback(args: argparse.Namespace) -> int:
 
 def _reingest(args: argparse.Namespace) -> int:
     """Mark files to be read again; the next materialization of raw/* (or the landing sensor) reads them."""
-    import os
     from pathlib import Path
 
     from mlops_assets.lib.ingestion import LandingZoneError, forget_files
+    from mlops_assets.lib.settings import env
     from mlops_assets.lib.warehouse import Warehouse
-    from mlops_assets.resources import DEFAULT_LANDING, DEFAULT_WAREHOUSE
 
-    warehouse = Warehouse(os.environ.get("MLOPS_WAREHOUSE") or DEFAULT_WAREHOUSE,
-                          data_path=os.environ.get("MLOPS_WAREHOUSE_DATA_PATH") or None)
-    landing = Path(os.environ.get("MLOPS_LANDING_DIR") or DEFAULT_LANDING)
+    warehouse = Warehouse(env("MLOPS_WAREHOUSE"), data_path=env("MLOPS_WAREHOUSE_DATA_PATH") or None)
+    landing = Path(env("MLOPS_LANDING_DIR"))
     try:
         names = forget_files(warehouse, landing, [Path(f) for f in args.files])
     except LandingZoneError as exc:
@@ -209,14 +205,11 @@ def _reingest(args: argparse.Namespace) -> int:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    import os
-
     from mlops_assets.lib import reproduce
+    from mlops_assets.lib.settings import env
     from mlops_assets.lib.warehouse import Warehouse
-    from mlops_assets.resources import DEFAULT_WAREHOUSE
 
-    warehouse = Warehouse(os.environ.get("MLOPS_WAREHOUSE") or DEFAULT_WAREHOUSE,
-                          data_path=os.environ.get("MLOPS_WAREHOUSE_DATA_PATH") or None)
+    warehouse = Warehouse(env("MLOPS_WAREHOUSE"), data_path=env("MLOPS_WAREHOUSE_DATA_PATH") or None)
     try:
         result = reproduce.reproduce(args.ref, warehouse=warehouse, tolerance=args.tolerance,
                                      notify=lambda line: print(line, flush=True))
