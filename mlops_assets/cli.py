@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "rollback":
         return _rollback(args)
     if args.command == "graph":
-        from mlops_assets import graph
+        from mlops_assets.devtools import graph
 
         changed = graph.render_into()
         print("docs/ARCHITECTURE.md " + ("updated" if changed else "already up to date"))
@@ -126,14 +126,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "screenshots":
         import signal
 
-        from mlops_assets import screenshots
+        from mlops_assets.devtools import screenshots
 
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the servers' teardown runs
         for path in screenshots.take_screenshots(args.out, n_tasks=args.tasks, keep=args.keep):
             print(path)
         return 0
     if args.command == "drift-demo":
-        from mlops_assets import demo
+        from mlops_assets.devtools import demo
 
         return demo.cli(args)
     if args.command == "generate" and args.like:

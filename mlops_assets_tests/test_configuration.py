@@ -14,10 +14,14 @@ ROOT = Path(__file__).resolve().parents[1]
 # A variable name as a string literal in code ("MLOPS_WAREHOUSE", 'JIRA_URL'), as os.environ and env() take it.
 LITERAL = re.compile(r"""["']((?:MLOPS|JIRA|GITHUB|MLFLOW)_[A-Z0-9_]*[A-Z0-9])["']""")
 # Names the code mentions that are not variables it reads: misspellings the pulls warn about (lib/pulls.py
-# ALIASES), GitHub Actions' own variables (ignored by that warning), and the variables it sets for a child.
+# ALIASES), GitHub Actions' own variables (ignored by that warning), and the cluster instance's variables
+# (MLOPS_PG_*, MLOPS_DAGSTER_*: read by deploy/cluster/dagster.yaml, i.e. by Dagster; README names them as
+# patterns, deploy/cluster/cluster.env.example one by one) with scripts/ci_services.sh's MLOPS_REDIS_URL, which
+# devtools/cluster_services.py writes into its children's environment.
 NOT_READ = re.compile(r"^(JIRA_(BASE_URL|HOST|SERVER|SITE|INSTANCE|INSTANCE_URL|ENDPOINT|EMAIL|USERNAME|LOGIN|USER_EMAIL|"
                       r"TOKEN|APITOKEN|PASSWORD|PAT|ACCESS_TOKEN|PROJECT|PROJECT_KEY|PROJECT_KEYS|QUERY|FILTER|SINCE|"
-                      r"START|CSV_HEADER)|GITHUB_(?!TOKEN$|REPOS$|API_URL$|START_DATE$).*|MLFLOW_(?!TRACKING_URI$).*)$")
+                      r"START|CSV_HEADER)|GITHUB_(?!TOKEN$|REPOS$|API_URL$|START_DATE$).*|MLFLOW_(?!TRACKING_URI$).*|"
+                      r"MLOPS_(PG|DAGSTER)_.*|MLOPS_REDIS_URL)$")
 
 
 def _read_in_code() -> dict[str, set[str]]:
