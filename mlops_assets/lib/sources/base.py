@@ -15,13 +15,13 @@ import csv
 import hashlib
 import io
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from mlops_assets.lib.redact import excerpt, one_line
-from mlops_assets.lib.settings import env
 
 # The csv module's default field limit (131,072 characters) fails the whole file on one long
 # description; a field can be no longer than its file, which the landing zone already bounds.
@@ -173,7 +173,8 @@ def pseudonymize(source: str, identity: str | None) -> str | None:
     """A stable pseudonymous id for a person (no e-mail or real name survives past raw)."""
     if identity is None or str(identity).strip() == "":
         return None
-    digest = hashlib.sha256(f"{env('MLOPS_PSEUDONYM_SALT')}|{source}|{str(identity).strip().lower()}".encode()).hexdigest()
+    salt = os.environ.get("MLOPS_PSEUDONYM_SALT", "mlops-assets")  # read when used (settings.VARIABLES lists it)
+    digest = hashlib.sha256(f"{salt}|{source}|{str(identity).strip().lower()}".encode()).hexdigest()
     return f"u_{digest[:12]}"
 
 
