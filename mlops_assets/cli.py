@@ -83,17 +83,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "reproduce":
         return _reproduce(args)
     if getattr(args, "out", "") is None:
-        import os
+        from mlops_assets.lib.settings import env, location
 
-        from mlops_assets.lib.settings import location
-
-        args.out = location(os.environ.get("MLOPS_LANDING_DIR", "").strip() or "data/landing")
+        args.out = location(env("MLOPS_LANDING_DIR"))
     if args.command == "reingest":
         return _reingest(args)
     if args.command == "rollback":
         return _rollback(args)
     if args.command == "graph":
-        from mlops_assets import graph
+        from mlops_assets.devtools import graph
 
         changed = graph.render_into()
         print("docs/ARCHITECTURE.md " + ("updated" if changed else "already up to date"))
@@ -149,14 +147,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "screenshots":
         import signal
 
-        from mlops_assets import screenshots
+        from mlops_assets.devtools import screenshots
 
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the servers' teardown runs
         for path in screenshots.take_screenshots(args.out, n_tasks=args.tasks, keep=args.keep):
             print(path)
         return 0
     if args.command == "drift-demo":
-        from mlops_assets import demo
+        from mlops_assets.devtools import demo
 
         return demo.cli(args)
     if args.command == "generate" and args.like:
@@ -261,16 +259,14 @@ def _rollback(args: argparse.Namespace) -> int:
 
 def _reingest(args: argparse.Namespace) -> int:
     """Mark files to be read again; the next materialization of raw/* (or the landing sensor) reads them."""
-    import os
     from pathlib import Path
 
     from mlops_assets.lib.ingestion import LandingZoneError, forget_files
+    from mlops_assets.lib.settings import env
     from mlops_assets.lib.warehouse import Warehouse
-    from mlops_assets.resources import DEFAULT_LANDING, DEFAULT_WAREHOUSE
 
-    warehouse = Warehouse(os.environ.get("MLOPS_WAREHOUSE") or DEFAULT_WAREHOUSE,
-                          data_path=os.environ.get("MLOPS_WAREHOUSE_DATA_PATH") or None)
-    landing = Path(os.environ.get("MLOPS_LANDING_DIR") or DEFAULT_LANDING)
+    warehouse = Warehouse(env("MLOPS_WAREHOUSE"), data_path=env("MLOPS_WAREHOUSE_DATA_PATH") or None)
+    landing = Path(env("MLOPS_LANDING_DIR"))
     try:
         names = forget_files(warehouse, landing, [Path(f) for f in args.files])
     except LandingZoneError as exc:
@@ -281,14 +277,11 @@ def _reingest(args: argparse.Namespace) -> int:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    import os
-
     from mlops_assets.lib import reproduce
+    from mlops_assets.lib.settings import env
     from mlops_assets.lib.warehouse import Warehouse
-    from mlops_assets.resources import DEFAULT_WAREHOUSE
 
-    warehouse = Warehouse(os.environ.get("MLOPS_WAREHOUSE") or DEFAULT_WAREHOUSE,
-                          data_path=os.environ.get("MLOPS_WAREHOUSE_DATA_PATH") or None)
+    warehouse = Warehouse(env("MLOPS_WAREHOUSE"), data_path=env("MLOPS_WAREHOUSE_DATA_PATH") or None)
     try:
         result = reproduce.reproduce(args.ref, warehouse=warehouse, tolerance=args.tolerance,
                                      notify=lambda line: print(line, flush=True))

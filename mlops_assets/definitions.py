@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import dagster as dg
@@ -38,7 +37,7 @@ def build_resources(
     The exports folder defaults to `exports` beside the reports folder (data/reports -> data/exports), so a
     sandbox that moves its reports (tests, screenshots, bench) keeps its exports with them.
     """
-    beside_reports = str(Path(reports or os.environ.get("MLOPS_REPORTS_DIR") or DEFAULT_REPORTS).parent / "exports")
+    beside_reports = str(Path(reports or settings.env("MLOPS_REPORTS_DIR")).parent / "exports")
     return {
         "warehouse": WarehouseResource(path=warehouse or env_or_default("MLOPS_WAREHOUSE", DEFAULT_WAREHOUSE),
                                        data_path=env_or_default("MLOPS_WAREHOUSE_DATA_PATH", "")),

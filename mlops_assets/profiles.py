@@ -13,9 +13,9 @@ location comes from the environment through the resources, so no asset and nothi
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
+
+from mlops_assets.lib.settings import env, is_set
 
 PROFILES = ("local", "cluster")
 
@@ -35,7 +35,7 @@ class ProfileError(RuntimeError):
 
 def current_profile() -> str:
     """MLOPS_PROFILE, `local` when unset."""
-    profile = (os.environ.get("MLOPS_PROFILE") or "local").strip().lower()
+    profile = env("MLOPS_PROFILE").lower()
     if profile not in PROFILES:
         raise ProfileError(f"MLOPS_PROFILE={profile!r} is not a profile: use one of {', '.join(PROFILES)}")
     return profile
@@ -43,8 +43,8 @@ def current_profile() -> str:
 
 def check_cluster_env() -> None:
     """Raise naming every missing or wrong cluster setting at once."""
-    problems = [f"{name} ({what})" for name, what in CLUSTER_ENV.items() if not os.environ.get(name)]
-    warehouse = os.environ.get("MLOPS_WAREHOUSE", "")
+    problems = [f"{name} ({what})" for name, what in CLUSTER_ENV.items() if not is_set(name)]
+    warehouse = env("MLOPS_WAREHOUSE") if is_set("MLOPS_WAREHOUSE") else ""
     if warehouse and not warehouse.startswith("ducklake:"):
         problems.append("MLOPS_WAREHOUSE must be a DuckLake URL starting with 'ducklake:' (got a file path: "
                         "several machines cannot share one DuckDB file)")

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
 
-from mlops_assets.lib.pulls import PULL_VARIABLES, misspelled_variables, parse_start_date, pull_status
-from mlops_assets.lib.settings import location, project_path
+from mlops_assets.lib.pulls import (
+    PULL_VARIABLES,
+    github_client,
+    jira_client,
+    misspelled_variables,
+    parse_start_date,
+    pull_status,
+)
+from mlops_assets.lib.settings import env, is_set, location, project_path
 from mlops_assets.lib.sources.http import safe_url
 from mlops_assets.lib.warehouse import Warehouse
 
@@ -21,8 +27,10 @@ DEFAULT_EXPORTS = "data/exports"
 
 
 def env_or_default(name: str, default: str) -> str | dg.EnvVar:
-    """`dg.EnvVar(name)` when the variable is set (the UI then shows where it came from), else the default."""
-    return dg.EnvVar(name) if os.environ.get(name) else default
+    """`dg.EnvVar(name)` when the variable is set (the UI then shows where it came from), else the default.
+
+    Only variables listed in lib/settings.py VARIABLES (the one list, with README's table)."""
+    return dg.EnvVar(name) if is_set(name) else default
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -85,11 +93,11 @@ class ExportsResource(dg.ConfigurableResource):
 
 def default_serve_url() -> str:
     """MLOPS_SERVE_URL, else the address `make serve` listens on (MLOPS_SERVE_HOST, MLOPS_SERVE_PORT)."""
-    if os.environ.get("MLOPS_SERVE_URL", "").strip():
-        return os.environ["MLOPS_SERVE_URL"].strip()
-    host = os.environ.get("MLOPS_SERVE_HOST", "").strip() or "127.0.0.1"
+    if is_set("MLOPS_SERVE_URL"):
+        return env("MLOPS_SERVE_URL")
+    host = env("MLOPS_SERVE_HOST")
     host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # a browser cannot open the wildcard address
-    return f"http://{host}:{os.environ.get('MLOPS_SERVE_PORT', '').strip() or '8000'}"
+    return f"http://{host}:{env('MLOPS_SERVE_PORT')}"
 
 
 class JiraResource(dg.ConfigurableResource):
@@ -112,13 +120,9 @@ class JiraResource(dg.ConfigurableResource):
         return parse_start_date(self.start_date, "JIRA_START_DATE")
 
     def client(self):
-        from mlops_assets.lib.sources.jira_client import JiraClient, JiraClientError, parse_api_version
-
-        missing = [n for n, v in (("JIRA_USER", self.user), ("JIRA_API_TOKEN", self.api_token)) if not v]
-        if missing:
-            raise JiraClientError(f"JIRA_URL is set but {', '.join(missing)} is not: set it to pull from Jira")
-        return JiraClient(self.url, self.user, self.api_token, api_version=parse_api_version(self.api_version),
-                          projects=self.projects, jql_extra=self.jql)
+        """The client, through the one validated constructor (lib/pulls.py, as JiraClient.from_env)."""
+        return jira_client(self.url, self.user, self.api_token, api_version=self.api_version,
+                           projects=self.projects, jql=self.jql)
 
     def status(self) -> str:
         """One line for metadata and the log: what the pull does, or why it is off."""
@@ -147,12 +151,8 @@ class GitHubResource(dg.ConfigurableResource):
         return parse_start_date(self.start_date, "GITHUB_START_DATE")
 
     def client(self):
-        from mlops_assets.lib.sources.github_client import GitHubClient, GitHubClientError
-
-        if not self.token:
-            raise GitHubClientError("GITHUB_REPOS is set but GITHUB_TOKEN is not: set a token that can read the repositories")
-        repos = [r.strip() for r in self.repos.split(",") if r.strip()]
-        return GitHubClient(self.token, repos, api_url=self.api_url)
+        """The client, through the one validated constructor (lib/pulls.py, as GitHubClient.from_env)."""
+        return github_client(self.token, self.repos, api_url=self.api_url)
 
     def status(self) -> str:
         """One line for metadata and the log: what the pull does, or why it is off."""

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from mlops_assets import graph
 from mlops_assets.definitions import defs
+from mlops_assets.devtools import graph
 
 ROOT = Path(__file__).resolve().parents[1]
 

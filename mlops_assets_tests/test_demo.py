@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import dagster as dg
 
-from mlops_assets import demo
+from mlops_assets.devtools import demo
 
 
 class _Instance:

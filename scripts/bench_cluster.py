@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mlops_assets_tests.cluster.services import BIN, start_cluster, stop_services  # noqa: E402
+from mlops_assets.devtools.cluster_services import BIN, start_cluster, stop_services  # noqa: E402
 
 MODELS = ("late_risk", "cycle_time")
 

@@ -7,12 +7,11 @@ would refuse fails the load with a message naming the variable.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
 import dagster as dg
 
-from mlops_assets.lib.settings import env_number
+from mlops_assets.lib.settings import env, env_number, is_set
 
 SENSOR_INTERVAL_VARIABLE = "MLOPS_SENSOR_INTERVAL_S"
 DEFAULT_SENSOR_INTERVAL_S = 30
@@ -21,7 +20,7 @@ DEFAULT_SENSOR_INTERVAL_S = 30
 def env_schedule(*, name: str, job, variable: str, default_cron: str, what: str,
                  environ: Mapping[str, str] | None = None) -> dg.ScheduleDefinition:
     """A running UTC schedule of `job` on the cron in `variable` (else `default_cron`); its description says both."""
-    cron = (os.environ if environ is None else environ).get(variable, "").strip() or default_cron
+    cron = env(variable, environ) if is_set(variable, environ) else default_cron
     origin = f"from {variable}" if cron != default_cron else f"default; set {variable} to change it"
     try:
         return dg.ScheduleDefinition(

@@ -266,7 +266,7 @@ def build_clean(warehouse: Warehouse, now: datetime | None = None) -> tuple[dict
     tasks, refused, validation = audit_tasks(tasks)
     if refused.height:
         quarantine = pl.concat([quarantine, refused], how="vertical_relaxed")
-        events = events.filter(pl.col("task_id").is_in(tasks["task_id"]))
+        events = events.filter(pl.col("task_id").is_in(tasks["task_id"].implode()))
     all_quarantine = pl.concat([quarantine, parse_rejects], how="vertical_relaxed").sort(
         ["source", "source_file", "locator"], nulls_last=True
     )

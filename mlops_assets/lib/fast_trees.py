@@ -462,7 +462,6 @@ def compile_shap(model_string: str, cache_dir: str | Path | None = None) -> Comp
     feature's TreeSHAP value for the decision pattern that leads there; the forest sums them per
     feature (one output per feature). Raises ValueError when :func:`shap_table_nodes` says no.
     """
-    from importlib.metadata import version
 
     import lightgbm as lgb
 

@@ -660,7 +660,7 @@ def unknown_categories(frame: pl.DataFrame, known: dict[str, list[str]]) -> dict
         if column not in frame.columns:
             continue
         values = frame.select(_normalized_category(column).cast(pl.String))[column]
-        bad = values.is_not_null() & ~values.is_in(pl.Series(levels, dtype=pl.String))
+        bad = values.is_not_null() & ~values.is_in(pl.Series(levels, dtype=pl.String).implode())
         examples = ", ".join(levels[:8]) + (", ..." if len(levels) > 8 else "")
         for row in bad.arg_true().to_list():
             out.setdefault(row, []).append(

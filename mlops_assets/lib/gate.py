@@ -65,6 +65,23 @@ def data_as_of(tasks: pl.DataFrame) -> datetime:
     return min(latest, datetime.now(UTC)) if latest else datetime.now(UTC)
 
 
+def beats_baseline(spec: training.ModelSpec, parts: dict[str, pl.DataFrame],
+                   metrics: dict[str, float]) -> tuple[bool, dict[str, float | None]]:
+    """The candidate's first bar, before any champion: (passed, the numbers compared).
+
+    Binary: better Brier than always predicting the train late rate and ROC-AUC above 0.5; regression:
+    MAE below the baseline's (``test_baseline_mae``, logged with the training metrics)."""
+    if spec.kind == "binary":
+        rate = float(parts["train"]["target"].mean())
+        y = parts["test"]["target"].to_numpy()
+        base_brier = float(((y - rate) ** 2).mean())
+        passed = metrics.get("test_brier", 1.0) < base_brier and metrics.get("test_roc_auc", 0.0) > 0.5
+        return passed, {"test_brier": metrics.get("test_brier"), "baseline_brier": base_brier,
+                        "test_roc_auc": metrics.get("test_roc_auc")}
+    passed = metrics.get("test_mae", float("inf")) < metrics.get("test_baseline_mae", float("-inf"))
+    return passed, {"test_mae": metrics.get("test_mae"), "test_baseline_mae": metrics.get("test_baseline_mae")}
+
+
 def run_gate(spec: training.ModelSpec, wh: Warehouse, client: MlflowClient, candidate: dict[str, Any],
              parts: dict[str, pl.DataFrame], *, margin: float | None = None) -> GateOutcome:
     """Gate the candidate (a models.<m>_candidate row), record the decision once, converge the reference."""

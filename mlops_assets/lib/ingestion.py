@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlops_assets.lib.redact import excerpt, redact
-from mlops_assets.lib.settings import env_number
+from mlops_assets.lib.settings import env, env_number
 from mlops_assets.lib.sources import stream
 from mlops_assets.lib.sources.base import KIND_COLUMNS, ParsedFile, SourceFormatError
 from mlops_assets.lib.warehouse import Warehouse, add_missing_columns, disk_full_error
@@ -505,7 +505,7 @@ BATCH_MB_ENV = "MLOPS_INGEST_BATCH_MB"
 
 def write_memory_limit() -> str:
     """DuckDB's memory limit while ingestion writes: MLOPS_INGEST_MEMORY_LIMIT (e.g. '2GB') or the default."""
-    return os.environ.get(MEMORY_LIMIT_ENV, "").strip().replace("'", "") or WRITE_MEMORY_LIMIT
+    return env(MEMORY_LIMIT_ENV).replace("'", "") or WRITE_MEMORY_LIMIT
 
 
 def write_batch_bytes() -> int:

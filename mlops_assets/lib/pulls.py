@@ -25,26 +25,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+# PULL_VARIABLES: the variables each live pull reads and what each is for (messages and docs name them),
+# listed with every other variable in settings.
+from mlops_assets.lib.settings import PULL_VARIABLES, env
+
 WATERMARK_FILE = ".watermark.json"
 
-# The variables each live pull reads, and what each is for (messages and docs name them).
-PULL_VARIABLES: dict[str, dict[str, str]] = {
-    "jira": {
-        "JIRA_URL": "the Jira site root, e.g. https://example.atlassian.net",
-        "JIRA_USER": "your login (the e-mail on Jira Cloud)",
-        "JIRA_API_TOKEN": "an API token (Cloud) or a password / personal access token (Server)",
-        "JIRA_API_VERSION": "2 or 3; unset detects Cloud vs Server",
-        "JIRA_PROJECTS": "project keys to pull, comma-separated (e.g. PAY,OPS); unset: every project",
-        "JIRA_JQL": "extra JQL ANDed to the query, e.g. issuetype != Epic",
-        "JIRA_START_DATE": "pull issues updated on or after this date (YYYY-MM-DD); unset: all history",
-    },
-    "github": {
-        "GITHUB_TOKEN": "a token that can read the repositories' issues",
-        "GITHUB_REPOS": "owner/repo[,owner/repo...]",
-        "GITHUB_API_URL": "https://api.github.com, or https://<host>/api/v3 for GitHub Enterprise",
-        "GITHUB_START_DATE": "pull issues updated on or after this date (YYYY-MM-DD); unset: all history",
-    },
-}
 # What makes a pull live: without it the landing folder holds only the exports users drop.
 PULL_SWITCH = {"jira": "JIRA_URL", "github": "GITHUB_REPOS"}
 PREFIXES = {"jira": ("JIRA_",), "github": ("GITHUB_", "GH_")}
@@ -195,3 +181,60 @@ def scope_text(scope: str, start: datetime | None) -> str:
     parts = [scope or "everything the credentials can see"]
     parts.append(f"updated on or after {start:%Y-%m-%d %H:%M} UTC" if start else "all history")
     return "; ".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------------
+# the clients: one validated constructor per source (the resources and JiraClient/GitHubClient.from_env)
+
+
+def _missing(values: Mapping[str, str | None]) -> list[str]:
+    return [name for name, value in values.items() if not (value or "").strip()]
+
+
+def jira_client(url: str, user: str, api_token: str, *, api_version: str | int | None = None, projects: str = "",
+                jql: str = "", **options: Any):
+    """A JiraClient for the site, or a JiraClientError naming each missing setting and where to get it."""
+    from mlops_assets.lib.sources.jira_client import JiraClient, JiraClientError, parse_api_version
+
+    missing = _missing({"JIRA_URL": url, "JIRA_USER": user, "JIRA_API_TOKEN": api_token})
+    if missing:
+        raise JiraClientError(
+            f"environment variable{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+            f"{'are' if len(missing) > 1 else 'is'} not set: set JIRA_URL (e.g. https://example.atlassian.net), "
+            "JIRA_USER (your login e-mail) and JIRA_API_TOKEN (https://id.atlassian.com/manage-profile/security/api-tokens)"
+        )
+    return JiraClient(url, user, api_token, api_version=parse_api_version(api_version), projects=projects,
+                      jql_extra=jql, **options)
+
+
+def github_client(token: str, repos: str | list[str], *, api_url: str = "", **options: Any):
+    """A GitHubClient for the repositories, or a GitHubClientError naming each missing setting."""
+    from mlops_assets.lib.sources.github_client import GitHubClient, GitHubClientError
+
+    text = repos if isinstance(repos, str) else ",".join(repos)
+    missing = _missing({"GITHUB_TOKEN": token, "GITHUB_REPOS": text})
+    if missing:
+        raise GitHubClientError(
+            f"environment variable{'s' if len(missing) > 1 else ''} {' and '.join(missing)} "
+            f"{'are' if len(missing) > 1 else 'is'} not set: set GITHUB_TOKEN (a token that can read the "
+            "repositories' issues; fine-grained: 'Issues: read') and GITHUB_REPOS (owner/repo[,owner/repo...])"
+        )
+    if api_url.strip():
+        options["api_url"] = api_url.strip()
+    return GitHubClient(token, text, **options)
+
+
+def client_from_env(source: str, environ: Mapping[str, str] | None = None, **options: Any):
+    """``source``'s client from its variables (PULL_VARIABLES), for scripts; ``options`` win over the environment."""
+    if source == "jira":
+        options.setdefault("api_version", env("JIRA_API_VERSION", environ))
+        options.setdefault("projects", env("JIRA_PROJECTS", environ))
+        if "jql_extra" in options:  # JiraClient's own name for it
+            options["jql"] = options.pop("jql_extra")
+        options.setdefault("jql", env("JIRA_JQL", environ))
+        return jira_client(env("JIRA_URL", environ), env("JIRA_USER", environ), env("JIRA_API_TOKEN", environ),
+                           **options)
+    if source == "github":
+        options.setdefault("api_url", env("GITHUB_API_URL", environ))
+        return github_client(env("GITHUB_TOKEN", environ), env("GITHUB_REPOS", environ), **options)
+    raise ValueError(f"no live pull for {source!r}: {', '.join(PULL_VARIABLES)}")

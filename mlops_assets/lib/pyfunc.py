@@ -183,8 +183,9 @@ class TaskModel(mlflow.pyfunc.PythonModel):
             columns=list(OUTPUT_COLUMNS),
         )
 
-    # Unannotated on purpose: MLflow turns predict's type hints into its own schema validation,
-    # which would refuse clean.tasks rows as the column types did (module docstring).
-    def predict(self, context, model_input, params=None):  # noqa: ANN001
+    # Annotated pandas.DataFrame: the one hint MLflow infers no schema from, so it neither validates the
+    # input itself (its column types would refuse clean.tasks rows, see the module docstring) nor warns
+    # that predict has no type hints. Polars frames and records are accepted all the same (score_records).
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         """MLflow entry point: task records (pandas/polars frame, list of dicts, one dict) -> predictions."""
         return self.score_records(model_input)

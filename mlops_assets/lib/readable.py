@@ -9,7 +9,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from numbers import Integral, Real
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import polars as pl
 
 SIGNIFICANT_DIGITS = 4
 
@@ -53,3 +57,22 @@ def readable_values(value: Any, digits: int = SIGNIFICANT_DIGITS) -> Any:
     if isinstance(value, list | tuple):
         return [readable_values(v, digits) for v in value]
     return value
+
+
+def markdown_image(path: Path) -> str:
+    """A PNG file as a Markdown image with the bytes inline (a data: URL), named by the file's stem."""
+    import base64
+
+    return f"![{path.stem}](data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()})"
+
+
+def slices_markdown(slices: pl.DataFrame, limit: int = 40) -> str:
+    """A Markdown table of per-slice metrics (slice_column, slice_value, metric, n, value), the first ``limit``
+    rows with a value."""
+    import polars as pl
+
+    rows = slices.filter(pl.col("value").is_not_null()).head(limit)
+    lines = ["| slice | value | metric | n | score |", "|---|---|---|---:|---:|"]
+    lines += [f"| {r['slice_column']} | {r['slice_value']} | {r['metric']} | {number_text(r['n'])} | "
+              f"{number_text(r['value'])} |" for r in rows.iter_rows(named=True)]
+    return "\n".join(lines)

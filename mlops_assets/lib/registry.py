@@ -71,10 +71,11 @@ class GateDecision:
 
 def get_tracking_uri() -> str:
     """MLFLOW_TRACKING_URI if set, else the project's SQLite store at data/mlflow/mlflow.db."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    from mlops_assets.lib.settings import env, project_path
+
+    uri = env("MLFLOW_TRACKING_URI")
     if uri:
         return uri
-    from mlops_assets.lib.settings import project_path
 
     db = project_path(DEFAULT_DB)  # the project's store from any working folder (or ProjectHomeError)
     db.parent.mkdir(parents=True, exist_ok=True)
@@ -100,9 +101,9 @@ def artifact_location(artifacts_dir: str | Path | None = None, tracking_uri: str
     """
     if tracking_uri and is_tracking_server(tracking_uri):
         return None
-    from mlops_assets.lib.settings import project_path
+    from mlops_assets.lib.settings import env, project_path
 
-    path = project_path(artifacts_dir or os.environ.get("MLOPS_MLFLOW_ARTIFACTS") or DEFAULT_ARTIFACTS)
+    path = project_path(artifacts_dir or env("MLOPS_MLFLOW_ARTIFACTS") or DEFAULT_ARTIFACTS)
     path.mkdir(parents=True, exist_ok=True)
     return path.resolve().as_uri()
 
@@ -782,9 +783,9 @@ def list_versions(name: str, client: MlflowClient) -> list[VersionSummary]:
 def versions_overview(names: Iterable[str], tracking_uri: str | None = None) -> str:
     """The registered versions of each model, for ``mlops-assets rollback --help``; never creates a store."""
     from mlops_assets.lib.redact import redact
-    from mlops_assets.lib.settings import project_path
+    from mlops_assets.lib.settings import env, project_path
 
-    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_path(DEFAULT_DB)}"
+    uri = tracking_uri or env("MLFLOW_TRACKING_URI") or f"sqlite:///{project_path(DEFAULT_DB)}"
     path = _sqlite_path(uri) if uri.startswith("sqlite") else None
     if path is not None and not path.exists():
         return (f"no MLflow store at {path} yet (run `make run` first, or set MLFLOW_TRACKING_URI or MLOPS_HOME): "

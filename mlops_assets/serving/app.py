@@ -86,6 +86,7 @@ from starlette.staticfiles import StaticFiles
 from mlops_assets.lib import features as features_lib
 from mlops_assets.lib import history_index, scoring
 from mlops_assets.lib.redact import redact
+from mlops_assets.lib.settings import env as setting
 from mlops_assets.lib.settings import env_number
 from mlops_assets.lib.warehouse import Warehouse
 from mlops_assets.serving.telemetry import Telemetry, TelemetryMiddleware
@@ -120,22 +121,22 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         port = env_number("MLOPS_SERVE_PORT", 8000, int, env)
-        reports = env.get("MLOPS_REPORTS_DIR", "").strip() or "data/reports"
+        reports = setting("MLOPS_REPORTS_DIR", env)
         if port > 65535:
             raise ValueError(f"MLOPS_SERVE_PORT={port} is not a TCP port (1-65535)")
         return cls(
-            host=env.get("MLOPS_SERVE_HOST", "").strip() or "127.0.0.1",
+            host=setting("MLOPS_SERVE_HOST", env),
             port=port,
-            warehouse=env.get("MLOPS_WAREHOUSE", "").strip() or "data/warehouse.duckdb",
-            tracking_uri=env.get("MLFLOW_TRACKING_URI", "").strip() or None,
+            warehouse=setting("MLOPS_WAREHOUSE", env),
+            tracking_uri=setting("MLFLOW_TRACKING_URI", env) or None,
             check_interval_s=env_number("MLOPS_SERVE_CHECK_S", 30.0, float, env),
             max_tasks=env_number("MLOPS_SERVE_MAX_TASKS", 1000, int, env),
             max_bytes=env_number("MLOPS_SERVE_MAX_BYTES", 1_000_000, int, env),
             workers=env_number("MLOPS_SERVE_WORKERS", 1, int, env),
             reports_dir=reports,
             # beside the reports folder unless set, as the pipeline's resources place it
-            exports_dir=env.get("MLOPS_EXPORTS_DIR", "").strip() or str(pathlib.Path(reports).parent / "exports"),
-            telemetry=env.get("MLOPS_SERVE_TELEMETRY", "").strip() != "0",
+            exports_dir=setting("MLOPS_EXPORTS_DIR", env) or str(pathlib.Path(reports).parent / "exports"),
+            telemetry=setting("MLOPS_SERVE_TELEMETRY", env) != "0",
         )
 
 

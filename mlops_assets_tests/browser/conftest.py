@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlops_assets import screenshots
+from mlops_assets.devtools import screenshots
 
 
 @pytest.fixture(scope="session")

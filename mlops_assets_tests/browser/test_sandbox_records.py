@@ -13,7 +13,7 @@ import dagster as dg
 import pytest
 
 import mlops_assets
-from mlops_assets import screenshots
+from mlops_assets.devtools import screenshots
 from mlops_assets.lib.readable import readable_values
 
 pytestmark = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlops_assets import screenshots
+from mlops_assets.devtools import screenshots
 from mlops_assets.lib.readable import significant
 
 pytestmark = [

@@ -13,11 +13,11 @@ import pytest
 
 from mlops_assets.definitions import build_resources, defs
 from mlops_assets.defs.ingestion.assets import _transient
+from mlops_assets.devtools.cluster_services import free_port
 from mlops_assets.lib.sources.github_client import GitHubClient
 from mlops_assets.lib.sources.http import HttpError, RetryingHttp
 from mlops_assets.lib.sources.jira_client import JiraClient
 from mlops_assets.resources import GitHubResource, JiraResource
-from mlops_assets_tests.cluster.services import free_port
 from mlops_assets_tests.fake_apis import Reply, serve
 
 

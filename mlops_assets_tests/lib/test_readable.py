@@ -73,3 +73,27 @@ def test_materialized_metadata_stays_numeric_so_the_ui_plots_it():
     assert stored["test_roc_auc"] == dg.FloatMetadataValue(0.8765)
     assert stored["drift_share"] == dg.FloatMetadataValue(0.1156)
     assert stored["rows"] == dg.IntMetadataValue(6000)
+
+
+def test_the_slice_table_shows_the_first_slices_with_a_value_in_readable_numbers():
+    import polars as pl
+
+    from mlops_assets.lib.readable import slices_markdown
+
+    slices = pl.DataFrame({"slice_column": ["source", "source", "project"], "slice_value": ["jira", "github", "A"],
+                           "metric": ["mae", "mae", "mae"], "n": [12345, 3, 7], "value": [1.23456, None, 2.0]})
+    lines = slices_markdown(slices).splitlines()
+    assert lines[0] == "| slice | value | metric | n | score |"
+    assert lines[2:] == ["| source | jira | mae | 12,345 | 1.235 |", "| project | A | mae | 7 | 2 |"]
+    assert len(slices_markdown(slices, limit=1).splitlines()) == 3
+
+
+def test_a_plot_is_inlined_as_a_markdown_image(tmp_path):
+    import base64
+
+    from mlops_assets.lib.readable import markdown_image
+
+    path = tmp_path / "calibration.png"
+    png = b"\x89PNG fake"
+    path.write_bytes(png)
+    assert markdown_image(path) == f"![calibration](data:image/png;base64,{base64.b64encode(png).decode()})"

@@ -147,7 +147,7 @@ def _check_results(tasks, stats: CleanStats, task_check, event_check, quarantine
                               metadata={"duplicate_rows": dupes,
                                         "examples": ", ".join(schemas.describe_rows(
                                             tasks, tasks.with_row_index().filter(
-                                                pl.col("task_id").is_in(dup_ids.head(5)))["index"].to_list()[:5]))})
+                                                pl.col("task_id").is_in(dup_ids.head(5).implode()))["index"].to_list()[:5]))})
     yield dg.AssetCheckResult(check_name="created_before_resolved", asset_key=TASKS, passed=backwards == 0,
                               metadata={"violations": backwards,
                                         "examples": ", ".join(schemas.describe_rows(

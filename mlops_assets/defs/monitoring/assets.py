@@ -1,14 +1,11 @@
 """monitoring/data_drift and monitoring/model_performance: is the champion still looking at the data it learned from?"""
 
-from datetime import UTC, datetime, timedelta
-
 import dagster as dg
 import polars as pl
 from pydantic import Field
 
 from mlops_assets.lib import drift, monitoring, scoring
-from mlops_assets.lib import training as training_lib
-from mlops_assets.lib.readable import number_text
+from mlops_assets.lib.monitoring import NoReference
 from mlops_assets.metadata import readable
 from mlops_assets.resources import ExportsResource, MLflowResource, ReportsResource, WarehouseResource
 
@@ -16,7 +13,6 @@ from ..shared import CHAMPIONS, FEATURES, TASKS, WAREHOUSE_WRITE_TAGS
 from .checks import DATA_DRIFT, DRIFT_CHECKS, MODEL_PERFORMANCE, PERFORMANCE_CHECKS, performance_check
 from .resources import DRIFT_VARIABLES, drift_defaults
 
-SCORE_COLUMNS = {"late_risk": "late_risk_score", "cycle_time": "predicted_cycle_days"}
 SPEC_COMMON = {"group_name": "monitoring", "tags": {"layer": "reporting"},
                "automation_condition": dg.AutomationCondition.eager()}
 # can_subset makes check outputs optional: a check left out of the result shows as "skipped" (with the reason
@@ -56,39 +52,9 @@ class ModelPerformanceConfig(dg.Config):
     mae_tolerance: float = 0.25
 
 
-class NoReference(Exception):
-    """No champion, or no training reference matching it: the message says what to run."""
-
-
 def load_reference(warehouse: WarehouseResource, client, model: str) -> tuple[str, pl.DataFrame]:
-    """(champion version, its training reference rows) or NoReference with the reason.
-
-    A reference of another version (the champion was rolled back, or its alias moved by hand) is rebuilt
-    for the champion from its run's training window, as the gate does: monitoring judges the model that serves.
-    """
-    from mlops_assets.lib import gate, registry
-
-    version = registry.champion_version(model, client)
-    if version is None:
-        raise NoReference(f"{model} has no champion yet: run the training assets (`make run`) first")
-    wh = warehouse.get()
-    stored, note = gate.converge_reference(wh, model, version, client)
-    if note.startswith("reference rebuilt"):
-        dg.get_dagster_logger().info(f"{model}: {note}")
-    if stored is None:
-        raise NoReference(f"no training reference for {model} champion v{version}: {note}")
-    if stored != version:
-        raise NoReference(f"the training reference is of {model} v{stored}, the champion is v{version}, and it "
-                          f"could not be rebuilt: {note}")
-    return version, wh.read_table(f"models.{model}_reference")
-
-
-def _scores(model: scoring.ServedModel, frame: pl.DataFrame) -> pl.Series:
-    """The champion's prediction per row (late_risk only where the task has a deadline)."""
-    values = pl.Series(model.predict(model.matrix(frame)), dtype=pl.Float64) if frame.height else pl.Series([], dtype=pl.Float64)
-    if model.name == "late_risk":
-        values = pl.select(pl.when(frame["has_deadline"].fill_null(0) > 0).then(values)).to_series()
-    return values.alias(SCORE_COLUMNS[model.name])
+    """lib.monitoring.load_reference on the resource's warehouse, a rebuilt reference told in the run's log."""
+    return monitoring.load_reference(warehouse.get(), client, model, log=dg.get_dagster_logger().info)
 
 
 @dg.multi_asset(name="data_drift", check_specs=DRIFT_CHECKS, **SUBSETTABLE, specs=[dg.AssetSpec(
@@ -123,9 +89,10 @@ def _data_drift(context, config: DataDriftConfig, warehouse: WarehouseResource, 
                          f"(need {config.min_current_rows} to judge drift)")
     result = drift.compute_drift(reference, window.frame, config.numeric_columns, config.categorical_columns,
                                  threshold=config.column_threshold, drift_share=config.drift_share_threshold)
-    predictions = _prediction_drift(client, warehouse, feats, window, config)
+    predictions = monitoring.prediction_drift(client, wh, feats, window, days=config.window_days,
+                                              threshold=config.prediction_threshold, log=context.log.info)
     report = _report(context, reports, exports, reference, window.frame, config, result)
-    _record(wh, context.run.run_id, result, predictions, base)
+    monitoring.record_drift(wh, context.run.run_id, result, predictions, base)
     share = result.share_drifted
     detail = {**base, "drift_share": share, "threshold": config.drift_share_threshold,
               "column_threshold": config.column_threshold, "window_days": config.window_days,
@@ -135,7 +102,7 @@ def _data_drift(context, config: DataDriftConfig, warehouse: WarehouseResource, 
         asset_key=DATA_DRIFT,
         metadata=readable({**{k: v for k, v in detail.items() if v is not None},
                   "drift_share": dg.MetadataValue.float(share if share is not None else float("nan")),
-                  "columns": dg.MetadataValue.md(_columns_md(result, predictions)), **report,
+                  "columns": dg.MetadataValue.md(monitoring.drift_columns_md(result, predictions)), **report,
                   **{f"prediction_drift_{c.column}": dg.MetadataValue.float(c.score) for c in predictions.compared}}),
         check_results=[_share_check(share, config, detail), _prediction_check(predictions, config, base)],
     )
@@ -151,58 +118,6 @@ def _unjudged(context, base: dict, reason: str) -> dg.MaterializeResult:
         for spec in DRIFT_CHECKS])
 
 
-MIN_PREVIOUS_ROWS = 30
-
-
-def previous_window(features: pl.DataFrame, reference: pl.DataFrame, window: monitoring.Window,
-                    days: float) -> pl.DataFrame:
-    """The `days` before the current window, less any task the champion was fitted on (its training window)."""
-    if reference.height == 0 or window.start is None:
-        return features.clear()
-    start = max(window.start - timedelta(days=days), reference["created_at"].max())
-    return features.filter((pl.col("created_at") > start) & (pl.col("created_at") <= window.start))
-
-
-def _prediction_drift(client, warehouse: WarehouseResource, features: pl.DataFrame, window: monitoring.Window,
-                      config: DataDriftConfig) -> drift.DriftResult:
-    """Each champion's scores on the window before the current one against its scores on the current window.
-
-    Not against its training rows: a boosted model's scores on the rows it was fitted on are sharper than on
-    any new rows (1.36 against 0.15 on the day-one sample, issue 22). Nor against an older held-out period:
-    the scores move with time-bound features (month, cumulative history), 0.29 to 0.42 in mean late risk
-    over six clean months of the sample. A sudden change of the scores is the question; slow drift of the
-    inputs is the feature drift's, and a worse model the performance check's.
-    """
-    current = window.frame
-    columns: list[drift.ColumnDrift] = []
-
-    def skipped(column: str, n_ref: int, reason: str) -> drift.ColumnDrift:
-        return drift.ColumnDrift(column, drift.NUMERIC, drift.SKIPPED, None, None, config.prediction_threshold,
-                                 False, n_ref, current.height, None, None, reason)
-
-    for name, column in SCORE_COLUMNS.items():
-        try:
-            version, reference = load_reference(warehouse, client, name)
-        except NoReference as exc:
-            columns.append(skipped(column, 0, str(exc)))
-            continue
-        model = scoring.load_model_version(name, version, client)
-        missing = [f for f in model.features if f not in current.columns]
-        if missing:
-            columns.append(skipped(column, reference.height,
-                                   f"the current data lacks feature(s) {missing} the champion needs"))
-            continue
-        before = previous_window(features, reference, window, config.window_days)
-        if before.height < MIN_PREVIOUS_ROWS:
-            columns.append(skipped(column, before.height, f"only {before.height} tasks in the {config.window_days:g} "
-                                   f"days before the current window that {name} v{version} was not trained on "
-                                   f"(need {MIN_PREVIOUS_ROWS}) to compare its scores with"))
-            continue
-        columns.append(drift.prediction_drift(_scores(model, before), _scores(model, current),
-                                              min_score=config.prediction_threshold))
-    return drift.DriftResult(columns, config.prediction_threshold, 1.0, 0, current.height)
-
-
 def _report(context, reports: ReportsResource, exports: ExportsResource, reference, current,
             config: DataDriftConfig, result: drift.DriftResult) -> dict:
     """Evidently's page, configured as compute_drift decided and run on the same rows: it shows the same verdict."""
@@ -216,19 +131,6 @@ def _report(context, reports: ReportsResource, exports: ExportsResource, referen
     # a browser does not open file:// links from the UI: the URL `make serve` serves data/reports/ at
     url = exports.url("reports", written.relative_to(reports.dir())) or written.resolve().as_uri()
     return {"report": dg.MetadataValue.path(str(written.resolve())), "report_url": dg.MetadataValue.url(url)}
-
-
-def _record(wh, run_id: str, result: drift.DriftResult, predictions: drift.DriftResult, base: dict) -> None:
-    now = datetime.now(UTC)
-    rows = pl.concat([r.to_frame().with_columns(pl.lit(target).alias("target"))
-                      for r, target in ((result, "feature"), (predictions, "prediction"))])
-    rows = rows.with_columns(
-        pl.lit(now).alias("recorded_at"), pl.lit(run_id).alias("run_id"),
-        pl.lit(base.get("champion_version")).alias("champion_version"),
-        pl.lit(base["window"]).alias("window"), pl.lit(base["data_version"]).alias("data_version"),
-        pl.lit(result.share_drifted, dtype=pl.Float64).alias("drift_share"))
-    wh.replace_tables({"monitoring.data_drift": rows})
-    wh.append("monitoring.drift_history", rows)
 
 
 def _share_check(share: float | None, config: DataDriftConfig, detail: dict) -> dg.AssetCheckResult:
@@ -254,15 +156,6 @@ def _prediction_check(predictions: drift.DriftResult, config: DataDriftConfig, b
                                metadata={**{k: v for k, v in base.items() if v is not None}, **scores, "reason": reason})
 
 
-def _columns_md(result: drift.DriftResult, predictions: drift.DriftResult) -> str:
-    lines = ["| column | method | score | threshold | drifted | note |", "|---|---|---:|---:|---|---|"]
-    for c in [*result.columns, *predictions.columns]:
-        score = number_text(c.score) if c.score is not None else ""
-        lines.append(f"| {c.column} | {c.method or ''} | {score} | {c.threshold:g} | {'yes' if c.drifted else ''} | "
-                     f"{c.reason or ''} |")
-    return "\n".join(lines)
-
-
 @dg.multi_asset(name="model_performance", check_specs=PERFORMANCE_CHECKS, **SUBSETTABLE, specs=[dg.AssetSpec(
     MODEL_PERFORMANCE, deps=[TASKS, FEATURES, *CHAMPIONS], kinds={"lightgbm", "duckdb"}, **SPEC_COMMON,
     description="monitoring.model_performance: each champion judged on the tasks whose outcome became known "
@@ -278,14 +171,17 @@ def model_performance(context: dg.AssetExecutionContext, config: ModelPerformanc
     verdicts, checks = [], []
     for name in scoring.MODEL_NAMES:
         try:
-            verdict, version = _judge(name, tasks, feats, client, warehouse, config)
+            verdict, version = monitoring.judge_champion(
+                name, tasks, feats, client, wh, min_labels=config.min_new_labels,
+                roc_auc_tolerance=config.roc_auc_tolerance, ece_tolerance=config.ece_tolerance,
+                mae_tolerance=config.mae_tolerance, log=context.log.info)
         except NoReference as exc:
             verdict, version = monitoring.PerformanceVerdict(name, "not judged", str(exc), 0), None
         verdicts.append((verdict, version))
         context.log.info(f"{name}: {verdict.status}: {verdict.reason}")
         if verdict.status != "skipped":  # omitted = "skipped" in the UI, reason in the asset metadata
             checks.append(performance_check(verdict, version, version_tag))
-    _record_performance(wh, context.run.run_id, verdicts)
+    monitoring.record_performance(wh, context.run.run_id, verdicts)
     meta: dict = {"data_version": version_tag}
     for verdict, version in verdicts:
         meta[f"{verdict.model}_champion_version"] = version or "none"
@@ -293,34 +189,3 @@ def model_performance(context: dg.AssetExecutionContext, config: ModelPerformanc
         meta[f"{verdict.model}_new_labels"] = verdict.n_labels
         meta |= {f"{verdict.model}_{k}": dg.MetadataValue.float(v) for k, v in verdict.live.items() if v == v}
     yield dg.MaterializeResult(asset_key=MODEL_PERFORMANCE, metadata=readable(meta), check_results=checks)
-
-
-def _judge(name: str, tasks, feats, client, warehouse, config: ModelPerformanceConfig):
-    spec = training_lib.get_spec(name)
-    version, reference = load_reference(warehouse, client, name)
-    trained_as_of = reference["trained_as_of"][0]
-    population = tasks if spec.population is None else tasks.filter(spec.population)
-    labels = monitoring.new_labels(population, spec.label, trained_as_of)
-    frame = feats.join(labels, on="task_id", how="inner")
-    tolerances = {"min_labels": config.min_new_labels, "roc_auc_tolerance": config.roc_auc_tolerance,
-                  "ece_tolerance": config.ece_tolerance, "mae_tolerance": config.mae_tolerance}
-    run_metrics = client.get_run(client.get_model_version(name, version).run_id).data.metrics
-    test = {k: v for k, v in run_metrics.items() if k.startswith("test_")}
-    if frame.height < config.min_new_labels:
-        return monitoring.judge_performance(name, spec.kind, {}, test, frame.height, **tolerances), version
-    model = scoring.load_model_version(name, version, client)
-    prediction = model.predict(model.matrix(frame))
-    live = training_lib.score(spec, frame["target"].to_numpy(), prediction, "live")
-    return monitoring.judge_performance(name, spec.kind, live, test, frame.height, **tolerances), version
-
-
-def _record_performance(wh, run_id: str, verdicts) -> None:
-    now = datetime.now(UTC)
-    rows = [{"recorded_at": now, "run_id": run_id, "model": v.model, "champion_version": version,
-             "status": v.status, "reason": v.reason, "n_labels": v.n_labels, "metric": metric,
-             "live_value": v.live.get(f"live_{metric}"), "test_value": v.reference.get(f"test_{metric}")}
-            for v, version in verdicts for metric in (("roc_auc", "ece", "brier") if v.model == "late_risk" else ("mae",))]
-    frame = pl.DataFrame(rows, schema_overrides={"champion_version": pl.String, "live_value": pl.Float64,
-                                                 "test_value": pl.Float64})
-    wh.replace_tables({"monitoring.model_performance": frame})
-    wh.append("monitoring.performance_history", frame)

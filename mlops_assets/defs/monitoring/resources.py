@@ -3,15 +3,14 @@ environment variables, read when the code location loads)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
 import dagster as dg
 
-from mlops_assets.lib.settings import env_number
+from mlops_assets.lib.settings import VARIABLES, env, env_number
 from mlops_assets.resources import env_or_default
 
-DEFAULT_COOLDOWN_S = 6 * 3600
+DEFAULT_COOLDOWN_S = float(VARIABLES["MLOPS_RETRAIN_COOLDOWN_S"].default)  # 6 hours
 # DataDriftConfig field -> (variable, default, type); the defaults the launchpad shows and scheduled runs use
 DRIFT_VARIABLES: dict[str, tuple[str, float | int, type]] = {
     "window_days": ("MLOPS_DRIFT_WINDOW_DAYS", 30.0, float),
@@ -53,7 +52,8 @@ class MonitoringResource(dg.ConfigurableResource):
 def monitoring_resource() -> MonitoringResource:
     """The resource as the code location builds it from the environment."""
     return MonitoringResource(
-        retrain_cooldown_s=float(os.environ.get("MLOPS_RETRAIN_COOLDOWN_S") or DEFAULT_COOLDOWN_S),
-        retrain_trials=int(os.environ.get("MLOPS_RETRAIN_TRIALS") or 0),
+        # numbers: dg.EnvVar carries only text (and int), so these two are read here, from the one list
+        retrain_cooldown_s=float(env("MLOPS_RETRAIN_COOLDOWN_S")),
+        retrain_trials=int(env("MLOPS_RETRAIN_TRIALS")),
         alert_webhook=env_or_default("MLOPS_ALERT_WEBHOOK", ""),
     )

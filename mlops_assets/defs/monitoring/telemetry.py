@@ -2,7 +2,6 @@
 with checks on its p99 latency and error rate; a schedule reads it every 15 minutes while a URL is set."""
 
 import json
-import os
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -10,7 +9,7 @@ import polars as pl
 
 from mlops_assets.lib import telemetry
 from mlops_assets.lib.redact import redact
-from mlops_assets.lib.settings import env_number
+from mlops_assets.lib.settings import env, env_number, is_set
 from mlops_assets.resources import ServingTelemetryResource, WarehouseResource
 
 from ..shared import SERVING_TELEMETRY, WAREHOUSE_WRITE_TAGS
@@ -100,8 +99,8 @@ serving_telemetry_job = dg.define_asset_job(
 
 serving_telemetry_schedule = dg.ScheduleDefinition(
     name="serving_telemetry_schedule", job=serving_telemetry_job,
-    cron_schedule=os.environ.get("MLOPS_TELEMETRY_CRON", "").strip() or "*/15 * * * *", execution_timezone="UTC",
-    default_status=(dg.DefaultScheduleStatus.RUNNING if os.environ.get("MLOPS_SERVE_URL", "").strip()
+    cron_schedule=env("MLOPS_TELEMETRY_CRON"), execution_timezone="UTC",
+    default_status=(dg.DefaultScheduleStatus.RUNNING if is_set("MLOPS_SERVE_URL")
                     else dg.DefaultScheduleStatus.STOPPED),
     description="The scoring service's telemetry every 15 minutes (MLOPS_TELEMETRY_CRON); running when "
     "MLOPS_SERVE_URL is set when the code location loads.")

@@ -11,8 +11,8 @@ import polars as pl
 
 from mlops_assets.lib import features, gate, registry, reporting, reproduce, training
 from mlops_assets.lib import splits as splits_lib
-from mlops_assets.lib.gate import data_as_of
-from mlops_assets.lib.readable import number_text
+from mlops_assets.lib.gate import beats_baseline, data_as_of
+from mlops_assets.lib.readable import markdown_image, slices_markdown
 from mlops_assets.metadata import readable
 from mlops_assets.resources import ExportsResource, MLflowResource, ReportsResource, WarehouseResource
 
@@ -142,8 +142,8 @@ def build_model_assets(spec: training.ModelSpec) -> list[dg.AssetsDefinition]:
                 **({"report_url": dg.MetadataValue.url(url)}
                    if (url := exports.url("reports", result.report.relative_to(reports.dir()))) else {}),
                 **readable({k: dg.MetadataValue.float(v) for k, v in sorted(result.metrics.items())}),
-                **{f"plot_{k}": dg.MetadataValue.md(_img(p)) for k, p in result.plots.items()},
-                "slices": dg.MetadataValue.md(_slice_md(result.slices)),
+                **{f"plot_{k}": dg.MetadataValue.md(markdown_image(p)) for k, p in result.plots.items()},
+                "slices": dg.MetadataValue.md(slices_markdown(result.slices)),
             },
             check_results=[dg.AssetCheckResult(
                 check_name="no_dominant_feature", passed=share <= 0.5, severity=dg.AssetCheckSeverity.WARN,
@@ -200,33 +200,6 @@ def _json_metadata(context: dg.AssetExecutionContext, key: dg.AssetKey, name: st
     event = context.instance.get_latest_materialization_event(key)
     value = event.asset_materialization.metadata.get(name) if event and event.asset_materialization else None
     return getattr(value, "value", None)
-
-
-def beats_baseline(spec: training.ModelSpec, parts: dict[str, pl.DataFrame], metrics: dict[str, float]):
-    """Binary: better Brier than always predicting the train late rate and ROC-AUC above 0.5; regression: MAE below the baseline's."""
-    if spec.kind == "binary":
-        rate = float(parts["train"]["target"].mean())
-        y = parts["test"]["target"].to_numpy()
-        base_brier = float(((y - rate) ** 2).mean())
-        passed = metrics.get("test_brier", 1.0) < base_brier and metrics.get("test_roc_auc", 0.0) > 0.5
-        return passed, {"test_brier": metrics.get("test_brier"), "baseline_brier": base_brier,
-                        "test_roc_auc": metrics.get("test_roc_auc")}
-    passed = metrics.get("test_mae", float("inf")) < metrics.get("test_baseline_mae", float("-inf"))
-    return passed, {"test_mae": metrics.get("test_mae"), "test_baseline_mae": metrics.get("test_baseline_mae")}
-
-
-def _img(path) -> str:
-    import base64
-
-    return f"![{path.stem}](data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()})"
-
-
-def _slice_md(slices: pl.DataFrame, limit: int = 40) -> str:
-    rows = slices.filter(pl.col("value").is_not_null()).head(limit)
-    lines = ["| slice | value | metric | n | score |", "|---|---|---|---:|---:|"]
-    lines += [f"| {r['slice_column']} | {r['slice_value']} | {r['metric']} | {number_text(r['n'])} | {number_text(r['value'])} |"
-              for r in rows.iter_rows(named=True)]
-    return "\n".join(lines)
 
 
 model_assets = [a for spec in training.MODEL_SPECS.values() for a in build_model_assets(spec)]

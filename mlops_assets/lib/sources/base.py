@@ -171,14 +171,12 @@ def load_json_file(path, expected: str) -> tuple[Any, str]:
         ) from None
 
 
-_SALT = os.environ.get("MLOPS_PSEUDONYM_SALT", "mlops-assets")
-
-
 def pseudonymize(source: str, identity: str | None) -> str | None:
     """A stable pseudonymous id for a person (no e-mail or real name survives past raw)."""
     if identity is None or str(identity).strip() == "":
         return None
-    digest = hashlib.sha256(f"{_SALT}|{source}|{str(identity).strip().lower()}".encode()).hexdigest()
+    salt = os.environ.get("MLOPS_PSEUDONYM_SALT", "mlops-assets")  # read when used (settings.VARIABLES lists it)
+    digest = hashlib.sha256(f"{salt}|{source}|{str(identity).strip().lower()}".encode()).hexdigest()
     return f"u_{digest[:12]}"
 
 

@@ -135,17 +135,9 @@ class GitHubClient:
     @classmethod
     def from_env(cls, **kwargs: Any) -> GitHubClient:
         """A client from GITHUB_TOKEN and GITHUB_REPOS (comma-separated owner/repo), optional GITHUB_API_URL."""
-        missing = [name for name in ("GITHUB_TOKEN", "GITHUB_REPOS") if not os.environ.get(name, "").strip()]
-        if missing:
-            raise GitHubClientError(
-                f"environment variable{'s' if len(missing) > 1 else ''} {' and '.join(missing)} "
-                f"{'are' if len(missing) > 1 else 'is'} not set: set GITHUB_TOKEN (a token that can read the "
-                "repositories' issues; fine-grained: 'Issues: read') and GITHUB_REPOS (owner/repo[,owner/repo...])"
-            )
-        api_url = os.environ.get("GITHUB_API_URL", "").strip()
-        if api_url and "api_url" not in kwargs:
-            kwargs["api_url"] = api_url
-        return cls(os.environ["GITHUB_TOKEN"], os.environ["GITHUB_REPOS"], **kwargs)
+        from mlops_assets.lib.pulls import client_from_env  # one validated constructor, as GitHubResource
+
+        return client_from_env("github", **kwargs)
 
     # -----------------------------------------------------------------------------------------
 

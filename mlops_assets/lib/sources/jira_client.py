@@ -135,18 +135,9 @@ class JiraClient:
     @classmethod
     def from_env(cls, **kwargs: Any) -> JiraClient:
         """A client from JIRA_URL, JIRA_USER, JIRA_API_TOKEN (optional: JIRA_API_VERSION, JIRA_PROJECTS, JIRA_JQL)."""
-        missing = [name for name in ("JIRA_URL", "JIRA_USER", "JIRA_API_TOKEN") if not os.environ.get(name)]
-        if missing:
-            raise JiraClientError(
-                f"environment variable{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
-                f"{'are' if len(missing) > 1 else 'is'} not set: set JIRA_URL (e.g. https://example.atlassian.net), "
-                "JIRA_USER (your login e-mail) and JIRA_API_TOKEN (https://id.atlassian.com/manage-profile/security/api-tokens)"
-            )
-        if "api_version" not in kwargs:
-            kwargs["api_version"] = parse_api_version(os.environ.get("JIRA_API_VERSION"))
-        kwargs.setdefault("projects", os.environ.get("JIRA_PROJECTS", ""))
-        kwargs.setdefault("jql_extra", os.environ.get("JIRA_JQL", ""))
-        return cls(os.environ["JIRA_URL"], os.environ["JIRA_USER"], os.environ["JIRA_API_TOKEN"], **kwargs)
+        from mlops_assets.lib.pulls import client_from_env  # one validated constructor, as JiraResource
+
+        return client_from_env("jira", **kwargs)
 
     @property
     def scope(self) -> str:

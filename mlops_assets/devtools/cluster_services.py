@@ -1,5 +1,6 @@
-"""Real cluster-profile services for the tests: PostgreSQL + Redis (scripts/ci_services.sh), an MLflow
-tracking server, Celery workers, and `dagster asset materialize` runs, all on 127.0.0.1."""
+"""Real cluster-profile services for the tests and scripts/bench_cluster.py: PostgreSQL + Redis
+(scripts/ci_services.sh), an MLflow tracking server, Celery workers, and `dagster asset materialize` runs,
+all on 127.0.0.1. Needs a source checkout (scripts/, deploy/cluster/)."""
 
 from __future__ import annotations
 
@@ -15,13 +16,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 SCRIPT = ROOT / "scripts" / "ci_services.sh"
 INSTANCE_ENV = ("MLOPS_PG_HOST", "MLOPS_PG_PORT", "MLOPS_PG_USER", "MLOPS_PG_PASSWORD", "MLOPS_DAGSTER_DB",
                 "MLOPS_DAGSTER_STORAGE", "MLOPS_DAGSTER_COMPUTE_LOGS")
+
+
+class ServicesUnavailable(RuntimeError):
+    """The services cannot start on this machine (binaries or packages missing); the message says what to install."""
 
 
 def missing_binaries() -> str | None:
@@ -69,13 +72,13 @@ class Cluster:
     def start_mlflow(self) -> None:
         """Start the tracking server; wait_mlflow() waits for it (its PostgreSQL migrations take a while)."""
         port = free_port()
-        log = open(self.root / "mlflow.log", "wb")  # noqa: SIM115 (closed with the process)
-        proc = subprocess.Popen(
-            [str(BIN / "mlflow"), "server", "--backend-store-uri",
-             self.pg["MLOPS_PG_URL"].replace("postgresql://", "postgresql+psycopg2://") + "/mlflow",
-             "--artifacts-destination", str(self.root / "mlflow-artifacts"), "--host", "127.0.0.1",
-             "--port", str(port), "--workers", "1"],
-            cwd=self.root, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        with open(self.root / "mlflow.log", "wb") as log:  # the server writes to its own copy of the file
+            proc = subprocess.Popen(
+                [str(BIN / "mlflow"), "server", "--backend-store-uri",
+                 self.pg["MLOPS_PG_URL"].replace("postgresql://", "postgresql+psycopg2://") + "/mlflow",
+                 "--artifacts-destination", str(self.root / "mlflow-artifacts"), "--host", "127.0.0.1",
+                 "--port", str(port), "--workers", "1"],
+                cwd=self.root, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.procs.append(proc)
         self.env["MLFLOW_TRACKING_URI"] = f"http://127.0.0.1:{port}"
         self.mlflow = proc
@@ -86,11 +89,11 @@ class Cluster:
 
     def start_worker(self, name: str) -> subprocess.Popen:
         log_path = self.root / f"worker-{name}.log"
-        log = open(log_path, "wb")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app",
-             "-y", str(ROOT / "deploy" / "cluster" / "celery.yaml"), "-n", name, "--", "--concurrency", "1"],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(
+                [str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app",
+                 "-y", str(ROOT / "deploy" / "cluster" / "celery.yaml"), "-n", name, "--", "--concurrency", "1"],
+                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.procs.append(proc)
         self.workers[name] = proc
         return proc
@@ -113,8 +116,8 @@ class Cluster:
 
     def launch(self, select: str, config: dict | None = None, tags: dict | None = None,
                stop_instigators: bool = False) -> str:
-        """Submit a run to the instance's queue as the UI does (launch.py); the daemon runs it. Returns its id."""
-        cmd = [sys.executable, "-m", "mlops_assets_tests.cluster.launch", "--select", select,
+        """Submit a run to the instance's queue as the UI does (cluster_launch.py); the daemon runs it. Returns its id."""
+        cmd = [sys.executable, "-m", "mlops_assets.devtools.cluster_launch", "--select", select,
                "--config-json", json.dumps(config or {}), "--tags", json.dumps(tags or {})]
         if stop_instigators:
             cmd.append("--stop-instigators")
@@ -125,10 +128,10 @@ class Cluster:
 
     def start_daemon(self) -> subprocess.Popen:
         """`dagster-daemon run` on the cluster workspace: dequeues queued runs and retries failed ones."""
-        log = open(self.root / "daemon.log", "ab")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [str(BIN / "dagster-daemon"), "run", "-w", str(ROOT / "deploy" / "cluster" / "workspace.yaml")],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        with open(self.root / "daemon.log", "ab") as log:
+            proc = subprocess.Popen(
+                [str(BIN / "dagster-daemon"), "run", "-w", str(ROOT / "deploy" / "cluster" / "workspace.yaml")],
+                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.procs.append(proc)
         return proc
 
@@ -170,7 +173,7 @@ def start_cluster(root: Path) -> Cluster:
     """PostgreSQL, Redis, the cluster instance (deploy/cluster/dagster.yaml) and its environment."""
     reason = missing_binaries()
     if reason:
-        pytest.skip(reason)
+        raise ServicesUnavailable(reason)
     out = subprocess.run(["bash", str(SCRIPT), "start", str(root / "services")], capture_output=True, text=True,
                          timeout=180)
     if out.returncode != 0:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from mlops_assets.lib import settings
+
 DRIFT_KEY = ("monitoring", "data_drift")
 SETTLE_S = 45.0  # quiet time after the last run: more than one tick of every sensor (30 s)
 
@@ -37,7 +39,7 @@ def preflight(warehouse: Path, landing: Path) -> str | None:
     from mlops_assets.lib import registry, scoring
     from mlops_assets.lib.warehouse import Warehouse
 
-    if not os.environ.get("DAGSTER_HOME"):
+    if not settings.is_set("DAGSTER_HOME"):
         return "DAGSTER_HOME is not set: run `make drift-demo` (it uses the .dagster instance of `make run`)"
     wh = Warehouse(warehouse, lock_timeout_s=30)
     if not wh.table_exists("clean.tasks") or not wh.table_exists("models.late_risk_reference"):
@@ -62,7 +64,7 @@ def start_daemon(log_path: Path) -> subprocess.Popen:
     log = log_path.open("ab")
     # workspace.yaml names the location `mlops_assets` as `make ui` and `dg dev` do: sensor cursors are kept
     # per location name, so the demo's daemon goes on from theirs (`-m` alone would name it after the module)
-    workspace = Path(__file__).resolve().parents[1] / "workspace.yaml"
+    workspace = Path(__file__).resolve().parents[2] / "workspace.yaml"
     target = ["-w", str(workspace)] if workspace.exists() else ["-m", "mlops_assets.definitions"]
     return subprocess.Popen([str(exe), "run", *target], stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True, env=os.environ.copy())
@@ -194,8 +196,8 @@ def run_demo(tasks: int, main_tasks: int, seed: int, timeout_s: float) -> int:
     from mlops_assets.lib import registry, scoring, synthetic
     from mlops_assets.lib.warehouse import Warehouse
 
-    warehouse = Path(os.environ.get("MLOPS_WAREHOUSE") or "data/warehouse.duckdb")
-    landing = Path(os.environ.get("MLOPS_LANDING_DIR") or "data/landing")
+    warehouse = Path(settings.env("MLOPS_WAREHOUSE"))
+    landing = Path(settings.env("MLOPS_LANDING_DIR"))
     problem = preflight(warehouse, landing)
     if problem:
         out(f"drift-demo: {problem}")
@@ -213,7 +215,7 @@ def run_demo(tasks: int, main_tasks: int, seed: int, timeout_s: float) -> int:
     if daemon_alive(instance):
         out("a Dagster daemon is already running on this instance: using it")
     else:
-        log_path = Path(os.environ["DAGSTER_HOME"]) / "drift-demo-daemon.log"
+        log_path = Path(settings.env("DAGSTER_HOME")) / "drift-demo-daemon.log"
         daemon = start_daemon(log_path)
         out(f"started dagster-daemon (pid {daemon.pid}, log {log_path})")
     reason = "timed out"

@@ -2,7 +2,7 @@
 launches it, and retries it if it fails): `dagster asset materialize` executes in its own process instead,
 outside the queue, so the daemon cannot re-execute its runs.
 
-    python -m mlops_assets_tests.cluster.launch --select models/late_risk_candidate [--config-json '{...}']
+    python -m mlops_assets.devtools.cluster_launch --select models/late_risk_candidate [--config-json '{...}']
         [--tags '{...}'] [--stop-instigators]
 
 Run with the cluster environment (DAGSTER_HOME holding deploy/cluster/dagster.yaml, MLOPS_PROFILE=cluster).
@@ -60,7 +60,7 @@ def main() -> None:
             asset_graph=repo.asset_graph,
         )
         instance.submit_run(run.run_id, workspace)
-    print(f"run_id={run.run_id}")  # the code server writes to the same stdout: a marked line
+    print(f"run_id={run.run_id}")  # noqa: T201 (the output; the code server writes to the same stdout: a marked line)
 
 
 if __name__ == "__main__":
