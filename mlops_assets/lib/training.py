@@ -311,7 +311,7 @@ class TrainConfig:
     # window; the best parameters are then fit once on every train row, early-stopped on validation.
     # 0: every trial fits all train rows (the behaviour before issue 14; models recorded before it
     # reproduce with 0). See docs/BENCHMARKS.md "Training at a million rows" for what it costs in quality.
-    tune_rows: int = 100_000
+    tune_rows: int = 20_000
     # The refit's learning rate is at least this: on 10x the rows early stopping would otherwise grow
     # forests of thousands of trees (1,718 at 1M tasks), slow to fit and slower to explain per task.
     refit_learning_rate: float = 0.15
@@ -446,9 +446,15 @@ def train_model(spec: ModelSpec, splits: Mapping[str, pl.DataFrame], config: Tra
         n_pos = float(y_tune.sum())
         pos_ratio = (len(y_tune) - n_pos) / max(n_pos, 1.0)
 
+    # With a refit, trials search at the rates the refit may use (>= refit_learning_rate): the other
+    # parameters are tuned for the rate the kept model has, and a trial is a short forest.
+    rates = config.learning_rate
+    if refit:
+        rates = (max(rates[0], config.refit_learning_rate), max(rates[1], config.refit_learning_rate))
+
     def suggest(trial: optuna.Trial) -> dict[str, Any]:
         params = dict(base)
-        params["learning_rate"] = trial.suggest_float("learning_rate", *config.learning_rate, log=True)
+        params["learning_rate"] = trial.suggest_float("learning_rate", *rates, log=True)
         params["num_leaves"] = trial.suggest_int("num_leaves", *config.num_leaves, log=True)
         params["min_data_in_leaf"] = trial.suggest_int("min_data_in_leaf", *config.min_data_in_leaf, log=True)
         params["feature_fraction"] = trial.suggest_float("feature_fraction", *config.feature_fraction)
