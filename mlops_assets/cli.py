@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "bench":
         from pathlib import Path
 
-        from mlops_assets import bench as bench_mod
+        from mlops_assets.devtools import bench as bench_mod
 
         sizes = [int(x) for x in args.tasks.split(",") if x]
         if args.data_only and args.models_only:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from mlops_assets.bench import TreeMemory, to_markdown
+from mlops_assets.devtools.bench import TreeMemory, to_markdown
 
 # A parent of ~20 MB whose child holds ~300 MB for a second.
 _PARENT = r"""

@@ -136,7 +136,7 @@ def main() -> int:
     parser.add_argument("--no-write", action="store_true", help="print, leave docs/BENCHMARKS.md alone")
     parser.add_argument("--tasks", type=int, default=None, help="sample size (default: the Makefile's SAMPLE_TASKS)")
     args = parser.parse_args()
-    from mlops_assets import bench
+    from mlops_assets.devtools import bench
     from mlops_assets.cli import main as cli
 
     tasks = args.tasks or int(re.search(r"^SAMPLE_TASKS \?= (\d+)$", (ROOT / "Makefile").read_text(), re.M).group(1))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from mlops_assets import bench
+from mlops_assets.devtools import bench
 from mlops_assets.lib import replay
 from mlops_assets.lib.replay import jira as replay_jira
 

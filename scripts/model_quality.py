@@ -137,7 +137,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-write", action="store_true", help="print, leave docs/BENCHMARKS.md alone")
     args = parser.parse_args()
-    from mlops_assets import bench
+    from mlops_assets.devtools import bench
     from mlops_assets.cli import main as cli
 
     tasks = int(re.search(r"^SAMPLE_TASKS \?= (\d+)$", (ROOT / "Makefile").read_text(), re.M).group(1))

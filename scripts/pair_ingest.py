@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import mlops_assets
-from mlops_assets import bench
+from mlops_assets.devtools import bench
 
 
 def main() -> int:

@@ -343,7 +343,7 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=15, help="Optuna trials per model (default 15, as asof_quality.py)")
     parser.add_argument("--only", choices=("sample", "real"), default=None, help="one dataset only")
     args = parser.parse_args()
-    from mlops_assets import bench
+    from mlops_assets.devtools import bench
     from mlops_assets.cli import main as cli
     from mlops_assets.lib import training
 

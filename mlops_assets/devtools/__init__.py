@@ -1,5 +1,6 @@
 """Developer tools, not the pipeline: what `make` targets, the tests and scripts/ use to show and exercise it.
 
+- :mod:`.bench`: `mlops-assets bench` (`make bench`), the whole graph timed at a size, or each asset alone.
 - :mod:`.demo`: `mlops-assets drift-demo` (`make drift-demo`), the drift -> retrain loop end to end.
 - :mod:`.screenshots`: `mlops-assets screenshots`, the UI pages of docs/ in a real browser.
 - :mod:`.graph`: `mlops-assets graph`, the asset graph diagram in docs/ARCHITECTURE.md.
