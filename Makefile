@@ -57,7 +57,8 @@ lock: $(STAMP)
 		-o deploy/requirements.lock
 
 lint: $(STAMP)
-	$(BIN)/ruff check mlops_assets mlops_assets_tests
+	$(BIN)/ruff check mlops_assets mlops_assets_tests scripts
+	$(BIN)/ruff format --check mlops_assets mlops_assets_tests scripts
 
 clean-data:
 	rm -rf data/landing data/warehouse.duckdb data/warehouse.duckdb.wal data/mlflow data/reports data/exports .dagster

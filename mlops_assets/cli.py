@@ -17,60 +17,112 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="write the seeded synthetic sample into a landing zone")
     gen.add_argument("--tasks", type=int, default=6000)
-    gen.add_argument("--out", default=None, help="default: MLOPS_LANDING_DIR, else data/landing in the project folder")
+    gen.add_argument(
+        "--out", default=None, help="default: MLOPS_LANDING_DIR, else data/landing in the project folder"
+    )
     gen.add_argument("--seed", type=int, default=7)
     gen.add_argument("--drift", action="store_true")
     gen.add_argument("--if-empty", action="store_true", help="do nothing when the landing zone has files")
-    gen.add_argument("--like", default=None, metavar="DIR",
-                     help="replay the real exports in DIR (e.g. ../shared/data) instead of the synthetic sample")
-    gen.add_argument("--jira-layout", choices=("files", "pages"), default="files",
-                     help="with --like: Jira as KEY.json + KEY_CL.json + KEY_Comment.json, or as search pages")
-    bench = sub.add_parser("bench", help="time the whole graph (one `dagster asset materialize --select '*'`) at the "
-                           "given sizes, or every asset in its own process (--by-step); writes docs/BENCHMARKS.md")
+    gen.add_argument(
+        "--like",
+        default=None,
+        metavar="DIR",
+        help="replay the real exports in DIR (e.g. ../shared/data) instead of the synthetic sample",
+    )
+    gen.add_argument(
+        "--jira-layout",
+        choices=("files", "pages"),
+        default="files",
+        help="with --like: Jira as KEY.json + KEY_CL.json + KEY_Comment.json, or as search pages",
+    )
+    bench = sub.add_parser(
+        "bench",
+        help="time the whole graph (one `dagster asset materialize --select '*'`) at the "
+        "given sizes, or every asset in its own process (--by-step); writes docs/BENCHMARKS.md",
+    )
     bench.add_argument("--tasks", default="100000,1000000", help="comma-separated sizes")
-    bench.add_argument("--by-step", action="store_true",
-                       help="each asset in its own process with a fixed 3-trial search: a per-step table")
-    bench.add_argument("--reference", action="store_true",
-                       help="whole graph: then train both models again on the same splits with every trial on "
-                            "all train rows (tune_rows=0, same trials): the quality the issue-14 training is held to")
-    bench.add_argument("--no-write", action="store_true", help="print the table, leave docs/BENCHMARKS.md alone")
+    bench.add_argument(
+        "--by-step",
+        action="store_true",
+        help="each asset in its own process with a fixed 3-trial search: a per-step table",
+    )
+    bench.add_argument(
+        "--reference",
+        action="store_true",
+        help="whole graph: then train both models again on the same splits with every trial on "
+        "all train rows (tune_rows=0, same trials): the quality the issue-14 training is held to",
+    )
+    bench.add_argument(
+        "--no-write", action="store_true", help="print the table, leave docs/BENCHMARKS.md alone"
+    )
     bench.add_argument("--data-only", action="store_true", help="only ingestion, cleaning and features")
-    bench.add_argument("--models-only", action="store_true",
-                       help="only splits, training, evaluation, gate and scores, over the --work dir of a --data-only run")
+    bench.add_argument(
+        "--models-only",
+        action="store_true",
+        help="only splits, training, evaluation, gate and scores, over the --work dir of a --data-only run",
+    )
     bench.add_argument("--work", default=None, help="work dir to use and keep (one size only)")
-    bench.add_argument("--like", default=None, metavar="DIR",
-                       help="replay the real exports in DIR (e.g. ../shared/data) instead of the synthetic sample, "
-                            "and time ingestion and cleaning")
+    bench.add_argument(
+        "--like",
+        default=None,
+        metavar="DIR",
+        help="replay the real exports in DIR (e.g. ../shared/data) instead of the synthetic sample, "
+        "and time ingestion and cleaning",
+    )
     sub.add_parser("graph", help="regenerate the Mermaid asset graph in docs/ARCHITECTURE.md")
-    demo = sub.add_parser("drift-demo", help="land a drifted batch and watch drift detection, retraining and the gate")
+    demo = sub.add_parser(
+        "drift-demo", help="land a drifted batch and watch drift detection, retraining and the gate"
+    )
     demo.add_argument("--tasks", type=int, default=1500, help="tasks in the drifted batch")
     demo.add_argument("--main-tasks", type=int, default=6000, help="size of the main batch `make run` landed")
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the loop")
-    shots = sub.add_parser("screenshots", help="materialize a sample and photograph the UIs into docs/images/ "
-                           "(headless /usr/bin/chromium)")
+    shots = sub.add_parser(
+        "screenshots",
+        help="materialize a sample and photograph the UIs into docs/images/ (headless /usr/bin/chromium)",
+    )
     shots.add_argument("--out", default="docs/images")
     shots.add_argument("--tasks", type=int, default=1500)
     shots.add_argument("--keep", default=None, help="build the sandbox in this folder and leave it there")
     rollback = sub.add_parser(
-        "rollback", help="move the champion alias of MODEL back to the previous champion (or to --to VERSION)",
+        "rollback",
+        help="move the champion alias of MODEL back to the previous champion (or to --to VERSION)",
         description="Move the champion alias of MODEL back to the version it replaced, or to --to VERSION. "
         "Serving follows within MLOPS_SERVE_CHECK_S; the version rolled back from is tagged rolled_back_at.",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     rollback.add_argument("model", help="registered model name, e.g. late_risk or cycle_time")
-    rollback.add_argument("--to", metavar="VERSION", default=None,
-                          help="the version to make champion (e.g. 2 or v2); default: the previous champion")
+    rollback.add_argument(
+        "--to",
+        metavar="VERSION",
+        default=None,
+        help="the version to make champion (e.g. 2 or v2); default: the previous champion",
+    )
     rollback.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
-    if "rollback" in argv_list and {"-h", "--help"} & set(argv_list[argv_list.index("rollback") + 1:]):
+    if "rollback" in argv_list and {"-h", "--help"} & set(argv_list[argv_list.index("rollback") + 1 :]):
         rollback.epilog = _versions_epilog()  # only when asked: reading the registry costs a second or two
-    again = sub.add_parser("reingest", help="mark landing files to be read again by the next ingestion "
-                           "(records already stored are not stored twice)")
-    again.add_argument("files", nargs="+", help="files under MLOPS_LANDING_DIR, e.g. data/landing/csv/linear.csv")
-    rep = sub.add_parser("reproduce", help="rebuild a past model from the raw layer as it was when it was trained, "
-                         "retrain it, and verify split hashes and test predictions (exit 1 if they differ)")
-    rep.add_argument("ref", help="MODEL@VERSION (late_risk@3), MODEL@ALIAS (late_risk@champion) or an MLflow run id")
-    rep.add_argument("--tolerance", type=float, default=0.0,
-                     help="largest absolute test-prediction difference accepted (default 0: bit for bit)")
+    again = sub.add_parser(
+        "reingest",
+        help="mark landing files to be read again by the next ingestion "
+        "(records already stored are not stored twice)",
+    )
+    again.add_argument(
+        "files", nargs="+", help="files under MLOPS_LANDING_DIR, e.g. data/landing/csv/linear.csv"
+    )
+    rep = sub.add_parser(
+        "reproduce",
+        help="rebuild a past model from the raw layer as it was when it was trained, "
+        "retrain it, and verify split hashes and test predictions (exit 1 if they differ)",
+    )
+    rep.add_argument(
+        "ref", help="MODEL@VERSION (late_risk@3), MODEL@ALIAS (late_risk@champion) or an MLflow run id"
+    )
+    rep.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.0,
+        help="largest absolute test-prediction difference accepted (default 0: bit for bit)",
+    )
     args = parser.parse_args(argv)
     # Commands on the project's data read its .env and find its folder from anywhere. Not bench,
     # screenshots or graph: they build sandboxes of their own. Tests pass argv and their own environment.
@@ -114,11 +166,20 @@ def main(argv: list[str] | None = None) -> int:
             results, refs = [], {}
             for n in sizes:
                 results.append(bench_mod.whole_graph(n, Path(args.work) if args.work else None))
-                print(f"{n:,} tasks: whole graph {results[-1]['wall_s']:.1f} s, {results[-1]['tree_mb']:,.0f} MB", flush=True)
+                print(
+                    f"{n:,} tasks: whole graph {results[-1]['wall_s']:.1f} s, {results[-1]['tree_mb']:,.0f} MB",
+                    flush=True,
+                )
                 if args.reference:
                     refs[n] = bench_mod.reference_trainings(Path(results[-1]["work"]))
-            command = " ".join(["mlops-assets bench --tasks", args.tasks, *(["--reference"] if args.reference else []),
-                                *(["--work DIR"] if args.work else [])])
+            command = " ".join(
+                [
+                    "mlops-assets bench --tasks",
+                    args.tasks,
+                    *(["--reference"] if args.reference else []),
+                    *(["--work DIR"] if args.work else []),
+                ]
+            )
             md = bench_mod.whole_graph_markdown(results, command, refs)
             print(md)
             if not args.no_write:
@@ -131,14 +192,25 @@ def main(argv: list[str] | None = None) -> int:
         elif args.data_only:
             stages, section = bench_mod.STAGES[: bench_mod.DATA_STAGES], "pipeline-data"
         elif args.models_only:
-            stages, section = bench_mod.STAGES[bench_mod.DATA_STAGES:], "pipeline-models"
+            stages, section = bench_mod.STAGES[bench_mod.DATA_STAGES :], "pipeline-models"
         rows = []
         for n in sizes:
-            rows += bench_mod.bench(n, stages, keep=Path(args.work) if args.work else None,
-                                    like=Path(args.like) if args.like else None)
-        command = " ".join(["mlops-assets bench --tasks", args.tasks, *([f"--like {args.like}"] if args.like else []),
-                            *(["--data-only"] if args.data_only else []),
-                            *(["--models-only"] if args.models_only else []), *(["--work DIR"] if args.work else [])])
+            rows += bench_mod.bench(
+                n,
+                stages,
+                keep=Path(args.work) if args.work else None,
+                like=Path(args.like) if args.like else None,
+            )
+        command = " ".join(
+            [
+                "mlops-assets bench --tasks",
+                args.tasks,
+                *([f"--like {args.like}"] if args.like else []),
+                *(["--data-only"] if args.data_only else []),
+                *(["--models-only"] if args.models_only else []),
+                *(["--work DIR"] if args.work else []),
+            ]
+        )
         md = bench_mod.to_markdown(rows, command)
         print(md)
         if not args.no_write:
@@ -208,14 +280,20 @@ def _generate_like(args: argparse.Namespace) -> int:
         sys.stderr.write(f"mlops-assets generate: {exc}\n")
         return 1
     write = sys.stdout.write
-    write(f"replayed {args.like}: {args.tasks} tasks, seed {args.seed}, Jira as {args.jira_layout} "
-          f"-> {args.out} in {summary['seconds']} s\n")
+    write(
+        f"replayed {args.like}: {args.tasks} tasks, seed {args.seed}, Jira as {args.jira_layout} "
+        f"-> {args.out} in {summary['seconds']} s\n"
+    )
     total = 0
     for source, entry in summary["sources"].items():
         total += entry["bytes"]
-        write(f"  {source:<8} {entry['files']:>7} files {entry['tasks']:>8} tasks {entry['bytes'] / 1e6:>10.1f} MB\n")
-    write(f"  {'total':<8} {sum(e['files'] for e in summary['sources'].values()):>7} files "
-          f"{args.tasks:>8} tasks {total / 1e6:>10.1f} MB\n")
+        write(
+            f"  {source:<8} {entry['files']:>7} files {entry['tasks']:>8} tasks {entry['bytes'] / 1e6:>10.1f} MB\n"
+        )
+    write(
+        f"  {'total':<8} {sum(e['files'] for e in summary['sources'].values()):>7} files "
+        f"{args.tasks:>8} tasks {total / 1e6:>10.1f} MB\n"
+    )
     return 0
 
 
@@ -239,8 +317,11 @@ def _rollback(args: argparse.Namespace) -> int:
     uri = registry.get_tracking_uri()
     store = registry._sqlite_path(uri) if uri.startswith("sqlite") else None
     if store is not None and not store.exists():  # never a new, empty store that answers "no champion"
-        print(f"mlops-assets rollback: no MLflow store at {store}: run `make run` first, or point "
-              "MLFLOW_TRACKING_URI (or MLOPS_HOME, the project folder) at the project's store", file=sys.stderr)
+        print(
+            f"mlops-assets rollback: no MLflow store at {store}: run `make run` first, or point "
+            "MLFLOW_TRACKING_URI (or MLOPS_HOME, the project folder) at the project's store",
+            file=sys.stderr,
+        )
         return 1
     try:
         client = registry.get_client()
@@ -249,11 +330,15 @@ def _rollback(args: argparse.Namespace) -> int:
         print(f"mlops-assets rollback: {exc}", file=sys.stderr)
         return 1
     if args.dry_run:
-        print(f"{args.model}: would move the champion from version {before} to version {after} "
-              f"(dry run: nothing changed; {registry.get_tracking_uri()})")
+        print(
+            f"{args.model}: would move the champion from version {before} to version {after} "
+            f"(dry run: nothing changed; {registry.get_tracking_uri()})"
+        )
         return 0
-    print(f"{args.model}: champion moved from version {before} back to version {after} "
-          f"({registry.get_tracking_uri()})")
+    print(
+        f"{args.model}: champion moved from version {before} back to version {after} "
+        f"({registry.get_tracking_uri()})"
+    )
     return 0
 
 
@@ -283,8 +368,12 @@ def _reproduce(args: argparse.Namespace) -> int:
 
     warehouse = Warehouse(env("MLOPS_WAREHOUSE"), data_path=env("MLOPS_WAREHOUSE_DATA_PATH") or None)
     try:
-        result = reproduce.reproduce(args.ref, warehouse=warehouse, tolerance=args.tolerance,
-                                     notify=lambda line: print(line, flush=True))
+        result = reproduce.reproduce(
+            args.ref,
+            warehouse=warehouse,
+            tolerance=args.tolerance,
+            notify=lambda line: print(line, flush=True),
+        )
     except (reproduce.ReproductionError, KeyError, FileNotFoundError) as exc:
         print(f"mlops-assets reproduce: {exc}", file=sys.stderr)
         return 1

@@ -30,7 +30,10 @@ from mlops_assets.resources import (
 
 
 def build_resources(
-    warehouse: str | None = None, landing: str | None = None, reports: str | None = None, exports: str | None = None
+    warehouse: str | None = None,
+    landing: str | None = None,
+    reports: str | None = None,
+    exports: str | None = None,
 ) -> dict[str, object]:
     """Resources configured from environment variables with defaults; explicit paths win (tests, bench).
 
@@ -39,12 +42,15 @@ def build_resources(
     """
     beside_reports = str(Path(reports or settings.env("MLOPS_REPORTS_DIR")).parent / "exports")
     return {
-        "warehouse": WarehouseResource(path=warehouse or env_or_default("MLOPS_WAREHOUSE", DEFAULT_WAREHOUSE),
-                                       data_path=env_or_default("MLOPS_WAREHOUSE_DATA_PATH", "")),
+        "warehouse": WarehouseResource(
+            path=warehouse or env_or_default("MLOPS_WAREHOUSE", DEFAULT_WAREHOUSE),
+            data_path=env_or_default("MLOPS_WAREHOUSE_DATA_PATH", ""),
+        ),
         "landing": LandingZoneResource(path=landing or env_or_default("MLOPS_LANDING_DIR", DEFAULT_LANDING)),
         "reports": ReportsResource(path=reports or env_or_default("MLOPS_REPORTS_DIR", DEFAULT_REPORTS)),
-        "exports": ExportsResource(path=exports or env_or_default("MLOPS_EXPORTS_DIR", beside_reports),
-                                   serve_url=default_serve_url()),
+        "exports": ExportsResource(
+            path=exports or env_or_default("MLOPS_EXPORTS_DIR", beside_reports), serve_url=default_serve_url()
+        ),
         "jira": JiraResource(
             url=env_or_default("JIRA_URL", ""),
             user=env_or_default("JIRA_USER", ""),
@@ -83,11 +89,19 @@ def load_defs_folder(package: Path = PACKAGE) -> dg.Definitions:
     else:  # installed without the source tree (a wheel): no pyproject.toml to read [tool.dg] from
         import mlops_assets.defs
 
-        found = dg.ComponentTree.from_module(defs_module=mlops_assets.defs, project_root=package.parent).build_defs()
+        found = dg.ComponentTree.from_module(
+            defs_module=mlops_assets.defs, project_root=package.parent
+        ).build_defs()
     return dg.Definitions(
-        assets=_once(found.assets), asset_checks=_once(found.asset_checks), jobs=_once(found.jobs),
-        sensors=_once(found.sensors), schedules=_once(found.schedules), resources=found.resources,
-        executor=found.executor, loggers=found.loggers, metadata=found.metadata,
+        assets=_once(found.assets),
+        asset_checks=_once(found.asset_checks),
+        jobs=_once(found.jobs),
+        sensors=_once(found.sensors),
+        schedules=_once(found.schedules),
+        resources=found.resources,
+        executor=found.executor,
+        loggers=found.loggers,
+        metadata=found.metadata,
         component_tree=found.component_tree,
     )
 

@@ -46,11 +46,16 @@ def check_cluster_env() -> None:
     problems = [f"{name} ({what})" for name, what in CLUSTER_ENV.items() if not is_set(name)]
     warehouse = env("MLOPS_WAREHOUSE") if is_set("MLOPS_WAREHOUSE") else ""
     if warehouse and not warehouse.startswith("ducklake:"):
-        problems.append("MLOPS_WAREHOUSE must be a DuckLake URL starting with 'ducklake:' (got a file path: "
-                        "several machines cannot share one DuckDB file)")
+        problems.append(
+            "MLOPS_WAREHOUSE must be a DuckLake URL starting with 'ducklake:' (got a file path: "
+            "several machines cannot share one DuckDB file)"
+        )
     if problems:
-        raise ProfileError("MLOPS_PROFILE=cluster needs: " + "; ".join(problems)
-                           + " (see deploy/cluster/cluster.env.example)")
+        raise ProfileError(
+            "MLOPS_PROFILE=cluster needs: "
+            + "; ".join(problems)
+            + " (see deploy/cluster/cluster.env.example)"
+        )
 
 
 def executor(profile: str | None = None) -> dg.ExecutorDefinition:
@@ -64,8 +69,10 @@ def executor(profile: str | None = None) -> dg.ExecutorDefinition:
     try:
         from dagster_celery import celery_executor
     except ImportError as exc:  # a laptop install leaves the cluster stack out (pyproject's `cluster` extra)
-        raise ProfileError(f"MLOPS_PROFILE=cluster needs the cluster extra ({exc}): "
-                           "pip install -e '.[cluster]' (Celery, PostgreSQL drivers, DuckLake extensions)") from None
+        raise ProfileError(
+            f"MLOPS_PROFILE=cluster needs the cluster extra ({exc}): "
+            "pip install -e '.[cluster]' (Celery, PostgreSQL drivers, DuckLake extensions)"
+        ) from None
 
     return celery_executor.configured(
         {

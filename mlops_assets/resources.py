@@ -29,7 +29,8 @@ DEFAULT_EXPORTS = "data/exports"
 def env_or_default(name: str, default: str) -> str | dg.EnvVar:
     """`dg.EnvVar(name)` when the variable is set (the UI then shows where it came from), else the default.
 
-    Only variables listed in lib/settings.py VARIABLES (the one list, with README's table)."""
+    Only variables listed in lib/settings.py VARIABLES (the one list, with README's table).
+    """
     return dg.EnvVar(name) if is_set(name) else default
 
 
@@ -49,7 +50,9 @@ class LandingZoneResource(dg.ConfigurableResource):
     path: str = DEFAULT_LANDING
 
     def root(self) -> Path:
-        return project_path(self.path)  # a relative path is under the project folder, not the working directory
+        return project_path(
+            self.path
+        )  # a relative path is under the project folder, not the working directory
 
     def source_dir(self, source: str) -> Path:
         return self.root() / source
@@ -102,15 +105,22 @@ def default_serve_url() -> str:
 
 class JiraResource(dg.ConfigurableResource):
     """A live Jira site (JIRA_URL, JIRA_USER, JIRA_API_TOKEN, JIRA_API_VERSION) and what to pull from it
-    (JIRA_PROJECTS, JIRA_JQL, JIRA_START_DATE); unset URL = exports only."""
+    (JIRA_PROJECTS, JIRA_JQL, JIRA_START_DATE); unset URL = exports only.
+    """
 
     url: str = Field(default="", description="JIRA_URL: " + PULL_VARIABLES["jira"]["JIRA_URL"])
     user: str = Field(default="", description="JIRA_USER: " + PULL_VARIABLES["jira"]["JIRA_USER"])
-    api_token: str = Field(default="", description="JIRA_API_TOKEN: " + PULL_VARIABLES["jira"]["JIRA_API_TOKEN"])
-    api_version: str = Field(default="", description="JIRA_API_VERSION: " + PULL_VARIABLES["jira"]["JIRA_API_VERSION"])
+    api_token: str = Field(
+        default="", description="JIRA_API_TOKEN: " + PULL_VARIABLES["jira"]["JIRA_API_TOKEN"]
+    )
+    api_version: str = Field(
+        default="", description="JIRA_API_VERSION: " + PULL_VARIABLES["jira"]["JIRA_API_VERSION"]
+    )
     projects: str = Field(default="", description="JIRA_PROJECTS: " + PULL_VARIABLES["jira"]["JIRA_PROJECTS"])
     jql: str = Field(default="", description="JIRA_JQL: " + PULL_VARIABLES["jira"]["JIRA_JQL"])
-    start_date: str = Field(default="", description="JIRA_START_DATE: " + PULL_VARIABLES["jira"]["JIRA_START_DATE"])
+    start_date: str = Field(
+        default="", description="JIRA_START_DATE: " + PULL_VARIABLES["jira"]["JIRA_START_DATE"]
+    )
 
     @property
     def configured(self) -> bool:
@@ -121,13 +131,23 @@ class JiraResource(dg.ConfigurableResource):
 
     def client(self):
         """The client, through the one validated constructor (lib/pulls.py, as JiraClient.from_env)."""
-        return jira_client(self.url, self.user, self.api_token, api_version=self.api_version,
-                           projects=self.projects, jql=self.jql)
+        return jira_client(
+            self.url,
+            self.user,
+            self.api_token,
+            api_version=self.api_version,
+            projects=self.projects,
+            jql=self.jql,
+        )
 
     def status(self) -> str:
         """One line for metadata and the log: what the pull does, or why it is off."""
-        return pull_status("jira", self.configured, f"Jira at {safe_url(self.url)}" if self.url else "",
-                           {"JIRA_USER": self.user, "JIRA_API_TOKEN": self.api_token})
+        return pull_status(
+            "jira",
+            self.configured,
+            f"Jira at {safe_url(self.url)}" if self.url else "",
+            {"JIRA_USER": self.user, "JIRA_API_TOKEN": self.api_token},
+        )
 
     def environment_warnings(self) -> list[str]:
         return misspelled_variables("jira")
@@ -138,10 +158,13 @@ class GitHubResource(dg.ConfigurableResource):
 
     token: str = Field(default="", description="GITHUB_TOKEN: " + PULL_VARIABLES["github"]["GITHUB_TOKEN"])
     repos: str = Field(default="", description="GITHUB_REPOS: " + PULL_VARIABLES["github"]["GITHUB_REPOS"])
-    api_url: str = Field(default="https://api.github.com",
-                         description="GITHUB_API_URL: " + PULL_VARIABLES["github"]["GITHUB_API_URL"])
-    start_date: str = Field(default="",
-                            description="GITHUB_START_DATE: " + PULL_VARIABLES["github"]["GITHUB_START_DATE"])
+    api_url: str = Field(
+        default="https://api.github.com",
+        description="GITHUB_API_URL: " + PULL_VARIABLES["github"]["GITHUB_API_URL"],
+    )
+    start_date: str = Field(
+        default="", description="GITHUB_START_DATE: " + PULL_VARIABLES["github"]["GITHUB_START_DATE"]
+    )
 
     @property
     def configured(self) -> bool:
@@ -156,8 +179,9 @@ class GitHubResource(dg.ConfigurableResource):
 
     def status(self) -> str:
         """One line for metadata and the log: what the pull does, or why it is off."""
-        return pull_status("github", self.configured, f"GitHub at {safe_url(self.api_url)}",
-                           {"GITHUB_TOKEN": self.token})
+        return pull_status(
+            "github", self.configured, f"GitHub at {safe_url(self.api_url)}", {"GITHUB_TOKEN": self.token}
+        )
 
     def environment_warnings(self) -> list[str]:
         return misspelled_variables("github")
@@ -180,7 +204,9 @@ class ServingTelemetryResource(dg.ConfigurableResource):
 class MLflowResource(dg.ConfigurableResource):
     """MLflow tracking and registry (MLFLOW_TRACKING_URI; default a SQLite store under data/mlflow/)."""
 
-    tracking_uri: str = ""  # empty: registry.get_tracking_uri() (MLFLOW_TRACKING_URI or data/mlflow/mlflow.db)
+    tracking_uri: str = (
+        ""  # empty: registry.get_tracking_uri() (MLFLOW_TRACKING_URI or data/mlflow/mlflow.db)
+    )
     artifacts_dir: str = ""  # empty: MLOPS_MLFLOW_ARTIFACTS or data/mlflow/artifacts
     experiment: str = "task_models"
 

@@ -14,7 +14,9 @@ def shared_data(*parts: str) -> Path:
     """A path under ../shared/data, skipping the test with a reason when it is absent (a user's clone)."""
     path = SHARED_DATA.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"real data {path} is absent (it lives beside the repository in ../shared/data, not in it)")
+        pytest.skip(
+            f"real data {path} is absent (it lives beside the repository in ../shared/data, not in it)"
+        )
     return path
 
 
@@ -65,11 +67,19 @@ def project_resources(warehouse_path: Path, landing_dir: Path, reports_dir: Path
     """The Definitions' resources pointed at temporary paths."""
     from mlops_assets.definitions import build_resources
 
-    return build_resources(str(warehouse_path), str(landing_dir), str(reports_dir or warehouse_path.parent / "reports"))
+    return build_resources(
+        str(warehouse_path), str(landing_dir), str(reports_dir or warehouse_path.parent / "reports")
+    )
 
 
-def materialize(selection, warehouse_path: Path, landing_dir: Path, reports_dir: Path | None = None,
-                instance=None, raise_on_error: bool = True):
+def materialize(
+    selection,
+    warehouse_path: Path,
+    landing_dir: Path,
+    reports_dir: Path | None = None,
+    instance=None,
+    raise_on_error: bool = True,
+):
     """Materialize an asset selection of the real Definitions in-process against temporary storage."""
     import dagster as dg
 

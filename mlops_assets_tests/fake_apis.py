@@ -149,7 +149,9 @@ class FakeJiraSite:
     ``issues`` are returned ``page_cap`` at a time; every request is kept in ``requests``.
     """
 
-    def __init__(self, deployment: str, issues: list[dict[str, Any]], page_cap: int = 2, time_zone: str = "UTC"):
+    def __init__(
+        self, deployment: str, issues: list[dict[str, Any]], page_cap: int = 2, time_zone: str = "UTC"
+    ):
         assert deployment in ("Cloud", "Server", "DataCenter")
         self.deployment = deployment
         self.issues = issues
@@ -168,8 +170,11 @@ class FakeJiraSite:
         versions = ("2", "3") if cloud else ("2",)
         parts = req.path.strip("/").split("/", 3)  # rest, api, <version>, <resource>
         if len(parts) < 4 or parts[:2] != ["rest", "api"] or parts[2] not in versions:
-            return Reply(404, "<html><body>Oops, you've found a dead link.</body></html>",
-                         {"Content-Type": "text/html;charset=UTF-8"})
+            return Reply(
+                404,
+                "<html><body>Oops, you've found a dead link.</body></html>",
+                {"Content-Type": "text/html;charset=UTF-8"},
+            )
         resource = parts[3]
         if resource == "serverInfo":
             return Reply(200, jira_server_info(self.deployment, self.base_url or "http://jira.local"))
@@ -180,12 +185,22 @@ class FakeJiraSite:
             if cloud:
                 return Reply(410, JIRA_SEARCH_GONE)
             start = int(req.param("startAt", "0"))
-            return Reply(200, {"expand": "names,schema", "startAt": start, "maxResults": size,
-                               "total": len(self.issues), "issues": self.issues[start:start + size]})
+            return Reply(
+                200,
+                {
+                    "expand": "names,schema",
+                    "startAt": start,
+                    "maxResults": size,
+                    "total": len(self.issues),
+                    "issues": self.issues[start : start + size],
+                },
+            )
         if resource == "search/jql" and cloud:
             start = int((req.param("nextPageToken") or "tok-0").removeprefix("tok-"))
-            body: dict[str, Any] = {"issues": self.issues[start:start + size],
-                                    "isLast": start + size >= len(self.issues)}
+            body: dict[str, Any] = {
+                "issues": self.issues[start : start + size],
+                "isLast": start + size >= len(self.issues),
+            }
             if not body["isLast"]:  # Cloud leaves the key out on the last page
                 body["nextPageToken"] = f"tok-{start + size}"
             return Reply(200, body)

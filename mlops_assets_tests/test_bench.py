@@ -1,5 +1,6 @@
 """The benchmark's memory figure counts the whole process tree: a stage whose parse workers hold
-the memory must not look small because the main process stayed small."""
+the memory must not look small because the main process stayed small.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +26,15 @@ def test_tree_memory_counts_the_children_of_the_measured_process():
 
 
 def test_the_table_says_how_much_of_a_training_is_lightgbm_itself():
-    rows = [{"n_tasks": 1000, "stage": "train late_risk", "step_s": 12.0, "process_s": 14.0, "peak_rss_mb": 500.0,
-             "rows": 1000, "lightgbm_s": 10.0}]
+    rows = [
+        {
+            "n_tasks": 1000,
+            "stage": "train late_risk",
+            "step_s": 12.0,
+            "process_s": 14.0,
+            "peak_rss_mb": 500.0,
+            "rows": 1000,
+            "lightgbm_s": 10.0,
+        }
+    ]
     assert "train late_risk: LightGBM 10.0 s of 12.0 s; the rest 2.0 s = 20% on top" in to_markdown(rows, "x")

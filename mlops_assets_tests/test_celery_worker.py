@@ -25,7 +25,9 @@ def _spawn_pool_in_step(prepare: bool) -> object:
 def test_a_pool_process_may_start_a_spawn_pool_once_prepared():
     pool = billiard.Pool(1)  # the pool Celery's prefork workers use
     try:
-        assert pool.apply(_spawn_pool_in_step, (False,)) == "daemonic processes are not allowed to have children"
+        assert (
+            pool.apply(_spawn_pool_in_step, (False,)) == "daemonic processes are not allowed to have children"
+        )
         assert pool.apply(_spawn_pool_in_step, (True,)) == [3, 4]
     finally:
         pool.terminate()

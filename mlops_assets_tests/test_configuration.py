@@ -1,5 +1,6 @@
 """Configuration is read in one place: every environment variable the code reads is listed in lib/settings.py
-VARIABLES (default and meaning), and every MLOPS_* one is documented in README's configuration section."""
+VARIABLES (default and meaning), and every MLOPS_* one is documented in README's configuration section.
+"""
 
 from __future__ import annotations
 
@@ -18,10 +19,12 @@ LITERAL = re.compile(r"""["']((?:MLOPS|JIRA|GITHUB|MLFLOW)_[A-Z0-9_]*[A-Z0-9])["
 # (MLOPS_PG_*, MLOPS_DAGSTER_*: read by deploy/cluster/dagster.yaml, i.e. by Dagster; README names them as
 # patterns, deploy/cluster/cluster.env.example one by one) with scripts/ci_services.sh's MLOPS_REDIS_URL, which
 # devtools/cluster_services.py writes into its children's environment.
-NOT_READ = re.compile(r"^(JIRA_(BASE_URL|HOST|SERVER|SITE|INSTANCE|INSTANCE_URL|ENDPOINT|EMAIL|USERNAME|LOGIN|USER_EMAIL|"
-                      r"TOKEN|APITOKEN|PASSWORD|PAT|ACCESS_TOKEN|PROJECT|PROJECT_KEY|PROJECT_KEYS|QUERY|FILTER|SINCE|"
-                      r"START|CSV_HEADER)|GITHUB_(?!TOKEN$|REPOS$|API_URL$|START_DATE$).*|MLFLOW_(?!TRACKING_URI$).*|"
-                      r"MLOPS_(PG|DAGSTER)_.*|MLOPS_REDIS_URL)$")
+NOT_READ = re.compile(
+    r"^(JIRA_(BASE_URL|HOST|SERVER|SITE|INSTANCE|INSTANCE_URL|ENDPOINT|EMAIL|USERNAME|LOGIN|USER_EMAIL|"
+    r"TOKEN|APITOKEN|PASSWORD|PAT|ACCESS_TOKEN|PROJECT|PROJECT_KEY|PROJECT_KEYS|QUERY|FILTER|SINCE|"
+    r"START|CSV_HEADER)|GITHUB_(?!TOKEN$|REPOS$|API_URL$|START_DATE$).*|MLFLOW_(?!TRACKING_URI$).*|"
+    r"MLOPS_(PG|DAGSTER)_.*|MLOPS_REDIS_URL)$"
+)
 
 
 def _read_in_code() -> dict[str, set[str]]:
@@ -36,25 +39,34 @@ def _read_in_code() -> dict[str, set[str]]:
 def _readme_configuration() -> str:
     text = (ROOT / "README.md").read_text()
     start = text.index("\n## Configuration\n")
-    return text[start:text.index("\n## ", start + 1)]
+    return text[start : text.index("\n## ", start + 1)]
 
 
 def _documented(section: str) -> tuple[set[str], list[str]]:
     """Names in the section, and its wildcard patterns (MLOPS_PG_*) as regular expressions."""
     tokens = set(re.findall(r"\b(?:MLOPS|JIRA|GITHUB|MLFLOW)_[A-Z0-9_]*\*?", section))
-    return {t for t in tokens if not t.endswith("*")}, [re.escape(t[:-1]) + ".*" for t in tokens if t.endswith("*")]
+    return {t for t in tokens if not t.endswith("*")}, [
+        re.escape(t[:-1]) + ".*" for t in tokens if t.endswith("*")
+    ]
 
 
 def test_every_variable_the_code_reads_is_listed_in_settings():
-    unlisted = {name: sorted(where) for name, where in _read_in_code().items() if name not in settings.VARIABLES}
-    assert unlisted == {}, "list these in mlops_assets/lib/settings.py VARIABLES (default, meaning) and README"
+    unlisted = {
+        name: sorted(where) for name, where in _read_in_code().items() if name not in settings.VARIABLES
+    }
+    assert unlisted == {}, (
+        "list these in mlops_assets/lib/settings.py VARIABLES (default, meaning) and README"
+    )
 
 
 def test_every_mlops_variable_is_in_readmes_configuration_section_and_no_other_is_there():
     names, patterns = _documented(_readme_configuration())
     listed = {n for n in settings.VARIABLES if n.startswith("MLOPS_")}
-    undocumented = sorted(n for n in listed | {n for n in _read_in_code() if n.startswith("MLOPS_")}
-                          if n not in names and not any(re.fullmatch(p, n) for p in patterns))
+    undocumented = sorted(
+        n
+        for n in listed | {n for n in _read_in_code() if n.startswith("MLOPS_")}
+        if n not in names and not any(re.fullmatch(p, n) for p in patterns)
+    )
     assert undocumented == [], "add a row to README's configuration table"
     # the deployment's own variables (MLOPS_PG_*, MLOPS_DAGSTER_*) are patterns: docs/SCALING.md lists them
     stale = sorted(n for n in names if n.startswith("MLOPS_") and n not in listed)

@@ -15,7 +15,13 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_definitions_load_with_expected_assets_jobs_and_automation():
     dg.Definitions.validate_loadable(defs)
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
-    for expected in ("landing/jira", "raw/jira_tasks", "raw/trello_events", "clean/tasks", "clean/quarantine"):
+    for expected in (
+        "landing/jira",
+        "raw/jira_tasks",
+        "raw/trello_events",
+        "clean/tasks",
+        "clean/quarantine",
+    ):
         assert expected in keys
     assert defs.resolve_job_def("ingest_job")
     assert defs.resolve_sensor_def("landing_files_sensor")
@@ -32,7 +38,7 @@ def test_every_asset_has_a_description_and_a_group():
 
 def test_architecture_doc_shows_the_current_asset_graph():
     text = (ROOT / "docs" / "ARCHITECTURE.md").read_text()
-    block = text[text.index(graph.START) + len(graph.START): text.index(graph.END)].strip()
+    block = text[text.index(graph.START) + len(graph.START) : text.index(graph.END)].strip()
     assert block == graph.mermaid(), "docs/ARCHITECTURE.md is stale: run `mlops-assets graph`"
 
 
@@ -60,15 +66,29 @@ CHECKS = [
     "monitoring/serving_telemetry:serving_error_rate_ok", "monitoring/serving_telemetry:serving_p99_latency_ok",
 ]  # fmt: skip
 JOBS = ["ingest_job", "monitor_job", "retrain_job", "score_job", "serving_telemetry_job"]
-SENSORS = ["automation_condition_sensor", "champion_alias_sensor", "check_failure_alert_sensor", "landing_files_sensor",
-           "remeasure_after_retrain_sensor", "retrain_sensor", "run_failure_alert_sensor"]
-SCHEDULES = ["daily_ingest_schedule", "daily_monitoring_schedule", "daily_score_schedule", "serving_telemetry_schedule"]
+SENSORS = [
+    "automation_condition_sensor",
+    "champion_alias_sensor",
+    "check_failure_alert_sensor",
+    "landing_files_sensor",
+    "remeasure_after_retrain_sensor",
+    "retrain_sensor",
+    "run_failure_alert_sensor",
+]
+SCHEDULES = [
+    "daily_ingest_schedule",
+    "daily_monitoring_schedule",
+    "daily_score_schedule",
+    "serving_telemetry_schedule",
+]
 
 
 def test_the_code_location_holds_exactly_the_named_assets_checks_jobs_sensors_and_schedules():
     asset_graph = defs.resolve_asset_graph()
     assert sorted(k.to_user_string() for k in asset_graph.get_all_asset_keys()) == sorted(ASSETS)
-    assert sorted(f"{k.asset_key.to_user_string()}:{k.name}" for k in asset_graph.asset_check_keys) == sorted(CHECKS)
+    assert sorted(f"{k.asset_key.to_user_string()}:{k.name}" for k in asset_graph.asset_check_keys) == sorted(
+        CHECKS
+    )
     assert sorted(j.name for j in defs.jobs) == JOBS
     assert sorted(s.name for s in defs.sensors) == SENSORS
     assert sorted(s.name for s in defs.schedules) == SCHEDULES

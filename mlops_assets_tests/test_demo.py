@@ -1,6 +1,7 @@
 """The drift demo's idea of "the loop is complete", on the race it met for real: the monitoring run that
 re-measures drift was queued (its check record created) while the retraining was still running, and
-evaluated after it. The demo waited for a check "after the retraining" that never came."""
+evaluated after it. The demo waited for a check "after the retraining" that never came.
+"""
 
 from __future__ import annotations
 
@@ -29,18 +30,35 @@ class _Instance:
 
 
 def _failed_check(created: float, evaluated: float):
-    evaluation = SimpleNamespace(passed=False, severity=dg.AssetCheckSeverity.ERROR,
-                                 metadata={"drift_share": SimpleNamespace(value=0.23),
-                                           "reason": SimpleNamespace(value="23% of monitored features drifted")})
-    return SimpleNamespace(id=7, status=SimpleNamespace(value="FAILED"), evaluation=evaluation,
-                           create_timestamp=created, event=SimpleNamespace(timestamp=evaluated))
+    evaluation = SimpleNamespace(
+        passed=False,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "drift_share": SimpleNamespace(value=0.23),
+            "reason": SimpleNamespace(value="23% of monitored features drifted"),
+        },
+    )
+    return SimpleNamespace(
+        id=7,
+        status=SimpleNamespace(value="FAILED"),
+        evaluation=evaluation,
+        create_timestamp=created,
+        event=SimpleNamespace(timestamp=evaluated),
+    )
 
 
 def test_a_check_planned_during_the_retrain_and_evaluated_after_it_completes_the_loop():
     now = time.time()
-    watch = demo.Watch(started=now - 600, retrain_runs=["r1"], retrain_done_at=now - 100,
-                       statuses={"r1": "SUCCESS"}, last_change=now - 90)
-    record = _failed_check(created=now - 110, evaluated=now - 95)  # planned before, evaluated after the retrain
+    watch = demo.Watch(
+        started=now - 600,
+        retrain_runs=["r1"],
+        retrain_done_at=now - 100,
+        statuses={"r1": "SUCCESS"},
+        last_change=now - 90,
+    )
+    record = _failed_check(
+        created=now - 110, evaluated=now - 95
+    )  # planned before, evaluated after the retrain
     demo.poll(_Instance(record), watch)
     assert [c[0] for c in watch.drift_checks] == [now - 95]
     assert demo.finished(_Instance(record), watch) == (True, None)
@@ -48,8 +66,13 @@ def test_a_check_planned_during_the_retrain_and_evaluated_after_it_completes_the
 
 def test_without_a_check_after_the_retrain_the_loop_is_not_complete():
     now = time.time()
-    watch = demo.Watch(started=now - 600, retrain_runs=["r1"], retrain_done_at=now - 100,
-                       statuses={"r1": "SUCCESS"}, last_change=now - 90)
+    watch = demo.Watch(
+        started=now - 600,
+        retrain_runs=["r1"],
+        retrain_done_at=now - 100,
+        statuses={"r1": "SUCCESS"},
+        last_change=now - 90,
+    )
     record = _failed_check(created=now - 300, evaluated=now - 290)  # the check that triggered the retrain
     demo.poll(_Instance(record), watch)
     assert demo.finished(_Instance(record), watch) == (False, None)

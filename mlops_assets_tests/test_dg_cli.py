@@ -21,9 +21,15 @@ DG = Path(sys.executable).parent / "dg"
 
 def _dg(*args: str) -> subprocess.Popen:
     # dg warns when the active virtual environment is not the project's: run it as an activated .venv would.
-    env = {**os.environ, "VIRTUAL_ENV": str(Path(sys.executable).parents[1]), "NO_COLOR": "1", "COLUMNS": "200"}
-    return subprocess.Popen([str(DG), *args], cwd=ROOT, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    env = {
+        **os.environ,
+        "VIRTUAL_ENV": str(Path(sys.executable).parents[1]),
+        "NO_COLOR": "1",
+        "COLUMNS": "200",
+    }
+    return subprocess.Popen(
+        [str(DG), *args], cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
 
 
 def test_dg_check_defs_passes():

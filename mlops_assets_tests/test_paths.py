@@ -1,5 +1,6 @@
 """Paths do not depend on the working directory (issue 22.6): every entry finds the project's data folder
-(MLOPS_HOME, else the checkout the package is installed from) or fails naming MLOPS_HOME."""
+(MLOPS_HOME, else the checkout the package is installed from) or fails naming MLOPS_HOME.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +16,13 @@ from mlops_assets.lib import registry, settings
 from mlops_assets.resources import LandingZoneResource, ReportsResource, WarehouseResource
 
 ROOT = Path(__file__).resolve().parents[1]
-LOCATIONS = ["MLOPS_HOME", "MLFLOW_TRACKING_URI", *settings.DATA_LOCATIONS, "DAGSTER_HOME", "DAGSTER_IS_DEV_CLI"]
+LOCATIONS = [
+    "MLOPS_HOME",
+    "MLFLOW_TRACKING_URI",
+    *settings.DATA_LOCATIONS,
+    "DAGSTER_HOME",
+    "DAGSTER_IS_DEV_CLI",
+]
 
 
 @pytest.fixture
@@ -34,8 +41,9 @@ def _command(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProc
     return subprocess.run(args, cwd=cwd, env={**base, **env}, capture_output=True, text=True, timeout=120)
 
 
-def test_the_project_folder_is_mlops_home_else_the_checkout_else_an_error_naming_mlops_home(tmp_path, elsewhere,
-                                                                                          monkeypatch):
+def test_the_project_folder_is_mlops_home_else_the_checkout_else_an_error_naming_mlops_home(
+    tmp_path, elsewhere, monkeypatch
+):
     assert settings.project_home() == ROOT  # the editable install `make` does: the checkout, from any folder
     monkeypatch.setenv("MLOPS_HOME", str(tmp_path))
     assert settings.project_home() == tmp_path.resolve()
@@ -47,26 +55,34 @@ def test_the_project_folder_is_mlops_home_else_the_checkout_else_an_error_naming
     monkeypatch.setattr(settings, "_package_checkout", lambda: tmp_path / "site-packages")
     with pytest.raises(settings.ProjectHomeError, match="Set MLOPS_HOME to the project folder"):
         settings.project_path("data/warehouse.duckdb")
-    assert settings.project_path("/abs/warehouse.duckdb") == Path("/abs/warehouse.duckdb")  # nothing to resolve
+    assert settings.project_path("/abs/warehouse.duckdb") == Path(
+        "/abs/warehouse.duckdb"
+    )  # nothing to resolve
     monkeypatch.chdir(ROOT)  # ... or from the project folder itself
     assert settings.project_home() == ROOT
 
 
-def test_relative_locations_hang_from_the_project_folder_not_the_working_directory(tmp_path, elsewhere, monkeypatch):
+def test_relative_locations_hang_from_the_project_folder_not_the_working_directory(
+    tmp_path, elsewhere, monkeypatch
+):
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("MLOPS_HOME", str(home))
     assert LandingZoneResource(path="data/landing").source_dir("jira") == home / "data" / "landing" / "jira"
     assert ReportsResource(path="data/reports").dir("x") == home / "data" / "reports" / "x"
     assert WarehouseResource(path="data/warehouse.duckdb").get().path == home / "data" / "warehouse.duckdb"
-    assert WarehouseResource(path="ducklake:postgres:dbname=lake").get().location == "ducklake:postgres:dbname=lake"
+    assert (
+        WarehouseResource(path="ducklake:postgres:dbname=lake").get().location
+        == "ducklake:postgres:dbname=lake"
+    )
     assert registry.get_tracking_uri() == f"sqlite:///{home}/data/mlflow/mlflow.db"
     assert registry.artifact_location() == (home / "data" / "mlflow" / "artifacts").as_uri()
     assert not (elsewhere / "data").exists()
 
 
-def test_rollback_from_another_folder_reads_the_projects_store_and_never_creates_one(tmp_path, elsewhere,
-                                                                                   empty_mlflow_store):
+def test_rollback_from_another_folder_reads_the_projects_store_and_never_creates_one(
+    tmp_path, elsewhere, empty_mlflow_store
+):
     home = tmp_path / "home"
     home.mkdir()
     cli = [sys.executable, "-m", "mlops_assets.cli", "rollback", "late_risk"]
@@ -86,10 +102,17 @@ def test_generate_writes_into_the_projects_landing_zone_from_any_folder(tmp_path
     home = tmp_path / "home"
     home.mkdir()
     (home / ".env").write_text("MLOPS_LANDING_DIR=drops\n")  # the project's .env, relative to the project
-    done = _command([sys.executable, "-m", "mlops_assets.cli", "generate", "--tasks", "60"], elsewhere,
-                    MLOPS_HOME=str(home))
+    done = _command(
+        [sys.executable, "-m", "mlops_assets.cli", "generate", "--tasks", "60"],
+        elsewhere,
+        MLOPS_HOME=str(home),
+    )
     assert done.returncode == 0, done.stderr
-    assert any((home / "drops").rglob("*.*")) and not (elsewhere / "data").exists() and not (elsewhere / "drops").exists()
+    assert (
+        any((home / "drops").rglob("*.*"))
+        and not (elsewhere / "data").exists()
+        and not (elsewhere / "drops").exists()
+    )
 
 
 def test_the_project_env_file_is_read_without_overriding_what_is_set(tmp_path):

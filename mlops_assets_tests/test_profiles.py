@@ -63,9 +63,12 @@ def test_the_cluster_stack_is_an_extra_that_the_dev_extra_includes():
     from pathlib import Path
 
     project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
-    names = {dep.split("[")[0].split(">")[0].split("=")[0].split(";")[0].strip() for dep in project["dependencies"]}
+    names = {
+        dep.split("[")[0].split(">")[0].split("=")[0].split(";")[0].strip() for dep in project["dependencies"]
+    }
     cluster = project["optional-dependencies"]["cluster"]
     assert {"dagster-celery", "dagster-postgres", "psycopg2-binary", "duckdb-extension-ducklake"} <= {
-        dep.split("[")[0].split(">")[0].split("=")[0] for dep in cluster}
+        dep.split("[")[0].split(">")[0].split("=")[0] for dep in cluster
+    }
     assert not names & {"dagster-celery", "dagster-postgres", "psycopg2-binary", "duckdb-extension-ducklake"}
     assert "mlops_assets[cluster]" in project["optional-dependencies"]["dev"]

@@ -13,11 +13,13 @@ def client(mlflow_uri: str, tmp_path):
     """late_risk v1 (first champion), v2 (champion before), v3 (champion now), v4 (failed floors), v5 (challenger)."""
     client = registry.get_client(mlflow_uri)
     client.create_registered_model("late_risk")
-    gates = [("promoted", "first champion: test_roc_auc=0.8100 passes every floor", None),
-             ("promoted", "test_roc_auc=0.8300 beats champion v1", "1"),
-             ("promoted", "test_roc_auc=0.8500 beats champion v2", "2"),
-             ("rejected", "fails floors: test_roc_auc=0.5100 < 0.65", None),
-             ("rejected", "test_roc_auc=0.8490 does not beat champion v3", None)]
+    gates = [
+        ("promoted", "first champion: test_roc_auc=0.8100 passes every floor", None),
+        ("promoted", "test_roc_auc=0.8300 beats champion v1", "1"),
+        ("promoted", "test_roc_auc=0.8500 beats champion v2", "2"),
+        ("rejected", "fails floors: test_roc_auc=0.5100 < 0.65", None),
+        ("rejected", "test_roc_auc=0.8490 does not beat champion v3", None),
+    ]
     for decision, reason, previous in gates:
         version = client.create_model_version("late_risk", source=str(tmp_path / "model")).version
         client.set_model_version_tag("late_risk", version, "gate.decision", decision)
@@ -36,9 +38,18 @@ def test_help_lists_every_version_with_its_alias_and_gate_decision(client, capsy
     out = capsys.readouterr().out
     assert "--to VERSION" in out and "--dry-run" in out
     assert "late_risk:" in out and "cycle_time: none registered" in out
-    lines = [line.split() for line in out.splitlines() if line.strip().startswith("v") and line.split()[0][1:].isdigit()]
-    assert [(w[0], w[1]) for w in lines] == [("v5", "challenger"), ("v4", "-"), ("v3", "champion"), ("v2", "-"),
-                                            ("v1", "-")]
+    lines = [
+        line.split()
+        for line in out.splitlines()
+        if line.strip().startswith("v") and line.split()[0][1:].isdigit()
+    ]
+    assert [(w[0], w[1]) for w in lines] == [
+        ("v5", "challenger"),
+        ("v4", "-"),
+        ("v3", "champion"),
+        ("v2", "-"),
+        ("v1", "-"),
+    ]
     assert "fails floors" in out
 
 
@@ -57,15 +68,20 @@ def test_to_version_moves_the_champion_there_and_tags_both(client, capsys):
     assert registry.champion_version("late_risk", client) == "1"
     assert client.get_model_version("late_risk", "3").tags["rolled_back_to"] == "1"
     assert client.get_model_version("late_risk", "1").tags["restored_from"] == "3"
-    assert cli.main(["rollback", "late_risk", "--to", "5"]) == 0  # a challenger that passed the floors may serve
+    assert (
+        cli.main(["rollback", "late_risk", "--to", "5"]) == 0
+    )  # a challenger that passed the floors may serve
     assert registry.champion_version("late_risk", client) == "5"
 
 
-@pytest.mark.parametrize(("target", "message"), [
-    ("9", "has no version '9' (registered: v5, v4, v3, v2, v1)"),
-    ("3", "v3 is already the champion"),
-    ("4", "v4 failed the gate's floors"),
-])
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("9", "has no version '9' (registered: v5, v4, v3, v2, v1)"),
+        ("3", "v3 is already the champion"),
+        ("4", "v4 failed the gate's floors"),
+    ],
+)
 def test_a_target_that_cannot_serve_is_refused_in_one_line(client, capsys, target, message):
     assert cli.main(["rollback", "late_risk", "--to", target]) == 1
     err = capsys.readouterr().err

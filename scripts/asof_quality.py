@@ -111,19 +111,27 @@ def to_markdown(results: dict[str, dict], command: str) -> str:
              "| data | rows train / val / test (tasks) | point | test rows (late) | today | snapshot |",
              "|---|---|---|---|---|---|"]  # fmt: skip
     for data, res in results.items():
-        rows = " / ".join(f"{res['rows'][s]:,} ({res['tasks'][s]:,})" for s in ("train", "validation", "test"))
+        rows = " / ".join(
+            f"{res['rows'][s]:,} ({res['tasks'][s]:,})" for s in ("train", "validation", "test")
+        )
         for point, e in res["points"].items():
             cells = []
             for name in ("today", "snapshot"):
                 v = e.get(name)
                 cells.append(f"**{v[0]:.3f}** ({v[1]:.3f}-{v[2]:.3f})" if v else "n/a (one class)")
-            lines.append(f"| {data} | {rows} | {point} | {e['n']:,} ({e['late']:.0%}) | {cells[0]} | {cells[1]} |")
+            lines.append(
+                f"| {data} | {rows} | {point} | {e['n']:,} ({e['late']:.0%}) | {cells[0]} | {cells[1]} |"
+            )
         snap = {p: res["points"][p].get("snapshot") for p in (*POINTS, "creation (tasks with a 7d row)")}
         today = res["points"]["creation"].get("today")
         if snap["creation"] and snap["7d_before_deadline"] and today:
             gain = snap["7d_before_deadline"][0] - snap["creation"][0]
             same = snap["creation (tasks with a 7d row)"]
-            paired = f"; same tasks at creation {same[0]:.3f}: **{snap['7d_before_deadline'][0] - same[0]:+.3f}**" if same else ""
+            paired = (
+                f"; same tasks at creation {same[0]:.3f}: **{snap['7d_before_deadline'][0] - same[0]:+.3f}**"
+                if same
+                else ""
+            )
             lines.append(f"| {data} | | **quality bar** | | at creation: snapshot {snap['creation'][0]:.3f} vs today "
                          f"{today[0]:.3f} ({'no worse' if snap['creation'][0] >= today[0] - 0.005 else 'worse'}) | "
                          f"7 days before the deadline - all tasks at creation: **{gain:+.3f}** "
@@ -134,12 +142,16 @@ def to_markdown(results: dict[str, dict], command: str) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-write", action="store_true", help="print, leave docs/BENCHMARKS.md alone")
-    parser.add_argument("--tasks", type=int, default=None, help="sample size (default: the Makefile's SAMPLE_TASKS)")
+    parser.add_argument(
+        "--tasks", type=int, default=None, help="sample size (default: the Makefile's SAMPLE_TASKS)"
+    )
     args = parser.parse_args()
-    from mlops_assets.devtools import bench
     from mlops_assets.cli import main as cli
+    from mlops_assets.devtools import bench
 
-    tasks = args.tasks or int(re.search(r"^SAMPLE_TASKS \?= (\d+)$", (ROOT / "Makefile").read_text(), re.M).group(1))
+    tasks = args.tasks or int(
+        re.search(r"^SAMPLE_TASKS \?= (\d+)$", (ROOT / "Makefile").read_text(), re.M).group(1)
+    )
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="mlops-asof-") as tmp:
         sample = Path(tmp) / "sample"

@@ -21,9 +21,13 @@ from mlops_assets.lib.replay import jira as replay_jira
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--like", type=Path, required=True, help="folder of real exports, e.g. ../shared/data")
+    parser.add_argument(
+        "--like", type=Path, required=True, help="folder of real exports, e.g. ../shared/data"
+    )
     parser.add_argument("--tasks", type=int, default=48000, help="issues in the page (48,000 is about 1 GB)")
-    parser.add_argument("--work", type=Path, required=True, help="work dir (replaced, then removed unless --keep)")
+    parser.add_argument(
+        "--work", type=Path, required=True, help="work dir (replaced, then removed unless --keep)"
+    )
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
     shutil.rmtree(args.work, ignore_errors=True)
@@ -39,15 +43,22 @@ def main() -> int:
             print("FAILED", out.get("error"))  # noqa: T201
             return 1
         con = duckdb.connect(str(args.work / "warehouse.duckdb"), read_only=True)
-        rows = {t: con.sql(f"SELECT count(*) FROM raw.{t}").fetchall()[0][0]
-                for t in ("jira_tasks", "jira_events", "jira_comments")}
+        rows = {
+            t: con.sql(f"SELECT count(*) FROM raw.{t}").fetchall()[0][0]
+            for t in ("jira_tasks", "jira_events", "jira_comments")
+        }
         manifest = con.sql("SELECT sum(n_records) FROM raw.ingested_files").fetchall()[0][0]
-        staging = con.sql("SELECT count(*) FROM information_schema.tables "
-                          "WHERE table_schema = 'ingest_staging'").fetchall()[0][0]
+        staging = con.sql(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'ingest_staging'"
+        ).fetchall()[0][0]
         con.close()
-        print(f"ingest jira {out['step_s']:.1f} s, process-tree peak {out['tree_mb']:,.0f} MB; rows {rows}; "  # noqa: T201
-              f"manifest n_records {manifest:,} (sum of rows {sum(rows.values()):,}); staging tables left {staging}")
-        return 0 if rows["jira_tasks"] == args.tasks and manifest == sum(rows.values()) and staging == 0 else 1
+        print(
+            f"ingest jira {out['step_s']:.1f} s, process-tree peak {out['tree_mb']:,.0f} MB; rows {rows}; "  # noqa: T201
+            f"manifest n_records {manifest:,} (sum of rows {sum(rows.values()):,}); staging tables left {staging}"
+        )
+        return (
+            0 if rows["jira_tasks"] == args.tasks and manifest == sum(rows.values()) and staging == 0 else 1
+        )
     finally:
         if not args.keep:
             shutil.rmtree(args.work, ignore_errors=True)

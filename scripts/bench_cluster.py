@@ -72,7 +72,9 @@ def step_timings(instance, run_id: str) -> dict[str, dict[str, float]]:
         if not event or not entry.step_key:
             continue
         row = steps.setdefault(entry.step_key, {})
-        if event.event_type == dg.DagsterEventType.ENGINE_EVENT and "Submitting celery task" in (entry.message or ""):
+        if event.event_type == dg.DagsterEventType.ENGINE_EVENT and "Submitting celery task" in (
+            entry.message or ""
+        ):
             row["submitted"] = entry.timestamp
         elif event.event_type == dg.DagsterEventType.STEP_START:
             row["start"] = entry.timestamp
@@ -83,8 +85,17 @@ def step_timings(instance, run_id: str) -> dict[str, dict[str, float]]:
 
 def run_graph(env: dict[str, str], run_config: dict, log: Path) -> tuple[float, int]:
     """The whole graph through the CLI; (wall seconds, return code). No timeout: a 1M run takes long."""
-    cmd = [str(BIN / "dagster"), "asset", "materialize", "-m", "mlops_assets.definitions", "--select", "*",
-           "--config-json", json.dumps(run_config)]
+    cmd = [
+        str(BIN / "dagster"),
+        "asset",
+        "materialize",
+        "-m",
+        "mlops_assets.definitions",
+        "--select",
+        "*",
+        "--config-json",
+        json.dumps(run_config),
+    ]
     t0 = time.perf_counter()
     with open(log, "wb") as out:
         code = subprocess.run(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
@@ -104,8 +115,14 @@ def bench_cluster(root: Path, landing: Path, run_config: dict) -> dict:
             wall, code = run_graph(cluster.env, run_config, root / "cluster-run.log")
         instance = cluster.instance()
         run = instance.get_runs(limit=1)[0]
-        return {"wall": wall, "ok": code == 0, "status": run.status.value, "load": load.summary(),
-                "steps": step_timings(instance, run.run_id), "log": str(root / "cluster-run.log")}
+        return {
+            "wall": wall,
+            "ok": code == 0,
+            "status": run.status.value,
+            "load": load.summary(),
+            "steps": step_timings(instance, run.run_id),
+            "log": str(root / "cluster-run.log"),
+        }
     finally:
         cluster.stop()
         stop_services(root / "cluster")
@@ -118,16 +135,28 @@ def bench_local(root: Path, landing: Path, run_config: dict) -> dict:
     home.mkdir()
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "MLFLOW_", "DAGSTER_"))}
-    env.update({"DAGSTER_HOME": str(home), "MLOPS_LANDING_DIR": str(landing),
-                "MLOPS_WAREHOUSE": str(root / "local.duckdb"), "MLOPS_REPORTS_DIR": str(root / "local_reports"),
-                "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'local_mlflow.db'}",
-                "MLOPS_MLFLOW_ARTIFACTS": str(root / "local_artifacts")})
+    env.update(
+        {
+            "DAGSTER_HOME": str(home),
+            "MLOPS_LANDING_DIR": str(landing),
+            "MLOPS_WAREHOUSE": str(root / "local.duckdb"),
+            "MLOPS_REPORTS_DIR": str(root / "local_reports"),
+            "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'local_mlflow.db'}",
+            "MLOPS_MLFLOW_ARTIFACTS": str(root / "local_artifacts"),
+        }
+    )
     with LoadSampler() as load:
         wall, code = run_graph(env, run_config, root / "local-run.log")
     instance = dg.DagsterInstance.from_config(str(home))
     run = instance.get_runs(limit=1)[0]
-    return {"wall": wall, "ok": code == 0, "status": run.status.value, "load": load.summary(),
-            "steps": step_timings(instance, run.run_id), "log": str(root / "local-run.log")}
+    return {
+        "wall": wall,
+        "ok": code == 0,
+        "status": run.status.value,
+        "load": load.summary(),
+        "steps": step_timings(instance, run.run_id),
+        "log": str(root / "local-run.log"),
+    }
 
 
 def durations(result: dict) -> dict[str, float]:
@@ -146,15 +175,21 @@ def report(args, run_config: dict, results: dict[str, dict], generate_s: float) 
         f"`{json.dumps(run_config['ops'][f'models__{MODELS[0]}_candidate']['config'])}`",
     ]
     for name, res in results.items():
-        lines.append(f"- {name} profile: whole graph {res['wall']:.1f} s wall (CLI start-up included), run "
-                     f"{res['status']}, {len(durations(res))} steps succeeded; {res['load']}")
+        lines.append(
+            f"- {name} profile: whole graph {res['wall']:.1f} s wall (CLI start-up included), run "
+            f"{res['status']}, {len(durations(res))} steps succeeded; {res['load']}"
+        )
     if "cluster" in results:
         steps = results["cluster"]["steps"]
-        dispatch = sorted(s["start"] - s["submitted"] for s in steps.values() if "start" in s and "submitted" in s)
+        dispatch = sorted(
+            s["start"] - s["submitted"] for s in steps.values() if "start" in s and "submitted" in s
+        )
         if dispatch:
-            lines.append(f"- Celery dispatch (task submitted -> step started in a worker, includes waiting for a "
-                         f"free worker): median {statistics.median(dispatch):.2f} s, max {max(dispatch):.2f} s "
-                         f"over {len(dispatch)} steps")
+            lines.append(
+                f"- Celery dispatch (task submitted -> step started in a worker, includes waiting for a "
+                f"free worker): median {statistics.median(dispatch):.2f} s, max {max(dispatch):.2f} s "
+                f"over {len(dispatch)} steps"
+            )
     names = list(results)
     per = {name: durations(res) for name, res in results.items()}
     keys = sorted(set().union(*per.values()), key=lambda k: -max(p.get(k, 0.0) for p in per.values()))
@@ -171,11 +206,16 @@ def report(args, run_config: dict, results: dict[str, dict], generate_s: float) 
         both = [k for k in keys if all(k in per[n] for n in names)]
         total = {n: sum(per[n][k] for k in both) for n in names}
         diff = [per["cluster"][k] - per["local"][k] for k in both]
-        lines.append("| **sum of steps** | " + " | ".join(f"{total[n]:.2f}" for n in names)
-                     + f" | {total['cluster'] - total['local']:+.2f} |")
+        lines.append(
+            "| **sum of steps** | "
+            + " | ".join(f"{total[n]:.2f}" for n in names)
+            + f" | {total['cluster'] - total['local']:+.2f} |"
+        )
         if diff:
-            lines.append(f"\nPer-step difference (cluster - local) over {len(diff)} steps: median "
-                         f"{statistics.median(diff):+.2f} s, min {min(diff):+.2f} s, max {max(diff):+.2f} s.")
+            lines.append(
+                f"\nPer-step difference (cluster - local) over {len(diff)} steps: median "
+                f"{statistics.median(diff):+.2f} s, min {min(diff):+.2f} s, max {max(diff):+.2f} s."
+            )
     return "\n".join(lines)
 
 
@@ -190,8 +230,12 @@ def main() -> None:
     parser.add_argument("--timeout-s", type=float, default=3600.0, help="search timeout per training")
     parser.add_argument("--out", type=Path, default=None, help="also write the markdown here")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, warehouses)")
-    parser.add_argument("--landing", type=Path, default=None,
-                        help="reuse a landing folder generated by an earlier run at the same --tasks (seed 5)")
+    parser.add_argument(
+        "--landing",
+        type=Path,
+        default=None,
+        help="reuse a landing folder generated by an earlier run at the same --tasks (seed 5)",
+    )
     args = parser.parse_args()
     profiles = [p.strip() for p in args.profiles.split(",") if p.strip()]
     unknown = set(profiles) - {"cluster", "local"}
@@ -214,8 +258,12 @@ def main() -> None:
             print(f"{time.strftime('%H:%M:%S')} {profile} profile starts", file=sys.stderr, flush=True)
             bench = bench_cluster if profile == "cluster" else bench_local
             results[profile] = bench(root, root / "landing", run_config)
-            print(f"{time.strftime('%H:%M:%S')} {profile} profile done: {results[profile]['wall']:.0f} s, "
-                  f"{results[profile]['status']}", file=sys.stderr, flush=True)
+            print(
+                f"{time.strftime('%H:%M:%S')} {profile} profile done: {results[profile]['wall']:.0f} s, "
+                f"{results[profile]['status']}",
+                file=sys.stderr,
+                flush=True,
+            )
             text = report(args, run_config, results, generate_s)
             if args.out:
                 args.out.write_text(text + "\n")

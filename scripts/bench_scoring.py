@@ -118,12 +118,16 @@ def _child(table: str, tracking_uri: str, threads: int | None, cache: Path) -> N
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--open-tasks", type=int, default=1_000_000)
-    parser.add_argument("--base-tasks", type=int, default=1_200_000, help="synthetic tasks before repeating open ones")
+    parser.add_argument(
+        "--base-tasks", type=int, default=1_200_000, help="synthetic tasks before repeating open ones"
+    )
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None, help="LightGBM threads (default: every core)")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/bench_scoring_cache"))
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "serving.md")
-    parser.add_argument("--cold", action="store_true", help="clear the compiled-model cache first (times the compile)")
+    parser.add_argument(
+        "--cold", action="store_true", help="clear the compiled-model cache first (times the compile)"
+    )
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -171,23 +175,23 @@ def _write(args: argparse.Namespace, runs: list[dict]) -> None:
     text = f"""{START}
 ### Batch table serving.task_risk_scores (`scoring.score_open_tasks`)
 
-Command: `.venv/bin/python {' '.join(['scripts/bench_scoring.py', *sys.argv[1:]])}` (each run a fresh process)
+Command: `.venv/bin/python {" ".join(["scripts/bench_scoring.py", *sys.argv[1:]])}` (each run a fresh process)
 
 - date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; machine: {os.cpu_count()} cores, {cpu}, {mem:.1f} GiB RAM;
-  load average (1 min) at the start of each run: {', '.join(f"{r['load'][0]:.2f}" for r in runs)}
-- data: {first['n_tasks']:,} tasks in the table, {first['n_open']:,} open ({args.base_tasks:,} synthetic tasks, the open
-  ones repeated under new task ids); {first['with_deadline']:,} open tasks with a deadline, {first['at_risk']:,} of them
-  medium/high risk, {first['explained']:,} with their three reasons; champions: late_risk
-  {first['trees']['late_risk']} trees, cycle_time {first['trees']['cycle_time']} trees (the sandbox of bench_serving.py)
+  load average (1 min) at the start of each run: {", ".join(f"{r['load'][0]:.2f}" for r in runs)}
+- data: {first["n_tasks"]:,} tasks in the table, {first["n_open"]:,} open ({args.base_tasks:,} synthetic tasks, the open
+  ones repeated under new task ids); {first["with_deadline"]:,} open tasks with a deadline, {first["at_risk"]:,} of them
+  medium/high risk, {first["explained"]:,} with their three reasons; champions: late_risk
+  {first["trees"]["late_risk"]} trees, cycle_time {first["trees"]["cycle_time"]} trees (the sandbox of bench_serving.py)
 - champions (not in the wall time below): {compile_text}
 - wall time of `score_open_tasks` (History.from_tasks included): {min(totals):.1f}-{max(totals):.1f} s over {len(runs)} runs{cpu_text}
   (of which History.from_tasks {min(history):.1f}-{max(history):.1f} s); peak RSS of the process {min(rss):.2f}-{max(rss):.2f} GiB
-  (the table loaded: {first['rss_loaded_gib']:.2f} GiB)
-- target <= 20 s on 2 cores: {'met' if max(totals) <= 20 else '**not met**'} in these runs
+  (the table loaded: {first["rss_loaded_gib"]:.2f} GiB)
+- target <= 20 s on 2 cores: {"met" if max(totals) <= 20 else "**not met**"} in these runs
 {END}"""
     old = args.out.read_text() if args.out.exists() else ""
     if START in old and END in old:
-        new = old[: old.index(START)] + text + old[old.index(END) + len(END):]
+        new = old[: old.index(START)] + text + old[old.index(END) + len(END) :]
     else:
         new = old.rstrip("\n") + "\n\n" + text + "\n"
     args.out.write_text(new)

@@ -140,7 +140,9 @@ def main() -> int:
             result = _wrk(url + "/", single, connections, args.duration)
             result["service_cpu"] = (_cpu_seconds(service.pid) - cpu) / result["seconds"]
             runs.append(result)
-            print(f"single c={connections}: {result['rps']:.0f} rps p50 {result['p50']:.1f} ms p99 {result['p99']:.1f} ms")
+            print(
+                f"single c={connections}: {result['rps']:.0f} rps p50 {result['p50']:.1f} ms p99 {result['p99']:.1f} ms"
+            )
         cpu = _cpu_seconds(service.pid)
         batch_run = _wrk(url + "/", batch, args.batch_connections, args.duration)
         batch_run["service_cpu"] = (_cpu_seconds(service.pid) - cpu) / batch_run["seconds"]
@@ -170,19 +172,20 @@ def _write(args, runs, batch_run, trees, n_open, build_s, load_before) -> None:
     )
     meets = [r for r in runs if r["p99"] <= 20 and r["rps"] >= 500]
     verdict = (
-        f"met at {', '.join(str(r['connections']) for r in meets)} connection(s)" if meets
+        f"met at {', '.join(str(r['connections']) for r in meets)} connection(s)"
+        if meets
         else "**not met** in this run (see the analysis below; mind the load average)"
     )
     text = f"""## Online scoring service (`mlops_assets.serving`)
 
-Command: `.venv/bin/python {' '.join(['scripts/bench_serving.py', *sys.argv[1:]])}`
+Command: `.venv/bin/python {" ".join(["scripts/bench_serving.py", *sys.argv[1:]])}`
 
 - date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC
-- machine: {os.cpu_count()} cores, {cpu}, {mem:.1f} GiB RAM; load average at start {' '.join(f'{x:.2f}' for x in load_before)}
+- machine: {os.cpu_count()} cores, {cpu}, {mem:.1f} GiB RAM; load average at start {" ".join(f"{x:.2f}" for x in load_before)}
   (the cores are shared with other work and with the load generator itself)
 - software: Python {platform.python_version()}, polars {polars.__version__}, lightgbm {lightgbm.__version__}, uvicorn + FastAPI, wrk 4.1
 - setup ({build_s:.0f} s): {args.tasks:,} synthetic tasks in clean.tasks, both models tuned ({TRAIN.n_trials} Optuna trials) and
-  promoted; late_risk {trees['late_risk']} trees, cycle_time {trees['cycle_time']} trees. Requests rotate over {min(n_open, 500)} open tasks.
+  promoted; late_risk {trees["late_risk"]} trees, cycle_time {trees["cycle_time"]} trees. Requests rotate over {min(n_open, 500)} open tasks.
 - service: `python -m mlops_assets.serving` with MLOPS_SERVE_WORKERS={args.workers}, micro-batching scorer thread per process,
   features by `history_index.feature_columns`, answers by `scoring.score_rows`
 - load generator: `wrk -t1 -c<N> -d{args.duration}s` with a Lua script (closed loop, separate process)
@@ -197,13 +200,13 @@ Target: p99 <= 20 ms and >= 500 requests/s on 2 cores: {verdict}.
 
 ### 100-task batches, POST /predict/batch
 
-- {batch_run['connections']} connections: {batch_run['rps']:.1f} batches/s ({batch_run['rps'] * 100:.0f} tasks/s), p50 {batch_run['p50']:.1f} ms,
-  p99 {batch_run['p99']:.1f} ms, service CPU {batch_run['service_cpu']:.2f} cores, non-2xx/errors {batch_run['non2xx'] + batch_run['errors']}
+- {batch_run["connections"]} connections: {batch_run["rps"]:.1f} batches/s ({batch_run["rps"] * 100:.0f} tasks/s), p50 {batch_run["p50"]:.1f} ms,
+  p99 {batch_run["p99"]:.1f} ms, service CPU {batch_run["service_cpu"]:.2f} cores, non-2xx/errors {batch_run["non2xx"] + batch_run["errors"]}
 """
     args.out.parent.mkdir(parents=True, exist_ok=True)
     marker = "<!-- analysis -->"
     old = args.out.read_text() if args.out.exists() else ""
-    analysis = old[old.index(marker):] if marker in old else f"{marker}\n"
+    analysis = old[old.index(marker) :] if marker in old else f"{marker}\n"
     args.out.write_text(text + "\n" + analysis)
     print(f"wrote {args.out}")
 

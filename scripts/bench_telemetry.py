@@ -39,11 +39,21 @@ from mlops_assets.serving import sandbox  # noqa: E402
 
 def _start(box, work: Path, telemetry: bool) -> tuple[subprocess.Popen, str]:
     port = _free_port()
-    env = {**os.environ, **box.env(), "MLOPS_SERVE_PORT": str(port), "MLOPS_SERVE_TELEMETRY": "1" if telemetry else "0",
-           "XDG_CACHE_HOME": str(work / "cache")}
+    env = {
+        **os.environ,
+        **box.env(),
+        "MLOPS_SERVE_PORT": str(port),
+        "MLOPS_SERVE_TELEMETRY": "1" if telemetry else "0",
+        "XDG_CACHE_HOME": str(work / "cache"),
+    }
     log = (work / f"service-{int(telemetry)}.log").open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "mlops_assets.serving"], cwd=ROOT, env=env, stdout=log,
-                               stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlops_assets.serving"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while True:
@@ -91,8 +101,9 @@ def micro(n: int = 20_000) -> dict[str, float]:
         started = time.process_time()
         for _ in range(n):
             telemetry.count_predictions(rows)
-        out["count_predictions_us"] = min(out.get("count_predictions_us", 1e9),
-                                          (time.process_time() - started) / n * 1e6)
+        out["count_predictions_us"] = min(
+            out.get("count_predictions_us", 1e9), (time.process_time() - started) / n * 1e6
+        )
     return out
 
 
@@ -105,8 +116,11 @@ def main() -> int:
     parser.add_argument("--micro-only", action="store_true", help="only the in-process CPU cost per request")
     args = parser.parse_args()
     cost = micro()
-    print(f"telemetry CPU per request: middleware {cost['middleware_us']:.1f} us, "
-          f"band counting {cost['count_predictions_us']:.1f} us", flush=True)
+    print(
+        f"telemetry CPU per request: middleware {cost['middleware_us']:.1f} us, "
+        f"band counting {cost['count_predictions_us']:.1f} us",
+        flush=True,
+    )
     if args.micro_only:
         return 0
     work = Path(tempfile.mkdtemp(prefix="bench_telemetry_"))
@@ -127,8 +141,11 @@ def main() -> int:
                 load.append(os.getloadavg()[0])
                 result = _wrk(services[side][1] + "/", script, args.connections, args.duration)
                 results[side].append(result)
-                print(f"round {round_ + 1} telemetry={'on' if side else 'off'}: {result['rps']:.0f} rps "
-                      f"p50 {result['p50']:.2f} ms p99 {result['p99']:.2f} ms (load {load[-1]:.1f})", flush=True)
+                print(
+                    f"round {round_ + 1} telemetry={'on' if side else 'off'}: {result['rps']:.0f} rps "
+                    f"p50 {result['p50']:.2f} ms p99 {result['p99']:.2f} ms (load {load[-1]:.1f})",
+                    flush=True,
+                )
         with httpx.Client(base_url=services[True][1]) as http:
             metrics = http.get("/metrics").text
     finally:
@@ -137,12 +154,17 @@ def main() -> int:
             process.wait(timeout=10)
     summary = {}
     for side, runs in results.items():
-        summary["on" if side else "off"] = {k: statistics.median(r[k] for r in runs) for k in ("p50", "p99", "rps")}
+        summary["on" if side else "off"] = {
+            k: statistics.median(r[k] for r in runs) for k in ("p50", "p99", "rps")
+        }
     ratios = [on["p99"] / off["p99"] for on, off in zip(results[True], results[False], strict=True)]
     summary["p99_ratio_median_of_pairs"] = statistics.median(ratios)
     summary["load_1min"] = (min(load), max(load))
-    summary["counted_requests"] = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
-                                      if line.startswith('mlops_serve_requests_total{endpoint="/predict"'))
+    summary["counted_requests"] = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith('mlops_serve_requests_total{endpoint="/predict"')
+    )
     print(json.dumps(summary, indent=2))
     shutil.rmtree(work, ignore_errors=True)
     return 0

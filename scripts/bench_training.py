@@ -55,11 +55,18 @@ def run(name: str, parts: dict, config: training.TrainConfig) -> dict:
     wall = time.perf_counter() - started
     for line in lines:
         print("   ", line, flush=True)
-    return {"model": name, "tune_rows": config.tune_rows, "wall_s": wall, "lightgbm_s": model.lightgbm_seconds,
-            "trials": model.n_trials, **forest_shape(model.booster),
-            "contrib_us_per_row": contrib_us_per_row(model, parts["test"]),
-            "metric": PRIMARY[name], "value": model.metrics[PRIMARY[name]],
-            "val": {k: v for k, v in model.metrics.items() if k.startswith(("val_", "test_", "cv_"))}}
+    return {
+        "model": name,
+        "tune_rows": config.tune_rows,
+        "wall_s": wall,
+        "lightgbm_s": model.lightgbm_seconds,
+        "trials": model.n_trials,
+        **forest_shape(model.booster),
+        "contrib_us_per_row": contrib_us_per_row(model, parts["test"]),
+        "metric": PRIMARY[name],
+        "value": model.metrics[PRIMARY[name]],
+        "val": {k: v for k, v in model.metrics.items() if k.startswith(("val_", "test_", "cv_"))},
+    }
 
 
 def main() -> None:
@@ -78,35 +85,53 @@ def main() -> None:
     rows = []
     for name in args.models.split(","):
         parts = reporting.split_frames(wh.read_table(f"model_input.{name}_splits"))
-        print(f"{name}: train {parts['train'].height:,}, validation {parts['validation'].height:,}, "
-              f"test {parts['test'].height:,} rows", flush=True)
+        print(
+            f"{name}: train {parts['train'].height:,}, validation {parts['validation'].height:,}, "
+            f"test {parts['test'].height:,} rows",
+            flush=True,
+        )
         now = training.TrainConfig(n_trials=args.trials, timeout_s=args.timeout)
         rows.append(run(name, parts, now))
         print(json.dumps(rows[-1]), flush=True)
         if not args.no_reference:
-            ref = training.TrainConfig(n_trials=args.reference_trials or args.trials,
-                                       timeout_s=args.reference_timeout or args.timeout, tune_rows=0)
+            ref = training.TrainConfig(
+                n_trials=args.reference_trials or args.trials,
+                timeout_s=args.reference_timeout or args.timeout,
+                tune_rows=0,
+            )
             rows.append(run(name, parts, ref))
             print(json.dumps(rows[-1]), flush=True)
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load {load}, `python {' '.join(sys.argv)}`\n")
-    print("| model | training | wall (s) | LightGBM (s) | trials | trees | leaves (max/tree) | pred_contrib (us/row) | test metric |")
+    print(
+        "| model | training | wall (s) | LightGBM (s) | trials | trees | leaves (max/tree) | pred_contrib (us/row) | test metric |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        how = "all rows every trial (reference)" if r["tune_rows"] == 0 else f"trials on latest {r['tune_rows']:,}, refit"
-        print(f"| {r['model']} | {how} | {r['wall_s']:.1f} | {r['lightgbm_s']:.1f} | {r['trials']} | {r['trees']:,} | "
-              f"{r['leaves']:,} ({r['max_leaves']}) | {r['contrib_us_per_row']:.0f} | {r['metric']} {r['value']:.4f} |")
+        how = (
+            "all rows every trial (reference)"
+            if r["tune_rows"] == 0
+            else f"trials on latest {r['tune_rows']:,}, refit"
+        )
+        print(
+            f"| {r['model']} | {how} | {r['wall_s']:.1f} | {r['lightgbm_s']:.1f} | {r['trials']} | {r['trees']:,} | "
+            f"{r['leaves']:,} ({r['max_leaves']}) | {r['contrib_us_per_row']:.0f} | {r['metric']} {r['value']:.4f} |"
+        )
     for name in args.models.split(","):
         pair = [r for r in rows if r["model"] == name]
         if len(pair) == 2:
             new, ref = pair
             if name == "late_risk":
-                print(f"- {name}: ROC-AUC {new['value']:.4f} vs {ref['value']:.4f}: {new['value'] - ref['value']:+.4f} "
-                      f"(bound -0.005); time x{ref['wall_s'] / new['wall_s']:.1f} faster")
+                print(
+                    f"- {name}: ROC-AUC {new['value']:.4f} vs {ref['value']:.4f}: {new['value'] - ref['value']:+.4f} "
+                    f"(bound -0.005); time x{ref['wall_s'] / new['wall_s']:.1f} faster"
+                )
             else:
                 change = (new["value"] - ref["value"]) / ref["value"] * 100
-                print(f"- {name}: MAE {new['value']:.3f} vs {ref['value']:.3f}: {change:+.1f}% (bound +2%); "
-                      f"time x{ref['wall_s'] / new['wall_s']:.1f} faster")
+                print(
+                    f"- {name}: MAE {new['value']:.3f} vs {ref['value']:.3f}: {change:+.1f}% (bound +2%); "
+                    f"time x{ref['wall_s'] / new['wall_s']:.1f} faster"
+                )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
 

@@ -35,7 +35,9 @@ REAL_JIRA = ROOT.parent / "shared" / "data" / "jira-apache-ase2015" / "issues"
 BOOTSTRAP = 2000
 # The reference the issue names: Choetkiertikul et al. (EMSE 2017) report 0.83 average ROC-AUC for
 # predicting delayed issues on eight open-source Jira projects.
-REFERENCE = "Choetkiertikul et al. (EMSE 2017): 0.83 average ROC-AUC, eight Jira projects, one model per project"
+REFERENCE = (
+    "Choetkiertikul et al. (EMSE 2017): 0.83 average ROC-AUC, eight Jira projects, one model per project"
+)
 
 
 def _bootstrap(metric, y: np.ndarray, p: np.ndarray, seed: int = 0) -> tuple[float, float]:
@@ -62,20 +64,31 @@ def run_lifecycle(landing: Path, work: Path) -> dict:
 
     started = time.perf_counter()
     result = dg.materialize(
-        list(defs.assets), selection=dg.AssetSelection.groups("ingestion", "cleaning", "features", "training", "evaluation"),
+        list(defs.assets),
+        selection=dg.AssetSelection.groups("ingestion", "cleaning", "features", "training", "evaluation"),
         resources=build_resources(str(work / "wh.duckdb"), str(landing), str(work / "reports")),
         raise_on_error=False,
     )
     if not result.success:
-        raise SystemExit(f"lifecycle failed on {landing}: "
-                         + "; ".join(e.step_failure_data.error.message for e in result.get_step_failure_events()))
+        raise SystemExit(
+            f"lifecycle failed on {landing}: "
+            + "; ".join(e.step_failure_data.error.message for e in result.get_step_failure_events())
+        )
     seconds = time.perf_counter() - started
     wh = Warehouse(work / "wh.duckdb")
-    checks = {f"{e.asset_key.to_user_string()}:{e.check_name}": (e.passed, {k: v.value for k, v in e.metadata.items()})
-              for e in result.get_asset_check_evaluations() if e.asset_key.path[0] in ("models", "reporting")}
+    checks = {
+        f"{e.asset_key.to_user_string()}:{e.check_name}": (
+            e.passed,
+            {k: v.value for k, v in e.metadata.items()},
+        )
+        for e in result.get_asset_check_evaluations()
+        if e.asset_key.path[0] in ("models", "reporting")
+    }
     out: dict = {"seconds": seconds, "checks": checks, "models": {}}
     for name, spec in training.MODEL_SPECS.items():
-        row = wh.query(f"SELECT run_id, metrics FROM models.{name}_candidate ORDER BY recorded_at DESC LIMIT 1")
+        row = wh.query(
+            f"SELECT run_id, metrics FROM models.{name}_candidate ORDER BY recorded_at DESC LIMIT 1"
+        )
         metrics = json.loads(row["metrics"][0])
         parts = reporting.split_frames(wh.read_table(f"model_input.{name}_splits"))
         model = registry.load_run_model(row["run_id"][0], os.environ["MLFLOW_TRACKING_URI"])
@@ -87,13 +100,19 @@ def run_lifecycle(landing: Path, work: Path) -> dict:
         else:
             base = training.baseline_prediction(spec, parts["train"], test)
             y_all = np.column_stack([y, base])
-            interval = _bootstrap(lambda a, b: 1 - np.mean(np.abs(a[:, 0] - b)) / np.mean(np.abs(a[:, 0] - a[:, 1])),
-                                  y_all, p)
-        decision = wh.query(f"SELECT promoted, reason FROM models.{name}_champion ORDER BY recorded_at DESC LIMIT 1")
+            interval = _bootstrap(
+                lambda a, b: 1 - np.mean(np.abs(a[:, 0] - b)) / np.mean(np.abs(a[:, 0] - a[:, 1])), y_all, p
+            )
+        decision = wh.query(
+            f"SELECT promoted, reason FROM models.{name}_champion ORDER BY recorded_at DESC LIMIT 1"
+        )
         out["models"][name] = {
             "rows": {s: parts[s].height for s in ("train", "validation", "test")},
-            "positive_rate": {s: float(parts[s]["target"].mean()) for s in ("train", "test")} if spec.kind == "binary" else None,
-            "metrics": metrics, "interval": interval,
+            "positive_rate": {s: float(parts[s]["target"].mean()) for s in ("train", "test")}
+            if spec.kind == "binary"
+            else None,
+            "metrics": metrics,
+            "interval": interval,
             "gate": decision.row(0, named=True) if decision.height else None,
         }
     return out
@@ -101,10 +120,13 @@ def run_lifecycle(landing: Path, work: Path) -> dict:
 
 def to_markdown(results: dict[str, dict]) -> str:
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [f"Measured {now}; command: `python scripts/model_quality.py`; default TrainingConfig (15 trials, seed 42, "
-             f"3 CV folds), the lifecycle in process. Intervals: {BOOTSTRAP} bootstrap resamples of the test window.", "",
-             "| data | model | train / val / test rows | test metric | 95% interval | CV on train | floor | whole lifecycle (s) |",
-             "|---|---|---|---|---|---|---|---:|"]
+    lines = [
+        f"Measured {now}; command: `python scripts/model_quality.py`; default TrainingConfig (15 trials, seed 42, "
+        f"3 CV folds), the lifecycle in process. Intervals: {BOOTSTRAP} bootstrap resamples of the test window.",
+        "",
+        "| data | model | train / val / test rows | test metric | 95% interval | CV on train | floor | whole lifecycle (s) |",
+        "|---|---|---|---|---|---|---|---:|",
+    ]
     for data, res in results.items():
         for name, m in res["models"].items():
             rows = " / ".join(f"{v:,}" for v in m["rows"].values())
@@ -113,23 +135,37 @@ def to_markdown(results: dict[str, dict]) -> str:
             if name == "late_risk":
                 metric = f"ROC-AUC **{met['test_roc_auc']:.3f}** (PR-AUC {met['test_pr_auc']:.3f}, Brier {met['test_brier']:.3f})"
                 cv = f"ROC-AUC {met.get('cv_roc_auc_mean', float('nan')):.3f} +- {met.get('cv_roc_auc_std', float('nan')):.3f}"
-                floor = ">= 0.80 on the sample: " + ("met" if met["test_roc_auc"] >= 0.80 else "missed") if data.startswith("embedded") else REFERENCE
+                floor = (
+                    ">= 0.80 on the sample: " + ("met" if met["test_roc_auc"] >= 0.80 else "missed")
+                    if data.startswith("embedded")
+                    else REFERENCE
+                )
                 interval = f"{lo:.3f} - {hi:.3f}"
                 rates = m["positive_rate"]
                 rows += f" (late: train {rates['train']:.0%}, test {rates['test']:.0%})"
             else:
-                metric = (f"MAE **{met['test_mae']:.2f} d** vs baseline {met['test_baseline_mae']:.2f} d: "
-                          f"**{met['test_mae_improvement']:.0%} lower**")
+                metric = (
+                    f"MAE **{met['test_mae']:.2f} d** vs baseline {met['test_baseline_mae']:.2f} d: "
+                    f"**{met['test_mae_improvement']:.0%} lower**"
+                )
                 cv = f"MAE {met.get('cv_mae_mean', float('nan')):.2f} +- {met.get('cv_mae_std', float('nan')):.2f} d"
-                floor = ">= 20% below the baseline on the sample: " + ("met" if met["test_mae_improvement"] >= 0.2 else "missed") \
-                    if data.startswith("embedded") else "beats the per-project median baseline: " + \
-                    ("yes" if met["test_mae"] < met["test_baseline_mae"] else "no")
+                floor = (
+                    ">= 20% below the baseline on the sample: "
+                    + ("met" if met["test_mae_improvement"] >= 0.2 else "missed")
+                    if data.startswith("embedded")
+                    else "beats the per-project median baseline: "
+                    + ("yes" if met["test_mae"] < met["test_baseline_mae"] else "no")
+                )
                 interval = f"improvement {lo:.0%} - {hi:.0%}"
-            lines.append(f"| {data} | {name} | {rows} | {metric} | {interval} | {cv} | {floor} | {res['seconds']:.0f} |")
+            lines.append(
+                f"| {data} | {name} | {rows} | {metric} | {interval} | {cv} | {floor} | {res['seconds']:.0f} |"
+            )
     lines += ["", "Checks on these runs (warnings included):", ""]
     for data, res in results.items():
         for key, (passed, meta) in sorted(res["checks"].items()):
-            lines.append(f"- {data}, `{key}`: {'passed' if passed else '**failed**'} {json.dumps(meta, default=str)}")
+            lines.append(
+                f"- {data}, `{key}`: {'passed' if passed else '**failed**'} {json.dumps(meta, default=str)}"
+            )
     return "\n".join(lines)
 
 
@@ -137,8 +173,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-write", action="store_true", help="print, leave docs/BENCHMARKS.md alone")
     args = parser.parse_args()
-    from mlops_assets.devtools import bench
     from mlops_assets.cli import main as cli
+    from mlops_assets.devtools import bench
 
     tasks = int(re.search(r"^SAMPLE_TASKS \?= (\d+)$", (ROOT / "Makefile").read_text(), re.M).group(1))
     results: dict[str, dict] = {}

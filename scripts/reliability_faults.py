@@ -121,18 +121,26 @@ The mount tests skip with the reason when not root or when `mount` is refused (C
 """
 
 
-def render(trials: list, duration: float, args: argparse.Namespace, started: str, concurrency: list[str]) -> str:
+def render(
+    trials: list, duration: float, args: argparse.Namespace, started: str, concurrency: list[str]
+) -> str:
     """The whole section: what is asserted, the trials, the concurrency cases, the tests and the findings."""
-    command = (f"python scripts/reliability_faults.py --trials {args.trials} --seed {args.seed}"
-               + (" --concurrency" if args.concurrency else "") + (" --write" if args.write else ""))
+    command = (
+        f"python scripts/reliability_faults.py --trials {args.trials} --seed {args.seed}"
+        + (" --concurrency" if args.concurrency else "")
+        + (" --write" if args.write else "")
+    )
     table = faults.trials_markdown(trials, duration, args.seed, command, started)
     if len(trials) < args.trials:
         table += f" (in progress: {len(trials)} of {args.trials} trials so far)"
     bad = sum(bool(t.problems) for t in trials)
-    verdict = (f"In short: in these {len(trials)} kills none left a table different from the uninterrupted run, a champion "
-               "from an incomplete run, a second registration of one training run, or a reference describing "
-               "another model than the champion." if not bad else
-               f"In short: {bad} of {len(trials)} kills left a problem: see the table above.")
+    verdict = (
+        f"In short: in these {len(trials)} kills none left a table different from the uninterrupted run, a champion "
+        "from an incomplete run, a second registration of one training run, or a reference describing "
+        "another model than the champion."
+        if not bad
+        else f"In short: {bad} of {len(trials)} kills left a problem: see the table above."
+    )
     return "\n".join([INTRO, table, *concurrency, "", TESTS.rstrip("\n"), "", verdict, ""])
 
 
@@ -154,21 +162,28 @@ def concurrency_section(work: Path, landing: Path, expected: dict) -> list[str]:
     print("run with a read-only reader:", json.dumps(bi, default=str), flush=True)
     decisions = "; ".join(
         f"{m}: " + ", ".join(f"v{v} {'promoted' if p else 'kept'} against {b or 'none'}" for v, p, b in rows)
-        for m, rows in both["decisions"].items())
-    return ["", "**Concurrency.** Two full runs on one warehouse and registry, the second started 2 s after the "
-            "first (two people, or a sensor run and a UI run, outside the run queue), and a full run while "
-            "another process holds the warehouse open read-only for 15 s from 8 s into the run (a BI tool). "
-            "DuckDB admits one writing process per file: every step's connection waits for the other "
-            "(`Warehouse.connect`, bounded by `lock_timeout_s`, 120 s, then `WarehouseLockedError` naming "
-            "the file). After both, the same table and registry checks as above.",
-            "", "| concurrency case | result | problems |", "|---|---|---|",
-            f"| two full runs on one warehouse and registry, started 2 s apart | exit codes "
-            f"{both['codes']}, {both['seconds'][0]:.0f} s and {both['seconds'][1]:.0f} s; decisions {decisions}; "
-            f"champions {both['champions']} | {'; '.join(both['problems']) or 'none'} |",
-            f"| a full run while a read-only DuckDB connection (a BI tool) is held {bi['held_s']:.0f} s, "
-            f"opened {bi['reader_opened_at_s']} s into the run | exit code {bi['code']}, {bi['run_s']:.0f} s "
-            f"| {'; '.join(bi['problems']) or 'none'} |",
-            "", f"(concurrency cases: {time.monotonic() - t0:.0f} s)"]
+        for m, rows in both["decisions"].items()
+    )
+    return [
+        "",
+        "**Concurrency.** Two full runs on one warehouse and registry, the second started 2 s after the "
+        "first (two people, or a sensor run and a UI run, outside the run queue), and a full run while "
+        "another process holds the warehouse open read-only for 15 s from 8 s into the run (a BI tool). "
+        "DuckDB admits one writing process per file: every step's connection waits for the other "
+        "(`Warehouse.connect`, bounded by `lock_timeout_s`, 120 s, then `WarehouseLockedError` naming "
+        "the file). After both, the same table and registry checks as above.",
+        "",
+        "| concurrency case | result | problems |",
+        "|---|---|---|",
+        f"| two full runs on one warehouse and registry, started 2 s apart | exit codes "
+        f"{both['codes']}, {both['seconds'][0]:.0f} s and {both['seconds'][1]:.0f} s; decisions {decisions}; "
+        f"champions {both['champions']} | {'; '.join(both['problems']) or 'none'} |",
+        f"| a full run while a read-only DuckDB connection (a BI tool) is held {bi['held_s']:.0f} s, "
+        f"opened {bi['reader_opened_at_s']} s into the run | exit code {bi['code']}, {bi['run_s']:.0f} s "
+        f"| {'; '.join(bi['problems']) or 'none'} |",
+        "",
+        f"(concurrency cases: {time.monotonic() - t0:.0f} s)",
+    ]
 
 
 def main() -> int:
@@ -177,9 +192,14 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=12)
     parser.add_argument("--tasks", type=int, default=1500)
     parser.add_argument("--concurrency", action="store_true", help="also two concurrent runs and a BI reader")
-    parser.add_argument("--write", action="store_true",
-                        help="update docs/RELIABILITY.md between the markers (after every trial)")
-    parser.add_argument("--work", type=Path, default=None, help="keep the sandboxes here (default: a temp dir)")
+    parser.add_argument(
+        "--write",
+        action="store_true",
+        help="update docs/RELIABILITY.md between the markers (after every trial)",
+    )
+    parser.add_argument(
+        "--work", type=Path, default=None, help="keep the sandboxes here (default: a temp dir)"
+    )
     args = parser.parse_args()
 
     work = args.work or Path(tempfile.mkdtemp(prefix="mlops-faults-"))
@@ -187,8 +207,11 @@ def main() -> int:
     started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     landing = faults.generate_landing(work / "landing", args.tasks)
     ref, duration, windows, expected = faults.reference_run(work, landing)
-    print(f"uninterrupted run: {duration:.1f} s; windows: "
-          + ", ".join(f"{k} {a:.1f}-{b:.1f}" for k, (a, b) in windows.items()), flush=True)
+    print(
+        f"uninterrupted run: {duration:.1f} s; windows: "
+        + ", ".join(f"{k} {a:.1f}-{b:.1f}" for k, (a, b) in windows.items()),
+        flush=True,
+    )
     reference_state = faults.check_registry(ref)
     if reference_state["problems"]:
         print("the uninterrupted run itself is inconsistent:", reference_state["problems"], file=sys.stderr)
@@ -200,8 +223,11 @@ def main() -> int:
     for n, (target, at) in enumerate(faults.kill_schedule(args.trials, args.seed, duration, windows), 1):
         t = faults.kill_trial(n, target, at, work, landing, expected)
         trials.append(t)
-        print(f"trial {n}: aimed at {target} +{at:.2f} s, killed at {t.kill_at_s:.1f} s in {t.step}; re-run "
-              f"{'ok' if t.rerun_ok else 'FAILED'} in {t.rerun_s:.0f} s; problems: {t.problems or 'none'}", flush=True)
+        print(
+            f"trial {n}: aimed at {target} +{at:.2f} s, killed at {t.kill_at_s:.1f} s in {t.step}; re-run "
+            f"{'ok' if t.rerun_ok else 'FAILED'} in {t.rerun_s:.0f} s; problems: {t.problems or 'none'}",
+            flush=True,
+        )
         if args.write:
             write_doc(render(trials, duration, args, started, concurrency))
     text = render(trials, duration, args, started, concurrency)

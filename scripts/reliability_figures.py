@@ -86,6 +86,7 @@ def say(text: str) -> None:
 
 # ---------------------------------------------------------------- corpus, one case at a time
 
+
 def corpus_figures(work: Path, n_good: int) -> dict:
     from mlops_assets.reliability import corpus, outcomes
 
@@ -111,14 +112,18 @@ def corpus_figures(work: Path, n_good: int) -> dict:
     run = outcomes.run_pipeline(staging, work / "corpus" / "warehouse.duckdb")
     together = outcomes.judge(cases, run, staging)
     crashes += [f"all together: {c.splitlines()[0]}" for c in run.crashes]
-    categories = defaultdict(lambda: {"files": 0, "ok": 0, "lost": 0, "leaked": 0, "unexplained": 0, "crashed": 0})
+    categories = defaultdict(
+        lambda: {"files": 0, "ok": 0, "lost": 0, "leaked": 0, "unexplained": 0, "crashed": 0}
+    )
     lost_files, leaked, unexplained, reasonless = [], [], [], outcomes.reasonless_rows(run)
     for case, judged, one in results:
         row = categories[case.category]
         row["files"] += 1
         row["crashed"] += one.crashed
         reasonless += outcomes.reasonless_rows(one)
-        lost = set().union(*(j.lost for j in judged))  # the good files' records too: a hostile file must not cost them
+        lost = set().union(
+            *(j.lost for j in judged)
+        )  # the good files' records too: a hostile file must not cost them
         bad = set().union(*(j.leaked for j in judged))
         missing = sum(j.unexplained for j in judged)
         row["lost"] += bool(lost)
@@ -127,24 +132,35 @@ def corpus_figures(work: Path, n_good: int) -> dict:
         row["ok"] += not (lost or bad or missing or one.crashed)
         if lost:
             limit = f" (known limit: {case.known_limit})" if case.known_limit else ""
-            lost_files.append(f"{case.path} ({case.name}): {len(lost)} good record(s) lost: {sorted(lost)[:4]}{limit}")
+            lost_files.append(
+                f"{case.path} ({case.name}): {len(lost)} good record(s) lost: {sorted(lost)[:4]}{limit}"
+            )
         if bad:
             leaked.append(f"{case.path} ({case.name}): {sorted(bad)} reached clean.tasks")
         if missing:
             unexplained.append(f"{case.path} ({case.name}): {missing} bad record(s) without a quarantine row")
     together_lost = [j for j in together if j.lost]
     return {
-        "hostile_files": len(hostile), "good_files": len(good_cases), "n_good": n_good,
-        "sources": sorted({c.source for c in hostile}), "runs": len(hostile) + 1,
-        "crashes": crashes, "lost_files": lost_files, "leaked": leaked, "unexplained": unexplained,
-        "reasonless_rows": reasonless, "categories": dict(sorted(categories.items())),
+        "hostile_files": len(hostile),
+        "good_files": len(good_cases),
+        "n_good": n_good,
+        "sources": sorted({c.source for c in hostile}),
+        "runs": len(hostile) + 1,
+        "crashes": crashes,
+        "lost_files": lost_files,
+        "leaked": leaked,
+        "unexplained": unexplained,
+        "reasonless_rows": reasonless,
+        "categories": dict(sorted(categories.items())),
         "together_lost_files": [f"{j.case.path}: {sorted(j.lost)[:4]}" for j in together_lost],
         "together_leaked": sum(len(j.leaked) for j in together),
         "together_unexplained": sum(j.unexplained for j in together),
         "isolated_s": round(isolated_s, 1),
         "symlink_message": any("environ.json: not read" in m for m in run.messages),
         "notes": {c.name: c.note for c in hostile if c.note},
-        "known_limits": sum(1 for case, judged, _ in results if case.known_limit and any(j.lost for j in judged)),
+        "known_limits": sum(
+            1 for case, judged, _ in results if case.known_limit and any(j.lost for j in judged)
+        ),
     }
 
 
@@ -163,6 +179,7 @@ def _copy_case(src_root: Path, dest_root: Path, case) -> None:
 
 # ---------------------------------------------------------------- dg.materialize and secrets
 
+
 def _materialize(landing: Path, warehouse: Path, groups: tuple[str, ...]):
     import dagster as dg
 
@@ -171,10 +188,17 @@ def _materialize(landing: Path, warehouse: Path, groups: tuple[str, ...]):
     raw = dg.AssetSelection.key_prefixes(["raw"])
     selection = raw | dg.AssetSelection.groups(*groups) if groups else raw
     instance = dg.DagsterInstance.ephemeral()
-    result = dg.materialize(list(defs.assets), selection=selection, instance=instance, raise_on_error=False,
-                            resources=build_resources(str(warehouse), str(landing), str(warehouse.parent / "reports")))
+    result = dg.materialize(
+        list(defs.assets),
+        selection=selection,
+        instance=instance,
+        raise_on_error=False,
+        resources=build_resources(str(warehouse), str(landing), str(warehouse.parent / "reports")),
+    )
     logs = instance.all_logs(result.run_id)
-    text = "\n".join(f"{e.user_message} {e.dagster_event.event_specific_data if e.dagster_event else ''}" for e in logs)
+    text = "\n".join(
+        f"{e.user_message} {e.dagster_event.event_specific_data if e.dagster_event else ''}" for e in logs
+    )
     return result, text
 
 
@@ -217,16 +241,22 @@ def secrets_figures(work: Path, n_good: int) -> dict:
     except Exception as exc:  # noqa: BLE001
         run.crashes.append(str(exc))
     judged = outcomes.judge(cases, run, landing)
-    failures = [f"{e.step_key}: {e.step_failure_data.error.message[:300]}" for e in result.get_step_failure_events()]
+    failures = [
+        f"{e.step_key}: {e.step_failure_data.error.message[:300]}" for e in result.get_step_failure_events()
+    ]
     return {
-        "success": result.success, "step_failures": failures,
-        "leaks": {p: f for p, f in found.items() if f}, "places": sorted(places),
+        "success": result.success,
+        "step_failures": failures,
+        "leaks": {p: f for p, f in found.items() if f},
+        "places": sorted(places),
         "lost_files": [f"{j.case.path}: {sorted(j.lost)[:3]}" for j in judged if j.lost],
-        "leaked_bad": sum(len(j.leaked) for j in judged), "unexplained": sum(j.unexplained for j in judged),
+        "leaked_bad": sum(len(j.leaked) for j in judged),
+        "unexplained": sum(j.unexplained for j in judged),
     }
 
 
 # ---------------------------------------------------------------- real data: personal data past raw
+
 
 def real_data_figures(work: Path) -> dict:
     if not SHARED.is_dir():
@@ -234,9 +264,12 @@ def real_data_figures(work: Path) -> dict:
     import duckdb
 
     landing = work / "real" / "landing"
-    layout = {"jira": [SHARED / "jira-apache-ase2015" / "issues", SHARED / "exports" / "jira-csv"],
-              "github": [SHARED / "exports" / "github"], "trello": [SHARED / "exports" / "trello"],
-              "asana": [SHARED / "exports" / "asana"]}
+    layout = {
+        "jira": [SHARED / "jira-apache-ase2015" / "issues", SHARED / "exports" / "jira-csv"],
+        "github": [SHARED / "exports" / "github"],
+        "trello": [SHARED / "exports" / "trello"],
+        "asana": [SHARED / "exports" / "asana"],
+    }
     n_files = 0
     for source, folders in layout.items():
         (landing / source).mkdir(parents=True, exist_ok=True)
@@ -249,17 +282,27 @@ def real_data_figures(work: Path) -> dict:
     warehouse = work / "real" / "warehouse.duckdb"
     result, _ = _materialize(landing, warehouse, ("cleaning", "features"))
     con = duckdb.connect(str(warehouse), read_only=True)
-    tables = con.execute("SELECT table_schema, table_name FROM information_schema.tables "
-                         "WHERE table_schema NOT IN ('raw', 'information_schema', 'pg_catalog')").fetchall()
-    raw_tables = con.execute("SELECT table_schema, table_name FROM information_schema.tables "
-                             "WHERE table_schema = 'raw'").fetchall()
+    tables = con.execute(
+        "SELECT table_schema, table_name FROM information_schema.tables "
+        "WHERE table_schema NOT IN ('raw', 'information_schema', 'pg_catalog')"
+    ).fetchall()
+    raw_tables = con.execute(
+        "SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema = 'raw'"
+    ).fetchall()
     hits, cells = _scan(con, tables, people)
     control, _ = _scan(con, raw_tables, people)  # the same scan finds them in raw.*: the needles work
     con.close()
     return {
-        "files": n_files, "people": len(people), "emails_in_input": len(emails), "tables": len(tables),
-        "distinct_text_values": cells, "success": result.success,
-        "step_failures": [f"{e.step_key}: {e.step_failure_data.error.message[:200]}" for e in result.get_step_failure_events()],
+        "files": n_files,
+        "people": len(people),
+        "emails_in_input": len(emails),
+        "tables": len(tables),
+        "distinct_text_values": cells,
+        "success": result.success,
+        "step_failures": [
+            f"{e.step_key}: {e.step_failure_data.error.message[:200]}"
+            for e in result.get_step_failure_events()
+        ],
         "hits": {k: (len(v), v[:5]) for k, v in hits.items()},
         "raw_control_hits": sum(len(v) for v in control.values()),
         "tables_checked": sorted(f"{s}.{t}" for s, t in tables),
@@ -274,12 +317,21 @@ def _scan(con, tables: list[tuple[str, str]], people: set[str]) -> tuple[dict[st
     hits: dict[str, list[str]] = defaultdict(list)
     cells = 0
     for schema, table in tables:
-        cols = [r[0] for r in con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
-            "AND data_type = 'VARCHAR'", [schema, table]).fetchall()]
+        cols = [
+            r[0]
+            for r in con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
+                "AND data_type = 'VARCHAR'",
+                [schema, table],
+            ).fetchall()
+        ]
         for col in cols:
-            values = [v for (v,) in con.execute(f'SELECT DISTINCT "{col}" FROM "{schema}"."{table}" '
-                                                f'WHERE "{col}" IS NOT NULL').fetchall()]
+            values = [
+                v
+                for (v,) in con.execute(
+                    f'SELECT DISTINCT "{col}" FROM "{schema}"."{table}" WHERE "{col}" IS NOT NULL'
+                ).fetchall()
+            ]
             cells += len(values)
             for v in values:
                 what = None
@@ -295,8 +347,20 @@ def _scan(con, tables: list[tuple[str, str]], people: set[str]) -> tuple[dict[st
 
 
 _PERSON_KEYS = {"displayName", "fullName", "emailAddress", "email", "name", "login", "username"}
-_PERSON_PARENTS = {"assignee", "reporter", "creator", "author", "user", "updateAuthor", "memberCreator",
-                   "member", "members", "assignees", "closed_by", "watchers"}
+_PERSON_PARENTS = {
+    "assignee",
+    "reporter",
+    "creator",
+    "author",
+    "user",
+    "updateAuthor",
+    "memberCreator",
+    "member",
+    "members",
+    "assignees",
+    "closed_by",
+    "watchers",
+}
 _PERSON_COLUMNS = re.compile(r"assignee|reporter|creator|author|e-?mail|watcher|user", re.I)
 
 
@@ -309,8 +373,10 @@ def _people(landing: Path) -> tuple[set[str], set[str]]:
     def walk(obj, parent: str = "") -> None:
         if isinstance(obj, dict):
             for k, v in obj.items():
-                if isinstance(v, str) and (k in ("displayName", "fullName", "emailAddress", "email")
-                                           or (k in _PERSON_KEYS and parent in _PERSON_PARENTS)):
+                if isinstance(v, str) and (
+                    k in ("displayName", "fullName", "emailAddress", "email")
+                    or (k in _PERSON_KEYS and parent in _PERSON_PARENTS)
+                ):
                     people.add(v)
                 else:
                     walk(v, k)
@@ -338,6 +404,7 @@ def _people(landing: Path) -> tuple[set[str], set[str]]:
 
 # ---------------------------------------------------------------- the online service
 
+
 def service_figures(work: Path, n_requests: int, n_tasks: int) -> dict:
     import polars as pl
 
@@ -350,9 +417,13 @@ def service_figures(work: Path, n_requests: int, n_tasks: int) -> dict:
 
     started = time.perf_counter()
     box = sandbox.build_sandbox(work / "service", n_tasks=n_tasks)
-    say(f"service: sandbox with two champions trained on {n_tasks} tasks in {time.perf_counter() - started:.0f} s")
+    say(
+        f"service: sandbox with two champions trained on {n_tasks} tasks in {time.perf_counter() - started:.0f} s"
+    )
     tasks = Warehouse(box.warehouse).read_table("clean.tasks")
-    base = scoring.task_records(scoring.open_tasks(tasks).filter(pl.col("deadline_at").is_not_null()).head(1))[0]
+    base = scoring.task_records(
+        scoring.open_tasks(tasks).filter(pl.col("deadline_at").is_not_null()).head(1)
+    )[0]
     base = {k: v for k, v in base.items() if k in fuzz.FIELDS}
     batch = fuzz.requests(base, n_requests)
     with ServiceProcess(box, work / "service.log") as service:
@@ -368,23 +439,38 @@ def service_figures(work: Path, n_requests: int, n_tasks: int) -> dict:
         again = httpx.post(f"{service.url}/predict", json=base, timeout=30).status_code
         log = service.log_tail(200_000)
     return {
-        "requests": result.sent, "by_status": result.by_status, "server_errors": result.server_errors[:20],
-        "n_server_errors": len(result.server_errors), "transport_errors": result.transport_errors[:10],
-        "n_transport_errors": len(result.transport_errors), "seconds": round(elapsed, 1),
-        "good_before": good.status_code, "good_after": again, "health_after": health,
-        "listening": sorted(hosts), "accepted": result.accepted, "default_host": Settings.from_env({}).host,
+        "requests": result.sent,
+        "by_status": result.by_status,
+        "server_errors": result.server_errors[:20],
+        "n_server_errors": len(result.server_errors),
+        "transport_errors": result.transport_errors[:10],
+        "n_transport_errors": len(result.transport_errors),
+        "seconds": round(elapsed, 1),
+        "good_before": good.status_code,
+        "good_after": again,
+        "health_after": health,
+        "listening": sorted(hosts),
+        "accepted": result.accepted,
+        "default_host": Settings.from_env({}).host,
         "tracebacks_in_log": log.count("Traceback"),
     }
 
 
 def loopback_figures() -> dict:
     makefile = (ROOT / "Makefile").read_text()
-    servers = {line.strip()[:120] for line in makefile.splitlines() if re.search(r"dagster dev|mlflow ui|mlflow server", line)}
-    return {"make_servers": sorted(servers),
-            "make_not_loopback": sorted(s for s in servers if "--host 127.0.0.1" not in s)}
+    servers = {
+        line.strip()[:120]
+        for line in makefile.splitlines()
+        if re.search(r"dagster dev|mlflow ui|mlflow server", line)
+    }
+    return {
+        "make_servers": sorted(servers),
+        "make_not_loopback": sorted(s for s in servers if "--host 127.0.0.1" not in s),
+    }
 
 
 # ---------------------------------------------------------------- report
+
 
 def table(fig: dict) -> str:
     rows = ["| figure | target | measured |", "|---|---|---|"]
@@ -394,7 +480,8 @@ def table(fig: dict) -> str:
             f"| hostile files (all five sources and the mapped CSV, beside {c['good_files']} good files of {c['n_good']} records) | >= 60 | {c['hostile_files']} |",
             f"| runs crashed (one run per hostile file + one with all together; a failed blocking check counts) | 0 | {len(c['crashes'])} of {c['runs']} |",
             f"| files whose good records were lost (file run alone beside the good files) | 0 | {len(c['lost_files'])}"
-            + (f" ({c['known_limits']} a known limit, below)" if c["known_limits"] else "") + " |",
+            + (f" ({c['known_limits']} a known limit, below)" if c["known_limits"] else "")
+            + " |",
             f"| bad records without a quarantine reason (expected rows missing, plus rows with a blank reason) | 0 | {sum(int(x.split(': ')[1].split()[0]) for x in c['unexplained']) + c['reasonless_rows']} |",
             f"| bad records that reached clean.tasks | 0 | {sum(v['leaked'] for v in c['categories'].values())} |",
             f"| all together: files with good records lost / bad records in clean.tasks / missing quarantine rows | 0 / 0 / 0 | {len(c['together_lost_files'])} / {c['together_leaked']} / {c['together_unexplained']} |",
@@ -407,7 +494,9 @@ def table(fig: dict) -> str:
         ]
     r = fig.get("real")
     if r and "skipped" not in r:
-        rows += [f"| e-mail addresses or person names in tables outside raw.* after ingesting ../shared/data ({r['files']} files, {r['people']} names/logins/addresses, {r['tables']} tables, {r['distinct_text_values']:,} distinct text values; the same scan finds {r['raw_control_hits']:,} in raw.*) | 0 | {sum(n for n, _ in r['hits'].values())} |"]
+        rows += [
+            f"| e-mail addresses or person names in tables outside raw.* after ingesting ../shared/data ({r['files']} files, {r['people']} names/logins/addresses, {r['tables']} tables, {r['distinct_text_values']:,} distinct text values; the same scan finds {r['raw_control_hits']:,} in raw.*) | 0 | {sum(n for n, _ in r['hits'].values())} |"
+        ]
     elif r:
         rows += [f"| personal data outside raw.* (shared real data) | 0 | skipped: {r['skipped']} |"]
     v = fig.get("service")
@@ -420,7 +509,9 @@ def table(fig: dict) -> str:
         ]
     lb = fig.get("loopback")
     if lb:
-        rows += [f"| `make` servers (dagster dev, mlflow ui) not bound to 127.0.0.1 | 0 | {len(lb['make_not_loopback'])} |"]
+        rows += [
+            f"| `make` servers (dagster dev, mlflow ui) not bound to 127.0.0.1 | 0 | {len(lb['make_not_loopback'])} |"
+        ]
     return "\n".join(rows)
 
 
@@ -428,30 +519,46 @@ def details(fig: dict) -> str:
     out = []
     c = fig.get("corpus")
     if c:
-        out += ["Per category (one run per hostile file, beside the good files):", "",
-                "| category | files | all promises held | crashed | good records lost (files) | bad records in clean.tasks | quarantine rows missing |",
-                "|---|---|---|---|---|---|---|"]
-        out += [f"| {k} | {v['files']} | {v['ok']} | {v['crashed']} | {v['lost']} | {v['leaked']} | {v['unexplained']} |"
-                for k, v in c["categories"].items()]
-        for title, items in (("Crashes", c["crashes"]), ("Good records lost", c["lost_files"]),
-                             ("Bad records in clean.tasks", c["leaked"]),
-                             ("Bad records without a quarantine row", c["unexplained"])):
+        out += [
+            "Per category (one run per hostile file, beside the good files):",
+            "",
+            "| category | files | all promises held | crashed | good records lost (files) | bad records in clean.tasks | quarantine rows missing |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        out += [
+            f"| {k} | {v['files']} | {v['ok']} | {v['crashed']} | {v['lost']} | {v['leaked']} | {v['unexplained']} |"
+            for k, v in c["categories"].items()
+        ]
+        for title, items in (
+            ("Crashes", c["crashes"]),
+            ("Good records lost", c["lost_files"]),
+            ("Bad records in clean.tasks", c["leaked"]),
+            ("Bad records without a quarantine row", c["unexplained"]),
+        ):
             if items:
                 out += ["", f"{title}:", ""] + [f"- `{x}`" for x in items]
     v = fig.get("service")
     if v:
         out += ["", f"Service answers by status: {v['by_status']} ({v['seconds']} s, 4 clients)."]
-        odd_dates = [x for x in v["accepted"] if x.startswith(("due_at=", "deadline_at=")) and "None" not in x]
+        odd_dates = [
+            x for x in v["accepted"] if x.startswith(("due_at=", "deadline_at=")) and "None" not in x
+        ]
         ctypes = [x for x in v["accepted"] if x.startswith("content type")]
-        out += [f"Answered 200 although odd (not errors, but worth knowing): {len(ctypes)} requests with a "
-                "JSON body under another Content-Type (the body is read as JSON whatever the header says); "
-                f"{', '.join(f'`{x}`' for x in odd_dates) or 'no odd due/deadline dates'} (no range rule for "
-                "these dates, unlike `created_at`); any text in text fields (task_id, title, labels, assignee_id)."]
+        out += [
+            f"Answered 200 although odd (not errors, but worth knowing): {len(ctypes)} requests with a "
+            "JSON body under another Content-Type (the body is read as JSON whatever the header says); "
+            f"{', '.join(f'`{x}`' for x in odd_dates) or 'no odd due/deadline dates'} (no range rule for "
+            "these dates, unlike `created_at`); any text in text fields (task_id, title, labels, assignee_id)."
+        ]
         if v["server_errors"]:
-            out += ["5xx:"] + [f"- `{label}`: {status} {body[:120]!r}" for label, status, body in v["server_errors"]]
+            out += ["5xx:"] + [
+                f"- `{label}`: {status} {body[:120]!r}" for label, status, body in v["server_errors"]
+            ]
     r = fig.get("real")
     if r and r.get("hits"):
-        out += ["", "Personal data found outside raw.*:"] + [f"- `{k}`: {n}, e.g. {ex[:2]}" for k, (n, ex) in r["hits"].items()]
+        out += ["", "Personal data found outside raw.*:"] + [
+            f"- `{k}`: {n}, e.g. {ex[:2]}" for k, (n, ex) in r["hits"].items()
+        ]
     s = fig.get("secrets")
     if s and s["leaks"]:
         out += ["", "Secrets found:"] + [f"- {p}: {len(f)} value(s)" for p, f in s["leaks"].items()]
@@ -462,7 +569,7 @@ def write_doc(markdown: str) -> None:
     text = DOC.read_text()
     section = f"{START}\n{markdown}\n{END}"
     if START in text and END in text:
-        text = text[: text.index(START)] + section + text[text.index(END) + len(END):]
+        text = text[: text.index(START)] + section + text[text.index(END) + len(END) :]
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     DOC.write_text(text)
@@ -470,8 +577,12 @@ def write_doc(markdown: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", action="store_true", help="update the figures section of docs/RELIABILITY.md")
-    parser.add_argument("--skip", default="", help="comma-separated parts to skip: corpus,materialize,real,service")
+    parser.add_argument(
+        "--write", action="store_true", help="update the figures section of docs/RELIABILITY.md"
+    )
+    parser.add_argument(
+        "--skip", default="", help="comma-separated parts to skip: corpus,materialize,real,service"
+    )
     parser.add_argument("--good", type=int, default=50, help="records per good file (default 50)")
     parser.add_argument("--requests", type=int, default=600, help="malformed requests (default 600)")
     parser.add_argument("--tasks", type=int, default=1500, help="tasks the service's champions train on")
@@ -483,10 +594,12 @@ def main() -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="reliability-") as tmp:
         work = Path(tmp)
-        parts = {"corpus": ("corpus", lambda: corpus_figures(work, args.good)),
-                 "materialize": ("secrets", lambda: secrets_figures(work, args.good)),
-                 "real": ("real", lambda: real_data_figures(work)),
-                 "service": ("service", lambda: service_figures(work, args.requests, args.tasks))}
+        parts = {
+            "corpus": ("corpus", lambda: corpus_figures(work, args.good)),
+            "materialize": ("secrets", lambda: secrets_figures(work, args.good)),
+            "real": ("real", lambda: real_data_figures(work)),
+            "service": ("service", lambda: service_figures(work, args.requests, args.tasks)),
+        }
         for part, (key, measure) in parts.items():
             if part in skip:
                 continue
@@ -499,20 +612,22 @@ def main() -> int:
         fig["loopback"] = loopback_figures()
     if args.json:
         args.json.write_text(json.dumps(fig, indent=1, default=str))
-    markdown = "\n".join([
-        "## Hostile input, the service and security: figures",
-        "",
-        INTRO,
-        "",
-        f"Measured {time.strftime('%Y-%m-%d', time.gmtime())} on the shared 2-core machine by `{COMMAND}`"
-        + (f" (parts skipped: {', '.join(sorted(skip))})" if skip else "")
-        + f", {time.perf_counter() - started:.0f} s wall in all (load average {os.getloadavg()[0]:.1f} at the end).",
-        "",
-        table(fig),
-        *(f"\n**{part} could not be measured**: `{why}`" for part, why in failures.items()),
-        "",
-        details(fig),
-    ])
+    markdown = "\n".join(
+        [
+            "## Hostile input, the service and security: figures",
+            "",
+            INTRO,
+            "",
+            f"Measured {time.strftime('%Y-%m-%d', time.gmtime())} on the shared 2-core machine by `{COMMAND}`"
+            + (f" (parts skipped: {', '.join(sorted(skip))})" if skip else "")
+            + f", {time.perf_counter() - started:.0f} s wall in all (load average {os.getloadavg()[0]:.1f} at the end).",
+            "",
+            table(fig),
+            *(f"\n**{part} could not be measured**: `{why}`" for part, why in failures.items()),
+            "",
+            details(fig),
+        ]
+    )
     print(markdown)
     if args.write:
         write_doc(markdown)

@@ -92,7 +92,9 @@ def raw_descriptions(work: Path, tasks) -> dict[str, str]:
     for source, path in DESCRIPTION_KEYS.items():
         if not wh.table_exists(f"raw.{source}_tasks"):
             continue
-        for task_id, record_hash, payload in wh.query(f"SELECT task_id, record_hash, payload FROM raw.{source}_tasks").iter_rows():
+        for task_id, record_hash, payload in wh.query(
+            f"SELECT task_id, record_hash, payload FROM raw.{source}_tasks"
+        ).iter_rows():
             if record_hash not in kept or payload is None:
                 continue
             value = json.loads(payload)
@@ -120,7 +122,11 @@ def text_edits(landing: Path) -> dict[tuple[str, str], list[tuple[datetime, str]
             continue  # a broken file: ingestion quarantines it
         issues = doc.get("issues", [doc]) if isinstance(doc, dict) else doc if isinstance(doc, list) else []
         for issue in issues:
-            if not isinstance(issue, dict) or not isinstance(issue.get("changelog"), dict) or not issue.get("key"):
+            if (
+                not isinstance(issue, dict)
+                or not isinstance(issue.get("changelog"), dict)
+                or not issue.get("key")
+            ):
                 continue
             task_id = f"jira:{issue['key']}"
             for history in issue["changelog"].get("histories") or []:
@@ -136,7 +142,9 @@ def text_edits(landing: Path) -> dict[tuple[str, str], list[tuple[datetime, str]
     return {k: sorted(v) for k, v in edits.items()}
 
 
-def text_as_of(frame, final_title: dict[str, str], final_desc: dict[str, str], edits) -> tuple[list[str], list[str]]:
+def text_as_of(
+    frame, final_title: dict[str, str], final_desc: dict[str, str], edits
+) -> tuple[list[str], list[str]]:
     """Title and description of each row as known at its predicted_at (edits after it rolled back)."""
     titles, descs = [], []
     for task_id, at in frame.select("task_id", "predicted_at").iter_rows():
@@ -204,10 +212,14 @@ def paired(kind: str, task_ids: np.ndarray, y: np.ndarray, preds: dict[str, np.n
     out: dict = {"n": len(y), "tasks": len(rows_of)}
     point = {v: _metric(kind, y, p) for v, p in preds.items()}
     for v in preds:
-        out[v] = (point[v], *np.percentile(samples[v], [2.5, 97.5])) if samples[v] else (point[v], np.nan, np.nan)
+        out[v] = (
+            (point[v], *np.percentile(samples[v], [2.5, 97.5])) if samples[v] else (point[v], np.nan, np.nan)
+        )
         if v != "none":
             d = samples[f"diff:{v}"]
-            out[f"diff:{v}"] = (sign * (point[v] - point["none"]), *np.percentile(d, [2.5, 97.5])) if d else None
+            out[f"diff:{v}"] = (
+                (sign * (point[v] - point["none"]), *np.percentile(d, [2.5, 97.5])) if d else None
+            )
     return out
 
 
@@ -226,7 +238,9 @@ def measure(landing: Path, work: Path, config, components: int) -> dict:
     started = time.perf_counter()
     tasks, events = asof_quality._clean(landing, work)
     final_desc = raw_descriptions(work, tasks)
-    final_title = dict(zip(tasks["task_id"].to_list(), (t or "" for t in tasks["title"].to_list()), strict=True))
+    final_title = dict(
+        zip(tasks["task_id"].to_list(), (t or "" for t in tasks["title"].to_list()), strict=True)
+    )
     edits = text_edits(landing)
     as_of = data_as_of(tasks)
     snap = snapshots.task_snapshots(tasks, events, as_of)
@@ -319,16 +333,20 @@ def to_markdown(results: dict, command: str, config, components: int, load: str)
                              f"{_cell(e['title'])} | {_cell(e['title+desc'])} | {_diff(e.get('diff:title'))} | "
                              f"{_diff(e.get('diff:title+desc'))} |")  # fmt: skip
             svd = m["svd"].get("title+desc", {})
-            notes.append(f"{data}, {name}: rows train / validation / test "
-                         f"{' / '.join(format(m['rows'][s], ',') for s in ('train', 'validation', 'test'))}; "
-                         f"{m['rows_text_changed']:,} rows' text at their prediction time differs from the final text; "
-                         f"title+desc vocabulary {svd.get('vocabulary', 0):,} from {svd.get('train_texts', 0):,} train "
-                         f"texts, SVD keeps {svd.get('explained', 0):.0%} of its variance; training "
-                         f"{' / '.join(f'{s:.0f}' for s in m['seconds'].values())} s (none / title / title+desc)")
+            notes.append(
+                f"{data}, {name}: rows train / validation / test "
+                f"{' / '.join(format(m['rows'][s], ',') for s in ('train', 'validation', 'test'))}; "
+                f"{m['rows_text_changed']:,} rows' text at their prediction time differs from the final text; "
+                f"title+desc vocabulary {svd.get('vocabulary', 0):,} from {svd.get('train_texts', 0):,} train "
+                f"texts, SVD keeps {svd.get('explained', 0):.0%} of its variance; training "
+                f"{' / '.join(f'{s:.0f}' for s in m['seconds'].values())} s (none / title / title+desc)"
+            )
         t = res["text"]
-        notes.append(f"{data}: {t['tasks']:,} tasks, {t['with_description']:,} with a description; "
-                     f"{t['title_edited']} titles and {t['description_edited']} descriptions edited in the changelog; "
-                     f"whole dataset {res['seconds']:.0f} s")
+        notes.append(
+            f"{data}: {t['tasks']:,} tasks, {t['with_description']:,} with a description; "
+            f"{t['title_edited']} titles and {t['description_edited']} descriptions edited in the changelog; "
+            f"whole dataset {res['seconds']:.0f} s"
+        )
     keep, reason = decision(results)
     lines += ["", *[f"- {n}" for n in notes], "", f"Decision by the rule (keep text only if the real-data paired "
               f"difference is positive with an interval excluding 0): **{'gain: report to the lead' if keep else 'not kept'}**, {reason}."]  # fmt: skip
@@ -340,11 +358,13 @@ def main() -> int:
     parser.add_argument("--no-write", action="store_true", help="print, leave docs/BENCHMARKS.md alone")
     parser.add_argument("--tasks", type=int, default=2000, help="sample size (default 2,000)")
     parser.add_argument("--components", type=int, default=24, help="TruncatedSVD components (default 24)")
-    parser.add_argument("--trials", type=int, default=15, help="Optuna trials per model (default 15, as asof_quality.py)")
+    parser.add_argument(
+        "--trials", type=int, default=15, help="Optuna trials per model (default 15, as asof_quality.py)"
+    )
     parser.add_argument("--only", choices=("sample", "real"), default=None, help="one dataset only")
     args = parser.parse_args()
-    from mlops_assets.devtools import bench
     from mlops_assets.cli import main as cli
+    from mlops_assets.devtools import bench
     from mlops_assets.lib import training
 
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -354,14 +374,23 @@ def main() -> int:
         if args.only != "real":
             sample = Path(tmp) / "sample"
             cli(["generate", "--tasks", str(args.tasks), "--out", str(sample / "landing")])
-            results[f"sample ({args.tasks:,} tasks)"] = measure(sample / "landing", sample, config, args.components)
+            results[f"sample ({args.tasks:,} tasks)"] = measure(
+                sample / "landing", sample, config, args.components
+            )
         if args.only != "sample":
             if asof_quality.REAL_JIRA.exists():
                 real = Path(tmp) / "apache"
-                shutil.copytree(asof_quality.REAL_JIRA, real / "landing" / "jira")  # a temporary copy, never in the repo
-                results["real Apache Jira (501 issues)"] = measure(real / "landing", real, config, args.components)
+                shutil.copytree(
+                    asof_quality.REAL_JIRA, real / "landing" / "jira"
+                )  # a temporary copy, never in the repo
+                results["real Apache Jira (501 issues)"] = measure(
+                    real / "landing", real, config, args.components
+                )
             else:
-                print(f"real data {asof_quality.REAL_JIRA} is absent: only the sample is measured", file=sys.stderr)
+                print(
+                    f"real data {asof_quality.REAL_JIRA} is absent: only the sample is measured",
+                    file=sys.stderr,
+                )
     command = ".venv/bin/python scripts/text_signal.py" + "".join(
         f" {flag} {value}" for flag, value, default in (("--tasks", args.tasks, 2000), ("--components", args.components, 24),
                                                         ("--trials", args.trials, 15), ("--only", args.only, None))

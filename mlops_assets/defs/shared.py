@@ -9,7 +9,10 @@ import dagster as dg
 
 # Every run that writes the DuckDB file carries this tag; dagster.yaml's run queue lets one such run at a time.
 WAREHOUSE_WRITE_TAGS = {"mlops/warehouse": "write"}
-MODELS = ("late_risk", "cycle_time")  # lib.scoring.MODEL_NAMES (not imported: it loads the ML stack; a test keeps them equal)
+MODELS = (
+    "late_risk",
+    "cycle_time",
+)  # lib.scoring.MODEL_NAMES (not imported: it loads the ML stack; a test keeps them equal)
 
 
 def key_of(table: str) -> dg.AssetKey:

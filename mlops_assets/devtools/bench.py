@@ -79,7 +79,11 @@ def _machine() -> str:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-        mem_kb = int(next(x for x in Path("/proc/meminfo").read_text().splitlines() if x.startswith("MemTotal")).split()[1])
+        mem_kb = int(
+            next(
+                x for x in Path("/proc/meminfo").read_text().splitlines() if x.startswith("MemTotal")
+            ).split()[1]
+        )
         mem = f"{mem_kb / 1024 / 1024:.0f} GiB RAM"
     except (OSError, StopIteration, ValueError):
         mem = "unknown RAM"
@@ -99,7 +103,8 @@ def _children(pid: int) -> list[int]:
 
 def _pss_kb(pid: int) -> int:
     """Proportional set size (shared pages split among their users, so a sum over processes is honest),
-    without shared-memory (tmpfs) pages: those are counted once, as /dev/shm usage, by the caller."""
+    without shared-memory (tmpfs) pages: those are counted once, as /dev/shm usage, by the caller.
+    """
     fields = {}
     try:
         for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
@@ -121,7 +126,8 @@ def _shm_used_kb() -> int:
 
 class TreeMemory:
     """Peak memory of a process and all its descendants (parse workers included), sampled every
-    `interval_s`: the sum of their PSS plus what they added to /dev/shm (tmpfs files are RAM)."""
+    `interval_s`: the sum of their PSS plus what they added to /dev/shm (tmpfs files are RAM).
+    """
 
     def __init__(self, pid: int, interval_s: float = 0.2):
         import threading
@@ -151,9 +157,13 @@ class TreeMemory:
 
 
 def run_stage(work: Path, selection: str) -> dict:
-    proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(work), selection, json.dumps(BENCH_TRAINING)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "DAGSTER_HOME": str(work / "dagster_home")})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(work), selection, json.dumps(BENCH_TRAINING)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "DAGSTER_HOME": str(work / "dagster_home")},
+    )
     memory = TreeMemory(proc.pid)
     stdout, stderr = proc.communicate()
     tree_mb = memory.stop()
@@ -167,8 +177,12 @@ def run_stage(work: Path, selection: str) -> dict:
 LIKE_STAGES = 6
 
 
-def bench(n_tasks: int, stages: list[tuple[str, str, str]] | None = None, keep: Path | None = None,
-          like: Path | None = None) -> list[dict]:
+def bench(
+    n_tasks: int,
+    stages: list[tuple[str, str, str]] | None = None,
+    keep: Path | None = None,
+    like: Path | None = None,
+) -> list[dict]:
     """Generate n_tasks into a work dir and time every stage; returns one row per stage.
 
     The work dir (its own warehouse, landing zone, reports and MLflow store) is fresh, or ``keep``.
@@ -203,19 +217,31 @@ def generate(work: Path, n_tasks: int, like: Path | None = None) -> dict:
         from mlops_assets.lib import synthetic
 
         synthetic.generate(work / "landing", n_tasks=n_tasks, seed=7)
-    return {"n_tasks": n_tasks, "stage": f"generate {'real-shaped ' if like else ''}sample (not an asset)",
-            "step_s": time.perf_counter() - t0, "process_s": None,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "rows": n_tasks,
-            "landed_mb": landed_mb(work / "landing")}
+    return {
+        "n_tasks": n_tasks,
+        "stage": f"generate {'real-shaped ' if like else ''}sample (not an asset)",
+        "step_s": time.perf_counter() - t0,
+        "process_s": None,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rows": n_tasks,
+        "landed_mb": landed_mb(work / "landing"),
+    }
 
 
 def graph_env(work: Path) -> dict[str, str]:
     """The environment `make run` would have, with every path in `work` (and the local profile)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "DAGSTER_", "MLFLOW_"))}
-    return {**env, "DAGSTER_HOME": str(work / "dagster_home"), "MLOPS_WAREHOUSE": str(work / "warehouse.duckdb"),
-            "MLOPS_LANDING_DIR": str(work / "landing"), "MLOPS_REPORTS_DIR": str(work / "reports"),
-            "MLOPS_EXPORTS_DIR": str(work / "exports"), "MLFLOW_TRACKING_URI": f"sqlite:///{work}/mlflow.db",
-            "MLOPS_MLFLOW_ARTIFACTS": str(work / "mlflow-artifacts"), "MLOPS_MODEL_CACHE": str(work / "model-cache")}
+    return {
+        **env,
+        "DAGSTER_HOME": str(work / "dagster_home"),
+        "MLOPS_WAREHOUSE": str(work / "warehouse.duckdb"),
+        "MLOPS_LANDING_DIR": str(work / "landing"),
+        "MLOPS_REPORTS_DIR": str(work / "reports"),
+        "MLOPS_EXPORTS_DIR": str(work / "exports"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{work}/mlflow.db",
+        "MLOPS_MLFLOW_ARTIFACTS": str(work / "mlflow-artifacts"),
+        "MLOPS_MODEL_CACHE": str(work / "model-cache"),
+    }
 
 
 def whole_graph(n_tasks: int, work: Path | None = None, like: Path | None = None) -> dict:
@@ -229,8 +255,15 @@ def whole_graph(n_tasks: int, work: Path | None = None, like: Path | None = None
     work = work or Path(tempfile.mkdtemp(prefix=f"mlops-bench-{n_tasks}-"))
     (work / "dagster_home").mkdir(parents=True, exist_ok=True)
     generated = generate(work, n_tasks, like)
-    cmd = [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "mlops_assets.definitions",
-           "--select", "*"]
+    cmd = [
+        str(Path(sys.executable).parent / "dagster"),
+        "asset",
+        "materialize",
+        "-m",
+        "mlops_assets.definitions",
+        "--select",
+        "*",
+    ]
     log = work / "materialize.log"
     with log.open("w") as out:
         t0 = time.perf_counter()
@@ -241,17 +274,33 @@ def whole_graph(n_tasks: int, work: Path | None = None, like: Path | None = None
         tree_mb = memory.stop()
     steps = run_steps(work / "dagster_home")
     if code != 0:
-        raise RuntimeError(f"`{' '.join(cmd)}` failed (exit {code}); its log: {log}\n{log.read_text()[-3000:]}")
+        raise RuntimeError(
+            f"`{' '.join(cmd)}` failed (exit {code}); its log: {log}\n{log.read_text()[-3000:]}"
+        )
     from mlops_assets.lib.warehouse import Warehouse
 
     wh = Warehouse(work / "warehouse.duckdb")
     quality = {}
     for name in ("late_risk", "cycle_time"):
-        row = wh.query(f"SELECT * FROM models.{name}_candidate ORDER BY recorded_at DESC LIMIT 1").row(0, named=True)
-        quality[name] = {**json.loads(row["metrics"]), "n_trials": row["n_trials"], "train_s": row["train_seconds"]}
-    return {"n_tasks": n_tasks, "work": str(work), "generate_s": generated["step_s"], "wall_s": wall,
-            "tree_mb": tree_mb, "steps": steps, "steps_s": sum(s["seconds"] for s in steps), "quality": quality,
-            "scores": int(wh.query("SELECT count(*) AS n FROM serving.task_risk_scores")["n"][0])}
+        row = wh.query(f"SELECT * FROM models.{name}_candidate ORDER BY recorded_at DESC LIMIT 1").row(
+            0, named=True
+        )
+        quality[name] = {
+            **json.loads(row["metrics"]),
+            "n_trials": row["n_trials"],
+            "train_s": row["train_seconds"],
+        }
+    return {
+        "n_tasks": n_tasks,
+        "work": str(work),
+        "generate_s": generated["step_s"],
+        "wall_s": wall,
+        "tree_mb": tree_mb,
+        "steps": steps,
+        "steps_s": sum(s["seconds"] for s in steps),
+        "quality": quality,
+        "scores": int(wh.query("SELECT count(*) AS n FROM serving.task_risk_scores")["n"][0]),
+    }
 
 
 def run_steps(dagster_home: Path) -> list[dict]:
@@ -263,9 +312,14 @@ def run_steps(dagster_home: Path) -> list[dict]:
         if not records:
             return []
         stats = instance.get_run_step_stats(records[0].dagster_run.run_id)
-    return [{"step": s.step_key, "status": s.status.value if s.status else "?",
-             "seconds": (s.end_time or s.start_time or 0) - (s.start_time or 0)}
-            for s in sorted(stats, key=lambda s: s.start_time or 0)]
+    return [
+        {
+            "step": s.step_key,
+            "status": s.status.value if s.status else "?",
+            "seconds": (s.end_time or s.start_time or 0) - (s.start_time or 0),
+        }
+        for s in sorted(stats, key=lambda s: s.start_time or 0)
+    ]
 
 
 QUALITY = {"late_risk": "test_roc_auc", "cycle_time": "test_mae"}
@@ -283,14 +337,22 @@ def reference_trainings(work: Path) -> dict[str, dict]:
     wh = Warehouse(work / "warehouse.duckdb")
     out = {}
     for name, metric in QUALITY.items():
-        candidate = wh.query(f"SELECT * FROM models.{name}_candidate ORDER BY recorded_at DESC LIMIT 1").row(0, named=True)
+        candidate = wh.query(f"SELECT * FROM models.{name}_candidate ORDER BY recorded_at DESC LIMIT 1").row(
+            0, named=True
+        )
         parts = reporting.split_frames(wh.read_table(f"model_input.{name}_splits"))
         config = training.TrainConfig(n_trials=int(candidate["n_trials"]), timeout_s=86_400.0, tune_rows=0)
         t0 = time.perf_counter()
         trained = training.train_model(training.get_spec(name), parts, config)
-        out[name] = {"metric": metric, "value": trained.metrics[metric], "train_s": time.perf_counter() - t0,
-                     "trees": trained.booster.num_trees(), "n_trials": trained.n_trials,
-                     "candidate": json.loads(candidate["metrics"])[metric], "candidate_s": candidate["train_seconds"]}
+        out[name] = {
+            "metric": metric,
+            "value": trained.metrics[metric],
+            "train_s": time.perf_counter() - t0,
+            "trees": trained.booster.num_trees(),
+            "n_trials": trained.n_trials,
+            "candidate": json.loads(candidate["metrics"])[metric],
+            "candidate_s": candidate["train_seconds"],
+        }
     return out
 
 
@@ -298,30 +360,44 @@ def whole_graph_markdown(results: list[dict], command: str, references: dict | N
     """The whole-graph table: one row per size, then the slowest steps of each."""
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    out = [f"Measured {now} on {_machine()}; load average at the end {load} (shared cores).",
-           f"Command: `{command}` (`dagster asset materialize --select '*'`, default run config, in-process executor).",
-           "", "| tasks | whole graph, CLI wall (s) | sum of the steps (s) | wall / steps | peak memory, process tree (MB) "
-           "| late_risk test ROC-AUC | cycle_time test MAE (days) | trials | scored open tasks |",
-           "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    out = [
+        f"Measured {now} on {_machine()}; load average at the end {load} (shared cores).",
+        f"Command: `{command}` (`dagster asset materialize --select '*'`, default run config, in-process executor).",
+        "",
+        "| tasks | whole graph, CLI wall (s) | sum of the steps (s) | wall / steps | peak memory, process tree (MB) "
+        "| late_risk test ROC-AUC | cycle_time test MAE (days) | trials | scored open tasks |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in results:
         q = r["quality"]
-        out.append(f"| {r['n_tasks']:,} | {r['wall_s']:.1f} | {r['steps_s']:.1f} | {r['wall_s'] / r['steps_s']:.2f} | "
-                   f"{r['tree_mb']:,.0f} | {q['late_risk']['test_roc_auc']:.4f} | {q['cycle_time']['test_mae']:.3f} | "
-                   f"{q['late_risk']['n_trials']} / {q['cycle_time']['n_trials']} | {r['scores']:,} |")
+        out.append(
+            f"| {r['n_tasks']:,} | {r['wall_s']:.1f} | {r['steps_s']:.1f} | {r['wall_s'] / r['steps_s']:.2f} | "
+            f"{r['tree_mb']:,.0f} | {q['late_risk']['test_roc_auc']:.4f} | {q['cycle_time']['test_mae']:.3f} | "
+            f"{q['late_risk']['n_trials']} / {q['cycle_time']['n_trials']} | {r['scores']:,} |"
+        )
     for n, ref in (references or {}).items():
-        out += ["", f"{n:,} tasks, the same splits trained again with every trial on all train rows (`tune_rows=0`, the "
-                "training before issue 14, same number of trials):", ""]
+        out += [
+            "",
+            f"{n:,} tasks, the same splits trained again with every trial on all train rows (`tune_rows=0`, the "
+            "training before issue 14, same number of trials):",
+            "",
+        ]
         for name, r in ref.items():
             if name == "late_risk":
                 diff = f"{r['candidate'] - r['value']:+.4f} ROC-AUC (bound: -0.005)"
             else:
                 diff = f"{(r['candidate'] - r['value']) / r['value'] * 100:+.1f}% MAE (bound: +2%)"
-            out.append(f"- {name}: {r['metric']} {r['candidate']:.4f} in the graph ({r['candidate_s']:.0f} s of training) vs "
-                       f"{r['value']:.4f} ({r['train_s']:.0f} s, {r['n_trials']} trials, {r['trees']:,} trees): {diff}")
+            out.append(
+                f"- {name}: {r['metric']} {r['candidate']:.4f} in the graph ({r['candidate_s']:.0f} s of training) vs "
+                f"{r['value']:.4f} ({r['train_s']:.0f} s, {r['n_trials']} trials, {r['trees']:,} trees): {diff}"
+            )
     for r in results:
         top = sorted(r["steps"], key=lambda s: -s["seconds"])
-        out += ["", f"{r['n_tasks']:,} tasks, by step (seconds; generation of the landing zone {r['generate_s']:.1f} s, "
-                "not in the wall time): " + ", ".join(f"{s['step']} {s['seconds']:.1f}" for s in top)]
+        out += [
+            "",
+            f"{r['n_tasks']:,} tasks, by step (seconds; generation of the landing zone {r['generate_s']:.1f} s, "
+            "not in the wall time): " + ", ".join(f"{s['step']} {s['seconds']:.1f}" for s in top),
+        ]
     return "\n".join(out)
 
 
@@ -336,11 +412,18 @@ def stage_row(work: Path, n_tasks: int, label: str, table: str, out: dict) -> di
     from mlops_assets.lib.warehouse import Warehouse
 
     wh = Warehouse(work / "warehouse.duckdb")
-    row = {"n_tasks": n_tasks, "stage": label, "rows": int(wh.query(f"SELECT count(*) AS n FROM {table}")["n"][0]), **out}
+    row = {
+        "n_tasks": n_tasks,
+        "stage": label,
+        "rows": int(wh.query(f"SELECT count(*) AS n FROM {table}")["n"][0]),
+        **out,
+    }
     if label.startswith("ingest "):
         row["landed_mb"] = landed_mb(work / "landing", label.split()[1])
     if label.startswith("train "):
-        last = wh.query(f"SELECT * FROM models.{label.split()[1]}_candidate ORDER BY recorded_at DESC LIMIT 1")
+        last = wh.query(
+            f"SELECT * FROM models.{label.split()[1]}_candidate ORDER BY recorded_at DESC LIMIT 1"
+        )
         if "lightgbm_seconds" in last.columns:
             row["lightgbm_s"] = float(last["lightgbm_seconds"][0])
     return row
@@ -350,36 +433,52 @@ def to_markdown(rows: list[dict], command: str) -> str:
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     landed = any(r.get("landed_mb") is not None for r in rows)
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    out = [f"Measured {now} on {_machine()}; load average at the end {load} (shared cores).",
-           f"Command: `{command}`; trainings use run config {json.dumps(BENCH_TRAINING)}.", "",
-           "| tasks | stage | step wall (s) | process wall (s) | peak RSS (MB) | peak memory, process tree (MB) | rows | rows/s |"
-           + (" input landed (MB) |" if landed else ""),
-           "|---:|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if landed else "")]
+    out = [
+        f"Measured {now} on {_machine()}; load average at the end {load} (shared cores).",
+        f"Command: `{command}`; trainings use run config {json.dumps(BENCH_TRAINING)}.",
+        "",
+        "| tasks | stage | step wall (s) | process wall (s) | peak RSS (MB) | peak memory, process tree (MB) | rows | rows/s |"
+        + (" input landed (MB) |" if landed else ""),
+        "|---:|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if landed else ""),
+    ]
     for r in rows:
         rate = f"{r['rows'] / r['step_s']:,.0f}" if r.get("step_s") else ""
         proc = f"{r['process_s']:.1f}" if r.get("process_s") else ""
         tree = f"{r['tree_mb']:,.0f}" if r.get("tree_mb") else ""
         mb = (f" {r['landed_mb']:,.1f} |" if r.get("landed_mb") is not None else " |") if landed else ""
-        out.append(f"| {r['n_tasks']:,} | {r['stage']} | {r['step_s']:.2f} | {proc} | {r['peak_rss_mb']:,.0f} | "
-                   f"{tree} | {r['rows']:,} | {rate} |{mb}")
+        out.append(
+            f"| {r['n_tasks']:,} | {r['stage']} | {r['step_s']:.2f} | {proc} | {r['peak_rss_mb']:,.0f} | "
+            f"{tree} | {r['rows']:,} | {rate} |{mb}"
+        )
     trainings = [r for r in rows if r.get("lightgbm_s")]
     if trainings:
-        out += ["", "Training, LightGBM's own time (binning, boosting, predicting) against the whole step "
-                "(target: the rest at most 50% on top of LightGBM):", ""]
-        out += [f"- {r['n_tasks']:,} tasks, {r['stage']}: LightGBM {r['lightgbm_s']:.1f} s of {r['step_s']:.1f} s; "
-                f"the rest {r['step_s'] - r['lightgbm_s']:.1f} s = {(r['step_s'] / r['lightgbm_s'] - 1):.0%} on top"
-                for r in trainings]
+        out += [
+            "",
+            "Training, LightGBM's own time (binning, boosting, predicting) against the whole step "
+            "(target: the rest at most 50% on top of LightGBM):",
+            "",
+        ]
+        out += [
+            f"- {r['n_tasks']:,} tasks, {r['stage']}: LightGBM {r['lightgbm_s']:.1f} s of {r['step_s']:.1f} s; "
+            f"the rest {r['step_s'] - r['lightgbm_s']:.1f} s = {(r['step_s'] / r['lightgbm_s'] - 1):.0%} on top"
+            for r in trainings
+        ]
     by_n: dict[int, float] = {}
     for r in rows:
         if r["stage"].startswith(("ingest", "clean")):
             by_n[r["n_tasks"]] = by_n.get(r["n_tasks"], 0.0) + r["step_s"]
     if by_n:
-        out += ["", "Ingestion + cleaning (sum of step wall times): " +
-                ", ".join(f"{n:,} tasks: {s:.1f} s" for n, s in sorted(by_n.items()))]
+        out += [
+            "",
+            "Ingestion + cleaning (sum of step wall times): "
+            + ", ".join(f"{n:,} tasks: {s:.1f} s" for n, s in sorted(by_n.items())),
+        ]
         if len(by_n) > 1:
             ns = sorted(by_n)
-            out.append(f"Growth {ns[0]:,} -> {ns[-1]:,} tasks: x{by_n[ns[-1]] / by_n[ns[0]]:.1f} time for "
-                       f"x{ns[-1] / ns[0]:.0f} data.")
+            out.append(
+                f"Growth {ns[0]:,} -> {ns[-1]:,} tasks: x{by_n[ns[-1]] / by_n[ns[0]]:.1f} time for "
+                f"x{ns[-1] / ns[0]:.0f} data."
+            )
     return "\n".join(out)
 
 
@@ -389,7 +488,7 @@ def write_section(markdown: str, path: Path = Path("docs/BENCHMARKS.md"), sectio
     text = path.read_text() if path.exists() else "# Benchmarks\n"
     block = f"{start}\n{markdown}\n{end}"
     if start in text and end in text:
-        text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
+        text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -45,18 +45,35 @@ def main() -> None:
                 instance.stop_sensor(sensor.get_remote_origin_id(), sensor.selector_id, sensor)
             for schedule in repo.get_schedules():
                 instance.stop_schedule(schedule.get_remote_origin_id(), schedule.selector_id, schedule)
-        selector = JobSubsetSelector(location_name=location_name, repository_name=repo.name,
-                                     job_name="__ASSET_JOB", op_selection=None, asset_selection=keys)
+        selector = JobSubsetSelector(
+            location_name=location_name,
+            repository_name=repo.name,
+            job_name="__ASSET_JOB",
+            op_selection=None,
+            asset_selection=keys,
+        )
         job = location.get_job(selector)
-        plan = location.get_execution_plan(job, run_config, step_keys_to_execute=None, known_state=None,
-                                           instance=instance)
+        plan = location.get_execution_plan(
+            job, run_config, step_keys_to_execute=None, known_state=None, instance=instance
+        )
         run = instance.create_run(
-            job_name=job.name, run_id=None, run_config=run_config, resolved_op_selection=job.resolved_op_selection,
-            step_keys_to_execute=plan.execution_plan_snapshot.step_keys_to_execute, op_selection=None, status=None,
-            root_run_id=None, parent_run_id=None, tags={**job.tags, **json.loads(args.tags)},
-            job_snapshot=job.job_snapshot, execution_plan_snapshot=plan.execution_plan_snapshot,
-            parent_job_snapshot=job.parent_job_snapshot, remote_job_origin=job.get_remote_origin(),
-            job_code_origin=job.get_python_origin(), asset_selection=frozenset(keys), asset_check_selection=None,
+            job_name=job.name,
+            run_id=None,
+            run_config=run_config,
+            resolved_op_selection=job.resolved_op_selection,
+            step_keys_to_execute=plan.execution_plan_snapshot.step_keys_to_execute,
+            op_selection=None,
+            status=None,
+            root_run_id=None,
+            parent_run_id=None,
+            tags={**job.tags, **json.loads(args.tags)},
+            job_snapshot=job.job_snapshot,
+            execution_plan_snapshot=plan.execution_plan_snapshot,
+            parent_job_snapshot=job.parent_job_snapshot,
+            remote_job_origin=job.get_remote_origin(),
+            job_code_origin=job.get_python_origin(),
+            asset_selection=frozenset(keys),
+            asset_check_selection=None,
             asset_graph=repo.asset_graph,
         )
         instance.submit_run(run.run_id, workspace)

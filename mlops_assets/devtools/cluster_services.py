@@ -1,6 +1,7 @@
 """Real cluster-profile services for the tests and scripts/bench_cluster.py: PostgreSQL + Redis
 (scripts/ci_services.sh), an MLflow tracking server, Celery workers, and `dagster asset materialize` runs,
-all on 127.0.0.1. Needs a source checkout (scripts/, deploy/cluster/)."""
+all on 127.0.0.1. Needs a source checkout (scripts/, deploy/cluster/).
+"""
 
 from __future__ import annotations
 
@@ -19,8 +20,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 SCRIPT = ROOT / "scripts" / "ci_services.sh"
-INSTANCE_ENV = ("MLOPS_PG_HOST", "MLOPS_PG_PORT", "MLOPS_PG_USER", "MLOPS_PG_PASSWORD", "MLOPS_DAGSTER_DB",
-                "MLOPS_DAGSTER_STORAGE", "MLOPS_DAGSTER_COMPUTE_LOGS")
+INSTANCE_ENV = (
+    "MLOPS_PG_HOST",
+    "MLOPS_PG_PORT",
+    "MLOPS_PG_USER",
+    "MLOPS_PG_PASSWORD",
+    "MLOPS_DAGSTER_DB",
+    "MLOPS_DAGSTER_STORAGE",
+    "MLOPS_DAGSTER_COMPUTE_LOGS",
+)
 
 
 class ServicesUnavailable(RuntimeError):
@@ -52,7 +60,7 @@ def read_env_file(path: Path) -> dict[str, str]:
     env = {}
     for line in path.read_text().splitlines():
         if line.startswith("export "):
-            name, _, value = line[len("export "):].partition("=")
+            name, _, value = line[len("export ") :].partition("=")
             env[name] = shlex.split(value)[0] if value else ""
     return env
 
@@ -74,11 +82,26 @@ class Cluster:
         port = free_port()
         with open(self.root / "mlflow.log", "wb") as log:  # the server writes to its own copy of the file
             proc = subprocess.Popen(
-                [str(BIN / "mlflow"), "server", "--backend-store-uri",
-                 self.pg["MLOPS_PG_URL"].replace("postgresql://", "postgresql+psycopg2://") + "/mlflow",
-                 "--artifacts-destination", str(self.root / "mlflow-artifacts"), "--host", "127.0.0.1",
-                 "--port", str(port), "--workers", "1"],
-                cwd=self.root, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                [
+                    str(BIN / "mlflow"),
+                    "server",
+                    "--backend-store-uri",
+                    self.pg["MLOPS_PG_URL"].replace("postgresql://", "postgresql+psycopg2://") + "/mlflow",
+                    "--artifacts-destination",
+                    str(self.root / "mlflow-artifacts"),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--workers",
+                    "1",
+                ],
+                cwd=self.root,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.procs.append(proc)
         self.env["MLFLOW_TRACKING_URI"] = f"http://127.0.0.1:{port}"
         self.mlflow = proc
@@ -91,9 +114,26 @@ class Cluster:
         log_path = self.root / f"worker-{name}.log"
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
-                [str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app",
-                 "-y", str(ROOT / "deploy" / "cluster" / "celery.yaml"), "-n", name, "--", "--concurrency", "1"],
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                [
+                    str(BIN / "dagster-celery"),
+                    "worker",
+                    "start",
+                    "-A",
+                    "dagster_celery.app",
+                    "-y",
+                    str(ROOT / "deploy" / "cluster" / "celery.yaml"),
+                    "-n",
+                    name,
+                    "--",
+                    "--concurrency",
+                    "1",
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.procs.append(proc)
         self.workers[name] = proc
         return proc
@@ -103,22 +143,47 @@ class Cluster:
             log = self.root / f"worker-{name}.log"
             _wait(lambda log=log: b" ready." in log.read_bytes(), proc, log, 120)
 
-    def materialize(self, select: str, config: dict | None = None, extra_env: dict | None = None,
-                    wait: bool = True) -> subprocess.Popen | subprocess.CompletedProcess:
+    def materialize(
+        self, select: str, config: dict | None = None, extra_env: dict | None = None, wait: bool = True
+    ) -> subprocess.Popen | subprocess.CompletedProcess:
         """`dagster asset materialize` in the cluster profile (the CLI orchestrates; Celery workers run steps)."""
-        cmd = [str(BIN / "dagster"), "asset", "materialize", "-m", "mlops_assets.definitions", "--select", select]
+        cmd = [
+            str(BIN / "dagster"),
+            "asset",
+            "materialize",
+            "-m",
+            "mlops_assets.definitions",
+            "--select",
+            select,
+        ]
         if config:
             cmd += ["--config-json", json.dumps(config)]
         env = {**self.env, **(extra_env or {})}
         if wait:
             return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
 
-    def launch(self, select: str, config: dict | None = None, tags: dict | None = None,
-               stop_instigators: bool = False) -> str:
+    def launch(
+        self,
+        select: str,
+        config: dict | None = None,
+        tags: dict | None = None,
+        stop_instigators: bool = False,
+    ) -> str:
         """Submit a run to the instance's queue as the UI does (cluster_launch.py); the daemon runs it. Returns its id."""
-        cmd = [sys.executable, "-m", "mlops_assets.devtools.cluster_launch", "--select", select,
-               "--config-json", json.dumps(config or {}), "--tags", json.dumps(tags or {})]
+        cmd = [
+            sys.executable,
+            "-m",
+            "mlops_assets.devtools.cluster_launch",
+            "--select",
+            select,
+            "--config-json",
+            json.dumps(config or {}),
+            "--tags",
+            json.dumps(tags or {}),
+        ]
         if stop_instigators:
             cmd.append("--stop-instigators")
         out = subprocess.run(cmd, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=300)
@@ -130,8 +195,18 @@ class Cluster:
         """`dagster-daemon run` on the cluster workspace: dequeues queued runs and retries failed ones."""
         with open(self.root / "daemon.log", "ab") as log:
             proc = subprocess.Popen(
-                [str(BIN / "dagster-daemon"), "run", "-w", str(ROOT / "deploy" / "cluster" / "workspace.yaml")],
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                [
+                    str(BIN / "dagster-daemon"),
+                    "run",
+                    "-w",
+                    str(ROOT / "deploy" / "cluster" / "workspace.yaml"),
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.procs.append(proc)
         return proc
 
@@ -174,8 +249,9 @@ def start_cluster(root: Path) -> Cluster:
     reason = missing_binaries()
     if reason:
         raise ServicesUnavailable(reason)
-    out = subprocess.run(["bash", str(SCRIPT), "start", str(root / "services")], capture_output=True, text=True,
-                         timeout=180)
+    out = subprocess.run(
+        ["bash", str(SCRIPT), "start", str(root / "services")], capture_output=True, text=True, timeout=180
+    )
     if out.returncode != 0:
         raise RuntimeError(f"scripts/ci_services.sh start failed:\n{out.stdout}\n{out.stderr}")
     pg = read_env_file(root / "services" / "services.env")
@@ -206,8 +282,14 @@ def start_cluster(root: Path) -> Cluster:
     }
     # Create the instance schema once, before any worker or run touches it: processes that start
     # together on an empty database race on CREATE TABLE (DuplicateObject "run_tags"), as CI saw.
-    out = subprocess.run([str(BIN / "dagster"), "instance", "migrate"], cwd=ROOT, env=cluster.env,
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [str(BIN / "dagster"), "instance", "migrate"],
+        cwd=ROOT,
+        env=cluster.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if out.returncode != 0:
         raise RuntimeError(f"dagster instance migrate failed:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
     return cluster

@@ -48,8 +48,10 @@ def preflight(warehouse: Path, landing: Path) -> str | None:
     if not all(versions.values()):
         return f"no champion for {[m for m, v in versions.items() if not v]}: run `make run` first"
     if any(landing.rglob("*-drift*")):
-        return (f"a drift batch is already in {landing} (an earlier demo): start fresh with "
-                "`make clean-data && make run`, then `make drift-demo`")
+        return (
+            f"a drift batch is already in {landing} (an earlier demo): start fresh with "
+            "`make clean-data && make run`, then `make drift-demo`"
+        )
     return None
 
 
@@ -66,8 +68,13 @@ def start_daemon(log_path: Path) -> subprocess.Popen:
     # per location name, so the demo's daemon goes on from theirs (`-m` alone would name it after the module)
     workspace = Path(__file__).resolve().parents[2] / "workspace.yaml"
     target = ["-w", str(workspace)] if workspace.exists() else ["-m", "mlops_assets.definitions"]
-    return subprocess.Popen([str(exe), "run", *target], stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True, env=os.environ.copy())
+    return subprocess.Popen(
+        [str(exe), "run", *target],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env=os.environ.copy(),
+    )
 
 
 def stop_daemon(process: subprocess.Popen) -> None:
@@ -99,10 +106,12 @@ class Watch:
 
 def _describe(run) -> str:
     tags = run.tags
-    trigger = tags.get("mlops/trigger") or ("automation" if "dagster/from_automation_condition" in tags
-                                            or tags.get("dagster/sensor_name") == "automation_condition_sensor"
-                                            else tags.get("dagster/sensor_name") or tags.get("dagster/schedule_name")
-                                            or "manual")
+    trigger = tags.get("mlops/trigger") or (
+        "automation"
+        if "dagster/from_automation_condition" in tags
+        or tags.get("dagster/sensor_name") == "automation_condition_sensor"
+        else tags.get("dagster/sensor_name") or tags.get("dagster/schedule_name") or "manual"
+    )
     keys = sorted(k.to_user_string() for k in (run.asset_selection or []))
     shown = ", ".join(keys[:6]) + (f" (+{len(keys) - 6})" if len(keys) > 6 else "")
     return f"{run.job_name} [{trigger}] {shown}"
@@ -129,7 +138,8 @@ def poll(instance, watch: Watch) -> None:
                 if status == "FAILURE":
                     _blocked(instance, run.run_id, watch)
     record = instance.get_latest_asset_check_evaluation_record(
-        dg.AssetCheckKey(dg.AssetKey(list(DRIFT_KEY)), monitoring.DRIFT_CHECK))
+        dg.AssetCheckKey(dg.AssetKey(list(DRIFT_KEY)), monitoring.DRIFT_CHECK)
+    )
     evaluation = record.evaluation if record and record.status.value != "PLANNED" else None
     # dated by its evaluation, not its planning: a monitoring run queued during the retrain is planned before it ends
     evaluated_at = monitoring.check_evaluated_at(record) if evaluation else 0.0
@@ -137,19 +147,26 @@ def poll(instance, watch: Watch) -> None:
         watch.seen_checks.add(record.id)
         meta = {k: v.value for k, v in evaluation.metadata.items()}
         verdict = "PASSED" if evaluation.passed else f"FAILED ({evaluation.severity.value})"
-        watch.drift_checks.append((evaluated_at, evaluation.passed, str(meta.get("drift_share")),
-                                   str(meta.get("reason"))))
-        out(f"[{_stamp()}] drift check {verdict}: drift share {meta.get('drift_share')}, {meta.get('reason')}")
+        watch.drift_checks.append(
+            (evaluated_at, evaluation.passed, str(meta.get("drift_share")), str(meta.get("reason")))
+        )
+        out(
+            f"[{_stamp()}] drift check {verdict}: drift share {meta.get('drift_share')}, {meta.get('reason')}"
+        )
 
 
 def _gate(instance, run_id: str, watch: Watch) -> None:
     import dagster as dg
 
     for model in ("late_risk", "cycle_time"):
-        records = instance.fetch_materializations(dg.AssetKey(["models", f"{model}_champion"]), limit=1).records
+        records = instance.fetch_materializations(
+            dg.AssetKey(["models", f"{model}_champion"]), limit=1
+        ).records
         if records and records[0].run_id == run_id:
             meta = {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
-            watch.gate[model] = f"{meta.get('decision')} (v{meta.get('candidate_version')}): {meta.get('reason')}"
+            watch.gate[model] = (
+                f"{meta.get('decision')} (v{meta.get('candidate_version')}): {meta.get('reason')}"
+            )
             out(f"           gate {model}: {watch.gate[model]}")
 
 
@@ -159,19 +176,31 @@ def _blocked(instance, run_id: str, watch: Watch) -> None:
 
     for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
         evaluation = entry.asset_check_evaluation
-        if evaluation is not None and not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
+        if (
+            evaluation is not None
+            and not evaluation.passed
+            and evaluation.severity == dg.AssetCheckSeverity.ERROR
+        ):
             model = evaluation.asset_key.path[-1].removesuffix("_candidate")
-            detail = ", ".join(f"{k}={v.value:.4g}" if isinstance(v.value, float) else f"{k}={v.value}"
-                               for k, v in evaluation.metadata.items())
-            watch.blocked[model] = f"candidate stopped by blocking check {evaluation.check_name} ({detail}); champion stays"
+            detail = ", ".join(
+                f"{k}={v.value:.4g}" if isinstance(v.value, float) else f"{k}={v.value}"
+                for k, v in evaluation.metadata.items()
+            )
+            watch.blocked[model] = (
+                f"candidate stopped by blocking check {evaluation.check_name} ({detail}); champion stays"
+            )
             out(f"           {model}: {watch.blocked[model]}")
 
 
 def in_flight(instance) -> int:
     import dagster as dg
 
-    statuses = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-                dg.DagsterRunStatus.STARTED]
+    statuses = [
+        dg.DagsterRunStatus.QUEUED,
+        dg.DagsterRunStatus.NOT_STARTED,
+        dg.DagsterRunStatus.STARTING,
+        dg.DagsterRunStatus.STARTED,
+    ]
     return len(instance.get_run_ids(dg.RunsFilter(statuses=statuses)))
 
 
@@ -179,7 +208,11 @@ def finished(instance, watch: Watch) -> tuple[bool, str | None]:
     """(done, failure reason): done once the retrain is over, drift was re-measured after it and all is quiet."""
     quiet = in_flight(instance) == 0 and time.time() - watch.last_change > SETTLE_S
     # a retraining run that failed only because a candidate was stopped by a blocking check is a decision
-    failed = [r for r, s in watch.statuses.items() if s == "FAILURE" and not (r in watch.retrain_runs and watch.blocked)]
+    failed = [
+        r
+        for r, s in watch.statuses.items()
+        if s == "FAILURE" and not (r in watch.retrain_runs and watch.blocked)
+    ]
     if failed and quiet:
         return True, f"run(s) {', '.join(r[:8] for r in failed)} failed (see the Dagster UI)"
     if not watch.retrain_runs:
@@ -209,8 +242,10 @@ def run_demo(tasks: int, main_tasks: int, seed: int, timeout_s: float) -> int:
     watch = Watch(started=time.time())
     watch.last_change = watch.started
     synthetic.generate(landing, n_tasks=tasks, seed=seed, drift=True, main_tasks=main_tasks)
-    out(f"[{_stamp()}] landed a drifted batch of {tasks} tasks (new Growth team, more urgent work, slower delivery) "
-        f"in {landing}")
+    out(
+        f"[{_stamp()}] landed a drifted batch of {tasks} tasks (new Growth team, more urgent work, slower delivery) "
+        f"in {landing}"
+    )
     daemon = None
     if daemon_alive(instance):
         out("a Dagster daemon is already running on this instance: using it")
@@ -238,11 +273,16 @@ def run_demo(tasks: int, main_tasks: int, seed: int, timeout_s: float) -> int:
             stop_daemon(daemon)
             out("stopped the daemon this demo started")
     after = scoring.champion_versions(client)
-    scores = Warehouse(warehouse).query(
-        "SELECT count(*) AS n, any_value(late_risk_version) AS v FROM serving.task_risk_scores").row(0)
+    scores = (
+        Warehouse(warehouse)
+        .query("SELECT count(*) AS n, any_value(late_risk_version) AS v FROM serving.task_risk_scores")
+        .row(0)
+    )
     out("")
     out("summary")
-    out(f"  runs: {len(watch.statuses)} ({', '.join(f'{s}: {list(watch.statuses.values()).count(s)}' for s in sorted(set(watch.statuses.values())))})")
+    out(
+        f"  runs: {len(watch.statuses)} ({', '.join(f'{s}: {list(watch.statuses.values()).count(s)}' for s in sorted(set(watch.statuses.values())))})"
+    )
     for at, passed, share, why in watch.drift_checks:
         out(f"  drift check at {_stamp(at)}: {'passed' if passed else 'failed'}, drift share {share} ({why})")
     out(f"  retraining runs requested: {len(watch.retrain_runs)}")

@@ -39,7 +39,7 @@ def _group_order(group: str) -> int:
 def render_into(path: Path = Path("docs/ARCHITECTURE.md")) -> bool:
     """Write the diagram between the markers; returns True when the file changed."""
     text = path.read_text()
-    new = text[: text.index(START) + len(START)] + "\n" + mermaid() + "\n" + text[text.index(END):]
+    new = text[: text.index(START) + len(START)] + "\n" + mermaid() + "\n" + text[text.index(END) :]
     if new != text:
         path.write_text(new)
         return True

@@ -25,16 +25,32 @@ from pathlib import Path
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 VIEWPORT = {"width": 1600, "height": 1000}
 DRIFT_ASSET = ("monitoring", "data_drift")
 # A small training budget: the sandbox shows the product, it does not need good models.
 FAST_TRAINING = {"n_trials": 3, "timeout_s": 60, "seed": 1, "cv_folds": 2}
 # The variables the Definitions read; the sandbox sets its own, and live pulls stay off.
-_PROJECT_ENV = ("DAGSTER_HOME", "MLOPS_WAREHOUSE", "MLOPS_LANDING_DIR", "MLOPS_REPORTS_DIR", "MLFLOW_TRACKING_URI",
-                "MLOPS_MLFLOW_ARTIFACTS", "JIRA_URL", "JIRA_USER", "JIRA_API_TOKEN", "GITHUB_TOKEN", "GITHUB_REPOS")
+_PROJECT_ENV = (
+    "DAGSTER_HOME",
+    "MLOPS_WAREHOUSE",
+    "MLOPS_LANDING_DIR",
+    "MLOPS_REPORTS_DIR",
+    "MLFLOW_TRACKING_URI",
+    "MLOPS_MLFLOW_ARTIFACTS",
+    "JIRA_URL",
+    "JIRA_USER",
+    "JIRA_API_TOKEN",
+    "GITHUB_TOKEN",
+    "GITHUB_REPOS",
+)
 INSTANCE_YAML = """\
 # A throwaway instance for the browser: no telemetry script, no first-visit pop-up, and runs launched
 # from the UI execute at once (no daemon needed).
@@ -122,8 +138,13 @@ def _bin(name: str) -> str:
     return str(path) if path.exists() else name
 
 
-def prepare_sandbox(root: str | Path, n_tasks: int = 1500, drift_tasks: int = 500, seed: int = 7,
-                    mlflow_template: Path | None = None) -> Sandbox:
+def prepare_sandbox(
+    root: str | Path,
+    n_tasks: int = 1500,
+    drift_tasks: int = 500,
+    seed: int = 7,
+    mlflow_template: Path | None = None,
+) -> Sandbox:
     """Generate a sample into `root` and materialize every asset with the CLI, recorded in the sandbox's instance.
 
     When the Definitions monitor drift, a drifted batch of `drift_tasks` then lands and the data layers and
@@ -166,15 +187,26 @@ def asset_groups() -> dict:
 
 def _materialize(box: Sandbox, selection: str, run_config: dict) -> None:
     """`dagster asset materialize` against the sandbox, as a user would run it; its log lands in the sandbox."""
-    cmd = [_bin("dagster"), "asset", "materialize", "-m", "mlops_assets.definitions", "--select", selection,
-           "--config-json", json.dumps(run_config)]
+    cmd = [
+        _bin("dagster"),
+        "asset",
+        "materialize",
+        "-m",
+        "mlops_assets.definitions",
+        "--select",
+        selection,
+        "--config-json",
+        json.dumps(run_config),
+    ]
     done = subprocess.run(cmd, env=box.env(), cwd=box.root, capture_output=True, text=True)
     log = box.root / "materialize.log"
     with open(log, "a") as out:
         out.write(f"$ {' '.join(cmd)}\n{done.stdout}{done.stderr}\n")
     if done.returncode != 0:
-        raise BrowserSetupError(f"materializing {selection!r} failed (exit {done.returncode}); the log is "
-                                f"{log}:\n{_tail(done.stdout + done.stderr)}")
+        raise BrowserSetupError(
+            f"materializing {selection!r} failed (exit {done.returncode}); the log is "
+            f"{log}:\n{_tail(done.stdout + done.stderr)}"
+        )
 
 
 def _tail(text: str, lines: int = 25) -> str:
@@ -189,7 +221,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def _server(name: str, cmd: list[str], env: dict[str, str], url: str, log: Path, timeout_s: float) -> Iterator[None]:
+def _server(
+    name: str, cmd: list[str], env: dict[str, str], url: str, log: Path, timeout_s: float
+) -> Iterator[None]:
     """Run a server in its own process group until the block ends; yields once `url` answers 200."""
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -197,8 +231,10 @@ def _server(name: str, cmd: list[str], env: dict[str, str], url: str, log: Path,
         deadline = time.monotonic() + timeout_s
         while True:
             if proc.poll() is not None:
-                raise BrowserSetupError(f"{name} exited with {proc.returncode} before answering; its log "
-                                        f"({log}):\n{_tail(log.read_text(errors='replace'))}")
+                raise BrowserSetupError(
+                    f"{name} exited with {proc.returncode} before answering; its log "
+                    f"({log}):\n{_tail(log.read_text(errors='replace'))}"
+                )
             try:
                 with urllib.request.urlopen(url, timeout=2) as response:
                     if response.status == 200:
@@ -206,7 +242,9 @@ def _server(name: str, cmd: list[str], env: dict[str, str], url: str, log: Path,
             except (urllib.error.URLError, OSError):
                 pass
             if time.monotonic() > deadline:
-                raise BrowserSetupError(f"{name} did not answer {url} within {timeout_s:.0f} s; its log: {log}")
+                raise BrowserSetupError(
+                    f"{name} did not answer {url} within {timeout_s:.0f} s; its log: {log}"
+                )
             time.sleep(0.3)
         yield
     finally:
@@ -236,8 +274,14 @@ def dagster_webserver(box: Sandbox, port: int | None = None, timeout_s: float = 
     """The Dagster UI on the sandbox's instance at http://127.0.0.1:<port>; yields its base URL."""
     port = port or free_port()
     cmd = [_bin("dagster-webserver"), "-m", "mlops_assets.definitions", "-h", "127.0.0.1", "-p", str(port)]
-    with _server("dagster-webserver", cmd, box.env(), f"http://127.0.0.1:{port}/server_info",
-                 box.root / "dagster-webserver.log", timeout_s):
+    with _server(
+        "dagster-webserver",
+        cmd,
+        box.env(),
+        f"http://127.0.0.1:{port}/server_info",
+        box.root / "dagster-webserver.log",
+        timeout_s,
+    ):
         yield f"http://127.0.0.1:{port}"
 
 
@@ -245,12 +289,30 @@ def dagster_webserver(box: Sandbox, port: int | None = None, timeout_s: float = 
 def mlflow_server(box: Sandbox, port: int | None = None, timeout_s: float = 120) -> Iterator[str]:
     """The MLflow UI on the sandbox's tracking store and registry; yields its base URL."""
     port = port or free_port()
-    cmd = [_bin("mlflow"), "server", "--backend-store-uri", box.mlflow_uri, "--default-artifact-root",
-           box.artifacts.as_uri(), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    cmd = [
+        _bin("mlflow"),
+        "server",
+        "--backend-store-uri",
+        box.mlflow_uri,
+        "--default-artifact-root",
+        box.artifacts.as_uri(),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     # no background job runner (huey workers): the UI needs none of it
     env = box.env() | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    with _server("mlflow server", cmd, env, f"http://127.0.0.1:{port}/health",
-                 box.root / "mlflow-server.log", timeout_s):
+    with _server(
+        "mlflow server",
+        cmd,
+        env,
+        f"http://127.0.0.1:{port}/health",
+        box.root / "mlflow-server.log",
+        timeout_s,
+    ):
         yield f"http://127.0.0.1:{port}"
 
 
@@ -258,17 +320,26 @@ def mlflow_server(box: Sandbox, port: int | None = None, timeout_s: float = 120)
 def browser_page(user_data_dir: str | Path | None = None) -> Iterator:
     """A Playwright page in headless /usr/bin/chromium with a fresh profile (its requests watched for `settle`)."""
     if not CHROMIUM.exists():
-        raise BrowserSetupError(f"{CHROMIUM} is missing: install Debian's browser with `apt-get install -y chromium`")
+        raise BrowserSetupError(
+            f"{CHROMIUM} is missing: install Debian's browser with `apt-get install -y chromium`"
+        )
     from playwright.sync_api import sync_playwright
 
     with ExitStack() as stack:
-        profile = user_data_dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="chromium-profile-"))
+        profile = user_data_dir or stack.enter_context(
+            tempfile.TemporaryDirectory(prefix="chromium-profile-")
+        )
         playwright = stack.enter_context(sync_playwright())
         context = playwright.chromium.launch_persistent_context(
-            str(profile), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS, viewport=VIEWPORT,
+            str(profile),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport=VIEWPORT,
             # the webserver's Content-Security-Policy forbids eval, which Playwright's string predicates
             # (wait_for_function) need; the pages' own scripts are unaffected
-            bypass_csp=True)
+            bypass_csp=True,
+        )
         stack.callback(context.close)
         context.set_default_timeout(60_000)
         page = context.pages[0] if context.pages else context.new_page()
@@ -278,6 +349,7 @@ def browser_page(user_data_dir: str | Path | None = None) -> Iterator:
 
 
 # ---- a still page: what a picture may be taken of ----
+
 
 class _Requests:
     """The page's requests in flight (fetch/XHR polling included), and when the last one started or ended."""
@@ -338,7 +410,9 @@ def settle(page, quiet_ms: int = 500, timeout_s: float = 30) -> bytes:
         busy = []
         pending = network.pending() if network is not None else []
         if network is not None and (pending or time.monotonic() - network.changed < quiet_ms / 1000):
-            busy.append(f"network ({len(pending)} request(s) in flight: {', '.join(pending[:3]) or 'just finished'})")
+            busy.append(
+                f"network ({len(pending)} request(s) in flight: {', '.join(pending[:3]) or 'just finished'})"
+            )
         elif page.evaluate(_ANIMATING_JS):
             busy.append("animations running")
         else:
@@ -354,6 +428,7 @@ def settle(page, quiet_ms: int = 500, timeout_s: float = 30) -> bytes:
 
 # ---- the pages: each opens one view and waits until its content (not a loading placeholder) is painted ----
 
+
 def show_asset_graph(page, base: str, n_assets: int) -> list[str]:
     """Dagster's global lineage with every group expanded (Alt+e); returns the asset nodes' labels."""
     page.goto(f"{base}/asset-groups")
@@ -361,7 +436,9 @@ def show_asset_graph(page, base: str, n_assets: int) -> list[str]:
     page.keyboard.press("Alt+e")
     names = page.locator("[class*='AssetNode_assetName']")
     names.first.wait_for()
-    page.get_by_placeholder("Jump to…").locator("xpath=following::button[1]").click()  # fold the asset tree away
+    page.get_by_placeholder("Jump to…").locator(
+        "xpath=following::button[1]"
+    ).click()  # fold the asset tree away
     # The graph draws only the nodes in view: zoom out until every asset is in the picture.
     zoom_out = page.locator("button:has([aria-label='zoom_out'])").first
     for _ in range(8):
@@ -370,7 +447,9 @@ def show_asset_graph(page, base: str, n_assets: int) -> list[str]:
             break
         zoom_out.click()
     page.mouse.move(0, 0)  # no node's hover tooltip in the picture
-    page.wait_for_function(f"document.querySelectorAll(\"[class*='AssetNode_assetName']\").length >= {n_assets}")
+    page.wait_for_function(
+        f"document.querySelectorAll(\"[class*='AssetNode_assetName']\").length >= {n_assets}"
+    )
     return names.all_inner_texts()
 
 
@@ -404,7 +483,9 @@ def open_markdown(page, metadata_key: str):
     row.get_by_text("[Show Markdown]").click()
     dialog = page.get_by_role("dialog")
     dialog.locator("img").first.wait_for()
-    page.wait_for_function("[...document.querySelectorAll('[role=dialog] img')].every(i => i.complete && i.naturalWidth > 0)")
+    page.wait_for_function(
+        "[...document.querySelectorAll('[role=dialog] img')].every(i => i.complete && i.naturalWidth > 0)"
+    )
     return dialog
 
 
@@ -432,8 +513,11 @@ def launch_materialization(page, base: str, key: str, wait_for: str) -> str:
 def run_status(base: str, run_id: str) -> str:
     """A run's status from the webserver's GraphQL API (SUCCESS, FAILURE, STARTED, ...)."""
     query = "query($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status } } }"
-    request = urllib.request.Request(f"{base}/graphql", data=json.dumps({"query": query, "variables": {"id": run_id}}).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{base}/graphql",
+        data=json.dumps({"query": query, "variables": {"id": run_id}}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         found = json.load(response)["data"]["runOrError"]
     return found.get("status") or found["__typename"]
@@ -485,8 +569,10 @@ def show_html_report(page, path: str | Path, wait_for: str) -> None:
     """A report file (Evidently, evaluation) as a page, once `wait_for` text and its images or charts are painted."""
     page.goto(Path(path).resolve().as_uri())
     page.get_by_text(wait_for, exact=False).first.wait_for()
-    page.wait_for_function("[...document.images].every(i => i.complete && i.naturalWidth > 0) && "
-                           "(document.images.length > 0 || document.querySelectorAll('svg').length > 0)")
+    page.wait_for_function(
+        "[...document.images].every(i => i.complete && i.naturalWidth > 0) && "
+        "(document.images.length > 0 || document.querySelectorAll('svg').length > 0)"
+    )
     page.wait_for_timeout(500)
 
 
@@ -500,14 +586,19 @@ def show_pm_export(page, path: str | Path, wait_for: str) -> None:
 
 def fallback_drift_report(box: Sandbox) -> Path:
     """An Evidently report straight from lib.drift, for a project whose Definitions have no drift asset yet:
-    the older half of features.task_features against its newest quarter."""
+    the older half of features.task_features against its newest quarter.
+    """
     from mlops_assets.lib import drift, features
     from mlops_assets.lib.warehouse import Warehouse
 
     frame = Warehouse(box.warehouse).read_table("features.task_features").sort("created_at")
-    return drift.write_evidently_report(frame.head(frame.height // 2), frame.tail(frame.height // 4),
-                                        features.NUMERIC_FEATURES, features.CATEGORICAL_FEATURES,
-                                        box.reports / "drift" / "data_drift.html")
+    return drift.write_evidently_report(
+        frame.head(frame.height // 2),
+        frame.tail(frame.height // 4),
+        features.NUMERIC_FEATURES,
+        features.CATEGORICAL_FEATURES,
+        box.reports / "drift" / "data_drift.html",
+    )
 
 
 def drift_report(box: Sandbox) -> Path:
@@ -537,8 +628,11 @@ def pm_export_page(box: Sandbox) -> Path:
     if not index.is_file():
         raise BrowserSetupError(f"serving/task_risk_scores exported no projects page: {index}")
     scores = pl.read_parquet(index.parent.parent / exports.PARQUET_NAME)
-    ranked = (scores.group_by("project").agg((pl.col("risk_band") == "high").sum().alias("high"), pl.len().alias("n"))
-              .sort(["high", "n"], descending=True))
+    ranked = (
+        scores.group_by("project")
+        .agg((pl.col("risk_band") == "high").sum().alias("high"), pl.len().alias("n"))
+        .sort(["high", "n"], descending=True)
+    )
     if ranked.is_empty():
         raise BrowserSetupError(f"the PM export in {index.parent} has no open task")
     page = index.parent / exports.project_file(ranked["project"][0])
@@ -558,7 +652,9 @@ def champion_run(box: Sandbox, name: str) -> tuple[str, str]:
 
 def show_mlflow_reproduce(page, base: str, experiment: str, run_id: str) -> None:
     """A training run's Artifacts tab with its reproduce.json open (what a rebuild of the model reads)."""
-    page.goto(f"{base}/#/experiments/{experiment}/runs/{run_id}/artifacts/reproduce.json?workflowType=machine_learning")
+    page.goto(
+        f"{base}/#/experiments/{experiment}/runs/{run_id}/artifacts/reproduce.json?workflowType=machine_learning"
+    )
     page.wait_for_function("document.body.innerText.includes('max_ingested_at')", timeout=90_000)
     _dismiss_mlflow_panels(page)
     page.wait_for_timeout(500)
@@ -577,7 +673,11 @@ def take_screenshots(out_dir: str | Path, n_tasks: int = 1500, keep: str | Path 
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     with ExitStack() as stack:
-        root = Path(keep) if keep else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mlops-shots-")))
+        root = (
+            Path(keep)
+            if keep
+            else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mlops-shots-")))
+        )
         box = prepare_sandbox(root, n_tasks=n_tasks)
         dagster = stack.enter_context(dagster_webserver(box))
         mlflow = stack.enter_context(mlflow_server(box))
@@ -608,11 +708,18 @@ def take_screenshots(out_dir: str | Path, n_tasks: int = 1500, keep: str | Path 
         shot("evidently-drift-report")
         evaluation = box.latest_metadata("reporting", f"{MODEL}_evaluation")["report"]
         show_html_report(page, evaluation, f"Evaluation: {MODEL}")
-        page.evaluate("[...document.querySelectorAll('h2')].find(h => h.textContent.trim() === 'Charts')"
-                      "?.scrollIntoView({block: 'start'})")
+        page.evaluate(
+            "[...document.querySelectorAll('h2')].find(h => h.textContent.trim() === 'Charts')"
+            "?.scrollIntoView({block: 'start'})"
+        )
         shot("evaluation-report")
-        show_mlflow_runs(page, mlflow, experiment_id(box), f"{MODEL}-",
-                         ["test_roc_auc", "test_pr_auc", "test_brier", "test_mae", "test_baseline_mae", "gate.decision"])
+        show_mlflow_runs(
+            page,
+            mlflow,
+            experiment_id(box),
+            f"{MODEL}-",
+            ["test_roc_auc", "test_pr_auc", "test_brier", "test_mae", "test_baseline_mae", "gate.decision"],
+        )
         shot("mlflow-runs")
         show_mlflow_models(page, mlflow, list(MODEL_SPECS))
         shot("mlflow-registry")

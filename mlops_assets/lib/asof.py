@@ -68,8 +68,9 @@ Event = tuple[int, str, str | None, str | None]  # (changed_at in us since the e
 
 
 def status_category(name: str | None) -> str:
-    """todo | in_progress | review | done of a status name: the rule Trello lists and Jira CSVs use, with
-    review-like in-progress statuses (In Review, Testing, QA) apart."""
+    """Todo | in_progress | review | done of a status name: the rule Trello lists and Jira CSVs use, with
+    review-like in-progress statuses (In Review, Testing, QA) apart.
+    """
     from mlops_assets.lib.sources.base import category_from_status_name
 
     category = category_from_status_name(name)

@@ -35,12 +35,30 @@ from mlops_assets.lib.warehouse import Warehouse
 # (Blocker->Highest, Critical->High, Major->Medium, Minor->Low, Trivial->Lowest).
 PRIORITY_ORDINAL = {"lowest": 1, "low": 2, "medium": 3, "high": 4, "highest": 5}
 PRIORITY_SYNONYMS = {
-    "highest": "highest", "blocker": "highest", "urgent": "highest", "p0": "highest", "critical!": "highest",
-    "immediate": "highest", "showstopper": "highest",
-    "high": "high", "critical": "high", "p1": "high", "important": "high",
-    "medium": "medium", "major": "medium", "normal": "medium", "p2": "medium", "moderate": "medium",
-    "low": "low", "minor": "low", "p3": "low",
-    "lowest": "lowest", "trivial": "lowest", "p4": "lowest", "p5": "lowest", "none": "lowest",
+    "highest": "highest",
+    "blocker": "highest",
+    "urgent": "highest",
+    "p0": "highest",
+    "critical!": "highest",
+    "immediate": "highest",
+    "showstopper": "highest",
+    "high": "high",
+    "critical": "high",
+    "p1": "high",
+    "important": "high",
+    "medium": "medium",
+    "major": "medium",
+    "normal": "medium",
+    "p2": "medium",
+    "moderate": "medium",
+    "low": "low",
+    "minor": "low",
+    "p3": "low",
+    "lowest": "lowest",
+    "trivial": "lowest",
+    "p4": "lowest",
+    "p5": "lowest",
+    "none": "lowest",
 }
 
 _META = ("record_hash", "source_file", "locator", "ingested_at")
@@ -67,7 +85,9 @@ class CleanStats:
     parse_rejects: int
     events: int
     by_source: dict[str, int]
-    refused_by_contract: int = 0  # of `quarantined`: rows the rules passed and TasksSchema refused (audit_tasks)
+    refused_by_contract: int = (
+        0  # of `quarantined`: rows the rules passed and TasksSchema refused (audit_tasks)
+    )
     tasks_validation: schemas.ValidationOutcome | None = None  # TasksSchema on the returned clean.tasks
 
     @property
@@ -83,9 +103,12 @@ def _existing(con, tables: list[str]) -> list[str]:
     return [t for t in tables if t in present]
 
 
-def _union(con, kind: str, columns: list[str], extra: dict[str, str] | None = None, default_extra: str = "") -> str:
+def _union(
+    con, kind: str, columns: list[str], extra: dict[str, str] | None = None, default_extra: str = ""
+) -> str:
     """SQL for the union of every source's raw ``kind`` table; ``extra``: source -> one more column's SQL
-    (``default_extra`` for the other sources)."""
+    (``default_extra`` for the other sources).
+    """
     sources = [s for s, spec in SOURCES.items() if kind in spec[2]]
     present = set(_existing(con, [raw_table(s, kind) for s in sources]))
     cols = ", ".join(f'"{c}"' for c in columns)
@@ -106,17 +129,31 @@ _REREAD_REJECT = """EXISTS (SELECT 1 FROM raw.ingested_files f
                 AND (r.source = 'csv' OR r.locator = '<file>'))"""
 
 
-def build_clean(warehouse: Warehouse, now: datetime | None = None) -> tuple[dict[str, pl.DataFrame], CleanStats]:
+def build_clean(
+    warehouse: Warehouse, now: datetime | None = None
+) -> tuple[dict[str, pl.DataFrame], CleanStats]:
     """Compute clean.tasks, clean.task_events and clean.quarantine from the raw layer (no writes)."""
     now = now or datetime.now(UTC)
     task_cols = list(TASK_COLUMNS) + list(_META)
     with warehouse.connect() as con:
         # a mapped CSV's row text, to tell a re-read of the same row under a fixed mapping (rule 2)
-        union = _union(con, "tasks", task_cols, extra={"csv": "hash(payload) AS row_text"},
-                       default_extra="NULL::UBIGINT AS row_text")
+        union = _union(
+            con,
+            "tasks",
+            task_cols,
+            extra={"csv": "hash(payload) AS row_text"},
+            default_extra="NULL::UBIGINT AS row_text",
+        )
         if not union:
-            raise RuntimeError("the raw layer holds no task tables yet: materialize the raw/* ingestion assets first")
-        con.register("_prio", pl.DataFrame({"alias": list(PRIORITY_SYNONYMS), "canonical": list(PRIORITY_SYNONYMS.values())}).to_arrow())
+            raise RuntimeError(
+                "the raw layer holds no task tables yet: materialize the raw/* ingestion assets first"
+            )
+        con.register(
+            "_prio",
+            pl.DataFrame(
+                {"alias": list(PRIORITY_SYNONYMS), "canonical": list(PRIORITY_SYNONYMS.values())}
+            ).to_arrow(),
+        )
         content_cols = ", ".join(f'"{c}"' for c in TASK_COLUMNS if c not in ("updated_at",))
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE t_checked AS
@@ -149,8 +186,12 @@ def build_clean(warehouse: Warehouse, now: datetime | None = None) -> tuple[dict
               row_text IS NOT NULL AND row_number() OVER (PARTITION BY source_file, row_text
                 ORDER BY ingested_at DESC, record_hash) > 1 AS reread
             FROM ({union})""",  # straight from the raw tables: no intermediate copy of every record
-            {"latest": now + FUTURE_TOLERANCE, "earliest": EARLIEST_CREATED_AT, "future": IN_THE_FUTURE,
-             "before": BEFORE_EARLIEST},
+            {
+                "latest": now + FUTURE_TOLERANCE,
+                "earliest": EARLIEST_CREATED_AT,
+                "future": IN_THE_FUTURE,
+                "before": BEFORE_EARLIEST,
+            },
         )
         con.execute(
             """CREATE OR REPLACE TEMP TABLE t_ranked AS
@@ -180,20 +221,20 @@ def build_clean(warehouse: Warehouse, now: datetime | None = None) -> tuple[dict
                    '^(priority|prio|pri)\\s*[:/_ -]?\\s*', '', 'i')))
             )
             SELECT
-              p.task_id, p.source, {mask('p.project')} AS project, p."key", {mask('p.title')} AS title,
-              nullif(lower(trim({mask('p.type')})), '') AS type,  -- "Bug" (Jira) and "bug" (GitHub label) are one type
+              p.task_id, p.source, {mask("p.project")} AS project, p."key", {mask("p.title")} AS title,
+              nullif(lower(trim({mask("p.type")})), '') AS type,  -- "Bug" (Jira) and "bug" (GitHub label) are one type
               p.priority_canonical AS priority,
               CASE p.priority_canonical WHEN 'lowest' THEN 1 WHEN 'low' THEN 2 WHEN 'medium' THEN 3
                    WHEN 'high' THEN 4 WHEN 'highest' THEN 5 END::TINYINT AS priority_ordinal,
-              {mask('p.priority')} AS priority_raw,
-              {mask('p.status')} AS status,
+              {mask("p.priority")} AS priority_raw,
+              {mask("p.status")} AS status,
               CASE WHEN p.status_category IN ('todo', 'in_progress', 'done') THEN p.status_category
                    WHEN p.resolved_at IS NOT NULL THEN 'done' ELSE 'todo' END AS status_category,
               p.assignee_id, p.reporter_id,
               p.created_at, p.updated_at, p.resolved_at, p.due_at, p.deadline_at,
               p.story_points, p.original_estimate_h, p.time_spent_h,
               CASE WHEN c.task_id IS NULL THEN p.n_comments ELSE greatest(coalesce(p.n_comments, 0), c.n) END AS n_comments,
-              p.n_links, p.n_subtasks, p.n_labels, p.description_length, {mask('p.labels')} AS labels,
+              p.n_links, p.n_subtasks, p.n_labels, p.description_length, {mask("p.labels")} AS labels,
               CASE WHEN p.deadline_at IS NULL THEN NULL
                    WHEN p.resolved_at IS NOT NULL THEN p.resolved_at::DATE > p.deadline_at::DATE
                    ELSE $now::TIMESTAMPTZ::DATE > p.deadline_at::DATE END AS is_late,
@@ -245,22 +286,44 @@ def build_clean(warehouse: Warehouse, now: datetime | None = None) -> tuple[dict
                + (SELECT count(*) FROM t_checked WHERE reread)"""
         ).fetchall()[0][0]
         input_records = con.execute("SELECT count(*) FROM t_checked").fetchall()[0][0]
-        events_union = _union(con, "events", ["task_id", "source", "event_id", "changed_at", "field", "from_value",
-                                               "to_value", "author_id", "ingested_at"])
+        events_union = _union(
+            con,
+            "events",
+            [
+                "task_id",
+                "source",
+                "event_id",
+                "changed_at",
+                "field",
+                "from_value",
+                "to_value",
+                "author_id",
+                "ingested_at",
+            ],
+        )
         if events_union:
             con.register("_task_ids", tasks.select("task_id").to_arrow())
             events = con.execute(
-                f"""SELECT task_id, source, event_id, changed_at, field, {mask('from_value')} AS from_value,
-                           {mask('to_value')} AS to_value, author_id
+                f"""SELECT task_id, source, event_id, changed_at, field, {mask("from_value")} AS from_value,
+                           {mask("to_value")} AS to_value, author_id
                     FROM ({events_union}) e
                     WHERE task_id IN (SELECT task_id FROM _task_ids)
                     QUALIFY row_number() OVER (PARTITION BY task_id, event_id ORDER BY ingested_at) = 1
                     ORDER BY task_id, changed_at, event_id"""
             ).pl()
         else:
-            events = pl.DataFrame(schema={"task_id": pl.String, "source": pl.String, "event_id": pl.String,
-                                          "changed_at": pl.Datetime("us", "UTC"), "field": pl.String,
-                                          "from_value": pl.String, "to_value": pl.String, "author_id": pl.String})
+            events = pl.DataFrame(
+                schema={
+                    "task_id": pl.String,
+                    "source": pl.String,
+                    "event_id": pl.String,
+                    "changed_at": pl.Datetime("us", "UTC"),
+                    "field": pl.String,
+                    "from_value": pl.String,
+                    "to_value": pl.String,
+                    "author_id": pl.String,
+                }
+            )
     # write-audit-publish: the staged table is validated here, before anything is written; a row the
     # rules above let through but the contract refuses is quarantined with the check it failed
     tasks, refused, validation = audit_tasks(tasks)
@@ -302,9 +365,19 @@ def audit_tasks(staged: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, schem
     locators = staged["_locator"]
     tasks = staged.drop("_locator")
     outcome = schemas.validate(schemas.TasksSchema, tasks)
-    empty = pl.DataFrame(schema={"source": pl.String, "source_file": pl.String, "locator": pl.String,
-                                 "task_id": pl.String, "record_hash": pl.String, "reason": pl.String,
-                                 "stage": pl.String, "payload": pl.String, "quarantined_at": pl.Datetime("us", "UTC")})
+    empty = pl.DataFrame(
+        schema={
+            "source": pl.String,
+            "source_file": pl.String,
+            "locator": pl.String,
+            "task_id": pl.String,
+            "record_hash": pl.String,
+            "reason": pl.String,
+            "stage": pl.String,
+            "payload": pl.String,
+            "quarantined_at": pl.Datetime("us", "UTC"),
+        }
+    )
     if outcome.passed:
         return tasks, empty, outcome
     row_cases = outcome.cases.filter(pl.col("index").is_not_null() & (pl.col("check") != "field_uniqueness"))
@@ -317,11 +390,23 @@ def audit_tasks(staged: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, schem
             reasons[index].append(text)
     bad = sorted(reasons)
     refused = tasks[bad].select(
-        "source", "source_file", pl.Series("locator", locators.gather(bad), pl.String), "task_id", "record_hash",
-        pl.Series("reason", [f"{tasks['task_id'][i]}: " + "; ".join(reasons[i]) +
-                             " (the clean.tasks contract, schemas.TasksSchema): fix the record in the source"
-                             for i in bad], pl.String),
-        pl.lit("clean").alias("stage"), pl.lit(None, pl.String).alias("payload"),
+        "source",
+        "source_file",
+        pl.Series("locator", locators.gather(bad), pl.String),
+        "task_id",
+        "record_hash",
+        pl.Series(
+            "reason",
+            [
+                f"{tasks['task_id'][i]}: "
+                + "; ".join(reasons[i])
+                + " (the clean.tasks contract, schemas.TasksSchema): fix the record in the source"
+                for i in bad
+            ],
+            pl.String,
+        ),
+        pl.lit("clean").alias("stage"),
+        pl.lit(None, pl.String).alias("payload"),
         pl.col("ingested_at").alias("quarantined_at"),
     )
     keep = pl.Series([True] * tasks.height).scatter(bad, False)

@@ -204,15 +204,22 @@ def prediction_drift(
     pool, scores = np.concatenate([a, b]), []
     for _ in range(permutations):
         mixed = rng.permutation(pool)
-        one = _column_drift(pl.DataFrame({name: mixed[: len(a)]}), pl.DataFrame({name: mixed[len(a):]}), name,
-                            NUMERIC, min_score)
+        one = _column_drift(
+            pl.DataFrame({name: mixed[: len(a)]}),
+            pl.DataFrame({name: mixed[len(a) :]}),
+            name,
+            NUMERIC,
+            min_score,
+        )
         if one.status == OK:
             scores.append(one.score)
     noise = float(np.quantile(scores, quantile)) if scores else 0.0
     threshold = max(min_score, noise)
-    note = (f"threshold {threshold:.3f}: the larger of the floor {min_score:g} and sampling noise "
-            f"({quantile:.0%} of {len(scores)} permutations of {observed.n_ref} reference and {observed.n_cur} "
-            f"current scores: {noise:.3f})")
+    note = (
+        f"threshold {threshold:.3f}: the larger of the floor {min_score:g} and sampling noise "
+        f"({quantile:.0%} of {len(scores)} permutations of {observed.n_ref} reference and {observed.n_cur} "
+        f"current scores: {noise:.3f})"
+    )
     return replace(observed, threshold=threshold, drifted=observed.score >= threshold, reason=note)
 
 
@@ -397,7 +404,9 @@ def write_evidently_report(
             f"window {current.height}; both need rows"
         )
     if result is None:
-        result = compute_drift(reference, current, numeric, categorical, threshold=threshold, drift_share=drift_share)
+        result = compute_drift(
+            reference, current, numeric, categorical, threshold=threshold, drift_share=drift_share
+        )
     compared = result.compared
     if not compared:
         raise ValueError(
@@ -450,7 +459,9 @@ def report_verdict(path: str | Path) -> ReportVerdict:
         elif config["type"] == "evidently:metric_v2:DriftedColumnsCount":
             dataset = (float(metric["value"]["share"]), float(config["drift_share"]), metric["id"])
     if dataset is None:
-        raise ValueError(f"{path} holds no DriftedColumnsCount metric: not a page write_evidently_report wrote")
+        raise ValueError(
+            f"{path} holds no DriftedColumnsCount metric: not a page write_evidently_report wrote"
+        )
     share, drift_share, dataset_id = dataset
     dataset_failed = None
     for test in snapshot["tests"]:

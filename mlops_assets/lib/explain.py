@@ -75,7 +75,8 @@ def feature_importance_table(
 
 class Phrase(NamedTuple):
     """How a feature reads in a reason: `template` with {value} (and {s} for a plural 's'), the value's
-    `kind` (how it is rounded and written), the text for a missing value and, optionally, for zero."""
+    `kind` (how it is rounded and written), the text for a missing value and, optionally, for zero.
+    """
 
     template: str
     kind: str = "number"
@@ -292,7 +293,8 @@ def _reason_codes(
     """The sentences of the chosen contributions, each built once: (codes, vocabulary), codes of the
     shape of `top` indexing `vocabulary`, -1 where the contribution is zero. `keys_of(feature index,
     rows)` gives that feature's values at those rows and its category labels (None: not categorical);
-    the frame and the numpy callers differ only there."""
+    the frame and the numpy callers differ only there.
+    """
     n_rows, k_used = top.shape
     flat_features, flat_contribs = top.reshape(-1), chosen.reshape(-1)
     codes = np.full(flat_features.shape, -1, dtype=np.int64)
@@ -373,7 +375,8 @@ def top_reasons(
     phrases: Mapping[str, Phrase] | None = None,
 ) -> list[str]:
     """The k largest contributions of one task in words, e.g. "assignee already had 14 open tasks raises
-    the risk". For many rows use `top_reasons_table`, which builds each distinct sentence once."""
+    the risk". For many rows use `top_reasons_table`, which builds each distinct sentence once.
+    """
     import pandas as pd
 
     contribs = pd.DataFrame([dict(contribs_row)])
@@ -390,7 +393,9 @@ _SPARE_REASONS = 4
 def _first_distinct(codes: np.ndarray, vocabulary: list[str], k: int) -> np.ndarray:
     """(n, k) sentence codes: each row's first k distinct sentences, in order; -1 after them."""
     first: dict[str, int] = {}
-    canonical = np.array([first.setdefault(text, i) for i, text in enumerate(vocabulary)] or [0], dtype=np.int64)
+    canonical = np.array(
+        [first.setdefault(text, i) for i, text in enumerate(vocabulary)] or [0], dtype=np.int64
+    )
     codes = np.where(codes >= 0, canonical[np.maximum(codes, 0)], -1)
     n = len(codes)
     out = np.full((n, k), -1, dtype=np.int64)
@@ -405,9 +410,12 @@ def _first_distinct(codes: np.ndarray, vocabulary: list[str], k: int) -> np.ndar
     return out
 
 
-def _top_contributions_array(matrix: np.ndarray, features: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+def _top_contributions_array(
+    matrix: np.ndarray, features: list[str], k: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(feature index, contribution) of the k largest |contributions| of each row of a (n, len(features))
-    float matrix, largest first, each (n, k); `_top_contributions` takes the columns out of a frame."""
+    float matrix, largest first, each (n, k); `_top_contributions` takes the columns out of a frame.
+    """
     strength = np.empty(matrix.shape, dtype=np.float32)
     np.abs(matrix, out=strength, casting="same_kind")
     merged: dict[int, np.ndarray] = {}
@@ -455,13 +463,18 @@ def top_reasons_arrays(
     if not features:
         raise ValueError("no features: pass the booster's feature names")
     if contribs.ndim != 2 or contribs.shape[1] not in (len(features), len(features) + 1):
-        raise ValueError(f"contribs has shape {contribs.shape}; expected (n, {len(features) + 1}) for {len(features)} features")
+        raise ValueError(
+            f"contribs has shape {contribs.shape}; expected (n, {len(features) + 1}) for {len(features)} features"
+        )
     if values.shape != (contribs.shape[0], len(features)):
         raise ValueError(f"values has shape {values.shape}; expected ({contribs.shape[0]}, {len(features)})")
     phrases = {**FEATURE_PHRASES, **(phrases or {})}
     n_rows, k_used = len(contribs), min(k, len(features))
-    top, chosen = _top_contributions_array(np.asarray(contribs[:, : len(features)], dtype=float), features,
-                                           min(k_used + _SPARE_REASONS, len(features)))
+    top, chosen = _top_contributions_array(
+        np.asarray(contribs[:, : len(features)], dtype=float),
+        features,
+        min(k_used + _SPARE_REASONS, len(features)),
+    )
 
     def keys_of(feature_index: int, rows: np.ndarray) -> tuple[np.ndarray, list[str] | None]:
         return np.asarray(values[rows, feature_index], dtype=float), levels.get(features[feature_index])

@@ -123,10 +123,14 @@ class ExportResult:
     rows: int = 0
 
 
-def write_exports(view: pl.DataFrame, root: Path | str, as_of: datetime, as_of_source: str = "") -> ExportResult:
+def write_exports(
+    view: pl.DataFrame, root: Path | str, as_of: datetime, as_of_source: str = ""
+) -> ExportResult:
     """CSV (formula-escaped), Parquet and HTML pages per project of a :func:`pm_view` frame, each atomic."""
     root = Path(root)
-    csv = atomic_write(root / CSV_NAME, lambda p: escape_formulas(view).write_csv(p, datetime_format="%Y-%m-%dT%H:%M:%SZ"))
+    csv = atomic_write(
+        root / CSV_NAME, lambda p: escape_formulas(view).write_csv(p, datetime_format="%Y-%m-%dT%H:%M:%SZ")
+    )
     parquet = atomic_write(root / PARQUET_NAME, lambda p: view.write_parquet(p))
     pages_dir = root / PROJECTS_DIR
     pages: dict[str, Path] = {}
@@ -134,12 +138,18 @@ def write_exports(view: pl.DataFrame, root: Path | str, as_of: datetime, as_of_s
     for (project,), rows in view.group_by("project", maintain_order=True):
         name = project if project is not None else NO_PROJECT
         page = pages_dir / project_file(project)
-        atomic_write(page, lambda p, rows=rows, name=name: p.write_text(_project_page(name, rows, as_of, as_of_source),
-                                                                          encoding="utf-8"))
+        atomic_write(
+            page,
+            lambda p, rows=rows, name=name: p.write_text(
+                _project_page(name, rows, as_of, as_of_source), encoding="utf-8"
+            ),
+        )
         pages[name] = page
         summary.append((name, page.name, dict(rows.group_by("risk_band").len().iter_rows()), rows.height))
-    index = atomic_write(pages_dir / INDEX_NAME,
-                         lambda p: p.write_text(_index_page(summary, as_of, as_of_source), encoding="utf-8"))
+    index = atomic_write(
+        pages_dir / INDEX_NAME,
+        lambda p: p.write_text(_index_page(summary, as_of, as_of_source), encoding="utf-8"),
+    )
     keep = {p.name for p in pages.values()} | {INDEX_NAME}
     for stale in pages_dir.glob("*.html"):  # projects that have no open task any more
         if stale.name not in keep:
@@ -156,10 +166,20 @@ table{border-collapse:collapse;font-size:.9rem}th,td{border:1px solid #d0d7de;pa
 th{background:#f6f8fa;text-align:left}td.num{text-align:right}
 .high{background:#ffd8d3}.medium{background:#fff1c2}.low{background:#dcf5e3}.none{background:#eef1f4}
 </style>"""
-_PAGE_COLUMNS = (("key", "key"), ("title", "title"), ("status", "status"), ("assignee_id", "assignee"),
-                 ("deadline", "deadline"), ("late_risk", "late risk"), ("risk_band", "band"),
-                 ("reason_1", "why (1)"), ("reason_2", "why (2)"), ("reason_3", "why (3)"),
-                 ("predicted_completion_at", "predicted completion"), ("completion_overdue", "older than predicted"))
+_PAGE_COLUMNS = (
+    ("key", "key"),
+    ("title", "title"),
+    ("status", "status"),
+    ("assignee_id", "assignee"),
+    ("deadline", "deadline"),
+    ("late_risk", "late risk"),
+    ("risk_band", "band"),
+    ("reason_1", "why (1)"),
+    ("reason_2", "why (2)"),
+    ("reason_3", "why (3)"),
+    ("predicted_completion_at", "predicted completion"),
+    ("completion_overdue", "older than predicted"),
+)
 
 
 def _cell(value: object) -> str:
@@ -176,10 +196,12 @@ def _cell(value: object) -> str:
 
 def _head(title: str, as_of: datetime, as_of_source: str) -> str:
     source = f" ({html.escape(as_of_source)})" if as_of_source else ""
-    return (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
-            f"{_STYLE}</head><body><h1>{html.escape(title)}</h1>"
-            f"<p>Scores as of {as_of:%Y-%m-%d %H:%M} UTC{source}. Late risk: the probability that the task "
-            "ends after its deadline (bands: low &lt; 25% &le; medium &lt; 50% &le; high).</p>")
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"{_STYLE}</head><body><h1>{html.escape(title)}</h1>"
+        f"<p>Scores as of {as_of:%Y-%m-%d %H:%M} UTC{source}. Late risk: the probability that the task "
+        "ends after its deadline (bands: low &lt; 25% &le; medium &lt; 50% &le; high).</p>"
+    )
 
 
 def _project_page(project: str, rows: pl.DataFrame, as_of: datetime, as_of_source: str) -> str:
@@ -188,21 +210,27 @@ def _project_page(project: str, rows: pl.DataFrame, as_of: datetime, as_of_sourc
     for row in rows.select([c for c, _ in _PAGE_COLUMNS]).iter_rows(named=True):
         band = row["risk_band"] or ""
         css = band if band in ("high", "medium", "low") else "none"
-        cells = "".join(f"<td class=\"{'num' if c == 'late_risk' else ''}\">{_cell(row[c])}</td>" for c, _ in _PAGE_COLUMNS)
-        body.append(f"<tr class=\"{css}\">{cells}</tr>")
-    return (_head(f"{project}: open tasks by risk", as_of, as_of_source)
-            + f"<p><a href=\"{INDEX_NAME}\">all projects</a> &middot; {rows.height} open tasks</p>"
-            + f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></body></html>")
+        cells = "".join(
+            f'<td class="{"num" if c == "late_risk" else ""}">{_cell(row[c])}</td>' for c, _ in _PAGE_COLUMNS
+        )
+        body.append(f'<tr class="{css}">{cells}</tr>')
+    return (
+        _head(f"{project}: open tasks by risk", as_of, as_of_source)
+        + f'<p><a href="{INDEX_NAME}">all projects</a> &middot; {rows.height} open tasks</p>'
+        + f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></body></html>"
+    )
 
 
 def _index_page(summary: list[tuple[str, str, dict, int]], as_of: datetime, as_of_source: str) -> str:
     head = "".join(f"<th>{b}</th>" for b in ("project", *BAND_ORDER, "open tasks"))
     body = "".join(
-        f"<tr><td><a href=\"{html.escape(page)}\">{html.escape(name)}</a></td>"
-        + "".join(f"<td class=\"num\">{bands.get(b, 0)}</td>" for b in BAND_ORDER)
-        + f"<td class=\"num\">{n}</td></tr>"
+        f'<tr><td><a href="{html.escape(page)}">{html.escape(name)}</a></td>'
+        + "".join(f'<td class="num">{bands.get(b, 0)}</td>' for b in BAND_ORDER)
+        + f'<td class="num">{n}</td></tr>'
         for name, page, bands, n in summary
     )
-    return (_head("Open tasks by project", as_of, as_of_source)
-            + f"<p>Also as <a href=\"../{CSV_NAME}\">CSV</a> and <a href=\"../{PARQUET_NAME}\">Parquet</a>.</p>"
-            + f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></body></html>")
+    return (
+        _head("Open tasks by project", as_of, as_of_source)
+        + f'<p>Also as <a href="../{CSV_NAME}">CSV</a> and <a href="../{PARQUET_NAME}">Parquet</a>.</p>'
+        + f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></body></html>"
+    )

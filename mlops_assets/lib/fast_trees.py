@@ -59,8 +59,11 @@ def available() -> bool:
             import llvmlite.binding  # noqa: F401
         except ImportError as exc:
             _AVAILABLE = False
-            _log.warning("the compiled scorer is off (%s; lleaves 1.3 needs llvmlite<0.45, which has wheels for "
-                         "Python 3.11-3.13 only): scoring uses LightGBM's predictor, same numbers, slower", exc)
+            _log.warning(
+                "the compiled scorer is off (%s; lleaves 1.3 needs llvmlite<0.45, which has wheels for "
+                "Python 3.11-3.13 only): scoring uses LightGBM's predictor, same numbers, slower",
+                exc,
+            )
         else:
             _AVAILABLE = True
     return _AVAILABLE
@@ -73,7 +76,7 @@ def available() -> bool:
 def _ordered_instruction_block(
     instr_block_idx, forest, root_func, tree_funcs, setup_block, next_block, eval_obj_func, use_fp64
 ):
-    """lleaves 1.3's ``_populate_instruction_block`` with LightGBM's order of additions.
+    """Lleaves 1.3's ``_populate_instruction_block`` with LightGBM's order of additions.
 
     Copied from lleaves (MIT licence, lleaves/compiler/codegen/codegen.py); the one change: a block
     after the first starts from the row's stored running sum and adds its trees to it one by one,
@@ -112,7 +115,8 @@ def _ordered_instruction_block(
         args.append(el)
     res_idx = builder.mul(cg.lconst(forest.n_classes), loop_iter_reg)
     results_ptr = [
-        builder.gep(out_arr, (builder.add(res_idx, cg.lconst(class_idx)),)) for class_idx in range(forest.n_classes)
+        builder.gep(out_arr, (builder.add(res_idx, cg.lconst(class_idx)),))
+        for class_idx in range(forest.n_classes)
     ]
     if instr_block_idx > 0:  # continue the running sum (the change)
         results = [builder.load(ptr) for ptr in results_ptr]
@@ -138,7 +142,9 @@ def _patch_lleaves() -> None:
     from lleaves.compiler.codegen import codegen
 
     if version("lleaves") != "1.3.0":
-        raise RuntimeError(f"fast_trees patches lleaves 1.3.0's code generator; found lleaves {version('lleaves')}")
+        raise RuntimeError(
+            f"fast_trees patches lleaves 1.3.0's code generator; found lleaves {version('lleaves')}"
+        )
     codegen._populate_instruction_block = _ordered_instruction_block
 
 
@@ -156,7 +162,9 @@ class CompiledForest:
         if len(matrix) == 0:
             return np.empty(0)
         matrix = _as_lightgbm_reads(matrix)
-        out = np.empty(len(matrix))  # the compiled function called directly (lleaves' checks cost ~20 us a call)
+        out = np.empty(
+            len(matrix)
+        )  # the compiled function called directly (lleaves' checks cost ~20 us a call)
         _run(self.model._c_entry_func, matrix, out, n_jobs)
         return out
 
@@ -173,7 +181,8 @@ _BLOCK_ROWS = 16_384
 def _run(entry: Any, matrix: np.ndarray, out: np.ndarray, n_jobs: int) -> None:
     """Call a compiled ``(data, out, start, end)`` function over all rows, in blocks shared by `n_jobs`
     threads (the code runs without the GIL); small blocks keep both threads busy to the end even when
-    one of them is descheduled by other work on the machine."""
+    one of them is descheduled by other work on the machine.
+    """
     n = len(matrix)
     data, target = _pointer(matrix), _pointer(out)
     if n_jobs <= 1 or n <= _BLOCK_ROWS:
@@ -182,7 +191,12 @@ def _run(entry: Any, matrix: np.ndarray, out: np.ndarray, n_jobs: int) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(n_jobs) as pool:
-        list(pool.map(lambda start: entry(data, target, start, min(start + _BLOCK_ROWS, n)), range(0, n, _BLOCK_ROWS)))
+        list(
+            pool.map(
+                lambda start: entry(data, target, start, min(start + _BLOCK_ROWS, n)),
+                range(0, n, _BLOCK_ROWS),
+            )
+        )
 
 
 def _as_lightgbm_reads(matrix: np.ndarray) -> np.ndarray:
@@ -210,7 +224,8 @@ def default_cache_dir() -> Path:
     """Where compiled models are kept: ``$MLOPS_MODEL_CACHE`` if set (on a cluster, a shared folder, so
     a new champion is compiled once, not once per worker: the key names the CPU, so machines of
     different CPUs never share an object file), else ``$XDG_CACHE_HOME`` or ``~/.cache``, under
-    mlops_assets/forests."""
+    mlops_assets/forests.
+    """
     if os.environ.get("MLOPS_MODEL_CACHE"):
         return Path(os.environ["MLOPS_MODEL_CACHE"])
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -416,7 +431,8 @@ def _tree_table(tree: dict) -> tuple[list[int], np.ndarray] | None:
 
 def shap_table_nodes(booster: Any) -> int | None:
     """Decision nodes the compiled SHAP forest of `booster` would have at most; None: not possible
-    (multi-output, a tree over MAX_TABLE_NODES internal nodes, or over MAX_SHAP_NODES in all)."""
+    (multi-output, a tree over MAX_TABLE_NODES internal nodes, or over MAX_SHAP_NODES in all).
+    """
     dump = booster.dump_model()
     if dump.get("num_tree_per_iteration", 1) != 1:
         return None
@@ -443,7 +459,6 @@ class CompiledShap:
 
     def contributions(self, matrix: np.ndarray, n_jobs: int = 1) -> np.ndarray:
         """(rows, n_features + 1): SHAP value of every feature, then the expected value (``pred_contrib``'s layout)."""
-
         if matrix.ndim != 2 or matrix.shape[1] != self.n_features:
             raise ValueError(f"matrix has shape {matrix.shape}; the model takes {self.n_features} columns")
         matrix = _as_lightgbm_reads(matrix)
@@ -462,7 +477,6 @@ def compile_shap(model_string: str, cache_dir: str | Path | None = None) -> Comp
     feature's TreeSHAP value for the decision pattern that leads there; the forest sums them per
     feature (one output per feature). Raises ValueError when :func:`shap_table_nodes` says no.
     """
-
     import lightgbm as lgb
 
     _patch_lleaves()
@@ -500,9 +514,12 @@ def _engine(module: Any, cache_file: Path) -> Any:
     return compile_module_to_asm(module if module is not None else llvm.parse_assembly(""), str(cache_file))
 
 
-def _pattern_tree(ordered: list, values: np.ndarray, level: int, pattern: int, ids: Any, decision: Any, leaf: Any) -> Any:
+def _pattern_tree(
+    ordered: list, values: np.ndarray, level: int, pattern: int, ids: Any, decision: Any, leaf: Any
+) -> Any:
     """The complete decision tree over `ordered` nodes (level k: the original node k, left = bit k set)
-    whose leaf for a pattern holds values[pattern]; a node whose two sides end in the same value is left out."""
+    whose leaf for a pattern holds values[pattern]; a node whose two sides end in the same value is left out.
+    """
     if level == len(ordered):
         return leaf(next(ids), float(values[pattern]))
     left = _pattern_tree(ordered, values, level + 1, pattern | (1 << level), ids, decision, leaf)

@@ -494,14 +494,18 @@ def _prediction_time(frame: pl.DataFrame, targets: pl.DataFrame, at: datetime | 
     elif "predicted_at" in targets.columns:
         t = pl.Series("t", targets.get_column("predicted_at")).cast(UTC_DATETIME)
         if t.null_count():
-            raise ValueError(f"targets have {t.null_count()} row(s) with a null predicted_at: give every row a time")
+            raise ValueError(
+                f"targets have {t.null_count()} row(s) with a null predicted_at: give every row a time"
+            )
         t = pl.lit(t)
     else:
         t = pl.col("created_at")
     return frame.select(pl.max_horizontal(t, pl.col("created_at")).alias("predicted_at")).to_series()
 
 
-def _task_events(events: asof.TaskEvents | pl.DataFrame | None, history: History, task_ids: pl.Series) -> asof.TaskEvents:
+def _task_events(
+    events: asof.TaskEvents | pl.DataFrame | None, history: History, task_ids: pl.Series
+) -> asof.TaskEvents:
     if events is None:
         events = getattr(history, "events", None)  # snapshots pickled before events existed lack the field
     if events is None:
@@ -561,7 +565,10 @@ def _state_at(typed: pl.DataFrame, events: asof.TaskEvents) -> pl.DataFrame:
         if name == "due_at":  # a deadline that is the due date moves with it; a release date does not
             follows = pl.col("deadline_at").is_null() | (pl.col("deadline_at") == final_due)
             out = out.with_columns(
-                pl.when(pl.Series(mask) & follows).then(full).otherwise(pl.col("deadline_at")).alias("deadline_at")
+                pl.when(pl.Series(mask) & follows)
+                .then(full)
+                .otherwise(pl.col("deadline_at"))
+                .alias("deadline_at")
             )
         out = out.with_columns(pl.when(pl.Series(mask)).then(full).otherwise(pl.col(name)).alias(name))
     return out
@@ -583,7 +590,8 @@ def build_features(
     FEATURE_COLUMNS, as of each row's prediction time t (module docstring). `targets` is
     clean.tasks-shaped or a records_to_frame() frame (an optional ``predicted_at`` column gives each
     row its t); extra columns are ignored. `events`: clean.task_events rows or a :class:`asof.TaskEvents`
-    (None: the history snapshot's, if it has them). Categorical features stay pl.String (training casts them)."""
+    (None: the history snapshot's, if it has them). Categorical features stay pl.String (training casts them).
+    """
     typed = _typed(targets, INPUT_COLUMNS, "targets")
     typed = typed.with_columns(_prediction_time(typed, targets, at))
     task_events = _task_events(events, history, typed.get_column("task_id"))
@@ -760,7 +768,11 @@ def _unknown_field_message(names: list[str]) -> str:
         if name in EXCLUDED_FEATURES:
             parts.append(f"{shown} ({EXCLUDED_FEATURES[name]})")
             continue
-        close = difflib.get_close_matches(name, list(INPUT_COLUMNS), n=1) if len(name) <= _SUGGEST_MAX_CHARS else []
+        close = (
+            difflib.get_close_matches(name, list(INPUT_COLUMNS), n=1)
+            if len(name) <= _SUGGEST_MAX_CHARS
+            else []
+        )
         parts.append(shown + (f" (did you mean {close[0]!r}?)" if close else ""))
     more = f" and {len(names) - UNKNOWN_FIELDS_SHOWN:,} more" if len(names) > UNKNOWN_FIELDS_SHOWN else ""
     return f"unknown field(s) {', '.join(parts)}{more}; accepted fields: {', '.join(INPUT_COLUMNS)}, {EVENTS_FIELD}"
@@ -787,7 +799,10 @@ def _parse_events(value: Any, created_at: datetime | None) -> tuple[list[dict[st
             return None, f"events[{i}] must be an object, got {type(event).__name__}"
         extra = sorted(set(event) - {"changed_at", "field", "from_value", "to_value"})
         if extra:
-            return None, f"events[{i}] has unknown key(s) {extra}: use changed_at, field, from_value, to_value"
+            return (
+                None,
+                f"events[{i}] has unknown key(s) {extra}: use changed_at, field, from_value, to_value",
+            )
         if event.get("field") not in EVENT_FIELDS:
             return None, f"events[{i}].field is {event.get('field')!r}: use one of {', '.join(EVENT_FIELDS)}"
         when, problem = _parse_time("changed_at", event.get("changed_at"))

@@ -60,36 +60,53 @@ class GateOutcome:
 
 def data_as_of(tasks: pl.DataFrame) -> datetime:
     """The time the data describes: its latest update (labels are judged as of then, not the wall clock)."""
-    latest = tasks.select(pl.max_horizontal(pl.col("created_at").max(), pl.col("updated_at").max(),
-                                            pl.col("resolved_at").max())).item()
+    latest = tasks.select(
+        pl.max_horizontal(pl.col("created_at").max(), pl.col("updated_at").max(), pl.col("resolved_at").max())
+    ).item()
     return min(latest, datetime.now(UTC)) if latest else datetime.now(UTC)
 
 
-def beats_baseline(spec: training.ModelSpec, parts: dict[str, pl.DataFrame],
-                   metrics: dict[str, float]) -> tuple[bool, dict[str, float | None]]:
+def beats_baseline(
+    spec: training.ModelSpec, parts: dict[str, pl.DataFrame], metrics: dict[str, float]
+) -> tuple[bool, dict[str, float | None]]:
     """The candidate's first bar, before any champion: (passed, the numbers compared).
 
     Binary: better Brier than always predicting the train late rate and ROC-AUC above 0.5; regression:
-    MAE below the baseline's (``test_baseline_mae``, logged with the training metrics)."""
+    MAE below the baseline's (``test_baseline_mae``, logged with the training metrics).
+    """
     if spec.kind == "binary":
         rate = float(parts["train"]["target"].mean())
         y = parts["test"]["target"].to_numpy()
         base_brier = float(((y - rate) ** 2).mean())
         passed = metrics.get("test_brier", 1.0) < base_brier and metrics.get("test_roc_auc", 0.0) > 0.5
-        return passed, {"test_brier": metrics.get("test_brier"), "baseline_brier": base_brier,
-                        "test_roc_auc": metrics.get("test_roc_auc")}
+        return passed, {
+            "test_brier": metrics.get("test_brier"),
+            "baseline_brier": base_brier,
+            "test_roc_auc": metrics.get("test_roc_auc"),
+        }
     passed = metrics.get("test_mae", float("inf")) < metrics.get("test_baseline_mae", float("-inf"))
-    return passed, {"test_mae": metrics.get("test_mae"), "test_baseline_mae": metrics.get("test_baseline_mae")}
+    return passed, {
+        "test_mae": metrics.get("test_mae"),
+        "test_baseline_mae": metrics.get("test_baseline_mae"),
+    }
 
 
-def run_gate(spec: training.ModelSpec, wh: Warehouse, client: MlflowClient, candidate: dict[str, Any],
-             parts: dict[str, pl.DataFrame], *, margin: float | None = None) -> GateOutcome:
+def run_gate(
+    spec: training.ModelSpec,
+    wh: Warehouse,
+    client: MlflowClient,
+    candidate: dict[str, Any],
+    parts: dict[str, pl.DataFrame],
+    *,
+    margin: float | None = None,
+) -> GateOutcome:
     """Gate the candidate (a models.<m>_candidate row), record the decision once, converge the reference."""
     name, run_id = spec.name, candidate["run_id"]
     if margin is not None:
         check_margin(margin)
-    decision = registry.register_and_gate(spec, run_id, json.loads(candidate["metrics"]), test=parts["test"],
-                                          margin=margin, client=client)
+    decision = registry.register_and_gate(
+        spec, run_id, json.loads(candidate["metrics"]), test=parts["test"], margin=margin, client=client
+    )
     record_decision(wh, name, run_id, decision)
     champion = registry.champion_version(name, client)
     reference, note = converge_reference(wh, name, champion, client, parts["train"])
@@ -101,11 +118,21 @@ def record_decision(wh: Warehouse, name: str, run_id: str, d: registry.GateDecis
     from mlops_assets.lib.warehouse import add_missing_columns
 
     table = f"models.{name}_champion"
-    row = pl.DataFrame([{
-        "recorded_at": datetime.now(UTC), "run_id": run_id, "version": d.version, "promoted": d.promoted,
-        "reason": d.reason, "champion_version_before": d.champion_version_before,
-        "candidate_value": d.candidate_value, "champion_value": d.champion_value}],
-        schema_overrides={"champion_version_before": pl.String, "champion_value": pl.Float64})
+    row = pl.DataFrame(
+        [
+            {
+                "recorded_at": datetime.now(UTC),
+                "run_id": run_id,
+                "version": d.version,
+                "promoted": d.promoted,
+                "reason": d.reason,
+                "champion_version_before": d.champion_version_before,
+                "candidate_value": d.candidate_value,
+                "champion_value": d.champion_value,
+            }
+        ],
+        schema_overrides={"champion_version_before": pl.String, "champion_value": pl.Float64},
+    )
     # The check and the insert share one write connection (one writer at a time, for a DuckDB file and
     # a DuckLake alike): two gates of one candidate (concurrent runs) otherwise both found no row.
     with wh.connect() as con:
@@ -137,8 +164,9 @@ def reference_version(wh: Warehouse, name: str) -> str | None:
     return found.item() if found.height else None
 
 
-def converge_reference(wh: Warehouse, name: str, champion: str | None, client: MlflowClient,
-                       train: pl.DataFrame | None = None) -> tuple[str | None, str]:
+def converge_reference(
+    wh: Warehouse, name: str, champion: str | None, client: MlflowClient, train: pl.DataFrame | None = None
+) -> tuple[str | None, str]:
     """Make models.<m>_reference describe ``champion``: (the version it describes now, what was done).
 
     The window comes from the champion's run tags (``train_window.*``, ``data_as_of``); for a run
@@ -151,17 +179,34 @@ def converge_reference(wh: Warehouse, name: str, champion: str | None, client: M
         return stored, "no champion" if champion is None else f"reference is of champion v{champion}"
     window = registry.training_window(client, name, champion)
     start, end, as_of = window.start, window.end, window.as_of
-    if start is None and train is not None and train.height and splits_lib.frame_hash(train) == window.train_hash:
+    if (
+        start is None
+        and train is not None
+        and train.height
+        and splits_lib.frame_hash(train) == window.train_hash
+    ):
         start, end = train.get_column("created_at").min(), train.get_column("created_at").max()
     if start is None:
-        return stored, (f"champion v{champion}'s training window is unknown (its run predates the train_window tags "
-                        "and its train split is gone): retrain (retrain_job) so the gate records a reference")
+        return stored, (
+            f"champion v{champion}'s training window is unknown (its run predates the train_window tags "
+            "and its train split is gone): retrain (retrain_job) so the gate records a reference"
+        )
     save_reference(wh, name, start, end, champion, client.get_model_version(name, champion).run_id, as_of)
-    return champion, f"reference rebuilt for champion v{champion} (it was {'absent' if stored is None else 'v' + stored})"
+    return (
+        champion,
+        f"reference rebuilt for champion v{champion} (it was {'absent' if stored is None else 'v' + stored})",
+    )
 
 
-def save_reference(wh: Warehouse, name: str, start: datetime, end: datetime, version: str, run_id: str,
-                   trained_as_of: datetime | None = None) -> None:
+def save_reference(
+    wh: Warehouse,
+    name: str,
+    start: datetime,
+    end: datetime,
+    version: str,
+    run_id: str,
+    trained_as_of: datetime | None = None,
+) -> None:
     """models.<m>_reference: features of every task created in a champion's training window, the drift reference.
 
     Also records the data's as-of time at training (`trained_as_of`, now's data as-of when the run
@@ -170,6 +215,12 @@ def save_reference(wh: Warehouse, name: str, start: datetime, end: datetime, ver
     if trained_as_of is None:
         trained_as_of = data_as_of(wh.query("SELECT created_at, updated_at, resolved_at FROM clean.tasks"))
     rows = wh.query("SELECT * FROM features.task_features WHERE created_at BETWEEN ? AND ?", [start, end])
-    wh.replace_tables({f"models.{name}_reference": rows.with_columns(
-        pl.lit(str(version)).alias("champion_version"), pl.lit(run_id).alias("run_id"),
-        pl.lit(trained_as_of).alias("trained_as_of"))})
+    wh.replace_tables(
+        {
+            f"models.{name}_reference": rows.with_columns(
+                pl.lit(str(version)).alias("champion_version"),
+                pl.lit(run_id).alias("run_id"),
+                pl.lit(trained_as_of).alias("trained_as_of"),
+            )
+        }
+    )

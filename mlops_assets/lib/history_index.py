@@ -73,7 +73,8 @@ class KeyIndex:
         starts = np.searchsorted(code[order], np.arange(len(keys) + 1), side="left")
         t_us = stats.get_column("t").dt.epoch("us").to_numpy()[order]
         columns = {
-            name: stats.get_column(name).cast(pl.Float64).fill_null(math.nan).to_numpy()[order] for name in _STATS
+            name: stats.get_column(name).cast(pl.Float64).fill_null(math.nan).to_numpy()[order]
+            for name in _STATS
         }
         return cls({key: i for i, key in enumerate(keys)}, starts, np.ascontiguousarray(t_us), columns)
 
@@ -110,7 +111,9 @@ class HistoryIndex:
 
     @classmethod
     def from_history(cls, history: features_lib.History) -> HistoryIndex:
-        return cls(history, KeyIndex.from_key_history(history.project), KeyIndex.from_key_history(history.assignee))
+        return cls(
+            history, KeyIndex.from_key_history(history.project), KeyIndex.from_key_history(history.assignee)
+        )
 
 
 @dataclass(frozen=True)
@@ -152,7 +155,9 @@ def _category(name: str, value: str | None) -> str | None:
         if name != "project":
             text = text.lower()
         return text or None
-    return pl.select(pl.lit(value, pl.String).alias(name)).select(features_lib._normalized_category(name)).item()
+    return (
+        pl.select(pl.lit(value, pl.String).alias(name)).select(features_lib._normalized_category(name)).item()
+    )
 
 
 def _label_count(labels: str | None) -> int | None:
@@ -167,7 +172,10 @@ _INPUT_NAMES = tuple(features_lib.INPUT_COLUMNS)
 
 
 def feature_columns(
-    records: pl.DataFrame, index: HistoryIndex, events: asof.TaskEvents | None = None, at: datetime | None = None
+    records: pl.DataFrame,
+    index: HistoryIndex,
+    events: asof.TaskEvents | None = None,
+    at: datetime | None = None,
 ) -> FeatureColumns:
     """The features of typed records (``records_to_frame`` output), as of `at` (None: each one's created_at).
 
@@ -177,7 +185,9 @@ def feature_columns(
     """
     schema = records.schema  # polars builds a new Schema object on every access: once, not per column
     wrong = {
-        name: str(schema[name]) for name, dtype in features_lib.INPUT_COLUMNS.items() if name in schema and schema[name] != dtype
+        name: str(schema[name])
+        for name, dtype in features_lib.INPUT_COLUMNS.items()
+        if name in schema and schema[name] != dtype
     }
     missing = [name for name in _INPUT_NAMES if name not in schema]
     if wrong or missing:
@@ -187,7 +197,9 @@ def feature_columns(
         )
     n = records.height
     numeric = {name: np.full(n, math.nan) for name in features_lib.NUMERIC_FEATURES}
-    categorical: dict[str, list[str | None]] = {name: [None] * n for name in features_lib.CATEGORICAL_FEATURES}
+    categorical: dict[str, list[str | None]] = {
+        name: [None] * n for name in features_lib.CATEGORICAL_FEATURES
+    }
     created_us = np.empty(n, dtype=np.int64)
     task_ids: list[str] = []
     if events is None:

@@ -103,7 +103,8 @@ def file_hash(data: bytes) -> str:
 
 def list_landing_files(landing_root: Path, source: str) -> list[Path]:
     """Files of one source in the landing zone, sorted; hidden and temporary files are ignored, and so
-    are links that lead out of the landing zone and anything that is not a regular file."""
+    are links that lead out of the landing zone and anything that is not a regular file.
+    """
     return scan_landing(landing_root, source)[0]
 
 
@@ -135,7 +136,8 @@ def scan_landing(landing_root: Path, source: str) -> tuple[list[Path], list[str]
 
 def _inside_regular_file(path: Path, root: Path) -> bool:
     """A regular file that resolves inside the landing root: a link out of it (``/proc/self/environ``,
-    a home folder) is never read, nor a device or a pipe."""
+    a home folder) is never read, nor a device or a pipe.
+    """
     try:
         if not path.is_symlink():  # its folder resolves inside the root: only a link can lead elsewhere
             return stat.S_ISREG(path.stat().st_mode)
@@ -146,7 +148,7 @@ def _inside_regular_file(path: Path, root: Path) -> bool:
 
 
 def landing_fingerprint(landing_root: Path) -> dict[str, str]:
-    """source -> a fingerprint of its files (path, size, mtime; a mapped CSV's mapping too), for sensors."""
+    """Source -> a fingerprint of its files (path, size, mtime; a mapped CSV's mapping too), for sensors."""
     from mlops_assets.lib.sources import csv_mapped
 
     out = {}
@@ -195,8 +197,12 @@ def _frame(rows: list[dict[str, Any]], schema: dict[str, pl.DataType]) -> pl.Dat
     return pl.DataFrame(rows, schema=schema, strict=False, infer_schema_length=None)
 
 
-_ARROW_TYPES = {"str": pa.large_string(), "datetime": pa.timestamp("us", tz="UTC"), "float": pa.float64(),
-                "int": pa.int64()}
+_ARROW_TYPES = {
+    "str": pa.large_string(),
+    "datetime": pa.timestamp("us", tz="UTC"),
+    "float": pa.float64(),
+    "int": pa.int64(),
+}
 
 
 def _arrow_column(values: list[Any], dtype: str) -> pa.Array:
@@ -204,7 +210,9 @@ def _arrow_column(values: list[Any], dtype: str) -> pa.Array:
         return pa.array(values, type=_ARROW_TYPES[dtype])
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
         # An odd value (a number as text, a bool among ints): coerced the lenient polars way, else null.
-        return pl.Series(values, dtype=_POLARS_TYPES[dtype], strict=False).to_arrow().cast(_ARROW_TYPES[dtype])
+        return (
+            pl.Series(values, dtype=_POLARS_TYPES[dtype], strict=False).to_arrow().cast(_ARROW_TYPES[dtype])
+        )
 
 
 def _row_schema(kind: str) -> pa.Schema:
@@ -213,7 +221,9 @@ def _row_schema(kind: str) -> pa.Schema:
     return pa.schema([*fields, ("locator", pa.large_string()), ("payload", pa.large_string())])
 
 
-def _arrow_table(rows: list[dict[str, Any]], source: str, kind: str, path_str: str | None, fh: str | None) -> pa.Table:
+def _arrow_table(
+    rows: list[dict[str, Any]], source: str, kind: str, path_str: str | None, fh: str | None
+) -> pa.Table:
     """A parser's row dicts -> an Arrow table in the raw layout (Arrow reads the dicts; no per-row Python).
 
     ``path_str``/``fh`` None: the rows carry their own ``source_file`` and ``file_hash`` (a chunk of files).
@@ -223,27 +233,36 @@ def _arrow_table(rows: list[dict[str, Any]], source: str, kind: str, path_str: s
         table = pa.Table.from_pylist(rows, schema=schema)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):  # an odd value somewhere: column by column
         types = {**KIND_COLUMNS[kind], "locator": "str", "payload": "str"}
-        table = pa.table({name: _arrow_column([r.get(name) for r in rows], types[name]) for name in schema.names})
+        table = pa.table(
+            {name: _arrow_column([r.get(name) for r in rows], types[name]) for name in schema.names}
+        )
     n = len(rows)
     prefix = f"{source}|{kind}|"
     text = pa.large_string()
     files = [path_str] * n if path_str is not None else [r["source_file"] for r in rows]
     hashes = [fh] * n if fh is not None else [r["file_hash"] for r in rows]
-    return (table.append_column(pa.field("source_file", text), pa.array(files, type=text))
-            .append_column(pa.field("file_hash", text), pa.array(hashes, type=text))
-            .append_column(pa.field("record_hash", text),
-                           pa.array([_sha(prefix + r.get("_salt", "") + r["payload"]) for r in rows], type=text)))
+    return (
+        table.append_column(pa.field("source_file", text), pa.array(files, type=text))
+        .append_column(pa.field("file_hash", text), pa.array(hashes, type=text))
+        .append_column(
+            pa.field("record_hash", text),
+            pa.array([_sha(prefix + r.get("_salt", "") + r["payload"]) for r in rows], type=text),
+        )
+    )
 
 
 def mapping_salt(mapping: bytes) -> str:
     """What a mapped CSV's record hashes carry of the mapping (and file name) that read them; the
-    other sources have no mapping and keep the hashes they always had."""
+    other sources have no mapping and keep the hashes they always had.
+    """
     return f"mapping:{hashlib.sha256(mapping).hexdigest()[:16]}|"
 
 
 def _empty_table(kind: str) -> pa.Table:
     text = pa.large_string()
-    return pa.schema([*_row_schema(kind), ("source_file", text), ("file_hash", text), ("record_hash", text)]).empty_table()
+    return pa.schema(
+        [*_row_schema(kind), ("source_file", text), ("file_hash", text), ("record_hash", text)]
+    ).empty_table()
 
 
 def _spool(table: pa.Table, folder: str, kind: str) -> str:
@@ -281,7 +300,8 @@ PARALLEL_MIN_BYTES = 256 * 1024 * 1024
 
 def _parse_job(source: str, path_str: str, known: frozenset[str]) -> dict[str, Any]:
     """Parse one file: its parser's row dicts per kind (``frames``), each tagged with the file and its
-    content hash, for _parse_chunk to build one table for many files."""
+    content hash, for _parse_chunk to build one table for many files.
+    """
     path = Path(path_str)
     suffix, salt = _mapping_of(source, path)
     if _streamable(source, path):
@@ -303,14 +323,24 @@ def _parse_job(source: str, path_str: str, known: frozenset[str]) -> dict[str, A
         except SourceFormatError as exc:
             return {**out, "status": "unreadable", "error": redact(str(exc)), "excerpt": excerpt(data)}
         except RecursionError:
-            return {**out, "status": "unreadable", "excerpt": excerpt(data),
-                    "error": f"{path.name}: nested too deeply to read (more than {sys.getrecursionlimit()} levels); "
-                             "this is not an export the tool writes: check how the file was made"}
+            return {
+                **out,
+                "status": "unreadable",
+                "excerpt": excerpt(data),
+                "error": f"{path.name}: nested too deeply to read (more than {sys.getrecursionlimit()} levels); "
+                "this is not an export the tool writes: check how the file was made",
+            }
         except Exception as exc:  # noqa: BLE001 - one file's parser crash must not take its source down
-            return {**out, "status": "unreadable", "excerpt": excerpt(data),
-                    "error": redact(f"{path.name}: the {source} parser could not read this file "
-                                    f"({type(exc).__name__}: {str(exc)[:300]}); the other files were ingested. "
-                                    "Check that the file is the export it claims to be, fix or remove it, and re-run")}
+            return {
+                **out,
+                "status": "unreadable",
+                "excerpt": excerpt(data),
+                "error": redact(
+                    f"{path.name}: the {source} parser could not read this file "
+                    f"({type(exc).__name__}: {str(exc)[:300]}); the other files were ingested. "
+                    "Check that the file is the export it claims to be, fix or remove it, and re-run"
+                ),
+            }
         del data
         kinds = SOURCES[source][2]
         unexpected = [k for k, v in parsed.records.items() if v and k not in kinds]
@@ -329,15 +359,24 @@ def _parse_job(source: str, path_str: str, known: frozenset[str]) -> dict[str, A
     finally:
         if gc_was_enabled:
             gc.enable()
-    return {**out, "status": "ingested", "frames": frames, "encoding": parsed.encoding, "shape": parsed.shape,
-            "n_records": n_records,
-            "rejects": [(r.locator, redact(r.reason), redact(r.payload), _record_hash(source, "reject", r.payload))
-                        for r in parsed.rejects]}
+    return {
+        **out,
+        "status": "ingested",
+        "frames": frames,
+        "encoding": parsed.encoding,
+        "shape": parsed.shape,
+        "n_records": n_records,
+        "rejects": [
+            (r.locator, redact(r.reason), redact(r.payload), _record_hash(source, "reject", r.payload))
+            for r in parsed.rejects
+        ],
+    }
 
 
 def _mapping_of(source: str, path: Path) -> tuple[bytes, str]:
     """(what a file's content hash adds to its bytes, what its record hashes are salted with): a mapped
-    CSV's mapping; nothing for the other sources. The same whether the file is parsed whole or streamed."""
+    CSV's mapping; nothing for the other sources. The same whether the file is parsed whole or streamed.
+    """
     if source != "csv":
         return b"", ""
     from mlops_assets.lib.sources.csv_mapped import mapping_bytes
@@ -353,14 +392,18 @@ def _mapping_of(source: str, path: Path) -> tuple[bytes, str]:
 
 def _streamable(source: str, path: Path) -> bool:
     """A file big enough to stream, of a source whose parser can (lib/sources/stream.py): JSON, or the
-    suffixes its parser names in ``STREAM_SUFFIXES`` (a mapped CSV)."""
+    suffixes its parser names in ``STREAM_SUFFIXES`` (a mapped CSV).
+    """
     try:
         big = path.stat().st_size >= stream.STREAM_MIN_BYTES
     except OSError:
         return False
     parser = _parser(source)
-    if not big or path.suffix.lower() not in getattr(parser, "STREAM_SUFFIXES", (".json",)) \
-            or not hasattr(parser, "parse_stream"):
+    if (
+        not big
+        or path.suffix.lower() not in getattr(parser, "STREAM_SUFFIXES", (".json",))
+        or not hasattr(parser, "parse_stream")
+    ):
         return False
     try:  # the parser looks at the file's start only: a generator it returns has not read anything yet
         return _parser(source).parse_stream(path) is not None
@@ -445,8 +488,9 @@ def _chunks(files: list[Path]) -> Iterator[tuple[list[str], int]]:
         yield chunk, size
 
 
-def _parse_chunk(source: str, paths: list[str], known: frozenset[str],
-                 spool: str | None = None) -> tuple[list[dict], dict[str, Any]]:
+def _parse_chunk(
+    source: str, paths: list[str], known: frozenset[str], spool: str | None = None
+) -> tuple[list[dict], dict[str, Any]]:
     """Parse each file, and build one table per kind for all of them (spooled when in a worker).
 
     Arrow builds a table from row dicts at a fixed cost per call: once per 8 MB chunk rather than
@@ -513,7 +557,9 @@ def write_batch_bytes() -> int:
     return int(env_number(BATCH_MB_ENV, WRITE_BATCH_BYTES / (1024 * 1024)) * 1024 * 1024)
 
 
-def ingest_source(warehouse: Warehouse, landing_root: Path, source: str, now: datetime | None = None) -> IngestReport:
+def ingest_source(
+    warehouse: Warehouse, landing_root: Path, source: str, now: datetime | None = None
+) -> IngestReport:
     """Parse the source's new landing files and append their records to its raw tables.
 
     Files commit in batches (``WRITE_BATCH_BYTES``): a run that dies half-way leaves whole files
@@ -521,12 +567,16 @@ def ingest_source(warehouse: Warehouse, landing_root: Path, source: str, now: da
     """
     now = now or datetime.now(UTC)
     kinds = SOURCES[source][2]
-    report = IngestReport(source=source, records_parsed=dict.fromkeys(kinds, 0), records_new=dict.fromkeys(kinds, 0))
+    report = IngestReport(
+        source=source, records_parsed=dict.fromkeys(kinds, 0), records_new=dict.fromkeys(kinds, 0)
+    )
     files, skipped = scan_landing(landing_root, source)
     report.files_seen = len(files)
     for name in skipped:
-        report.messages.append(f"{name}: not read: a link that leads out of the landing zone, or not a regular "
-                               "file; copy the file itself into the folder")
+        report.messages.append(
+            f"{name}: not read: a link that leads out of the landing zone, or not a regular "
+            "file; copy the file itself into the folder"
+        )
     first_file, recorded, unreadable = _known_files(warehouse, source)
     known = frozenset(first_file)
     workers = _parse_workers(files)
@@ -542,16 +592,32 @@ def ingest_source(warehouse: Warehouse, landing_root: Path, source: str, now: da
                 batch = _Batch(kinds, single_thread=workers > 0)
             continue
         fh, rel = job["file_hash"], job["path"]
-        entry = {"source": source, "source_file": rel, "file_hash": fh, "size_bytes": job["size"], "ingested_at": now}
+        entry = {
+            "source": source,
+            "source_file": rel,
+            "file_hash": fh,
+            "size_bytes": job["size"],
+            "ingested_at": now,
+        }
         if job["status"] == "skipped" or fh in first_file:
             report.files_skipped += 1
             if fh in unreadable:
                 report.unreadable.append((Path(rel).name, unreadable[fh]))
-            if rel not in recorded:  # a copy under another name: recorded once, so every file is accounted for
+            if (
+                rel not in recorded
+            ):  # a copy under another name: recorded once, so every file is accounted for
                 recorded.add(rel)
-                batch.files.append({**entry, "encoding": None, "shape": None, "status": "duplicate_file",
-                                    "n_records": 0, "n_rejects": 0,
-                                    "message": f"same content as {Path(first_file[fh]).name}: nothing new in it"})
+                batch.files.append(
+                    {
+                        **entry,
+                        "encoding": None,
+                        "shape": None,
+                        "status": "duplicate_file",
+                        "n_records": 0,
+                        "n_rejects": 0,
+                        "message": f"same content as {Path(first_file[fh]).name}: nothing new in it",
+                    }
+                )
             continue
         first_file[fh] = rel
         recorded.add(rel)
@@ -564,20 +630,58 @@ def ingest_source(warehouse: Warehouse, landing_root: Path, source: str, now: da
             report.messages.append(f"{Path(rel).name}: {job['error']}")
             report.unreadable.append((Path(rel).name, job["error"]))
             unreadable[fh] = job["error"]
-            batch.rejects.append({"source": source, "source_file": rel, "file_hash": fh, "locator": "<file>",
-                                  "reason": job["error"], "record_hash": None, "payload": job["excerpt"],
-                                  "ingested_at": now})
-            batch.files.append({**entry, "encoding": None, "shape": None, "status": "unreadable", "n_records": 0,
-                                "n_rejects": 1, "message": job["error"]})
+            batch.rejects.append(
+                {
+                    "source": source,
+                    "source_file": rel,
+                    "file_hash": fh,
+                    "locator": "<file>",
+                    "reason": job["error"],
+                    "record_hash": None,
+                    "payload": job["excerpt"],
+                    "ingested_at": now,
+                }
+            )
+            batch.files.append(
+                {
+                    **entry,
+                    "encoding": None,
+                    "shape": None,
+                    "status": "unreadable",
+                    "n_records": 0,
+                    "n_rejects": 1,
+                    "message": job["error"],
+                }
+            )
         else:
             if job["encoding"] != "utf-8":
                 report.latin1_files.append(Path(rel).name)
-            batch.rejects += [{"source": source, "source_file": rel, "file_hash": fh, "locator": loc, "reason": reason,
-                               "record_hash": rh, "payload": payload, "ingested_at": now}
-                              for loc, reason, payload, rh in job["rejects"]]
-            batch.files.append({**entry, "encoding": job["encoding"], "shape": job["shape"], "status": "ingested",
-                                "n_records": job["n_records"], "n_rejects": len(job["rejects"]),
-                                "message": f"not UTF-8: decoded as {job['encoding']}" if job["encoding"] != "utf-8" else None})
+            batch.rejects += [
+                {
+                    "source": source,
+                    "source_file": rel,
+                    "file_hash": fh,
+                    "locator": loc,
+                    "reason": reason,
+                    "record_hash": rh,
+                    "payload": payload,
+                    "ingested_at": now,
+                }
+                for loc, reason, payload, rh in job["rejects"]
+            ]
+            batch.files.append(
+                {
+                    **entry,
+                    "encoding": job["encoding"],
+                    "shape": job["shape"],
+                    "status": "ingested",
+                    "n_records": job["n_records"],
+                    "n_rejects": len(job["rejects"]),
+                    "message": f"not UTF-8: decoded as {job['encoding']}"
+                    if job["encoding"] != "utf-8"
+                    else None,
+                }
+            )
             report.files_ingested += 1
     batch.flush(warehouse, source, now, report, always=True)
     for job in streamed:
@@ -595,7 +699,9 @@ class _Batch:
         self.files: list[dict[str, Any]] = []
         self.bytes = 0
 
-    def flush(self, warehouse: Warehouse, source: str, now: datetime, report: IngestReport, always: bool = False) -> None:
+    def flush(
+        self, warehouse: Warehouse, source: str, now: datetime, report: IngestReport, always: bool = False
+    ) -> None:
         if not self.files and not always:
             return
         frames = {}
@@ -603,8 +709,15 @@ class _Batch:
             table = pa.concat_tables(parts) if parts else _empty_table(kind)
             frames[kind] = _with_time(table, now)
         self.parts = {}
-        new, report.table_rows = _write(warehouse, source, frames, _frame(self.rejects, REJECT_SCHEMA), self.files, now,
-                                     single_thread=self.single_thread)
+        new, report.table_rows = _write(
+            warehouse,
+            source,
+            frames,
+            _frame(self.rejects, REJECT_SCHEMA),
+            self.files,
+            now,
+            single_thread=self.single_thread,
+        )
         for kind, frame in frames.items():
             report.records_parsed[kind] += frame.num_rows
             report.records_new[kind] += new.get(kind, 0)
@@ -621,12 +734,15 @@ def _record_hash(source: str, kind: str, payload: str) -> str:
 
 def _known_files(warehouse: Warehouse, source: str) -> tuple[dict[str, str], set[str], dict[str, str]]:
     """(content hash -> the first file ingested with it, every file path already in the manifest,
-    content hash -> why it could not be read, for contents found unreadable)."""
+    content hash -> why it could not be read, for contents found unreadable).
+    """
     if not warehouse.table_exists("raw.ingested_files"):
         return {}, set(), {}
     frame = warehouse.query(
         """SELECT file_hash, source_file, status, message FROM raw.ingested_files WHERE source = ?
-           ORDER BY ingested_at, source_file""", [source])
+           ORDER BY ingested_at, source_file""",
+        [source],
+    )
     first: dict[str, str] = {}
     unreadable: dict[str, str] = {}
     for fh, path, status, message in frame.iter_rows():
@@ -645,7 +761,9 @@ def _known_files(warehouse: Warehouse, source: str) -> tuple[dict[str, str], set
 FORGOTTEN = "forgotten"
 
 
-def forget_files(warehouse: Warehouse, landing_root: Path, paths: list[Path], now: datetime | None = None) -> list[str]:
+def forget_files(
+    warehouse: Warehouse, landing_root: Path, paths: list[Path], now: datetime | None = None
+) -> list[str]:
     """Mark landing files to be read again by the next ingestion (``mlops-assets reingest``); the file names marked.
 
     Every content the manifest recorded for each path gets a ``forgotten`` row (raw stays append-only:
@@ -657,9 +775,15 @@ def forget_files(warehouse: Warehouse, landing_root: Path, paths: list[Path], no
     wanted: dict[str, str] = {}
     for path in paths:
         full = path.resolve()
-        if not full.is_relative_to(root) or len(full.relative_to(root).parts) < 2 or full.relative_to(root).parts[0] not in SOURCES:
-            raise LandingZoneError(f"{path} is not a file of the landing zone {landing_root} "
-                                   f"(<landing>/<source>/..., source one of {', '.join(SOURCES)})")
+        if (
+            not full.is_relative_to(root)
+            or len(full.relative_to(root).parts) < 2
+            or full.relative_to(root).parts[0] not in SOURCES
+        ):
+            raise LandingZoneError(
+                f"{path} is not a file of the landing zone {landing_root} "
+                f"(<landing>/<source>/..., source one of {', '.join(SOURCES)})"
+            )
         wanted[str(full)] = full.relative_to(root).parts[0]
     if not warehouse.table_exists("raw.ingested_files"):
         raise LandingZoneError("nothing has been ingested yet: there is nothing to read again")
@@ -668,14 +792,28 @@ def forget_files(warehouse: Warehouse, landing_root: Path, paths: list[Path], no
         rows = con.execute(
             """SELECT DISTINCT f.source, f.source_file, f.file_hash, f.size_bytes FROM raw.ingested_files f
                SEMI JOIN _names n ON f.source_file = n.name OR f.source_file LIKE '%/' || n.name
-               WHERE f.status NOT IN ('duplicate_file', 'forgotten')""").fetchall()
+               WHERE f.status NOT IN ('duplicate_file', 'forgotten')"""
+        ).fetchall()
     found = [r for r in rows if str(Path(r[1]).resolve()) in wanted]
     missing = sorted(set(wanted) - {str(Path(r[1]).resolve()) for r in found})
     if missing:
         raise LandingZoneError(f"never ingested, so nothing to read again: {', '.join(missing)}")
-    forgotten = [{"source": source, "source_file": path, "file_hash": fh, "size_bytes": size, "ingested_at": now,
-                  "encoding": None, "shape": None, "status": FORGOTTEN, "n_records": 0, "n_rejects": 0,
-                  "message": "marked to be read again (mlops-assets reingest)"} for source, path, fh, size in found]
+    forgotten = [
+        {
+            "source": source,
+            "source_file": path,
+            "file_hash": fh,
+            "size_bytes": size,
+            "ingested_at": now,
+            "encoding": None,
+            "shape": None,
+            "status": FORGOTTEN,
+            "n_records": 0,
+            "n_rejects": 0,
+            "message": "marked to be read again (mlops-assets reingest)",
+        }
+        for source, path, fh, size in found
+    ]
     with warehouse.connect() as con:
         con.register("_forgotten", _frame(forgotten, FILES_SCHEMA).to_arrow())
         con.execute("INSERT INTO raw.ingested_files BY NAME SELECT * FROM _forgotten")
@@ -690,8 +828,12 @@ def ensure_raw_tables(con, source: str, plain_payload: bool = False) -> None:
     but a rebuild cost more CPU than the rest of the write, for about a fifth of the file size.
     """
     for kind in SOURCES[source][2]:
-        _create_like(con, raw_table(source, kind), pl.DataFrame(schema=kind_schema(kind)),
-                     plain=("payload",) if plain_payload else ())
+        _create_like(
+            con,
+            raw_table(source, kind),
+            pl.DataFrame(schema=kind_schema(kind)),
+            plain=("payload",) if plain_payload else (),
+        )
     _create_like(con, "raw.rejects", pl.DataFrame(schema=REJECT_SCHEMA))
     _create_like(con, "raw.ingested_files", pl.DataFrame(schema=FILES_SCHEMA))
 
@@ -704,8 +846,15 @@ def _create_like(con, table: str, frame: pl.DataFrame, plain: tuple[str, ...] = 
     con.unregister("_empty")
 
 
-def _write(warehouse: Warehouse, source: str, frames: dict[str, pa.Table], rejects: pl.DataFrame,
-           file_rows: list[dict[str, Any]], now: datetime, single_thread: bool = False) -> tuple[dict[str, int], dict[str, int]]:
+def _write(
+    warehouse: Warehouse,
+    source: str,
+    frames: dict[str, pa.Table],
+    rejects: pl.DataFrame,
+    file_rows: list[dict[str, Any]],
+    now: datetime,
+    single_thread: bool = False,
+) -> tuple[dict[str, int], dict[str, int]]:
     """Append one batch (its new records, rejects and manifest rows) in one transaction."""
     with _Writer(warehouse, source, file_rows, single_thread) as writer:
         new_counts = writer.add(frames)
@@ -715,10 +864,18 @@ def _write(warehouse: Warehouse, source: str, frames: dict[str, pa.Table], rejec
 
 class _Writer:
     """One write transaction on a source's raw tables: records in as many parts as come, then the
-    rejects and the manifest rows, then COMMIT. Leaving it by an exception rolls everything back."""
+    rejects and the manifest rows, then COMMIT. Leaving it by an exception rolls everything back.
+    """
 
-    def __init__(self, warehouse: Warehouse, source: str, file_rows: list[dict[str, Any]], single_thread: bool = False):
-        self.warehouse, self.source, self.file_rows, self.single_thread = warehouse, source, file_rows, single_thread
+    def __init__(
+        self, warehouse: Warehouse, source: str, file_rows: list[dict[str, Any]], single_thread: bool = False
+    ):
+        self.warehouse, self.source, self.file_rows, self.single_thread = (
+            warehouse,
+            source,
+            file_rows,
+            single_thread,
+        )
         self.per_file_new: dict[str, int] = {}
         self.totals: dict[str, int] = {}
 
@@ -726,7 +883,9 @@ class _Writer:
         self._cm = self.warehouse.connect()
         con = self.con = self._cm.__enter__()
         try:
-            if self.single_thread:  # parse workers keep the cores busy: a second DuckDB thread would only contend
+            if (
+                self.single_thread
+            ):  # parse workers keep the cores busy: a second DuckDB thread would only contend
                 con.execute("SET threads = 1")
             con.execute(f"SET memory_limit = '{write_memory_limit()}'")
             # Rows need not keep the scan's order inside one append: DuckDB can then stream the insert
@@ -754,7 +913,9 @@ class _Writer:
                 del part
             if incoming.num_rows:
                 counts = incoming.group_by("file_hash").aggregate([("file_hash", "count")])
-                for fh, n in zip(counts["file_hash"].to_pylist(), counts["file_hash_count"].to_pylist(), strict=True):
+                for fh, n in zip(
+                    counts["file_hash"].to_pylist(), counts["file_hash_count"].to_pylist(), strict=True
+                ):
                     self.per_file_new[fh] = self.per_file_new.get(fh, 0) + n
             new_counts[kind] = incoming.num_rows
             self.totals[kind] = before + incoming.num_rows
@@ -773,7 +934,9 @@ class _Writer:
             con.unregister("_rejects")
         if self.file_rows:
             for row in self.file_rows:  # a duplicate_file row shares its hash with the file credited
-                row["n_new_records"] = self.per_file_new.get(row["file_hash"], 0) if row["status"] == "ingested" else 0
+                row["n_new_records"] = (
+                    self.per_file_new.get(row["file_hash"], 0) if row["status"] == "ingested" else 0
+                )
             con.register("_files", _frame(self.file_rows, FILES_SCHEMA).to_arrow())
             # Another ingestion of the same landing zone may have committed these files while this one
             # parsed them (its records then came to nothing new here): one manifest row per file.
@@ -858,7 +1021,8 @@ class _StagedWriter(_Writer):
 
     def add(self, frames: dict[str, pa.Table]) -> dict[str, int]:
         """Collect a part's records; every STAGE_BYTES of them are staged (and committed) at once.
-        Returns the new rows per kind of what was staged by this call (the rest comes with flush)."""
+        Returns the new rows per kind of what was staged by this call (the rest comes with flush).
+        """
         for kind, frame in frames.items():
             self.pending.setdefault(kind, []).append(frame)
             self.pending_bytes += frame.nbytes
@@ -866,14 +1030,19 @@ class _StagedWriter(_Writer):
 
     def flush(self) -> dict[str, int]:
         """Stage (and commit) the collected records neither in the raw table nor staged already."""
-        frames = {kind: pa.concat_tables(parts, promote_options="default") for kind, parts in self.pending.items()}
+        frames = {
+            kind: pa.concat_tables(parts, promote_options="default") for kind, parts in self.pending.items()
+        }
         self.pending, self.pending_bytes = {}, 0
         con, new_counts = self.con, {}
         for kind, frame in frames.items():
             table, staging = raw_table(self.source, kind), self._staging(kind)
-            incoming = _new_records(con, table, frame, con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
-            incoming = _new_records(con, staging, incoming,
-                                    con.execute(f"SELECT count(*) FROM {staging}").fetchall()[0][0])
+            incoming = _new_records(
+                con, table, frame, con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+            )
+            incoming = _new_records(
+                con, staging, incoming, con.execute(f"SELECT count(*) FROM {staging}").fetchall()[0][0]
+            )
             for part in insert_slices(incoming):
                 con.register("_incoming", part)
                 con.execute(f"INSERT INTO {staging} BY NAME SELECT * FROM _incoming")
@@ -893,12 +1062,15 @@ class _StagedWriter(_Writer):
             table = raw_table(self.source, kind)
             # another writer may have stored some of these records since they were staged (DuckLake)
             moved += con.execute(f"""INSERT INTO {table} BY NAME SELECT * FROM {staging} s
-                                     WHERE NOT EXISTS (SELECT 1 FROM {table} r WHERE r.record_hash = s.record_hash)"""
-                                 ).fetchall()[0][0]
+                                     WHERE NOT EXISTS (SELECT 1 FROM {table} r WHERE r.record_hash = s.record_hash)""").fetchall()[
+                0
+            ][0]
             con.execute(f"DROP TABLE {staging}")
         self.per_file_new = {self.file_rows[0]["file_hash"]: moved}
-        self.totals = {kind: con.execute(f"SELECT count(*) FROM {raw_table(self.source, kind)}").fetchall()[0][0]
-                       for kind in self.staged}
+        self.totals = {
+            kind: con.execute(f"SELECT count(*) FROM {raw_table(self.source, kind)}").fetchall()[0][0]
+            for kind in self.staged
+        }
         self.staged = {}
         return super().finish(rejects)
 
@@ -922,7 +1094,9 @@ def _with_time(table: pa.Table, now: datetime) -> pa.Table:
     return table.append_column(pa.field("ingested_at", ts), pa.repeat(pa.scalar(now, ts), table.num_rows))
 
 
-def _ingest_streamed(warehouse: Warehouse, source: str, job: dict[str, Any], now: datetime, report: IngestReport) -> None:
+def _ingest_streamed(
+    warehouse: Warehouse, source: str, job: dict[str, Any], now: datetime, report: IngestReport
+) -> None:
     """A file too big to parse whole: its parser's parts are staged one by one, then moved into the raw
     tables in one transaction with its manifest row (_StagedWriter).
 
@@ -931,12 +1105,27 @@ def _ingest_streamed(warehouse: Warehouse, source: str, job: dict[str, Any], now
     """
     path, fh, rel, salt = Path(job["path"]), job["file_hash"], job["path"], job.get("salt", "")
     kinds = SOURCES[source][2]
-    entry = {"source": source, "source_file": rel, "file_hash": fh, "size_bytes": job["size"], "ingested_at": now}
-    row = {**entry, "encoding": "utf-8", "shape": None, "status": "ingested", "n_records": 0, "n_rejects": 0,
-           "message": "streamed: too big to parse at once"}
+    entry = {
+        "source": source,
+        "source_file": rel,
+        "file_hash": fh,
+        "size_bytes": job["size"],
+        "ingested_at": now,
+    }
+    row = {
+        **entry,
+        "encoding": "utf-8",
+        "shape": None,
+        "status": "ingested",
+        "n_records": 0,
+        "n_rejects": 0,
+        "message": "streamed: too big to parse at once",
+    }
     parts = _parser(source).parse_stream(path)
     if parts is None:  # _streamable asked the same question a moment ago: the file changed under us
-        raise LandingZoneError(f"{path.name} changed while it was being ingested: re-run when the copy is complete")
+        raise LandingZoneError(
+            f"{path.name} changed while it was being ingested: re-run when the copy is complete"
+        )
     rejects: list[dict[str, Any]] = []
     parsed_counts = dict.fromkeys(kinds, 0)
     new_counts = dict.fromkeys(kinds, 0)
@@ -958,9 +1147,19 @@ def _ingest_streamed(warehouse: Warehouse, source: str, job: dict[str, Any], now
                     part.records[kind] = []
                 for kind, n in writer.add(frames).items():
                     new_counts[kind] += n
-                rejects += [{"source": source, "source_file": rel, "file_hash": fh, "locator": r.locator,
-                             "reason": redact(r.reason), "record_hash": _record_hash(source, "reject", r.payload),
-                             "payload": redact(r.payload), "ingested_at": now} for r in part.rejects]
+                rejects += [
+                    {
+                        "source": source,
+                        "source_file": rel,
+                        "file_hash": fh,
+                        "locator": r.locator,
+                        "reason": redact(r.reason),
+                        "record_hash": _record_hash(source, "reject", r.payload),
+                        "payload": redact(r.payload),
+                        "ingested_at": now,
+                    }
+                    for r in part.rejects
+                ]
             for kind, n in writer.flush().items():
                 new_counts[kind] += n
             row["n_rejects"] = len(rejects)
@@ -968,17 +1167,43 @@ def _ingest_streamed(warehouse: Warehouse, source: str, job: dict[str, Any], now
                 row["message"] += f"; not UTF-8: decoded as {row['encoding']}"
             totals = writer.finish(_frame(rejects, REJECT_SCHEMA))
     except (SourceFormatError, RecursionError) as exc:
-        error = redact(str(exc)) if isinstance(exc, SourceFormatError) else f"{path.name}: nested too deeply to read"
+        error = (
+            redact(str(exc))
+            if isinstance(exc, SourceFormatError)
+            else f"{path.name}: nested too deeply to read"
+        )
         report.files_unreadable += 1
         report.rejects += 1  # the file's own reject row, counted as when it is parsed whole
         report.messages.append(f"{path.name}: {error}")
         report.unreadable.append((path.name, error))
-        reject = {"source": source, "source_file": rel, "file_hash": fh, "locator": "<file>", "reason": error,
-                  "record_hash": None, "payload": excerpt(path.read_bytes()[:4096] if path.exists() else b""),
-                  "ingested_at": now}
-        _write(warehouse, source, {}, _frame([reject], REJECT_SCHEMA),
-               [{**entry, "encoding": None, "shape": None, "status": "unreadable", "n_records": 0, "n_rejects": 1,
-                 "message": error}], now)
+        reject = {
+            "source": source,
+            "source_file": rel,
+            "file_hash": fh,
+            "locator": "<file>",
+            "reason": error,
+            "record_hash": None,
+            "payload": excerpt(path.read_bytes()[:4096] if path.exists() else b""),
+            "ingested_at": now,
+        }
+        _write(
+            warehouse,
+            source,
+            {},
+            _frame([reject], REJECT_SCHEMA),
+            [
+                {
+                    **entry,
+                    "encoding": None,
+                    "shape": None,
+                    "status": "unreadable",
+                    "n_records": 0,
+                    "n_rejects": 1,
+                    "message": error,
+                }
+            ],
+            now,
+        )
         return
     report.files_ingested += 1
     if row["encoding"] != "utf-8":
@@ -1023,7 +1248,9 @@ def insert_slices(table: pa.Table) -> Iterator[pa.Table]:
             step = max(1, min(INSERT_SLICE_ROWS, INSERT_SLICE_BYTES // per_row))
             pieces = [chunk.slice(i, step) for i in range(0, chunk.num_rows, step)]
         for piece in pieces:
-            if group and (size + piece.nbytes > INSERT_SLICE_BYTES or rows + piece.num_rows > INSERT_SLICE_ROWS):
+            if group and (
+                size + piece.nbytes > INSERT_SLICE_BYTES or rows + piece.num_rows > INSERT_SLICE_ROWS
+            ):
                 yield emit()
                 group, size, rows = [], 0, 0
             group.append(piece)
@@ -1040,17 +1267,21 @@ class IngestionMemoryError(MemoryError):
 def _is_out_of_memory(exc: BaseException) -> bool:
     import duckdb
 
-    return isinstance(exc, (duckdb.OutOfMemoryException, MemoryError)) and not isinstance(exc, IngestionMemoryError)
+    return isinstance(exc, (duckdb.OutOfMemoryException, MemoryError)) and not isinstance(
+        exc, IngestionMemoryError
+    )
 
 
 def _memory_message(source: str, file_rows: list[dict[str, Any]], exc: BaseException) -> str:
     names = [Path(r["source_file"]).name for r in file_rows]
     shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
     mb = sum(r.get("size_bytes") or 0 for r in file_rows) / 1e6
-    return (f"{source}: out of memory while writing {len(names)} file(s) ({mb:.0f} MB: {shown}) under a "
-            f"{write_memory_limit()} DuckDB limit. Nothing of this batch was written; files written before it are "
-            f"kept. Set {MEMORY_LIMIT_ENV} higher (e.g. 4GB) or {BATCH_MB_ENV} lower (e.g. 128), then re-run. "
-            f"({str(exc).splitlines()[0][:200]})")
+    return (
+        f"{source}: out of memory while writing {len(names)} file(s) ({mb:.0f} MB: {shown}) under a "
+        f"{write_memory_limit()} DuckDB limit. Nothing of this batch was written; files written before it are "
+        f"kept. Set {MEMORY_LIMIT_ENV} higher (e.g. 4GB) or {BATCH_MB_ENV} lower (e.g. 128), then re-run. "
+        f"({str(exc).splitlines()[0][:200]})"
+    )
 
 
 def _new_records(con, table: str, frame: pa.Table, rows_before: int) -> pa.Table:
@@ -1074,5 +1305,7 @@ def _new_records(con, table: str, frame: pa.Table, rows_before: int) -> pa.Table
         ).to_arrow_table()
         con.unregister("_hashes")
         if present.num_rows:
-            frame = frame.filter(pc.invert(pc.is_in(frame["record_hash"], value_set=present.column(0).combine_chunks())))
+            frame = frame.filter(
+                pc.invert(pc.is_in(frame["record_hash"], value_set=present.column(0).combine_chunks()))
+            )
     return frame

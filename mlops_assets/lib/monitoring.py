@@ -47,17 +47,37 @@ MONITORED_NUMERIC: list[str] = [
 ]
 MONITORED_CATEGORICAL: list[str] = ["source", "project", "type", "priority"]
 _HISTORY = "a history feature: a cumulative count or rate that moves with time by construction"
-_PROGRESS = ("a task's state as of the prediction time (age, progress, changes so far): the last 30 days' young "
-             "tasks differ from the training window's by construction")
+_PROGRESS = (
+    "a task's state as of the prediction time (age, progress, changes so far): the last 30 days' young "
+    "tasks differ from the training window's by construction"
+)
 UNMONITORED: dict[str, str] = {
     "created_month": "seasonal: a short window never matches a year of training data",
     "created_day_of_year": "seasonal: a short window never matches a year of training data",
     "priority_ordinal": "the same information as priority (counted once)",
-    **{f"{who}_{what}": _HISTORY for who in ("project", "assignee")
-       for what in ("late_rate", "n_outcomes", "median_cycle_days", "n_resolved", "open_tasks")},
-    **dict.fromkeys(("age_days", "days_in_progress", "days_in_status", "days_to_deadline", "deadline_moved_days",
-                     "has_assignee", "n_comments_so_far", "n_deadline_moves", "n_priority_changes",
-                     "n_reassignments", "n_reopenings", "n_status_changes", "status_stage"), _PROGRESS),
+    **{
+        f"{who}_{what}": _HISTORY
+        for who in ("project", "assignee")
+        for what in ("late_rate", "n_outcomes", "median_cycle_days", "n_resolved", "open_tasks")
+    },
+    **dict.fromkeys(
+        (
+            "age_days",
+            "days_in_progress",
+            "days_in_status",
+            "days_to_deadline",
+            "deadline_moved_days",
+            "has_assignee",
+            "n_comments_so_far",
+            "n_deadline_moves",
+            "n_priority_changes",
+            "n_reassignments",
+            "n_reopenings",
+            "n_status_changes",
+            "status_stage",
+        ),
+        _PROGRESS,
+    ),
 }
 
 # What the retrain sensor acts on: failed ERROR-severity checks of these names.
@@ -88,7 +108,9 @@ def current_window(frame: pl.DataFrame, days: float, column: str = "created_at")
     if days <= 0:
         raise ValueError(f"window days must be > 0, got {days}")
     if column not in frame.columns:
-        raise ValueError(f"the frame has no {column!r} column to take a time window on; it has {frame.columns}")
+        raise ValueError(
+            f"the frame has no {column!r} column to take a time window on; it has {frame.columns}"
+        )
     end = frame.get_column(column).max() if frame.height else None
     if end is None:
         return Window(frame.clear(), None, None)
@@ -106,7 +128,9 @@ def data_version(frame: pl.DataFrame, column: str = "created_at") -> str:
 # late labels and live performance
 
 
-def new_labels(tasks: pl.DataFrame, label: str, trained_as_of: datetime, as_of: datetime | None = None) -> pl.DataFrame:
+def new_labels(
+    tasks: pl.DataFrame, label: str, trained_as_of: datetime, as_of: datetime | None = None
+) -> pl.DataFrame:
     """Tasks whose `label` ("is_late" or "cycle_time_days") became known after `trained_as_of`.
 
     Columns task_id, target (0/1 or days), known_at. The champion never saw these outcomes.
@@ -163,14 +187,17 @@ def judge_performance(
     mae_tolerance: float = 0.25,
 ) -> PerformanceVerdict:
     """Binary: ROC-AUC may drop by `roc_auc_tolerance`, ECE rise by `ece_tolerance` (absolute);
-    regression: MAE may rise by `mae_tolerance` (relative). `live` uses live_*, `reference` test_* keys."""
+    regression: MAE may rise by `mae_tolerance` (relative). `live` uses live_*, `reference` test_* keys.
+    """
     live, reference = dict(live), dict(reference)
 
     def verdict(status: str, reason: str) -> PerformanceVerdict:
         return PerformanceVerdict(model, status, reason, n_labels, live, reference)
 
     if n_labels < min_labels:
-        return verdict("skipped", f"only {n_labels} new labels since the champion was trained (need {min_labels})")
+        return verdict(
+            "skipped", f"only {n_labels} new labels since the champion was trained (need {min_labels})"
+        )
     problems: list[str] = []
     if kind == "binary":
         auc, ref_auc = live.get("live_roc_auc"), reference.get("test_roc_auc")
@@ -179,21 +206,28 @@ def judge_performance(
         if not _finite(ref_auc):
             return verdict("skipped", "the champion's run has no test_roc_auc to compare with")
         if ref_auc - auc > roc_auc_tolerance:
-            problems.append(f"ROC-AUC {auc:.3f} is {ref_auc - auc:.3f} below the test {ref_auc:.3f} "
-                            f"(tolerance {roc_auc_tolerance:g})")
+            problems.append(
+                f"ROC-AUC {auc:.3f} is {ref_auc - auc:.3f} below the test {ref_auc:.3f} "
+                f"(tolerance {roc_auc_tolerance:g})"
+            )
         ece, ref_ece = live.get("live_ece"), reference.get("test_ece")
         if _finite(ece) and _finite(ref_ece) and ece - ref_ece > ece_tolerance:
-            problems.append(f"calibration error (ECE) {ece:.3f} is {ece - ref_ece:.3f} above the test {ref_ece:.3f} "
-                            f"(tolerance {ece_tolerance:g})")
-        summary = f"ROC-AUC {auc:.3f} (test {ref_auc:.3f})" + (f", ECE {ece:.3f} (test {ref_ece:.3f})"
-                                                              if _finite(ece) and _finite(ref_ece) else "")
+            problems.append(
+                f"calibration error (ECE) {ece:.3f} is {ece - ref_ece:.3f} above the test {ref_ece:.3f} "
+                f"(tolerance {ece_tolerance:g})"
+            )
+        summary = f"ROC-AUC {auc:.3f} (test {ref_auc:.3f})" + (
+            f", ECE {ece:.3f} (test {ref_ece:.3f})" if _finite(ece) and _finite(ref_ece) else ""
+        )
     else:
         mae, ref_mae = live.get("live_mae"), reference.get("test_mae")
         if not _finite(mae) or not _finite(ref_mae) or ref_mae <= 0:
             return verdict("skipped", "MAE is undefined on the new labels or missing from the champion's run")
         if mae / ref_mae - 1 > mae_tolerance:
-            problems.append(f"MAE {mae:.2f} days is {mae / ref_mae - 1:.0%} above the test {ref_mae:.2f} "
-                            f"(tolerance {mae_tolerance:.0%})")
+            problems.append(
+                f"MAE {mae:.2f} days is {mae / ref_mae - 1:.0%} above the test {ref_mae:.2f} "
+                f"(tolerance {mae_tolerance:.0%})"
+            )
         summary = f"MAE {mae:.2f} days (test {ref_mae:.2f})"
     if problems:
         return verdict("degraded", f"on {n_labels} new labels: " + "; ".join(problems))
@@ -213,8 +247,9 @@ class NoReference(Exception):
     """No champion, or no training reference matching it: the message says what to run."""
 
 
-def load_reference(wh: Warehouse, client: Any, model: str,
-                   log: Callable[[str], Any] | None = None) -> tuple[str, pl.DataFrame]:
+def load_reference(
+    wh: Warehouse, client: Any, model: str, log: Callable[[str], Any] | None = None
+) -> tuple[str, pl.DataFrame]:
     """(champion version, its training reference rows) or NoReference with the reason.
 
     A reference of another version (the champion was rolled back, or its alias moved by hand) is rebuilt
@@ -232,21 +267,28 @@ def load_reference(wh: Warehouse, client: Any, model: str,
     if stored is None:
         raise NoReference(f"no training reference for {model} champion v{version}: {note}")
     if stored != version:
-        raise NoReference(f"the training reference is of {model} v{stored}, the champion is v{version}, and it "
-                          f"could not be rebuilt: {note}")
+        raise NoReference(
+            f"the training reference is of {model} v{stored}, the champion is v{version}, and it "
+            f"could not be rebuilt: {note}"
+        )
     return version, wh.read_table(f"models.{model}_reference")
 
 
 def champion_scores(model: ServedModel, frame: pl.DataFrame) -> pl.Series:
     """The champion's prediction per row (late_risk only where the task has a deadline), named by SCORE_COLUMNS."""
-    values = (pl.Series(model.predict(model.matrix(frame)), dtype=pl.Float64) if frame.height
-              else pl.Series([], dtype=pl.Float64))
+    values = (
+        pl.Series(model.predict(model.matrix(frame)), dtype=pl.Float64)
+        if frame.height
+        else pl.Series([], dtype=pl.Float64)
+    )
     if model.name == "late_risk":
         values = pl.select(pl.when(frame["has_deadline"].fill_null(0) > 0).then(values)).to_series()
     return values.alias(SCORE_COLUMNS[model.name])
 
 
-def previous_window(features: pl.DataFrame, reference: pl.DataFrame, window: Window, days: float) -> pl.DataFrame:
+def previous_window(
+    features: pl.DataFrame, reference: pl.DataFrame, window: Window, days: float
+) -> pl.DataFrame:
     """The `days` before the current window, less any task the champion was fitted on (its training window)."""
     if reference.height == 0 or window.start is None:
         return features.clear()
@@ -254,8 +296,16 @@ def previous_window(features: pl.DataFrame, reference: pl.DataFrame, window: Win
     return features.filter((pl.col("created_at") > start) & (pl.col("created_at") <= window.start))
 
 
-def prediction_drift(client: Any, wh: Warehouse, features: pl.DataFrame, window: Window, *, days: float,
-                     threshold: float, log: Callable[[str], Any] | None = None) -> DriftResult:
+def prediction_drift(
+    client: Any,
+    wh: Warehouse,
+    features: pl.DataFrame,
+    window: Window,
+    *,
+    days: float,
+    threshold: float,
+    log: Callable[[str], Any] | None = None,
+) -> DriftResult:
     """Each champion's scores on the `days` before the current window against its scores on the current window.
 
     Not against its training rows: a boosted model's scores on the rows it was fitted on are sharper than on
@@ -270,8 +320,20 @@ def prediction_drift(client: Any, wh: Warehouse, features: pl.DataFrame, window:
     columns: list[drift.ColumnDrift] = []
 
     def skipped(column: str, n_ref: int, reason: str) -> drift.ColumnDrift:
-        return drift.ColumnDrift(column, drift.NUMERIC, drift.SKIPPED, None, None, threshold,
-                                 False, n_ref, current.height, None, None, reason)
+        return drift.ColumnDrift(
+            column,
+            drift.NUMERIC,
+            drift.SKIPPED,
+            None,
+            None,
+            threshold,
+            False,
+            n_ref,
+            current.height,
+            None,
+            None,
+            reason,
+        )
 
     for name, column in SCORE_COLUMNS.items():
         try:
@@ -282,34 +344,61 @@ def prediction_drift(client: Any, wh: Warehouse, features: pl.DataFrame, window:
         model = scoring.load_model_version(name, version, client)
         missing = [f for f in model.features if f not in current.columns]
         if missing:
-            columns.append(skipped(column, reference.height,
-                                   f"the current data lacks feature(s) {missing} the champion needs"))
+            columns.append(
+                skipped(
+                    column,
+                    reference.height,
+                    f"the current data lacks feature(s) {missing} the champion needs",
+                )
+            )
             continue
         before = previous_window(features, reference, window, days)
         if before.height < MIN_PREVIOUS_ROWS:
-            columns.append(skipped(column, before.height, f"only {before.height} tasks in the {days:g} "
-                                   f"days before the current window that {name} v{version} was not trained on "
-                                   f"(need {MIN_PREVIOUS_ROWS}) to compare its scores with"))
+            columns.append(
+                skipped(
+                    column,
+                    before.height,
+                    f"only {before.height} tasks in the {days:g} "
+                    f"days before the current window that {name} v{version} was not trained on "
+                    f"(need {MIN_PREVIOUS_ROWS}) to compare its scores with",
+                )
+            )
             continue
-        columns.append(drift.prediction_drift(champion_scores(model, before), champion_scores(model, current),
-                                              min_score=threshold))
+        columns.append(
+            drift.prediction_drift(
+                champion_scores(model, before), champion_scores(model, current), min_score=threshold
+            )
+        )
     return drift.DriftResult(columns, threshold, 1.0, 0, current.height)
 
 
-def record_drift(wh: Warehouse, run_id: str, result: DriftResult, predictions: DriftResult, base: Mapping[str, Any],
-                 now: datetime | None = None) -> pl.DataFrame:
+def record_drift(
+    wh: Warehouse,
+    run_id: str,
+    result: DriftResult,
+    predictions: DriftResult,
+    base: Mapping[str, Any],
+    now: datetime | None = None,
+) -> pl.DataFrame:
     """Write one drift reading: monitoring.data_drift replaced, monitoring.drift_history appended; the rows.
 
     ``base`` holds the reading's window, data_version and champion_version (as the asset's metadata).
     """
     now = now or datetime.now(UTC)
-    rows = pl.concat([r.to_frame().with_columns(pl.lit(target).alias("target"))
-                      for r, target in ((result, "feature"), (predictions, "prediction"))])
+    rows = pl.concat(
+        [
+            r.to_frame().with_columns(pl.lit(target).alias("target"))
+            for r, target in ((result, "feature"), (predictions, "prediction"))
+        ]
+    )
     rows = rows.with_columns(
-        pl.lit(now).alias("recorded_at"), pl.lit(run_id).alias("run_id"),
+        pl.lit(now).alias("recorded_at"),
+        pl.lit(run_id).alias("run_id"),
         pl.lit(base.get("champion_version")).alias("champion_version"),
-        pl.lit(base["window"]).alias("window"), pl.lit(base["data_version"]).alias("data_version"),
-        pl.lit(result.share_drifted, dtype=pl.Float64).alias("drift_share"))
+        pl.lit(base["window"]).alias("window"),
+        pl.lit(base["data_version"]).alias("data_version"),
+        pl.lit(result.share_drifted, dtype=pl.Float64).alias("drift_share"),
+    )
     wh.replace_tables({"monitoring.data_drift": rows})
     wh.append("monitoring.drift_history", rows)
     return rows
@@ -322,17 +411,29 @@ def drift_columns_md(result: DriftResult, predictions: DriftResult) -> str:
     lines = ["| column | method | score | threshold | drifted | note |", "|---|---|---:|---:|---|---|"]
     for c in [*result.columns, *predictions.columns]:
         score = number_text(c.score) if c.score is not None else ""
-        lines.append(f"| {c.column} | {c.method or ''} | {score} | {c.threshold:g} | {'yes' if c.drifted else ''} | "
-                     f"{c.reason or ''} |")
+        lines.append(
+            f"| {c.column} | {c.method or ''} | {score} | {c.threshold:g} | {'yes' if c.drifted else ''} | "
+            f"{c.reason or ''} |"
+        )
     return "\n".join(lines)
 
 
-def judge_champion(name: str, tasks: pl.DataFrame, features: pl.DataFrame, client: Any, wh: Warehouse, *,
-                   min_labels: int = 50, roc_auc_tolerance: float = 0.05, ece_tolerance: float = 0.05,
-                   mae_tolerance: float = 0.25,
-                   log: Callable[[str], Any] | None = None) -> tuple[PerformanceVerdict, str]:
+def judge_champion(
+    name: str,
+    tasks: pl.DataFrame,
+    features: pl.DataFrame,
+    client: Any,
+    wh: Warehouse,
+    *,
+    min_labels: int = 50,
+    roc_auc_tolerance: float = 0.05,
+    ece_tolerance: float = 0.05,
+    mae_tolerance: float = 0.25,
+    log: Callable[[str], Any] | None = None,
+) -> tuple[PerformanceVerdict, str]:
     """The ``name`` champion scored on the labels that became known after it was trained, against its own
-    test metrics: (verdict, champion version); NoReference when there is no champion or reference."""
+    test metrics: (verdict, champion version); NoReference when there is no champion or reference.
+    """
     from mlops_assets.lib import scoring, training
 
     spec = training.get_spec(name)
@@ -341,8 +442,12 @@ def judge_champion(name: str, tasks: pl.DataFrame, features: pl.DataFrame, clien
     population = tasks if spec.population is None else tasks.filter(spec.population)
     labels = new_labels(population, spec.label, trained_as_of)
     frame = features.join(labels, on="task_id", how="inner")
-    tolerances = {"min_labels": min_labels, "roc_auc_tolerance": roc_auc_tolerance,
-                  "ece_tolerance": ece_tolerance, "mae_tolerance": mae_tolerance}
+    tolerances = {
+        "min_labels": min_labels,
+        "roc_auc_tolerance": roc_auc_tolerance,
+        "ece_tolerance": ece_tolerance,
+        "mae_tolerance": mae_tolerance,
+    }
     run_metrics = client.get_run(client.get_model_version(name, version).run_id).data.metrics
     test = {k: v for k, v in run_metrics.items() if k.startswith("test_")}
     if frame.height < min_labels:
@@ -353,17 +458,36 @@ def judge_champion(name: str, tasks: pl.DataFrame, features: pl.DataFrame, clien
     return judge_performance(name, spec.kind, live, test, frame.height, **tolerances), version
 
 
-def record_performance(wh: Warehouse, run_id: str, verdicts: Sequence[tuple[PerformanceVerdict, str | None]],
-                       now: datetime | None = None) -> pl.DataFrame:
+def record_performance(
+    wh: Warehouse,
+    run_id: str,
+    verdicts: Sequence[tuple[PerformanceVerdict, str | None]],
+    now: datetime | None = None,
+) -> pl.DataFrame:
     """Write one performance reading, a row per model and metric: monitoring.model_performance replaced,
-    monitoring.performance_history appended; the rows."""
+    monitoring.performance_history appended; the rows.
+    """
     now = now or datetime.now(UTC)
-    rows = [{"recorded_at": now, "run_id": run_id, "model": v.model, "champion_version": version,
-             "status": v.status, "reason": v.reason, "n_labels": v.n_labels, "metric": metric,
-             "live_value": v.live.get(f"live_{metric}"), "test_value": v.reference.get(f"test_{metric}")}
-            for v, version in verdicts for metric in (("roc_auc", "ece", "brier") if v.model == "late_risk" else ("mae",))]
-    frame = pl.DataFrame(rows, schema_overrides={"champion_version": pl.String, "live_value": pl.Float64,
-                                                 "test_value": pl.Float64})
+    rows = [
+        {
+            "recorded_at": now,
+            "run_id": run_id,
+            "model": v.model,
+            "champion_version": version,
+            "status": v.status,
+            "reason": v.reason,
+            "n_labels": v.n_labels,
+            "metric": metric,
+            "live_value": v.live.get(f"live_{metric}"),
+            "test_value": v.reference.get(f"test_{metric}"),
+        }
+        for v, version in verdicts
+        for metric in (("roc_auc", "ece", "brier") if v.model == "late_risk" else ("mae",))
+    ]
+    frame = pl.DataFrame(
+        rows,
+        schema_overrides={"champion_version": pl.String, "live_value": pl.Float64, "test_value": pl.Float64},
+    )
     wh.replace_tables({"monitoring.model_performance": frame})
     wh.append("monitoring.performance_history", frame)
     return frame
@@ -453,29 +577,47 @@ def decide_retrain(
     retrain_running: bool = False,
 ) -> RetrainDecision:
     """At most one retraining request per batch of failed checks, never inside the cool-down, never twice
-    for the same data, never while a retraining run is queued or running. Failures are consumed either way."""
-    consumed = RetrainCursor(max(last_storage_id, cursor.after_storage_id), cursor.last_request_at,
-                             cursor.last_data_version)
+    for the same data, never while a retraining run is queued or running. Failures are consumed either way.
+    """
+    consumed = RetrainCursor(
+        max(last_storage_id, cursor.after_storage_id), cursor.last_request_at, cursor.last_data_version
+    )
     triggers = tuple(f for f in failures if f.check in RETRAIN_CHECKS and f.severity == "ERROR")
     if not triggers:
         return RetrainDecision(False, "no failed drift or performance check since the last tick", consumed)
     what = "; ".join(sorted({t.summary for t in triggers}))
     if cursor.last_request_at is not None and now - cursor.last_request_at < cooldown_s:
-        until = datetime.fromtimestamp(cursor.last_request_at + cooldown_s).astimezone().isoformat(timespec="seconds")
-        return RetrainDecision(False, f"cool-down: a retrain was requested {now - cursor.last_request_at:.0f}s ago, "
-                               f"next one allowed after {until} ({len(triggers)} failed check(s) ignored: {what})",
-                               consumed, triggers=triggers)
+        until = (
+            datetime.fromtimestamp(cursor.last_request_at + cooldown_s)
+            .astimezone()
+            .isoformat(timespec="seconds")
+        )
+        return RetrainDecision(
+            False,
+            f"cool-down: a retrain was requested {now - cursor.last_request_at:.0f}s ago, "
+            f"next one allowed after {until} ({len(triggers)} failed check(s) ignored: {what})",
+            consumed,
+            triggers=triggers,
+        )
     versions = {t.data_version for t in triggers if t.data_version}
     if cursor.last_data_version and versions and versions <= {cursor.last_data_version}:
-        return RetrainDecision(False, f"already retrained on this data ({cursor.last_data_version}); "
-                               f"waiting for new data ({what})", consumed, triggers=triggers)
+        return RetrainDecision(
+            False,
+            f"already retrained on this data ({cursor.last_data_version}); waiting for new data ({what})",
+            consumed,
+            triggers=triggers,
+        )
     if retrain_running:
-        return RetrainDecision(False, f"a retraining run is already queued or running ({what})", consumed,
-                               triggers=triggers)
+        return RetrainDecision(
+            False, f"a retraining run is already queued or running ({what})", consumed, triggers=triggers
+        )
     version = max(versions) if versions else cursor.last_data_version
     return RetrainDecision(
-        True, what, RetrainCursor(consumed.after_storage_id, now, version),
-        run_key=f"retrain-{triggers[0].storage_id}", triggers=triggers,
+        True,
+        what,
+        RetrainCursor(consumed.after_storage_id, now, version),
+        run_key=f"retrain-{triggers[0].storage_id}",
+        triggers=triggers,
     )
 
 
@@ -499,21 +641,34 @@ def check_alert(failure: CheckFailure) -> dict[str, Any]:
 
 def run_alert(job: str, run_id: str, message: str) -> dict[str, Any]:
     """The JSON body of a failed-run alert."""
-    return {"kind": "run_failed", "job": job, "run_id": run_id, "text": f"run {run_id[:8]} of {job} failed: {message}"}
+    return {
+        "kind": "run_failed",
+        "job": job,
+        "run_id": run_id,
+        "text": f"run {run_id[:8]} of {job} failed: {message}",
+    }
 
 
 def post_json(url: str, payload: Mapping[str, Any], timeout_s: float = 5.0) -> int:
     """POST `payload` as JSON to `url`; returns the HTTP status; raises OSError with a readable message."""
     try:
-        request = urllib.request.Request(url, data=json.dumps(payload, default=str).encode(), method="POST",
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            url,
+            data=json.dumps(payload, default=str).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             return response.status
     except urllib.error.HTTPError as exc:
         raise OSError(f"alert webhook {redact_url(url, keep_path=False)} answered HTTP {exc.code}") from None
     except ValueError as exc:  # "unknown url type", a malformed port: the message would echo the URL
-        raise OSError(f"alert webhook {redact_url(url, keep_path=False)} is not a usable URL "
-                      f"({type(exc).__name__}): check MLOPS_ALERT_WEBHOOK") from None
+        raise OSError(
+            f"alert webhook {redact_url(url, keep_path=False)} is not a usable URL "
+            f"({type(exc).__name__}): check MLOPS_ALERT_WEBHOOK"
+        ) from None
     except (urllib.error.URLError, TimeoutError) as exc:
-        raise OSError(f"alert webhook {redact_url(url, keep_path=False)} unreachable: "
-                      f"{redact(str(getattr(exc, 'reason', exc)))}") from None
+        raise OSError(
+            f"alert webhook {redact_url(url, keep_path=False)} unreachable: "
+            f"{redact(str(getattr(exc, 'reason', exc)))}"
+        ) from None

@@ -36,29 +36,82 @@ PULL_SWITCH = {"jira": "JIRA_URL", "github": "GITHUB_REPOS"}
 PREFIXES = {"jira": ("JIRA_",), "github": ("GITHUB_", "GH_")}
 # Names other tools and tutorials use for the same settings.
 ALIASES = {
-    "JIRA_BASE_URL": "JIRA_URL", "JIRA_HOST": "JIRA_URL", "JIRA_SERVER": "JIRA_URL", "JIRA_SITE": "JIRA_URL",
-    "JIRA_INSTANCE": "JIRA_URL", "JIRA_INSTANCE_URL": "JIRA_URL", "JIRA_ENDPOINT": "JIRA_URL",
-    "JIRA_EMAIL": "JIRA_USER", "JIRA_USERNAME": "JIRA_USER", "JIRA_LOGIN": "JIRA_USER", "JIRA_USER_EMAIL": "JIRA_USER",
-    "JIRA_TOKEN": "JIRA_API_TOKEN", "JIRA_APITOKEN": "JIRA_API_TOKEN", "JIRA_PASSWORD": "JIRA_API_TOKEN",
-    "JIRA_PAT": "JIRA_API_TOKEN", "JIRA_ACCESS_TOKEN": "JIRA_API_TOKEN",
-    "JIRA_PROJECT": "JIRA_PROJECTS", "JIRA_PROJECT_KEY": "JIRA_PROJECTS", "JIRA_PROJECT_KEYS": "JIRA_PROJECTS",
-    "JIRA_QUERY": "JIRA_JQL", "JIRA_FILTER": "JIRA_JQL", "JIRA_SINCE": "JIRA_START_DATE", "JIRA_START": "JIRA_START_DATE",
-    "GITHUB_REPO": "GITHUB_REPOS", "GITHUB_REPOSITORY": "GITHUB_REPOS", "GITHUB_REPOSITORIES": "GITHUB_REPOS",
-    "GITHUB_PAT": "GITHUB_TOKEN", "GITHUB_ACCESS_TOKEN": "GITHUB_TOKEN", "GITHUB_API_TOKEN": "GITHUB_TOKEN",
-    "GH_TOKEN": "GITHUB_TOKEN", "GITHUB_URL": "GITHUB_API_URL", "GITHUB_API": "GITHUB_API_URL",
-    "GITHUB_SINCE": "GITHUB_START_DATE", "GITHUB_START": "GITHUB_START_DATE",
+    "JIRA_BASE_URL": "JIRA_URL",
+    "JIRA_HOST": "JIRA_URL",
+    "JIRA_SERVER": "JIRA_URL",
+    "JIRA_SITE": "JIRA_URL",
+    "JIRA_INSTANCE": "JIRA_URL",
+    "JIRA_INSTANCE_URL": "JIRA_URL",
+    "JIRA_ENDPOINT": "JIRA_URL",
+    "JIRA_EMAIL": "JIRA_USER",
+    "JIRA_USERNAME": "JIRA_USER",
+    "JIRA_LOGIN": "JIRA_USER",
+    "JIRA_USER_EMAIL": "JIRA_USER",
+    "JIRA_TOKEN": "JIRA_API_TOKEN",
+    "JIRA_APITOKEN": "JIRA_API_TOKEN",
+    "JIRA_PASSWORD": "JIRA_API_TOKEN",
+    "JIRA_PAT": "JIRA_API_TOKEN",
+    "JIRA_ACCESS_TOKEN": "JIRA_API_TOKEN",
+    "JIRA_PROJECT": "JIRA_PROJECTS",
+    "JIRA_PROJECT_KEY": "JIRA_PROJECTS",
+    "JIRA_PROJECT_KEYS": "JIRA_PROJECTS",
+    "JIRA_QUERY": "JIRA_JQL",
+    "JIRA_FILTER": "JIRA_JQL",
+    "JIRA_SINCE": "JIRA_START_DATE",
+    "JIRA_START": "JIRA_START_DATE",
+    "GITHUB_REPO": "GITHUB_REPOS",
+    "GITHUB_REPOSITORY": "GITHUB_REPOS",
+    "GITHUB_REPOSITORIES": "GITHUB_REPOS",
+    "GITHUB_PAT": "GITHUB_TOKEN",
+    "GITHUB_ACCESS_TOKEN": "GITHUB_TOKEN",
+    "GITHUB_API_TOKEN": "GITHUB_TOKEN",
+    "GH_TOKEN": "GITHUB_TOKEN",
+    "GITHUB_URL": "GITHUB_API_URL",
+    "GITHUB_API": "GITHUB_API_URL",
+    "GITHUB_SINCE": "GITHUB_START_DATE",
+    "GITHUB_START": "GITHUB_START_DATE",
 }
 # Set by GitHub Actions on every runner (docs.github.com, "Variables"): never a misspelling there.
-GITHUB_ACTIONS_VARIABLES = frozenset({
-    "GITHUB_ACTION", "GITHUB_ACTION_PATH", "GITHUB_ACTION_REPOSITORY", "GITHUB_ACTIONS", "GITHUB_ACTOR",
-    "GITHUB_ACTOR_ID", "GITHUB_BASE_REF", "GITHUB_ENV", "GITHUB_EVENT_NAME", "GITHUB_EVENT_PATH",
-    "GITHUB_GRAPHQL_URL", "GITHUB_HEAD_REF", "GITHUB_JOB", "GITHUB_OUTPUT", "GITHUB_PATH", "GITHUB_REF",
-    "GITHUB_REF_NAME", "GITHUB_REF_PROTECTED", "GITHUB_REF_TYPE", "GITHUB_REPOSITORY", "GITHUB_REPOSITORY_ID",
-    "GITHUB_REPOSITORY_OWNER", "GITHUB_REPOSITORY_OWNER_ID", "GITHUB_RETENTION_DAYS", "GITHUB_RUN_ATTEMPT",
-    "GITHUB_RUN_ID", "GITHUB_RUN_NUMBER", "GITHUB_SERVER_URL", "GITHUB_SHA", "GITHUB_STEP_SUMMARY",
-    "GITHUB_TRIGGERING_ACTOR", "GITHUB_WORKFLOW", "GITHUB_WORKFLOW_REF", "GITHUB_WORKFLOW_SHA", "GITHUB_WORKSPACE",
-    "GITHUB_STATE",
-})
+GITHUB_ACTIONS_VARIABLES = frozenset(
+    {
+        "GITHUB_ACTION",
+        "GITHUB_ACTION_PATH",
+        "GITHUB_ACTION_REPOSITORY",
+        "GITHUB_ACTIONS",
+        "GITHUB_ACTOR",
+        "GITHUB_ACTOR_ID",
+        "GITHUB_BASE_REF",
+        "GITHUB_ENV",
+        "GITHUB_EVENT_NAME",
+        "GITHUB_EVENT_PATH",
+        "GITHUB_GRAPHQL_URL",
+        "GITHUB_HEAD_REF",
+        "GITHUB_JOB",
+        "GITHUB_OUTPUT",
+        "GITHUB_PATH",
+        "GITHUB_REF",
+        "GITHUB_REF_NAME",
+        "GITHUB_REF_PROTECTED",
+        "GITHUB_REF_TYPE",
+        "GITHUB_REPOSITORY",
+        "GITHUB_REPOSITORY_ID",
+        "GITHUB_REPOSITORY_OWNER",
+        "GITHUB_REPOSITORY_OWNER_ID",
+        "GITHUB_RETENTION_DAYS",
+        "GITHUB_RUN_ATTEMPT",
+        "GITHUB_RUN_ID",
+        "GITHUB_RUN_NUMBER",
+        "GITHUB_SERVER_URL",
+        "GITHUB_SHA",
+        "GITHUB_STEP_SUMMARY",
+        "GITHUB_TRIGGERING_ACTOR",
+        "GITHUB_WORKFLOW",
+        "GITHUB_WORKFLOW_REF",
+        "GITHUB_WORKFLOW_SHA",
+        "GITHUB_WORKSPACE",
+        "GITHUB_STATE",
+    }
+)
 
 
 class PullClient(Protocol):
@@ -73,7 +126,9 @@ class PullOutcome:
     issues: int
     since: datetime | None
     new_watermark: datetime | None
-    restarted: str = ""  # why the pull started over from the start date ("" when it went on from the watermark)
+    restarted: str = (
+        ""  # why the pull started over from the start date ("" when it went on from the watermark)
+    )
 
 
 def misspelled_variables(source: str, environ: Mapping[str, str] | None = None) -> list[str]:
@@ -94,13 +149,19 @@ def misspelled_variables(source: str, environ: Mapping[str, str] | None = None) 
             continue
         if in_actions and upper in GITHUB_ACTIONS_VARIABLES:
             continue
-        meant = ALIASES.get(upper) or next(iter(difflib.get_close_matches(upper, known, n=1, cutoff=0.8)), None)
+        meant = ALIASES.get(upper) or next(
+            iter(difflib.get_close_matches(upper, known, n=1, cutoff=0.8)), None
+        )
         if meant is not None and not environ.get(meant, "").strip():
             lookalikes[name] = meant
     switch = PULL_SWITCH[source]
     meant_to_run = bool(environ.get(switch, "").strip()) or switch in lookalikes.values()
-    return [f"{name} is set but the {source} pull reads {meant} ({known[meant]}), which is not set: "
-            f"rename {name} to {meant}" for name, meant in lookalikes.items() if meant == switch or meant_to_run]
+    return [
+        f"{name} is set but the {source} pull reads {meant} ({known[meant]}), which is not set: "
+        f"rename {name} to {meant}"
+        for name, meant in lookalikes.items()
+        if meant == switch or meant_to_run
+    ]
 
 
 def parse_start_date(text: str | None, variable: str) -> datetime | None:
@@ -111,8 +172,10 @@ def parse_start_date(text: str | None, variable: str) -> datetime | None:
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"{variable}={text!r} is not a date: give YYYY-MM-DD (e.g. 2025-01-01) or unset it "
-                         "to pull all history") from None
+        raise ValueError(
+            f"{variable}={text!r} is not a date: give YYYY-MM-DD (e.g. 2025-01-01) or unset it "
+            "to pull all history"
+        ) from None
     value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     if value > datetime.now(UTC):
         raise ValueError(f"{variable}={text!r} is in the future: nothing would be pulled; give a past date")
@@ -131,7 +194,9 @@ def _read_state(folder: Path) -> tuple[datetime | None, str]:
         state = json.loads(path.read_text())
         return datetime.fromisoformat(state["updated_since"]), str(state.get("scope", ""))
     except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{path} is not a watermark file ({exc}): delete it to pull everything again") from None
+        raise ValueError(
+            f"{path} is not a watermark file ({exc}): delete it to pull everything again"
+        ) from None
 
 
 def write_watermark(folder: Path, when: datetime, scope: str = "") -> None:
@@ -141,7 +206,9 @@ def write_watermark(folder: Path, when: datetime, scope: str = "") -> None:
     os.replace(tmp, folder / WATERMARK_FILE)
 
 
-def pull_into(client: PullClient, folder: Path, start: datetime | None = None, scope: str = "") -> PullOutcome:
+def pull_into(
+    client: PullClient, folder: Path, start: datetime | None = None, scope: str = ""
+) -> PullOutcome:
     """Pull everything updated since the folder's watermark (not before ``start``), then advance the watermark.
 
     ``scope`` describes what the client pulls (its projects, query, repositories); with ``start`` it
@@ -168,8 +235,10 @@ def pull_status(source: str, configured: bool, target: str, credentials: Mapping
     switch = PULL_SWITCH[source]
     if not configured:
         others = ", ".join(n for n in PULL_VARIABLES[source] if n != switch)
-        return (f"not configured: {switch} is not set, so landing/{source} holds only the exports users drop "
-                f"(set {switch}, with {others} as needed, e.g. in the project's .env)")
+        return (
+            f"not configured: {switch} is not set, so landing/{source} holds only the exports users drop "
+            f"(set {switch}, with {others} as needed, e.g. in the project's .env)"
+        )
     missing = [name for name, value in credentials.items() if not value]
     if missing:
         return f"configured but incomplete: {switch} is set, {', '.join(missing)} not (the pull fails until it is)"
@@ -191,8 +260,16 @@ def _missing(values: Mapping[str, str | None]) -> list[str]:
     return [name for name, value in values.items() if not (value or "").strip()]
 
 
-def jira_client(url: str, user: str, api_token: str, *, api_version: str | int | None = None, projects: str = "",
-                jql: str = "", **options: Any):
+def jira_client(
+    url: str,
+    user: str,
+    api_token: str,
+    *,
+    api_version: str | int | None = None,
+    projects: str = "",
+    jql: str = "",
+    **options: Any,
+):
     """A JiraClient for the site, or a JiraClientError naming each missing setting and where to get it."""
     from mlops_assets.lib.sources.jira_client import JiraClient, JiraClientError, parse_api_version
 
@@ -203,8 +280,15 @@ def jira_client(url: str, user: str, api_token: str, *, api_version: str | int |
             f"{'are' if len(missing) > 1 else 'is'} not set: set JIRA_URL (e.g. https://example.atlassian.net), "
             "JIRA_USER (your login e-mail) and JIRA_API_TOKEN (https://id.atlassian.com/manage-profile/security/api-tokens)"
         )
-    return JiraClient(url, user, api_token, api_version=parse_api_version(api_version), projects=projects,
-                      jql_extra=jql, **options)
+    return JiraClient(
+        url,
+        user,
+        api_token,
+        api_version=parse_api_version(api_version),
+        projects=projects,
+        jql_extra=jql,
+        **options,
+    )
 
 
 def github_client(token: str, repos: str | list[str], *, api_url: str = "", **options: Any):
@@ -232,8 +316,9 @@ def client_from_env(source: str, environ: Mapping[str, str] | None = None, **opt
         if "jql_extra" in options:  # JiraClient's own name for it
             options["jql"] = options.pop("jql_extra")
         options.setdefault("jql", env("JIRA_JQL", environ))
-        return jira_client(env("JIRA_URL", environ), env("JIRA_USER", environ), env("JIRA_API_TOKEN", environ),
-                           **options)
+        return jira_client(
+            env("JIRA_URL", environ), env("JIRA_USER", environ), env("JIRA_API_TOKEN", environ), **options
+        )
     if source == "github":
         options.setdefault("api_url", env("GITHUB_API_URL", environ))
         return github_client(env("GITHUB_TOKEN", environ), env("GITHUB_REPOS", environ), **options)

@@ -55,7 +55,8 @@ def signature():
 
 def wire_records(tasks: pl.DataFrame) -> pd.DataFrame:
     """``clean.tasks``-shaped rows as an online client sends them (the model's input columns only), as a
-    pandas frame: :func:`features.wire_frame` with every number a float (a count with gaps keeps one dtype)."""
+    pandas frame: :func:`features.wire_frame` with every number a float (a count with gaps keeps one dtype).
+    """
     frame = features_lib.wire_frame(tasks)
     return frame.select(
         pl.col(name).cast(pl.Float64) if frame.schema[name].is_numeric() else pl.col(name).cast(pl.String)
@@ -65,9 +66,12 @@ def wire_records(tasks: pl.DataFrame) -> pd.DataFrame:
 
 def input_records(model_input: Any) -> list[Any]:
     """Records from what a user passes: a pandas or polars frame (extra columns ignored), a list of
-    dicts or one dict (every field checked). Anything else raises TypeError."""
+    dicts or one dict (every field checked). Anything else raises TypeError.
+    """
     if isinstance(model_input, pl.DataFrame):
-        return model_input.select([c for c in model_input.columns if c in features_lib.INPUT_COLUMNS]).to_dicts()
+        return model_input.select(
+            [c for c in model_input.columns if c in features_lib.INPUT_COLUMNS]
+        ).to_dicts()
     if isinstance(model_input, pd.DataFrame):
         return _records(model_input)
     if isinstance(model_input, dict):
@@ -159,7 +163,9 @@ class TaskModel(mlflow.pyfunc.PythonModel):
             self._booster, frame, self.features, self.category_levels, log_target=self.log_target
         )
 
-    def score_records(self, records: pd.DataFrame | pl.DataFrame | list[dict[str, Any]] | dict) -> pd.DataFrame:
+    def score_records(
+        self, records: pd.DataFrame | pl.DataFrame | list[dict[str, Any]] | dict
+    ) -> pd.DataFrame:
         """One output row per input record: task_id, prediction, error, warning."""
         self._ensure_loaded()
         rows = input_records(records)
@@ -174,7 +180,8 @@ class TaskModel(mlflow.pyfunc.PythonModel):
         return pd.DataFrame(
             {
                 "task_id": [
-                    None if not isinstance(r, dict) or r.get("task_id") is None else str(r["task_id"]) for r in rows
+                    None if not isinstance(r, dict) or r.get("task_id") is None else str(r["task_id"])
+                    for r in rows
                 ],
                 "prediction": prediction,
                 "error": [errors.get(i) for i in range(len(rows))],
@@ -186,6 +193,8 @@ class TaskModel(mlflow.pyfunc.PythonModel):
     # Annotated pandas.DataFrame: the one hint MLflow infers no schema from, so it neither validates the
     # input itself (its column types would refuse clean.tasks rows, see the module docstring) nor warns
     # that predict has no type hints. Polars frames and records are accepted all the same (score_records).
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
         """MLflow entry point: task records (pandas/polars frame, list of dicts, one dict) -> predictions."""
         return self.score_records(model_input)

@@ -28,7 +28,8 @@ def significant(x: float, digits: int = SIGNIFICANT_DIGITS) -> float:
 
 def number_text(x: float | int, digits: int = SIGNIFICANT_DIGITS) -> str:
     """A number as text: counts with thousands separators (6,000), floats at ``digits`` significant digits
-    (0.1156, 12.35, 123,500)."""
+    (0.1156, 12.35, 123,500).
+    """
     if isinstance(x, bool):
         return str(x)
     if isinstance(x, Integral):
@@ -47,7 +48,8 @@ def number_text(x: float | int, digits: int = SIGNIFICANT_DIGITS) -> str:
 
 def readable_values(value: Any, digits: int = SIGNIFICANT_DIGITS) -> Any:
     """``value`` with every float inside it (dicts, lists, numpy scalars) at ``digits`` significant digits;
-    ints, bools, strings and everything else unchanged."""
+    ints, bools, strings and everything else unchanged.
+    """
     if isinstance(value, bool | Integral | str) or value is None:
         return int(value) if isinstance(value, Integral) and not isinstance(value, bool) else value
     if isinstance(value, Real):
@@ -68,11 +70,15 @@ def markdown_image(path: Path) -> str:
 
 def slices_markdown(slices: pl.DataFrame, limit: int = 40) -> str:
     """A Markdown table of per-slice metrics (slice_column, slice_value, metric, n, value), the first ``limit``
-    rows with a value."""
+    rows with a value.
+    """
     import polars as pl
 
     rows = slices.filter(pl.col("value").is_not_null()).head(limit)
     lines = ["| slice | value | metric | n | score |", "|---|---|---|---:|---:|"]
-    lines += [f"| {r['slice_column']} | {r['slice_value']} | {r['metric']} | {number_text(r['n'])} | "
-              f"{number_text(r['value'])} |" for r in rows.iter_rows(named=True)]
+    lines += [
+        f"| {r['slice_column']} | {r['slice_value']} | {r['metric']} | {number_text(r['n'])} | "
+        f"{number_text(r['value'])} |"
+        for r in rows.iter_rows(named=True)
+    ]
     return "\n".join(lines)

@@ -21,13 +21,23 @@ _PATTERNS = (
     # user:password@ in any URL
     (re.compile(r"(?P<keep>[a-zA-Z][a-zA-Z0-9+.\-]*://)[^/\s:@]+:[^/\s@]+@"), r"\g<keep>" + MASK + "@"),
     # NAME=value / "name": "value" where the name says secret
-    (re.compile(r"(?P<keep>\b[\w.\-]*(?:token|secret|password|passwd|api[_\-]?key|authorization|credential)[\w.\-]*"
-                r"[\"']?\s*[=:]\s*[\"']?)(?:Bearer\s+|Basic\s+)?[^\s\"'&,;\x00]+", re.IGNORECASE), r"\g<keep>" + MASK),
+    (
+        re.compile(
+            r"(?P<keep>\b[\w.\-]*(?:token|secret|password|passwd|api[_\-]?key|authorization|credential)[\w.\-]*"
+            r"[\"']?\s*[=:]\s*[\"']?)(?:Bearer\s+|Basic\s+)?[^\s\"'&,;\x00]+",
+            re.IGNORECASE,
+        ),
+        r"\g<keep>" + MASK,
+    ),
     (re.compile(r"\b(?P<keep>(?:Bearer|Basic)\s+)[A-Za-z0-9._~+/\-]+=*"), r"\g<keep>" + MASK),
     # well-known token shapes: GitHub, Atlassian, AWS, Slack, JWT
-    (re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|ATATT[A-Za-z0-9_\-=]{20,}"
-                r"|AKIA[0-9A-Z]{16}|xox[abposr]-[A-Za-z0-9\-]{10,}|eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]+)"),
-     MASK),
+    (
+        re.compile(
+            r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|ATATT[A-Za-z0-9_\-=]{20,}"
+            r"|AKIA[0-9A-Z]{16}|xox[abposr]-[A-Za-z0-9\-]{10,}|eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]+)"
+        ),
+        MASK,
+    ),
 )
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 # what must not reach one log line: C0 and C1 controls (ESC sequences, CR, NUL), line and paragraph separators
@@ -35,12 +45,15 @@ _NOT_ONE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 
 def _secret_values() -> list[str]:
-    return sorted({v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= 6}, key=len, reverse=True)
+    return sorted(
+        {v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= 6}, key=len, reverse=True
+    )
 
 
 def redact(text: str | None) -> str | None:
     """``text`` with credentials masked: values of secret environment variables, URL passwords,
-    ``token=...``-like pairs and well-known token shapes."""
+    ``token=...``-like pairs and well-known token shapes.
+    """
     if not text:
         return text
     for value in _secret_values():
@@ -60,7 +73,8 @@ def excerpt(data: bytes | str, limit: int = EXCERPT_CHARS) -> str:
 
 def redact_url(url: str | None, keep_path: bool = True) -> str | None:
     """``url`` safe to show or log: user and password masked, query values masked, and with
-    ``keep_path=False`` the path too (a webhook's path is its secret: Slack, Teams, Discord)."""
+    ``keep_path=False`` the path too (a webhook's path is its secret: Slack, Teams, Discord).
+    """
     if not url:
         return url
     try:
@@ -73,8 +87,15 @@ def redact_url(url: str | None, keep_path: bool = True) -> str | None:
         return redact(url)
     netloc = (f"{MASK}@" if parts.username or parts.password else "") + host + (f":{port}" if port else "")
     path = parts.path if keep_path else ("/" + MASK if parts.path.strip("/") else parts.path)
-    query = "&".join(f"{pair.split('=', 1)[0]}={MASK}" if "=" in pair else MASK
-                     for pair in parts.query.split("&") if pair) if parts.query else ""
+    query = (
+        "&".join(
+            f"{pair.split('=', 1)[0]}={MASK}" if "=" in pair else MASK
+            for pair in parts.query.split("&")
+            if pair
+        )
+        if parts.query
+        else ""
+    )
     shown = f"{parts.scheme}://{netloc}{path}" + (f"?{query}" if query else "")
     return redact(shown)
 

@@ -194,8 +194,10 @@ def _advisory_lock(uri: str, purpose: str, timeout_s: float) -> Iterator[None]:
             deadline = time.monotonic() + timeout_s
             while not con.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
                 if time.monotonic() > deadline:
-                    raise RegistryError(f"waited {timeout_s:.0f} s for the advisory lock {purpose!r} on the "
-                                        "MLflow database: another process holds it")
+                    raise RegistryError(
+                        f"waited {timeout_s:.0f} s for the advisory lock {purpose!r} on the "
+                        "MLflow database: another process holds it"
+                    )
                 time.sleep(0.2)
             try:
                 yield
@@ -390,13 +392,21 @@ def log_training_run(
     test_ids = splits["test"].get_column("task_id").head(3)
     example = pyfunc.wire_records(tasks.filter(pl.col("task_id").is_in(test_ids.implode())).head(3))
 
-    with _tracking(uri), mlflow.start_run(
-        experiment_id=experiment_id, run_name=f"{spec.name}-{(dagster_run_id or 'local')[:8]}", tags=tags
-    ) as run:
+    with (
+        _tracking(uri),
+        mlflow.start_run(
+            experiment_id=experiment_id, run_name=f"{spec.name}-{(dagster_run_id or 'local')[:8]}", tags=tags
+        ) as run,
+    ):
         mlflow.log_params(params)
         mlflow.log_metrics(trained.metrics)
-        mlflow.log_metrics({"search_seconds": trained.search_seconds, "train_seconds": trained.train_seconds,
-                            "lightgbm_seconds": trained.lightgbm_seconds})
+        mlflow.log_metrics(
+            {
+                "search_seconds": trained.search_seconds,
+                "train_seconds": trained.train_seconds,
+                "lightgbm_seconds": trained.lightgbm_seconds,
+            }
+        )
         for name in training.SPLITS:
             mlflow.log_input(_split_dataset(spec, name, splits[name], hashes[name]), context=name)
         mlflow.log_dict(
@@ -404,7 +414,8 @@ def log_training_run(
             "features.json",
         )
         mlflow.log_dict(
-            dict(sorted(trained.feature_importance.items(), key=lambda kv: -kv[1])), "feature_importance_gain.json"
+            dict(sorted(trained.feature_importance.items(), key=lambda kv: -kv[1])),
+            "feature_importance_gain.json",
         )
         info = mlflow.pyfunc.log_model(
             name=MODEL_ARTIFACT,
@@ -446,8 +457,12 @@ def training_window(client: MlflowClient, name: str, version: str) -> TrainingWi
     def stamp(key: str) -> datetime | None:
         return datetime.fromisoformat(tags[key]) if tags.get(key) else None
 
-    return TrainingWindow(stamp("train_window.start"), stamp("train_window.end"), stamp("data_as_of"),
-                          tags.get("split_hash.train", ""))
+    return TrainingWindow(
+        stamp("train_window.start"),
+        stamp("train_window.end"),
+        stamp("data_as_of"),
+        tags.get("split_hash.train", ""),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -492,7 +507,9 @@ def load_champion(name: str, tracking_uri: str | None = None) -> Any:
 
     client = get_client(tracking_uri)
     if champion_version(name, client) is None:
-        raise RegistryError(f"model {name!r} has no champion yet: train it and let the gate promote a version")
+        raise RegistryError(
+            f"model {name!r} has no champion yet: train it and let the gate promote a version"
+        )
     with _tracking(tracking_uri or get_tracking_uri()):
         return mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}")
 
@@ -520,8 +537,13 @@ def git_commit() -> str | None:
     import subprocess
 
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
@@ -616,37 +638,58 @@ def register_and_gate(
                         )
                     score_champion = champion_scorer(spec, test)
                 champion_value = float(score_champion(champion_before, client))
-            promoted, reason = _decide(spec, candidate_value, champion_before, champion_value, failures, margin)
+            promoted, reason = _decide(
+                spec, candidate_value, champion_before, champion_value, failures, margin
+            )
             if version is None:
                 with _tracking(client.tracking_uri):  # the logged model is looked up through the fluent URI
-                    version = _create_version(client, spec, run.data.tags["model_uri"], run_id,
-                                              run.data.tags.get("model_id") or None)
-            decision = GateDecision(promoted, version, reason, champion_before, candidate_value, champion_value)
+                    version = _create_version(
+                        client,
+                        spec,
+                        run.data.tags["model_uri"],
+                        run_id,
+                        run.data.tags.get("model_id") or None,
+                    )
+            decision = GateDecision(
+                promoted, version, reason, champion_before, candidate_value, champion_value
+            )
             _write_decision(client, spec.name, run_id, decision, metric)
             now = _alias_version(client, spec.name, CHAMPION)  # the compare-and-set's re-check
             if now == champion_before:
                 break
             champion_before = now  # the champion moved since we compared: decide again against the new one
         else:
-            raise RegistryError(f"{spec.name}: the champion alias moved {MAX_REDECISIONS} times while gating "
-                                f"version {version}; something moves it in a loop, gate again once it stops")
+            raise RegistryError(
+                f"{spec.name}: the champion alias moved {MAX_REDECISIONS} times while gating "
+                f"version {version}; something moves it in a loop, gate again once it stops"
+            )
         _move_alias(client, spec.name, decision)
         _mark_applied(client, spec.name, run_id, version)
         return decision
 
 
-def _decide(spec: training.ModelSpec, candidate_value: float, champion_before: str | None,
-            champion_value: float | None, failures: list[str], margin: float) -> tuple[bool, str]:
+def _decide(
+    spec: training.ModelSpec,
+    candidate_value: float,
+    champion_before: str | None,
+    champion_value: float | None,
+    failures: list[str],
+    margin: float,
+) -> tuple[bool, str]:
     metric = spec.gate_metric
     if failures:
         return False, "fails floors: " + "; ".join(failures)
     if champion_value is None:
         return True, f"first champion: {metric}={candidate_value:.4f} passes every floor"
     if _beats(spec, candidate_value, champion_value, margin):
-        return True, (f"{metric}={candidate_value:.4f} beats champion v{champion_before} ({champion_value:.4f} on "
-                      f"the same test window) by at least {margin:g}")
-    return False, (f"{metric}={candidate_value:.4f} does not beat champion v{champion_before} ({champion_value:.4f} "
-                   f"on the same test window) by the margin {margin:g}")
+        return True, (
+            f"{metric}={candidate_value:.4f} beats champion v{champion_before} ({champion_value:.4f} on "
+            f"the same test window) by at least {margin:g}"
+        )
+    return False, (
+        f"{metric}={candidate_value:.4f} does not beat champion v{champion_before} ({champion_value:.4f} "
+        f"on the same test window) by the margin {margin:g}"
+    )
 
 
 def _run_version(client: MlflowClient, name: str, run_id: str) -> Any | None:
@@ -680,7 +723,9 @@ def _move_alias(client: MlflowClient, name: str, d: GateDecision) -> None:
             client.delete_registered_model_alias(name, CHALLENGER)
         return
     current = _alias_version(client, name, CHALLENGER)
-    if current is None or int(current) <= int(d.version):  # a resumed old decision never takes it from a newer one
+    if current is None or int(current) <= int(
+        d.version
+    ):  # a resumed old decision never takes it from a newer one
         client.set_registered_model_alias(name, CHALLENGER, d.version)
 
 
@@ -699,7 +744,8 @@ def _resume(client: MlflowClient, name: str, run_id: str, version: Any) -> GateD
     tags, number = version.tags, str(version.version)
     champion_value = tags.get("gate.champion_value")
     decision = GateDecision(
-        promoted=tags["gate.decision"] == "promoted", version=number,
+        promoted=tags["gate.decision"] == "promoted",
+        version=number,
         reason="already decided: " + tags.get("gate.reason", ""),
         champion_version_before=tags.get("gate.champion_version_before") or None,
         candidate_value=float(tags.get("gate.candidate_value") or "nan"),
@@ -719,8 +765,10 @@ def _resume(client: MlflowClient, name: str, run_id: str, version: Any) -> GateD
 
 def _was_replaced(client: MlflowClient, name: str, version: str) -> bool:
     """True when a later promotion replaced ``version`` as champion (so it did hold the alias)."""
-    return any(v.tags.get("previous_champion") == version and v.tags.get("gate.decision") == "promoted"
-               for v in client.search_model_versions(f"name='{name}'"))
+    return any(
+        v.tags.get("previous_champion") == version and v.tags.get("gate.decision") == "promoted"
+        for v in client.search_model_versions(f"name='{name}'")
+    )
 
 
 def _alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
@@ -774,9 +822,16 @@ def list_versions(name: str, client: MlflowClient) -> list[VersionSummary]:
     for v in client.search_model_versions(f"name='{name}'"):
         tags = v.tags or {}
         created = datetime.fromtimestamp(v.creation_timestamp / 1000, UTC) if v.creation_timestamp else None
-        out.append(VersionSummary(str(v.version), tuple(aliases.get(str(v.version), ())), created,
-                                  tags.get("gate.decision", ""), tags.get("gate.reason", ""),
-                                  bool(tags.get("rolled_back_at"))))
+        out.append(
+            VersionSummary(
+                str(v.version),
+                tuple(aliases.get(str(v.version), ())),
+                created,
+                tags.get("gate.decision", ""),
+                tags.get("gate.reason", ""),
+                bool(tags.get("rolled_back_at")),
+            )
+        )
     return sorted(out, key=lambda s: -int(s.version))
 
 
@@ -788,8 +843,10 @@ def versions_overview(names: Iterable[str], tracking_uri: str | None = None) -> 
     uri = tracking_uri or env("MLFLOW_TRACKING_URI") or f"sqlite:///{project_path(DEFAULT_DB)}"
     path = _sqlite_path(uri) if uri.startswith("sqlite") else None
     if path is not None and not path.exists():
-        return (f"no MLflow store at {path} yet (run `make run` first, or set MLFLOW_TRACKING_URI or MLOPS_HOME): "
-                "no versions to roll back to")
+        return (
+            f"no MLflow store at {path} yet (run `make run` first, or set MLFLOW_TRACKING_URI or MLOPS_HOME): "
+            "no versions to roll back to"
+        )
     try:
         client = get_client(uri)
         lines = [f"registered versions ({redact(uri)}):"]
@@ -802,8 +859,9 @@ def versions_overview(names: Iterable[str], tracking_uri: str | None = None) -> 
     return "\n".join(lines)
 
 
-def rollback(model_name: str, client: MlflowClient | None = None, *, to: str | None = None,
-             dry_run: bool = False) -> tuple[str, str]:
+def rollback(
+    model_name: str, client: MlflowClient | None = None, *, to: str | None = None, dry_run: bool = False
+) -> tuple[str, str]:
     """Move ``champion`` to ``to`` (default: the version the current champion replaced); returns (from, to).
 
     ``dry_run``: check everything and return what would happen, change nothing.
@@ -811,7 +869,9 @@ def rollback(model_name: str, client: MlflowClient | None = None, *, to: str | N
     client = client or get_client()
     if dry_run:
         return _rollback(model_name, client, to, apply=False)
-    with store_lock(client.tracking_uri, f"gate-{model_name}", GATE_LOCK_TIMEOUT_S):  # not amid a gate's compare-and-set
+    with store_lock(
+        client.tracking_uri, f"gate-{model_name}", GATE_LOCK_TIMEOUT_S
+    ):  # not amid a gate's compare-and-set
         return _rollback(model_name, client, to, apply=True)
 
 
@@ -839,11 +899,15 @@ def _rollback(model_name: str, client: MlflowClient, to: str | None, apply: bool
             raise RegistryError(f"{model_name} v{target} is already the champion: nothing to do")
         chosen = known[target]
         if not chosen.decision:
-            raise RegistryError(f"{model_name} v{target} was never gated (a crashed or manual registration): "
-                                "only gated versions can serve; pick another")
+            raise RegistryError(
+                f"{model_name} v{target} was never gated (a crashed or manual registration): "
+                "only gated versions can serve; pick another"
+            )
         if chosen.reason.startswith("fails floors"):
-            raise RegistryError(f"{model_name} v{target} failed the gate's floors ({chosen.reason}): it may not "
-                                "serve; pick another")
+            raise RegistryError(
+                f"{model_name} v{target} failed the gate's floors ({chosen.reason}): it may not "
+                "serve; pick another"
+            )
     if not apply:
         return from_version, target
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
@@ -854,4 +918,3 @@ def _rollback(model_name: str, client: MlflowClient, to: str | None, apply: bool
     client.set_model_version_tag(model_name, target, "restored_at", stamp)
     client.set_model_version_tag(model_name, target, "restored_from", from_version)
     return from_version, target
-

@@ -62,7 +62,8 @@ POINT_METRICS = {"binary": ("roc_auc", "pr_auc", "brier"), "regression": ("mae",
 
 def metrics_by_point(spec: training.ModelSpec, frame: pl.DataFrame) -> dict[str, float]:
     """test_<metric>_at_<point> and test_rows_at_<point> for each prediction point of snapshot rows
-    (``snapshots.POINTS``: what the extra knowledge of a later point buys); empty without a point column."""
+    (``snapshots.POINTS``: what the extra knowledge of a later point buys); empty without a point column.
+    """
     if "point" not in frame.columns:
         return {}
     out: dict[str, float] = {}
@@ -85,8 +86,9 @@ def split_frames(model_input: pl.DataFrame) -> dict[str, pl.DataFrame]:
     return {name: model_input.filter(pl.col("split") == name).drop("split") for name in training.SPLITS}
 
 
-def evaluate(spec: training.ModelSpec, model: Any, splits: dict[str, pl.DataFrame], tasks: pl.DataFrame,
-             out_dir: Path) -> Evaluation:
+def evaluate(
+    spec: training.ModelSpec, model: Any, splits: dict[str, pl.DataFrame], tasks: pl.DataFrame, out_dir: Path
+) -> Evaluation:
     """Score ``model`` (a pyfunc TaskModel) on the test split and build the report under ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     test = splits["test"]
@@ -104,7 +106,9 @@ def evaluate(spec: training.ModelSpec, model: Any, splits: dict[str, pl.DataFram
         threshold = choose_threshold(y_val, model.predict_features(splits["validation"]))
         metrics = classification_metrics(y_test, pred, threshold)
         calibration = calibration_table(y_test, pred)
-        slices = metrics_by_slice(frame, slice_columns, kind="binary", target_column="target", threshold=threshold)
+        slices = metrics_by_slice(
+            frame, slice_columns, kind="binary", target_column="target", threshold=threshold
+        )
         plots["roc"] = plot_roc(y_test, pred, out_dir / "roc.png")
         plots["precision_recall"] = plot_pr(y_test, pred, out_dir / "pr.png")
         plots["calibration"] = plot_calibration(calibration, out_dir / "calibration.png")
@@ -112,15 +116,20 @@ def evaluate(spec: training.ModelSpec, model: Any, splits: dict[str, pl.DataFram
         baseline = training.baseline_prediction(spec, splits["train"], test)
         metrics = regression_metrics(y_test, pred, baseline)
         frame = frame.with_columns(pl.Series("baseline", baseline))
-        slices = metrics_by_slice(frame, slice_columns, kind="regression", target_column="target",
-                                  baseline_column="baseline")
+        slices = metrics_by_slice(
+            frame, slice_columns, kind="regression", target_column="target", baseline_column="baseline"
+        )
         plots["residuals"] = plot_residuals(y_test, pred, out_dir / "residuals.png")
-    sample = test.sample(min(test.height, SHAP_SAMPLE_ROWS), seed=0) if test.height > SHAP_SAMPLE_ROWS else test
+    sample = (
+        test.sample(min(test.height, SHAP_SAMPLE_ROWS), seed=0) if test.height > SHAP_SAMPLE_ROWS else test
+    )
     model._ensure_loaded()  # noqa: SLF001 - the booster behind the pyfunc
     X = training.to_matrix(sample, model.features, model.category_levels)
     importance = feature_importance_table(model._booster, X)  # noqa: SLF001
     plots["feature_importance"] = plot_feature_importance(importance, out_dir / "feature_importance.png")
-    named = {f"test_{k}": float(v) for k, v in metrics.items() if isinstance(v, int | float) and np.isfinite(v)}
+    named = {
+        f"test_{k}": float(v) for k, v in metrics.items() if isinstance(v, int | float) and np.isfinite(v)
+    }
     named |= metrics_by_point(spec, frame)
     report = write_evaluation_html(spec.name, named, slices, plots, out_dir / "evaluation.html")
     return Evaluation(named, slices, importance, calibration, plots, report)

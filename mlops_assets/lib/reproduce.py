@@ -39,8 +39,18 @@ from mlops_assets.lib.warehouse import Warehouse
 RECORD_ARTIFACT = "reproduce.json"
 RECORD_VERSION = 2  # 2: raw fingerprints without the payload column
 # What decides the numbers of a training: the interpreter and every library the data passes through.
-LIBRARIES = ("mlops_assets", "duckdb", "polars", "pyarrow", "numpy", "pandas", "lightgbm", "optuna",
-             "scikit-learn", "mlflow")
+LIBRARIES = (
+    "mlops_assets",
+    "duckdb",
+    "polars",
+    "pyarrow",
+    "numpy",
+    "pandas",
+    "lightgbm",
+    "optuna",
+    "scikit-learn",
+    "mlflow",
+)
 # A search bounded by time runs as many trials as the machine manages: the rebuild runs exactly the
 # recorded number, with a time limit it never reaches.
 UNBOUNDED_TIMEOUT_S = 10 * 24 * 3600.0
@@ -73,11 +83,18 @@ def _git_state() -> tuple[str | None, bool | None]:
     """The commit of the running code and whether its tree has uncommitted changes (None outside git)."""
     here = Path(__file__).resolve().parent
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=here)
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=here
+        )
         if head.returncode != 0:
             return None, None
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", str(here.parent)],
-                                capture_output=True, text=True, timeout=10, cwd=here)
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", str(here.parent)],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            cwd=here,
+        )
     except (OSError, subprocess.SubprocessError):
         return None, None
     return head.stdout.strip() or None, bool(status.stdout.strip()) if status.returncode == 0 else None
@@ -92,8 +109,9 @@ def raw_tables(con) -> list[str]:
     return sorted({r[0] for r in rows})
 
 
-def _fingerprint(con, source: str, where: str = "", params: list | None = None, *, payload: bool = False
-                 ) -> tuple[int, str]:
+def _fingerprint(
+    con, source: str, where: str = "", params: list | None = None, *, payload: bool = False
+) -> tuple[int, str]:
     """Row count and an order-independent hash of every column of every row but the raw ``payload``.
 
     The payload is left out (``payload=True`` keeps it, as records of version 1 did): it is the source's
@@ -104,7 +122,7 @@ def _fingerprint(con, source: str, where: str = "", params: list | None = None, 
     columns = "*" if payload else "COLUMNS(c -> c <> 'payload')"
     n, digest = con.execute(
         f"SELECT count(*), coalesce(sum(hash(t)::HUGEINT), 0)::VARCHAR FROM (SELECT {columns} FROM {source} {where}) t",
-        params or []
+        params or [],
     ).fetchall()[0]
     return int(n), str(digest)
 
@@ -130,7 +148,9 @@ def training_record(
         if warehouse.is_lake:
             snapshot = int(con.execute("SELECT id FROM current_snapshot()").fetchall()[0][0])
         for table in raw_tables(con):
-            latest = con.execute(f"SELECT max(ingested_at) FROM {table} WHERE ingested_at <= ?", [built]).fetchall()[0][0]
+            latest = con.execute(
+                f"SELECT max(ingested_at) FROM {table} WHERE ingested_at <= ?", [built]
+            ).fetchall()[0][0]
             if latest is None:
                 continue
             rows, digest = _fingerprint(con, table, "WHERE ingested_at <= ?", [latest])
@@ -142,7 +162,9 @@ def training_record(
         "raw": tables,
         "ducklake_snapshot": snapshot,
         "split_config": dict(split_config) if split_config is not None else None,
-        "snapshot_config": dict(snapshot_config or {}),  # features/task_snapshots' explicit config ({}: defaults)
+        "snapshot_config": dict(
+            snapshot_config or {}
+        ),  # features/task_snapshots' explicit config ({}: defaults)
         "train_config": config,
         "seed": config.get("seed"),
         **environment(),
@@ -190,7 +212,9 @@ class Reproduction:
 
     @property
     def ok(self) -> bool:
-        hashes = all(h["logged"] == h["rebuilt"] for h in self.split_hashes.values()) and bool(self.split_hashes)
+        hashes = all(h["logged"] == h["rebuilt"] for h in self.split_hashes.values()) and bool(
+            self.split_hashes
+        )
         close = self.max_abs_difference is not None and self.max_abs_difference <= self.tolerance
         return hashes and close
 
@@ -203,12 +227,19 @@ class Reproduction:
             same = "equal" if h["logged"] == h["rebuilt"] else f"DIFFERS (rebuilt {h['rebuilt'][:16]})"
             lines.append(f"split {split}: hash {h['logged'][:16]} {same}")
         if self.max_abs_difference is not None:
-            exact = "bit for bit identical" if self.identical_predictions else (
-                f"largest difference {self.max_abs_difference:.3g} (tolerance {self.tolerance:g})")
-            lines.append(f"test predictions ({self.test_rows} rows): {exact}; "
-                         f"model {'identical to' if self.identical_model else 'differs from'} the logged one")
-        lines.append("code and libraries: " + ("as recorded" if not self.code_differences
-                                                else "; ".join(self.code_differences)))
+            exact = (
+                "bit for bit identical"
+                if self.identical_predictions
+                else (f"largest difference {self.max_abs_difference:.3g} (tolerance {self.tolerance:g})")
+            )
+            lines.append(
+                f"test predictions ({self.test_rows} rows): {exact}; "
+                f"model {'identical to' if self.identical_model else 'differs from'} the logged one"
+            )
+        lines.append(
+            "code and libraries: "
+            + ("as recorded" if not self.code_differences else "; ".join(self.code_differences))
+        )
         lines.append(f"took {self.seconds:.1f} s")
         return "\n".join(lines)
 
@@ -219,8 +250,11 @@ def resolve(ref: str, client: Any) -> tuple[str, str | None, str | None]:
         if sep in ref:
             name, _, which = ref.partition(sep)
             try:
-                mv = (client.get_model_version(name, which) if which.isdigit()
-                      else client.get_model_version_by_alias(name, which))
+                mv = (
+                    client.get_model_version(name, which)
+                    if which.isdigit()
+                    else client.get_model_version_by_alias(name, which)
+                )
             except Exception as exc:  # MLflow raises its own RestException / MlflowException kinds
                 raise ReproductionError(f"{ref}: no such registered model version or alias ({exc})") from None
             return mv.run_id, name, str(mv.version)
@@ -238,7 +272,8 @@ def load_record(client: Any, run_id: str) -> dict[str, Any]:
     except Exception as exc:
         raise ReproductionError(
             f"run {run_id} has no {RECORD_ARTIFACT}: it was trained before reproduction records were kept, "
-            f"or its training stopped before the record was logged ({exc.__class__.__name__})") from None
+            f"or its training stopped before the record was logged ({exc.__class__.__name__})"
+        ) from None
     return json.loads(text)
 
 
@@ -252,7 +287,9 @@ def code_differences(record: Mapping[str, Any], current: Mapping[str, Any] | Non
     now = current or environment()
     out = []
     if record.get("git_commit") != now.get("git_commit"):
-        out.append(f"code commit {record.get('git_commit') or 'unknown'} recorded, {now.get('git_commit') or 'unknown'} running")
+        out.append(
+            f"code commit {record.get('git_commit') or 'unknown'} recorded, {now.get('git_commit') or 'unknown'} running"
+        )
     if now.get("git_dirty"):
         out.append("the running code has uncommitted changes")
     if record.get("git_dirty"):
@@ -260,7 +297,9 @@ def code_differences(record: Mapping[str, Any], current: Mapping[str, Any] | Non
     rec_libs, now_libs = record.get("libraries", {}), now.get("libraries", {})
     for name in sorted(set(rec_libs) | set(now_libs)):
         if rec_libs.get(name) != now_libs.get(name):
-            out.append(f"{name} {rec_libs.get(name, 'not recorded')} recorded, {now_libs.get(name, 'absent')} running")
+            out.append(
+                f"{name} {rec_libs.get(name, 'not recorded')} recorded, {now_libs.get(name, 'absent')} running"
+            )
     return out
 
 
@@ -279,17 +318,27 @@ def rebuild_raw(source: Warehouse, record: Mapping[str, Any], target: Warehouse)
                 continue
             at = f" AT (VERSION => {int(snapshot)})" if snapshot is not None else ""
             if info is None:  # created after the training: nothing of it may predate the cut-off
-                early = src.execute(f"SELECT count(*) FROM {table}{at} WHERE ingested_at <= ?",
-                                    [record["clean_built_at"]]).fetchall()[0][0] if snapshot is None else 0
+                early = (
+                    src.execute(
+                        f"SELECT count(*) FROM {table}{at} WHERE ingested_at <= ?", [record["clean_built_at"]]
+                    ).fetchall()[0][0]
+                    if snapshot is None
+                    else 0
+                )
                 if early:
-                    problems.append(f"{table} has {early} rows ingested before the cut-off but did not exist at training")
+                    problems.append(
+                        f"{table} has {early} rows ingested before the cut-off but did not exist at training"
+                    )
                 continue
             where, params = "WHERE ingested_at <= ?::TIMESTAMPTZ", [info["max_ingested_at"]]
             n, digest = _fingerprint(src, f"{table}{at}", where, params, payload=record.get("version", 1) < 2)
             if (n, digest) != (info["rows"], info["fingerprint"]):
-                what = (f"{n} rows as of the cut-off, {info['rows']} at training" if n != info["rows"]
-                        else f"same {n} rows but their content changed (fingerprint {digest[:12]}, recorded "
-                             f"{info['fingerprint'][:12]})")
+                what = (
+                    f"{n} rows as of the cut-off, {info['rows']} at training"
+                    if n != info["rows"]
+                    else f"same {n} rows but their content changed (fingerprint {digest[:12]}, recorded "
+                    f"{info['fingerprint'][:12]})"
+                )
                 problems.append(f"{table}: {what}")
                 continue
             reader = src.execute(f"SELECT * FROM {table}{at} {where}", params).to_arrow_reader(100_000)
@@ -300,8 +349,10 @@ def rebuild_raw(source: Warehouse, record: Mapping[str, Any], target: Warehouse)
     if problems:
         raise ReproductionError(
             "the raw layer is not what the model was trained on (cut-off "
-            f"{max((t['max_ingested_at'] for t in recorded.values()), default='none')}): " + "; ".join(problems)
-            + ". Raw tables are append-only: restore the changed rows (or a backup of the warehouse) to reproduce")
+            f"{max((t['max_ingested_at'] for t in recorded.values()), default='none')}): "
+            + "; ".join(problems)
+            + ". Raw tables are append-only: restore the changed rows (or a backup of the warehouse) to reproduce"
+        )
     return rows
 
 
@@ -315,11 +366,19 @@ def rebuild_splits(spec: Any, warehouse: Warehouse, record: Mapping[str, Any]) -
     tables, _ = cleaning.build_clean(warehouse, built)
     tasks = tables["clean.tasks"]
     # as features/task_snapshots does: every task at creation and later points while open, from its events
-    max_points = (record.get("snapshot_config") or {}).get("max_points_per_task", snapshots.DEFAULT_MAX_POINTS)
-    feats = snapshots.task_snapshots(tasks, tables["clean.task_events"], data_as_of(tasks), max_points=max_points)
+    max_points = (record.get("snapshot_config") or {}).get(
+        "max_points_per_task", snapshots.DEFAULT_MAX_POINTS
+    )
+    feats = snapshots.task_snapshots(
+        tasks, tables["clean.task_events"], data_as_of(tasks), max_points=max_points
+    )
     frame = training.model_input(spec, tasks, feats, data_as_of(tasks))
     cfg = record.get("split_config") or {}
-    fractions = (cfg.get("train_fraction", 0.7), cfg.get("validation_fraction", 0.15), cfg.get("test_fraction", 0.15))
+    fractions = (
+        cfg.get("train_fraction", 0.7),
+        cfg.get("validation_fraction", 0.15),
+        cfg.get("test_fraction", 0.15),
+    )
     return splits_lib.time_split(frame, fractions=fractions, gap_days=cfg.get("gap_days", 0.0))
 
 
@@ -366,9 +425,19 @@ def reproduce(
     record = load_record(client, run_id)
     diffs = code_differences(record)
     if notify:
-        notify(f"reproducing {model}" + (f" version {version}" if version else "") + f" (run {run_id}); "
-               + ("code and libraries as recorded" if not diffs else "differences from the training: " + "; ".join(diffs)))
-    result = Reproduction(run_id=run_id, model=model, version=version, code_differences=diffs, tolerance=tolerance)
+        notify(
+            f"reproducing {model}"
+            + (f" version {version}" if version else "")
+            + f" (run {run_id}); "
+            + (
+                "code and libraries as recorded"
+                if not diffs
+                else "differences from the training: " + "; ".join(diffs)
+            )
+        )
+    result = Reproduction(
+        run_id=run_id, model=model, version=version, code_differences=diffs, tolerance=tolerance
+    )
     with tempfile.TemporaryDirectory(dir=workdir, prefix="mlops-reproduce-") as tmp:
         scratch = Warehouse(Path(tmp) / "rebuild.duckdb")
         result.raw_rows = rebuild_raw(warehouse, record, scratch)
@@ -385,14 +454,20 @@ def reproduce(
         raise ReproductionError(
             f"{model} run {run_id}: the rebuilt split(s) {', '.join(differing)} differ from the logged ones ("
             + "; ".join(f"{s}: {a} rows logged, {b} rebuilt" for s, (a, b) in rows.items())
-            + ")" + (": the code or libraries differ: " + "; ".join(diffs) if diffs else
-                     ": the raw layer matched, so cleaning, features or splitting changed"))
+            + ")"
+            + (
+                ": the code or libraries differ: " + "; ".join(diffs)
+                if diffs
+                else ": the raw layer matched, so cleaning, features or splitting changed"
+            )
+        )
     trained = training.train_model(spec, parts, train_config(record))
     original = registry.load_run_model(run_id, client.tracking_uri)
     logged = lgb.Booster(model_str=original.model_string)
     test = parts["test"]
-    before = training.predict_frame(logged, test, tuple(original.features), original.category_levels,
-                                    log_target=original.log_target)
+    before = training.predict_frame(
+        logged, test, tuple(original.features), original.category_levels, log_target=original.log_target
+    )
     after = trained.predict(test)
     result.test_rows = test.height
     result.max_abs_difference = float(np.max(np.abs(before - after))) if len(before) else 0.0

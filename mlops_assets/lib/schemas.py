@@ -90,7 +90,9 @@ class QuarantineSchema(pa.DataFrameModel):
     locator: str = pa.Field(nullable=True)
     task_id: str = pa.Field(nullable=True)
     record_hash: str = pa.Field(nullable=True)
-    reason: str = pa.Field(nullable=False, str_length={"min_value": 1})  # a row without one tells nobody what to fix
+    reason: str = pa.Field(
+        nullable=False, str_length={"min_value": 1}
+    )  # a row without one tells nobody what to fix
     stage: str = pa.Field(isin=["parse", "clean"])
     payload: str = pa.Field(nullable=True)
     quarantined_at: UTC = pa.Field(nullable=True)
@@ -146,7 +148,9 @@ def validate(schema: type[pa.DataFrameModel], frame: pl.DataFrame) -> Validation
     except (pa.errors.SchemaErrors, pa.errors.SchemaError) as exc:
         cases = getattr(exc, "failure_cases", None)
         if cases is None:
-            return ValidationOutcome(False, pl.DataFrame({"check": [str(exc)], "column": [None], "failure_case": [None], "n": [1]}))
+            return ValidationOutcome(
+                False, pl.DataFrame({"check": [str(exc)], "column": [None], "failure_case": [None], "n": [1]})
+            )
         cases = pl.from_pandas(cases) if not isinstance(cases, pl.DataFrame) else cases
         cols = {c: c for c in ("check", "column", "failure_case") if c in cases.columns}
         summary = (
@@ -159,10 +163,20 @@ def validate(schema: type[pa.DataFrameModel], frame: pl.DataFrame) -> Validation
             if c not in summary.columns:
                 summary = summary.with_columns(pl.lit(None, pl.String).alias(c))
         located = cases.select(
-            [pl.col("index").cast(pl.Int64) if "index" in cases.columns else pl.lit(None, pl.Int64).alias("index")]
-            + [pl.col(c).cast(pl.String) if c in cases.columns else pl.lit(None, pl.String).alias(c)
-               for c in ("check", "column", "failure_case")]
+            [
+                pl.col("index").cast(pl.Int64)
+                if "index" in cases.columns
+                else pl.lit(None, pl.Int64).alias("index")
+            ]
+            + [
+                pl.col(c).cast(pl.String) if c in cases.columns else pl.lit(None, pl.String).alias(c)
+                for c in ("check", "column", "failure_case")
+            ]
         )
         indices = located["index"].drop_nulls().unique(maintain_order=True).to_list()
-        return ValidationOutcome(False, summary.select("check", "column", "failure_case", "n"), located,
-                                 describe_rows(frame, indices[:5]))
+        return ValidationOutcome(
+            False,
+            summary.select("check", "column", "failure_case", "n"),
+            located,
+            describe_rows(frame, indices[:5]),
+        )

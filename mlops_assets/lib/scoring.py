@@ -144,7 +144,9 @@ class ServedModel:
     _codes: dict[str, dict[str, int]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        codes = {c: {level: i for i, level in enumerate(levels)} for c, levels in self.category_levels.items()}
+        codes = {
+            c: {level: i for i, level in enumerate(levels)} for c, levels in self.category_levels.items()
+        }
         object.__setattr__(self, "_codes", codes)
 
     @classmethod
@@ -166,7 +168,11 @@ class ServedModel:
         )  # fmt: skip
 
     def compiled(
-        self, *, shap: bool = False, cache_dir: str | Path | None = None, max_compile_leaves: int | None = None,
+        self,
+        *,
+        shap: bool = False,
+        cache_dir: str | Path | None = None,
+        max_compile_leaves: int | None = None,
         batch_rows: int | None = None,
     ) -> ServedModel:
         """This version with its predictor (and, with `shap`, its TreeSHAP) compiled to native code.
@@ -184,15 +190,24 @@ class ServedModel:
         if not fast_trees.available():  # Python 3.14+: no lleaves/llvmlite wheels; LightGBM scores
             return self
         model_string = self.booster.model_to_string()
-        if (max_compile_leaves is not None and not fast_trees.forest_is_cached(model_string, cache_dir)
-                and fast_trees.forest_leaves(self.booster) > max_compile_leaves):  # a cache hit needs no dump_model
+        if (
+            max_compile_leaves is not None
+            and not fast_trees.forest_is_cached(model_string, cache_dir)
+            and fast_trees.forest_leaves(self.booster) > max_compile_leaves
+        ):  # a cache hit needs no dump_model
             return self
         forest = explainer = None
-        if (batch_rows is None or batch_rows >= fast_trees.BATCH_COMPILE_MIN_ROWS
-                or fast_trees.forest_is_cached(model_string, cache_dir)):
+        if (
+            batch_rows is None
+            or batch_rows >= fast_trees.BATCH_COMPILE_MIN_ROWS
+            or fast_trees.forest_is_cached(model_string, cache_dir)
+        ):
             forest = fast_trees.compile_forest(model_string, cache_dir)
-        if shap and (batch_rows is None or batch_rows >= fast_trees.BATCH_SHAP_COMPILE_MIN_ROWS
-                     or fast_trees.shap_is_cached(model_string, cache_dir)):
+        if shap and (
+            batch_rows is None
+            or batch_rows >= fast_trees.BATCH_SHAP_COMPILE_MIN_ROWS
+            or fast_trees.shap_is_cached(model_string, cache_dir)
+        ):
             if fast_trees.shap_table_nodes(self.booster) is not None:
                 explainer = fast_trees.compile_shap(model_string, cache_dir)
         return dataclasses.replace(self, forest=forest, shap=explainer)
@@ -301,9 +316,15 @@ def load_champions(
         )
     models = {name: load_model_version(name, str(versions[name]), client) for name in MODEL_NAMES}
     if compile_models:
-        models = {name: model.compiled(shap=name == LATE_RISK, cache_dir=cache_dir, max_compile_leaves=max_compile_leaves,
-                                       batch_rows=batch_rows)
-                  for name, model in models.items()}
+        models = {
+            name: model.compiled(
+                shap=name == LATE_RISK,
+                cache_dir=cache_dir,
+                max_compile_leaves=max_compile_leaves,
+                batch_rows=batch_rows,
+            )
+            for name, model in models.items()
+        }
     return models
 
 
@@ -364,15 +385,19 @@ def scoring_as_of(tasks: pl.DataFrame, environ: Mapping[str, str] | None = None)
         end, now = data_as_of(tasks), datetime.now(UTC)
         if now - end <= LIVE_WITHIN:
             return now, f"now: the data is live (latest change {end:%Y-%m-%d %H:%M} UTC)"
-        return end, (f"the data's latest created/updated/resolved time ({(now - end).days} days ago; "
-                     f"set {AS_OF_ENV}=now to score as of today)")
+        return end, (
+            f"the data's latest created/updated/resolved time ({(now - end).days} days ago; "
+            f"set {AS_OF_ENV}=now to score as of today)"
+        )
     if raw.lower() == "now":
         return datetime.now(UTC), f"{AS_OF_ENV}=now"
     try:
         value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"{AS_OF_ENV}={raw!r} is not an ISO 8601 time (e.g. 2026-10-31 or 2026-10-31T18:00:00Z) "
-                         "nor 'now': fix or unset it") from None
+        raise ValueError(
+            f"{AS_OF_ENV}={raw!r} is not an ISO 8601 time (e.g. 2026-10-31 or 2026-10-31T18:00:00Z) "
+            "nor 'now': fix or unset it"
+        ) from None
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC), f"{AS_OF_ENV}={raw}"
 
 
@@ -381,8 +406,9 @@ def scoring_as_of(tasks: pl.DataFrame, environ: Mapping[str, str] | None = None)
 
 
 def risk_band(late_risk: float | None) -> str:
-    """low / medium / high for a probability (cut-offs :data:`MEDIUM_FROM`, :data:`HIGH_FROM`);
-    :data:`NO_DEADLINE_BAND` for none (late_risk is null exactly when the task has no deadline)."""
+    """Low / medium / high for a probability (cut-offs :data:`MEDIUM_FROM`, :data:`HIGH_FROM`);
+    :data:`NO_DEADLINE_BAND` for none (late_risk is null exactly when the task has no deadline).
+    """
     if late_risk is None or math.isnan(late_risk):
         return NO_DEADLINE_BAND
     return "high" if late_risk >= HIGH_FROM else "medium" if late_risk >= MEDIUM_FROM else "low"
@@ -400,7 +426,9 @@ def _reasons(model: ServedModel, matrix: np.ndarray, num_threads: int) -> list[l
                                       k=N_REASONS, effects=explain.RISK_EFFECTS)  # fmt: skip
 
 
-def _explained_rows(late_risk: np.ndarray, explain: str, max_explained: int | None) -> tuple[np.ndarray, np.ndarray]:
+def _explained_rows(
+    late_risk: np.ndarray, explain: str, max_explained: int | None
+) -> tuple[np.ndarray, np.ndarray]:
     """(rows that get reasons, rows left without them because of the cap), as sorted index arrays."""
     if explain not in EXPLAIN_CHOICES:
         raise ValueError(f"explain={explain!r}: use one of {', '.join(EXPLAIN_CHOICES)}")
@@ -464,7 +492,10 @@ def _score_columns(
     n = features.height
     has_deadline = np.nan_to_num(_column(features, "has_deadline"), nan=0.0) > 0
     late_x = late_model.matrix(features)
-    same_matrix = cycle_model.features == late_model.features and cycle_model.category_levels == late_model.category_levels
+    same_matrix = (
+        cycle_model.features == late_model.features
+        and cycle_model.category_levels == late_model.category_levels
+    )
     cycle_x = late_x if same_matrix else cycle_model.matrix(features)
     # many rows: cycle_time (compiled code, no GIL) runs beside the late_risk work, whose sentences are
     # single-threaded Python/numpy; the numbers do not depend on it
@@ -475,10 +506,15 @@ def _score_columns(
             late_risk[has_deadline] = late_model.predict(late_x[has_deadline], num_threads)
         explained, capped = _explained_rows(late_risk, explain, max_explained)
         reasons = _reasons(late_model, late_x[explained], num_threads)
-        cycle_days = cycle_future.result() if cycle_future is not None else cycle_model.predict(cycle_x, num_threads)
+        cycle_days = (
+            cycle_future.result() if cycle_future is not None else cycle_model.predict(cycle_x, num_threads)
+        )
 
     unknown: dict[int, list[str]] = {}
-    for source in (late_model.unknown_categories(features, has_deadline), cycle_model.unknown_categories(features)):
+    for source in (
+        late_model.unknown_categories(features, has_deadline),
+        cycle_model.unknown_categories(features),
+    ):
         for row, messages in source.items():
             unknown.setdefault(row, []).extend(messages)
     now_us = history_index.epoch_us(now)

@@ -46,14 +46,20 @@ PULL_VARIABLES: dict[str, dict[str, str]] = {
 
 VARIABLES: dict[str, Variable] = {
     # where things live
-    "MLOPS_HOME": Variable("", "the project folder relative locations hang from (unset: the source checkout)"),
+    "MLOPS_HOME": Variable(
+        "", "the project folder relative locations hang from (unset: the source checkout)"
+    ),
     "MLOPS_WAREHOUSE": Variable("data/warehouse.duckdb", "the warehouse: a DuckDB file or a ducklake: URL"),
     "MLOPS_WAREHOUSE_DATA_PATH": Variable("", "a DuckLake's Parquet folder (cluster profile)"),
     "MLOPS_LANDING_DIR": Variable("data/landing", "the landing zone"),
     "MLOPS_REPORTS_DIR": Variable("data/reports", "HTML and PNG reports"),
     "MLOPS_EXPORTS_DIR": Variable("", "the PM exports (unset: exports beside the reports folder)"),
-    "MLFLOW_TRACKING_URI": Variable("", "MLflow tracking store and registry (unset: sqlite under data/mlflow/)"),
-    "MLOPS_MLFLOW_ARTIFACTS": Variable("data/mlflow/artifacts", "artifact location of experiments created here"),
+    "MLFLOW_TRACKING_URI": Variable(
+        "", "MLflow tracking store and registry (unset: sqlite under data/mlflow/)"
+    ),
+    "MLOPS_MLFLOW_ARTIFACTS": Variable(
+        "data/mlflow/artifacts", "artifact location of experiments created here"
+    ),
     "MLOPS_MODEL_CACHE": Variable("", "champions compiled to native code (unset: the user's cache folder)"),
     "DAGSTER_HOME": Variable("", "the Dagster instance folder (`make ui` sets .dagster)"),
     # data
@@ -64,8 +70,11 @@ VARIABLES: dict[str, Variable] = {
     "MLOPS_INGEST_BATCH_MB": Variable("512", "megabytes of landing files per ingestion transaction"),
     "MLOPS_INGEST_MEMORY_LIMIT": Variable("768MB", "DuckDB's memory cap while ingestion writes"),
     # the scoring service
-    "MLOPS_SERVE_URL": Variable("", "the scoring service the asset pages link and telemetry reads "
-                                    "(unset: http://MLOPS_SERVE_HOST:MLOPS_SERVE_PORT for links, no telemetry)"),
+    "MLOPS_SERVE_URL": Variable(
+        "",
+        "the scoring service the asset pages link and telemetry reads "
+        "(unset: http://MLOPS_SERVE_HOST:MLOPS_SERVE_PORT for links, no telemetry)",
+    ),
     "MLOPS_SERVE_HOST": Variable("127.0.0.1", "address `make serve` binds to"),
     "MLOPS_SERVE_PORT": Variable("8000", "port of `make serve`"),
     "MLOPS_SERVE_CHECK_S": Variable("30", "seconds between the service's checks for new champions"),
@@ -75,7 +84,9 @@ VARIABLES: dict[str, Variable] = {
     "MLOPS_SERVE_TELEMETRY": Variable("1", "0: the service counts nothing per request"),
     "MLOPS_SERVE_MAX_P99_MS": Variable("20", "telemetry check: most p99 latency (ms)"),
     "MLOPS_SERVE_MAX_ERROR_RATE": Variable("0.01", "telemetry check: most share of error answers"),
-    "MLOPS_SERVE_MIN_REQUESTS": Variable("20", "telemetry check: fewer requests since the last reading: not judged"),
+    "MLOPS_SERVE_MIN_REQUESTS": Variable(
+        "20", "telemetry check: fewer requests since the last reading: not judged"
+    ),
     "MLOPS_TELEMETRY_CRON": Variable("*/15 * * * *", "cron (UTC) of serving_telemetry_schedule"),
     # schedules, sensors, monitoring
     "MLOPS_INGEST_CRON": Variable("0 5 * * *", "cron (UTC) of daily_ingest_schedule"),
@@ -84,19 +95,30 @@ VARIABLES: dict[str, Variable] = {
     "MLOPS_SENSOR_INTERVAL_S": Variable("30", "seconds between ticks of the monitoring sensors"),
     "MLOPS_RETRAIN_COOLDOWN_S": Variable("21600", "minimum seconds between two triggered retrains"),
     "MLOPS_RETRAIN_TRIALS": Variable("0", "search trials of a triggered retrain (0: TrainingConfig's)"),
-    "MLOPS_ALERT_WEBHOOK": Variable("", "URL that receives a JSON POST per failed run or check (unset: log only)"),
-    "MLOPS_DRIFT_WINDOW_DAYS": Variable("30", "the current window: tasks created in the last N days of the data"),
-    "MLOPS_DRIFT_COLUMN_THRESHOLD": Variable("0.15", "effect size at which a monitored feature counts as drifted"),
+    "MLOPS_ALERT_WEBHOOK": Variable(
+        "", "URL that receives a JSON POST per failed run or check (unset: log only)"
+    ),
+    "MLOPS_DRIFT_WINDOW_DAYS": Variable(
+        "30", "the current window: tasks created in the last N days of the data"
+    ),
+    "MLOPS_DRIFT_COLUMN_THRESHOLD": Variable(
+        "0.15", "effect size at which a monitored feature counts as drifted"
+    ),
     "MLOPS_DRIFT_SHARE_THRESHOLD": Variable("0.1", "share of drifted features that fails the drift check"),
-    "MLOPS_PREDICTION_DRIFT_THRESHOLD": Variable("0.15", "smallest score shift that counts as prediction drift"),
+    "MLOPS_PREDICTION_DRIFT_THRESHOLD": Variable(
+        "0.15", "smallest score shift that counts as prediction drift"
+    ),
     "MLOPS_DRIFT_MIN_ROWS": Variable("100", "fewer tasks in the window: drift is not judged"),
     # the cluster profile (profiles.py, docs/SCALING.md)
     "MLOPS_PROFILE": Variable("local", "local or cluster: the executor and what must be set"),
     "MLOPS_CELERY_BROKER": Variable("", "the Celery broker (cluster profile)"),
     "MLOPS_CELERY_BACKEND": Variable("", "the Celery result backend (cluster profile)"),
     # the live pulls
-    **{name: Variable("https://api.github.com" if name == "GITHUB_API_URL" else "", what)
-       for variables in PULL_VARIABLES.values() for name, what in variables.items()},
+    **{
+        name: Variable("https://api.github.com" if name == "GITHUB_API_URL" else "", what)
+        for variables in PULL_VARIABLES.values()
+        for name, what in variables.items()
+    },
 }
 
 
@@ -106,8 +128,10 @@ def env(name: str, environ: Mapping[str, str] | None = None) -> str:
     Only listed names: a KeyError says to list a new one (and document it in README's configuration table).
     """
     if name not in VARIABLES:
-        raise KeyError(f"{name} is not in mlops_assets.lib.settings.VARIABLES: list it there (default, meaning) "
-                       "and in README's configuration table")
+        raise KeyError(
+            f"{name} is not in mlops_assets.lib.settings.VARIABLES: list it there (default, meaning) "
+            "and in README's configuration table"
+        )
     return (os.environ if environ is None else environ).get(name, "").strip() or VARIABLES[name].default
 
 
@@ -167,8 +191,10 @@ def project_home(environ: Mapping[str, str] | None = None) -> Path:
     if raw:
         home = Path(raw).expanduser()
         if not home.is_dir():
-            raise ProjectHomeError(f"{HOME_VARIABLE}={raw!r} is not a folder: set it to the project folder "
-                                   "(the one holding pyproject.toml and data/), or unset it")
+            raise ProjectHomeError(
+                f"{HOME_VARIABLE}={raw!r} is not a folder: set it to the project folder "
+                "(the one holding pyproject.toml and data/), or unset it"
+            )
         return home.resolve()
     for candidate in (_package_checkout(), Path.cwd()):
         if _is_project(candidate):
@@ -225,9 +251,11 @@ def dagster_home_warning(environ: Mapping[str, str] | None = None) -> str | None
         home = project_home(environ) / ".dagster"
     except ProjectHomeError:
         home = Path("<project folder>/.dagster")
-    return (f"DAGSTER_HOME is not set: `dagster dev` keeps runs, schedules and sensor state in a temporary "
-            f".tmp_dagster_home_* folder deleted when it stops, so the UI starts empty and `make run`'s runs are "
-            f"not there. Use `make ui`, or set DAGSTER_HOME={home} (absolute; in the shell or in the project's .env)")
+    return (
+        f"DAGSTER_HOME is not set: `dagster dev` keeps runs, schedules and sensor state in a temporary "
+        f".tmp_dagster_home_* folder deleted when it stops, so the UI starts empty and `make run`'s runs are "
+        f"not there. Use `make ui`, or set DAGSTER_HOME={home} (absolute; in the shell or in the project's .env)"
+    )
 
 
 # The data locations and their defaults under the project folder (resources.py, serving, the CLI).

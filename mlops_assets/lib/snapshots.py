@@ -39,7 +39,9 @@ def _duration_days(days: pl.Expr) -> pl.Expr:
     return pl.duration(microseconds=(days * _US_PER_DAY).round(0).cast(pl.Int64))
 
 
-def prediction_points(creation: pl.DataFrame, tasks: pl.DataFrame, as_of: datetime, max_points: int) -> pl.DataFrame:
+def prediction_points(
+    creation: pl.DataFrame, tasks: pl.DataFrame, as_of: datetime, max_points: int
+) -> pl.DataFrame:
     """task_id, point, predicted_at of every task's later points (creation excluded), at most max_points - 1 each.
 
     `creation` is ``build_features`` at creation (its ``deadline_horizon_days`` is the deadline known then).
@@ -57,18 +59,24 @@ def prediction_points(creation: pl.DataFrame, tasks: pl.DataFrame, as_of: dateti
         "week_4": pl.when(horizon.is_null()).then(created + pl.duration(days=28)),
     }
     base = creation.select("task_id", "created_at", "deadline_horizon_days").join(
-        tasks.select("task_id", pl.col("resolved_at").cast(features_lib.UTC_DATETIME)), on="task_id", how="left"
+        tasks.select("task_id", pl.col("resolved_at").cast(features_lib.UTC_DATETIME)),
+        on="task_id",
+        how="left",
     )
     frames = [base.select("task_id", pl.lit(name).alias("point"), expr.alias("predicted_at"), "created_at", "resolved_at")
               for name, expr in candidates.items()]  # fmt: skip
     t = pl.col("predicted_at")
     points = (
         pl.concat(frames)
-        .filter(t.is_not_null() & (t > created) & (pl.col("resolved_at").is_null() | (t < pl.col("resolved_at"))))
+        .filter(
+            t.is_not_null() & (t > created) & (pl.col("resolved_at").is_null() | (t < pl.col("resolved_at")))
+        )
         .filter(t <= pl.lit(as_of, dtype=features_lib.UTC_DATETIME))
         .sort("task_id", "predicted_at", "point")
     )
-    return points.filter(pl.int_range(pl.len()).over("task_id") < max_points - 1).select("task_id", "point", "predicted_at")
+    return points.filter(pl.int_range(pl.len()).over("task_id") < max_points - 1).select(
+        "task_id", "point", "predicted_at"
+    )
 
 
 def task_snapshots(
@@ -79,7 +87,8 @@ def task_snapshots(
 ) -> pl.DataFrame:
     """Every task at creation and at its later :data:`POINTS` while open (at most `max_points` rows a task):
     task_id, point, then ``features.OUTPUT_COLUMNS`` (predicted_at = the point's time). Sorted by
-    created_at, task_id, predicted_at."""
+    created_at, task_id, predicted_at.
+    """
     history = features_lib.History.from_tasks(tasks, as_of=as_of)
     as_of = history.as_of
     task_events = asof.TaskEvents.from_frame(events)
@@ -91,4 +100,6 @@ def task_snapshots(
     later = features_lib.build_features(targets, history, task_events).with_columns(targets["point"])
     creation = creation.with_columns(pl.lit("creation").alias("point"))
     columns = ["task_id", "point", *features_lib.OUTPUT_COLUMNS[1:]]
-    return pl.concat([creation.select(columns), later.select(columns)]).sort("created_at", "task_id", "predicted_at")
+    return pl.concat([creation.select(columns), later.select(columns)]).sort(
+        "created_at", "task_id", "predicted_at"
+    )

@@ -29,18 +29,25 @@ class Scrape:
     process_start: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"requests": {f"{e} {s}": v for (e, s), v in self.requests.items()},
-                "buckets": {e: {repr(le): c for le, c in b.items()} for e, b in self.buckets.items()},
-                "predictions": self.predictions, "versions": self.versions,
-                "seconds_since_reload": self.seconds_since_reload, "process_start": self.process_start}
+        return {
+            "requests": {f"{e} {s}": v for (e, s), v in self.requests.items()},
+            "buckets": {e: {repr(le): c for le, c in b.items()} for e, b in self.buckets.items()},
+            "predictions": self.predictions,
+            "versions": self.versions,
+            "seconds_since_reload": self.seconds_since_reload,
+            "process_start": self.process_start,
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Scrape:
         return cls(
             requests={tuple(k.rsplit(" ", 1)): v for k, v in data.get("requests", {}).items()},
             buckets={e: {float(le): c for le, c in b.items()} for e, b in data.get("buckets", {}).items()},
-            predictions=dict(data.get("predictions", {})), versions=dict(data.get("versions", {})),
-            seconds_since_reload=data.get("seconds_since_reload"), process_start=data.get("process_start"))
+            predictions=dict(data.get("predictions", {})),
+            versions=dict(data.get("versions", {})),
+            seconds_since_reload=data.get("seconds_since_reload"),
+            process_start=data.get("process_start"),
+        )
 
 
 def parse(text: str) -> Scrape:
@@ -89,8 +96,11 @@ class Window:
 
 def window(current: Scrape, previous: Scrape | None) -> Window:
     """The scoring endpoints' activity from ``previous`` to ``current`` (from the start when it restarted)."""
-    restarted = (previous is None or previous.process_start != current.process_start
-                 or any(v < previous.requests.get(k, 0.0) for k, v in current.requests.items()))
+    restarted = (
+        previous is None
+        or previous.process_start != current.process_start
+        or any(v < previous.requests.get(k, 0.0) for k, v in current.requests.items())
+    )
     base = Scrape() if restarted else previous
 
     def delta(a: float, b: float) -> float:
@@ -109,12 +119,18 @@ def window(current: Scrape, previous: Scrape | None) -> Window:
             buckets[le] = buckets.get(le, 0.0) + delta(value, before.get(le, 0.0))
     errors = {s: n for s, n in by_status.items() if s[:1] in ("4", "5")}
     return Window(
-        since_start=restarted, requests=sum(by_status.values()), errors_by_status=errors,
+        since_start=restarted,
+        requests=sum(by_status.values()),
+        errors_by_status=errors,
         server_errors=sum(n for s, n in errors.items() if s.startswith("5")),
         client_errors=sum(n for s, n in errors.items() if s.startswith("4")),
-        p50_ms=_ms(quantile(0.5, buckets)), p99_ms=_ms(quantile(0.99, buckets)),
-        predictions={k: round(delta(v, base.predictions.get(k, 0.0))) for k, v in current.predictions.items()
-                     if delta(v, base.predictions.get(k, 0.0))},
+        p50_ms=_ms(quantile(0.5, buckets)),
+        p99_ms=_ms(quantile(0.99, buckets)),
+        predictions={
+            k: round(delta(v, base.predictions.get(k, 0.0)))
+            for k, v in current.predictions.items()
+            if delta(v, base.predictions.get(k, 0.0))
+        },
     )
 
 

@@ -163,7 +163,9 @@ def model_input(spec: ModelSpec, tasks: pl.DataFrame, features: pl.DataFrame, no
             *[c for c in spec.feature_columns() if c not in ("task_id", "created_at", *points)]]  # fmt: skip
     absent = [c for c in keep if c not in features.columns]
     if absent:
-        raise ValueError(f"model_input: the feature frame lacks {absent}; rebuild features with the current code")
+        raise ValueError(
+            f"model_input: the feature frame lacks {absent}; rebuild features with the current code"
+        )
     order = ["created_at", "task_id", *(["predicted_at"] if "predicted_at" in points else [])]
     return features.select(keep).join(labels, on="task_id", how="inner").sort(order)
 
@@ -206,7 +208,9 @@ def validate_training_data(
         elif spec.kind == "binary":
             classes = sorted(target.drop_nulls().drop_nans().unique().to_list())
             if len(classes) < 2:
-                problems.append(f"the {name} split has a single class ({classes[0] if classes else 'none'}) in target")
+                problems.append(
+                    f"the {name} split has a single class ({classes[0] if classes else 'none'}) in target"
+                )
             elif set(classes) - {0.0, 1.0}:
                 problems.append(f"binary target in {name} has values other than 0/1: {classes[:5]}")
     if not problems:
@@ -234,9 +238,7 @@ def categorical_columns(frame: pl.DataFrame, feature_names: tuple[str, ...]) -> 
 
 def category_levels(frame: pl.DataFrame, columns: list[str]) -> dict[str, list[str]]:
     """The sorted non-null levels of each categorical column (fixed from the training split)."""
-    return {
-        c: sorted(frame.get_column(c).cast(pl.String).drop_nulls().unique().to_list()) for c in columns
-    }
+    return {c: sorted(frame.get_column(c).cast(pl.String).drop_nulls().unique().to_list()) for c in columns}
 
 
 def to_matrix(frame: pl.DataFrame, feature_names: tuple[str, ...], levels: Mapping[str, list[str]]):
@@ -244,9 +246,11 @@ def to_matrix(frame: pl.DataFrame, feature_names: tuple[str, ...], levels: Mappi
     import pandas as pd
 
     numeric = [c for c in feature_names if c not in levels]
-    out = pd.DataFrame(
-        frame.select([pl.col(c).cast(pl.Float64) for c in numeric]).to_numpy(), columns=numeric
-    ) if numeric else pd.DataFrame(index=range(frame.height))
+    out = (
+        pd.DataFrame(frame.select([pl.col(c).cast(pl.Float64) for c in numeric]).to_numpy(), columns=numeric)
+        if numeric
+        else pd.DataFrame(index=range(frame.height))
+    )
     for column, cats in levels.items():
         codes = (
             frame.get_column(column)
@@ -279,7 +283,11 @@ def original_scale(spec: ModelSpec, target: np.ndarray) -> np.ndarray:
 
 
 def score(
-    spec: ModelSpec, y_true: np.ndarray, prediction: np.ndarray, prefix: str, baseline: np.ndarray | None = None
+    spec: ModelSpec,
+    y_true: np.ndarray,
+    prediction: np.ndarray,
+    prefix: str,
+    baseline: np.ndarray | None = None,
 ) -> dict[str, float]:
     """``{prefix}_{metric}`` for the spec's metrics on the original scale (NaN where undefined)."""
     from mlops_assets.lib import metrics
@@ -361,7 +369,9 @@ class TrainedModel:
 
     def predict(self, frame: pl.DataFrame) -> np.ndarray:
         """Predictions on the original scale for a feature frame."""
-        return predict_frame(self.booster, frame, self.features, self.category_levels, log_target=self.log_target)
+        return predict_frame(
+            self.booster, frame, self.features, self.category_levels, log_target=self.log_target
+        )
 
 
 def _base_params(spec: ModelSpec, config: TrainConfig) -> dict[str, Any]:
@@ -394,17 +404,31 @@ def baseline_prediction(spec: ModelSpec, train: pl.DataFrame, frame: pl.DataFram
     ).to_numpy()
 
 
-def trial_line(name: str, metric: str, number: int, n_trials: int, value: float | None, best: float | None,
-               best_number: int | None, seconds: float) -> str:
+def trial_line(
+    name: str,
+    metric: str,
+    number: int,
+    n_trials: int,
+    value: float | None,
+    best: float | None,
+    best_number: int | None,
+    seconds: float,
+) -> str:
     """One line of search progress: the trial's validation value and the best so far."""
     shown = "failed" if value is None else f"{value:.4f}"
     best_shown = "none yet" if best is None else f"{best:.4f} (trial {best_number + 1})"
-    return (f"{name}: trial {number + 1}/{n_trials} validation {metric} {shown}, best {best_shown}, "
-            f"{seconds:.1f} s")
+    return (
+        f"{name}: trial {number + 1}/{n_trials} validation {metric} {shown}, best {best_shown}, "
+        f"{seconds:.1f} s"
+    )
 
 
-def train_model(spec: ModelSpec, splits: Mapping[str, pl.DataFrame], config: TrainConfig | None = None,
-                progress: Callable[[str], None] | None = None) -> TrainedModel:
+def train_model(
+    spec: ModelSpec,
+    splits: Mapping[str, pl.DataFrame],
+    config: TrainConfig | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> TrainedModel:
     """Tune, fit and evaluate ``spec`` on time-ordered train/validation/test model-input frames.
 
     `progress` receives one :func:`trial_line` per finished Optuna trial (the run log in Dagster).
@@ -416,8 +440,12 @@ def train_model(spec: ModelSpec, splits: Mapping[str, pl.DataFrame], config: Tra
     clock = _LightGBMClock()
     config = config or TrainConfig()
     if config.n_trials < 1 or config.timeout_s <= 0:
-        raise ValueError(f"TrainConfig needs n_trials >= 1 and timeout_s > 0, got {config.n_trials}, {config.timeout_s}")
-    validate_training_data(spec, splits, min_train_rows=config.min_train_rows, min_eval_rows=config.min_eval_rows)
+        raise ValueError(
+            f"TrainConfig needs n_trials >= 1 and timeout_s > 0, got {config.n_trials}, {config.timeout_s}"
+        )
+    validate_training_data(
+        spec, splits, min_train_rows=config.min_train_rows, min_eval_rows=config.min_eval_rows
+    )
     feats = spec.feature_columns()
     train, val, test = (splits[s] for s in SPLITS)
     levels = category_levels(train, categorical_columns(train, feats))
@@ -436,8 +464,16 @@ def train_model(spec: ModelSpec, splits: Mapping[str, pl.DataFrame], config: Tra
         tune_from = len(y_train) - config.tune_rows if refit else 0
         tune_ds = train_ds.subset(list(range(tune_from, len(y_train)))).construct() if refit else train_ds
         # ... and their early stopping reads the validation rows right after train, as many as they fit
-        tune_val_ds = lgb.Dataset(val_x.iloc[: config.tune_rows], y_val[: config.tune_rows], reference=train_ds,
-                                  params=dataset_params).construct() if refit else val_ds
+        tune_val_ds = (
+            lgb.Dataset(
+                val_x.iloc[: config.tune_rows],
+                y_val[: config.tune_rows],
+                reference=train_ds,
+                params=dataset_params,
+            ).construct()
+            if refit
+            else val_ds
+        )
     tune_x, y_tune = train_x.iloc[tune_from:], y_train[tune_from:]
 
     base = _base_params(spec, config)
@@ -485,7 +521,9 @@ def train_model(spec: ModelSpec, splits: Mapping[str, pl.DataFrame], config: Tra
                 valid_sets=[tune_val_ds],
                 valid_names=["validation"],
                 keep_training_booster=True,  # skips LightGBM's string round trip per trial; the best is serialized once
-                callbacks=[lgb.early_stopping(config.early_stopping_rounds, first_metric_only=True, verbose=False)],
+                callbacks=[
+                    lgb.early_stopping(config.early_stopping_rounds, first_metric_only=True, verbose=False)
+                ],
             )
         value = float(booster.best_score["validation"][spec.eval_metric])
         better = spec.eval_metric in ("auc", "average_precision")
@@ -497,15 +535,30 @@ def train_model(spec: ModelSpec, splits: Mapping[str, pl.DataFrame], config: Tra
     direction = "maximize" if spec.eval_metric in ("auc", "average_precision") else "minimize"
     study = optuna.create_study(direction=direction, sampler=optuna.samplers.TPESampler(seed=config.seed))
     started = time.perf_counter()
+
     def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         done = [t for t in study.trials if t.value is not None]
         top = (max if direction == "maximize" else min)(done, key=lambda t: t.value) if done else None
         seconds = trial.duration.total_seconds() if trial.duration is not None else 0.0
-        progress(trial_line(spec.name, spec.eval_metric, trial.number, config.n_trials, trial.value,
-                            top.value if top else None, top.number if top else None, seconds))
+        progress(
+            trial_line(
+                spec.name,
+                spec.eval_metric,
+                trial.number,
+                config.n_trials,
+                trial.value,
+                top.value if top else None,
+                top.number if top else None,
+                seconds,
+            )
+        )
 
-    study.optimize(objective, n_trials=config.n_trials, timeout=config.timeout_s,
-                   callbacks=[report] if progress is not None else None)
+    study.optimize(
+        objective,
+        n_trials=config.n_trials,
+        timeout=config.timeout_s,
+        callbacks=[report] if progress is not None else None,
+    )
     search_seconds = time.perf_counter() - started
     search_params = {**best["params"], "num_boost_round": best["iteration"]}
     final, iteration = best["booster"], best["iteration"]
@@ -513,20 +566,31 @@ def train_model(spec: ModelSpec, splits: Mapping[str, pl.DataFrame], config: Tra
         # One fit of the best parameters on every train row; early stopping picks its length anew
         # (more rows carry more trees).
         refit_started = time.perf_counter()
-        refit_params = {**best["params"], "learning_rate": max(best["params"]["learning_rate"], config.refit_learning_rate)}
+        refit_params = {
+            **best["params"],
+            "learning_rate": max(best["params"]["learning_rate"], config.refit_learning_rate),
+        }
         with clock:
             final = lgb.train(
-                refit_params, train_ds, num_boost_round=config.num_boost_round, valid_sets=[val_ds],
-                valid_names=["validation"], keep_training_booster=True,
-                callbacks=[lgb.early_stopping(config.early_stopping_rounds, first_metric_only=True, verbose=False)],
+                refit_params,
+                train_ds,
+                num_boost_round=config.num_boost_round,
+                valid_sets=[val_ds],
+                valid_names=["validation"],
+                keep_training_booster=True,
+                callbacks=[
+                    lgb.early_stopping(config.early_stopping_rounds, first_metric_only=True, verbose=False)
+                ],
             )
         iteration = max(final.best_iteration, 1)
         if progress is not None:
             value = float(final.best_score["validation"][spec.eval_metric])
-            progress(f"{spec.name}: refit of the best trial on all {len(y_train):,} train rows (trials used the "
-                     f"latest {len(y_tune):,}), learning rate {refit_params['learning_rate']:.3f}: {iteration} trees, "
-                     f"validation {spec.eval_metric} {value:.4f}, "
-                     f"{time.perf_counter() - refit_started:.1f} s")
+            progress(
+                f"{spec.name}: refit of the best trial on all {len(y_train):,} train rows (trials used the "
+                f"latest {len(y_tune):,}), learning rate {refit_params['learning_rate']:.3f}: {iteration} trees, "
+                f"validation {spec.eval_metric} {value:.4f}, "
+                f"{time.perf_counter() - refit_started:.1f} s"
+            )
 
     # Keep only the best iteration's trees: the string is what the pyfunc model carries, so the
     # pipeline scores with exactly the same booster the registry serves.
@@ -582,7 +646,12 @@ class _LightGBMClock:
 
 
 def _cross_validate(
-    spec: ModelSpec, config: TrainConfig, train_ds: Any, train_x: Any, y_train: np.ndarray, params: dict[str, Any],
+    spec: ModelSpec,
+    config: TrainConfig,
+    train_ds: Any,
+    train_x: Any,
+    y_train: np.ndarray,
+    params: dict[str, Any],
     clock: _LightGBMClock,
 ) -> dict[str, float]:
     """Time-series k-fold CV of the best parameters on the rows the search fit (fixed rounds, no early stopping)."""
@@ -604,8 +673,11 @@ def _cross_validate(
         # 72, folds of 129-215 rows, bagging 0.58) no fold could split at all: every fold predicted a
         # constant and the CV ROC-AUC read 0.5 +- 0, a score of nothing.
         fit_params["min_data_in_leaf"] = max(
-            1, round(params.get("min_data_in_leaf", 20) * len(fold_train) / len(y_train)))
-        if spec.kind == "binary" and (len(np.unique(y_train[fold_train])) < 2 or len(np.unique(y_train[fold_val])) < 2):
+            1, round(params.get("min_data_in_leaf", 20) * len(fold_train) / len(y_train))
+        )
+        if spec.kind == "binary" and (
+            len(np.unique(y_train[fold_train])) < 2 or len(np.unique(y_train[fold_val])) < 2
+        ):
             continue
         with clock:
             booster = lgb.train(
@@ -620,4 +692,8 @@ def _cross_validate(
     values = [v for v in values if math.isfinite(v)]
     if not values:
         return {}
-    return {f"cv_{primary}_mean": float(np.mean(values)), f"cv_{primary}_std": float(np.std(values)), "cv_folds": float(len(values))}
+    return {
+        f"cv_{primary}_mean": float(np.mean(values)),
+        f"cv_{primary}_std": float(np.std(values)),
+        "cv_folds": float(len(values)),
+    }

@@ -37,8 +37,9 @@ LAKE_ALIAS = "lake"
 _T = TypeVar("_T")
 
 
-def add_missing_columns(con: duckdb.DuckDBPyConnection, table: str, relation: str,
-                        uncompressed: tuple[str, ...] = ()) -> None:
+def add_missing_columns(
+    con: duckdb.DuckDBPyConnection, table: str, relation: str, uncompressed: tuple[str, ...] = ()
+) -> None:
     """Give ``table`` every column of ``relation`` (a registered frame) it lacks; its older rows read NULL.
 
     ``uncompressed``: columns stored without compression (DuckDB files only).
@@ -84,8 +85,10 @@ def disk_full_error(path: Path, exc: BaseException) -> WarehouseFullError | None
     except OSError:
         free = "free space unknown"
     return WarehouseFullError(
-        28, f"the disk of the warehouse {path} is full ({free}): the write was rolled back and the previous "
-        "tables are unchanged; free space there, or point MLOPS_WAREHOUSE at a larger disk, and run again")
+        28,
+        f"the disk of the warehouse {path} is full ({free}): the write was rolled back and the previous "
+        "tables are unchanged; free space there, or point MLOPS_WAREHOUSE at a larger disk, and run again",
+    )
 
 
 class Warehouse:
@@ -104,10 +107,14 @@ class Warehouse:
 
     def version_stamp(self) -> tuple:
         """Changes whenever a write commits, cheap to ask: the (mtime_ns, size) of the DuckDB file and
-        its WAL, or a DuckLake's current snapshot id (its files change on every machine but this one)."""
+        its WAL, or a DuckLake's current snapshot id (its files change on every machine but this one).
+        """
         if self.is_lake:
             with self.connect(read_only=True) as con:
-                return ("snapshot", int(con.execute(f"SELECT id FROM {LAKE_ALIAS}.current_snapshot()").fetchall()[0][0]))
+                return (
+                    "snapshot",
+                    int(con.execute(f"SELECT id FROM {LAKE_ALIAS}.current_snapshot()").fetchall()[0][0]),
+                )
         stamp: list[int] = []
         for part in (self.path, self.path.with_name(self.path.name + ".wal")):
             try:
@@ -143,7 +150,9 @@ class Warehouse:
                 break
             except duckdb.IOException as exc:  # "Could not set lock on file": another writer holds it
                 if _being_created(self.path, exc) and time.monotonic() < min(deadline, created_by):
-                    time.sleep(0.05)  # another process created the file a moment ago and is writing its header
+                    time.sleep(
+                        0.05
+                    )  # another process created the file a moment ago and is writing its header
                     continue
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:
                     if (full := disk_full_error(self.path, exc)) is not None:
@@ -218,7 +227,9 @@ class Warehouse:
                 con.execute("BEGIN TRANSACTION")
                 try:
                     con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM _incoming LIMIT 0")
-                    add_missing_columns(con, table, "_incoming")  # a history table written by an older version
+                    add_missing_columns(
+                        con, table, "_incoming"
+                    )  # a history table written by an older version
                     con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _incoming")
                     con.execute("COMMIT")
                 except BaseException:
@@ -246,9 +257,12 @@ class Warehouse:
                 con.execute(f"USE {LAKE_ALIAS}")
                 con.execute("SET TimeZone = 'UTC'")
                 if not read_only:
-                    present = {r[0] for r in con.execute(
-                        "SELECT schema_name FROM information_schema.schemata WHERE catalog_name = current_database()"
-                    ).fetchall()}
+                    present = {
+                        r[0]
+                        for r in con.execute(
+                            "SELECT schema_name FROM information_schema.schemata WHERE catalog_name = current_database()"
+                        ).fetchall()
+                    }
                     for schema in LAYERS:
                         if schema not in present:
                             con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
@@ -266,10 +280,13 @@ class Warehouse:
         try:
             import psycopg2
         except ImportError:
-            raise RuntimeError("a DuckLake warehouse with a PostgreSQL catalog needs psycopg2: "
-                               "pip install -e '.[cluster]'") from None
+            raise RuntimeError(
+                "a DuckLake warehouse with a PostgreSQL catalog needs psycopg2: pip install -e '.[cluster]'"
+            ) from None
 
-        key = int.from_bytes(hashlib.sha256(f"mlops_assets.warehouse:{dsn}".encode()).digest()[:8], "big", signed=True)
+        key = int.from_bytes(
+            hashlib.sha256(f"mlops_assets.warehouse:{dsn}".encode()).digest()[:8], "big", signed=True
+        )
         pg = psycopg2.connect(dsn, connect_timeout=10)
         try:
             pg.autocommit = True
@@ -320,7 +337,7 @@ def _redact(location: str) -> str:
 
 def _postgres_dsn(location: str) -> str | None:
     prefix = LAKE_PREFIX + "postgres:"
-    return location[len(prefix):] if location.startswith(prefix) else None
+    return location[len(prefix) :] if location.startswith(prefix) else None
 
 
 _LAKES: dict[tuple[int, str, str | None], duckdb.DuckDBPyConnection] = {}
@@ -339,7 +356,9 @@ def _attached_lake(location: str, data_path: str | None) -> duckdb.DuckDBPyConne
     with _LAKES_LOCK:
         if key in _LAKES:
             return _LAKES[key]
-        con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+        con = duckdb.connect(
+            config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+        )
         try:
             for path in _extension_files(location):
                 con.execute(f"LOAD '{path}'")
@@ -372,8 +391,13 @@ def _extension_files(location: str) -> list[Path]:
     for name in needed:
         spec = importlib.util.find_spec(f"duckdb_extension_{name}")
         found = (
-            sorted(Path(spec.submodule_search_locations[0]).rglob(f"v{duckdb.__version__}/{name}.duckdb_extension"))
-            if spec and spec.submodule_search_locations else []
+            sorted(
+                Path(spec.submodule_search_locations[0]).rglob(
+                    f"v{duckdb.__version__}/{name}.duckdb_extension"
+                )
+            )
+            if spec and spec.submodule_search_locations
+            else []
         )
         if not found:
             raise RuntimeError(

@@ -33,8 +33,17 @@ RUN_CONFIG = {"ops": {f"models__{m}_candidate": {"config": FAST_TRAINING} for m 
 # are left out; `source_file` is the same path in every sandbox because the landing zone is shared.
 EXACT_PREFIXES = ("raw.", "clean.", "features.", "model_input.")
 EXACT_TABLES = tuple(f"models.{m}_reference" for m in MODELS)
-VOLATILE_COLUMNS = frozenset({"ingested_at", "quarantined_at", "scored_at", "recorded_at", "run_id",
-                              "dagster_run_id", "champion_version"})
+VOLATILE_COLUMNS = frozenset(
+    {
+        "ingested_at",
+        "quarantined_at",
+        "scored_at",
+        "recorded_at",
+        "run_id",
+        "dagster_run_id",
+        "champion_version",
+    }
+)
 # Tables compared by row count only (they hold a model's output; the model differs by run).
 COUNT_TABLES = tuple(f"reporting.{m}_evaluation" for m in MODELS) + ("serving.task_risk_scores",)
 
@@ -95,23 +104,46 @@ class Sandbox:
         return f"sqlite:///{self.root / 'mlflow.db'}"
 
     def env(self) -> dict[str, str]:
-        keep = {k: v for k, v in os.environ.items()
-                if not k.startswith(("MLOPS_", "MLFLOW_", "DAGSTER_", "JIRA_", "GITHUB_"))}
+        keep = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("MLOPS_", "MLFLOW_", "DAGSTER_", "JIRA_", "GITHUB_"))
+        }
         # MLOPS_HOME: any location not set here (exports, ...) stays in the sandbox, not the project's data/
-        return {**keep, "DAGSTER_HOME": str(self.root / "dagster_home"), "MLOPS_HOME": str(self.root),
-                "MLOPS_LANDING_DIR": str(self.landing),
-                "MLOPS_WAREHOUSE": str(self.warehouse), "MLFLOW_TRACKING_URI": self.tracking_uri,
-                "MLOPS_MLFLOW_ARTIFACTS": str(self.root / "mlflow-artifacts"),
-                "MLOPS_REPORTS_DIR": str(self.root / "reports"), "MLOPS_PROFILE": "local"}
+        return {
+            **keep,
+            "DAGSTER_HOME": str(self.root / "dagster_home"),
+            "MLOPS_HOME": str(self.root),
+            "MLOPS_LANDING_DIR": str(self.landing),
+            "MLOPS_WAREHOUSE": str(self.warehouse),
+            "MLFLOW_TRACKING_URI": self.tracking_uri,
+            "MLOPS_MLFLOW_ARTIFACTS": str(self.root / "mlflow-artifacts"),
+            "MLOPS_REPORTS_DIR": str(self.root / "reports"),
+            "MLOPS_PROFILE": "local",
+        }
 
     def run_dbs(self) -> set[Path]:
-        return {p for p in (self.root / "dagster_home" / "history" / "runs").glob("*.db") if p.name != "index.db"}
+        return {
+            p for p in (self.root / "dagster_home" / "history" / "runs").glob("*.db") if p.name != "index.db"
+        }
 
 
 def generate_landing(landing: Path, n_tasks: int = 1500, seed: int = 7) -> Path:
     """The synthetic sample, as `mlops-assets generate --tasks N --out DIR` lands it."""
-    subprocess.run([_bin("mlops-assets"), "generate", "--tasks", str(n_tasks), "--out", str(landing),
-                    "--seed", str(seed)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            _bin("mlops-assets"),
+            "generate",
+            "--tasks",
+            str(n_tasks),
+            "--out",
+            str(landing),
+            "--seed",
+            str(seed),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return landing
 
 
@@ -128,11 +160,26 @@ class Run:
     def start(self) -> Run:
         self.before = self.box.run_dbs()
         log = open(self.box.root / f"{self.log_name}.log", "ab")  # closed in wait()
-        cmd = [_bin("dagster"), "asset", "materialize", "-m", "mlops_assets.definitions", "--select", "*",
-               "--config-json", json.dumps(RUN_CONFIG)]
+        cmd = [
+            _bin("dagster"),
+            "asset",
+            "materialize",
+            "-m",
+            "mlops_assets.definitions",
+            "--select",
+            "*",
+            "--config-json",
+            json.dumps(RUN_CONFIG),
+        ]
         self.started = time.monotonic()
-        self.proc = subprocess.Popen(cmd, env=self.box.env(), stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True, cwd=self.box.root)
+        self.proc = subprocess.Popen(
+            cmd,
+            env=self.box.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=self.box.root,
+        )
         self._log = log
         return self
 
@@ -168,7 +215,8 @@ class Run:
                 rows = con.execute(
                     "SELECT dagster_event_type, step_key, (julianday(timestamp) - 2440587.5) * 86400.0 "
                     "FROM event_logs WHERE dagster_event_type IN ('STEP_START', 'STEP_SUCCESS', 'STEP_FAILURE') "
-                    "ORDER BY id").fetchall()
+                    "ORDER BY id"
+                ).fetchall()
             finally:
                 con.close()
         except sqlite3.OperationalError:  # the run's database is being created: no events yet
@@ -177,7 +225,8 @@ class Run:
 
     def running_step(self) -> str | None:
         """The step started and not ended when the run stopped (None: before the first step; "between steps,
-        after X" when the kill fell after one step's end and before the next one's start)."""
+        after X" when the kill fell after one step's end and before the next one's start).
+        """
         open_steps: dict[str, None] = {}
         last = None
         for kind, step, _ in self.step_events():
@@ -211,11 +260,19 @@ def table_digests(warehouse: Path, ignore: frozenset[str] = frozenset()) -> dict
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         out = {}
-        tables = con.execute("SELECT table_schema || '.' || table_name FROM information_schema.tables "
-                             "WHERE table_catalog = current_database() ORDER BY 1").fetchall()
+        tables = con.execute(
+            "SELECT table_schema || '.' || table_name FROM information_schema.tables "
+            "WHERE table_catalog = current_database() ORDER BY 1"
+        ).fetchall()
         for (table,) in tables:
-            cols = [f'"{r[0]}"' for r in con.execute(f"DESCRIBE {table}").fetchall() if r[0] not in VOLATILE_COLUMNS | ignore]
-            rows, digest = con.execute(f"SELECT count(*), sum(hash({', '.join(cols)})) FROM {table}").fetchone()
+            cols = [
+                f'"{r[0]}"'
+                for r in con.execute(f"DESCRIBE {table}").fetchall()
+                if r[0] not in VOLATILE_COLUMNS | ignore
+            ]
+            rows, digest = con.execute(
+                f"SELECT count(*), sum(hash({', '.join(cols)})) FROM {table}"
+            ).fetchone()
             out[table] = (int(rows), None if digest is None else int(digest))
         return out
     finally:
@@ -266,7 +323,9 @@ def check_registry(box: Sandbox, killed_run_ids: set[str] = frozenset(), load: b
             champions[m] = str(version.version)
             run = client.get_run(version.run_id)
             if run.info.status != "FINISHED" or run.data.tags.get(registry.COMPLETE_TAG) != "true":
-                problems.append(f"{m} champion v{version.version} comes from a {run.info.status} incomplete run")
+                problems.append(
+                    f"{m} champion v{version.version} comes from a {run.info.status} incomplete run"
+                )
             if version.tags.get(registry.APPLIED_TAG) is None:
                 problems.append(f"{m} champion v{version.version} has no {registry.APPLIED_TAG} tag")
             per_run: dict[str, int] = {}
@@ -279,16 +338,20 @@ def check_registry(box: Sandbox, killed_run_ids: set[str] = frozenset(), load: b
             ref = con.execute(f"SELECT DISTINCT champion_version FROM models.{m}_reference").fetchall()
             if [str(r[0]) for r in ref] != [champions[m]]:
                 problems.append(f"{m} reference describes {[r[0] for r in ref]}, champion is v{champions[m]}")
-            last = con.execute(f"SELECT version FROM models.{m}_champion WHERE promoted "
-                               "ORDER BY recorded_at DESC LIMIT 1").fetchall()
+            last = con.execute(
+                f"SELECT version FROM models.{m}_champion WHERE promoted ORDER BY recorded_at DESC LIMIT 1"
+            ).fetchall()
             if not last or str(last[0][0]) != champions[m]:
                 problems.append(f"{m} last promotion row names {last}, champion is v{champions[m]}")
-            twice = con.execute(f"SELECT champion_version_before, count(*) FROM models.{m}_champion WHERE promoted "
-                                "GROUP BY ALL HAVING count(*) > 1").fetchall()
+            twice = con.execute(
+                f"SELECT champion_version_before, count(*) FROM models.{m}_champion WHERE promoted "
+                "GROUP BY ALL HAVING count(*) > 1"
+            ).fetchall()
             if twice:
                 problems.append(f"{m} promoted twice against the same champion: {twice}")
-        scored = con.execute("SELECT DISTINCT late_risk_version, cycle_time_version FROM serving.task_risk_scores"
-                             ).fetchall()
+        scored = con.execute(
+            "SELECT DISTINCT late_risk_version, cycle_time_version FROM serving.task_risk_scores"
+        ).fetchall()
         if [tuple(map(str, r)) for r in scored] != [(champions["late_risk"], champions["cycle_time"])]:
             problems.append(f"scores made by {scored}, champions are {champions}")
     finally:
@@ -307,7 +370,9 @@ def check_registry(box: Sandbox, killed_run_ids: set[str] = frozenset(), load: b
             if len(out) != len(sample):
                 problems.append(f"champion predicted {len(out)} rows for {len(sample)}")
         except Exception as exc:  # noqa: BLE001
-            problems.append(f"models:/late_risk@champion does not load or predict: {type(exc).__name__}: {exc}"[:300])
+            problems.append(
+                f"models:/late_risk@champion does not load or predict: {type(exc).__name__}: {exc}"[:300]
+            )
     return {"problems": problems, "champions": champions, "killed_champion": killed_champion}
 
 
@@ -340,7 +405,9 @@ def reference_run(work: Path, landing: Path) -> tuple[Sandbox, float, dict[str, 
     return box, duration, step_windows(run, wall), table_digests(box.warehouse)
 
 
-def kill_schedule(n: int, seed: int, duration: float, windows: dict[str, tuple[float, float]]) -> list[tuple[str, float]]:
+def kill_schedule(
+    n: int, seed: int, duration: float, windows: dict[str, tuple[float, float]]
+) -> list[tuple[str, float]]:
     """Where each trial kills: first one moment inside each window, then moments uniform over the whole run.
 
     Returns (target, seconds). For a window the seconds count from the moment the run's event log shows
@@ -377,11 +444,20 @@ def _wait_for_window(run: Run, target: str, timeout_s: float = 600.0) -> bool:
 def _last_error(log: str) -> str:
     """The last line of a log that names an error, on one line (for a table cell)."""
     lines = [x.strip() for x in log.splitlines() if "Error" in x or "Exception" in x]
-    return (lines[-1] if lines else log.strip().splitlines()[-1] if log.strip() else "no output")[:200].replace("|", "/")
+    return (lines[-1] if lines else log.strip().splitlines()[-1] if log.strip() else "no output")[
+        :200
+    ].replace("|", "/")
 
 
-def kill_trial(n: int, target: str, offset: float, work: Path, landing: Path, expected: dict,
-               rerun_timeout_s: float = 600.0) -> Trial:
+def kill_trial(
+    n: int,
+    target: str,
+    offset: float,
+    work: Path,
+    landing: Path,
+    expected: dict,
+    rerun_timeout_s: float = 600.0,
+) -> Trial:
     """Start a run, SIGKILL its process group at the planned moment, run again to completion, check."""
     box = Sandbox.create(work / f"trial-{n:03d}", landing)
     run = Run(box, "killed").start()
@@ -404,37 +480,66 @@ def kill_trial(n: int, target: str, offset: float, work: Path, landing: Path, ex
         problems += compare_tables(expected, table_digests(box.warehouse))
         state = check_registry(box, killed)
         problems += state["problems"]
-        gate_done = {m for m in MODELS if any(s == f"models__{m}_champion" for k, s, _ in run.step_events()
-                                              if k == "STEP_SUCCESS")}
+        gate_done = {
+            m
+            for m in MODELS
+            if any(s == f"models__{m}_champion" for k, s, _ in run.step_events() if k == "STEP_SUCCESS")
+        }
         # A champion trained by the killed run is fine when its run finished logging (check_registry
         # asserts FINISHED and complete): its gate either finished or was resumed by the re-run.
-        state["killed_champion"] = [f"{m} ({'its gate had finished' if m in gate_done else 'gate resumed by the re-run'})"
-                                    for m in state["killed_champion"]]
+        state["killed_champion"] = [
+            f"{m} ({'its gate had finished' if m in gate_done else 'gate resumed by the re-run'})"
+            for m in state["killed_champion"]
+        ]
     shutil.rmtree(box.root / "mlflow-artifacts", ignore_errors=True)  # the biggest part; the store stays
-    window = ("between steps" if step and step.startswith("between") else
-              "after the end" if step and step.startswith("none") else window_of(step))
-    return Trial(n, target, offset, kill_at, step, window, code == 0, rerun_s, problems, state["champions"],
-                 state["killed_champion"])
+    window = (
+        "between steps"
+        if step and step.startswith("between")
+        else "after the end"
+        if step and step.startswith("none")
+        else window_of(step)
+    )
+    return Trial(
+        n,
+        target,
+        offset,
+        kill_at,
+        step,
+        window,
+        code == 0,
+        rerun_s,
+        problems,
+        state["champions"],
+        state["killed_champion"],
+    )
 
 
 def trials_markdown(trials: list[Trial], duration: float, seed: int, command: str, started: str) -> str:
     """The table of trials and the totals, as docs/RELIABILITY.md shows them."""
-    lines = [f"Measured {started} with `{command}` (seed {seed}); an uninterrupted run took {duration:.1f} s.", "",
-             "| # | aimed at | killed at (s after start) | step running (event log) | re-run | champions after | "
-             "champion from the killed run | problems |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Measured {started} with `{command}` (seed {seed}); an uninterrupted run took {duration:.1f} s.",
+        "",
+        "| # | aimed at | killed at (s after start) | step running (event log) | re-run | champions after | "
+        "champion from the killed run | problems |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for t in trials:
         champs = ", ".join(f"{m} v{v}" for m, v in t.champions.items()) or "-"
         aim = t.target if t.target in ("uniform", "start-up") else f"{t.target} +{t.offset_s:.2f} s"
-        lines.append(f"| {t.n} | {aim} | {t.kill_at_s:.1f} | `{t.step or 'before the first step'}` | "
-                     f"{'ok' if t.rerun_ok else 'FAILED'} {t.rerun_s:.0f} s | {champs} | "
-                     f"{', '.join(t.killed_champion) or 'no'} | {'; '.join(t.problems) or 'none'} |")
+        lines.append(
+            f"| {t.n} | {aim} | {t.kill_at_s:.1f} | `{t.step or 'before the first step'}` | "
+            f"{'ok' if t.rerun_ok else 'FAILED'} {t.rerun_s:.0f} s | {champs} | "
+            f"{', '.join(t.killed_champion) or 'no'} | {'; '.join(t.problems) or 'none'} |"
+        )
     hit = sorted({t.window for t in trials})
     bad = [t for t in trials if t.problems]
-    lines += ["", f"Totals: {len(trials)} trials; windows hit: {', '.join(hit)}; trials with a problem: {len(bad)}; "
-              f"re-runs failed: {sum(not t.rerun_ok for t in trials)}; champion from an incomplete run: "
-              f"{sum('incomplete run' in p for t in trials for p in t.problems)}; champion trained by the killed run "
-              f"(complete, allowed): {sum(bool(t.killed_champion) for t in trials)}."]
+    lines += [
+        "",
+        f"Totals: {len(trials)} trials; windows hit: {', '.join(hit)}; trials with a problem: {len(bad)}; "
+        f"re-runs failed: {sum(not t.rerun_ok for t in trials)}; champion from an incomplete run: "
+        f"{sum('incomplete run' in p for t in trials for p in t.problems)}; champion trained by the killed run "
+        f"(complete, allowed): {sum(bool(t.killed_champion) for t in trials)}.",
+    ]
     return "\n".join(lines)
 
 
@@ -448,23 +553,37 @@ def concurrent_runs(work: Path, landing: Path, expected: dict, stagger_s: float 
     time.sleep(stagger_s)
     second = Run(box, "second").start()
     codes = [first.wait(timeout=900), second.wait(timeout=900)]
-    problems = [f"run {i + 1} failed (exit {c}): {r.output()[-400:]}" for i, (c, r) in
-                enumerate(zip(codes, (first, second), strict=True)) if c != 0]
+    problems = [
+        f"run {i + 1} failed (exit {c}): {r.output()[-400:]}"
+        for i, (c, r) in enumerate(zip(codes, (first, second), strict=True))
+        if c != 0
+    ]
     problems += compare_tables(expected, table_digests(box.warehouse))
     state = check_registry(box)
     problems += state["problems"]
     con = duckdb.connect(str(box.warehouse), read_only=True)
     try:
-        decisions = {m: con.execute(f"SELECT version, promoted, champion_version_before FROM models.{m}_champion "
-                                    "ORDER BY recorded_at").fetchall() for m in MODELS}
+        decisions = {
+            m: con.execute(
+                f"SELECT version, promoted, champion_version_before FROM models.{m}_champion "
+                "ORDER BY recorded_at"
+            ).fetchall()
+            for m in MODELS
+        }
     finally:
         con.close()
-    return {"codes": codes, "problems": problems, "champions": state["champions"], "decisions": decisions,
-            "seconds": [round(time.monotonic() - r.started, 1) for r in (first, second)]}
+    return {
+        "codes": codes,
+        "problems": problems,
+        "champions": state["champions"],
+        "decisions": decisions,
+        "seconds": [round(time.monotonic() - r.started, 1) for r in (first, second)],
+    }
 
 
-def run_while_reader_open(work: Path, landing: Path, expected: dict, hold_s: float = 15.0,
-                          open_after_s: float = 8.0) -> dict:
+def run_while_reader_open(
+    work: Path, landing: Path, expected: dict, hold_s: float = 15.0, open_after_s: float = 8.0
+) -> dict:
     """A full run while a BI tool holds the warehouse open read-only for `hold_s`: the run waits its turn."""
     box = Sandbox.create(work / "bi-reader", landing)
     opened: list[float] = []
@@ -494,5 +613,10 @@ def run_while_reader_open(work: Path, landing: Path, expected: dict, hold_s: flo
     if code == 0:
         problems += compare_tables(expected, table_digests(box.warehouse))
         problems += check_registry(box, load=False)["problems"]
-    return {"code": code, "problems": problems, "reader_opened_at_s": round(opened[0], 1) if opened else None,
-            "held_s": hold_s, "run_s": round(time.monotonic() - run.started, 1)}
+    return {
+        "code": code,
+        "problems": problems,
+        "reader_opened_at_s": round(opened[0], 1) if opened else None,
+        "held_s": hold_s,
+        "run_s": round(time.monotonic() - run.started, 1),
+    }

@@ -44,7 +44,9 @@ def run_pipeline(landing: Path, warehouse_path: Path) -> PipelineRun:
             report = ingest_source(warehouse, landing, source)
             run.messages += report.messages
         except Exception as exc:  # noqa: BLE001 - a crash is the figure being measured
-            run.crashes.append(f"ingest {source}: {type(exc).__name__}: {exc}"[:500] + "\n" + traceback.format_exc()[-1500:])
+            run.crashes.append(
+                f"ingest {source}: {type(exc).__name__}: {exc}"[:500] + "\n" + traceback.format_exc()[-1500:]
+            )
     try:
         tables, stats = build_clean(warehouse)
     except Exception as exc:  # noqa: BLE001
@@ -53,8 +55,10 @@ def run_pipeline(landing: Path, warehouse_path: Path) -> PipelineRun:
     run.tasks, run.quarantine = tables["clean.tasks"], tables["clean.quarantine"]
     # the blocking checks the cleaning asset runs before it publishes: a failure is a failed run
     task_check = stats.tasks_validation or schemas.validate(schemas.TasksSchema, run.tasks)
-    for name, outcome in (("tasks_schema_valid", task_check),
-                          ("quarantine_reasons_present", schemas.validate(schemas.QuarantineSchema, run.quarantine))):
+    for name, outcome in (
+        ("tasks_schema_valid", task_check),
+        ("quarantine_reasons_present", schemas.validate(schemas.QuarantineSchema, run.quarantine)),
+    ):
         if not outcome.passed:
             run.crashes.append(f"clean: blocking check {name} failed: {str(outcome)[:300]}")
     if run.tasks["task_id"].n_unique() != run.tasks.height:
@@ -81,23 +85,32 @@ class CaseOutcome:
 
 def judge(cases: list[Case], run: PipelineRun, landing: Path) -> list[CaseOutcome]:
     """Each case against clean.tasks and clean.quarantine (nothing survives a crashed cleaning)."""
-    tasks = run.tasks if run.tasks is not None else pl.DataFrame(schema={"source": pl.String, "key": pl.String})
-    quarantine = run.quarantine if run.quarantine is not None else pl.DataFrame(
-        schema={"source_file": pl.String, "reason": pl.String})
+    tasks = (
+        run.tasks if run.tasks is not None else pl.DataFrame(schema={"source": pl.String, "key": pl.String})
+    )
+    quarantine = (
+        run.quarantine
+        if run.quarantine is not None
+        else pl.DataFrame(schema={"source_file": pl.String, "reason": pl.String})
+    )
     present = set(zip(tasks["source"].to_list(), tasks["key"].to_list(), strict=True))
-    with_reason = quarantine.filter(pl.col("reason").is_not_null() & (pl.col("reason").str.strip_chars() != ""))
+    with_reason = quarantine.filter(
+        pl.col("reason").is_not_null() & (pl.col("reason").str.strip_chars() != "")
+    )
     per_file = dict(with_reason.group_by("source_file").len().iter_rows())
     root = str(landing)
     out = []
     for case in cases:
         rows = per_file.get(f"{root}/{case.path}", 0) + per_file.get(case.path, 0)
-        out.append(CaseOutcome(
-            case=case,
-            lost=frozenset(k for k in case.good if (case.source, k) not in present),
-            leaked=frozenset(k for k in case.bad if (case.source, k) in present),
-            quarantined=rows,
-            unexplained=max(0, case.min_quarantined - rows),
-        ))
+        out.append(
+            CaseOutcome(
+                case=case,
+                lost=frozenset(k for k in case.good if (case.source, k) not in present),
+                leaked=frozenset(k for k in case.bad if (case.source, k) in present),
+                quarantined=rows,
+                unexplained=max(0, case.min_quarantined - rows),
+            )
+        )
     return out
 
 
@@ -105,4 +118,6 @@ def reasonless_rows(run: PipelineRun) -> int:
     """clean.quarantine rows whose reason is missing or blank."""
     if run.quarantine is None:
         return 0
-    return run.quarantine.filter(pl.col("reason").is_null() | (pl.col("reason").str.strip_chars() == "")).height
+    return run.quarantine.filter(
+        pl.col("reason").is_null() | (pl.col("reason").str.strip_chars() == "")
+    ).height

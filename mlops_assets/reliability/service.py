@@ -1,5 +1,6 @@
 """The scoring service as a real process on a free loopback port, for scripts (the tests' `Service`
-in mlops_assets_tests/serving/test_app.py does the same under pytest)."""
+in mlops_assets_tests/serving/test_app.py does the same under pytest).
+"""
 
 from __future__ import annotations
 
@@ -43,7 +44,9 @@ class ServiceProcess:
         with httpx.Client(base_url=self.url, timeout=10) as http:
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
-                    raise RuntimeError(f"the service exited with {self.process.returncode}:\n{self.log_tail()}")
+                    raise RuntimeError(
+                        f"the service exited with {self.process.returncode}:\n{self.log_tail()}"
+                    )
                 try:
                     answer = http.get("/ready")
                     if answer.status_code == 200:
@@ -95,5 +98,5 @@ class ServiceProcess:
 
 def _address(hex_addr: str, width: int) -> str:
     if width == 8:
-        return ".".join(str(int(hex_addr[i:i + 2], 16)) for i in (6, 4, 2, 0))
+        return ".".join(str(int(hex_addr[i : i + 2], 16)) for i in (6, 4, 2, 0))
     return "::1" if hex_addr == "0" * 24 + "01000000" else ("::" if hex_addr == "0" * 32 else hex_addr)

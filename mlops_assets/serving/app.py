@@ -211,7 +211,9 @@ class ModelState:
                 if len(models) < len(scoring.MODEL_NAMES):
                     loaded = scoring.load_champions(client, versions)
                     models = {name: models.get(name, loaded[name]) for name in scoring.MODEL_NAMES}
-                path = self.settings.warehouse  # a DuckDB file or a ducklake: URL (not a Path: URLs hold '//')
+                path = (
+                    self.settings.warehouse
+                )  # a DuckDB file or a ducklake: URL (not a Path: URLs hold '//')
                 stamp = Warehouse(path).version_stamp()
                 history = before.history if before is not None and before.warehouse_stamp == stamp else None
                 if history is None:
@@ -222,7 +224,9 @@ class ModelState:
                 else:
                     snapshot = Snapshot(models[scoring.LATE_RISK], models[scoring.CYCLE_TIME], history, stamp)
             except Exception as exc:
-                if before is None:  # GET /ready is unauthenticated: no credentials of MLFLOW_TRACKING_URI in it
+                if (
+                    before is None
+                ):  # GET /ready is unauthenticated: no credentials of MLFLOW_TRACKING_URI in it
                     self.reason = redact(str(exc))
                 raise
             changed = before is None or before.versions != snapshot.versions or before.history is not history
@@ -247,7 +251,9 @@ def _score_batch(snapshot: Snapshot | None, frames: list[pl.DataFrame]) -> list[
     now = datetime.now(UTC)
     # as of now: each task's age, status, reassignments ... from the events the snapshot holds for it
     parts = [history_index.feature_columns(frame, snapshot.index, at=now) for frame in frames]
-    columns = parts[0] if len(parts) == 1 else _concat_columns(parts)  # pl.concat costs more than these arrays
+    columns = (
+        parts[0] if len(parts) == 1 else _concat_columns(parts)
+    )  # pl.concat costs more than these arrays
     rows, unknown = scoring.score_rows(columns, snapshot.late, snapshot.cycle, now)
     out, offset = [], 0
     for part in frames:
@@ -323,7 +329,9 @@ class Batcher:
                     results = []
                     for frame, _ in batch:
                         try:
-                            results += await loop.run_in_executor(self._executor, self._score, snapshot, [frame])
+                            results += await loop.run_in_executor(
+                                self._executor, self._score, snapshot, [frame]
+                            )
                         except Exception as alone:
                             results.append(alone)
                 for (_, future), result in zip(batch, results, strict=True):
@@ -381,7 +389,9 @@ async def _read_json(request: Request, limit: int) -> Any:
     except msgspec.DecodeError as exc:
         raise ApiError(400, "invalid JSON", f"the body is not valid JSON: {exc}") from None
     except RecursionError:  # arrays or objects nested hundreds deep: no task looks like that
-        raise ApiError(400, "invalid JSON", "the body is nested too deeply: send a flat object of task fields") from None
+        raise ApiError(
+            400, "invalid JSON", "the body is nested too deeply: send a flat object of task fields"
+        ) from None
 
 
 def _policy(request: Request) -> str:
@@ -408,7 +418,8 @@ def _early_category_check(frame: pl.DataFrame, snapshot: Snapshot) -> dict[int, 
 
 def _rejection(records: list[Any], problems: dict[int, list[str]], what: str) -> ApiError:
     errors = [
-        {"index": index, "task_id": _task_id(records[index]), "messages": problems[index]} for index in sorted(problems)
+        {"index": index, "task_id": _task_id(records[index]), "messages": problems[index]}
+        for index in sorted(problems)
     ]
     if len(records) == 1:
         detail = f"the task is invalid ({what}): " + "; ".join(errors[0]["messages"])
@@ -446,7 +457,8 @@ async def _score_records(records: list[Any], policy: str, state: ModelState, bat
 
 class ReadOnlyFiles(StaticFiles):
     """Starlette's static files (GET/HEAD only; a path that resolves outside the folder is 404) minus hidden
-    files: temporary files of an export being written and dotfiles are never served."""
+    files: temporary files of an export being written and dotfiles are never served.
+    """
 
     def lookup_path(self, path: str) -> tuple[str, os.stat_result | None]:
         if any(part.startswith(".") for part in pathlib.PurePath(path).parts):
@@ -493,8 +505,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.telemetry:
         app.add_middleware(TelemetryMiddleware, telemetry=telemetry)
     # The pages the Dagster UI links to (a browser will not open file:// links from it), read-only.
-    app.mount("/reports", ReadOnlyFiles(directory=settings.reports_dir, html=True, check_dir=False), name="reports")
-    app.mount("/exports", ReadOnlyFiles(directory=settings.exports_dir, html=True, check_dir=False), name="exports")
+    app.mount(
+        "/reports", ReadOnlyFiles(directory=settings.reports_dir, html=True, check_dir=False), name="reports"
+    )
+    app.mount(
+        "/exports", ReadOnlyFiles(directory=settings.exports_dir, html=True, check_dir=False), name="exports"
+    )
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> Response:
@@ -537,10 +553,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         policy = _policy(request)
         payload = await _read_json(request, settings.max_bytes)
         if not isinstance(payload, dict) or not isinstance(payload.get("tasks"), list):
-            raise ApiError(422, "invalid body", 'expected {"tasks": [task, ...]}, a JSON object whose "tasks" is a list')
+            raise ApiError(
+                422, "invalid body", 'expected {"tasks": [task, ...]}, a JSON object whose "tasks" is a list'
+            )
         extra = sorted(k for k in payload if k != "tasks")
         if extra:
-            raise ApiError(422, "invalid body", f"unknown key(s) {extra} beside \"tasks\"")
+            raise ApiError(422, "invalid body", f'unknown key(s) {extra} beside "tasks"')
         records = payload["tasks"]
         if not records:
             raise ApiError(422, "invalid body", '"tasks" is empty: send at least one task')
@@ -559,7 +577,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except Exception as exc:
             still = f"; still serving {state.snapshot.versions}" if state.snapshot is not None else ""
             raise ApiError(503, "reload failed", f"{redact(str(exc))}{still}") from None
-        return _json(200, {"reloaded": result["changed"], **{k: v for k, v in result.items() if k != "changed"}}, state)
+        return _json(
+            200, {"reloaded": result["changed"], **{k: v for k, v in result.items() if k != "changed"}}, state
+        )
 
     return app
 
@@ -571,7 +591,9 @@ def main() -> int:
     settings = Settings.from_env()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings.workers == 1:
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, access_log=False, log_level="info")
+        uvicorn.run(
+            create_app(settings), host=settings.host, port=settings.port, access_log=False, log_level="info"
+        )
     else:  # each worker process loads and refreshes on its own; see the module docstring about /reload
         uvicorn.run("mlops_assets.serving.app:create_app", factory=True, workers=settings.workers,
                     host=settings.host, port=settings.port, access_log=False, log_level="info")  # fmt: skip

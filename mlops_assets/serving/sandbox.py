@@ -44,7 +44,8 @@ class Sandbox:
 @contextlib.contextmanager
 def _tracking_env(sandbox: Sandbox) -> Iterator[None]:
     """MLFLOW_TRACKING_URI set to the sandbox store for the block: registering a version resolves the
-    run's logged model through the process-wide tracking URI, not the client's (else ./mlflow.db)."""
+    run's logged model through the process-wide tracking URI, not the client's (else ./mlflow.db).
+    """
     before = os.environ.get("MLFLOW_TRACKING_URI")
     os.environ["MLFLOW_TRACKING_URI"] = sandbox.tracking_uri
     try:
@@ -100,7 +101,11 @@ def train_and_register(
 
 
 def _train_and_register(
-    sandbox: Sandbox, tasks: pl.DataFrame, spec: training.ModelSpec, config: training.TrainConfig, force_promote: bool
+    sandbox: Sandbox,
+    tasks: pl.DataFrame,
+    spec: training.ModelSpec,
+    config: training.TrainConfig,
+    force_promote: bool,
 ) -> registry.GateDecision:
     history = features.History.from_tasks(tasks)
     frame = training.model_input(spec, tasks, features.build_features(tasks, history), history.as_of)
@@ -112,14 +117,18 @@ def _train_and_register(
     )  # fmt: skip
     client = registry.get_client(sandbox.tracking_uri)
     if not force_promote:
-        return registry.register_and_gate(spec, run_id, trained.metrics, test=model_splits["test"], client=client)
+        return registry.register_and_gate(
+            spec, run_id, trained.metrics, test=model_splits["test"], client=client
+        )
     worst = float("-inf") if spec.higher_is_better else float("inf")
     return registry.register_and_gate(
         spec, run_id, trained.metrics, score_champion=lambda version, c: worst, floors=(), client=client
     )
 
 
-def build_sandbox(root: Path, n_tasks: int = 1500, seed: int = 7, config: training.TrainConfig = QUICK) -> Sandbox:
+def build_sandbox(
+    root: Path, n_tasks: int = 1500, seed: int = 7, config: training.TrainConfig = QUICK
+) -> Sandbox:
     """Warehouse with clean.tasks and both models trained and promoted (version 1)."""
     sandbox = empty_sandbox(root)
     tasks = clean_tasks(n_tasks, seed)

@@ -35,8 +35,26 @@ from prometheus_client import (
     generate_latest,
 )
 
-LATENCY_BUCKETS = (0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0,
-                   2.5, 5.0, 10.0)
+LATENCY_BUCKETS = (
+    0.001,
+    0.002,
+    0.003,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.02,
+    0.03,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
 ROUTES = ("/predict/batch", "/predict", "/health", "/ready", "/reload", "/metrics", "/reports", "/exports")
 
 
@@ -54,22 +72,47 @@ class Telemetry:
     def __init__(self, snapshot: Callable[[], Any], enabled: bool = True) -> None:
         self.enabled = enabled  # False: requests and predictions are not counted (MLOPS_SERVE_TELEMETRY=0)
         self.registry = CollectorRegistry(auto_describe=True)
-        self.requests = Counter("mlops_serve_requests", "HTTP requests answered", ("endpoint", "method", "status"),
-                                registry=self.registry)
-        self.errors = Counter("mlops_serve_errors", "HTTP requests answered with a 4xx or 5xx status",
-                              ("endpoint", "status"), registry=self.registry)
-        self.latency = Histogram("mlops_serve_request_duration_seconds", "Time from request to the last byte sent",
-                                 ("endpoint",), buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.predictions = Counter("mlops_serve_predictions", "Tasks scored, late_risk by risk band",
-                                   ("model", "risk_band"), registry=self.registry)
-        self.model_info = Gauge("mlops_serve_model", "1 for each model version served now", ("model", "version"),
-                                registry=self.registry)
-        self.since_reload = Gauge("mlops_serve_seconds_since_reload",
-                                  "Seconds since the champions and history were loaded (-1: not loaded)",
-                                  registry=self.registry)
-        self.reloaded_at = Gauge("mlops_serve_last_reload_timestamp_seconds",
-                                 "Unix time of the last load of champions and history (0: not loaded)",
-                                 registry=self.registry)
+        self.requests = Counter(
+            "mlops_serve_requests",
+            "HTTP requests answered",
+            ("endpoint", "method", "status"),
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "mlops_serve_errors",
+            "HTTP requests answered with a 4xx or 5xx status",
+            ("endpoint", "status"),
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "mlops_serve_request_duration_seconds",
+            "Time from request to the last byte sent",
+            ("endpoint",),
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.predictions = Counter(
+            "mlops_serve_predictions",
+            "Tasks scored, late_risk by risk band",
+            ("model", "risk_band"),
+            registry=self.registry,
+        )
+        self.model_info = Gauge(
+            "mlops_serve_model",
+            "1 for each model version served now",
+            ("model", "version"),
+            registry=self.registry,
+        )
+        self.since_reload = Gauge(
+            "mlops_serve_seconds_since_reload",
+            "Seconds since the champions and history were loaded (-1: not loaded)",
+            registry=self.registry,
+        )
+        self.reloaded_at = Gauge(
+            "mlops_serve_last_reload_timestamp_seconds",
+            "Unix time of the last load of champions and history (0: not loaded)",
+            registry=self.registry,
+        )
         # process_start_time_seconds: monitoring tells a restarted service (counters from zero) by it
         ProcessCollector(registry=self.registry)
         self._snapshot = snapshot
@@ -116,7 +159,6 @@ class Telemetry:
         if snap is not None:
             self.served(snap.versions)
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
-
 
 
 class TelemetryMiddleware:

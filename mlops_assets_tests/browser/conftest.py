@@ -12,8 +12,9 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory, empty_mlflow_store) -> scr
     """1,500 generated tasks (and a drifted batch when drift is monitored) materialized with the CLI into a temp instance."""
     if not screenshots.CHROMIUM.exists():
         pytest.skip(f"{screenshots.CHROMIUM} is absent: `apt-get install -y chromium` (CI installs it)")
-    return screenshots.prepare_sandbox(tmp_path_factory.mktemp("browser"), n_tasks=1500,
-                                       mlflow_template=empty_mlflow_store)
+    return screenshots.prepare_sandbox(
+        tmp_path_factory.mktemp("browser"), n_tasks=1500, mlflow_template=empty_mlflow_store
+    )
 
 
 @pytest.fixture(scope="session")

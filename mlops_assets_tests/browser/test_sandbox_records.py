@@ -18,8 +18,10 @@ from mlops_assets.lib.readable import readable_values
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not screenshots.CHROMIUM.exists(),
-                       reason=f"{screenshots.CHROMIUM} is absent: `apt-get install -y chromium` (CI installs it)"),
+    pytest.mark.skipif(
+        not screenshots.CHROMIUM.exists(),
+        reason=f"{screenshots.CHROMIUM} is absent: `apt-get install -y chromium` (CI installs it)",
+    ),
 ]
 
 
@@ -32,7 +34,10 @@ def shown_metadata(instance) -> list[tuple[str, str, object]]:
             if event is None:
                 continue
             if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
-                where, metadata = event.asset_key.to_user_string(), event.event_specific_data.materialization.metadata
+                where, metadata = (
+                    event.asset_key.to_user_string(),
+                    event.event_specific_data.materialization.metadata,
+                )
             elif event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
                 data = event.event_specific_data
                 where, metadata = f"{data.asset_key.to_user_string()}:{data.check_name}", data.metadata
@@ -58,8 +63,12 @@ def test_every_metadata_float_has_at_most_four_significant_digits(sandbox):
         shown = shown_metadata(instance)
     floats = {(w, k) for w, k, v in shown if isinstance(v, float)}
     # metrics, drift shares, check values: from training, evaluation, monitoring and serving
-    assert {w.split(":")[0] for w, _ in floats} >= {"models/late_risk_candidate", "reporting/late_risk_evaluation",
-                                                     "monitoring/data_drift", "serving/task_risk_scores"}
+    assert {w.split(":")[0] for w, _ in floats} >= {
+        "models/late_risk_candidate",
+        "reporting/late_risk_evaluation",
+        "monitoring/data_drift",
+        "serving/task_risk_scores",
+    }
     too_long = [(w, k, v) for w, k, v in shown if too_precise(v)]
     assert not too_long, f"metadata shown with more than 4 significant digits: {too_long[:10]}"
 

@@ -1,5 +1,6 @@
 """The product in headless chromium: Dagster's graph, asset pages and a UI-launched run; MLflow's runs and
-registry; the evaluation and drift reports. One sandbox (1,500 tasks) is materialized for all of them."""
+registry; the evaluation and drift reports. One sandbox (1,500 tasks) is materialized for all of them.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from mlops_assets.lib.readable import significant
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not screenshots.CHROMIUM.exists(),
-                       reason=f"{screenshots.CHROMIUM} is absent: `apt-get install -y chromium` (CI installs it)"),
+    pytest.mark.skipif(
+        not screenshots.CHROMIUM.exists(),
+        reason=f"{screenshots.CHROMIUM} is absent: `apt-get install -y chromium` (CI installs it)",
+    ),
 ]
 MODELS = ("late_risk", "cycle_time")
 
@@ -22,8 +25,11 @@ def test_asset_graph_shows_every_group_and_asset(page, dagster_ui):
     for group in set(groups.values()):
         assert page.locator(f"[data-tooltip='{group}']").count() >= 1, group
     assert len(labels) == len(groups)
-    missing = [k.to_user_string() for k in groups
-               if not any(screenshots.label_matches(label, k.path[-1]) for label in labels)]
+    missing = [
+        k.to_user_string()
+        for k in groups
+        if not any(screenshots.label_matches(label, k.path[-1]) for label in labels)
+    ]
     assert not missing, f"not drawn in the graph: {missing} (labels: {labels})"
 
 
@@ -109,10 +115,16 @@ def test_drift_report_opens_with_its_charts(page, dagster_ui, sandbox):
     assert page.get_by_text(drifted[0], exact=True).first.is_visible()
 
 
-@pytest.mark.parametrize(("key", "series"), [
-    ("monitoring/data_drift", ["drift_share", "prediction_drift_late_risk_score"]),
-    ("monitoring/model_performance", ["late_risk_live_roc_auc", "cycle_time_live_mae", "late_risk_new_labels"]),
-])
+@pytest.mark.parametrize(
+    ("key", "series"),
+    [
+        ("monitoring/data_drift", ["drift_share", "prediction_drift_late_risk_score"]),
+        (
+            "monitoring/model_performance",
+            ["late_risk_live_roc_auc", "cycle_time_live_mae", "late_risk_new_labels"],
+        ),
+    ],
+)
 def test_drift_and_performance_history_are_plotted_over_runs(page, dagster_ui, sandbox, key, series):
     if not screenshots.has_asset(*key.split("/")):
         pytest.skip(f"{key} is not in the Definitions")
@@ -128,8 +140,9 @@ def test_mlflow_lists_the_training_runs_with_metrics(page, mlflow_ui, sandbox):
     client = MlflowClient(sandbox.mlflow_uri)
     runs = client.search_runs([screenshots.experiment_id(sandbox)])
     assert {r.data.tags["model_name"] for r in runs} == set(MODELS)
-    screenshots.show_mlflow_runs(page, mlflow_ui, screenshots.experiment_id(sandbox), "late_risk-",
-                                 ["test_roc_auc", "test_mae"])
+    screenshots.show_mlflow_runs(
+        page, mlflow_ui, screenshots.experiment_id(sandbox), "late_risk-", ["test_roc_auc", "test_mae"]
+    )
     for run in runs:
         assert page.get_by_role("link", name=run.info.run_name, exact=True).is_visible()
     assert page.get_by_role("columnheader", name="test_roc_auc").first.is_visible()

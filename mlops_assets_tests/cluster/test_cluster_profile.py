@@ -1,5 +1,6 @@
 """The cluster profile on real services: PostgreSQL (Dagster instance, MLflow store, DuckLake catalog),
-Redis + two Celery workers, an MLflow tracking server. Skips only when the binaries are absent."""
+Redis + two Celery workers, an MLflow tracking server. Skips only when the binaries are absent.
+"""
 
 from __future__ import annotations
 
@@ -53,12 +54,17 @@ def local(cluster):
     path = cluster.root / "local.duckdb"
     result = dg.materialize(
         list(defs.assets),
-        selection=dg.AssetSelection.groups("ingestion", "cleaning", "features") | dg.AssetSelection.assets(*SPLITS),
-        resources=build_resources(str(path), str(cluster.root / "landing"), str(cluster.root / "local_reports")),
+        selection=dg.AssetSelection.groups("ingestion", "cleaning", "features")
+        | dg.AssetSelection.assets(*SPLITS),
+        resources=build_resources(
+            str(path), str(cluster.root / "landing"), str(cluster.root / "local_reports")
+        ),
     )
     assert result.success
-    hashes = {key: _hashes(result.asset_materializations_for_node(key.to_python_identifier())[0].metadata)
-              for key in SPLITS}
+    hashes = {
+        key: _hashes(result.asset_materializations_for_node(key.to_python_identifier())[0].metadata)
+        for key in SPLITS
+    }
     return {"wh": Warehouse(path), "hashes": hashes}
 
 
@@ -98,14 +104,25 @@ def test_whole_graph_runs_on_several_celery_workers(cluster, full_run):
     run = instance.get_runs(limit=1)[0]
     assert run.status == dg.DagsterRunStatus.SUCCESS
     logs = instance.all_logs(run.run_id)
-    workers = {e.dagster_event.engine_event_data.metadata["Celery worker"].value for e in logs
-               if e.dagster_event and e.dagster_event.event_type == dg.DagsterEventType.ENGINE_EVENT
-               and "Celery worker" in (e.dagster_event.engine_event_data.metadata or {})}
-    step_pids = {e.dagster_event.pid for e in logs
-                 if e.dagster_event and e.dagster_event.event_type == dg.DagsterEventType.STEP_START}
+    workers = {
+        e.dagster_event.engine_event_data.metadata["Celery worker"].value
+        for e in logs
+        if e.dagster_event
+        and e.dagster_event.event_type == dg.DagsterEventType.ENGINE_EVENT
+        and "Celery worker" in (e.dagster_event.engine_event_data.metadata or {})
+    }
+    step_pids = {
+        e.dagster_event.pid
+        for e in logs
+        if e.dagster_event and e.dagster_event.event_type == dg.DagsterEventType.STEP_START
+    }
     assert len(workers) == 2, workers  # w1@host and w2@host both ran steps
     assert len(step_pids) >= 2 and os.getpid() not in step_pids
-    steps = {e.step_key for e in logs if e.dagster_event and e.dagster_event.event_type == dg.DagsterEventType.STEP_SUCCESS}
+    steps = {
+        e.step_key
+        for e in logs
+        if e.dagster_event and e.dagster_event.event_type == dg.DagsterEventType.STEP_SUCCESS
+    }
     assert {"clean_tasks", "models__late_risk_champion", "serving__task_risk_scores"} <= steps
 
 
@@ -133,7 +150,8 @@ def test_models_are_registered_in_the_mlflow_server(cluster, full_run):
         assert client.get_run(champion.run_id).data.tags["dagster_run_id"] == run.run_id
     scores = _lake(cluster).read_table("serving.task_risk_scores")
     assert scores.height > 0 and set(scores["late_risk_version"]) == {
-        str(client.get_model_version_by_alias("late_risk", "champion").version)}
+        str(client.get_model_version_by_alias("late_risk", "champion").version)
+    }
 
 
 def test_model_artifacts_go_through_the_server_to_its_artifacts_destination(cluster, full_run):
@@ -151,14 +169,24 @@ def test_model_artifacts_go_through_the_server_to_its_artifacts_destination(clus
     assert not (cluster.root / "client-artifacts").exists()
     stored = cluster.root / "mlflow-artifacts"  # the server's --artifacts-destination
     model_id = run.data.tags["model_id"]  # MLflow 3 keeps a logged model under models/<model id>/artifacts
-    assert model_id and list(stored.glob(f"*/models/{model_id}/artifacts/MLmodel")), sorted(stored.rglob("MLmodel"))
+    assert model_id and list(stored.glob(f"*/models/{model_id}/artifacts/MLmodel")), sorted(
+        stored.rglob("MLmodel")
+    )
     assert list(stored.rglob("evaluation/*"))  # the evaluation report went the same way
     # A client with only the server's address (no MLOPS_MLFLOW_ARTIFACTS, another folder) loads the champion.
     env = {k: v for k, v in cluster.env.items() if k != "MLOPS_MLFLOW_ARTIFACTS"}
-    code = ("import sys; from mlops_assets.lib import registry; "
-            "m = registry.load_champion('late_risk', sys.argv[1]); print(m.metadata.run_id)")
-    out = subprocess.run([sys.executable, "-c", code, uri], cwd=cluster.root / "landing", env=env,
-                         capture_output=True, text=True, timeout=300)
+    code = (
+        "import sys; from mlops_assets.lib import registry; "
+        "m = registry.load_champion('late_risk', sys.argv[1]); print(m.metadata.run_id)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, uri],
+        cwd=cluster.root / "landing",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().splitlines()[-1] == champion.run_id
 
@@ -173,30 +201,49 @@ def test_two_runs_at_the_same_time_both_succeed_without_lost_rows(cluster, full_
     for source in (cluster.root / "batch2").iterdir():
         shutil.copytree(source, cluster.root / "landing" / source.name / "batch2")
     # Disjoint sources, shared bookkeeping tables (raw.ingested_files, raw.rejects) written by both.
-    first = cluster.materialize("raw/jira_tasks,raw/jira_events,raw/jira_comments,raw/trello_tasks,"
-                                "raw/trello_events,raw/trello_comments", wait=False)
+    first = cluster.materialize(
+        "raw/jira_tasks,raw/jira_events,raw/jira_comments,raw/trello_tasks,"
+        "raw/trello_events,raw/trello_comments",
+        wait=False,
+    )
     second = cluster.materialize("raw/github_tasks,raw/asana_tasks,raw/csv_tasks", wait=False)
     for proc in (first, second):
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err[-4000:]
     # Then both rebuild the same clean and feature tables at once.
-    both = [cluster.materialize("clean/tasks,clean/task_events,clean/quarantine,features/task_features,"
-                                "features/task_snapshots", wait=False)
-            for _ in range(2)]
+    both = [
+        cluster.materialize(
+            "clean/tasks,clean/task_events,clean/quarantine,features/task_features,features/task_snapshots",
+            wait=False,
+        )
+        for _ in range(2)
+    ]
     for proc in both:
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err[-4000:]
     # The reference: the local profile ingesting both batches at once.
     path = cluster.root / "local_both.duckdb"
-    assert dg.materialize(list(defs.assets), selection=dg.AssetSelection.groups("ingestion", "cleaning", "features"),
-                          resources=build_resources(str(path), str(cluster.root / "landing"))).success
+    assert dg.materialize(
+        list(defs.assets),
+        selection=dg.AssetSelection.groups("ingestion", "cleaning", "features"),
+        resources=build_resources(str(path), str(cluster.root / "landing")),
+    ).success
     lake, reference = _lake(cluster), Warehouse(path)
-    for table in ("raw.jira_tasks", "raw.github_tasks", "raw.trello_events", "raw.csv_tasks", "raw.ingested_files",
-                  "raw.rejects"):
+    for table in (
+        "raw.jira_tasks",
+        "raw.github_tasks",
+        "raw.trello_events",
+        "raw.csv_tasks",
+        "raw.ingested_files",
+        "raw.rejects",
+    ):
         assert lake.read_table(table).height == reference.read_table(table).height, table
     _same_table(lake, reference, "clean.tasks", ["task_id"])
     _same_table(lake, reference, "features.task_features", ["task_id"])
-    assert lake.read_table("features.task_snapshots").height == reference.read_table("features.task_snapshots").height
+    assert (
+        lake.read_table("features.task_snapshots").height
+        == reference.read_table("features.task_snapshots").height
+    )
 
 
 def test_a_worker_killed_mid_step_fails_the_run_cleanly_and_the_next_run_succeeds(cluster, full_run):
@@ -225,11 +272,18 @@ def test_a_worker_killed_mid_step_fails_the_run_cleanly_and_the_next_run_succeed
     rows = lake.read_table("models.late_risk_candidate")
     assert rows.height == before_rows and failed.run_id not in set(rows["dagster_run_id"])
     # The next run (what the daemon's run retry does) succeeds on the surviving workers.
-    again = cluster.materialize("models/late_risk_candidate", {"ops": {"models__late_risk_candidate": {"config": FAST}}})
+    again = cluster.materialize(
+        "models/late_risk_candidate", {"ops": {"models__late_risk_candidate": {"config": FAST}}}
+    )
     assert again.returncode == 0, again.stderr[-4000:]
     rows = lake.read_table("models.late_risk_candidate")
     assert rows.height == before_rows + 1
-    assert rows.filter(pl.col("dagster_run_id") == _last_run(instance, before_runs | {failed.run_id}).run_id).height == 1
+    assert (
+        rows.filter(
+            pl.col("dagster_run_id") == _last_run(instance, before_runs | {failed.run_id}).run_id
+        ).height
+        == 1
+    )
 
 
 @pytest.fixture
@@ -266,8 +320,11 @@ def test_a_queued_run_whose_worker_is_killed_is_retried_once_by_the_daemon(clust
     log = cluster.root / "daemon.log"
 
     def candidate_pid():
-        starts = [e for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_START)
-                  if e.step_key == "models__late_risk_candidate"]
+        starts = [
+            e
+            for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_START)
+            if e.step_key == "models__late_risk_candidate"
+        ]
         return starts[0].dagster_event.pid if starts else None
 
     step_pid = _wait_for("the training step of the queued run", candidate_pid, 180, log)
@@ -276,9 +333,12 @@ def test_a_queued_run_whose_worker_is_killed_is_retried_once_by_the_daemon(clust
 
     # The reference while the daemon retries: the local profile on the same landing files.
     path = cluster.root / "local_retry.duckdb"
-    assert dg.materialize(list(defs.assets), selection=dg.AssetSelection.groups("ingestion", "cleaning", "features")
-                          | dg.AssetSelection.assets(SPLITS[0]),
-                          resources=build_resources(str(path), str(cluster.root / "landing"))).success
+    assert dg.materialize(
+        list(defs.assets),
+        selection=dg.AssetSelection.groups("ingestion", "cleaning", "features")
+        | dg.AssetSelection.assets(SPLITS[0]),
+        resources=build_resources(str(path), str(cluster.root / "landing")),
+    ).success
 
     def retried():
         group = instance.get_run_group(run_id)[1]
@@ -289,7 +349,9 @@ def test_a_queued_run_whose_worker_is_killed_is_retried_once_by_the_daemon(clust
     failed = instance.get_run_by_id(run_id)
     (retry,) = [r for r in group if r.run_id != run_id]  # exactly one retry
     assert failed.status == dg.DagsterRunStatus.FAILURE
-    assert failed.tags.get("dagster/failure_reason") == "RUN_EXCEPTION"  # the worker was lost, no asset failed
+    assert (
+        failed.tags.get("dagster/failure_reason") == "RUN_EXCEPTION"
+    )  # the worker was lost, no asset failed
     assert retry.status == dg.DagsterRunStatus.SUCCESS, instance.all_logs(retry.run_id)[-5:]
     assert retry.parent_run_id == run_id and retry.tags.get("dagster/retry_number") == "1"
     # From failure: features and splits succeeded in the first run; only the lost step ran again.
@@ -298,7 +360,9 @@ def test_a_queued_run_whose_worker_is_killed_is_retried_once_by_the_daemon(clust
     # Whole tables: the killed attempt wrote nothing, the retry one row; the earlier steps' tables match local.
     rows = lake.read_table("models.late_risk_candidate")
     assert rows.height == before_rows + 1
-    assert rows.filter(pl.col("dagster_run_id") == retry.run_id).height == 1 and run_id not in set(rows["dagster_run_id"])
+    assert rows.filter(pl.col("dagster_run_id") == retry.run_id).height == 1 and run_id not in set(
+        rows["dagster_run_id"]
+    )
     reference = Warehouse(path)
     for table in ("features.task_features", "model_input.late_risk_splits"):
         assert lake.read_table(table).height == reference.read_table(table).height, table

@@ -37,11 +37,16 @@ def test_sample_lands_in_clean_tasks_with_conservation(sample, landing_dir, ware
     assert tasks["task_id"].is_unique().all()
     # Conservation: every raw task record is a clean task, a superseded version, or quarantined.
     raw_hashes = wh.query(
-        "SELECT record_hash, task_id FROM (" + " UNION ALL ".join(
-            f"SELECT record_hash, task_id FROM raw.{s}_tasks" for s in ("jira", "github", "asana", "trello", "csv")
-        ) + ")"
+        "SELECT record_hash, task_id FROM ("
+        + " UNION ALL ".join(
+            f"SELECT record_hash, task_id FROM raw.{s}_tasks"
+            for s in ("jira", "github", "asana", "trello", "csv")
+        )
+        + ")"
     )
-    quarantined = set(wh.query("SELECT record_hash FROM clean.quarantine WHERE stage = 'clean'")["record_hash"])
+    quarantined = set(
+        wh.query("SELECT record_hash FROM clean.quarantine WHERE stage = 'clean'")["record_hash"]
+    )
     kept = set(tasks["record_hash"])
     clean_ids = set(tasks["task_id"])
     for row in raw_hashes.iter_rows(named=True):
@@ -74,11 +79,17 @@ def test_newer_export_of_an_issue_adds_a_version_and_wins(landing_dir, warehouse
     jira = landing_dir / "jira"
     jira.mkdir()
     issue = {
-        "id": "1", "key": "DEMO-1",
-        "fields": {"summary": "first title", "created": "2025-01-02T10:00:00.000+0000",
-                   "updated": "2025-01-03T10:00:00.000+0000", "issuetype": {"name": "Bug"},
-                   "priority": {"name": "Major"}, "status": {"name": "Open", "statusCategory": {"key": "new"}},
-                   "project": {"key": "DEMO"}},
+        "id": "1",
+        "key": "DEMO-1",
+        "fields": {
+            "summary": "first title",
+            "created": "2025-01-02T10:00:00.000+0000",
+            "updated": "2025-01-03T10:00:00.000+0000",
+            "issuetype": {"name": "Bug"},
+            "priority": {"name": "Major"},
+            "status": {"name": "Open", "statusCategory": {"key": "new"}},
+            "project": {"key": "DEMO"},
+        },
     }
     (jira / "DEMO-1.json").write_text(json.dumps(issue))
     materialize(PIPELINE, warehouse_path, landing_dir)
@@ -99,22 +110,35 @@ def test_bad_files_are_quarantined_and_good_records_kept(landing_dir, warehouse_
     (landing_dir / "github").mkdir()
     (landing_dir / "jira" / "broken.json").write_text('{"issues": [ {"key": ')
     good = {
-        "id": "2", "key": "DEMO-2",
-        "fields": {"summary": "fine", "created": "2025-02-01T10:00:00.000+0000",
-                   "updated": "2025-02-01T10:00:00.000+0000", "resolutiondate": "2025-01-01T10:00:00.000+0000",
-                   "project": {"key": "DEMO"}, "status": {"name": "Done", "statusCategory": {"key": "done"}}},
+        "id": "2",
+        "key": "DEMO-2",
+        "fields": {
+            "summary": "fine",
+            "created": "2025-02-01T10:00:00.000+0000",
+            "updated": "2025-02-01T10:00:00.000+0000",
+            "resolutiondate": "2025-01-01T10:00:00.000+0000",
+            "project": {"key": "DEMO"},
+            "status": {"name": "Done", "statusCategory": {"key": "done"}},
+        },
     }
-    ok = {**good, "key": "DEMO-3", "fields": {**good["fields"], "resolutiondate": "2025-03-01T10:00:00.000+0000"}}
-    (landing_dir / "jira" / "page.json").write_text(json.dumps({"startAt": 0, "maxResults": 50, "total": 2,
-                                                                "issues": [good, ok]}))
+    ok = {
+        **good,
+        "key": "DEMO-3",
+        "fields": {**good["fields"], "resolutiondate": "2025-03-01T10:00:00.000+0000"},
+    }
+    (landing_dir / "jira" / "page.json").write_text(
+        json.dumps({"startAt": 0, "maxResults": 50, "total": 2, "issues": [good, ok]})
+    )
     (landing_dir / "github" / "shape.json").write_text(json.dumps({"unexpected": True}))
     # files that cannot be read at all fail their source's blocking check, and the run (cron and CI notice),
     # naming each file and why; the good records beside them are ingested all the same
     result = materialize(PIPELINE, warehouse_path, landing_dir, raise_on_error=False)
     assert not result.success
-    failed = {e.asset_check_evaluation_data.asset_key.path[-1]: e.asset_check_evaluation_data.description
-              for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
-              and not e.asset_check_evaluation_data.passed}
+    failed = {
+        e.asset_check_evaluation_data.asset_key.path[-1]: e.asset_check_evaluation_data.description
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.asset_check_evaluation_data.passed
+    }
     assert set(failed) == {"jira_tasks", "github_tasks"}
     assert "broken.json" in failed["jira_tasks"] and "shape.json" in failed["github_tasks"]
     assert "move it out of the landing folder" in failed["jira_tasks"]
@@ -127,7 +151,13 @@ def test_bad_files_are_quarantined_and_good_records_kept(landing_dir, warehouse_
     tasks = _clean(warehouse_path)
     assert tasks["task_id"].to_list() == ["jira:DEMO-3"]
     q = Warehouse(warehouse_path).read_table("clean.quarantine")
-    reasons = dict(zip(q["source_file"].map_elements(lambda p: Path(p).name, return_dtype=pl.String), q["reason"], strict=True))
+    reasons = dict(
+        zip(
+            q["source_file"].map_elements(lambda p: Path(p).name, return_dtype=pl.String),
+            q["reason"],
+            strict=True,
+        )
+    )
     assert "broken.json" in reasons and "shape.json" in reasons
     assert any("before created_at" in r for r in q["reason"])
     # No personal data past raw: the rejected record itself stays in raw.rejects, one join away.
@@ -141,23 +171,39 @@ def test_bad_files_are_quarantined_and_good_records_kept(landing_dir, warehouse_
 def test_a_wrong_csv_mapping_fails_the_run_until_it_is_fixed(landing_dir, warehouse_path):
     folder = landing_dir / "csv"
     folder.mkdir()
-    (folder / "lin.csv").write_text("ID,Created,Estimate\nL-1,2024-03-01T10:00:00Z,3\nL-2,2024-03-02T10:00:00Z,5\n")
+    (folder / "lin.csv").write_text(
+        "ID,Created,Estimate\nL-1,2024-03-01T10:00:00Z,3\nL-2,2024-03-02T10:00:00Z,5\n"
+    )
     (folder / "lin.yaml").write_text("key: ID\ncreated_at: Created\nstory_points: Estimat\n")
     result = materialize(PIPELINE, warehouse_path, landing_dir, raise_on_error=False)
     assert not result.success
-    [check] = [e.asset_check_evaluation_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
-               and e.asset_check_evaluation_data.asset_key.path == ["raw", "csv_tasks"]]
-    assert not check.passed and "lin.csv" in check.description and "did you mean 'Estimate'" in check.description
+    [check] = [
+        e.asset_check_evaluation_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        and e.asset_check_evaluation_data.asset_key.path == ["raw", "csv_tasks"]
+    ]
+    assert (
+        not check.passed and "lin.csv" in check.description and "did you mean 'Estimate'" in check.description
+    )
 
     (folder / "lin.yaml").write_text("key: ID\ncreated_at: Created\nstory_points: Estimate\n")
     assert materialize(PIPELINE, warehouse_path, landing_dir).success
-    assert sorted(_clean(warehouse_path).select("key", "story_points").iter_rows()) == [("L-1", 3.0), ("L-2", 5.0)]
+    assert sorted(_clean(warehouse_path).select("key", "story_points").iter_rows()) == [
+        ("L-1", 3.0),
+        ("L-2", 5.0),
+    ]
     quarantine = Warehouse(warehouse_path).read_table("clean.quarantine")
     assert quarantine.height == 0, quarantine["reason"].to_list()  # the mapping error is fixed, not pending
 
 
 def test_missing_landing_directory_fails_with_one_clear_line(tmp_path, warehouse_path):
-    result = materialize(["raw/jira_tasks", "raw/jira_events", "raw/jira_comments"], warehouse_path, tmp_path / "nowhere", raise_on_error=False)
+    result = materialize(
+        ["raw/jira_tasks", "raw/jira_events", "raw/jira_comments"],
+        warehouse_path,
+        tmp_path / "nowhere",
+        raise_on_error=False,
+    )
     assert not result.success
     failure = result.get_step_failure_events()[0].step_failure_data.error.message
     assert "does not exist" in failure and "MLOPS_LANDING_DIR" in failure
@@ -184,10 +230,19 @@ def test_real_apache_jira_issues_reach_clean_tasks(landing_dir, warehouse_path):
     # the history the as-of features read: status moves, hand-overs, re-prioritisation, due-date and
     # fix-version changes from the changelogs, one event per comment (issue 13)
     assert events.height > 0
-    assert set(events["field"].unique()) == {"status", "assignee", "priority", "duedate", "fix_version", "comment"}
+    assert set(events["field"].unique()) == {
+        "status",
+        "assignee",
+        "priority",
+        "duedate",
+        "fix_version",
+        "comment",
+    }
     assignees = events.filter(pl.col("field") == "assignee")
     assert assignees["to_value"].drop_nulls().str.starts_with("u_").all()  # pseudonymous, like assignee_id
-    files = Warehouse(warehouse_path).query("SELECT count(*) AS n FROM raw.ingested_files WHERE encoding = 'latin-1'")
+    files = Warehouse(warehouse_path).query(
+        "SELECT count(*) AS n FROM raw.ingested_files WHERE encoding = 'latin-1'"
+    )
     assert files["n"][0] == 11
 
 
@@ -210,7 +265,9 @@ def test_selecting_clean_tasks_with_its_upstream_builds_just_that_table(sample, 
     wh = Warehouse(warehouse_path)
     assert wh.read_table("clean.tasks").height > 0
     assert not wh.table_exists("clean.quarantine")  # not selected, not written
-    materialized = {m.asset_key.to_user_string() for m in result.asset_materializations_for_node("clean_tasks")}
+    materialized = {
+        m.asset_key.to_user_string() for m in result.asset_materializations_for_node("clean_tasks")
+    }
     assert materialized == {"clean/tasks"}
 
 
@@ -242,7 +299,9 @@ def test_batched_writes_survive_a_crash_half_way_and_lose_nothing(sample, landin
     assert whole.query(query).equals(batched.query(query))
 
 
-def test_a_clean_layer_that_fails_a_blocking_check_is_never_published(landing_dir, warehouse_path, monkeypatch):
+def test_a_clean_layer_that_fails_a_blocking_check_is_never_published(
+    landing_dir, warehouse_path, monkeypatch
+):
     """Write-audit-publish (issue 20 item 1): a failed check leaves the previous tables for readers."""
     from mlops_assets.defs.cleaning import assets as cleaning_assets
     from mlops_assets.lib.cleaning import build_clean
@@ -256,9 +315,13 @@ def test_a_clean_layer_that_fails_a_blocking_check_is_never_published(landing_di
     result = materialize(PIPELINE, warehouse_path, landing_dir)
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks["tasks_schema_valid"] and checks["task_id_unique"]
-    assert _clean(warehouse_path)["task_id"].to_list() == ["jira:DEMO-2"]  # the -5 is quarantined, not published
+    assert _clean(warehouse_path)["task_id"].to_list() == [
+        "jira:DEMO-2"
+    ]  # the -5 is quarantined, not published
     q = Warehouse(warehouse_path).read_table("clean.quarantine")
-    assert q.filter(pl.col("task_id") == "jira:DEMO-1")["reason"][0].startswith("negative count (n_comments -5)")
+    assert q.filter(pl.col("task_id") == "jira:DEMO-1")["reason"][0].startswith(
+        "negative count (n_comments -5)"
+    )
     published = _clean(warehouse_path)
 
     def duplicated(wh, now):  # a defect no rule catches: the table-level check must stop the publish
@@ -267,7 +330,9 @@ def test_a_clean_layer_that_fails_a_blocking_check_is_never_published(landing_di
         return tables, stats
 
     monkeypatch.setattr(cleaning_assets, "build_clean", duplicated)
-    failed = materialize(dg.AssetSelection.groups("cleaning"), warehouse_path, landing_dir, raise_on_error=False)
+    failed = materialize(
+        dg.AssetSelection.groups("cleaning"), warehouse_path, landing_dir, raise_on_error=False
+    )
     assert not failed.success
     message = str(failed.get_step_failure_events()[0].event_specific_data.error)
     assert "not published" in message and "task_id_unique" in message

@@ -17,10 +17,20 @@ TOKEN = "s3cret-token-value"
 
 
 def _issue(n: int, updated: str) -> dict:
-    return {"id": str(n), "key": f"LIVE-{n}", "fields": {
-        "summary": f"issue {n}", "created": "2025-03-01T09:00:00.000+0000", "updated": updated,
-        "issuetype": {"name": "Task"}, "priority": {"name": "High"}, "project": {"key": "LIVE"},
-        "status": {"name": "To Do", "statusCategory": {"key": "new"}}, "duedate": "2025-04-01"}}
+    return {
+        "id": str(n),
+        "key": f"LIVE-{n}",
+        "fields": {
+            "summary": f"issue {n}",
+            "created": "2025-03-01T09:00:00.000+0000",
+            "updated": updated,
+            "issuetype": {"name": "Task"},
+            "priority": {"name": "High"},
+            "project": {"key": "LIVE"},
+            "status": {"name": "To Do", "statusCategory": {"key": "new"}},
+            "duedate": "2025-04-01",
+        },
+    }
 
 
 def test_live_jira_pull_lands_pages_ingests_them_and_advances_the_watermark(tmp_path, landing_dir):
@@ -37,15 +47,29 @@ def test_live_jira_pull_lands_pages_ingests_them_and_advances_the_watermark(tmp_
             return Reply(200, {"timeZone": "UTC"})
         seen_jql.append(req.param("jql"))
         start = int(req.param("startAt", "0"))
-        page = [] if "updated >=" in (req.param("jql") or "") else issues[start:start + 2]
-        return Reply(200, {"startAt": start, "maxResults": 2, "total": 0 if "updated >=" in req.param("jql") else 5,
-                           "issues": page})
+        page = [] if "updated >=" in (req.param("jql") or "") else issues[start : start + 2]
+        return Reply(
+            200,
+            {
+                "startAt": start,
+                "maxResults": 2,
+                "total": 0 if "updated >=" in req.param("jql") else 5,
+                "issues": page,
+            },
+        )
 
     with serve(handler) as base_url:
         resources = build_resources(str(tmp_path / "wh.duckdb"), str(landing_dir))
         resources["jira"] = JiraResource(url=base_url, user="me@example.com", api_token=TOKEN)
-        selection = ["landing/jira", "raw/jira_tasks", "raw/jira_events", "raw/jira_comments",
-                     "clean/tasks", "clean/task_events", "clean/quarantine"]
+        selection = [
+            "landing/jira",
+            "raw/jira_tasks",
+            "raw/jira_events",
+            "raw/jira_comments",
+            "clean/tasks",
+            "clean/task_events",
+            "clean/quarantine",
+        ]
         result = dg.materialize(list(defs.assets), selection=selection, resources=resources)
         assert result.success
         meta = result.asset_materializations_for_node("landing__jira")[0].metadata
@@ -66,8 +90,9 @@ def test_bad_token_fails_the_pull_with_one_line_and_no_secret(tmp_path, landing_
     with serve(lambda req: Reply(401, {"errorMessages": ["nope"]})) as base_url:
         resources = build_resources(str(tmp_path / "wh.duckdb"), str(landing_dir))
         resources["jira"] = JiraResource(url=base_url, user="me@example.com", api_token=TOKEN)
-        result = dg.materialize(list(defs.assets), selection=["landing/jira"], resources=resources,
-                                raise_on_error=False)
+        result = dg.materialize(
+            list(defs.assets), selection=["landing/jira"], resources=resources, raise_on_error=False
+        )
     assert not result.success
     message = result.get_step_failure_events()[0].step_failure_data.error.message
     assert "JIRA_API_TOKEN" in message and TOKEN not in message
@@ -82,4 +107,6 @@ def test_a_jira_cloud_site_is_pulled_without_jira_api_version(tmp_path, landing_
         result = dg.materialize(list(defs.assets), selection=["landing/jira"], resources=resources)
     assert result.success
     assert result.asset_materializations_for_node("landing__jira")[0].metadata["pulled_issues"].value == 5
-    assert {r.path for r in site.searches} == {"/rest/api/3/search/jql"}  # never the v2 search Cloud answers 410
+    assert {r.path for r in site.searches} == {
+        "/rest/api/3/search/jql"
+    }  # never the v2 search Cloud answers 410

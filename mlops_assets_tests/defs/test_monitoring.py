@@ -24,8 +24,11 @@ def _materialize(root, selection, warehouse=None, raise_on_error=True):
 
     ops = {f"models__{m}_candidate": {"config": FAST} for m in ("late_risk", "cycle_time")}
     return dg.materialize(
-        list(defs.assets), selection=selection, raise_on_error=raise_on_error,
-        resources=defs.resources | build_resources(str(warehouse or root / "wh.duckdb"), str(root / "landing"), str(root / "reports")),
+        list(defs.assets),
+        selection=selection,
+        raise_on_error=raise_on_error,
+        resources=defs.resources
+        | build_resources(str(warehouse or root / "wh.duckdb"), str(root / "landing"), str(root / "reports")),
         run_config=dg.RunConfig(ops=ops) if "training" in str(selection) else None,
     )
 
@@ -49,8 +52,12 @@ def world(tmp_path_factory, empty_mlflow_store):
     mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow' / 'mlflow.db'}")
     mp.setenv("MLOPS_MLFLOW_ARTIFACTS", str(root / "mlflow" / "artifacts"))
     synthetic.generate(root / "landing", n_tasks=MAIN_TASKS, seed=5, main_tasks=MAIN_TASKS)
-    _materialize(root, dg.AssetSelection.groups("ingestion", "cleaning", "features", "training", "evaluation"))
-    shutil.copy(root / "wh.duckdb", root / "trained.duckdb")  # the state right after training, for bad-input tests
+    _materialize(
+        root, dg.AssetSelection.groups("ingestion", "cleaning", "features", "training", "evaluation")
+    )
+    shutil.copy(
+        root / "wh.duckdb", root / "trained.duckdb"
+    )  # the state right after training, for bad-input tests
     before = _materialize(root, MONITORS)
     synthetic.generate(root / "landing", n_tasks=DRIFT_TASKS, seed=5, drift=True, main_tasks=MAIN_TASKS)
     _materialize(root, dg.AssetSelection.groups("ingestion", "cleaning", "features"))
@@ -68,7 +75,10 @@ def test_without_drift_the_drift_check_passes_and_the_trend_is_recorded(world):
     assert meta["champion_version"] == "late_risk v1"
     assert world["root"].joinpath(meta["report"]).exists() and meta["report"].endswith("data_drift.html")
     # linked as the URL `make serve` serves data/reports/ at, not a file:// link a browser refuses (issue 18.5)
-    assert meta["report_url"] == f"http://127.0.0.1:8000/reports/monitoring/{world['before'].run_id[:8]}/data_drift.html"
+    assert (
+        meta["report_url"]
+        == f"http://127.0.0.1:8000/reports/monitoring/{world['before'].run_id[:8]}/data_drift.html"
+    )
     history = world["wh"].read_table("monitoring.drift_history")
     runs = history.group_by("run_id").agg(pl.len(), pl.col("target").unique().sort())
     assert runs.height == 2  # one per monitoring run
@@ -90,7 +100,10 @@ def test_the_drifted_batch_fails_the_drift_check_with_error_severity(world):
 
 def test_prediction_drift_passes_on_the_clean_sample_and_fails_on_the_drifted_batch(world):
     """Issue 22 item 2: scores are compared with held-out scores at a noise-calibrated threshold (was 1.36 > 0.15)."""
-    before, after = _checks(world["before"])["prediction_drift_small"], _checks(world["after"])["prediction_drift_small"]
+    before, after = (
+        _checks(world["before"])["prediction_drift_small"],
+        _checks(world["after"])["prediction_drift_small"],
+    )
     assert before.passed, before.metadata["reason"].value
     assert not after.passed and "late_risk_score" in after.metadata["reason"].value
     history = world["wh"].read_table("monitoring.drift_history").filter(pl.col("target") == "prediction")
@@ -150,7 +163,9 @@ def test_a_feature_missing_from_current_data_is_skipped_by_name(world, trained_c
 
 
 def test_an_all_null_column_is_skipped_by_name(world, trained_copy):
-    _rewrite_features(trained_copy, lambda f: f.with_columns(pl.lit(None, pl.Float64).alias("original_estimate_h")))
+    _rewrite_features(
+        trained_copy, lambda f: f.with_columns(pl.lit(None, pl.Float64).alias("original_estimate_h"))
+    )
     result, checks, meta = _drift_only(world, trained_copy)
     assert result.success
     assert "original_estimate_h: all current values are null" in meta["skipped_columns"]
@@ -160,9 +175,12 @@ def test_no_champion_yet_is_a_warn_failure_never_a_crash(world, trained_copy, ml
     # mlflow_uri points MLFLOW_TRACKING_URI at a fresh, empty registry for this test
     from mlops_assets.definitions import build_resources, defs
 
-    result = dg.materialize(list(defs.assets), selection=MONITORS,
-                            resources=defs.resources | build_resources(str(trained_copy), str(world["root"] / "landing"),
-                                                      str(world["root"] / "reports")))
+    result = dg.materialize(
+        list(defs.assets),
+        selection=MONITORS,
+        resources=defs.resources
+        | build_resources(str(trained_copy), str(world["root"] / "landing"), str(world["root"] / "reports")),
+    )
     assert result.success
     checks = _checks(result)
     for name in (monitoring.DRIFT_CHECK, "prediction_drift_small", *monitoring.PERFORMANCE_CHECKS):
@@ -179,15 +197,22 @@ def test_the_linked_evidently_page_says_what_the_check_says(world, when):
     page = drift.report_verdict(meta["report"])
     assert page.dataset_drifted is (not check.passed)
     assert page.drift_share == meta["threshold"]
-    assert page.share_drifted == pytest.approx(meta["drift_share"], abs=1e-4)  # metadata: 4 significant digits
+    assert page.share_drifted == pytest.approx(
+        meta["drift_share"], abs=1e-4
+    )  # metadata: 4 significant digits
     assert page.drifted_columns == sorted(c for c in meta["drifted_columns"].split(", ") if c != "none")
 
 
 def _drift_in(world, path, instance):
     from mlops_assets.definitions import build_resources, defs
 
-    return dg.materialize(list(defs.assets), selection=[DRIFT], instance=instance, resources=defs.resources | build_resources(
-        str(path), str(world["root"] / "landing"), str(world["root"] / "reports")))
+    return dg.materialize(
+        list(defs.assets),
+        selection=[DRIFT],
+        instance=instance,
+        resources=defs.resources
+        | build_resources(str(path), str(world["root"] / "landing"), str(world["root"] / "reports")),
+    )
 
 
 def _few_recent_tasks(features: pl.DataFrame) -> pl.DataFrame:
@@ -207,11 +232,16 @@ def test_too_few_tasks_to_judge_drift_fires_an_alert_with_the_reason(world, trai
 
     _rewrite_features(trained_copy, _few_recent_tasks)
     received = []
-    with dg.instance_for_test() as instance, serve(lambda req: (received.append(req.json()), Reply(204))[1]) as url:
+    with (
+        dg.instance_for_test() as instance,
+        serve(lambda req: (received.append(req.json()), Reply(204))[1]) as url,
+    ):
         result = _drift_in(world, trained_copy, instance)
         check = _checks(result)[monitoring.DRIFT_CHECK]
         assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
-        context = dg.build_sensor_context(instance=instance, resources={"monitoring": MonitoringResource(alert_webhook=url)})
+        context = dg.build_sensor_context(
+            instance=instance, resources={"monitoring": MonitoringResource(alert_webhook=url)}
+        )
         check_failure_alert_sensor.evaluate_tick(context)
     [alert] = [a for a in received if a["check"] == monitoring.DRIFT_CHECK]
     assert alert["kind"] == "monitor_not_judged" and alert["severity"] == "WARN"
@@ -226,8 +256,12 @@ def test_a_reference_of_another_version_is_rebuilt_for_the_served_champion(world
 
     wh = Warehouse(trained_copy)
     original = wh.read_table("models.late_risk_reference")
-    wh.replace_tables({"models.late_risk_reference": original.with_columns(pl.lit("3").alias("champion_version"))})
-    version, reference = load_reference(WarehouseResource(path=str(trained_copy)), registry.get_client(), "late_risk")
+    wh.replace_tables(
+        {"models.late_risk_reference": original.with_columns(pl.lit("3").alias("champion_version"))}
+    )
+    version, reference = load_reference(
+        WarehouseResource(path=str(trained_copy)), registry.get_client(), "late_risk"
+    )
     assert version == "1"  # was NoReference "the training reference is of late_risk v3, the champion is v1"
     for rows in (reference, wh.read_table("models.late_risk_reference")):
         assert rows["champion_version"].unique().to_list() == ["1"]

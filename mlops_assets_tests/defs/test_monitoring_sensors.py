@@ -21,14 +21,26 @@ from mlops_assets_tests.fake_apis import Reply, serve
 DRIFT = dg.AssetKey(["monitoring", "data_drift"])
 
 
-def _evaluate_drift(instance, passed: bool, severity=dg.AssetCheckSeverity.ERROR, data_version: str = "100@2026-10-30"):
+def _evaluate_drift(
+    instance, passed: bool, severity=dg.AssetCheckSeverity.ERROR, data_version: str = "100@2026-10-30"
+):
     """Materialize monitoring/data_drift's check with a given outcome: a real evaluation event in the instance."""
 
     @dg.asset(key=DRIFT, check_specs=[dg.AssetCheckSpec(monitoring.DRIFT_CHECK, asset=DRIFT)])
     def data_drift():
-        return dg.MaterializeResult(check_results=[dg.AssetCheckResult(
-            passed=passed, severity=severity,
-            metadata={"data_version": data_version, "drift_share": 0.4, "reason": "40% of monitored features drifted"})])
+        return dg.MaterializeResult(
+            check_results=[
+                dg.AssetCheckResult(
+                    passed=passed,
+                    severity=severity,
+                    metadata={
+                        "data_version": data_version,
+                        "drift_share": 0.4,
+                        "reason": "40% of monitored features drifted",
+                    },
+                )
+            ]
+        )
 
     assert dg.materialize([data_drift], instance=instance).success
 
@@ -110,7 +122,9 @@ def test_failed_checks_are_posted_as_json_to_the_webhook(instance, caplog):
         policy = MonitoringResource(alert_webhook=f"{url}/hook")
         context = dg.build_sensor_context(instance=instance, resources={"monitoring": policy})
         check_failure_alert_sensor.evaluate_tick(context)
-        again = dg.build_sensor_context(instance=instance, cursor=context.cursor, resources={"monitoring": policy})
+        again = dg.build_sensor_context(
+            instance=instance, cursor=context.cursor, resources={"monitoring": policy}
+        )
         check_failure_alert_sensor.evaluate_tick(again)  # nothing new: nothing posted twice
     assert len(received) == 1
     [alert] = received
@@ -139,8 +153,12 @@ def test_failed_runs_are_posted_as_json(instance):
     received = []
     with serve(lambda req: (received.append(req.json()), Reply(200))[1]) as url:
         context = dg.build_run_status_sensor_context(
-            sensor_name="run_failure_alert_sensor", dagster_event=failure, dagster_instance=instance,
-            dagster_run=run, resources={"monitoring": MonitoringResource(alert_webhook=url)})
+            sensor_name="run_failure_alert_sensor",
+            dagster_event=failure,
+            dagster_instance=instance,
+            dagster_run=run,
+            resources={"monitoring": MonitoringResource(alert_webhook=url)},
+        )
         run_failure_alert_sensor(context)
     [alert] = received
     assert alert["kind"] == "run_failed" and alert["run_id"] == result.run_id
@@ -148,8 +166,10 @@ def test_failed_runs_are_posted_as_json(instance):
 
 
 def test_the_sensor_module_imports_no_ml_library():
-    code = ("import sys, mlops_assets.defs.monitoring.sensors, mlops_assets.definitions; "
-            "print([m for m in ('mlflow', 'evidently', 'lightgbm', 'optuna') if m in sys.modules])")
+    code = (
+        "import sys, mlops_assets.defs.monitoring.sensors, mlops_assets.definitions; "
+        "print([m for m in ('mlflow', 'evidently', 'lightgbm', 'optuna') if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -157,8 +177,13 @@ def test_the_sensor_module_imports_no_ml_library():
 def test_definitions_hold_the_monitoring_objects():
     from mlops_assets.definitions import defs
 
-    for name in ("retrain_sensor", "check_failure_alert_sensor", "run_failure_alert_sensor", "champion_alias_sensor",
-                 "automation_condition_sensor"):
+    for name in (
+        "retrain_sensor",
+        "check_failure_alert_sensor",
+        "run_failure_alert_sensor",
+        "champion_alias_sensor",
+        "automation_condition_sensor",
+    ):
         assert defs.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING, name
     assert defs.resolve_schedule_def("daily_monitoring_schedule")
     assert defs.resolve_job_def("monitor_job")
@@ -181,7 +206,9 @@ def test_a_failed_alert_logs_the_webhook_without_its_secrets(instance, caplog, s
             for secret in ("hunter2pw", "XXsecretXX", "abc123def", "T0001"):
                 assert secret not in str(raised.value)
             caplog.clear()
-            context = dg.build_sensor_context(instance=instance, resources={"monitoring": MonitoringResource(alert_webhook=webhook)})
+            context = dg.build_sensor_context(
+                instance=instance, resources={"monitoring": MonitoringResource(alert_webhook=webhook)}
+            )
             with caplog.at_level("WARNING"):
                 check_failure_alert_sensor.evaluate_tick(context)
             assert "alert not delivered" in caplog.text
@@ -210,7 +237,9 @@ def test_a_rollback_shows_on_the_champion_asset(instance, mlflow_uri, tmp_path):
     resources = {"mlflow": MLflowResource(tracking_uri=mlflow_uri)}
 
     def tick():
-        return champion_alias_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources=resources))
+        return champion_alias_sensor.evaluate_tick(
+            dg.build_sensor_context(instance=instance, resources=resources)
+        )
 
     assert "show the served champions (late_risk v2, cycle_time vnone)" in tick().skip_message
     assert registry.rollback("late_risk", client) == (second, first)
@@ -230,8 +259,12 @@ def test_the_champion_sensor_waits_while_a_run_may_be_gating(instance, mlflow_ur
     client = registry.get_client(mlflow_uri)
     client.create_registered_model("late_risk")
     client.set_registered_model_alias("late_risk", "champion", _version(client, "late_risk", tmp_path))
-    instance.add_run(dg.DagsterRun(job_name="retrain_job", run_id="a" * 36, status=dg.DagsterRunStatus.STARTED))
-    context = dg.build_sensor_context(instance=instance, resources={"mlflow": MLflowResource(tracking_uri=mlflow_uri)})
+    instance.add_run(
+        dg.DagsterRun(job_name="retrain_job", run_id="a" * 36, status=dg.DagsterRunStatus.STARTED)
+    )
+    context = dg.build_sensor_context(
+        instance=instance, resources={"mlflow": MLflowResource(tracking_uri=mlflow_uri)}
+    )
     assert not champion_alias_sensor.evaluate_tick(context).asset_events
 
 
@@ -243,6 +276,7 @@ def _run_job(instance, job_name: str, keys: list[dg.AssetKey], fail: bool = Fals
         def _asset():
             if fail:
                 raise dg.Failure("candidate stopped")
+
         return _asset
 
     job = dg.define_asset_job(job_name, selection=keys)
@@ -275,10 +309,14 @@ def test_every_finished_retraining_run_is_followed_by_one_drift_measurement(inst
     [run_request] = remeasure_after_retrain_sensor.evaluate_tick(context).run_requests
     assert remeasure_after_retrain_sensor.job_name == "monitor_job"
     assert set(run_request.asset_selection) == set(MONITORED)
-    assert run_request.run_key == f"after-retrain-{retrain}" and run_request.tags["mlops/warehouse"] == "write"
+    assert (
+        run_request.run_key == f"after-retrain-{retrain}" and run_request.tags["mlops/warehouse"] == "write"
+    )
     assert context.cursor == retrain
     # asked once per retraining run
-    again = remeasure_after_retrain_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=retrain))
+    again = remeasure_after_retrain_sensor.evaluate_tick(
+        dg.build_sensor_context(instance=instance, cursor=retrain)
+    )
     assert not again.run_requests and "no retraining run ended" in again.skip_message
 
 
@@ -289,12 +327,16 @@ def test_no_extra_measurement_when_drift_was_measured_after_the_retraining(insta
 
     retrain = _run_job(instance, "retrain_job", [dg.AssetKey(["features", "task_features"])])
     # a monitoring run in flight: wait for it
-    instance.add_run(dg.DagsterRun(job_name="monitor_job", run_id="b" * 36, status=dg.DagsterRunStatus.STARTED))
+    instance.add_run(
+        dg.DagsterRun(job_name="monitor_job", run_id="b" * 36, status=dg.DagsterRunStatus.STARTED)
+    )
     request, handled, reason = remeasure_decision(instance, None, time.time() + 3600)
     assert (request, handled) == (False, None) and "in flight" in reason
     instance.report_run_canceled(instance.get_run_by_id("b" * 36))
     _evaluate_drift(instance, passed=True)  # the automation measured it
     context = dg.build_sensor_context(instance=instance)
     result = remeasure_after_retrain_sensor.evaluate_tick(context)
-    assert not result.run_requests and result.skip_message.startswith(f"drift was measured after retraining run {retrain[:8]}")
+    assert not result.run_requests and result.skip_message.startswith(
+        f"drift was measured after retraining run {retrain[:8]}"
+    )
     assert context.cursor == retrain

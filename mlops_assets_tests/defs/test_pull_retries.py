@@ -26,7 +26,9 @@ def test_each_api_pull_retries_with_exponential_backoff_and_jitter(key):
     policy = defs.resolve_assets_def(dg.AssetKey(key)).op.retry_policy
     assert policy is not None and policy.max_retries >= 2
     assert policy.backoff == dg.Backoff.EXPONENTIAL and policy.jitter == dg.Jitter.PLUS_MINUS
-    assert 10 <= policy.delay <= 120  # longer than the HTTP client's own backoff, shorter than a schedule tick
+    assert (
+        10 <= policy.delay <= 120
+    )  # longer than the HTTP client's own backoff, shorter than a schedule tick
 
 
 def _jira_error(base_url: str) -> BaseException:
@@ -44,8 +46,9 @@ def _github_error(base_url: str) -> BaseException:
 
 
 @pytest.mark.parametrize("make_error", [_jira_error, _github_error])
-@pytest.mark.parametrize(("status", "transient"), [(503, True), (502, True), (429, True), (401, False),
-                                                   (403, False), (404, False)])
+@pytest.mark.parametrize(
+    ("status", "transient"), [(503, True), (502, True), (429, True), (401, False), (403, False), (404, False)]
+)
 def test_only_outages_and_rate_limits_are_retried(make_error, status, transient):
     # (A GitHub 403 carrying Retry-After is a secondary rate limit, hence transient: none is sent here.)
     headers = {"Retry-After": "0"} if status == 429 else {}
@@ -80,7 +83,9 @@ def _hang_up_server():
         listener.close()
 
 
-@pytest.mark.parametrize(("make_error", "variable"), [(_jira_error, "JIRA_URL"), (_github_error, "GITHUB_API_URL")])
+@pytest.mark.parametrize(
+    ("make_error", "variable"), [(_jira_error, "JIRA_URL"), (_github_error, "GITHUB_API_URL")]
+)
 def test_an_unreachable_api_fails_at_once_naming_the_url_variable(make_error, variable):
     # Closed port: connection refused on the very first request is a configuration error, not an outage.
     error = make_error(f"http://127.0.0.1:{free_port()}")
@@ -88,10 +93,13 @@ def test_an_unreachable_api_fails_at_once_naming_the_url_variable(make_error, va
     assert variable in str(error) and "connection refused" in str(error)
 
 
-@pytest.mark.parametrize(("make_client", "variable"), [
-    (lambda url: JiraClient(url, "me@example.com", "token"), "JIRA_URL"),
-    (lambda url: GitHubClient("token", "octo/repo", api_url=url), "GITHUB_API_URL"),
-])
+@pytest.mark.parametrize(
+    ("make_client", "variable"),
+    [
+        (lambda url: JiraClient(url, "me@example.com", "token"), "JIRA_URL"),
+        (lambda url: GitHubClient("token", "octo/repo", api_url=url), "GITHUB_API_URL"),
+    ],
+)
 def test_a_server_that_hangs_up_on_the_first_request_is_asked_once(tmp_path, make_client, variable):
     with _hang_up_server() as (url, accepted):
         client = make_client(url)  # default retries: 5 per request
@@ -101,16 +109,27 @@ def test_a_server_that_hangs_up_on_the_first_request_is_asked_once(tmp_path, mak
     assert not _transient(info.value)
 
 
-@pytest.mark.parametrize(("source", "status", "variables"), [
-    ("jira", 401, ("JIRA_USER", "JIRA_API_TOKEN")), ("jira", 403, ("JIRA_API_TOKEN",)),
-    ("jira", 404, ("JIRA_URL",)), ("github", 401, ("GITHUB_TOKEN",)), ("github", 403, ("GITHUB_TOKEN",)),
-    ("github", 404, ("GITHUB_REPOS",)),
-])
-def test_a_refusal_on_the_first_request_names_the_variable_and_is_asked_once(tmp_path, source, status, variables):
+@pytest.mark.parametrize(
+    ("source", "status", "variables"),
+    [
+        ("jira", 401, ("JIRA_USER", "JIRA_API_TOKEN")),
+        ("jira", 403, ("JIRA_API_TOKEN",)),
+        ("jira", 404, ("JIRA_URL",)),
+        ("github", 401, ("GITHUB_TOKEN",)),
+        ("github", 403, ("GITHUB_TOKEN",)),
+        ("github", 404, ("GITHUB_REPOS",)),
+    ],
+)
+def test_a_refusal_on_the_first_request_names_the_variable_and_is_asked_once(
+    tmp_path, source, status, variables
+):
     seen: list[str] = []
     with serve(lambda req: (seen.append(req.path), Reply(status, {"message": "no"}))[1]) as url:
-        client = (JiraClient(url, "me@example.com", "token") if source == "jira"
-                  else GitHubClient("token", "octo/repo", api_url=url))
+        client = (
+            JiraClient(url, "me@example.com", "token")
+            if source == "jira"
+            else GitHubClient("token", "octo/repo", api_url=url)
+        )
         with pytest.raises(RuntimeError) as info:
             client.pull(tmp_path / "landing")
     assert len(seen) == 1
@@ -157,8 +176,9 @@ def test_a_wrong_url_fails_the_asset_once_naming_the_variable(tmp_path, landing_
             resources["jira"] = JiraResource(url=url, user="me@example.com", api_token="t0ken")
         else:
             resources["github"] = GitHubResource(token="t0ken", repos="octo/repo", api_url=url)
-        result = dg.materialize(list(defs.assets), selection=[f"landing/{source}"], resources=resources,
-                                raise_on_error=False)
+        result = dg.materialize(
+            list(defs.assets), selection=[f"landing/{source}"], resources=resources, raise_on_error=False
+        )
     assert not result.success
     events = [e.event_type for e in result.all_events]
     assert dg.DagsterEventType.STEP_UP_FOR_RETRY not in events
@@ -172,8 +192,9 @@ def test_a_bad_token_fails_the_pull_once_without_waiting_for_retries(tmp_path, l
     with serve(lambda req: Reply(401, {"errorMessages": ["nope"]})) as base_url:
         resources = build_resources(str(tmp_path / "wh.duckdb"), str(landing_dir))
         resources["jira"] = JiraResource(url=base_url, user="me@example.com", api_token="t0ken")
-        result = dg.materialize(list(defs.assets), selection=["landing/jira"], resources=resources,
-                                raise_on_error=False)
+        result = dg.materialize(
+            list(defs.assets), selection=["landing/jira"], resources=resources, raise_on_error=False
+        )
     assert not result.success
     events = [e.event_type for e in result.all_events]
     assert dg.DagsterEventType.STEP_UP_FOR_RETRY not in events

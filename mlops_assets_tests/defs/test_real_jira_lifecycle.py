@@ -17,10 +17,15 @@ CONFIG = {"n_trials": 5, "timeout_s": 120, "seed": 42, "cv_folds": 3}
 
 def test_lifecycle_runs_end_to_end_on_real_jira_issues(tmp_path, mlflow_uri):
     shutil.copytree(shared_data("jira-apache-ase2015", "issues"), tmp_path / "landing" / "jira")
-    run_config = dg.RunConfig(ops={f"models__{m}_candidate": {"config": CONFIG} for m in ("late_risk", "cycle_time")})
+    run_config = dg.RunConfig(
+        ops={f"models__{m}_candidate": {"config": CONFIG} for m in ("late_risk", "cycle_time")}
+    )
     result = dg.materialize(
-        list(defs.assets), selection=dg.AssetSelection.groups("ingestion", "cleaning", "features", "training", "evaluation"),
-        resources=build_resources(str(tmp_path / "wh.duckdb"), str(tmp_path / "landing"), str(tmp_path / "reports")),
+        list(defs.assets),
+        selection=dg.AssetSelection.groups("ingestion", "cleaning", "features", "training", "evaluation"),
+        resources=build_resources(
+            str(tmp_path / "wh.duckdb"), str(tmp_path / "landing"), str(tmp_path / "reports")
+        ),
         run_config=run_config,
     )
     assert result.success
@@ -34,7 +39,11 @@ def test_lifecycle_runs_end_to_end_on_real_jira_issues(tmp_path, mlflow_uri):
     for model in ("late_risk", "cycle_time"):
         assert checks[(f"models/{model}_candidate", "beats_naive_baseline")].passed, model
         metrics = json.loads(wh.query(f"SELECT metrics FROM models.{model}_candidate")["metrics"][0])
-        assert (metrics["test_roc_auc"] > 0.6) if model == "late_risk" else (metrics["test_mae"] < metrics["test_baseline_mae"])
+        assert (
+            (metrics["test_roc_auc"] > 0.6)
+            if model == "late_risk"
+            else (metrics["test_mae"] < metrics["test_baseline_mae"])
+        )
         # The time-series CV is a score of something: its folds could split (it read 0.5 +- 0 when they could not).
         primary = "roc_auc" if model == "late_risk" else "mae"
         assert metrics["cv_folds"] == 3 and metrics[f"cv_{primary}_std"] > 0, metrics

@@ -10,19 +10,32 @@ import pytest
 from mlops_assets.lib import registry, reproduce, synthetic
 from mlops_assets.lib.warehouse import Warehouse
 
-KEYS = [dg.AssetKey(["model_input", "late_risk_splits"]), dg.AssetKey(["models", "late_risk_candidate"]),
-        dg.AssetKey(["reporting", "late_risk_evaluation"]), dg.AssetKey(["models", "late_risk_champion"])]
-CONFIG = dg.RunConfig(ops={"models__late_risk_candidate": {"config": {"n_trials": 3, "timeout_s": 60, "seed": 3,
-                                                                      "cv_folds": 0}}})
+KEYS = [
+    dg.AssetKey(["model_input", "late_risk_splits"]),
+    dg.AssetKey(["models", "late_risk_candidate"]),
+    dg.AssetKey(["reporting", "late_risk_evaluation"]),
+    dg.AssetKey(["models", "late_risk_champion"]),
+]
+CONFIG = dg.RunConfig(
+    ops={
+        "models__late_risk_candidate": {"config": {"n_trials": 3, "timeout_s": 60, "seed": 3, "cv_folds": 0}}
+    }
+)
 
 
 def _train(root, instance):
     from mlops_assets.definitions import build_resources, defs
 
-    selection = dg.AssetSelection.groups("ingestion", "cleaning", "features") | dg.AssetSelection.assets(*KEYS)
-    result = dg.materialize(list(defs.assets), selection=selection, instance=instance, run_config=CONFIG,
-                            resources=build_resources(str(root / "wh.duckdb"), str(root / "landing"),
-                                                      str(root / "reports")))
+    selection = dg.AssetSelection.groups("ingestion", "cleaning", "features") | dg.AssetSelection.assets(
+        *KEYS
+    )
+    result = dg.materialize(
+        list(defs.assets),
+        selection=selection,
+        instance=instance,
+        run_config=CONFIG,
+        resources=build_resources(str(root / "wh.duckdb"), str(root / "landing"), str(root / "reports")),
+    )
     assert result.success
 
 
@@ -68,10 +81,14 @@ def test_first_version_is_reproduced_exactly_after_new_data_and_a_new_champion(t
         total = con.execute("SELECT count(*) FROM raw.jira_tasks").fetchall()[0][0]
     assert record["raw"]["raw.jira_tasks"]["rows"] < total
     notes: list[str] = []
-    result = reproduce.reproduce("late_risk@1", warehouse=wh, tracking_uri=two_champions["uri"], notify=notes.append)
+    result = reproduce.reproduce(
+        "late_risk@1", warehouse=wh, tracking_uri=two_champions["uri"], notify=notes.append
+    )
     assert result.ok, result.summary()
     assert result.version == "1" and result.run_id == first.run_id
-    assert {h["logged"] for h in result.split_hashes.values()} == {h["rebuilt"] for h in result.split_hashes.values()}
+    assert {h["logged"] for h in result.split_hashes.values()} == {
+        h["rebuilt"] for h in result.split_hashes.values()
+    }
     assert result.identical_predictions and result.max_abs_difference == 0.0 and result.test_rows > 0
     assert result.identical_model
     assert result.code_differences == [] and notes[0].endswith("code and libraries as recorded")
@@ -85,24 +102,35 @@ def test_a_tampered_raw_table_fails_naming_the_table(two_champions, tmp_path):
     shutil.copy(two_champions["wh"].path, copy)
     with duckdb.connect(str(copy)) as con:
         # one record of the first batch, which version 1 was trained on
-        con.execute("UPDATE raw.github_tasks SET title = title || ' (edited)' WHERE record_hash = (SELECT "
-                    "min(record_hash) FROM raw.github_tasks WHERE ingested_at = (SELECT min(ingested_at) FROM "
-                    "raw.github_tasks))")
-    with pytest.raises(reproduce.ReproductionError, match=r"raw\.github_tasks: same \d+ rows but their content changed"):
+        con.execute(
+            "UPDATE raw.github_tasks SET title = title || ' (edited)' WHERE record_hash = (SELECT "
+            "min(record_hash) FROM raw.github_tasks WHERE ingested_at = (SELECT min(ingested_at) FROM "
+            "raw.github_tasks))"
+        )
+    with pytest.raises(
+        reproduce.ReproductionError, match=r"raw\.github_tasks: same \d+ rows but their content changed"
+    ):
         reproduce.reproduce("late_risk@1", warehouse=Warehouse(copy), tracking_uri=two_champions["uri"])
     with duckdb.connect(str(copy)) as con:
-        con.execute("DELETE FROM raw.jira_tasks WHERE record_hash = (SELECT min(record_hash) FROM raw.jira_tasks "
-                    "WHERE ingested_at = (SELECT min(ingested_at) FROM raw.jira_tasks))")
-    with pytest.raises(reproduce.ReproductionError, match=r"raw\.jira_tasks: \d+ rows as of the cut-off, \d+ at training"):
+        con.execute(
+            "DELETE FROM raw.jira_tasks WHERE record_hash = (SELECT min(record_hash) FROM raw.jira_tasks "
+            "WHERE ingested_at = (SELECT min(ingested_at) FROM raw.jira_tasks))"
+        )
+    with pytest.raises(
+        reproduce.ReproductionError, match=r"raw\.jira_tasks: \d+ rows as of the cut-off, \d+ at training"
+    ):
         reproduce.reproduce("late_risk@1", warehouse=Warehouse(copy), tracking_uri=two_champions["uri"])
 
 
 def test_the_command_line_takes_a_run_id_and_names_a_changed_library_before_and_after(
-        two_champions, monkeypatch, capsys):
+    two_champions, monkeypatch, capsys
+):
     from mlops_assets import cli
 
     real = reproduce.environment()
-    monkeypatch.setattr(reproduce, "environment", lambda: {**real, "libraries": {**real["libraries"], "lightgbm": "0.0"}})
+    monkeypatch.setattr(
+        reproduce, "environment", lambda: {**real, "libraries": {**real["libraries"], "lightgbm": "0.0"}}
+    )
     monkeypatch.setenv("MLOPS_WAREHOUSE", str(two_champions["wh"].path))
     run_id = two_champions["client"].get_model_version("late_risk", "1").run_id
     assert cli.main(["reproduce", run_id]) == 0

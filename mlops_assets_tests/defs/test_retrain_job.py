@@ -16,8 +16,12 @@ def test_one_retrain_job_runs_candidate_evaluation_and_gate_of_every_model_then_
     keys = job.asset_layer.executable_asset_keys
     graph = defs.resolve_asset_graph()
     for name in training.MODEL_SPECS:
-        chain = [["model_input", f"{name}_splits"], ["models", f"{name}_candidate"],
-                 ["reporting", f"{name}_evaluation"], ["models", f"{name}_champion"]]
+        chain = [
+            ["model_input", f"{name}_splits"],
+            ["models", f"{name}_candidate"],
+            ["reporting", f"{name}_evaluation"],
+            ["models", f"{name}_champion"],
+        ]
         for key in chain:
             assert dg.AssetKey(key) in keys, key
         for upstream, downstream in zip(chain, chain[1:], strict=False):  # the run orders them
@@ -50,9 +54,13 @@ def test_gate_margin_in_range_is_kept(margin):
 def test_a_run_with_a_negative_margin_fails_before_the_gate_with_the_message(tmp_path):
     champion = dg.AssetKey(["models", "late_risk_champion"])
     result = dg.materialize(
-        [a for a in defs.assets if champion in getattr(a, "keys", ())],  # the gate alone: no other asset's resources needed
+        [
+            a for a in defs.assets if champion in getattr(a, "keys", ())
+        ],  # the gate alone: no other asset's resources needed
         resources=project_resources(tmp_path / "wh.duckdb", tmp_path / "landing"),
-        run_config={"ops": {"models__late_risk_champion": {"config": {"margin": -0.5}}}}, raise_on_error=False)
+        run_config={"ops": {"models__late_risk_champion": {"config": {"margin": -0.5}}}},
+        raise_on_error=False,
+    )
     assert not result.success
     [failure] = [e for e in result.all_events if e.is_step_failure]
     message = failure.step_failure_data.error.to_string()

@@ -35,9 +35,12 @@ def _sample_tasks() -> int:
 
 def test_make_runs_models_meet_the_quality_floors(tmp_path, mlflow_uri):
     landing = tmp_path / "landing"
-    assert cli(["generate", "--tasks", str(_sample_tasks()), "--out", str(landing)]) == 0  # as `make run` does
+    assert (
+        cli(["generate", "--tasks", str(_sample_tasks()), "--out", str(landing)]) == 0
+    )  # as `make run` does
     result = dg.materialize(
-        list(defs.assets), selection=dg.AssetSelection.groups("ingestion", "cleaning", "features", "training", "evaluation"),
+        list(defs.assets),
+        selection=dg.AssetSelection.groups("ingestion", "cleaning", "features", "training", "evaluation"),
         resources=build_resources(str(tmp_path / "wh.duckdb"), str(landing), str(tmp_path / "reports")),
     )  # no run config: the defaults `make run` uses
     assert result.success
@@ -53,6 +56,8 @@ def test_make_runs_models_meet_the_quality_floors(tmp_path, mlflow_uri):
     assert cycle["test_mae"] <= 0.80 * cycle["test_baseline_mae"], cycle
     assert cycle["test_mae_improvement"] >= 0.20
     # Both were promoted: the first champion of each model.
-    decisions = wh.query("SELECT promoted FROM models.late_risk_champion UNION ALL "
-                         "SELECT promoted FROM models.cycle_time_champion")["promoted"].to_list()
+    decisions = wh.query(
+        "SELECT promoted FROM models.late_risk_champion UNION ALL "
+        "SELECT promoted FROM models.cycle_time_champion"
+    )["promoted"].to_list()
     assert decisions == [True, True]

@@ -16,7 +16,10 @@ SCORES = dg.AssetKey(["serving", "task_risk_scores"])
 def test_the_daily_score_schedule_runs_the_score_job_on_only_the_scores():
     schedule = defs.resolve_schedule_def("daily_score_schedule")
     assert schedule.job_name == "score_job" and schedule.cron_schedule == "30 5 * * *"
-    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING and "MLOPS_SCORE_CRON" in schedule.description
+    assert (
+        schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+        and "MLOPS_SCORE_CRON" in schedule.description
+    )
     job = defs.resolve_job_def("score_job")
     assert job.asset_layer.executable_asset_keys == {SCORES}  # nothing upstream is rebuilt by the refresh
     # a tick asks for one run of the job

@@ -1,6 +1,7 @@
 """The Dockerfile: hadolint-clean, and its install steps, run into a fresh virtual environment, give an
 installation whose two entry points start (no container engine here: the steps are run as the builder
-stage runs them, from a copy of the build context the .dockerignore admits)."""
+stage runs them, from a copy of the build context the .dockerignore admits).
+"""
 
 from __future__ import annotations
 
@@ -36,10 +37,16 @@ def test_the_dockerfile_passes_hadolint():
 
 def test_hadolint_would_catch_a_regression(tmp_path):
     bad = tmp_path / "Dockerfile"
-    text = re.sub(r"libgomp1=\S+", "libgomp1", re.sub(r"^FROM python:\S+", "FROM python", DOCKERFILE.read_text(), flags=re.M))
+    text = re.sub(
+        r"libgomp1=\S+",
+        "libgomp1",
+        re.sub(r"^FROM python:\S+", "FROM python", DOCKERFILE.read_text(), flags=re.M),
+    )
     bad.write_text(text)
     out = subprocess.run([_tool("hadolint"), "--no-color", str(bad)], capture_output=True, text=True)
-    assert out.returncode != 0 and "DL3006" in out.stdout and "DL3008" in out.stdout  # untagged base, unpinned apt
+    assert (
+        out.returncode != 0 and "DL3006" in out.stdout and "DL3008" in out.stdout
+    )  # untagged base, unpinned apt
 
 
 def test_the_image_is_multi_stage_slim_non_root_with_a_healthcheck_and_the_lock():
@@ -83,28 +90,63 @@ def test_the_install_steps_give_a_venv_whose_service_and_code_server_start(tmp_p
     assert len(steps) == 2, steps
     context = _build_context(tmp_path / "context")
     venv = tmp_path / "venv"
-    env = {**os.environ, "VENV": str(venv), "PATH": f"{Path(uv).parent}:{os.environ['PATH']}"}  # uv links from its cache (the image copies: UV_LINK_MODE)
+    env = {
+        **os.environ,
+        "VENV": str(venv),
+        "PATH": f"{Path(uv).parent}:{os.environ['PATH']}",
+    }  # uv links from its cache (the image copies: UV_LINK_MODE)
     env.pop("VIRTUAL_ENV", None)
     for step in steps:
-        done = subprocess.run(["bash", "-ec", step], cwd=context, env=env, capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            ["bash", "-ec", step], cwd=context, env=env, capture_output=True, text=True, timeout=600
+        )
         assert done.returncode == 0, f"{step}\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
     python = venv / "bin" / "python"
-    where = subprocess.run([str(python), "-c", "import mlops_assets; print(mlops_assets.__file__)"], cwd=tmp_path,
-                           capture_output=True, text=True, check=True).stdout
+    where = subprocess.run(
+        [str(python), "-c", "import mlops_assets; print(mlops_assets.__file__)"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "site-packages" in where  # installed as a wheel, not the checkout
 
     home = tmp_path / "home"
     home.mkdir()
-    run_env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(home), "MLOPS_HOME": str(home),
-               "DAGSTER_HOME": str(home), "MLOPS_WAREHOUSE": str(home / "warehouse.duckdb"),
-               "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}", "MLOPS_MODEL_CACHE": str(home / "cache")}
+    run_env = {
+        "PATH": f"{venv / 'bin'}:/usr/bin:/bin",
+        "HOME": str(home),
+        "MLOPS_HOME": str(home),
+        "DAGSTER_HOME": str(home),
+        "MLOPS_WAREHOUSE": str(home / "warehouse.duckdb"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
+        "MLOPS_MODEL_CACHE": str(home / "cache"),
+    }
     serve_port, grpc_port = free_port(), free_port()
-    service = subprocess.Popen([str(python), "-m", "mlops_assets.serving"], cwd=home, stdout=subprocess.DEVNULL,
-                               stderr=(home / "service.log").open("wb"),
-                               env={**run_env, "MLOPS_SERVE_PORT": str(serve_port)})
-    code_server = subprocess.Popen([str(venv / "bin" / "dagster"), "api", "grpc", "-h", "127.0.0.1", "-p",
-                                    str(grpc_port), "-m", "mlops_assets.definitions"], cwd=home,
-                                   stdout=subprocess.DEVNULL, stderr=(home / "grpc.log").open("wb"), env=run_env)
+    service = subprocess.Popen(
+        [str(python), "-m", "mlops_assets.serving"],
+        cwd=home,
+        stdout=subprocess.DEVNULL,
+        stderr=(home / "service.log").open("wb"),
+        env={**run_env, "MLOPS_SERVE_PORT": str(serve_port)},
+    )
+    code_server = subprocess.Popen(
+        [
+            str(venv / "bin" / "dagster"),
+            "api",
+            "grpc",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(grpc_port),
+            "-m",
+            "mlops_assets.definitions",
+        ],
+        cwd=home,
+        stdout=subprocess.DEVNULL,
+        stderr=(home / "grpc.log").open("wb"),
+        env=run_env,
+    )
     try:
         deadline = time.monotonic() + 120
         health = None
@@ -120,8 +162,14 @@ def test_the_install_steps_give_a_venv_whose_service_and_code_server_start(tmp_p
         assert httpx.get(f"http://127.0.0.1:{serve_port}/metrics", timeout=5).status_code == 200
         ok = False
         while time.monotonic() < deadline and code_server.poll() is None and not ok:
-            ok = subprocess.run([str(venv / "bin" / "dagster"), "api", "grpc-health-check", "-p", str(grpc_port)],
-                                capture_output=True, env=run_env).returncode == 0
+            ok = (
+                subprocess.run(
+                    [str(venv / "bin" / "dagster"), "api", "grpc-health-check", "-p", str(grpc_port)],
+                    capture_output=True,
+                    env=run_env,
+                ).returncode
+                == 0
+            )
             time.sleep(0.5)
         assert ok, (home / "grpc.log").read_text()[-3000:]
     finally:
@@ -142,10 +190,16 @@ def test_the_lock_pins_every_runtime_dependency_of_pyproject():
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     wanted = [*project["dependencies"], *project["optional-dependencies"]["cluster"]]
-    wanted += [line for line in (ROOT / "deploy" / "requirements-image.in").read_text().splitlines()
-               if line.strip() and not line.startswith("#")]
+    wanted += [
+        line
+        for line in (ROOT / "deploy" / "requirements-image.in").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     lock = (ROOT / "deploy" / "requirements.lock").read_text()
-    pinned = {canonicalize_name(name): version for name, version in re.findall(r"^([A-Za-z0-9_.\-]+)==(\S+)", lock, re.M)}
+    pinned = {
+        canonicalize_name(name): version
+        for name, version in re.findall(r"^([A-Za-z0-9_.\-]+)==(\S+)", lock, re.M)
+    }
     missing, outside = [], []
     for text in wanted:
         requirement = Requirement(text)
@@ -156,4 +210,6 @@ def test_the_lock_pins_every_runtime_dependency_of_pyproject():
             missing.append(requirement.name)
         elif not requirement.specifier.contains(version, prereleases=True):
             outside.append(f"{requirement.name}=={version} (pyproject: {requirement.specifier})")
-    assert not missing and not outside, f"deploy/requirements.lock is stale, run `make lock`: missing {missing}, {outside}"
+    assert not missing and not outside, (
+        f"deploy/requirements.lock is stale, run `make lock`: missing {missing}, {outside}"
+    )

@@ -56,15 +56,36 @@ def test_a_drifted_batch_is_detected_and_retrained_on_exactly_once(tmp_path, emp
         synthetic.generate(tmp_path / "landing", n_tasks=MAIN_TASKS, seed=5, main_tasks=MAIN_TASKS)
         instance = dg.DagsterInstance.get()
         ops = {f"models__{m}_candidate": {"config": FAST} for m in ("late_risk", "cycle_time")}
-        made = dg.materialize(list(defs.assets), instance=instance, run_config=dg.RunConfig(ops=ops),
-                              resources=build_resources(env["MLOPS_WAREHOUSE"], env["MLOPS_LANDING_DIR"],
-                                                        env["MLOPS_REPORTS_DIR"]))
+        made = dg.materialize(
+            list(defs.assets),
+            instance=instance,
+            run_config=dg.RunConfig(ops=ops),
+            resources=build_resources(
+                env["MLOPS_WAREHOUSE"], env["MLOPS_LANDING_DIR"], env["MLOPS_REPORTS_DIR"]
+            ),
+        )
         assert made.success
 
         demo = subprocess.run(
-            [str(Path(sys.executable).parent / "mlops-assets"), "drift-demo", "--tasks", str(DRIFT_TASKS),
-             "--main-tasks", str(MAIN_TASKS), "--seed", "5", "--timeout", "600"],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=720, start_new_session=True)
+            [
+                str(Path(sys.executable).parent / "mlops-assets"),
+                "drift-demo",
+                "--tasks",
+                str(DRIFT_TASKS),
+                "--main-tasks",
+                str(MAIN_TASKS),
+                "--seed",
+                "5",
+                "--timeout",
+                "600",
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=720,
+            start_new_session=True,
+        )
         print(demo.stdout[-6000:], demo.stderr[-3000:])
         assert demo.returncode == 0, demo.stdout[-3000:]
         assert "drift check FAILED (ERROR)" in demo.stdout
@@ -86,7 +107,9 @@ def test_a_drifted_batch_is_detected_and_retrained_on_exactly_once(tmp_path, emp
         wh = Warehouse(env["MLOPS_WAREHOUSE"])
         if retrain.status == dg.DagsterRunStatus.SUCCESS:
             decisions = wh.read_table("models.late_risk_champion")
-            assert decisions.height == 2  # the first champion and the retrained candidate, each with its reason
+            assert (
+                decisions.height == 2
+            )  # the first champion and the retrained candidate, each with its reason
             assert "gate late_risk: " in demo.stdout
         else:  # a candidate stopped by its blocking check: the champion stays, and the demo says why
             assert retrain.status == dg.DagsterRunStatus.FAILURE
@@ -96,7 +119,9 @@ def test_a_drifted_batch_is_detected_and_retrained_on_exactly_once(tmp_path, emp
 
         champion = registry.champion_version("late_risk", registry.get_client(env["MLFLOW_TRACKING_URI"]))
         assert set(scores["late_risk_version"]) == {champion}
-        projects = scores.join(wh.read_table("clean.tasks").select("task_id", "project"), on="task_id")["project"]
+        projects = scores.join(wh.read_table("clean.tasks").select("task_id", "project"), on="task_id")[
+            "project"
+        ]
         assert (projects == "GROW").any()  # the drifted batch's new project is scored
     finally:
         mp.undo()

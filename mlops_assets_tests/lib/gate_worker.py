@@ -65,16 +65,36 @@ def main(job_path: str) -> None:
     spec = data["spec"]
     if job["kind"] == "log_and_gate":  # a training run then its gate, on a store that may not exist yet
         client = registry.get_client(job["uri"])
-        run_id = registry.log_training_run(spec, data["trained"], data["splits"], tasks=data["tasks"],
-                                           history=data["history"], tracking_uri=job["uri"],
-                                           artifacts_dir=job["artifacts"])
-        decision = registry.register_and_gate(spec, run_id, data["trained"].metrics, test=data["splits"]["test"],
-                                              client=client)
+        run_id = registry.log_training_run(
+            spec,
+            data["trained"],
+            data["splits"],
+            tasks=data["tasks"],
+            history=data["history"],
+            tracking_uri=job["uri"],
+            artifacts_dir=job["artifacts"],
+        )
+        decision = registry.register_and_gate(
+            spec, run_id, data["trained"].metrics, test=data["splits"]["test"], client=client
+        )
     else:  # "gate"
-        decision = registry.register_and_gate(spec, job["run_id"], data["trained"].metrics,
-                                              test=data["splits"]["test"], client=registry.get_client(job["uri"]))
-    out.write_text(json.dumps({"promoted": decision.promoted, "version": decision.version,
-                               "before": decision.champion_version_before, "reason": decision.reason}))
+        decision = registry.register_and_gate(
+            spec,
+            job["run_id"],
+            data["trained"].metrics,
+            test=data["splits"]["test"],
+            client=registry.get_client(job["uri"]),
+        )
+    out.write_text(
+        json.dumps(
+            {
+                "promoted": decision.promoted,
+                "version": decision.version,
+                "before": decision.champion_version_before,
+                "reason": decision.reason,
+            }
+        )
+    )
 
 
 def crash_each(job: dict) -> dict[str, int]:
@@ -94,8 +114,13 @@ def crash_each(job: dict) -> dict[str, int]:
                 with open(job["data"], "rb") as fh:
                     data = pickle.load(fh)
                 KILL_POINTS[point]()
-                gate.run_gate(data["spec"], Warehouse(target["warehouse"]), registry.get_client(target["uri"]),
-                              job["candidate"], data["splits"])
+                gate.run_gate(
+                    data["spec"],
+                    Warehouse(target["warehouse"]),
+                    registry.get_client(target["uri"]),
+                    job["candidate"],
+                    data["splits"],
+                )
                 code = 3  # not killed: the kill point was never reached
             finally:
                 os._exit(code)

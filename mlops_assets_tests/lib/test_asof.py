@@ -1,5 +1,6 @@
 """As-of features at a prediction time t: a worked example, the leakage proof over events and task rows,
-and the online path (history_index.feature_columns) equal to build_features at any t."""
+and the online path (history_index.feature_columns) equal to build_features at any t.
+"""
 
 from __future__ import annotations
 
@@ -140,7 +141,8 @@ def _time(task_id: str, k: int) -> datetime:
 
 def _as_of_world(task_id: str, t: datetime, rewrite: bool) -> tuple[pl.DataFrame, pl.DataFrame, History]:
     """The target row, events and history as they could have been seen at t, with the future deleted
-    (rewrite=False) or rewritten (rewrite=True), and every final value of the row made up."""
+    (rewrite=False) or rewritten (rewrite=True), and every final value of the row made up.
+    """
     rng = random.Random(f"{task_id}{t}")
     row = dict(next(r for r in ROWS if r["task_id"] == task_id))
     own = EVENTS.filter(pl.col("task_id") == task_id)
@@ -278,7 +280,9 @@ def test_status_names_map_to_stages(name, stage):
 
 
 def _wire(events: pl.DataFrame) -> list[dict]:
-    return [{**e, "changed_at": e["changed_at"].isoformat()} for e in events.drop("task_id").iter_rows(named=True)]
+    return [
+        {**e, "changed_at": e["changed_at"].isoformat()} for e in events.drop("task_id").iter_rows(named=True)
+    ]
 
 
 def test_online_records_may_carry_their_events():
@@ -294,12 +298,19 @@ def test_online_records_may_carry_their_events():
     expected = build_features(plain.drop("events"), HISTORY, own, at=at)
     assert_frame_equal(build_features(carried, HISTORY, at=at), expected, check_exact=True)
     # carried events win over the ones the service holds, online too (an empty list is a history: none)
-    held = asof.TaskEvents.from_frame(EVENTS.filter(pl.col("task_id") != task_id).with_columns(pl.lit(task_id).alias("task_id")))
+    held = asof.TaskEvents.from_frame(
+        EVENTS.filter(pl.col("task_id") != task_id).with_columns(pl.lit(task_id).alias("task_id"))
+    )
     index = history_index.HistoryIndex.from_history(HISTORY)
     online = history_index.feature_columns(carried.drop("record_index"), index, held, at=at)
     assert online.numeric["n_status_changes"][0] == expected["n_status_changes"][0]
     none, _ = records_to_frame([{**record, "events": []}])
-    assert history_index.feature_columns(none.drop("record_index"), index, held, at=at).numeric["n_status_changes"][0] == 0
+    assert (
+        history_index.feature_columns(none.drop("record_index"), index, held, at=at).numeric[
+            "n_status_changes"
+        ][0]
+        == 0
+    )
 
 
 @pytest.mark.parametrize(
@@ -311,5 +322,7 @@ def test_online_records_may_carry_their_events():
      ([{"changed_at": "2024-01-01T00:00:00Z", "field": "status", "who": "x"}], "unknown key(s) ['who']")],
 )  # fmt: skip
 def test_bad_events_get_a_clear_message(events, message):
-    _, errors = records_to_frame([{"task_id": "a", "project": "P", "created_at": "2024-01-01T00:00:00Z", "events": events}])
+    _, errors = records_to_frame(
+        [{"task_id": "a", "project": "P", "created_at": "2024-01-01T00:00:00Z", "events": events}]
+    )
     assert message in errors[0]

@@ -43,8 +43,10 @@ def _rows(n: int, prefix: str = "A", too_many: bool = True) -> list[str]:
         elif i % 67 == 3:
             out.append("")  # a blank line
         else:
-            out.append(f"{prefix}-{i},Task {i},{'Done' if i % 3 else 'In Progress'},05.01.2024 10:{i % 60:02d},"
-                       f"{i % 5},a|b,{notes}")
+            out.append(
+                f"{prefix}-{i},Task {i},{'Done' if i % 3 else 'In Progress'},05.01.2024 10:{i % 60:02d},"
+                f"{i % 5},a|b,{notes}"
+            )
     return out
 
 
@@ -65,7 +67,14 @@ def _streamed(path: Path) -> tuple[list[dict], list, int, set[str], set[str], li
     tasks = [t for p in parts for t in p.records["tasks"]]
     rejects = [r for p in parts for r in p.rejects]
     sizes = [len(p.records["tasks"]) + len(p.rejects) for p in parts]
-    return tasks, rejects, sum(p.n_records for p in parts), {p.shape for p in parts}, {p.encoding for p in parts}, sizes
+    return (
+        tasks,
+        rejects,
+        sum(p.n_records for p in parts),
+        {p.shape for p in parts},
+        {p.encoding for p in parts},
+        sizes,
+    )
 
 
 def _assert_same(path: Path, part_records: int, monkeypatch) -> None:
@@ -75,7 +84,10 @@ def _assert_same(path: Path, part_records: int, monkeypatch) -> None:
     assert tasks == whole.records["tasks"]
     assert rejects == whole.rejects
     assert n_records == whole.n_records and shapes == {whole.shape} and encodings == {whole.encoding}
-    assert max(sizes) <= part_records and len(sizes) >= (len(whole.records["tasks"]) + len(whole.rejects)) // part_records
+    assert (
+        max(sizes) <= part_records
+        and len(sizes) >= (len(whole.records["tasks"]) + len(whole.rejects)) // part_records
+    )
 
 
 def test_the_real_jira_csv_export_streams_as_it_parses_whole(tmp_path, monkeypatch):
@@ -94,8 +106,9 @@ def test_the_real_jira_csv_export_streams_as_it_parses_whole(tmp_path, monkeypat
     _assert_same(path, 5, monkeypatch)
 
 
-@pytest.mark.parametrize(("encoding", "newline"), [("utf-8-sig", "\r\n"), ("utf-8", "\n"), ("cp1252", "\r\n"),
-                                                    ("utf-16", "\r\n")])
+@pytest.mark.parametrize(
+    ("encoding", "newline"), [("utf-8-sig", "\r\n"), ("utf-8", "\n"), ("cp1252", "\r\n"), ("utf-16", "\r\n")]
+)
 def test_a_synthetic_mapped_csv_streams_as_it_parses_whole(tmp_path, monkeypatch, encoding, newline):
     """BOM, multi-line quoted values across the reader's blocks, bad rows, a blank line; Latin-1 and UTF-16 too."""
     path = _drop(tmp_path, _synthetic(400, newline), encoding=encoding)
@@ -108,7 +121,9 @@ def test_a_synthetic_mapped_csv_streams_as_it_parses_whole(tmp_path, monkeypatch
 
 def test_one_non_utf8_byte_at_the_end_makes_the_whole_streamed_file_latin1(tmp_path, monkeypatch):
     text = _synthetic(200)
-    path = _drop(tmp_path, text.encode("utf-8") + "A-999,late,Done,05.01.2024 10:07,1,,caf\xe9\r\n".encode("latin-1"))
+    path = _drop(
+        tmp_path, text.encode("utf-8") + "A-999,late,Done,05.01.2024 10:07,1,,caf\xe9\r\n".encode("latin-1")
+    )
     assert csv_mapped.parse(path).encoding == "latin-1"
     _assert_same(path, 50, monkeypatch)
 
@@ -153,11 +168,15 @@ def _ingest(tmp_path: Path, name: str, files: dict[str, str | bytes], monkeypatc
 
 def _tables(wh: Warehouse) -> dict[str, list[tuple]]:
     return {
-        "tasks": wh.query("SELECT * EXCLUDE (ingested_at, source_file) FROM raw.csv_tasks ORDER BY record_hash").rows(),
-        "rejects": wh.query("SELECT * EXCLUDE (ingested_at, source_file) FROM raw.rejects "
-                            "ORDER BY locator, record_hash").rows(),
-        "files": wh.query("SELECT * EXCLUDE (ingested_at, source_file, message) FROM raw.ingested_files "
-                          "ORDER BY file_hash").rows(),
+        "tasks": wh.query(
+            "SELECT * EXCLUDE (ingested_at, source_file) FROM raw.csv_tasks ORDER BY record_hash"
+        ).rows(),
+        "rejects": wh.query(
+            "SELECT * EXCLUDE (ingested_at, source_file) FROM raw.rejects ORDER BY locator, record_hash"
+        ).rows(),
+        "files": wh.query(
+            "SELECT * EXCLUDE (ingested_at, source_file, message) FROM raw.ingested_files ORDER BY file_hash"
+        ).rows(),
     }
 
 
@@ -165,8 +184,11 @@ def test_a_streamed_csv_ingests_as_the_whole_file_does(tmp_path, monkeypatch):
     # No reject of one file is in another: raw.rejects keeps one of identical rejects (same payload;
     # a run-on row's reject has none), and whether the second comes in the same transaction or a later
     # one decides which, streamed or not (each streamed file is a transaction of its own).
-    files = {"acme": _synthetic(300), "old": _synthetic(120, prefix="B", too_many=False).encode("cp1252"),
-             "broken": "Key,Title\n" + "A-1,x\n" * 300}  # the last one is unreadable: no ID column
+    files = {
+        "acme": _synthetic(300),
+        "old": _synthetic(120, prefix="B", too_many=False).encode("cp1252"),
+        "broken": "Key,Title\n" + "A-1,x\n" * 300,
+    }  # the last one is unreadable: no ID column
     parts: list[int] = []
     real = ingestion._StagedWriter.add
 
@@ -180,7 +202,11 @@ def test_a_streamed_csv_ingests_as_the_whole_file_does(tmp_path, monkeypatch):
     streamed_wh, streamed = _ingest(tmp_path, "streamed", files, monkeypatch, streamed=True)
 
     assert len(parts) - n_whole_adds >= 300 // 23  # written part by part
-    assert (whole.files_ingested, whole.files_unreadable) == (streamed.files_ingested, streamed.files_unreadable) == (2, 1)
+    assert (
+        (whole.files_ingested, whole.files_unreadable)
+        == (streamed.files_ingested, streamed.files_unreadable)
+        == (2, 1)
+    )
     assert whole.records_parsed == streamed.records_parsed and whole.records_new == streamed.records_new
     assert whole.rejects == streamed.rejects and whole.latin1_files == streamed.latin1_files == ["old.csv"]
     assert whole.unreadable == streamed.unreadable

@@ -246,13 +246,21 @@ def test_the_evidently_page_tells_the_verdicts_story(tmp_path, drifted):
         cur = _frames(seed=1)[0]  # a second draw of the reference's distributions
     cur = cur.drop("source")  # a column missing from the current window: skipped by both
     # infinities are dropped by compute_drift; the page must not count them either
-    cur = cur.with_columns(pl.when(pl.int_range(pl.len()) < 50).then(float("inf")).otherwise("score").alias("score"))
+    cur = cur.with_columns(
+        pl.when(pl.int_range(pl.len()) < 50).then(float("inf")).otherwise("score").alias("score")
+    )
     result = compute_drift(ref, cur, NUMERIC, CATEGORICAL, threshold=0.1, drift_share=0.3)
-    given = {"result": result} if drifted else {"threshold": 0.1, "drift_share": 0.3}  # or computed by the writer
-    path = write_evidently_report(ref, cur, NUMERIC, CATEGORICAL, tmp_path / "reports" / "drift.html", **given)
+    given = (
+        {"result": result} if drifted else {"threshold": 0.1, "drift_share": 0.3}
+    )  # or computed by the writer
+    path = write_evidently_report(
+        ref, cur, NUMERIC, CATEGORICAL, tmp_path / "reports" / "drift.html", **given
+    )
 
     page = report_verdict(path)
-    assert path == tmp_path / "reports" / "drift.html" and "cycle_time_days" in path.read_text(encoding="utf-8")
+    assert path == tmp_path / "reports" / "drift.html" and "cycle_time_days" in path.read_text(
+        encoding="utf-8"
+    )
     assert result.dataset_drifted is drifted
     assert page.dataset_drifted is result.dataset_drifted
     assert page.drifted_columns == sorted(result.drifted_columns)
@@ -261,7 +269,10 @@ def test_the_evidently_page_tells_the_verdicts_story(tmp_path, drifted):
     assert set(page.scores) == {c.column for c in result.compared} and "source" not in page.scores
     for c in result.compared:
         assert page.scores[c.column] == pytest.approx(c.score, rel=1e-9), c.column
-    assert page.methods["cycle_time_days"] == "wasserstein" and page.methods["priority_ordinal"] == "jensenshannon"
+    assert (
+        page.methods["cycle_time_days"] == "wasserstein"
+        and page.methods["priority_ordinal"] == "jensenshannon"
+    )
 
 
 def test_report_refuses_an_empty_current_window(tmp_path):
@@ -291,5 +302,7 @@ def test_prediction_drift_threshold_follows_the_sampling_noise_of_small_windows(
     assert row.status == "ok" and row.drifted is drifted
     assert row.threshold >= 0.15 and "permutations" in row.reason
     if not drifted:  # the fixed limit alone would have fired on noise
-        plain = compute_drift(pl.DataFrame(held_out), pl.DataFrame(current), ["late_risk_score"], [], threshold=0.15)
+        plain = compute_drift(
+            pl.DataFrame(held_out), pl.DataFrame(current), ["late_risk_score"], [], threshold=0.15
+        )
         assert row.score == pytest.approx(plain.columns[0].score) and plain.columns[0].drifted

@@ -169,9 +169,7 @@ def test_calibrated_synthetic_data_has_small_ece_and_miscalibrated_large():
     assert table["count"].min() >= 4_900  # quantile bins hold about equal counts
     assert expected_calibration_error(table) < 0.02
     assert expected_calibration_error(calibration_table(overconfident, p)) > 0.1
-    assert classification_metrics(calibrated, p)["ece"] == pytest.approx(
-        expected_calibration_error(table)
-    )
+    assert classification_metrics(calibrated, p)["ece"] == pytest.approx(expected_calibration_error(table))
 
 
 def test_calibration_table_values_on_known_input():
@@ -236,9 +234,7 @@ def test_median_baseline_by_project_with_global_fallback_in_test_order():
 
 def test_median_baseline_explains_missing_columns_and_labels():
     with pytest.raises(ValueError, match="test_frame lacks column"):
-        median_baseline(
-            pl.DataFrame({"project": ["A"], "cycle_time_days": [1.0]}), pl.DataFrame({"x": [1]})
-        )
+        median_baseline(pl.DataFrame({"project": ["A"], "cycle_time_days": [1.0]}), pl.DataFrame({"x": [1]}))
     with pytest.raises(ValueError, match="no non-null"):
         median_baseline(
             pl.DataFrame(
@@ -444,9 +440,7 @@ def test_top_reasons_merges_aliases_skips_zero_and_speaks_cycle_time():
         k=3,
     )
     assert merged == ["high priority lowers the risk"]
-    cycle = top_reasons(
-        {"assignee_open_tasks": 2.5}, {"assignee_open_tasks": 1}, effects=CYCLE_TIME_EFFECTS
-    )
+    cycle = top_reasons({"assignee_open_tasks": 2.5}, {"assignee_open_tasks": 1}, effects=CYCLE_TIME_EFFECTS)
     assert cycle == ["assignee already had 1 open task adds to the expected time to finish"]
 
 
@@ -544,9 +538,7 @@ class _Images(HTMLParser):
 def test_html_report_embeds_plots_metrics_and_slices(plots, scored_tasks, tmp_path):
     metrics = classification_metrics(scored_tasks["is_late"], scored_tasks["prediction"])
     slices = metrics_by_slice(scored_tasks, slice_columns=("project",))
-    page = write_evaluation_html(
-        "late_risk <v3>", metrics, slices, plots, tmp_path / "report" / "late.html"
-    )
+    page = write_evaluation_html("late_risk <v3>", metrics, slices, plots, tmp_path / "report" / "late.html")
     text = page.read_text(encoding="utf-8")
     assert text.startswith("<!DOCTYPE html>") and "late_risk &lt;v3&gt;" in text
 
@@ -563,11 +555,24 @@ def test_html_report_embeds_plots_metrics_and_slices(plots, scored_tasks, tmp_pa
 
 def test_a_reason_list_never_says_the_same_words_twice():
     """An unassigned task's assignee history features all read "no assignee": it is said once, the next
-    distinct reasons fill the list, in the table and the numpy path alike."""
-    features = ["assignee_n_outcomes", "assignee_n_resolved", "assignee_open_tasks", "n_reassignments", "age_days"]
+    distinct reasons fill the list, in the table and the numpy path alike.
+    """
+    features = [
+        "assignee_n_outcomes",
+        "assignee_n_resolved",
+        "assignee_open_tasks",
+        "n_reassignments",
+        "age_days",
+    ]
     contribs = np.array([[0.5, 0.4, 0.3, 0.2, 0.1, 0.0]])
     values = np.array([[np.nan, np.nan, np.nan, 2.0, 30.0]])
     got = [column[0] for column in top_reasons_arrays(contribs, values, features)]
-    assert got == ["no assignee raises the risk", "reassigned twice raises the risk", "open for 30 days raises the risk"]
-    table = top_reasons_table(pd.DataFrame(contribs[:, :5], columns=features), pd.DataFrame(values, columns=features))
+    assert got == [
+        "no assignee raises the risk",
+        "reassigned twice raises the risk",
+        "open for 30 days raises the risk",
+    ]
+    table = top_reasons_table(
+        pd.DataFrame(contribs[:, :5], columns=features), pd.DataFrame(values, columns=features)
+    )
     assert table.row(0) == tuple(got)

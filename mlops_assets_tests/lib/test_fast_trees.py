@@ -12,8 +12,10 @@ import pytest
 
 from mlops_assets.lib import fast_trees
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("lleaves") is None,
-                                reason="lleaves/llvmlite are installed on Python 3.11-3.13 only (pyproject.toml)")
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("lleaves") is None,
+    reason="lleaves/llvmlite are installed on Python 3.11-3.13 only (pyproject.toml)",
+)
 
 
 def _data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -24,7 +26,13 @@ def _data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     x[rng.random(n) < 0.15, 0] = np.nan
     x[rng.random(n) < 0.1, 2] = np.nan
     x[:, 4] = rng.integers(0, 6, n).astype(float)
-    y = np.nan_to_num(x[:, 0]) * 0.5 + np.nan_to_num(x[:, 2]) - (x[:, 4] % 2) + x[:, 1] * x[:, 3] + rng.normal(scale=0.3, size=n)
+    y = (
+        np.nan_to_num(x[:, 0]) * 0.5
+        + np.nan_to_num(x[:, 2])
+        - (x[:, 4] % 2)
+        + x[:, 1] * x[:, 3]
+        + rng.normal(scale=0.3, size=n)
+    )
     return x, y
 
 
@@ -102,7 +110,9 @@ def test_tree_shap_port_equals_the_shapley_definition():
         if item["split_feature"] in known:
             return value(goes_left, known, left if goes_left[item["split_index"]] else right)
         count = lambda c: c.get("internal_count", c.get("leaf_count"))  # noqa: E731
-        return (count(left) * value(goes_left, known, left) + count(right) * value(goes_left, known, right)) / count(item)
+        return (
+            count(left) * value(goes_left, known, left) + count(right) * value(goes_left, known, right)
+        ) / count(item)
 
     d = len(features)
     for pattern in range(2 ** len(nodes)):
@@ -141,4 +151,3 @@ def test_the_compiled_model_cache_follows_mlops_model_cache(monkeypatch, tmp_pat
     monkeypatch.delenv("MLOPS_MODEL_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert fast_trees.default_cache_dir() == tmp_path / "xdg" / "mlops_assets" / "forests"
-

@@ -14,8 +14,11 @@ def test_without_lleaves_scoring_falls_back_to_lightgbm_with_the_same_numbers(mo
     """Python 3.14+ installs no lleaves/llvmlite (no wheels): compiled() keeps LightGBM's predictor."""
     rng = np.random.default_rng(3)
     x = rng.normal(size=(800, 5))
-    booster = lgb.train({"objective": "binary", "num_leaves": 5, "verbose": -1, "seed": 1},
-                        lgb.Dataset(x, (x[:, 0] + rng.normal(size=800) > 0).astype(float)), num_boost_round=20)
+    booster = lgb.train(
+        {"objective": "binary", "num_leaves": 5, "verbose": -1, "seed": 1},
+        lgb.Dataset(x, (x[:, 0] + rng.normal(size=800) > 0).astype(float)),
+        num_boost_round=20,
+    )
     model = scoring.ServedModel("late_risk", "1", booster, tuple(f"f{i}" for i in range(5)), {})
     monkeypatch.setitem(sys.modules, "lleaves", None)  # `import lleaves` raises ImportError, as on 3.14
     monkeypatch.setattr(fast_trees, "_AVAILABLE", None)

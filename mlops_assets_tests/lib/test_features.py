@@ -392,7 +392,10 @@ GOOD = {"task_id": "jira:X-1", "project": "ALPHA", "created_at": "2024-04-02T09:
     [
         ({"task_id": "x", "created_at": "2024-04-02T09:30:00Z"}, "missing required field(s) project"),
         ({**GOOD, "created_at": None}, "missing required field(s) created_at"),
-        ({**GOOD, "n_comments": 3}, "unknown field(s) 'n_comments' (the final count: comments before prediction time come from events"),
+        (
+            {**GOOD, "n_comments": 3},
+            "unknown field(s) 'n_comments' (the final count: comments before prediction time come from events",
+        ),
         ({**GOOD, "n_lables": 3}, "'n_lables' (did you mean 'n_labels'?)"),
         ({**GOOD, "created_at": "yesterday"}, "created_at 'yesterday' is not an ISO 8601 timestamp"),
         ({**GOOD, "created_at": "2024-04-02T09:30:00"}, "has no UTC offset"),

@@ -55,7 +55,10 @@ def test_same_record_in_two_exports_is_stored_once_and_a_changed_one_is_a_new_ve
         (str(landing_dir / "jira" / "export-1.json"),)
     ]
     per_file = dict(_rows(wh, "SELECT source_file, n_new_records FROM raw.ingested_files"))
-    assert per_file == {str(landing_dir / "jira" / "export-1.json"): 2, str(landing_dir / "jira" / "export-2.json"): 1}
+    assert per_file == {
+        str(landing_dir / "jira" / "export-1.json"): 2,
+        str(landing_dir / "jira" / "export-2.json"): 1,
+    }
 
 
 def test_a_record_already_in_raw_adds_nothing_when_it_comes_again_in_a_new_file(landing_dir, warehouse):
@@ -80,10 +83,15 @@ def test_a_value_of_the_wrong_type_becomes_null_and_the_record_is_kept(landing_d
 
     ingestion.ingest_source(wh, landing_dir, "jira")
 
-    assert _rows(wh, "SELECT key, n_comments FROM raw.jira_tasks ORDER BY key") == [("OPS-8", 2), ("OPS-9", None)]
+    assert _rows(wh, "SELECT key, n_comments FROM raw.jira_tasks ORDER BY key") == [
+        ("OPS-8", 2),
+        ("OPS-9", None),
+    ]
 
 
-def test_worker_processes_give_the_same_raw_rows_and_leave_no_spooled_tables(landing_dir, tmp_path, monkeypatch):
+def test_worker_processes_give_the_same_raw_rows_and_leave_no_spooled_tables(
+    landing_dir, tmp_path, monkeypatch
+):
     from mlops_assets.lib import synthetic
 
     synthetic.generate(landing_dir, n_tasks=600, seed=5)
@@ -142,15 +150,19 @@ def test_raw_payloads_are_stored_uncompressed_in_a_duckdb_file(landing_dir, ware
     ingestion.ingest_source(wh, landing_dir, "jira")
     with wh.connect() as con:
         con.execute("CHECKPOINT")
-        kinds = {r[0] for r in con.execute(
-            "SELECT compression FROM pragma_storage_info('raw.jira_tasks') WHERE column_name = 'payload' AND segment_type = 'VARCHAR'"
-        ).fetchall()}
+        kinds = {
+            r[0]
+            for r in con.execute(
+                "SELECT compression FROM pragma_storage_info('raw.jira_tasks') WHERE column_name = 'payload' AND segment_type = 'VARCHAR'"
+            ).fetchall()
+        }
     assert kinds == {"Uncompressed"}
 
 
 def test_the_write_memory_cap_does_not_outlive_the_write(landing_dir, warehouse):
     """A DuckLake warehouse keeps one database instance per process: cleaning in the same run must not
-    inherit ingestion's buffer-pool cap."""
+    inherit ingestion's buffer-pool cap.
+    """
     before = warehouse.query("SELECT current_setting('memory_limit') AS m")["m"][0]
     _page(landing_dir / "jira" / "export-1.json", [_issue("OPS-1", "first")])
 

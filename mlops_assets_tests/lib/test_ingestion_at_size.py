@@ -36,9 +36,20 @@ def _single_issue(n: int, body_chars: int = 6000, comments: int = 3) -> dict:
             "issuetype": {"name": "Bug"},
             "project": {"key": "BIG"},
             "labels": ["a", "b"],
-            "comment": {"total": comments, "maxResults": comments, "startAt": 0, "comments": [
-                {"id": f"{n}{c}", "body": "comment text " * 40, "created": "2024-03-02T10:00:00.000+0000",
-                 "author": {"name": f"user{c}", "displayName": f"User {c}"}} for c in range(comments)]},
+            "comment": {
+                "total": comments,
+                "maxResults": comments,
+                "startAt": 0,
+                "comments": [
+                    {
+                        "id": f"{n}{c}",
+                        "body": "comment text " * 40,
+                        "created": "2024-03-02T10:00:00.000+0000",
+                        "author": {"name": f"user{c}", "displayName": f"User {c}"},
+                    }
+                    for c in range(comments)
+                ],
+            },
         },
     }
 
@@ -109,9 +120,13 @@ def test_a_file_larger_than_a_write_batch_is_written_whole_in_bounded_slices(tmp
 
 
 def test_insert_slices_keep_every_row_once_and_in_order():
-    parts = [pa.table({"i": pa.array(range(s, s + n)), "t": pa.array(["x" * 100] * n)})
-             for s, n in ((0, 3), (3, 1), (4, 500), (504, 2))]
-    parts += [pa.table({"i": pa.array([506 + k]), "t": pa.array(["y"])}) for k in range(2000)]  # 2,000 one-row files
+    parts = [
+        pa.table({"i": pa.array(range(s, s + n)), "t": pa.array(["x" * 100] * n)})
+        for s, n in ((0, 3), (3, 1), (4, 500), (504, 2))
+    ]
+    parts += [
+        pa.table({"i": pa.array([506 + k]), "t": pa.array(["y"])}) for k in range(2000)
+    ]  # 2,000 one-row files
     table = pa.concat_tables(parts)
     out = list(ingestion.insert_slices(table))
     assert [x for t in out for x in t.column("i").to_pylist()] == list(range(2506))
@@ -127,7 +142,11 @@ def test_running_out_of_memory_names_the_files_and_what_to_set(tmp_path, monkeyp
         ingestion.ingest_source(wh, tmp_path / "landing", "jira")
 
     message = str(err.value)
-    assert "BIG-0.json" in message and ingestion.MEMORY_LIMIT_ENV in message and ingestion.BATCH_MB_ENV in message
+    assert (
+        "BIG-0.json" in message
+        and ingestion.MEMORY_LIMIT_ENV in message
+        and ingestion.BATCH_MB_ENV in message
+    )
     assert "Nothing of this batch was written" in message
     monkeypatch.delenv(ingestion.MEMORY_LIMIT_ENV)  # after raising the limit, the same files go in
     assert ingestion.ingest_source(wh, tmp_path / "landing", "jira").files_ingested == 40
@@ -143,7 +162,11 @@ def test_identical_files_under_other_names_are_accounted_for(tmp_path):
     folder = tmp_path / "landing" / "jira"
     _write_singles(folder, 3)
     empty = json.dumps({"startAt": 0, "maxResults": 0, "total": 0, "comments": []})
-    for name in ("A-1_Comment.json", "A-2_Comment.json", "A-3_Comment.json"):  # byte-identical, as in real exports
+    for name in (
+        "A-1_Comment.json",
+        "A-2_Comment.json",
+        "A-3_Comment.json",
+    ):  # byte-identical, as in real exports
         (folder / name).write_text(empty)
     wh = Warehouse(tmp_path / "wh.duckdb")
 
@@ -161,15 +184,43 @@ def test_identical_files_under_other_names_are_accounted_for(tmp_path):
     assert _one(wh, "SELECT count(*) FROM raw.ingested_files") == 7
 
 
-@pytest.mark.parametrize("source,name,content", [
-    ("jira", "deep.json", "[" * 1000 + "]" * 1000),
-    ("github", "deep.json", "[" * 100_000 + "]" * 100_000),
-    ("trello", "deep.json", '{"cards": ' + "[" * 5000 + "]" * 5000 + "}"),
-    ("jira", "labels.json", json.dumps({"startAt": 0, "total": 1, "issues": [
-        {**_single_issue(1), "fields": {**_single_issue(1)["fields"], "labels": 123, "fixVersions": True}}]})),
-    ("trello", "swap.json", json.dumps({"id": "b1", "name": "B", "lists": [{"id": {}}], "cards": [
-        {"id": [], "idList": [1], "name": "c", "idLabels": [[1]], "idMembers": [[1]]}], "actions": 5})),
-])
+@pytest.mark.parametrize(
+    "source,name,content",
+    [
+        ("jira", "deep.json", "[" * 1000 + "]" * 1000),
+        ("github", "deep.json", "[" * 100_000 + "]" * 100_000),
+        ("trello", "deep.json", '{"cards": ' + "[" * 5000 + "]" * 5000 + "}"),
+        (
+            "jira",
+            "labels.json",
+            json.dumps(
+                {
+                    "startAt": 0,
+                    "total": 1,
+                    "issues": [
+                        {
+                            **_single_issue(1),
+                            "fields": {**_single_issue(1)["fields"], "labels": 123, "fixVersions": True},
+                        }
+                    ],
+                }
+            ),
+        ),
+        (
+            "trello",
+            "swap.json",
+            json.dumps(
+                {
+                    "id": "b1",
+                    "name": "B",
+                    "lists": [{"id": {}}],
+                    "cards": [{"id": [], "idList": [1], "name": "c", "idLabels": [[1]], "idMembers": [[1]]}],
+                    "actions": 5,
+                }
+            ),
+        ),
+    ],
+)
 def test_a_file_that_breaks_its_parser_is_quarantined_alone(tmp_path, source, name, content):
     folder = tmp_path / "landing" / source
     folder.mkdir(parents=True)
@@ -180,8 +231,9 @@ def test_a_file_that_breaks_its_parser_is_quarantined_alone(tmp_path, source, na
 
     report = ingestion.ingest_source(wh, tmp_path / "landing", source)  # never raises
 
-    status, message = wh.query("SELECT status, message FROM raw.ingested_files WHERE source_file LIKE ?",
-                               [f"%{name}"]).row(0)
+    status, message = wh.query(
+        "SELECT status, message FROM raw.ingested_files WHERE source_file LIKE ?", [f"%{name}"]
+    ).row(0)
     if status == "unreadable":
         assert name in message or name in " ".join(report.messages)
         assert report.files_unreadable == 1
@@ -203,7 +255,9 @@ def test_links_out_of_the_landing_zone_are_not_read_and_secrets_never_stored(tmp
     outside_dir = tmp_path / "other-project"
     _write_singles(outside_dir, 1)
     os.symlink(outside_dir, folder / "linked-folder", target_is_directory=True)
-    (folder / "config.csv").write_text(f"Summary,Issue key\nhello,X-1\nJIRA_API_TOKEN={secret},password=hunter2\n")
+    (folder / "config.csv").write_text(
+        f"Summary,Issue key\nhello,X-1\nJIRA_API_TOKEN={secret},password=hunter2\n"
+    )
     (folder / "broken.json").write_text(f'{{"token": "{secret}", "url": "https://bob:hunter2@example.com" ')
     wh = Warehouse(tmp_path / "wh.duckdb")
 
@@ -211,11 +265,17 @@ def test_links_out_of_the_landing_zone_are_not_read_and_secrets_never_stored(tmp
 
     read = {Path(p).name for p in wh.query("SELECT source_file FROM raw.ingested_files")["source_file"]}
     assert "environ.csv" not in read and "environ2.csv" not in read
-    assert not any("other-project" in p or "linked-folder" in p
-                   for p in wh.query("SELECT source_file FROM raw.ingested_files")["source_file"])
+    assert not any(
+        "other-project" in p or "linked-folder" in p
+        for p in wh.query("SELECT source_file FROM raw.ingested_files")["source_file"]
+    )
     assert any("environ.csv" in m and "landing zone" in m for m in report.messages)
-    stored = " ".join(str(v) for t in ("raw.rejects", "raw.ingested_files") for row in wh.query(f"SELECT * FROM {t}").iter_rows()
-                      for v in row)
+    stored = " ".join(
+        str(v)
+        for t in ("raw.rejects", "raw.ingested_files")
+        for row in wh.query(f"SELECT * FROM {t}").iter_rows()
+        for v in row
+    )
     logged = " ".join(report.messages)
     for text in (stored, logged):
         assert secret not in text and "hunter2" not in text
@@ -236,9 +296,17 @@ def test_a_big_search_page_is_streamed_in_parts_and_commits_whole(tmp_path, monk
     issues[7] = {**issues[7], "fields": {**issues[7]["fields"], "created": "not a date"}}  # one bad record
     folder = tmp_path / "landing" / "jira"
     folder.mkdir(parents=True)
-    (folder / "search.json").write_text(json.dumps({"startAt": 0, "maxResults": 300, "total": 300,
-                                                    "names": {"customfield_10002": "Story Points"},
-                                                    "issues": issues}))
+    (folder / "search.json").write_text(
+        json.dumps(
+            {
+                "startAt": 0,
+                "maxResults": 300,
+                "total": 300,
+                "names": {"customfield_10002": "Story Points"},
+                "issues": issues,
+            }
+        )
+    )
     _write_singles(folder, 2)  # small files beside it go the ordinary way... here streamed too
     monkeypatch.setenv(ingestion.MEMORY_LIMIT_ENV, "100MB")
     wh = Warehouse(tmp_path / "wh.duckdb")
@@ -250,7 +318,11 @@ def test_a_big_search_page_is_streamed_in_parts_and_commits_whole(tmp_path, monk
         # each part is committed to staging on its own; the raw table sees none of the file yet
         result = real(self, frames)
         staged = self.con.execute(f"SELECT count(*) FROM {self.staged['tasks']}").fetchall()[0][0]
-        parts[-1] = (parts[-1], staged, self.con.execute("SELECT count(*) FROM raw.jira_tasks").fetchall()[0][0])
+        parts[-1] = (
+            parts[-1],
+            staged,
+            self.con.execute("SELECT count(*) FROM raw.jira_tasks").fetchall()[0][0],
+        )
         return result
 
     monkeypatch.setattr(ingestion._StagedWriter, "add", counting)
@@ -259,13 +331,23 @@ def test_a_big_search_page_is_streamed_in_parts_and_commits_whole(tmp_path, monk
 
     assert report.files_ingested == 3 and report.files_unreadable == 0
     assert len(parts) >= 8  # 300 issues in parts of 40, each written on its own
-    search = [p for p in parts if p[1] > 2]  # the search page's parts (the two single files stage 1 task each)
+    search = [
+        p for p in parts if p[1] > 2
+    ]  # the search page's parts (the two single files stage 1 task each)
     assert [p[1] for p in search] == sorted(p[1] for p in search) and search[-1][1] == 299
     assert all(p[2] <= 2 for p in parts)  # raw.jira_tasks never held part of the page
-    assert _one(wh, f"SELECT count(*) FROM information_schema.tables WHERE table_schema = '{ingestion.STAGING_SCHEMA}'") == 0
+    assert (
+        _one(
+            wh,
+            f"SELECT count(*) FROM information_schema.tables WHERE table_schema = '{ingestion.STAGING_SCHEMA}'",
+        )
+        == 0
+    )
     assert _one(wh, "SELECT count(*) FROM raw.jira_tasks") == 299 + 2
     assert _one(wh, "SELECT count(*) FROM raw.rejects WHERE locator = 'issues[7]'") == 1
-    assert _one(wh, "SELECT message FROM raw.ingested_files WHERE source_file LIKE '%search.json'").startswith("streamed")
+    assert _one(
+        wh, "SELECT message FROM raw.ingested_files WHERE source_file LIKE '%search.json'"
+    ).startswith("streamed")
     _assert_conserved(wh, 3)
     assert sum(ingestion.ingest_source(wh, tmp_path / "landing", "jira").records_new.values()) == 0
 
@@ -283,19 +365,40 @@ def test_a_streamed_file_that_breaks_part_way_leaves_nothing_behind(tmp_path, st
 
     assert report.files_unreadable == 1 and report.files_ingested == 1
     # the parts staged before the fault are dropped with their staging tables
-    assert _one(wh, f"SELECT count(*) FROM information_schema.tables WHERE table_schema = '{ingestion.STAGING_SCHEMA}'") == 0
-    assert wh.query("SELECT key FROM raw.jira_tasks")["key"].to_list() == ["BIG-999"]  # none of cut.json's parts
-    status, message = wh.query("SELECT status, message FROM raw.ingested_files WHERE source_file LIKE '%cut.json'").row(0)
+    assert (
+        _one(
+            wh,
+            f"SELECT count(*) FROM information_schema.tables WHERE table_schema = '{ingestion.STAGING_SCHEMA}'",
+        )
+        == 0
+    )
+    assert wh.query("SELECT key FROM raw.jira_tasks")["key"].to_list() == [
+        "BIG-999"
+    ]  # none of cut.json's parts
+    status, message = wh.query(
+        "SELECT status, message FROM raw.ingested_files WHERE source_file LIKE '%cut.json'"
+    ).row(0)
     assert status == "unreadable" and "cut.json" in message and "cut short" in message
 
 
 def test_a_streamed_github_page_gives_what_the_whole_parse_gives(tmp_path, monkeypatch):
     from mlops_assets.lib.sources import stream
 
-    items = [{"number": n, "id": 5000 + n, "title": f"issue {n}", "state": "open", "created_at": "2024-01-02T03:04:05Z",
-              "updated_at": "2024-01-03T03:04:05Z", "user": {"login": f"u{n % 7}"}, "labels": [],
-              "repository_url": "https://api.github.com/repos/acme/app", **({"pull_request": {}} if n % 4 == 0 else {})}
-             for n in range(1, 121)]
+    items = [
+        {
+            "number": n,
+            "id": 5000 + n,
+            "title": f"issue {n}",
+            "state": "open",
+            "created_at": "2024-01-02T03:04:05Z",
+            "updated_at": "2024-01-03T03:04:05Z",
+            "user": {"login": f"u{n % 7}"},
+            "labels": [],
+            "repository_url": "https://api.github.com/repos/acme/app",
+            **({"pull_request": {}} if n % 4 == 0 else {}),
+        }
+        for n in range(1, 121)
+    ]
     for name, monkeypatch_on in (("whole", False), ("streamed", True)):
         folder = tmp_path / name / "landing" / "github"
         folder.mkdir(parents=True)
@@ -305,9 +408,12 @@ def test_a_streamed_github_page_gives_what_the_whole_parse_gives(tmp_path, monke
             monkeypatch.setattr(stream, "PART_RECORDS", 25)
         wh = Warehouse(tmp_path / name / "wh.duckdb")
         ingestion.ingest_source(wh, tmp_path / name / "landing", "github")
-    whole = Warehouse(tmp_path / "whole" / "wh.duckdb").query("SELECT task_id, record_hash FROM raw.github_tasks ORDER BY 1")
+    whole = Warehouse(tmp_path / "whole" / "wh.duckdb").query(
+        "SELECT task_id, record_hash FROM raw.github_tasks ORDER BY 1"
+    )
     streamed = Warehouse(tmp_path / "streamed" / "wh.duckdb").query(
-        "SELECT task_id, record_hash FROM raw.github_tasks ORDER BY 1")
+        "SELECT task_id, record_hash FROM raw.github_tasks ORDER BY 1"
+    )
     assert whole.height == 90 and whole.equals(streamed)
 
 
@@ -316,10 +422,14 @@ def test_one_issue_nested_past_the_decoders_limit_costs_only_itself(tmp_path):
     # item by item, and only the deep issue is rejected.
     deep = "[" * 10_000 + "]" * 10_000
     good = [json.dumps(_single_issue(n, body_chars=100, comments=0)) for n in (1, 2)]
-    bad = json.dumps(_single_issue(3, body_chars=100, comments=0)).replace('"labels": ["a", "b"]', f'"labels": {deep}')
+    bad = json.dumps(_single_issue(3, body_chars=100, comments=0)).replace(
+        '"labels": ["a", "b"]', f'"labels": {deep}'
+    )
     folder = tmp_path / "landing" / "jira"
     folder.mkdir(parents=True)
-    (folder / "page.json").write_text('{"startAt": 0, "total": 3, "issues": [' + ", ".join([good[0], bad, good[1]]) + "]}")
+    (folder / "page.json").write_text(
+        '{"startAt": 0, "total": 3, "issues": [' + ", ".join([good[0], bad, good[1]]) + "]}"
+    )
     wh = Warehouse(tmp_path / "wh.duckdb")
 
     report = ingestion.ingest_source(wh, tmp_path / "landing", "jira")
@@ -331,8 +441,13 @@ def test_one_issue_nested_past_the_decoders_limit_costs_only_itself(tmp_path):
 
 def _raw_rows(wh: Warehouse, source: str) -> dict[str, list[tuple]]:
     kinds = ingestion.SOURCES[source][2]
-    return {kind: wh.query(f"SELECT * EXCLUDE (ingested_at, source_file, file_hash) FROM raw.{source}_{kind} "
-                           "ORDER BY record_hash").rows() for kind in kinds}
+    return {
+        kind: wh.query(
+            f"SELECT * EXCLUDE (ingested_at, source_file, file_hash) FROM raw.{source}_{kind} "
+            "ORDER BY record_hash"
+        ).rows()
+        for kind in kinds
+    }
 
 
 def test_a_streamed_trello_board_gives_what_the_whole_parse_gives(tmp_path, monkeypatch):
@@ -358,15 +473,41 @@ def test_a_streamed_trello_board_gives_what_the_whole_parse_gives(tmp_path, monk
     assert len(rows["whole"]["tasks"]) > 30 and rows["whole"] == rows["streamed"]
 
 
-def test_a_streamed_trello_board_is_read_in_parts_and_a_cut_one_leaves_nothing(tmp_path, monkeypatch, stream_everything):
-    cards = [{"id": f"{n:024x}", "idShort": n, "name": f"card {n}", "idList": "l1", "idMembers": [],
-              "dateLastActivity": "2024-05-01T10:00:00.000Z", "badges": {"comments": 1}, "labels": []}
-             for n in range(1, 201)]
+def test_a_streamed_trello_board_is_read_in_parts_and_a_cut_one_leaves_nothing(
+    tmp_path, monkeypatch, stream_everything
+):
+    cards = [
+        {
+            "id": f"{n:024x}",
+            "idShort": n,
+            "name": f"card {n}",
+            "idList": "l1",
+            "idMembers": [],
+            "dateLastActivity": "2024-05-01T10:00:00.000Z",
+            "badges": {"comments": 1},
+            "labels": [],
+        }
+        for n in range(1, 201)
+    ]
     cards[5] = {**cards[5], "dateLastActivity": "not a date"}  # one bad card costs only itself
-    actions = [{"id": f"a{n}", "type": "commentCard", "date": "2024-05-01T10:00:00.000Z", "idMemberCreator": "m1",
-                "data": {"card": {"id": f"{n:024x}"}, "text": "hello"}} for n in range(1, 201)]
-    board = {"name": "Big board", "lists": [{"id": "l1", "name": "Doing"}], "labels": [], "checklists": [],
-             "actions": actions, "cards": cards}
+    actions = [
+        {
+            "id": f"a{n}",
+            "type": "commentCard",
+            "date": "2024-05-01T10:00:00.000Z",
+            "idMemberCreator": "m1",
+            "data": {"card": {"id": f"{n:024x}"}, "text": "hello"},
+        }
+        for n in range(1, 201)
+    ]
+    board = {
+        "name": "Big board",
+        "lists": [{"id": "l1", "name": "Doing"}],
+        "labels": [],
+        "checklists": [],
+        "actions": actions,
+        "cards": cards,
+    }
     folder = tmp_path / "landing" / "trello"
     folder.mkdir(parents=True)
     (folder / "big.json").write_text(json.dumps(board))
@@ -375,7 +516,9 @@ def test_a_streamed_trello_board_is_read_in_parts_and_a_cut_one_leaves_nothing(t
     wh = Warehouse(tmp_path / "wh.duckdb")
     parts: list[int] = []
     real = ingestion._StagedWriter.add  # a streamed file stages its parts, each committed on its own
-    monkeypatch.setattr(ingestion._StagedWriter, "add", lambda self, frames: parts.append(1) or real(self, frames))
+    monkeypatch.setattr(
+        ingestion._StagedWriter, "add", lambda self, frames: parts.append(1) or real(self, frames)
+    )
 
     report = ingestion.ingest_source(wh, tmp_path / "landing", "trello")
 
@@ -388,19 +531,32 @@ def test_a_streamed_trello_board_is_read_in_parts_and_a_cut_one_leaves_nothing(t
     assert any("cut.json" in m and "cut short" in m for m in report.messages)
 
 
-def test_a_streamed_file_is_staged_then_moved_whole_on_both_warehouse_kinds(warehouse, tmp_path, stream_everything):
+def test_a_streamed_file_is_staged_then_moved_whole_on_both_warehouse_kinds(
+    warehouse, tmp_path, stream_everything
+):
     """DuckDB file and DuckLake: the parts go through ingest_staging, the raw table gets the file at once."""
     folder = tmp_path / "landing" / "jira"
     folder.mkdir(parents=True)
-    (folder / "page.json").write_text(json.dumps({"startAt": 0, "total": 120,
-                                                  "issues": [_single_issue(n, body_chars=300) for n in range(120)]}))
+    (folder / "page.json").write_text(
+        json.dumps(
+            {"startAt": 0, "total": 120, "issues": [_single_issue(n, body_chars=300) for n in range(120)]}
+        )
+    )
 
     report = ingestion.ingest_source(warehouse, tmp_path / "landing", "jira")
 
     assert report.files_ingested == 1 and report.records_new["tasks"] == 120
     assert _one(warehouse, "SELECT count(*) FROM raw.jira_tasks") == 120
-    assert _one(warehouse, "SELECT n_new_records FROM raw.ingested_files") == 120 + report.records_new["events"] \
-        + report.records_new["comments"]
-    assert _one(warehouse, "SELECT count(*) FROM information_schema.tables "
-                           f"WHERE table_schema = '{ingestion.STAGING_SCHEMA}'") == 0
+    assert (
+        _one(warehouse, "SELECT n_new_records FROM raw.ingested_files")
+        == 120 + report.records_new["events"] + report.records_new["comments"]
+    )
+    assert (
+        _one(
+            warehouse,
+            "SELECT count(*) FROM information_schema.tables "
+            f"WHERE table_schema = '{ingestion.STAGING_SCHEMA}'",
+        )
+        == 0
+    )
     assert sum(ingestion.ingest_source(warehouse, tmp_path / "landing", "jira").records_new.values()) == 0

@@ -1,5 +1,6 @@
 """A mapped CSV is its bytes read through its mapping (issue 20 item 5, issue 18 item 2): a changed mapping
-is a change, of the file and of each of its rows, and the latest reading of a row is the one cleaning uses."""
+is a change, of the file and of each of its rows, and the latest reading of a row is the one cleaning uses.
+"""
 
 from __future__ import annotations
 
@@ -48,25 +49,37 @@ def test_the_same_csv_bytes_under_two_mappings_are_both_read_and_recorded(landin
     wh = Warehouse(tmp_path / "wh.duckdb")
     report = ingestion.ingest_source(wh, landing_dir, "csv", now=NOW)
     assert report.files_ingested == 2 and report.files_skipped == 0
-    assert sorted(_manifest(wh)) == [("app.csv", "ingested"), ("web.csv", "ingested")]  # was: one duplicate_file
+    assert sorted(_manifest(wh)) == [
+        ("app.csv", "ingested"),
+        ("web.csv", "ingested"),
+    ]  # was: one duplicate_file
     # ... and so are their records: both files' rows are tasks (of WEB and of APP), none lost as a duplicate
     tables, stats = build_clean(wh, NOW)
     assert sorted(tables["clean.tasks"].select("project", "key").iter_rows()) == [
-        ("APP", "L-1"), ("APP", "L-2"), ("WEB", "L-1"), ("WEB", "L-2")]
+        ("APP", "L-1"),
+        ("APP", "L-2"),
+        ("WEB", "L-1"),
+        ("WEB", "L-2"),
+    ]
     assert stats.conserved and stats.quarantined == 0
 
 
 def _clean_titles(wh: Warehouse, now: datetime) -> tuple[list[tuple[str, str]], object, list[str]]:
     tables, stats = build_clean(wh, now)
-    return (sorted(tables["clean.tasks"].select("key", "title").iter_rows()), stats,
-            tables["clean.quarantine"]["reason"].to_list())
+    return (
+        sorted(tables["clean.tasks"].select("key", "title").iter_rows()),
+        stats,
+        tables["clean.quarantine"]["reason"].to_list(),
+    )
 
 
 def test_rows_re_read_under_a_fixed_mapping_replace_the_first_reading(landing_dir, tmp_path):
     folder = landing_dir / "csv"
     folder.mkdir()
     (folder / "lin.csv").write_text(CSV)
-    (folder / "lin.yaml").write_text("key: ID\ncreated_at: Created\ntitle: ID\n")  # valid, but the wrong column
+    (folder / "lin.yaml").write_text(
+        "key: ID\ncreated_at: Created\ntitle: ID\n"
+    )  # valid, but the wrong column
     wh = Warehouse(tmp_path / "wh.duckdb")
     ingestion.ingest_source(wh, landing_dir, "csv", now=NOW)
     assert _clean_titles(wh, NOW)[0] == [("L-1", "L-1"), ("L-2", "L-2")]
@@ -100,10 +113,16 @@ def test_a_file_that_a_fixed_mapping_reads_leaves_quarantine(landing_dir, tmp_pa
     titles, stats, reasons = _clean_titles(wh, later)
     assert titles == [("L-1", "first"), ("L-2", "second")]
     # the mapping error of lin.csv is gone; its one bad row and other.csv's error remain, each with its reason
-    assert len(reasons) == 2 and sum("Creatd" in r for r in reasons) == 1 and sum("not a date" in r for r in reasons) == 1
+    assert (
+        len(reasons) == 2
+        and sum("Creatd" in r for r in reasons) == 1
+        and sum("not a date" in r for r in reasons) == 1
+    )
 
 
-def test_upgrade_every_mapped_csv_is_re_read_once_and_no_task_is_lost_or_doubled(landing_dir, tmp_path, monkeypatch):
+def test_upgrade_every_mapped_csv_is_re_read_once_and_no_task_is_lost_or_doubled(
+    landing_dir, tmp_path, monkeypatch
+):
     folder = landing_dir / "csv"
     folder.mkdir()
     for name in ("web", "app"):
@@ -124,7 +143,8 @@ def test_upgrade_every_mapped_csv_is_re_read_once_and_no_task_is_lost_or_doubled
     assert report.files_ingested == 2 and report.records_new["tasks"] == 4
     tables, stats = build_clean(wh, later)
     assert sorted(tables["clean.tasks"].select("task_id", "title").iter_rows()) == sorted(
-        [(f"csv:{n}:L-{i}", t) for n in ("web", "app") for i, t in ((1, "first"), (2, "second"))])
+        [(f"csv:{n}:L-{i}", t) for n in ("web", "app") for i, t in ((1, "first"), (2, "second"))]
+    )
     assert stats.conserved and (stats.input_records, stats.superseded) == (6, 2)
     assert ingestion.ingest_source(wh, landing_dir, "csv", now=later + timedelta(hours=1)).files_skipped == 2
 
@@ -140,7 +160,9 @@ def test_reingest_reads_a_file_again_on_purpose_and_stores_nothing_twice(landing
         con.execute("DELETE FROM raw.csv_tasks WHERE key = 'L-2'")
     assert ingestion.ingest_source(wh, landing_dir, "csv", now=NOW).files_skipped == 1  # known: not read
 
-    assert ingestion.forget_files(wh, landing_dir, [folder / "lin.csv"], now=NOW + timedelta(hours=1)) == ["lin.csv"]
+    assert ingestion.forget_files(wh, landing_dir, [folder / "lin.csv"], now=NOW + timedelta(hours=1)) == [
+        "lin.csv"
+    ]
     report = ingestion.ingest_source(wh, landing_dir, "csv", now=NOW + timedelta(hours=2))
     assert (report.files_ingested, report.records_new["tasks"]) == (1, 1)  # L-2 is back, L-1 not doubled
     assert wh.query("SELECT key FROM raw.csv_tasks ORDER BY key")["key"].to_list() == ["L-1", "L-2"]
@@ -152,7 +174,9 @@ def test_reingest_reads_a_file_again_on_purpose_and_stores_nothing_twice(landing
         ingestion.forget_files(wh, landing_dir, [tmp_path / "elsewhere.csv"])
 
 
-def test_the_reingest_command_marks_a_file_and_names_what_it_could_not(landing_dir, tmp_path, monkeypatch, capsys):
+def test_the_reingest_command_marks_a_file_and_names_what_it_could_not(
+    landing_dir, tmp_path, monkeypatch, capsys
+):
     from mlops_assets.cli import main
 
     folder = landing_dir / "csv"

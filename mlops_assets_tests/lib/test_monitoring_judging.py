@@ -1,5 +1,6 @@
 """lib/monitoring, the monitoring assets' computation without Dagster: the window before the current one, the
-champions' scores, the drift and performance records and the drift table (issue 21 item 2)."""
+champions' scores, the drift and performance records and the drift table (issue 21 item 2).
+"""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ T0 = datetime(2026, 10, 1, tzinfo=UTC)
 
 
 def _days(*ago: float) -> pl.DataFrame:
-    return pl.DataFrame({"task_id": [f"t{i}" for i in range(len(ago))],
-                         "created_at": [T0 - timedelta(days=d) for d in ago]})
+    return pl.DataFrame(
+        {"task_id": [f"t{i}" for i in range(len(ago))], "created_at": [T0 - timedelta(days=d) for d in ago]}
+    )
 
 
 def test_the_previous_window_is_the_days_before_the_current_one_less_the_training_window():
@@ -29,8 +31,12 @@ def test_the_previous_window_is_the_days_before_the_current_one_less_the_trainin
     long_ago = pl.DataFrame({"created_at": [T0 - timedelta(days=365)]})
     assert sorted(monitoring.previous_window(features, long_ago, window, 30)["task_id"]) == ["t2", "t3", "t4"]
     assert monitoring.previous_window(features, trained_until.clear(), window, 30).height == 0
-    assert monitoring.previous_window(features, trained_until, monitoring.current_window(features.clear(), 30),
-                                      30).height == 0
+    assert (
+        monitoring.previous_window(
+            features, trained_until, monitoring.current_window(features.clear(), 30), 30
+        ).height
+        == 0
+    )
 
 
 class _Model:
@@ -56,13 +62,26 @@ def test_champion_scores_are_named_per_model_and_late_risk_only_with_a_deadline(
 
 def _column(name: str, score: float | None, drifted: bool, reason: str | None = None) -> drift.ColumnDrift:
     status = drift.SKIPPED if score is None else drift.OK
-    return drift.ColumnDrift(name, drift.NUMERIC, status, "wasserstein" if score is not None else None, score, 0.15,
-                             drifted, 100, 50, 0.0, 0.0, reason)
+    return drift.ColumnDrift(
+        name,
+        drift.NUMERIC,
+        status,
+        "wasserstein" if score is not None else None,
+        score,
+        0.15,
+        drifted,
+        100,
+        50,
+        0.0,
+        0.0,
+        reason,
+    )
 
 
 def _results() -> tuple[drift.DriftResult, drift.DriftResult]:
-    features = drift.DriftResult([_column("story_points", 0.31234567, True), _column("title_length", 0.02, False)],
-                                 0.15, 0.1, 100, 50)
+    features = drift.DriftResult(
+        [_column("story_points", 0.31234567, True), _column("title_length", 0.02, False)], 0.15, 0.1, 100, 50
+    )
     scores = drift.DriftResult([_column("late_risk_score", None, False, "only 3 tasks")], 0.15, 1.0, 0, 50)
     return features, scores
 
@@ -80,17 +99,29 @@ def test_a_drift_reading_replaces_the_current_table_and_adds_to_the_history(ware
         rows = monitoring.record_drift(warehouse, run, *_results(), base, now=T0)
     assert rows.height == 3 and set(rows["target"]) == {"feature", "prediction"}
     current = warehouse.read_table("monitoring.data_drift")
-    assert current["run_id"].unique().to_list() == ["run-2"] and current["drift_share"][0] == pytest.approx(0.5)
+    assert current["run_id"].unique().to_list() == ["run-2"] and current["drift_share"][0] == pytest.approx(
+        0.5
+    )
     assert warehouse.read_table("monitoring.drift_history").height == 6
 
 
 def test_a_performance_reading_has_a_row_per_model_and_metric(warehouse):
-    late = monitoring.PerformanceVerdict("late_risk", "ok", "fine", 80, {"live_roc_auc": 0.7, "live_ece": 0.05},
-                                         {"test_roc_auc": 0.72, "test_ece": 0.04, "test_brier": 0.2})
+    late = monitoring.PerformanceVerdict(
+        "late_risk",
+        "ok",
+        "fine",
+        80,
+        {"live_roc_auc": 0.7, "live_ece": 0.05},
+        {"test_roc_auc": 0.72, "test_ece": 0.04, "test_brier": 0.2},
+    )
     cycle = monitoring.PerformanceVerdict("cycle_time", "not judged", "no champion", 0)
     frame = monitoring.record_performance(warehouse, "run-1", [(late, "3"), (cycle, None)], now=T0)
-    assert frame.select("model", "metric").rows() == [("late_risk", "roc_auc"), ("late_risk", "ece"),
-                                                      ("late_risk", "brier"), ("cycle_time", "mae")]
+    assert frame.select("model", "metric").rows() == [
+        ("late_risk", "roc_auc"),
+        ("late_risk", "ece"),
+        ("late_risk", "brier"),
+        ("cycle_time", "mae"),
+    ]
     assert frame["live_value"].to_list() == [0.7, 0.05, None, None]
     assert frame["champion_version"].to_list() == ["3", "3", "3", None]
     monitoring.record_performance(warehouse, "run-2", [(cycle, None)], now=T0)
@@ -113,7 +144,8 @@ def test_without_a_champion_there_is_no_reference_and_the_scores_are_skipped_wit
     with pytest.raises(monitoring.NoReference, match="late_risk has no champion yet"):
         monitoring.load_reference(wh, _NoChampion(), "late_risk")
     features = _days(0, 1, 2)
-    result = monitoring.prediction_drift(_NoChampion(), wh, features, monitoring.current_window(features, 30),
-                                         days=30, threshold=0.15)
+    result = monitoring.prediction_drift(
+        _NoChampion(), wh, features, monitoring.current_window(features, 30), days=30, threshold=0.15
+    )
     assert [c.column for c in result.skipped] == ["late_risk_score", "predicted_cycle_days"]
     assert all("no champion yet" in c.reason for c in result.skipped) and result.share_drifted is None

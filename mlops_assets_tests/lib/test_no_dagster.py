@@ -21,13 +21,17 @@ def _imports(path: Path) -> set[str]:
 
 
 def test_no_lib_module_imports_dagster():
-    offenders = {str(path.relative_to(LIB)): sorted(n for n in _imports(path) if n.split(".")[0].startswith("dagster"))
-                 for path in sorted(LIB.rglob("*.py"))}
+    offenders = {
+        str(path.relative_to(LIB)): sorted(n for n in _imports(path) if n.split(".")[0].startswith("dagster"))
+        for path in sorted(LIB.rglob("*.py"))
+    }
     assert {k: v for k, v in offenders.items() if v} == {}
 
 
 def test_the_monitoring_and_gate_helpers_load_without_dagster():
-    code = ("import sys; import mlops_assets.lib.monitoring, mlops_assets.lib.gate, mlops_assets.lib.readable; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'dagster'))")
+    code = (
+        "import sys; import mlops_assets.lib.monitoring, mlops_assets.lib.gate, mlops_assets.lib.readable; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'dagster'))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

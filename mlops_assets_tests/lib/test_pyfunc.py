@@ -21,9 +21,17 @@ FAST = training.TrainConfig(n_trials=1, seed=5, cv_folds=2)
 SPEC = training.MODEL_SPECS["late_risk"]
 
 # The README's curl example, as JSON-like records: ISO strings, a date-only deadline, an int count.
-README_RECORD = {"task_id": "jira:PAY-7001", "project": "PAY", "source": "jira", "type": "story",
-                 "priority": "medium", "created_at": "2026-11-26T09:00:00Z", "deadline_at": "2026-11-28",
-                 "story_points": 13, "title": "Refund flow for partial captures"}
+README_RECORD = {
+    "task_id": "jira:PAY-7001",
+    "project": "PAY",
+    "source": "jira",
+    "type": "story",
+    "priority": "medium",
+    "created_at": "2026-11-26T09:00:00Z",
+    "deadline_at": "2026-11-28",
+    "story_points": 13,
+    "title": "Refund flow for partial captures",
+}
 
 SCRIPT = """
 import json, sys, mlflow.pyfunc, pandas as pd, polars as pl
@@ -66,8 +74,9 @@ def test_the_champion_loaded_by_alias_scores_clean_tasks_rows_and_json_records(t
     import mlflow
 
     tasks, history, model_splits, model = trained
-    run_id = registry.log_training_run(SPEC, model, model_splits, tasks=tasks, history=history,
-                                       tracking_uri=mlflow_uri)
+    run_id = registry.log_training_run(
+        SPEC, model, model_splits, tasks=tasks, history=history, tracking_uri=mlflow_uri
+    )
     client = registry.get_client(mlflow_uri)
     model_uri = client.get_run(run_id).data.tags["model_uri"]
     mlflow.set_tracking_uri(mlflow_uri)
@@ -75,17 +84,27 @@ def test_the_champion_loaded_by_alias_scores_clean_tasks_rows_and_json_records(t
     client.set_registered_model_alias(SPEC.name, "champion", version.version)
 
     # clean.tasks rows as the warehouse gives them: every column, timestamps in Etc/UTC, int64 counts.
-    rows = (tasks.join(model_splits["test"].select("task_id"), on="task_id", how="semi")
-            .with_columns(pl.col(pl.Datetime("us", "UTC")).dt.convert_time_zone("Etc/UTC")))
+    rows = tasks.join(model_splits["test"].select("task_id"), on="task_id", how="semi").with_columns(
+        pl.col(pl.Datetime("us", "UTC")).dt.convert_time_zone("Etc/UTC")
+    )
     assert rows.schema["description_length"] == pl.Int64 and rows.height > 20
     rows.write_parquet(tmp_path / "rows.parquet")
     records = [_json_record(r) for r in rows.to_dicts()] + [README_RECORD]
     (tmp_path / "records.json").write_text(json.dumps(records))
 
     subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(tmp_path / "rows.parquet"), str(tmp_path / "records.json"),
-         str(tmp_path / "out.pkl")],
-        env={**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri}, check=True, capture_output=True, timeout=300,
+        [
+            sys.executable,
+            "-c",
+            SCRIPT,
+            str(tmp_path / "rows.parquet"),
+            str(tmp_path / "records.json"),
+            str(tmp_path / "out.pkl"),
+        ],
+        env={**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri},
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     outputs = pd.read_pickle(tmp_path / "out.pkl")
 
@@ -96,7 +115,9 @@ def test_the_champion_loaded_by_alias_scores_clean_tasks_rows_and_json_records(t
         assert len(out) == rows.height + (kind.startswith("records"))
         scored = out.iloc[: rows.height]
         assert scored["task_id"].tolist() == rows["task_id"].to_list()
-        assert np.allclose(scored["prediction"], [expected[t] for t in scored["task_id"]], rtol=0, atol=1e-9), kind
+        assert np.allclose(
+            scored["prediction"], [expected[t] for t in scored["task_id"]], rtol=0, atol=1e-9
+        ), kind
     readme = outputs["one_record"]
     assert readme["task_id"].tolist() == ["jira:PAY-7001"] and readme["error"].isna().all()
     assert 0.0 <= readme["prediction"][0] <= 1.0

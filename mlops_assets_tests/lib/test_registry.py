@@ -62,14 +62,23 @@ def shuffled(data) -> training.TrainedModel:
 def _log(spec, trained, data, client, **kw) -> str:
     tasks, history, model_splits = data
     return registry.log_training_run(
-        spec, trained, model_splits, tasks=tasks, history=history, tracking_uri=client.tracking_uri,
-        dagster_run_id="run-0123456789", git_commit="abc1234", **kw,
+        spec,
+        trained,
+        model_splits,
+        tasks=tasks,
+        history=history,
+        tracking_uri=client.tracking_uri,
+        dagster_run_id="run-0123456789",
+        git_commit="abc1234",
+        **kw,
     )
 
 
 def _gate(spec, trained, data, client, **kw) -> registry.GateDecision:
     run_id = _log(spec, trained, data, client)
-    return registry.register_and_gate(spec, run_id, trained.metrics, test=data[2]["test"], client=client, **kw)
+    return registry.register_and_gate(
+        spec, run_id, trained.metrics, test=data[2]["test"], client=client, **kw
+    )
 
 
 def test_training_run_records_lineage_and_metrics(good, data, client):
@@ -173,7 +182,9 @@ def test_served_champion_scores_raw_records_exactly_like_the_pipeline(good, data
     tasks, _, model_splits = data
     _gate(SPEC, good, data, client)
     test_ids = model_splits["test"]["task_id"]
-    records = pyfunc.wire_records(tasks.join(model_splits["test"].select("task_id"), on="task_id", how="semi"))
+    records = pyfunc.wire_records(
+        tasks.join(model_splits["test"].select("task_id"), on="task_id", how="semi")
+    )
     records.loc[0, "created_at"] = "yesterday"  # one bad record: reported, the rest still scored
     workdir = Path(mlflow_uri.removeprefix("sqlite:///")).parent
     records.to_pickle(workdir / "records.pkl")
@@ -185,7 +196,10 @@ def test_served_champion_scores_raw_records_exactly_like_the_pipeline(good, data
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri}
     subprocess.run(
         [sys.executable, "-c", script, str(workdir / "records.pkl"), str(workdir / "out.pkl")],
-        env=env, check=True, capture_output=True, timeout=300,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     import pandas as pd
 

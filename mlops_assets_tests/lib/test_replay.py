@@ -47,15 +47,22 @@ def test_the_real_parsers_read_every_replayed_file_and_find_every_task(landed):
     assert {s: e["tasks"] for s, e in info["summary"]["sources"].items()} == counts
     # One file per issue, as the real folder: the issue, its changelog and its comments.
     assert len(list((out / "jira" / "issues").glob("*.json"))) == 3 * counts["jira"]
-    assert info["reports"]["jira"].records_new["comments"] > 0 and info["reports"]["jira"].records_new["events"] > 0
+    assert (
+        info["reports"]["jira"].records_new["comments"] > 0
+        and info["reports"]["jira"].records_new["events"] > 0
+    )
 
 
 def test_every_task_is_new_and_distinct(landed):
     _, _, wh = landed
-    ids = [r[0] for s in ingestion.SOURCES for r in wh.query(f"SELECT task_id FROM raw.{s}_tasks").iter_rows()]
+    ids = [
+        r[0] for s in ingestion.SOURCES for r in wh.query(f"SELECT task_id FROM raw.{s}_tasks").iter_rows()
+    ]
     assert len(ids) == len(set(ids)) == N_TASKS
     real_keys = {f"jira:{p.stem}" for p in ISSUES.glob("*.json") if not p.stem.endswith(("_CL", "_Comment"))}
-    real_cards = {c["id"] for c in json.loads(next((DATA / "exports" / "trello").glob("*.json")).read_text())["cards"]}
+    real_cards = {
+        c["id"] for c in json.loads(next((DATA / "exports" / "trello").glob("*.json")).read_text())["cards"]
+    }
     assert not real_keys & set(ids)
     assert not any(i.startswith("github:matomo-org/matomo#") for i in ids)
     assert not {f"trello:{c}" for c in real_cards} & set(ids)
@@ -144,5 +151,10 @@ def test_the_same_seed_writes_the_same_bytes_and_another_seed_other_records(tmp_
 def test_a_wrong_like_folder_names_what_was_expected(tmp_path, capsys):
     with pytest.raises(replay.LikeDataError, match="jira-apache-ase2015/issues"):
         replay.generate_like(tmp_path, tmp_path / "out", 10)
-    assert cli.main(["generate", "--like", str(tmp_path / "nowhere"), "--tasks", "10", "--out", str(tmp_path / "o")]) == 1
+    assert (
+        cli.main(
+            ["generate", "--like", str(tmp_path / "nowhere"), "--tasks", "10", "--out", str(tmp_path / "o")]
+        )
+        == 1
+    )
     assert "no such folder" in capsys.readouterr().err

@@ -14,14 +14,20 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _rows(ids: list[str], at: datetime) -> pl.DataFrame:
-    return pl.DataFrame({"record_hash": ids, "title": [f"task {i}" for i in ids],
-                         "ingested_at": [at] * len(ids)}, schema_overrides={"ingested_at": pl.Datetime("us", "UTC")})
+    return pl.DataFrame(
+        {"record_hash": ids, "title": [f"task {i}" for i in ids], "ingested_at": [at] * len(ids)},
+        schema_overrides={"ingested_at": pl.Datetime("us", "UTC")},
+    )
 
 
 def _record(warehouse: Warehouse) -> dict:
     warehouse.append("raw.jira_tasks", _rows(["a", "b"], T0))
-    record = reproduce.training_record(warehouse, clean_built_at=T0 + timedelta(hours=1),
-                                       train_config=training.TrainConfig(n_trials=3), split_config=None)
+    record = reproduce.training_record(
+        warehouse,
+        clean_built_at=T0 + timedelta(hours=1),
+        train_config=training.TrainConfig(n_trials=3),
+        split_config=None,
+    )
     warehouse.append("raw.jira_tasks", _rows(["c"], T0 + timedelta(days=1)))  # lands after the training
     return record
 
@@ -35,7 +41,9 @@ def test_rows_landed_after_the_cut_off_are_left_out(warehouse, tmp_path):
     assert sorted(scratch.read_table("raw.jira_tasks")["record_hash"]) == ["a", "b"]
 
 
-def test_a_changed_raw_row_fails_on_a_file_and_is_read_as_it_was_from_a_ducklake_snapshot(warehouse, tmp_path):
+def test_a_changed_raw_row_fails_on_a_file_and_is_read_as_it_was_from_a_ducklake_snapshot(
+    warehouse, tmp_path
+):
     record = _record(warehouse)
     with warehouse.connect() as con:
         con.execute("UPDATE raw.jira_tasks SET title = 'edited' WHERE record_hash = 'a'")
@@ -44,13 +52,20 @@ def test_a_changed_raw_row_fails_on_a_file_and_is_read_as_it_was_from_a_ducklake
         reproduce.rebuild_raw(warehouse, record, scratch)
         assert sorted(scratch.read_table("raw.jira_tasks")["title"]) == ["task a", "task b"]
         return
-    with pytest.raises(reproduce.ReproductionError, match=r"raw\.jira_tasks: same 2 rows but their content changed"):
+    with pytest.raises(
+        reproduce.ReproductionError, match=r"raw\.jira_tasks: same 2 rows but their content changed"
+    ):
         reproduce.rebuild_raw(warehouse, record, scratch)
 
 
 def test_the_recorded_train_config_runs_exactly_the_trials_the_training_ran():
-    record = {"train_config": {**training.TrainConfig(n_trials=30, timeout_s=5).__dict__, "learning_rate": [0.05, 0.1],
-                               "n_trials_run": 7}}
+    record = {
+        "train_config": {
+            **training.TrainConfig(n_trials=30, timeout_s=5).__dict__,
+            "learning_rate": [0.05, 0.1],
+            "n_trials_run": 7,
+        }
+    }
     config = reproduce.train_config(record)
     assert config.n_trials == 7 and config.timeout_s == reproduce.UNBOUNDED_TIMEOUT_S
     assert config.learning_rate == (0.05, 0.1)
@@ -59,13 +74,16 @@ def test_the_recorded_train_config_runs_exactly_the_trials_the_training_ran():
 def test_code_differences_name_the_commit_and_each_library():
     record = {"git_commit": "aaa", "git_dirty": False, "libraries": {"lightgbm": "4.5.0", "polars": "1.0"}}
     now = {"git_commit": "bbb", "git_dirty": False, "libraries": {"lightgbm": "4.6.0", "polars": "1.0"}}
-    assert reproduce.code_differences(record, now) == ["code commit aaa recorded, bbb running",
-                                                       "lightgbm 4.5.0 recorded, 4.6.0 running"]
+    assert reproduce.code_differences(record, now) == [
+        "code commit aaa recorded, bbb running",
+        "lightgbm 4.5.0 recorded, 4.6.0 running",
+    ]
     assert reproduce.code_differences(record, {**record}) == []
 
 
 def test_a_model_trained_on_a_ducklake_is_reproduced_from_its_snapshot_after_new_and_changed_raw_rows(
-        tmp_path, mlflow_uri):
+    tmp_path, mlflow_uri
+):
     """The cluster profile's warehouse, end to end: the pipeline's functions, MLflow, new data, an edited raw row."""
     pytest.importorskip("duckdb_extension_ducklake")
     from mlops_assets.lib import cleaning, ingestion, registry, synthetic
@@ -75,9 +93,16 @@ def test_a_model_trained_on_a_ducklake_is_reproduced_from_its_snapshot_after_new
     synthetic.generate(landing, n_tasks=1000, seed=5)
     for source in ingestion.SOURCES:
         ingestion.ingest_source(lake, landing, source)
-    spec, config = training.get_spec("late_risk"), training.TrainConfig(n_trials=2, cv_folds=0, num_boost_round=300)
-    record = reproduce.training_record(lake, clean_built_at=datetime.now(UTC), train_config=config, split_config=None)
-    parts = reproduce.rebuild_splits(spec, lake, record)  # what the assets compute, here straight from the lake
+    spec, config = (
+        training.get_spec("late_risk"),
+        training.TrainConfig(n_trials=2, cv_folds=0, num_boost_round=300),
+    )
+    record = reproduce.training_record(
+        lake, clean_built_at=datetime.now(UTC), train_config=config, split_config=None
+    )
+    parts = reproduce.rebuild_splits(
+        spec, lake, record
+    )  # what the assets compute, here straight from the lake
     trained = training.train_model(spec, parts, config)
     tasks = cleaning.build_clean(lake, datetime.fromisoformat(record["clean_built_at"]))[0]["clean.tasks"]
     run_id = registry.log_training_run(spec, trained, parts, tasks=tasks, tracking_uri=mlflow_uri)
@@ -87,8 +112,11 @@ def test_a_model_trained_on_a_ducklake_is_reproduced_from_its_snapshot_after_new
     for source in ingestion.SOURCES:
         ingestion.ingest_source(lake, landing, source)
     with lake.connect() as con:  # an edit of a row the model saw: the snapshot still has the original
-        con.execute("UPDATE raw.github_tasks SET title = 'edited' WHERE record_hash = (SELECT min(record_hash) "
-                    "FROM raw.github_tasks WHERE ingested_at <= ?)", [record["raw"]["raw.github_tasks"]["max_ingested_at"]])
+        con.execute(
+            "UPDATE raw.github_tasks SET title = 'edited' WHERE record_hash = (SELECT min(record_hash) "
+            "FROM raw.github_tasks WHERE ingested_at <= ?)",
+            [record["raw"]["raw.github_tasks"]["max_ingested_at"]],
+        )
     result = reproduce.reproduce(run_id, warehouse=lake, tracking_uri=mlflow_uri)
     assert result.ok and result.identical_predictions and result.identical_model, result.summary()
     assert result.raw_rows["raw.jira_tasks"] == record["raw"]["raw.jira_tasks"]["rows"]

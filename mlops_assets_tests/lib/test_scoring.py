@@ -29,7 +29,9 @@ def models(tasks) -> dict[str, scoring.ServedModel]:
     for name in scoring.MODEL_NAMES:
         spec = training.get_spec(name)
         frame = training.model_input(spec, tasks, feature_frame, history.as_of)
-        out[name] = scoring.ServedModel.from_trained(training.train_model(spec, splits.time_split(frame), CONFIG), "7")
+        out[name] = scoring.ServedModel.from_trained(
+            training.train_model(spec, splits.time_split(frame), CONFIG), "7"
+        )
     return out
 
 
@@ -61,9 +63,11 @@ def test_predictions_equal_the_training_code_path(tasks, models, scored):
 
 
 def test_no_deadline_means_no_late_risk_and_says_so(tasks, scored):
-    no_deadline = scoring.open_tasks(tasks).select(
-        pl.col("deadline_at").is_null() & pl.col("due_at").is_null()
-    ).to_series()
+    no_deadline = (
+        scoring.open_tasks(tasks)
+        .select(pl.col("deadline_at").is_null() & pl.col("due_at").is_null())
+        .to_series()
+    )
     assert no_deadline.any() and (~no_deadline).any()
     rows = scored.filter(no_deadline)
     assert rows["late_risk"].null_count() == rows.height
@@ -74,7 +78,8 @@ def test_no_deadline_means_no_late_risk_and_says_so(tasks, scored):
 
 
 @pytest.mark.parametrize(
-    ("p", "band"), [(0.0, "low"), (0.2499, "low"), (0.25, "medium"), (0.4999, "medium"), (0.5, "high"), (1.0, "high")]
+    ("p", "band"),
+    [(0.0, "low"), (0.2499, "low"), (0.25, "medium"), (0.4999, "medium"), (0.5, "high"), (1.0, "high")],
 )
 def test_risk_band_cut_offs(p, band):
     assert scoring.risk_band(p) == band
@@ -85,7 +90,9 @@ def _expected_reasons(tasks, model) -> tuple[pl.DataFrame, pl.DataFrame]:
     frame = features.build_features(scoring.open_tasks(tasks), features.History.from_tasks(tasks), at=NOW)
     frame = frame.filter(pl.col("has_deadline") > 0)
     matrix = training.to_matrix(frame, model.features, model.category_levels)
-    risk = training.predict_frame(model.booster, frame, model.features, model.category_levels, log_target=False)
+    risk = training.predict_frame(
+        model.booster, frame, model.features, model.category_levels, log_target=False
+    )
     return risk, explain.top_reasons_table(explain.shap_contributions(model.booster, matrix), matrix)
 
 
@@ -113,18 +120,24 @@ def test_at_risk_explains_the_medium_and_high_risk_tasks_only(tasks, models, sco
     got = some.filter(pl.col("late_risk").is_not_null()).select("reason_1", "reason_2", "reason_3")
     assert got.filter(pl.Series(at_risk)).equals(expected.filter(pl.Series(at_risk)))
     assert got.filter(pl.Series(~at_risk)).null_count().row(0) == (int((~at_risk).sum()),) * 3
-    assert some.drop("reason_1", "reason_2", "reason_3").equals(scored.drop("reason_1", "reason_2", "reason_3"))
+    assert some.drop("reason_1", "reason_2", "reason_3").equals(
+        scored.drop("reason_1", "reason_2", "reason_3")
+    )
 
 
 def test_a_cap_explains_the_riskiest_tasks_and_says_which_were_skipped(tasks, models, scored):
     capped = scoring.score_open_tasks(tasks, models["late_risk"], models["cycle_time"], NOW, max_explained=3)
     explained = capped.filter(pl.col("reason_1").is_not_null())
-    skipped = capped.filter(pl.col("warnings").list.eval(pl.element().str.contains("not computed")).list.any())
+    skipped = capped.filter(
+        pl.col("warnings").list.eval(pl.element().str.contains("not computed")).list.any()
+    )
     n_deadline = scored.filter(pl.col("late_risk").is_not_null()).height
     assert explained.height == 3 and skipped.height == n_deadline - 3
     assert explained["late_risk"].min() >= skipped["late_risk"].max()
     expected = scored.filter(pl.col("task_id").is_in(explained["task_id"].implode()))
-    assert explained.select("reason_1", "reason_2", "reason_3").equals(expected.select("reason_1", "reason_2", "reason_3"))
+    assert explained.select("reason_1", "reason_2", "reason_3").equals(
+        expected.select("reason_1", "reason_2", "reason_3")
+    )
     assert capped.drop("warnings", "reason_1", "reason_2", "reason_3").equals(
         scored.drop("warnings", "reason_1", "reason_2", "reason_3")
     )
@@ -138,7 +151,9 @@ def test_large_runs_overlap_the_two_models_with_the_same_table(tasks, models, sc
 
 
 def test_compiled_champions_give_the_same_table(tasks, models, scored, tmp_path):
-    compiled = {name: model.compiled(shap=name == "late_risk", cache_dir=tmp_path) for name, model in models.items()}
+    compiled = {
+        name: model.compiled(shap=name == "late_risk", cache_dir=tmp_path) for name, model in models.items()
+    }
     assert compiled["late_risk"].shap is not None and compiled["cycle_time"].forest is not None
     again = scoring.score_open_tasks(tasks, compiled["late_risk"], compiled["cycle_time"], NOW)
     assert again.equals(scored)  # bit-identical probabilities and days, the same reasons
@@ -157,20 +172,27 @@ def test_a_big_new_forest_is_left_to_lightgbm_until_it_is_compiled_once(tasks, m
     assert plain.forest is None and not fast_trees.forest_is_cached(model.booster.model_to_string(), tmp_path)
     table = scoring.score_open_tasks(tasks, models["late_risk"], plain, NOW)
     assert table.equals(scored)  # bit-identical: LightGBM and the compiled forest give the same days
-    assert model.compiled(cache_dir=tmp_path, max_compile_leaves=leaves).forest is not None  # at the limit: compiled
+    assert (
+        model.compiled(cache_dir=tmp_path, max_compile_leaves=leaves).forest is not None
+    )  # at the limit: compiled
     # once in the cache (the online service compiled it), even a low limit loads it: milliseconds
     assert model.compiled(cache_dir=tmp_path, max_compile_leaves=1).forest is not None
 
 
-def test_a_small_batch_scores_with_lightgbm_and_uses_what_the_cache_already_holds(tasks, models, scored, tmp_path):
+def test_a_small_batch_scores_with_lightgbm_and_uses_what_the_cache_already_holds(
+    tasks, models, scored, tmp_path
+):
     """Compiling costs more than it saves below ~500k rows: a one-off batch that small does not compile,
-    but loads what the online service (or a big batch) compiled before; the table is the same either way."""
+    but loads what the online service (or a big batch) compiled before; the table is the same either way.
+    """
     from mlops_assets.lib import fast_trees
 
     rows = scoring.open_tasks(tasks).height
     assert rows < fast_trees.BATCH_SHAP_COMPILE_MIN_ROWS <= fast_trees.BATCH_COMPILE_MIN_ROWS
-    late, cycle = (models[n].compiled(shap=n == "late_risk", cache_dir=tmp_path, batch_rows=rows)
-                   for n in ("late_risk", "cycle_time"))
+    late, cycle = (
+        models[n].compiled(shap=n == "late_risk", cache_dir=tmp_path, batch_rows=rows)
+        for n in ("late_risk", "cycle_time")
+    )
     assert late.forest is None and late.shap is None and cycle.forest is None
     assert not any(tmp_path.iterdir())  # nothing was compiled
     assert scoring.score_open_tasks(tasks, late, cycle, NOW).equals(scored)
@@ -218,7 +240,9 @@ def test_unknown_category_is_scored_as_missing_with_a_warning(tasks, models):
 def test_online_records_score_like_clean_rows(tasks, models, scored):
     frame, errors = features.records_to_frame(scoring.task_records(scoring.open_tasks(tasks)))
     assert errors == {}
-    online = scoring.score_tasks(frame, models["late_risk"], models["cycle_time"], features.History.from_tasks(tasks), NOW)
+    online = scoring.score_tasks(
+        frame, models["late_risk"], models["cycle_time"], features.History.from_tasks(tasks), NOW
+    )
     assert online.equals(scored)
 
 
@@ -257,7 +281,9 @@ def test_the_warehouse_snapshot_holds_the_events_of_open_tasks_and_scores_with_t
     history = scoring.warehouse_history(warehouse.path)
     open_ids = set(scoring.open_tasks(tasks)["task_id"])
     assert set(history.events.by_task) == open_ids and len(history.events.of(next(iter(open_ids)))) == 3
-    looked_up = scoring.score_tasks(scoring.open_tasks(tasks), models["late_risk"], models["cycle_time"], history, NOW)
+    looked_up = scoring.score_tasks(
+        scoring.open_tasks(tasks), models["late_risk"], models["cycle_time"], history, NOW
+    )
     passed = scoring.score_open_tasks(tasks, models["late_risk"], models["cycle_time"], NOW, events=events)
     assert looked_up.equals(passed) and not passed.equals(scoring.score_open_tasks(tasks, models["late_risk"],
                                                                                     models["cycle_time"], NOW))  # fmt: skip

@@ -1,5 +1,6 @@
 """Batch scores are as of now for live data, else as of the data's own end (or MLOPS_AS_OF), and a task without
-a deadline has a band."""
+a deadline has a band.
+"""
 
 from __future__ import annotations
 
@@ -15,11 +16,14 @@ UTC_US = pl.Datetime("us", "UTC")
 
 
 def _tasks(latest: datetime) -> pl.DataFrame:
-    return pl.DataFrame({
-        "created_at": [datetime(2026, 1, 5, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC)],
-        "updated_at": [latest, None],
-        "resolved_at": [datetime(2026, 2, 1, tzinfo=UTC), None],
-    }, schema={"created_at": UTC_US, "updated_at": UTC_US, "resolved_at": UTC_US})
+    return pl.DataFrame(
+        {
+            "created_at": [datetime(2026, 1, 5, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC)],
+            "updated_at": [latest, None],
+            "resolved_at": [datetime(2026, 2, 1, tzinfo=UTC), None],
+        },
+        schema={"created_at": UTC_US, "updated_at": UTC_US, "resolved_at": UTC_US},
+    )
 
 
 def test_the_data_is_scored_as_of_its_latest_event_not_the_wall_clock():
@@ -40,13 +44,18 @@ def test_live_data_is_scored_as_of_now_so_the_daily_refresh_ages_open_tasks():
     assert as_of == end and "7 days ago; set MLOPS_AS_OF=now" in source
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    ("2026-09-30", datetime(2026, 9, 30, tzinfo=UTC)),
-    ("2026-09-30T12:00:00Z", datetime(2026, 9, 30, 12, tzinfo=UTC)),
-    ("2026-09-30T14:00:00+02:00", datetime(2026, 9, 30, 12, tzinfo=UTC)),
-])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("2026-09-30", datetime(2026, 9, 30, tzinfo=UTC)),
+        ("2026-09-30T12:00:00Z", datetime(2026, 9, 30, 12, tzinfo=UTC)),
+        ("2026-09-30T14:00:00+02:00", datetime(2026, 9, 30, 12, tzinfo=UTC)),
+    ],
+)
 def test_mlops_as_of_overrides_it(raw, expected):
-    as_of, source = scoring.scoring_as_of(_tasks(datetime(2026, 10, 31, tzinfo=UTC)), environ={"MLOPS_AS_OF": raw})
+    as_of, source = scoring.scoring_as_of(
+        _tasks(datetime(2026, 10, 31, tzinfo=UTC)), environ={"MLOPS_AS_OF": raw}
+    )
     assert as_of == expected and source == f"MLOPS_AS_OF={raw}"
 
 
@@ -54,7 +63,9 @@ def test_mlops_as_of_now_is_the_wall_clock_and_a_bad_value_says_what_to_write():
     before = datetime.now(UTC)
     as_of, _ = scoring.scoring_as_of(_tasks(datetime(2026, 1, 1, tzinfo=UTC)), environ={"MLOPS_AS_OF": "now"})
     assert before <= as_of <= datetime.now(UTC)
-    with pytest.raises(ValueError, match=r"MLOPS_AS_OF='yesterday' is not an ISO 8601 time \(e.g. 2026-10-31"):
+    with pytest.raises(
+        ValueError, match=r"MLOPS_AS_OF='yesterday' is not an ISO 8601 time \(e.g. 2026-10-31"
+    ):
         scoring.scoring_as_of(_tasks(datetime(2026, 1, 1, tzinfo=UTC)), environ={"MLOPS_AS_OF": "yesterday"})
 
 

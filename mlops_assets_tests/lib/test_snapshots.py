@@ -1,5 +1,6 @@
 """Snapshot training rows: where the points fall, the cap, splits by task and prediction time, metrics per point,
-and the sample's event histories that make later points worth more."""
+and the sample's event histories that make later points worth more.
+"""
 
 from __future__ import annotations
 
@@ -38,7 +39,9 @@ def test_every_task_has_its_creation_row_and_at_most_the_cap(snaps):
 
 
 def test_later_points_fall_while_the_task_is_open(snaps):
-    later = snaps.filter(pl.col("point") != "creation").join(TASKS.select("task_id", "resolved_at"), on="task_id")
+    later = snaps.filter(pl.col("point") != "creation").join(
+        TASKS.select("task_id", "resolved_at"), on="task_id"
+    )
     t = pl.col("predicted_at")
     assert later.height > 0
     assert later.filter((t <= pl.col("created_at")) | (t >= pl.col("resolved_at")) | (t > AS_OF)).height == 0
@@ -61,7 +64,9 @@ def test_points_follow_the_deadline_known_at_creation_not_the_final_one():
     times = dict(zip(rows["point"], rows["predicted_at"], strict=True))
     assert times["midway"] == T0 + 10 * D and times["7d_before_deadline"] == T0 + 13 * D
     late = rows.filter(pl.col("point") == "7d_before_deadline").row(0, named=True)
-    assert late["n_deadline_moves"] == 1 and late["deadline_moved_days"] == 10 and late["days_to_deadline"] == 17
+    assert (
+        late["n_deadline_moves"] == 1 and late["deadline_moved_days"] == 10 and late["days_to_deadline"] == 17
+    )
 
 
 def test_snapshot_splits_keep_a_task_on_one_side_and_train_before_validation(snaps):
@@ -70,7 +75,11 @@ def test_snapshot_splits_keep_a_task_on_one_side_and_train_before_validation(sna
     assert frame["task_id"].is_duplicated().any()
     parts = splits_lib.time_split(frame)
     ids = {name: set(part["task_id"]) for name, part in parts.items()}
-    assert not ids["train"] & ids["validation"] and not ids["train"] & ids["test"] and not ids["validation"] & ids["test"]
+    assert (
+        not ids["train"] & ids["validation"]
+        and not ids["train"] & ids["test"]
+        and not ids["validation"] & ids["test"]
+    )
     assert parts["train"]["predicted_at"].max() < parts["validation"]["created_at"].min()
     assert parts["validation"]["predicted_at"].max() < parts["test"]["created_at"].min()
     # labels are the task's own at every point

@@ -14,7 +14,7 @@ T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 def _frame(n: int = 200, tie_every: int = 7) -> pl.DataFrame:
-    """n rows, several sharing one timestamp (ties), in a scrambled order."""
+    """N rows, several sharing one timestamp (ties), in a scrambled order."""
     times = [T0 + timedelta(hours=(i // tie_every) * 5 + (i % 3)) for i in range(n)]
     frame = pl.DataFrame(
         {"task_id": [f"t{i:04d}" for i in range(n)], "created_at": times, "y": [i % 2 for i in range(n)]}

@@ -188,7 +188,8 @@ def test_floor_against_another_metric():
 
 def test_cross_validation_folds_can_split_when_the_tuned_leaves_are_large(model_splits):
     """A fold trains on part of train: with the tuned min_data_in_leaf unscaled, small folds cannot split,
-    every fold predicts a constant and the CV ROC-AUC reads exactly 0.5 (it did on the real Apache issues)."""
+    every fold predicts a constant and the CV ROC-AUC reads exactly 0.5 (it did on the real Apache issues).
+    """
     data = dict(model_splits["late_risk"])
     data["train"] = data["train"].head(300)
     config = dataclasses.replace(FAST, min_data_in_leaf=(130, 130), bagging_fraction=(1.0, 1.0), n_trials=1)
@@ -209,11 +210,18 @@ def test_trials_fit_the_latest_rows_then_the_best_is_refit_on_all_of_them(model_
     trained = training.train_model(spec, data, config, progress=lines.append)
     assert trained.metrics["tune_rows"] == n_train // 3
     refit = [line for line in lines if "refit" in line]
-    assert len(refit) == 1 and f"all {n_train:,} train rows" in refit[0] and f"latest {n_train // 3:,}" in refit[0]
+    assert (
+        len(refit) == 1
+        and f"all {n_train:,} train rows" in refit[0]
+        and f"latest {n_train // 3:,}" in refit[0]
+    )
     # the kept forest is the refit's: its length is what early stopping chose on all rows
     assert trained.booster.num_trees() == trained.params["num_boost_round"]
     assert trained.params["learning_rate"] >= config.refit_learning_rate  # a short forest on the many rows
     assert trained.metrics["test_roc_auc"] > 0.65
     again = training.train_model(spec, data, config)  # same config, same model
     assert np.array_equal(trained.predict(data["test"]), again.predict(data["test"]))
-    assert training.train_model(spec, data, dataclasses.replace(FAST, tune_rows=0)).metrics["tune_rows"] == n_train
+    assert (
+        training.train_model(spec, data, dataclasses.replace(FAST, tune_rows=0)).metrics["tune_rows"]
+        == n_train
+    )

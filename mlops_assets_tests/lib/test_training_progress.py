@@ -15,10 +15,14 @@ def test_every_trial_reports_its_value_and_the_best_so_far():
     spec = training.MODEL_SPECS["late_risk"]
     parts = splits.time_split(training.model_input(spec, tasks, features.task_features(tasks), now))
     lines: list[str] = []
-    trained = training.train_model(spec, parts, training.TrainConfig(n_trials=4, seed=3, cv_folds=2), progress=lines.append)
+    trained = training.train_model(
+        spec, parts, training.TrainConfig(n_trials=4, seed=3, cv_folds=2), progress=lines.append
+    )
 
     assert len(lines) == trained.n_trials == 4
-    pattern = re.compile(r"late_risk: trial (\d)/4 validation auc (0\.\d{4}), best (0\.\d{4}) \(trial (\d)\), [\d.]+ s")
+    pattern = re.compile(
+        r"late_risk: trial (\d)/4 validation auc (0\.\d{4}), best (0\.\d{4}) \(trial (\d)\), [\d.]+ s"
+    )
     values, bests = [], []
     for number, line in enumerate(lines, start=1):
         match = pattern.fullmatch(line)
@@ -33,4 +37,5 @@ def test_every_trial_reports_its_value_and_the_best_so_far():
 
 def test_a_failed_or_first_trial_line_is_readable():
     assert training.trial_line("cycle_time", "l1", 0, 15, None, None, None, 0.04) == (
-        "cycle_time: trial 1/15 validation l1 failed, best none yet, 0.0 s")
+        "cycle_time: trial 1/15 validation l1 failed, best none yet, 0.0 s"
+    )

@@ -1,5 +1,6 @@
 """The warehouse API behaves the same on a DuckDB file and on a DuckLake (here with a DuckDB-file catalog;
-the PostgreSQL catalog and concurrent writers are covered by mlops_assets_tests/cluster/)."""
+the PostgreSQL catalog and concurrent writers are covered by mlops_assets_tests/cluster/).
+"""
 
 from __future__ import annotations
 
@@ -10,17 +11,21 @@ import pytest
 
 from mlops_assets.lib.warehouse import Warehouse
 
-TASKS = pl.DataFrame({
-    "task_id": ["a", "b"],
-    "created_at": [datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 2, tzinfo=UTC)],
-    "labels": [["x"], []],
-    "story_points": [3.0, None],
-})
+TASKS = pl.DataFrame(
+    {
+        "task_id": ["a", "b"],
+        "created_at": [datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 2, tzinfo=UTC)],
+        "labels": [["x"], []],
+        "story_points": [3.0, None],
+    }
+)
 
 
 def test_replace_append_and_read_round_trip(warehouse):
     assert warehouse.replace_tables({"clean.tasks": TASKS, "features.f": TASKS.select("task_id")}) == {
-        "clean.tasks": 2, "features.f": 2}
+        "clean.tasks": 2,
+        "features.f": 2,
+    }
     assert warehouse.read_table("clean.tasks").sort("task_id").equals(TASKS)
     warehouse.append("models.c", pl.DataFrame({"run": ["r1"], "n": [1]}))
     warehouse.append("models.c", pl.DataFrame({"n": [2], "run": ["r2"]}))  # by name, not position
@@ -28,13 +33,29 @@ def test_replace_append_and_read_round_trip(warehouse):
     # A history table written by an older version gains a new column; its older rows read NULL.
     warehouse.append("models.c", pl.DataFrame({"run": ["r3"], "n": [3], "seconds": [1.5]}))
     assert warehouse.query("SELECT run, seconds FROM models.c ORDER BY n").rows() == [
-        ("r1", None), ("r2", None), ("r3", 1.5)]
+        ("r1", None),
+        ("r2", None),
+        ("r3", 1.5),
+    ]
     assert warehouse.table_exists("clean.tasks") and not warehouse.table_exists("clean.nothing")
     # Every layer schema exists after the first connection, as the assets expect.
     with warehouse.connect() as con:
-        schemas = {r[0] for r in con.execute(
-            "SELECT schema_name FROM information_schema.schemata WHERE catalog_name = current_database()").fetchall()}
-    assert {"raw", "clean", "features", "model_input", "models", "reporting", "monitoring", "serving"} <= schemas
+        schemas = {
+            r[0]
+            for r in con.execute(
+                "SELECT schema_name FROM information_schema.schemata WHERE catalog_name = current_database()"
+            ).fetchall()
+        }
+    assert {
+        "raw",
+        "clean",
+        "features",
+        "model_input",
+        "models",
+        "reporting",
+        "monitoring",
+        "serving",
+    } <= schemas
 
 
 def test_a_failed_replace_leaves_every_old_table(warehouse):
@@ -54,7 +75,10 @@ def test_timestamps_are_read_in_utc(warehouse):
 def test_a_missing_file_warehouse_says_what_to_do(tmp_path):
     wh = Warehouse(tmp_path / "none.duckdb")
     assert not wh.table_exists("clean.tasks")
-    with pytest.raises(FileNotFoundError, match="materialize the ingestion assets first"), wh.connect(read_only=True):
+    with (
+        pytest.raises(FileNotFoundError, match="materialize the ingestion assets first"),
+        wh.connect(read_only=True),
+    ):
         pass
 
 

@@ -1,5 +1,6 @@
 """The hostile-input corpus at a small scale through ingestion and cleaning, and malformed requests
-to a real scoring service (issue 12, "The suite"; the figures: scripts/reliability_figures.py)."""
+to a real scoring service (issue 12, "The suite"; the figures: scripts/reliability_figures.py).
+"""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ from mlops_assets.serving import sandbox
 
 
 @pytest.fixture(scope="module")
-def corpus_run(tmp_path_factory) -> tuple[list[corpus.Case], outcomes.PipelineRun, list[outcomes.CaseOutcome]]:
+def corpus_run(
+    tmp_path_factory,
+) -> tuple[list[corpus.Case], outcomes.PipelineRun, list[outcomes.CaseOutcome]]:
     """Every hostile file and the good files (3 records each) in one landing zone, ingested and cleaned."""
     root = tmp_path_factory.mktemp("corpus")
     landing = root / "landing"
@@ -67,8 +70,15 @@ def test_a_link_out_of_the_landing_zone_is_never_read_and_is_named(corpus_run):
     assert not any(secret in text for secret in corpus.FAKE_SECRETS.values())
 
 
-@pytest.mark.parametrize("name", ["labels is a number, fixVersions true", "card id is a list",
-                                  "idLabels nested lists, idMembers nested", "actions is a number"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "labels is a number, fixVersions true",
+        "card id is a list",
+        "idLabels nested lists, idMembers nested",
+        "actions is a number",
+    ],
+)
 def test_a_wrong_typed_record_costs_only_itself(tmp_path, name):
     """These took the whole file down (issue 19 item 1): now the odd record or field alone is rejected."""
     staging = tmp_path / "staging"
@@ -81,20 +91,26 @@ def test_a_wrong_typed_record_costs_only_itself(tmp_path, name):
     assert run.crashes == [] and judged.ok and case.good
     rejected = run.quarantine.filter(pl.col("locator") != "<file>")
     assert rejected.height >= 1 and run.quarantine.filter(pl.col("locator") == "<file>").height == 0
-    assert all(reason.startswith(locator) for locator, reason in rejected.select("locator", "reason").iter_rows())
+    assert all(
+        reason.startswith(locator) for locator, reason in rejected.select("locator", "reason").iter_rows()
+    )
 
 
 # ---- the service
 
+
 @pytest.fixture(scope="module")
 def service(tmp_path_factory) -> Iterator[tuple[ServiceProcess, dict]]:
     """The service on a free loopback port with both champions (a one-trial, 60-tree training on 800 tasks:
-    malformed requests are refused before the model, so a small one will do)."""
+    malformed requests are refused before the model, so a small one will do).
+    """
     root = tmp_path_factory.mktemp("service")
     quick = training.TrainConfig(n_trials=1, cv_folds=0, num_boost_round=60, early_stopping_rounds=10)
     box = sandbox.build_sandbox(root / "box", n_tasks=800, config=quick)
     tasks = Warehouse(box.warehouse).read_table("clean.tasks")
-    record = scoring.task_records(scoring.open_tasks(tasks).filter(pl.col("deadline_at").is_not_null()).head(1))[0]
+    record = scoring.task_records(
+        scoring.open_tasks(tasks).filter(pl.col("deadline_at").is_not_null()).head(1)
+    )[0]
     with ServiceProcess(box, Path(root / "service.log")) as running:
         running.wait_ready()
         running.box = box
@@ -109,7 +125,9 @@ def test_fifty_malformed_requests_get_no_5xx_and_the_service_stays_up(service):
     assert result.transport_errors == []
     assert result.server_errors == []
     assert sum(result.by_status.values()) == 50
-    assert fuzz.send(running.url, [fuzz.FuzzRequest("good", "/predict", fuzz._json(base))]).by_status == {200: 1}
+    assert fuzz.send(running.url, [fuzz.FuzzRequest("good", "/predict", fuzz._json(base))]).by_status == {
+        200: 1
+    }
 
 
 def test_the_service_listens_on_loopback_only(service):
@@ -119,7 +137,8 @@ def test_the_service_listens_on_loopback_only(service):
 
 def test_writes_to_the_warehouse_while_the_service_reads_it_fail_no_request_and_no_write(service, tmp_path):
     """A run while the scoring service reads (issue 12, concurrency): the service's reads and a pipeline's
-    writes take turns on the DuckDB file; every good request is answered 200 and every write commits."""
+    writes take turns on the DuckDB file; every good request is answered 200 and every write commits.
+    """
     import threading
 
     from mlops_assets.lib import ingestion, synthetic

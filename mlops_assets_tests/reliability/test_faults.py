@@ -29,13 +29,15 @@ from mlops_assets_tests.reliability.kill_worker import NOW
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _worker(mode: str, wh: Path, landing: Path, kill_at: tuple[str, int] | None = None,
-            env: dict | None = None) -> subprocess.CompletedProcess:
+def _worker(
+    mode: str, wh: Path, landing: Path, kill_at: tuple[str, int] | None = None, env: dict | None = None
+) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "mlops_assets_tests.reliability.kill_worker", mode, str(wh), str(landing)]
     if kill_at:
         cmd += [kill_at[0], str(kill_at[1])]
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        cmd, cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})}
+    )
 
 
 def _ingest(wh: Warehouse, landing: Path) -> None:
@@ -73,7 +75,9 @@ def uninterrupted(reference: Path) -> dict:
     return table_digests(reference)
 
 
-def test_ingestion_killed_mid_batch_resumes_to_the_same_raw_layer(landing: Path, uninterrupted: dict, tmp_path: Path):
+def test_ingestion_killed_mid_batch_resumes_to_the_same_raw_layer(
+    landing: Path, uninterrupted: dict, tmp_path: Path
+):
     """SIGKILL with the third batch's records inserted but not committed; the re-run stores each record once."""
     wh = tmp_path / "warehouse.duckdb"
     # A tiny batch size: many small transactions, so the kill falls after some committed batches.
@@ -87,8 +91,9 @@ def test_ingestion_killed_mid_batch_resumes_to_the_same_raw_layer(landing: Path,
     assert _layer(table_digests(wh), "raw.") == _layer(uninterrupted, "raw.")
 
 
-def test_cleaning_killed_mid_write_keeps_the_previous_tables_and_converges(landing: Path, uninterrupted: dict,
-                                                                          tmp_path: Path):
+def test_cleaning_killed_mid_write_keeps_the_previous_tables_and_converges(
+    landing: Path, uninterrupted: dict, tmp_path: Path
+):
     """SIGKILL after clean.tasks was replaced inside the transaction and before the other two tables."""
     wh = Warehouse(tmp_path / "warehouse.duckdb")
     _ingest(wh, landing)
@@ -106,7 +111,14 @@ def test_cleaning_killed_mid_write_keeps_the_previous_tables_and_converges(landi
 
 def _concurrent_ingestions(wh: Path, landing: Path) -> dict:
     env = {**os.environ, "MLOPS_INGEST_BATCH_MB": "0.001"}  # many small transactions, so the two interleave
-    cmd = [sys.executable, "-m", "mlops_assets_tests.reliability.kill_worker", "ingest", str(wh), str(landing)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlops_assets_tests.reliability.kill_worker",
+        "ingest",
+        str(wh),
+        str(landing),
+    ]
     procs = [subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     for proc in procs:
         assert proc.wait(timeout=120) == 0, proc.stderr.read()[-2000:]
@@ -115,7 +127,8 @@ def _concurrent_ingestions(wh: Path, landing: Path) -> dict:
 
 def test_two_concurrent_ingestions_store_each_record_once(landing: Path, uninterrupted: dict, tmp_path: Path):
     """Two processes ingest the same landing zone into one warehouse at once: they take turns on the file
-    lock and the raw record tables equal one ingestion's (the manifest is the next test)."""
+    lock and the raw record tables equal one ingestion's (the manifest is the next test).
+    """
     got = _concurrent_ingestions(tmp_path / "warehouse.duckdb", landing)
     records = {t for t in uninterrupted if t.startswith("raw.") and t != "raw.ingested_files"}
     assert {t: got[t] for t in records} == {t: uninterrupted[t] for t in records}
@@ -140,7 +153,9 @@ time.sleep(float(sys.argv[2]))
 @contextmanager
 def _bi_reader(path: Path, hold_s: float):
     """Another process (a BI tool) with the warehouse open read-only for `hold_s` seconds."""
-    proc = subprocess.Popen([sys.executable, "-c", _READER, str(path), str(hold_s)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _READER, str(path), str(hold_s)], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert proc.stdout.readline().strip() == "open"
         yield proc
@@ -156,7 +171,9 @@ def test_a_write_waits_for_a_bi_reader_and_fails_clearly_when_it_stays(tmp_path:
     new = {"clean.t": pl.DataFrame({"x": [4]})}
     with _bi_reader(path, 60):
         started = time.monotonic()
-        with pytest.raises(WarehouseLockedError, match="stayed locked by another process for 2s.*stop the other"):
+        with pytest.raises(
+            WarehouseLockedError, match="stayed locked by another process for 2s.*stop the other"
+        ):
             Warehouse(path, lock_timeout_s=2).replace_tables(new)
         assert time.monotonic() - started >= 2
     assert Warehouse(path).read_table("clean.t")["x"].to_list() == [1, 2, 3]
@@ -203,13 +220,24 @@ def test_a_full_disk_fails_naming_the_warehouse_and_the_fix_then_works_once_spac
     message = str(info.value)
     assert str(path) in message and "is full" in message and "MLOPS_WAREHOUSE" in message
     assert wh.read_table("clean.tasks").equals(small)  # the previous table stays, whole
-    assert not wh.table_exists("features.task_features")  # and the other table of the write is not there alone
+    assert not wh.table_exists(
+        "features.task_features"
+    )  # and the other table of the write is not there alone
     (tiny_disk / "filler").unlink()
     wh.replace_tables({"features.task_features": small, "clean.tasks": big})
     # A new process opens the file (WAL replayed) and reads what the last write committed.
-    out = subprocess.run([sys.executable, "-c", "import duckdb,sys; c=duckdb.connect(sys.argv[1], read_only=True); "
-                          "print(c.execute('SELECT count(*) FROM clean.tasks').fetchone()[0])", str(path)],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb,sys; c=duckdb.connect(sys.argv[1], read_only=True); "
+            "print(c.execute('SELECT count(*) FROM clean.tasks').fetchone()[0])",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.strip() == "700000"
 
 
@@ -228,8 +256,9 @@ def read_only_landing(landing: Path, tmp_path: Path):
         subprocess.run(["umount", "-l", str(target)], check=False)
 
 
-def test_a_read_only_landing_zone_is_ingested_like_a_writable_one(read_only_landing: Path, reference: Path,
-                                                                   tmp_path: Path):
+def test_a_read_only_landing_zone_is_ingested_like_a_writable_one(
+    read_only_landing: Path, reference: Path, tmp_path: Path
+):
     """Ingestion only reads the landing zone: read-only, it gives the same raw layer and writes nothing there."""
     with pytest.raises(OSError, match="Read-only file system"):
         (read_only_landing / "probe").write_text("x")
@@ -249,10 +278,19 @@ def _jira(req):
         return Reply(200, jira_server_info("Server", "http://jira.local"))
     if req.path.endswith("/myself"):
         return Reply(200, {"timeZone": "UTC"})
-    issue = {"id": "1", "key": "RO-1", "fields": {
-        "summary": "one", "created": "2025-03-01T09:00:00.000+0000", "updated": "2025-03-01T09:00:00.000+0000",
-        "issuetype": {"name": "Task"}, "priority": {"name": "High"}, "project": {"key": "RO"},
-        "status": {"name": "To Do", "statusCategory": {"key": "new"}}}}
+    issue = {
+        "id": "1",
+        "key": "RO-1",
+        "fields": {
+            "summary": "one",
+            "created": "2025-03-01T09:00:00.000+0000",
+            "updated": "2025-03-01T09:00:00.000+0000",
+            "issuetype": {"name": "Task"},
+            "priority": {"name": "High"},
+            "project": {"key": "RO"},
+            "status": {"name": "To Do", "statusCategory": {"key": "new"}},
+        },
+    }
     return Reply(200, {"startAt": 0, "maxResults": 50, "total": 1, "issues": [issue]})
 
 
@@ -269,14 +307,18 @@ def test_a_live_pull_into_a_read_only_landing_zone_fails_at_once_naming_the_fold
     target.mkdir()
     _mount(["--bind", str(tmp_path / "landing")], target)
     try:
-        if subprocess.run(["mount", "-o", "remount,bind,ro", str(target)], capture_output=True).returncode != 0:
+        if (
+            subprocess.run(["mount", "-o", "remount,bind,ro", str(target)], capture_output=True).returncode
+            != 0
+        ):
             pytest.skip("a read-only remount is not permitted here")
         with serve(_jira) as url:
             resources = build_resources(str(tmp_path / "wh.duckdb"), str(target))
             resources["jira"] = JiraResource(url=url, user="me", api_token="t")
             started = time.monotonic()
-            result = dg.materialize(list(defs.assets), selection=["landing/jira"], resources=resources,
-                                    raise_on_error=False)
+            result = dg.materialize(
+                list(defs.assets), selection=["landing/jira"], resources=resources, raise_on_error=False
+            )
     finally:
         subprocess.run(["umount", "-l", str(target)], check=False)
     assert not result.success
@@ -302,11 +344,16 @@ for i in range(15):
 
 def test_two_gates_recording_the_same_decision_at_once_write_one_row(tmp_path: Path):
     """Found by the concurrent full runs: both gates of one candidate wrote its decision row (check, then
-    append, in two connections), so models.late_risk_champion showed two promotions of v1."""
+    append, in two connections), so models.late_risk_champion showed two promotions of v1.
+    """
     wh = tmp_path / "warehouse.duckdb"
     start = time.time() + 3  # both processes have imported by then
-    procs = [subprocess.Popen([sys.executable, "-c", _DECIDER, str(wh), str(start)], cwd=ROOT,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _DECIDER, str(wh), str(start)], cwd=ROOT, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     for proc in procs:
         assert proc.wait(timeout=120) == 0, proc.stderr.read()[-2000:]
     rows = Warehouse(wh).query("SELECT run_id, count(*) AS n FROM models.late_risk_champion GROUP BY run_id")
@@ -340,12 +387,20 @@ print(len(MlflowClient(tracking_uri=sys.argv[1]).search_experiments()))
 
 def test_a_run_killed_while_it_creates_the_mlflow_store_leaves_a_store_the_next_run_opens(tmp_path: Path):
     """Found by the kill series (a kill in the first training step of a fresh folder): the re-run failed
-    with "table trace_metrics already exists" until mlflow.db was deleted."""
+    with "table trace_metrics already exists" until mlflow.db was deleted.
+    """
     uri = f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
     # Killed after a migration's tables were created and before alembic_version recorded it.
-    killed = subprocess.run([sys.executable, "-c", _MIGRATE_AND_DIE, uri, "30", "UPDATE ALEMBIC_VERSION"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+    killed = subprocess.run(
+        [sys.executable, "-c", _MIGRATE_AND_DIE, uri, "30", "UPDATE ALEMBIC_VERSION"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    again = subprocess.run([sys.executable, "-c", _OPEN, uri], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    again = subprocess.run(
+        [sys.executable, "-c", _OPEN, uri], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert again.returncode == 0, again.stderr[-1500:]
     assert again.stdout.strip().splitlines()[-1] == "1"  # the Default experiment: a complete, usable store

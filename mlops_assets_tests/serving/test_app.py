@@ -23,7 +23,8 @@ pytestmark = pytest.mark.slow
 
 class Service(ServiceProcess):
     """The package's service process (mlops_assets/reliability/service.py) with an HTTP client and a
-    wait for a given /ready status; stopped by the fixture that started it."""
+    wait for a given /ready status; stopped by the fixture that started it.
+    """
 
     def __init__(self, box: sandbox.Sandbox, log: Path, check_s: float = 30.0) -> None:
         super().__init__(box, log, {"MLOPS_SERVE_CHECK_S": str(check_s)})
@@ -34,15 +35,21 @@ class Service(ServiceProcess):
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                pytest.fail(f"the service exited with {self.process.returncode}:\n{self.log.read_text()[-3000:]}")
+                pytest.fail(
+                    f"the service exited with {self.process.returncode}:\n{self.log.read_text()[-3000:]}"
+                )
             try:
                 answer = self.http.get("/ready")
-                if answer.status_code == status and not answer.json().get("reason", "").startswith("starting"):
+                if answer.status_code == status and not answer.json().get("reason", "").startswith(
+                    "starting"
+                ):
                     return answer.json()
             except httpx.TransportError:
                 pass
             time.sleep(0.2)
-        pytest.fail(f"/ready did not answer {status} within {timeout_s:.0f}s:\n{self.log.read_text()[-3000:]}")
+        pytest.fail(
+            f"/ready did not answer {status} within {timeout_s:.0f}s:\n{self.log.read_text()[-3000:]}"
+        )
 
     def stop(self) -> None:
         self.http.close()
@@ -100,7 +107,10 @@ def _frame(predictions: list[dict]) -> pl.DataFrame:
 
 
 def test_ready_names_the_champions_and_the_history(service):
-    assert service.http.get("/health").json() == {"status": "ok", "models": {"late_risk": "1", "cycle_time": "1"}}
+    assert service.http.get("/health").json() == {
+        "status": "ok",
+        "models": {"late_risk": "1", "cycle_time": "1"},
+    }
     ready = service.http.get("/ready").json()
     assert ready["ready"] is True
     assert ready["models"] == {"late_risk": "1", "cycle_time": "1"}
@@ -128,14 +138,18 @@ def test_online_scores_equal_the_batch_scores_for_the_same_versions(service, box
     answer = service.http.post("/predict/batch", json={"tasks": scoring.task_records(open_tasks)})
     assert answer.status_code == 200, answer.text
     online = _frame(answer.json()["predictions"])
-    assert online.height == open_tasks.height and online["task_id"].to_list() == open_tasks["task_id"].to_list()
+    assert (
+        online.height == open_tasks.height and online["task_id"].to_list() == open_tasks["task_id"].to_list()
+    )
     champions = _champions(box[0])
     now = online["scored_at"][0]
     # both explain every task with a deadline, with the compiled champions of the same versions
     batch = scoring.score_open_tasks(tasks, champions["late_risk"], champions["cycle_time"], now)
     assert online.equals(batch)  # every column: probabilities, bands, reasons, dates, versions
 
-    single = service.http.post("/predict", json=scoring.task_records(open_tasks.head(1))[0]).json()["prediction"]
+    single = service.http.post("/predict", json=scoring.task_records(open_tasks.head(1))[0]).json()[
+        "prediction"
+    ]
     assert single["late_risk"] == batch["late_risk"][0] and single["reason_1"] == batch["reason_1"][0]
     assert single["predicted_cycle_days"] == batch["predicted_cycle_days"][0]
 
@@ -179,7 +193,9 @@ def test_a_bad_task_gets_a_422_saying_what_is_wrong(service, deadline_record, ca
 
 
 def test_unknown_category_can_be_scored_as_missing_when_asked(service, deadline_record):
-    answer = service.http.post("/predict?unknown_categories=missing", json=_record(deadline_record, priority="urgent"))
+    answer = service.http.post(
+        "/predict?unknown_categories=missing", json=_record(deadline_record, priority="urgent")
+    )
     as_missing = service.http.post("/predict", json=_record(deadline_record, priority=None))
     assert answer.status_code == 200 and as_missing.status_code == 200
     prediction = answer.json()["prediction"]
@@ -210,7 +226,12 @@ def test_a_batch_with_bad_records_is_rejected_whole_with_one_entry_per_bad_recor
         ("/predict/batch", b'[{"task_id": "a"}]', 422, 'expected {"tasks": [task, ...]}'),
         ("/predict/batch", b'{"tasks": []}', 422, '"tasks" is empty'),
         ("/predict/batch", b'{"tasks": [], "now": 1}', 422, "unknown key(s) ['now']"),
-        ("/predict?unknown_categories=maybe", b"{}", 422, "unknown_categories='maybe': use one of reject, missing"),
+        (
+            "/predict?unknown_categories=maybe",
+            b"{}",
+            422,
+            "unknown_categories='maybe': use one of reject, missing",
+        ),
         ("/predict", b'{"x": "' + b"y" * 1_100_000 + b'"}', 413, "the limit is 1,000,000 bytes"),
         ("/predict", b"[" * 999 + b"]" * 999, 400, "nested too deeply"),
         ("/predict", b'{"a":' * 999 + b"1" + b"}" * 999, 400, "nested too deeply"),
@@ -227,7 +248,10 @@ def test_requests_that_cannot_be_scored_never_fail_other_clients_requests(servic
     bad = _record(good[0], task_id="hostile", created_at="9999-12-31T23:59:59Z")
     requests = [good[i % 8] for i in range(80)] + [bad] * 20
     order = sorted(range(len(requests)), key=lambda i: (i * 7) % len(requests))  # bad ones among the good
-    with httpx.Client(base_url=str(service.http.base_url), timeout=30) as http, ThreadPoolExecutor(10) as pool:
+    with (
+        httpx.Client(base_url=str(service.http.base_url), timeout=30) as http,
+        ThreadPoolExecutor(10) as pool,
+    ):
         answers = list(pool.map(lambda i: (i, http.post("/predict", json=requests[i])), order))
     statuses = {i: answer.status_code for i, answer in answers}
     assert [statuses[i] for i in range(80)] == [200] * 80  # every good request scored
@@ -256,7 +280,9 @@ def test_without_a_champion_the_service_answers_503_with_the_reason(box, deadlin
         running.stop()
 
 
-def test_a_promotion_is_served_after_reload_and_a_rollback_after_the_periodic_check(service, box, tasks, deadline_record):
+def test_a_promotion_is_served_after_reload_and_a_rollback_after_the_periodic_check(
+    service, box, tasks, deadline_record
+):
     decision = sandbox.train_and_register(box[0], tasks, sandbox.weaker_spec("late_risk"))
     assert decision.promoted and decision.version == "2"
     reloaded = service.http.post("/reload").json()
@@ -278,4 +304,6 @@ def test_a_promotion_is_served_after_reload_and_a_rollback_after_the_periodic_ch
     while service.http.get("/ready").json()["models"]["late_risk"] != "1":
         assert time.monotonic() < deadline, "the rollback was not picked up within 30 s"
         time.sleep(0.2)
-    assert service.http.post("/predict", json=deadline_record).json()["prediction"]["late_risk_version"] == "1"
+    assert (
+        service.http.post("/predict", json=deadline_record).json()["prediction"]["late_risk_version"] == "1"
+    )

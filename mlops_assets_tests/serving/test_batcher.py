@@ -37,7 +37,8 @@ async def _send(task_ids: list[str]) -> tuple[list, list[list[str]]]:
 
 def _run(coro):
     """asyncio.run in a thread of its own: the browser tests' Playwright leaves an event loop running in
-    the main thread, where asyncio.run refuses to start another (seen when the whole suite runs)."""
+    the main thread, where asyncio.run refuses to start another (seen when the whole suite runs).
+    """
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(1) as pool:

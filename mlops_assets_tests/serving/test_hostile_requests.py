@@ -18,7 +18,8 @@ def _closed_port() -> int:
 
 
 def test_an_mlflow_outage_is_not_no_champion_and_its_credentials_stay_out_of_ready_and_the_log(
-        monkeypatch, tmp_path):
+    monkeypatch, tmp_path
+):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
     uri = f"http://mlflow-user:pa55w0rd-xyz@127.0.0.1:{_closed_port()}"
@@ -29,20 +30,36 @@ def test_an_mlflow_outage_is_not_no_champion_and_its_credentials_stay_out_of_rea
     for text in (state.reason, str(raised.value)):
         assert "pa55w0rd-xyz" not in text and "mlflow-user" not in text
         assert "no champion" not in text
-        assert "cannot read the 'champion' alias" in text and "127.0.0.1" in text and "MLFLOW_TRACKING_URI" in text
+        assert (
+            "cannot read the 'champion' alias" in text
+            and "127.0.0.1" in text
+            and "MLFLOW_TRACKING_URI" in text
+        )
 
 
 def test_the_alert_and_tracking_urls_are_masked_for_the_log():
     from mlops_assets.lib.redact import redact_url
 
-    assert redact_url("http://u:p4ss@mlflow.example:5000/x?token=t0k") == "http://***@mlflow.example:5000/x?token=***"
-    assert redact_url("https://hooks.slack.com/services/T0/B0/s3cr3t", keep_path=False) == "https://hooks.slack.com/***"
+    assert (
+        redact_url("http://u:p4ss@mlflow.example:5000/x?token=t0k")
+        == "http://***@mlflow.example:5000/x?token=***"
+    )
+    assert (
+        redact_url("https://hooks.slack.com/services/T0/B0/s3cr3t", keep_path=False)
+        == "https://hooks.slack.com/***"
+    )
     assert redact_url("sqlite:////data/mlflow/mlflow.db") == "sqlite:////data/mlflow/mlflow.db"
 
 
 def test_fifty_thousand_unknown_keys_are_named_briefly_and_fast():
-    record = {"task_id": "t1", "source": "jira", "created_at": "2025-01-02T10:00:00Z",
-              **{f"field_{i:05d}": 1 for i in range(50_000)}, "titel": "x", "z" * 5000: 1}
+    record = {
+        "task_id": "t1",
+        "source": "jira",
+        "created_at": "2025-01-02T10:00:00Z",
+        **{f"field_{i:05d}": 1 for i in range(50_000)},
+        "titel": "x",
+        "z" * 5000: 1,
+    }
     started = time.perf_counter()
     frame, errors = features.records_to_frame([record])
     elapsed = time.perf_counter() - started
@@ -54,6 +71,7 @@ def test_fifty_thousand_unknown_keys_are_named_briefly_and_fast():
 
 
 def test_a_misspelt_field_still_gets_its_suggestion():
-    frame, errors = features.records_to_frame([{"task_id": "t1", "source": "jira", "created_at": "2025-01-02T10:00:00Z",
-                                                "titel": "x"}])
+    frame, errors = features.records_to_frame(
+        [{"task_id": "t1", "source": "jira", "created_at": "2025-01-02T10:00:00Z", "titel": "x"}]
+    )
     assert "'titel' (did you mean 'title'?)" in errors[0]

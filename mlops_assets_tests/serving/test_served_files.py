@@ -29,9 +29,17 @@ def served(tmp_path: Path, mlflow_uri: str) -> Iterator[tuple[str, Path, Path]]:
     (tmp_path / "secret.txt").write_text("not yours")
     (exports / "escape").symlink_to(tmp_path / "secret.txt")
     port = free_port()
-    settings = Settings(port=port, warehouse=str(tmp_path / "none.duckdb"), tracking_uri=mlflow_uri,
-                        check_interval_s=3600, reports_dir=str(reports), exports_dir=str(exports))
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    settings = Settings(
+        port=port,
+        warehouse=str(tmp_path / "none.duckdb"),
+        tracking_uri=mlflow_uri,
+        check_interval_s=3600,
+        reports_dir=str(reports),
+        exports_dir=str(exports),
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -58,18 +66,28 @@ def test_reports_and_exports_are_served_over_http(served):
     base, _, _ = served
     with httpx.Client(base_url=base) as http:
         page = http.get("/reports/late_risk/abc123/evaluation.html")
-        assert page.status_code == 200 and "evaluation" in page.text and page.headers["content-type"].startswith("text/html")
+        assert (
+            page.status_code == 200
+            and "evaluation" in page.text
+            and page.headers["content-type"].startswith("text/html")
+        )
         csv = http.get("/exports/task_risk_scores.csv")
         assert csv.status_code == 200 and csv.text.startswith("task_id,late_risk")
         assert http.get("/exports/projects/").text == "<h1>projects</h1>"  # a folder serves its index.html
         assert http.get("/exports/nothing.csv").status_code == 404
 
 
-@pytest.mark.parametrize("path", [
-    "/exports/../secret.txt", "/exports/%2e%2e/secret.txt", "/exports/..%2fsecret.txt",
-    "/reports/../../../../etc/passwd", "/exports/escape",  # a symlink that points out
-    "/exports/.task_risk_scores.csv.x1y2.tmp",  # an export being written
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/exports/../secret.txt",
+        "/exports/%2e%2e/secret.txt",
+        "/exports/..%2fsecret.txt",
+        "/reports/../../../../etc/passwd",
+        "/exports/escape",  # a symlink that points out
+        "/exports/.task_risk_scores.csv.x1y2.tmp",  # an export being written
+    ],
+)
 def test_paths_outside_the_folders_and_hidden_files_are_refused(served, path):
     base, _, _ = served
     assert _raw_get(base, path) == 404

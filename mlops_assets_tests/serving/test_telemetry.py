@@ -37,10 +37,17 @@ def _materialize(root: Path, url: str, instance: dg.DagsterInstance, **config) -
     from mlops_assets.defs.monitoring.telemetry import serving_telemetry
     from mlops_assets.resources import ServingTelemetryResource, WarehouseResource
 
-    return dg.materialize([serving_telemetry], instance=instance, resources={
-        "warehouse": WarehouseResource(path=str(root / "warehouse_of_monitoring.duckdb")),
-        "serving_telemetry": ServingTelemetryResource(url=url)},
-        run_config=dg.RunConfig(ops={"monitoring__serving_telemetry": {"config": config}}) if config else None)
+    return dg.materialize(
+        [serving_telemetry],
+        instance=instance,
+        resources={
+            "warehouse": WarehouseResource(path=str(root / "warehouse_of_monitoring.duckdb")),
+            "serving_telemetry": ServingTelemetryResource(url=url),
+        },
+        run_config=dg.RunConfig(ops={"monitoring__serving_telemetry": {"config": config}})
+        if config
+        else None,
+    )
 
 
 def test_metrics_count_the_traffic_and_monitoring_judges_it(service):
@@ -52,7 +59,9 @@ def test_metrics_count_the_traffic_and_monitoring_judges_it(service):
             answer = http.post("/predict", json=record, params={"unknown_categories": "missing"})
             assert answer.status_code == 200, answer.text
             bands[answer.json()["prediction"]["risk_band"] or "none"] += 1
-        batch = http.post("/predict/batch", json={"tasks": records[30:]}, params={"unknown_categories": "missing"})
+        batch = http.post(
+            "/predict/batch", json={"tasks": records[30:]}, params={"unknown_categories": "missing"}
+        )
         assert batch.status_code == 200
         bands.update(p["risk_band"] or "none" for p in batch.json()["predictions"])
         for _ in range(3):
@@ -70,7 +79,7 @@ def test_metrics_count_the_traffic_and_monitoring_judges_it(service):
     assert scrape.predictions["cycle_time/all"] == 40
     assert scrape.versions == {"late_risk": "1", "cycle_time": "1"}
     assert scrape.seconds_since_reload is not None and scrape.seconds_since_reload >= 0
-    assert "mlops_serve_errors_total{endpoint=\"/predict\",status=\"422\"} 3.0" in text.text
+    assert 'mlops_serve_errors_total{endpoint="/predict",status="422"} 3.0' in text.text
 
     instance = dg.DagsterInstance.ephemeral()
     # 4 errors of 35 scoring requests: within 1% counting 5xx only, over it counting 4xx too
@@ -81,16 +90,24 @@ def test_metrics_count_the_traffic_and_monitoring_judges_it(service):
     assert checks["serving_error_rate_ok"].metadata["error_rate"].value == pytest.approx(4 / 35)
     meta = first.asset_materializations_for_node("monitoring__serving_telemetry")[0].metadata
     assert meta["requests"].value == 35 and 0 < meta["p99_ms"].value <= 10_000
-    history = Warehouse(Path(box.root) / "warehouse_of_monitoring.duckdb").read_table("monitoring.serving_telemetry_history")
+    history = Warehouse(Path(box.root) / "warehouse_of_monitoring.duckdb").read_table(
+        "monitoring.serving_telemetry_history"
+    )
     assert history.height == 1 and history["requests"][0] == 35 and history["client_errors"][0] == 4
 
     # the next reading judges only what happened since: 25 good requests, against a p99 limit of 0 ms
     with httpx.Client(base_url=running.url, timeout=30) as http:
         for record in records[:25]:
-            assert http.post("/predict", json=record, params={"unknown_categories": "missing"}).status_code == 200
+            assert (
+                http.post("/predict", json=record, params={"unknown_categories": "missing"}).status_code
+                == 200
+            )
     second = _materialize(box.root, running.url, instance, include_client_errors=True, max_p99_ms=0.0)
     checks = {e.check_name: e for e in second.get_asset_check_evaluations()}
-    assert checks["serving_error_rate_ok"].passed and checks["serving_error_rate_ok"].metadata["error_rate"].value == 0
+    assert (
+        checks["serving_error_rate_ok"].passed
+        and checks["serving_error_rate_ok"].metadata["error_rate"].value == 0
+    )
     assert not checks["serving_p99_latency_ok"].passed  # no request answers in 0 ms
 
     from mlops_assets.definitions import defs
@@ -98,8 +115,11 @@ def test_metrics_count_the_traffic_and_monitoring_judges_it(service):
     from mlops_assets.defs.monitoring.sensors import check_failure_alert_sensor
 
     # the alert sensor watches every check of the code location, these two included
-    context = dg.build_sensor_context(instance=instance, resources={"monitoring": MonitoringResource()},
-                                      repository_def=defs.get_repository_def())
+    context = dg.build_sensor_context(
+        instance=instance,
+        resources={"monitoring": MonitoringResource()},
+        repository_def=defs.get_repository_def(),
+    )
     result = check_failure_alert_sensor.evaluate_tick(context)
     assert "2 failed check(s) alerted" in result.skip_message
 

@@ -1,6 +1,5 @@
 """Cleaning group: the raw layer becomes clean.tasks, clean.task_events and clean.quarantine."""
 
-
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -27,28 +26,56 @@ _DESCRIPTIONS = {
 }
 
 CHECKS = [
-    dg.AssetCheckSpec("tasks_schema_valid", asset=TASKS, blocking=True,
-                      description="clean.tasks matches its pandera schema (types, allowed values, ranges)."),
+    dg.AssetCheckSpec(
+        "tasks_schema_valid",
+        asset=TASKS,
+        blocking=True,
+        description="clean.tasks matches its pandera schema (types, allowed values, ranges).",
+    ),
     dg.AssetCheckSpec("task_id_unique", asset=TASKS, blocking=True, description="One row per task_id."),
-    dg.AssetCheckSpec("created_before_resolved", asset=TASKS, blocking=True,
-                      description="No task is resolved before it was created."),
-    dg.AssetCheckSpec("records_conserved", asset=TASKS, blocking=True,
-                      description="Every raw task record is a task, a superseded version of one, or quarantined."),
-    dg.AssetCheckSpec("quarantine_share_small", asset=QUARANTINE,
-                      description=f"At most {MAX_QUARANTINE_SHARE:.0%} of input records are quarantined (warning)."),
-    dg.AssetCheckSpec("quarantine_reasons_present", asset=QUARANTINE, blocking=True,
-                      description="Every clean.quarantine row has a non-empty reason (schemas.QuarantineSchema)."),
-    dg.AssetCheckSpec("task_events_schema_valid", asset=TASK_EVENTS,
-                      description="clean.task_events matches its pandera schema (warning)."),
+    dg.AssetCheckSpec(
+        "created_before_resolved",
+        asset=TASKS,
+        blocking=True,
+        description="No task is resolved before it was created.",
+    ),
+    dg.AssetCheckSpec(
+        "records_conserved",
+        asset=TASKS,
+        blocking=True,
+        description="Every raw task record is a task, a superseded version of one, or quarantined.",
+    ),
+    dg.AssetCheckSpec(
+        "quarantine_share_small",
+        asset=QUARANTINE,
+        description=f"At most {MAX_QUARANTINE_SHARE:.0%} of input records are quarantined (warning).",
+    ),
+    dg.AssetCheckSpec(
+        "quarantine_reasons_present",
+        asset=QUARANTINE,
+        blocking=True,
+        description="Every clean.quarantine row has a non-empty reason (schemas.QuarantineSchema).",
+    ),
+    dg.AssetCheckSpec(
+        "task_events_schema_valid",
+        asset=TASK_EVENTS,
+        description="clean.task_events matches its pandera schema (warning).",
+    ),
 ]
 
 
 @dg.multi_asset(
     name="clean_tasks",
     specs=[
-        dg.AssetSpec(key, description=_DESCRIPTIONS[key], deps=RAW_KEYS, group_name="cleaning",
-                     kinds={"duckdb", "polars", "pandera"}, tags={"layer": "clean"},
-                     automation_condition=dg.AutomationCondition.eager())
+        dg.AssetSpec(
+            key,
+            description=_DESCRIPTIONS[key],
+            deps=RAW_KEYS,
+            group_name="cleaning",
+            kinds={"duckdb", "polars", "pandera"},
+            tags={"layer": "clean"},
+            automation_condition=dg.AutomationCondition.eager(),
+        )
         for key in (TASKS, TASK_EVENTS, QUARANTINE)
     ],
     check_specs=CHECKS,
@@ -64,19 +91,31 @@ def clean_tasks(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     tables, stats = build_clean(wh, datetime.now(UTC))
     tasks, events, quarantine = tables["clean.tasks"], tables["clean.task_events"], tables["clean.quarantine"]
     task_check = stats.tasks_validation or schemas.validate(schemas.TasksSchema, tasks)
-    results = list(_check_results(tasks, stats, task_check, schemas.validate(schemas.TaskEventsSchema, events),
-                                  schemas.validate(schemas.QuarantineSchema, quarantine)))
+    results = list(
+        _check_results(
+            tasks,
+            stats,
+            task_check,
+            schemas.validate(schemas.TaskEventsSchema, events),
+            schemas.validate(schemas.QuarantineSchema, quarantine),
+        )
+    )
     selected = context.selected_asset_keys
     blocking = {(c.asset_key, c.name) for c in CHECKS if c.blocking}
-    failed = [r for r in results if (r.asset_key, r.check_name) in blocking and not r.passed
-              and r.asset_key in selected]
+    failed = [
+        r
+        for r in results
+        if (r.asset_key, r.check_name) in blocking and not r.passed and r.asset_key in selected
+    ]
     if failed:
         raise dg.Failure(
             description="clean layer not published (the previous tables stay): "
             + " | ".join(f"{r.check_name}: {_failure_text(r)}" for r in failed),
             metadata={r.check_name: dg.MetadataValue.json(_json_safe(r.metadata)) for r in failed},
         )
-    wh.replace_tables({name: frame for name, frame in tables.items() if dg.AssetKey(name.split(".")) in selected})
+    wh.replace_tables(
+        {name: frame for name, frame in tables.items() if dg.AssetKey(name.split(".")) in selected}
+    )
     if TASKS in selected:
         yield dg.MaterializeResult(asset_key=TASKS, metadata=readable(_task_metadata(tasks, stats)))
     if TASK_EVENTS in selected:
@@ -93,9 +132,11 @@ def clean_tasks(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     for result in results:
         if result.asset_key in selected and dg.AssetCheckKey(result.asset_key, result.check_name) in checks:
             yield result
-    context.log.info(f"clean layer: {number_text(stats.tasks)} tasks, {number_text(stats.superseded)} superseded, "
-                     f"{number_text(stats.quarantined + stats.parse_rejects)} quarantined "
-                     f"({number_text(stats.refused_by_contract)} of them refused by the clean.tasks contract)")
+    context.log.info(
+        f"clean layer: {number_text(stats.tasks)} tasks, {number_text(stats.superseded)} superseded, "
+        f"{number_text(stats.quarantined + stats.parse_rejects)} quarantined "
+        f"({number_text(stats.refused_by_contract)} of them refused by the clean.tasks contract)"
+    )
 
 
 def _failure_text(result: dg.AssetCheckResult) -> str:
@@ -129,7 +170,10 @@ def _reasons_md(quarantine) -> str:
         return "Nothing quarantined."
     top = quarantine.group_by("source", "stage", "reason").len().sort("len", descending=True).head(15)
     lines = ["| source | stage | reason | records |", "|---|---|---|---|"]
-    lines += [f"| {r['source']} | {r['stage']} | {r['reason'][:160]} | {number_text(r['len'])} |" for r in top.iter_rows(named=True)]
+    lines += [
+        f"| {r['source']} | {r['stage']} | {r['reason'][:160]} | {number_text(r['len'])} |"
+        for r in top.iter_rows(named=True)
+    ]
     return "\n".join(lines)
 
 
@@ -140,27 +184,65 @@ def _check_results(tasks, stats: CleanStats, task_check, event_check, quarantine
     backwards = int(backwards_rows.sum())
     total_in = stats.input_records + stats.parse_rejects
     share = (stats.quarantined + stats.parse_rejects) / total_in if total_in else 0.0
-    yield dg.AssetCheckResult(check_name="tasks_schema_valid", asset_key=TASKS, passed=task_check.passed,
-                              metadata={"failures": task_check.summary(),
-                                        "refused_by_contract": stats.refused_by_contract})
-    yield dg.AssetCheckResult(check_name="task_id_unique", asset_key=TASKS, passed=dupes == 0,
-                              metadata={"duplicate_rows": dupes,
-                                        "examples": ", ".join(schemas.describe_rows(
-                                            tasks, tasks.with_row_index().filter(
-                                                pl.col("task_id").is_in(dup_ids.head(5).implode()))["index"].to_list()[:5]))})
-    yield dg.AssetCheckResult(check_name="created_before_resolved", asset_key=TASKS, passed=backwards == 0,
-                              metadata={"violations": backwards,
-                                        "examples": ", ".join(schemas.describe_rows(
-                                            tasks, backwards_rows.arg_true().head(5).to_list()))})
     yield dg.AssetCheckResult(
-        check_name="records_conserved", asset_key=TASKS, passed=stats.conserved,
-        metadata={"input_records": stats.input_records, "tasks": stats.tasks, "superseded": stats.superseded,
-                  "quarantined": stats.quarantined},
+        check_name="tasks_schema_valid",
+        asset_key=TASKS,
+        passed=task_check.passed,
+        metadata={"failures": task_check.summary(), "refused_by_contract": stats.refused_by_contract},
     )
-    yield dg.AssetCheckResult(check_name="quarantine_share_small", asset_key=QUARANTINE,
-                              passed=share <= MAX_QUARANTINE_SHARE, severity=dg.AssetCheckSeverity.WARN,
-                              metadata=readable({"share": share}))
-    yield dg.AssetCheckResult(check_name="quarantine_reasons_present", asset_key=QUARANTINE,
-                              passed=quarantine_check.passed, metadata={"failures": quarantine_check.summary()})
-    yield dg.AssetCheckResult(check_name="task_events_schema_valid", asset_key=TASK_EVENTS, passed=event_check.passed,
-                              severity=dg.AssetCheckSeverity.WARN, metadata={"failures": event_check.summary()})
+    yield dg.AssetCheckResult(
+        check_name="task_id_unique",
+        asset_key=TASKS,
+        passed=dupes == 0,
+        metadata={
+            "duplicate_rows": dupes,
+            "examples": ", ".join(
+                schemas.describe_rows(
+                    tasks,
+                    tasks.with_row_index()
+                    .filter(pl.col("task_id").is_in(dup_ids.head(5).implode()))["index"]
+                    .to_list()[:5],
+                )
+            ),
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name="created_before_resolved",
+        asset_key=TASKS,
+        passed=backwards == 0,
+        metadata={
+            "violations": backwards,
+            "examples": ", ".join(schemas.describe_rows(tasks, backwards_rows.arg_true().head(5).to_list())),
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name="records_conserved",
+        asset_key=TASKS,
+        passed=stats.conserved,
+        metadata={
+            "input_records": stats.input_records,
+            "tasks": stats.tasks,
+            "superseded": stats.superseded,
+            "quarantined": stats.quarantined,
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name="quarantine_share_small",
+        asset_key=QUARANTINE,
+        passed=share <= MAX_QUARANTINE_SHARE,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata=readable({"share": share}),
+    )
+    yield dg.AssetCheckResult(
+        check_name="quarantine_reasons_present",
+        asset_key=QUARANTINE,
+        passed=quarantine_check.passed,
+        metadata={"failures": quarantine_check.summary()},
+    )
+    yield dg.AssetCheckResult(
+        check_name="task_events_schema_valid",
+        asset_key=TASK_EVENTS,
+        passed=event_check.passed,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"failures": event_check.summary()},
+    )

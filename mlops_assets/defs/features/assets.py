@@ -1,5 +1,6 @@
 """features/task_features (every task as of its creation) and features/task_snapshots (every task at several
-prediction times while open, the training rows): one feature code path for all uses."""
+prediction times while open, the training rows): one feature code path for all uses.
+"""
 
 import dagster as dg
 import polars as pl
@@ -26,8 +27,14 @@ class SnapshotConfig(dg.Config):
     tags={"layer": "feature"},
     op_tags=WAREHOUSE_WRITE_TAGS,
     automation_condition=dg.AutomationCondition.eager(),
-    check_specs=[dg.AssetCheckSpec("one_row_per_task", asset=["features", "task_features"], blocking=True,
-                                   description="Exactly one feature row per clean task.")],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "one_row_per_task",
+            asset=["features", "task_features"],
+            blocking=True,
+            description="Exactly one feature row per clean task.",
+        )
+    ],
 )
 def task_features(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """features.task_features: task attributes, deadline horizon, calendar and strictly-prior history features."""
@@ -38,16 +45,25 @@ def task_features(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     wh.replace_tables({"features.task_features": frame})
     nulls = {c: frame[c].null_count() / max(frame.height, 1) for c in features.FEATURE_COLUMNS}
     return dg.MaterializeResult(
-        metadata=readable({
-            "dagster/row_count": frame.height,
-            "features": dg.MetadataValue.json({"numeric": features.NUMERIC_FEATURES,
-                                               "categorical": features.CATEGORICAL_FEATURES}),
-            "null_share": dg.MetadataValue.json(nulls),
-            "excluded": dg.MetadataValue.md("\n".join(f"- `{k}`: {v}" for k, v in features.EXCLUDED_FEATURES.items())),
-        }),
-        check_results=[dg.AssetCheckResult(
-            check_name="one_row_per_task", passed=frame.height == tasks.height and frame["task_id"].is_unique().all(),
-            metadata={"tasks": tasks.height, "feature_rows": frame.height})],
+        metadata=readable(
+            {
+                "dagster/row_count": frame.height,
+                "features": dg.MetadataValue.json(
+                    {"numeric": features.NUMERIC_FEATURES, "categorical": features.CATEGORICAL_FEATURES}
+                ),
+                "null_share": dg.MetadataValue.json(nulls),
+                "excluded": dg.MetadataValue.md(
+                    "\n".join(f"- `{k}`: {v}" for k, v in features.EXCLUDED_FEATURES.items())
+                ),
+            }
+        ),
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="one_row_per_task",
+                passed=frame.height == tasks.height and frame["task_id"].is_unique().all(),
+                metadata={"tasks": tasks.height, "feature_rows": frame.height},
+            )
+        ],
     )
 
 
@@ -59,11 +75,18 @@ def task_features(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     tags={"layer": "feature"},
     op_tags=WAREHOUSE_WRITE_TAGS,
     automation_condition=dg.AutomationCondition.eager(),
-    check_specs=[dg.AssetCheckSpec("one_creation_row_per_task", asset=["features", "task_snapshots"], blocking=True,
-                                   description="Every clean task has its creation row, and no task more than the cap.")],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "one_creation_row_per_task",
+            asset=["features", "task_snapshots"],
+            blocking=True,
+            description="Every clean task has its creation row, and no task more than the cap.",
+        )
+    ],
 )
-def task_snapshots(context: dg.AssetExecutionContext, config: SnapshotConfig,
-                   warehouse: WarehouseResource) -> dg.MaterializeResult:
+def task_snapshots(
+    context: dg.AssetExecutionContext, config: SnapshotConfig, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
     """features.task_snapshots: every task at creation and at later points while open (training rows)."""
     wh = warehouse.get()
     tasks = wh.read_table("clean.tasks")
@@ -74,11 +97,22 @@ def task_snapshots(context: dg.AssetExecutionContext, config: SnapshotConfig,
     creation = frame.filter(pl.col("point") == "creation")
     most = int(frame.group_by("task_id").len()["len"].max() or 0)
     return dg.MaterializeResult(
-        metadata={"dagster/row_count": frame.height, "rows_per_point": dg.MetadataValue.json(per_point),
-                  "points": dg.MetadataValue.md("\n".join(f"- `{k}`: {v}" for k, v in snapshots.POINTS.items()))},
-        check_results=[dg.AssetCheckResult(
-            check_name="one_creation_row_per_task",
-            passed=creation.height == tasks.height and creation["task_id"].is_unique().all()
-            and most <= config.max_points_per_task,
-            metadata={"tasks": tasks.height, "creation_rows": creation.height, "most_rows_of_a_task": most})],
+        metadata={
+            "dagster/row_count": frame.height,
+            "rows_per_point": dg.MetadataValue.json(per_point),
+            "points": dg.MetadataValue.md("\n".join(f"- `{k}`: {v}" for k, v in snapshots.POINTS.items())),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="one_creation_row_per_task",
+                passed=creation.height == tasks.height
+                and creation["task_id"].is_unique().all()
+                and most <= config.max_points_per_task,
+                metadata={
+                    "tasks": tasks.height,
+                    "creation_rows": creation.height,
+                    "most_rows_of_a_task": most,
+                },
+            )
+        ],
     )

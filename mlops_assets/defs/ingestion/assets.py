@@ -1,6 +1,5 @@
 """Ingestion group: one landing asset and one raw multi-asset per source, built by a factory."""
 
-
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -25,8 +24,9 @@ from ..shared import WAREHOUSE_WRITE_TAGS
 # are retried (_pull: allow_retries): a wrong URL, an unreachable host or a bad token fails at once.
 # Bound across both layers: (1 + max_retries) step attempts x RetryingHttp.retry_budget (20) retries
 # each = at most 80 retried requests per materialization (docs/RELIABILITY.md).
-PULL_RETRY_POLICY = dg.RetryPolicy(max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL,
-                                   jitter=dg.Jitter.PLUS_MINUS)
+PULL_RETRY_POLICY = dg.RetryPolicy(
+    max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
 
 SOURCE_TITLES = {
     "jira": "Jira REST API v2/v3 JSON (issues, changelogs, search and comment pages) and Jira CSV exports",
@@ -65,14 +65,18 @@ def build_raw_asset(source: str) -> dg.AssetsDefinition:
 
     checked = ["raw", f"{source}_{kinds[0]}"]
     check = dg.AssetCheckSpec(
-        FILES_READ_CHECK, asset=checked, blocking=True,
+        FILES_READ_CHECK,
+        asset=checked,
+        blocking=True,
         description=f"Every file in the {source} landing folder could be read. A file that cannot be read at all "
         "(not the export it claims to be, cut short, a wrong or missing CSV mapping) fails this check, and the run, "
         "until the file or its mapping is fixed or the file is moved out; its good neighbours are ingested all the same.",
     )
 
     @dg.multi_asset(name=f"ingest_{source}", specs=specs, check_specs=[check], op_tags=WAREHOUSE_WRITE_TAGS)
-    def _ingest(context: dg.AssetExecutionContext, warehouse: WarehouseResource, landing: LandingZoneResource):
+    def _ingest(
+        context: dg.AssetExecutionContext, warehouse: WarehouseResource, landing: LandingZoneResource
+    ):
         try:
             report = ingest_source(warehouse.get(), landing.root(), source, datetime.now(UTC))
         except LandingZoneError as exc:
@@ -80,7 +84,9 @@ def build_raw_asset(source: str) -> dg.AssetsDefinition:
         for message in report.messages:
             context.log.warning(message)
         for kind in kinds:
-            yield dg.MaterializeResult(asset_key=["raw", f"{source}_{kind}"], metadata=_metadata(report, kind))
+            yield dg.MaterializeResult(
+                asset_key=["raw", f"{source}_{kind}"], metadata=_metadata(report, kind)
+            )
         yield files_read_result(report, checked, landing.root() / source)
 
     _ingest.__doc__ = f"Parse new {source} landing files and append their records to the raw tables."
@@ -95,35 +101,52 @@ def files_read_result(report: IngestReport, asset_key: list[str], folder) -> dg.
     """The blocking check of one ingestion: ERROR while any landing file cannot be read, naming each and why."""
     bad = report.unreadable
     if not bad:
-        return dg.AssetCheckResult(asset_key=asset_key, check_name=FILES_READ_CHECK, passed=True,
-                                   metadata={"files_seen": report.files_seen, "unreadable_files": 0})
+        return dg.AssetCheckResult(
+            asset_key=asset_key,
+            check_name=FILES_READ_CHECK,
+            passed=True,
+            metadata={"files_seen": report.files_seen, "unreadable_files": 0},
+        )
     shown = "\n".join(f"- {name}: {why}" for name, why in bad[:_LISTED])
     more = f"\n... and {len(bad) - _LISTED} more (see this check's metadata)" if len(bad) > _LISTED else ""
     return dg.AssetCheckResult(
-        asset_key=asset_key, check_name=FILES_READ_CHECK, passed=False, severity=dg.AssetCheckSeverity.ERROR,
+        asset_key=asset_key,
+        check_name=FILES_READ_CHECK,
+        passed=False,
+        severity=dg.AssetCheckSeverity.ERROR,
         description=f"{len(bad)} file(s) in {folder} could not be read; the other files were ingested. Fix each "
         f"file (or its .yaml mapping) and re-run, or move it out of the landing folder:\n{shown}{more}",
-        metadata={"files_seen": report.files_seen, "unreadable_files": len(bad),
-                  "files": dg.MetadataValue.json([{"file": name, "reason": why} for name, why in bad])},
+        metadata={
+            "files_seen": report.files_seen,
+            "unreadable_files": len(bad),
+            "files": dg.MetadataValue.json([{"file": name, "reason": why} for name, why in bad]),
+        },
     )
 
 
 def _metadata(report: IngestReport, kind: str) -> dict[str, object]:
-    return readable({
-        "dagster/row_count": report.table_rows.get(kind, 0),
-        "new_records": report.records_new.get(kind, 0),
-        "records_parsed": report.records_parsed.get(kind, 0),
-        "files_seen": report.files_seen,
-        "files_ingested": report.files_ingested,
-        "files_skipped_already_ingested": report.files_skipped,
-        "files_unreadable": report.files_unreadable,
-        "rejected_records": report.rejects,
-        "latin1_files": ", ".join(report.latin1_files) or "none",
-    })
+    return readable(
+        {
+            "dagster/row_count": report.table_rows.get(kind, 0),
+            "new_records": report.records_new.get(kind, 0),
+            "records_parsed": report.records_parsed.get(kind, 0),
+            "files_seen": report.files_seen,
+            "files_ingested": report.files_ingested,
+            "files_skipped_already_ingested": report.files_skipped,
+            "files_unreadable": report.files_unreadable,
+            "rejected_records": report.rejects,
+            "latin1_files": ", ".join(report.latin1_files) or "none",
+        }
+    )
 
 
-def _pull(context: dg.AssetExecutionContext, api: JiraResource | GitHubResource, landing: LandingZoneResource,
-          source: str, env_hint: str):
+def _pull(
+    context: dg.AssetExecutionContext,
+    api: JiraResource | GitHubResource,
+    landing: LandingZoneResource,
+    source: str,
+    env_hint: str,
+):
     """Pull what changed since the watermark into the landing folder, or say why the pull is off."""
     status, warnings = api.status(), api.environment_warnings()
     for warning in warnings:
@@ -132,8 +155,14 @@ def _pull(context: dg.AssetExecutionContext, api: JiraResource | GitHubResource,
     if not api.configured:
         (context.log.warning if warnings else context.log.info)(f"landing/{source}: {status}")
         files = len(list_landing_files(landing.root(), source)) if landing.root().exists() else 0
-        return dg.MaterializeResult(metadata={"mode": f"exports only ({env_hint} not set)", **said,
-                                              "files_in_folder": files, "pulled_issues": 0})
+        return dg.MaterializeResult(
+            metadata={
+                "mode": f"exports only ({env_hint} not set)",
+                **said,
+                "files_in_folder": files,
+                "pulled_issues": 0,
+            }
+        )
     context.log.info(f"landing/{source}: {status}")
     try:
         start, client = api.start(), api.client()
@@ -145,18 +174,26 @@ def _pull(context: dg.AssetExecutionContext, api: JiraResource | GitHubResource,
         if not exc.filename:  # a socket error the client let through: not about the folder
             raise
         # A read-only, full or forbidden landing folder: waiting minutes for step retries changes nothing.
-        raise dg.Failure(description=f"{source} pull cannot write into the landing folder: {exc.strerror} "
-                         f"({exc.filename}): make {landing.source_dir(source)} writable and give it space "
-                         f"(MLOPS_LANDING_DIR={landing.path}), then run again", allow_retries=False) from None
+        raise dg.Failure(
+            description=f"{source} pull cannot write into the landing folder: {exc.strerror} "
+            f"({exc.filename}): make {landing.source_dir(source)} writable and give it space "
+            f"(MLOPS_LANDING_DIR={landing.path}), then run again",
+            allow_retries=False,
+        ) from None
     if outcome.restarted:
         context.log.warning(f"landing/{source}: {outcome.restarted}: pulled from the start date again")
-    return dg.MaterializeResult(metadata={
-        "mode": "live API pull", **said, "scope": scope_text(client.scope, start),
-        "pulled_issues": outcome.issues, "pages_written": outcome.pages_written,
-        "since": str(outcome.since) if outcome.since else "everything (first pull)",
-        "new_watermark": str(outcome.new_watermark) if outcome.new_watermark else "unchanged",
-        "restarted": outcome.restarted or "no (went on from the watermark)",
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "mode": "live API pull",
+            **said,
+            "scope": scope_text(client.scope, start),
+            "pulled_issues": outcome.issues,
+            "pages_written": outcome.pages_written,
+            "since": str(outcome.since) if outcome.since else "everything (first pull)",
+            "new_watermark": str(outcome.new_watermark) if outcome.new_watermark else "unchanged",
+            "restarted": outcome.restarted or "no (went on from the watermark)",
+        }
+    )
 
 
 def _transient(exc: BaseException) -> bool:
@@ -166,20 +203,36 @@ def _transient(exc: BaseException) -> bool:
 
 
 def _pull_description(source: str, env_hint: str) -> str:
-    return (landing_spec(source).description + " Materializing it pulls new and updated issues from the live API "
-            f"when {env_hint} is set; without it the folder holds only the exports users dropped.")
+    return (
+        landing_spec(source).description + " Materializing it pulls new and updated issues from the live API "
+        f"when {env_hint} is set; without it the folder holds only the exports users dropped."
+    )
 
 
-@dg.asset(key=["landing", "jira"], group_name="ingestion", kinds={"file", "api"}, retry_policy=PULL_RETRY_POLICY,
-          description=_pull_description("jira", "JIRA_URL"))
-def landing_jira(context: dg.AssetExecutionContext, landing: LandingZoneResource, jira: JiraResource) -> dg.MaterializeResult:
+@dg.asset(
+    key=["landing", "jira"],
+    group_name="ingestion",
+    kinds={"file", "api"},
+    retry_policy=PULL_RETRY_POLICY,
+    description=_pull_description("jira", "JIRA_URL"),
+)
+def landing_jira(
+    context: dg.AssetExecutionContext, landing: LandingZoneResource, jira: JiraResource
+) -> dg.MaterializeResult:
     """Pull Jira issues updated since the watermark (JQL `updated >=`, JIRA_PROJECTS, JIRA_JQL), with changelogs."""
     return _pull(context, jira, landing, "jira", "JIRA_URL")
 
 
-@dg.asset(key=["landing", "github"], group_name="ingestion", kinds={"file", "api"}, retry_policy=PULL_RETRY_POLICY,
-          description=_pull_description("github", "GITHUB_REPOS"))
-def landing_github(context: dg.AssetExecutionContext, landing: LandingZoneResource, github: GitHubResource) -> dg.MaterializeResult:
+@dg.asset(
+    key=["landing", "github"],
+    group_name="ingestion",
+    kinds={"file", "api"},
+    retry_policy=PULL_RETRY_POLICY,
+    description=_pull_description("github", "GITHUB_REPOS"),
+)
+def landing_github(
+    context: dg.AssetExecutionContext, landing: LandingZoneResource, github: GitHubResource
+) -> dg.MaterializeResult:
     """Pull GitHub issues updated since the watermark (`since=`, GITHUB_START_DATE), following Link pages."""
     return _pull(context, github, landing, "github", "GITHUB_REPOS")
 

@@ -1,6 +1,5 @@
 """Jobs of the ingestion group."""
 
-
 import dagster as dg
 
 from ..shared import WAREHOUSE_WRITE_TAGS

@@ -1,6 +1,5 @@
 """Landing-zone sensor: one ingestion run per change of the landing files, never a duplicate."""
 
-
 import hashlib
 import json
 

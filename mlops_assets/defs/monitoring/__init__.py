@@ -19,8 +19,14 @@ from .telemetry import serving_telemetry, serving_telemetry_job, serving_telemet
 defs = dg.Definitions(
     assets=[data_drift, model_performance, serving_telemetry],
     jobs=[monitor_job, serving_telemetry_job],
-    sensors=[retrain_sensor, check_failure_alert_sensor, run_failure_alert_sensor, champion_alias_sensor,
-             automation_sensor, remeasure_after_retrain_sensor],
+    sensors=[
+        retrain_sensor,
+        check_failure_alert_sensor,
+        run_failure_alert_sensor,
+        champion_alias_sensor,
+        automation_sensor,
+        remeasure_after_retrain_sensor,
+    ],
     schedules=[daily_monitoring_schedule, serving_telemetry_schedule],
     resources={"monitoring": monitoring_resource()},
 )

@@ -14,25 +14,44 @@ from mlops_assets.metadata import readable
 from ..shared import DATA_DRIFT, MODEL_PERFORMANCE
 
 DRIFT_CHECKS = [
-    dg.AssetCheckSpec(monitoring.DRIFT_CHECK, asset=DATA_DRIFT,
-                      description="The share of drifted monitored features is below the threshold (ERROR at or above it, as on the Evidently page)."),
-    dg.AssetCheckSpec("prediction_drift_small", asset=DATA_DRIFT,
-                      description="Neither champion's score distribution drifted from its training reference (warning)."),
+    dg.AssetCheckSpec(
+        monitoring.DRIFT_CHECK,
+        asset=DATA_DRIFT,
+        description="The share of drifted monitored features is below the threshold (ERROR at or above it, as on the Evidently page).",
+    ),
+    dg.AssetCheckSpec(
+        "prediction_drift_small",
+        asset=DATA_DRIFT,
+        description="Neither champion's score distribution drifted from its training reference (warning).",
+    ),
 ]
 PERFORMANCE_CHECKS = [
-    dg.AssetCheckSpec(name, asset=MODEL_PERFORMANCE,
-                      description=f"The {name.removesuffix('_performance_holds')} champion on new labels stays within "
-                      "tolerance of its own test metrics (ERROR when it degrades; skipped with too few new labels).")
+    dg.AssetCheckSpec(
+        name,
+        asset=MODEL_PERFORMANCE,
+        description=f"The {name.removesuffix('_performance_holds')} champion on new labels stays within "
+        "tolerance of its own test metrics (ERROR when it degrades; skipped with too few new labels).",
+    )
     for name in monitoring.PERFORMANCE_CHECKS
 ]
 
 
-def performance_check(verdict: monitoring.PerformanceVerdict, version: str | None, data_version: str) -> dg.AssetCheckResult:
+def performance_check(
+    verdict: monitoring.PerformanceVerdict, version: str | None, data_version: str
+) -> dg.AssetCheckResult:
     """The check result of one verdict: ERROR when degraded, WARN when it could not be judged."""
     judged = verdict.status in ("ok", "degraded")
-    metadata = {"reason": verdict.reason, "status": verdict.status, "new_labels": verdict.n_labels,
-                "data_version": data_version, "champion_version": version or "none",
-                **readable({k: v for k, v in {**verdict.live, **verdict.reference}.items() if v == v})}
+    metadata = {
+        "reason": verdict.reason,
+        "status": verdict.status,
+        "new_labels": verdict.n_labels,
+        "data_version": data_version,
+        "champion_version": version or "none",
+        **readable({k: v for k, v in {**verdict.live, **verdict.reference}.items() if v == v}),
+    }
     return dg.AssetCheckResult(
-        check_name=f"{verdict.model}_performance_holds", passed=verdict.status == "ok",
-        severity=dg.AssetCheckSeverity.ERROR if judged else dg.AssetCheckSeverity.WARN, metadata=metadata)
+        check_name=f"{verdict.model}_performance_holds",
+        passed=verdict.status == "ok",
+        severity=dg.AssetCheckSeverity.ERROR if judged else dg.AssetCheckSeverity.WARN,
+        metadata=metadata,
+    )

@@ -1,5 +1,6 @@
 """The monitoring policy: retraining cool-down and budget, alert webhook, drift window and thresholds (all from
-environment variables, read when the code location loads)."""
+environment variables, read when the code location loads).
+"""
 
 from __future__ import annotations
 
@@ -23,17 +24,22 @@ DRIFT_VARIABLES: dict[str, tuple[str, float | int, type]] = {
 
 def drift_defaults(environ: Mapping[str, str] | None = None) -> dict[str, float | int]:
     """The drift window and thresholds from the environment (DRIFT_VARIABLES), each checked with the variable named."""
-    values = {field: env_number(variable, default, kind, environ)
-              for field, (variable, default, kind) in DRIFT_VARIABLES.items()}
+    values = {
+        field: env_number(variable, default, kind, environ)
+        for field, (variable, default, kind) in DRIFT_VARIABLES.items()
+    }
     if values["drift_share_threshold"] > 1:
-        raise ValueError(f"MLOPS_DRIFT_SHARE_THRESHOLD={values['drift_share_threshold']!r} is a share of the monitored "
-                         "features: give a number in (0, 1], e.g. 0.1")
+        raise ValueError(
+            f"MLOPS_DRIFT_SHARE_THRESHOLD={values['drift_share_threshold']!r} is a share of the monitored "
+            "features: give a number in (0, 1], e.g. 0.1"
+        )
     return values
 
 
 class MonitoringResource(dg.ConfigurableResource):
     """Retrain cool-down (MLOPS_RETRAIN_COOLDOWN_S), retrain search budget (MLOPS_RETRAIN_TRIALS, 0 = the
-    job's defaults) and alert webhook (MLOPS_ALERT_WEBHOOK; empty = log only)."""
+    job's defaults) and alert webhook (MLOPS_ALERT_WEBHOOK; empty = log only).
+    """
 
     retrain_cooldown_s: float = DEFAULT_COOLDOWN_S
     retrain_trials: int = 0

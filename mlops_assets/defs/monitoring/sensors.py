@@ -25,13 +25,18 @@ from .resources import MonitoringResource
 log = logging.getLogger("mlops_assets.alerts")
 MAX_EVENTS_PER_TICK = 500
 INTERVAL_S = sensor_interval_s()  # MLOPS_SENSOR_INTERVAL_S
-IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-             dg.DagsterRunStatus.STARTED]
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
 
 
-RETRAIN_CHECK_KEYS = [dg.AssetCheckKey(DATA_DRIFT, mon.DRIFT_CHECK),
-                      *(dg.AssetCheckKey(MODEL_PERFORMANCE, name)
-                        for name in mon.PERFORMANCE_CHECKS)]
+RETRAIN_CHECK_KEYS = [
+    dg.AssetCheckKey(DATA_DRIFT, mon.DRIFT_CHECK),
+    *(dg.AssetCheckKey(MODEL_PERFORMANCE, name) for name in mon.PERFORMANCE_CHECKS),
+]
 
 
 def check_failures(instance: dg.DagsterInstance, keys, after_id: int) -> tuple[list[mon.CheckFailure], int]:
@@ -42,7 +47,9 @@ def check_failures(instance: dg.DagsterInstance, keys, after_id: int) -> tuple[l
     """
     failures, last, pending = [], after_id, []
     for key in keys:
-        for record in instance.event_log_storage.get_asset_check_execution_history(key, limit=MAX_EVENTS_PER_TICK):
+        for record in instance.event_log_storage.get_asset_check_execution_history(
+            key, limit=MAX_EVENTS_PER_TICK
+        ):
             if record.id <= after_id:
                 break  # newest first
             if record.status.value == "PLANNED":
@@ -54,24 +61,41 @@ def check_failures(instance: dg.DagsterInstance, keys, after_id: int) -> tuple[l
             evaluation = record.evaluation
             if evaluation is None or evaluation.passed:
                 continue
-            failures.append(mon.CheckFailure(
-                storage_id=record.id, run_id=record.run_id, asset=key.asset_key.to_user_string(),
-                check=key.name, severity=evaluation.severity.value, timestamp=mon.check_evaluated_at(record),
-                metadata={k: v.value for k, v in evaluation.metadata.items()}))
+            failures.append(
+                mon.CheckFailure(
+                    storage_id=record.id,
+                    run_id=record.run_id,
+                    asset=key.asset_key.to_user_string(),
+                    check=key.name,
+                    severity=evaluation.severity.value,
+                    timestamp=mon.check_evaluated_at(record),
+                    metadata={k: v.value for k, v in evaluation.metadata.items()},
+                )
+            )
     if pending:  # never move the cursor past a check that is still running
         last = min(last, min(pending) - 1)
         failures = [f for f in failures if f.storage_id <= last]
     return sorted(failures, key=lambda f: f.storage_id), last
 
 
-@dg.sensor(job=retrain_job, minimum_interval_seconds=INTERVAL_S, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(
+    job=retrain_job, minimum_interval_seconds=INTERVAL_S, default_status=dg.DefaultSensorStatus.RUNNING
+)
 def retrain_sensor(context: dg.SensorEvaluationContext, monitoring: MonitoringResource):
     """Request one retraining run when a drift or performance check fails (ERROR), with a cool-down."""
     cursor = mon.RetrainCursor.parse(context.cursor)
     failures, last = check_failures(context.instance, RETRAIN_CHECK_KEYS, cursor.after_storage_id)
-    running = bool(context.instance.get_run_ids(dg.RunsFilter(job_name=retrain_job.name, statuses=IN_FLIGHT), limit=1))
-    decision = mon.decide_retrain(failures, cursor, last_storage_id=last, now=time.time(),
-                                  cooldown_s=monitoring.retrain_cooldown_s, retrain_running=running)
+    running = bool(
+        context.instance.get_run_ids(dg.RunsFilter(job_name=retrain_job.name, statuses=IN_FLIGHT), limit=1)
+    )
+    decision = mon.decide_retrain(
+        failures,
+        cursor,
+        last_storage_id=last,
+        now=time.time(),
+        cooldown_s=monitoring.retrain_cooldown_s,
+        retrain_running=running,
+    )
     context.update_cursor(decision.cursor.dump())
     if not decision.request:
         if decision.triggers:
@@ -79,8 +103,11 @@ def retrain_sensor(context: dg.SensorEvaluationContext, monitoring: MonitoringRe
         return dg.SkipReason(decision.reason)
     context.log.info(f"requesting a retraining run: {decision.reason}")
     checks = ",".join(sorted({t.check for t in decision.triggers}))
-    return dg.RunRequest(run_key=decision.run_key, run_config=monitoring.retrain_run_config(),
-                         tags={**WAREHOUSE_WRITE_TAGS, "mlops/trigger": "retrain", "mlops/failed_checks": checks})
+    return dg.RunRequest(
+        run_key=decision.run_key,
+        run_config=monitoring.retrain_run_config(),
+        tags={**WAREHOUSE_WRITE_TAGS, "mlops/trigger": "retrain", "mlops/failed_checks": checks},
+    )
 
 
 def send_alert(context, monitoring: MonitoringResource, payload: dict) -> None:
@@ -92,7 +119,9 @@ def send_alert(context, monitoring: MonitoringResource, payload: dict) -> None:
     try:
         mon.post_json(monitoring.alert_webhook, payload)
     except OSError as exc:
-        message = f"alert not delivered: {redact(str(exc))}"  # the webhook URL is a secret: post_json masks it
+        message = (
+            f"alert not delivered: {redact(str(exc))}"  # the webhook URL is a secret: post_json masks it
+        )
         context.log.error(message)
         log.error(message)
 
@@ -101,7 +130,11 @@ def send_alert(context, monitoring: MonitoringResource, payload: dict) -> None:
 def check_failure_alert_sensor(context: dg.SensorEvaluationContext, monitoring: MonitoringResource):
     """Alert on every failed asset check (they do not fail runs, so run-failure sensors miss them)."""
     after = int(context.cursor) if (context.cursor or "").isdigit() else 0
-    keys = sorted(context.repository_def.asset_graph.asset_check_keys) if context.repository_def else RETRAIN_CHECK_KEYS
+    keys = (
+        sorted(context.repository_def.asset_graph.asset_check_keys)
+        if context.repository_def
+        else RETRAIN_CHECK_KEYS
+    )
     failures, last = check_failures(context.instance, keys, after)
     for failure in failures:
         send_alert(context, monitoring, mon.check_alert(failure))
@@ -109,19 +142,27 @@ def check_failure_alert_sensor(context: dg.SensorEvaluationContext, monitoring: 
     return dg.SkipReason(f"{len(failures)} failed check(s) alerted" if failures else "no failed checks")
 
 
-@dg.run_failure_sensor(name="run_failure_alert_sensor", minimum_interval_seconds=INTERVAL_S,
-                       default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.run_failure_sensor(
+    name="run_failure_alert_sensor",
+    minimum_interval_seconds=INTERVAL_S,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
 def run_failure_alert_sensor(context: dg.RunFailureSensorContext, monitoring: MonitoringResource):
     """Alert on every failed run of this code location."""
     message = context.failure_event.message or "no message"
-    send_alert(context, monitoring, mon.run_alert(context.dagster_run.job_name, context.dagster_run.run_id, message))
-
+    send_alert(
+        context, monitoring, mon.run_alert(context.dagster_run.job_name, context.dagster_run.run_id, message)
+    )
 
 
 def shown_champion(instance: dg.DagsterInstance, key: dg.AssetKey) -> str | None:
     """The champion version the latest materialization of models/<m>_champion shows (None when never materialized)."""
     event = instance.get_latest_materialization_event(key)
-    value = event.asset_materialization.metadata.get("champion_version") if event and event.asset_materialization else None
+    value = (
+        event.asset_materialization.metadata.get("champion_version")
+        if event and event.asset_materialization
+        else None
+    )
     return None if value is None else str(value.value)
 
 
@@ -146,15 +187,27 @@ def champion_alias_sensor(context: dg.SensorEvaluationContext, mlflow: MLflowRes
         tags = client.get_model_version(name, served).tags
         if tags.get("restored_from"):
             decision = f"rolled back from v{tags['restored_from']}"
-            reason = (f"the registry's champion alias was moved back to v{served} at {tags.get('restored_at', '?')} "
-                      f"(`mlops-assets rollback`); the gate had recorded v{shown or 'none'}")
+            reason = (
+                f"the registry's champion alias was moved back to v{served} at {tags.get('restored_at', '?')} "
+                f"(`mlops-assets rollback`); the gate had recorded v{shown or 'none'}"
+            )
         else:
             decision = "champion alias moved outside the gate"
             reason = f"the registry serves v{served}; the last gate recorded v{shown or 'none'}"
         context.log.info(f"{name}: {decision}: {reason}")
-        events.append(dg.AssetMaterialization(key, description=reason, metadata={
-            "decision": decision, "reason": reason, "champion_version": served,
-            "previous_shown_version": shown or "none", "recorded_by": "champion_alias_sensor"}))
+        events.append(
+            dg.AssetMaterialization(
+                key,
+                description=reason,
+                metadata={
+                    "decision": decision,
+                    "reason": reason,
+                    "champion_version": served,
+                    "previous_shown_version": shown or "none",
+                    "recorded_by": "champion_alias_sensor",
+                },
+            )
+        )
     if not events:
         return dg.SkipReason(f"the materializations show the served champions ({', '.join(seen)})")
     return dg.SensorResult(asset_events=events)
@@ -165,8 +218,9 @@ RETRAIN_ENDED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.Da
 REMEASURE_GRACE_S = 90  # three ticks of the automation sensor: it usually re-measures first
 
 
-def remeasure_decision(instance: dg.DagsterInstance, handled_run_id: str | None, now: float
-                       ) -> tuple[bool, str | None, str]:
+def remeasure_decision(
+    instance: dg.DagsterInstance, handled_run_id: str | None, now: float
+) -> tuple[bool, str | None, str]:
     """(request a measurement?, the retraining run now handled or None, why). The cursor is that run's id.
 
     Drift and performance are measured against whichever champion serves, so every finished retraining run
@@ -175,7 +229,9 @@ def remeasure_decision(instance: dg.DagsterInstance, handled_run_id: str | None,
     retraining run updated its parents between the same two ticks (both seen on one tick: the update is
     taken as handled). Then this sensor asks for the measurement, once per retraining run.
     """
-    records = instance.get_run_records(dg.RunsFilter(job_name=retrain_job.name, statuses=RETRAIN_ENDED), limit=1)
+    records = instance.get_run_records(
+        dg.RunsFilter(job_name=retrain_job.name, statuses=RETRAIN_ENDED), limit=1
+    )
     if not records or records[0].dagster_run.run_id == handled_run_id:
         return False, None, "no retraining run ended since the last measurement"
     record = records[0]
@@ -184,15 +240,33 @@ def remeasure_decision(instance: dg.DagsterInstance, handled_run_id: str | None,
     if event is not None and event.timestamp > ended:
         return False, run_id, f"drift was measured after retraining run {run_id[:8]} (run {event.run_id[:8]})"
     in_flight = instance.get_runs(dg.RunsFilter(statuses=IN_FLIGHT), limit=50)
-    if any(run.job_name == monitor_job.name or MONITORED[0] in (run.asset_selection or ()) for run in in_flight):
-        return False, None, f"waiting: a run that measures drift after retraining run {run_id[:8]} is in flight"
+    if any(
+        run.job_name == monitor_job.name or MONITORED[0] in (run.asset_selection or ()) for run in in_flight
+    ):
+        return (
+            False,
+            None,
+            f"waiting: a run that measures drift after retraining run {run_id[:8]} is in flight",
+        )
     if now - ended < REMEASURE_GRACE_S:
-        return False, None, (f"waiting {REMEASURE_GRACE_S} s after retraining run {run_id[:8]} for the automation "
-                             "to measure drift")
-    return True, run_id, f"retraining run {run_id[:8]} ended {now - ended:.0f} s ago and drift was not measured since"
+        return (
+            False,
+            None,
+            (
+                f"waiting {REMEASURE_GRACE_S} s after retraining run {run_id[:8]} for the automation "
+                "to measure drift"
+            ),
+        )
+    return (
+        True,
+        run_id,
+        f"retraining run {run_id[:8]} ended {now - ended:.0f} s ago and drift was not measured since",
+    )
 
 
-@dg.sensor(job=monitor_job, minimum_interval_seconds=INTERVAL_S, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(
+    job=monitor_job, minimum_interval_seconds=INTERVAL_S, default_status=dg.DefaultSensorStatus.RUNNING
+)
 def remeasure_after_retrain_sensor(context: dg.SensorEvaluationContext):
     """After every retraining run, drift and performance are measured again against the champion that serves."""
     request, run_id, reason = remeasure_decision(context.instance, context.cursor, time.time())
@@ -201,14 +275,20 @@ def remeasure_after_retrain_sensor(context: dg.SensorEvaluationContext):
     if not request:
         return dg.SkipReason(reason)
     context.log.info(f"requesting a monitoring run: {reason}")
-    return dg.RunRequest(run_key=f"after-retrain-{run_id}", asset_selection=MONITORED,
-                         tags={**WAREHOUSE_WRITE_TAGS, "mlops/trigger": "after-retrain", "mlops/retrain_run": run_id})
+    return dg.RunRequest(
+        run_key=f"after-retrain-{run_id}",
+        asset_selection=MONITORED,
+        tags={**WAREHOUSE_WRITE_TAGS, "mlops/trigger": "after-retrain", "mlops/retrain_run": run_id},
+    )
 
 
 # Declared, not left to the default sensor: running from the start, and its runs carry the warehouse-write
 # tag so the run queue serializes them with every other run that writes the DuckDB file.
 automation_sensor = dg.AutomationConditionSensorDefinition(
-    "automation_condition_sensor", target=dg.AssetSelection.all(), default_status=dg.DefaultSensorStatus.RUNNING,
-    run_tags=WAREHOUSE_WRITE_TAGS, minimum_interval_seconds=30,
+    "automation_condition_sensor",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    run_tags=WAREHOUSE_WRITE_TAGS,
+    minimum_interval_seconds=30,
     description="Runs the eager automation conditions (clean layer, features, scores, monitoring).",
 )

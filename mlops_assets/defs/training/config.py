@@ -24,9 +24,13 @@ class TrainingConfig(dg.Config):
     """
 
     n_trials: int = Field(default=_DEFAULTS.n_trials, description="Optuna trials at most")
-    timeout_s: float = Field(default=_DEFAULTS.timeout_s, description="the search stops after this many seconds")
+    timeout_s: float = Field(
+        default=_DEFAULTS.timeout_s, description="the search stops after this many seconds"
+    )
     seed: int = _DEFAULTS.seed
-    cv_folds: int = Field(default=_DEFAULTS.cv_folds, description="time-series CV folds of the best trial (< 2: none)")
+    cv_folds: int = Field(
+        default=_DEFAULTS.cv_folds, description="time-series CV folds of the best trial (< 2: none)"
+    )
     tune_rows: int = Field(
         default=_DEFAULTS.tune_rows,
         description="trials fit the most recent this-many train rows, then the best is refit on all of them "

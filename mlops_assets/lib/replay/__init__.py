@@ -60,7 +60,9 @@ def _template_file(like_dir: Path, source: str) -> Path:
 def load_templates(like_dir: Path) -> dict[str, Any]:
     """Every source's templates, compiled once per process (the Jira files take a few seconds)."""
     if not like_dir.is_dir():
-        raise LikeDataError(f"--like {like_dir}: no such folder (expected the real data folder, e.g. ../shared/data)")
+        raise LikeDataError(
+            f"--like {like_dir}: no such folder (expected the real data folder, e.g. ../shared/data)"
+        )
     paths = {s: _template_file(like_dir, s) for s in EXPECTED}
     return {
         "jira": jira.JiraTemplates(paths["jira"].parent),
@@ -71,8 +73,9 @@ def load_templates(like_dir: Path) -> dict[str, Any]:
     }
 
 
-def generate_like(like_dir: Path | str, out: Path | str, n_tasks: int, seed: int = 7,
-                  jira_layout: str = "files") -> dict[str, Any]:
+def generate_like(
+    like_dir: Path | str, out: Path | str, n_tasks: int, seed: int = 7, jira_layout: str = "files"
+) -> dict[str, Any]:
     """Write ``n_tasks`` real-shaped tasks into the landing zone ``out``; returns per-source files, tasks, bytes."""
     if n_tasks < 1:
         raise ValueError(f"n_tasks must be at least 1, got {n_tasks}")

@@ -45,7 +45,9 @@ class AsanaTemplate:
         self.people = People()
         for r in self.rows:
             self.people.add(r[self.col["Assignee"]] if "Assignee" in self.col else None)
-        self.shift_range = shift_bounds([r[self.col[c]] for r in self.rows for c in _DATES if c in self.col and r[self.col[c]]])
+        self.shift_range = shift_bounds(
+            [r[self.col[c]] for r in self.rows for c in _DATES if c in self.col and r[self.col[c]]]
+        )
         # The parser emits rows identical in every column once: count tasks the same way.
         seen: set[tuple[str, ...]] = set()
         self.is_task = []
@@ -73,7 +75,9 @@ def _rewrite(t: AsanaTemplate, row: list[str], round_ctx: tuple, file_tag: str) 
             out[i] = shift(v[:10]) + v[10:]
         elif name in _NAMES:
             parts = [p.strip() for p in v.split(",")] if name != "Name" and name != "Parent task" else [v]
-            out[i] = ", ".join(str(int(p) + (ti + 1) * ID_OFFSET) if p.isdigit() else f"{p} {tag}" for p in parts)
+            out[i] = ", ".join(
+                str(int(p) + (ti + 1) * ID_OFFSET) if p.isdigit() else f"{p} {tag}" for p in parts
+            )
         elif name == "Projects":
             out[i] = ", ".join(f"{p.strip()} {file_tag}" for p in v.split(","))
         elif name == "Assignee" and v in t.people:

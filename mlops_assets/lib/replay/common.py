@@ -72,7 +72,9 @@ def round_rng(seed: int, source: str, n: int) -> random.Random:
 
 def shift_bounds(template_dates: list[str], back_days: int = 3 * 365) -> tuple[int, int]:
     """(lowest, highest) whole-day shift that keeps every template date on or before DATE_CEILING."""
-    latest = max((d for d in template_dates if d <= DATE_CEILING.isoformat()), default=DATE_CEILING.isoformat())
+    latest = max(
+        (d for d in template_dates if d <= DATE_CEILING.isoformat()), default=DATE_CEILING.isoformat()
+    )
     high = (DATE_CEILING - date.fromisoformat(latest)).days
     return -back_days, max(high, -back_days)
 
@@ -171,8 +173,9 @@ class Template:
 Slot = tuple[int, int, int, Any]  # (start, end, kind, value)
 
 
-def compile_text(text: str, pattern: re.Pattern, classify: Callable[[re.Match], list[Slot]],
-                 encoding: str = "utf-8") -> Template:
+def compile_text(
+    text: str, pattern: re.Pattern, classify: Callable[[re.Match], list[Slot]], encoding: str = "utf-8"
+) -> Template:
     """Cut ``text`` at the slots ``classify`` finds in each match of ``pattern`` (empty list: no slot)."""
     literals: list[str] = []
     kinds: list[int] = []
@@ -211,7 +214,9 @@ class SourceStats:
 class AtomicWriter:
     """A file written under a hidden temporary name (ingestion skips dot-files) and renamed when closed."""
 
-    def __init__(self, path: Path, stats: SourceStats, encoding: str = "utf-8", newline: str | None = None) -> None:
+    def __init__(
+        self, path: Path, stats: SourceStats, encoding: str = "utf-8", newline: str | None = None
+    ) -> None:
         self.path = path
         self.tmp = path.with_name(f".{path.name}.tmp")
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -155,7 +155,9 @@ def round_maps(t: GithubTemplate, seed: int, r: int) -> list[dict]:
 
     def node(v: str) -> str:
         try:
-            prefix, kind, number = re.fullmatch(r"(\d+:)([A-Za-z]+)(\d+)", base64.b64decode(v).decode()).groups()
+            prefix, kind, number = re.fullmatch(
+                r"(\d+:)([A-Za-z]+)(\d+)", base64.b64decode(v).decode()
+            ).groups()
         except (ValueError, AttributeError):
             return v
         new = user_id(number) if kind == "User" and int(number) in t.user_ids else str(int(number) + offset)

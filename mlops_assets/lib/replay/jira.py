@@ -41,7 +41,9 @@ from mlops_assets.lib.replay.common import (
 )
 
 PAGE_SIZE = 100
-ID_OFFSET = 10**8  # real Apache ids are below 2e7: round r adds (r + 1) hundred million (ids grow by 1-3 digits)
+ID_OFFSET = (
+    10**8
+)  # real Apache ids are below 2e7: round r adds (r + 1) hundred million (ids grow by 1-3 digits)
 DATE, KEY, PROJECT, ID, USER, DISPLAY = range(6)
 _SUFFIXES = ("", "_CL", "_Comment")
 _FIELD = r'"(?P<f>id|key|name|displayName|fromString|toString|from|to)": "(?P<fv>[^"\\]*)"'
@@ -60,7 +62,9 @@ class JiraTemplates:
     def __init__(self, folder: Path) -> None:
         files = sorted(folder.glob("*.json"))
         keys = [p.stem for p in files if not p.stem.endswith(("_CL", "_Comment"))]
-        missing = [f"{k}{s}.json" for k in keys for s in _SUFFIXES[1:] if not (folder / f"{k}{s}.json").exists()]
+        missing = [
+            f"{k}{s}.json" for k in keys for s in _SUFFIXES[1:] if not (folder / f"{k}{s}.json").exists()
+        ]
         if not keys or missing:
             raise LikeDataError(
                 f"{folder} must hold Jira issues as KEY.json + KEY_CL.json + KEY_Comment.json "
@@ -80,7 +84,9 @@ class JiraTemplates:
         alternation = "|".join(re.escape(p) for p in sorted(self.projects, key=len, reverse=True))
         initials = "".join(sorted({re.escape(p[0]) for p in self.projects}))
         self._inner = re.compile(_INNER.format(projects=alternation, initials=initials))
-        self._outer = re.compile(r'(?=["12/uo\[' + initials + "])(?:" + _FIELD + "|" + self._inner.pattern + ")")
+        self._outer = re.compile(
+            r'(?=["12/uo\[' + initials + "])(?:" + _FIELD + "|" + self._inner.pattern + ")"
+        )
         self._key = re.compile(rf"(?:{alternation})-\d+")
         self.dates: list[str] = []
         self.issues: list[tuple[Template, Template, Template]] = [

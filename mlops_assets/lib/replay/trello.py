@@ -44,7 +44,7 @@ _PATTERN = re.compile(
     r'|(?P<d>\d{4}-\d\d-\d\d)(?=T\d\d:\d\d:\d\d(?:\.\d+)?Z")'
     r'|"idShort": (?P<idshort>\d+)'
     r'|"shortLink": "(?P<sl>[A-Za-z0-9]{8})"'
-    r'|trello\.com/[cb]/(?P<sl2>[A-Za-z0-9]{8})(?:/(?P<urlidshort>\d+)-)?'
+    r"|trello\.com/[cb]/(?P<sl2>[A-Za-z0-9]{8})(?:/(?P<urlidshort>\d+)-)?"
     r'|"(?P<f>name|fullName|username|initials)": "(?P<fv>[^"\\]*)"'
     r'|trello\.com/(?P<urluser>[A-Za-z0-9_]+)"'
 )

@@ -83,7 +83,9 @@ def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str] | None,
     _, header, problem = next(records, (1, None, ""))
     if header is None:
         if problem:
-            raise SourceFormatError(f"{path.name}: the header is not readable ({problem}); expected {EXPECTED_SHAPE}")
+            raise SourceFormatError(
+                f"{path.name}: the header is not readable ({problem}); expected {EXPECTED_SHAPE}"
+            )
         raise SourceFormatError(f"{path.name} is empty; expected {EXPECTED_SHAPE}")
     return header, list(records), encoding
 
@@ -135,7 +137,9 @@ def parse(path: Path) -> ParsedFile:
         if not any(row):
             continue  # a blank line
         if len(row) != width:
-            hint = "a comma in an unquoted value?" if len(row) > width else "a cut-off line or a missing comma?"
+            hint = (
+                "a comma in an unquoted value?" if len(row) > width else "a cut-off line or a missing comma?"
+            )
             parsed.rejects.append(
                 Reject(
                     f"line {line}",

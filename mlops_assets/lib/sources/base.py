@@ -86,7 +86,9 @@ class SourceFormatError(ValueError):
     """A landing file no parser can read at all (the message says what to fix)."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(one_line(str(message)))  # it may quote a file header: its control bytes stay out of logs
+        super().__init__(
+            one_line(str(message))
+        )  # it may quote a file header: its control bytes stay out of logs
 
 
 # A parser's row may hold a JSON object or list where text or a number belongs ({"obj": 1} as a
@@ -103,13 +105,18 @@ class Reject:
     payload: str = ""  # the record (or an excerpt of a broken file), for the user to inspect
 
     def __post_init__(self) -> None:
-        self.reason = one_line(self.reason)  # a reason quoting a header or value is logged: one printable line
+        self.reason = one_line(
+            self.reason
+        )  # a reason quoting a header or value is logged: one printable line
 
     @classmethod
     def not_an_object(cls, locator: str, value: Any, what: str) -> Reject:
         """A list element that is not the JSON object the shape promises (e.g. a string among issues)."""
-        return cls(locator, f"{locator}: element is {type(value).__name__}, not {what}",
-                   json.dumps(value, default=str))
+        return cls(
+            locator,
+            f"{locator}: element is {type(value).__name__}, not {what}",
+            json.dumps(value, default=str),
+        )
 
 
 @dataclass
@@ -129,11 +136,19 @@ class ParsedFile:
             wrong = [name for name, value in row.items() if name != "payload" and type(value) in _CONTAINERS]
             if wrong:
                 locator = str(row.get("locator") or "?")
-                what = ", ".join(f"{name} is a JSON {'object' if isinstance(row[name], dict) else 'list'} "
-                                 f"({excerpt(json.dumps(row[name], default=str), 40)})" for name in wrong)
-                self.rejects.append(Reject(locator, f"{locator} ({row.get('task_id') or row.get('event_id') or '?'}): "
-                                           f"{what}, not a single value: fix the export",
-                                           str(row.get("payload") or "")))
+                what = ", ".join(
+                    f"{name} is a JSON {'object' if isinstance(row[name], dict) else 'list'} "
+                    f"({excerpt(json.dumps(row[name], default=str), 40)})"
+                    for name in wrong
+                )
+                self.rejects.append(
+                    Reject(
+                        locator,
+                        f"{locator} ({row.get('task_id') or row.get('event_id') or '?'}): "
+                        f"{what}, not a single value: fix the export",
+                        str(row.get("payload") or ""),
+                    )
+                )
                 return False
         self.records[kind].append(row)
         return True
@@ -175,7 +190,9 @@ def pseudonymize(source: str, identity: str | None) -> str | None:
     """A stable pseudonymous id for a person (no e-mail or real name survives past raw)."""
     if identity is None or str(identity).strip() == "":
         return None
-    salt = os.environ.get("MLOPS_PSEUDONYM_SALT", "mlops-assets")  # read when used (settings.VARIABLES lists it)
+    salt = os.environ.get(
+        "MLOPS_PSEUDONYM_SALT", "mlops-assets"
+    )  # read when used (settings.VARIABLES lists it)
     digest = hashlib.sha256(f"{salt}|{source}|{str(identity).strip().lower()}".encode()).hexdigest()
     return f"u_{digest[:12]}"
 
@@ -194,7 +211,12 @@ try:  # msgspec writes the same canonical text (sorted keys, compact, UTF-8) abo
         """The JSON text a record's content hash is computed over (key order does not matter)."""
         try:
             return _encode(obj).decode("utf-8")
-        except (TypeError, ValueError, OverflowError, UnicodeDecodeError):  # lone surrogates, huge ints, dates
+        except (
+            TypeError,
+            ValueError,
+            OverflowError,
+            UnicodeDecodeError,
+        ):  # lone surrogates, huge ints, dates
             return _std_canonical_json(obj)
 
     def json_loads(text: str | bytes) -> Any:
@@ -246,7 +268,8 @@ def csv_records(text: str, delimiter: str = ",") -> Iterator[tuple[int, list[str
 
 class _Lines:
     """The lines of a text, one by one, keeping those of the record being read so that they can be
-    read again (a record a stray quote ran on with): the only lines held are the current record's."""
+    read again (a record a stray quote ran on with): the only lines held are the current record's.
+    """
 
     def __init__(self, source: Iterator[str]) -> None:
         self._source = iter(source)
@@ -270,9 +293,12 @@ class _Lines:
         self._again.extend(reversed(lines))
 
 
-def csv_line_records(lines: Iterator[str], delimiter: str = ",") -> Iterator[tuple[int, list[str] | None, str]]:
+def csv_line_records(
+    lines: Iterator[str], delimiter: str = ","
+) -> Iterator[tuple[int, list[str] | None, str]]:
     """:func:`csv_records` of a text given line by line (lines as ``open(..., newline="")`` gives them):
-    a file of any size is read holding one record's lines at a time."""
+    a file of any size is read holding one record's lines at a time.
+    """
     source = _Lines(lines)
     width: int | None = None
     start = 0  # lines before the current reader began
@@ -287,7 +313,11 @@ def csv_line_records(lines: Iterator[str], delimiter: str = ",") -> Iterator[tup
                 if width is None:
                     width = len(row)
                 elif spanned > 1 and len(row) != width:
-                    yield first, None, _unbalanced(first, spanned, f"{len(row)} fields, the header has {width}")
+                    yield (
+                        first,
+                        None,
+                        _unbalanced(first, spanned, f"{len(row)} fields, the header has {width}"),
+                    )
                     source.read_again(taken[1:])  # the rows the quote swallowed are read again
                     start = first
                     break
@@ -314,8 +344,10 @@ def csv_line_records(lines: Iterator[str], delimiter: str = ",") -> Iterator[tup
 
 
 def _unbalanced(first: int, spanned: int, what: str) -> str:
-    return (f"line {first}: a quoted value opened on this line runs on to line {first + spanned - 1} ({what}): "
-            "an unbalanced quote? close it, or double a quote meant as text")
+    return (
+        f"line {first}: a quoted value opened on this line runs on to line {first + spanned - 1} ({what}): "
+        "an unbalanced quote? close it, or double a quote meant as text"
+    )
 
 
 # --- what names and labels mean, the same for every source ------------------------------------
@@ -370,7 +402,7 @@ _NOT_YET = ("not ", "incomplete", "to be done", "undone", "un-done", "backlog", 
 
 @lru_cache(maxsize=4096)
 def category_from_status_name(name: str | None) -> str:
-    """todo | in_progress | done from a list, section or status name ("Done", "In Progress", "Testing/Review").
+    """Todo | in_progress | done from a list, section or status name ("Done", "In Progress", "Testing/Review").
 
     Substring heuristics, cached per name (a board has a handful): done-like words win, then
     progress-like words; "Not started", "Not done", "Incomplete" and any backlog or to-do list stay todo.

@@ -120,8 +120,12 @@ class _NoAliasLoader(yaml.SafeLoader):
     def compose_node(self, parent, index):  # noqa: ANN001, ANN201 - PyYAML's signature
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
-            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in a mapping: "
-                                              "write the value out", event.start_mark)
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                "aliases (*name) are not allowed in a mapping: write the value out",
+                event.start_mark,
+            )
         return super().compose_node(parent, index)
 
 
@@ -157,8 +161,10 @@ def load_mapping(path: Path) -> dict[str, Any]:
     try:
         size = path.stat().st_size
         if size > MAX_MAPPING_BYTES:
-            raise SourceFormatError(f"{path.name}: {size:,} bytes is not a column mapping (at most "
-                                    f"{MAX_MAPPING_BYTES:,}); is it the right file?")
+            raise SourceFormatError(
+                f"{path.name}: {size:,} bytes is not a column mapping (at most "
+                f"{MAX_MAPPING_BYTES:,}); is it the right file?"
+            )
         doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader
     except OSError as exc:
         raise SourceFormatError(f"cannot read {path}: {exc.strerror or exc}") from None
@@ -527,12 +533,21 @@ def parse_stream(path: Path) -> Iterator[ParsedFile] | None:
         try:
             encoding, codec = _stream_encoding(path)
             with open(path, encoding=codec, newline="") as f:
-                yield from _parts(path, yaml_path, mapping, source_name, csv_line_records(f, delimiter), encoding,
-                                  stream.PART_RECORDS)
+                yield from _parts(
+                    path,
+                    yaml_path,
+                    mapping,
+                    source_name,
+                    csv_line_records(f, delimiter),
+                    encoding,
+                    stream.PART_RECORDS,
+                )
         except OSError as exc:
             raise SourceFormatError(f"cannot read {path}: {exc.strerror or exc}") from None
         except UnicodeDecodeError:
-            raise SourceFormatError(f"{path.name} changed while it was being read: re-run when the copy is complete") from None
+            raise SourceFormatError(
+                f"{path.name} changed while it was being read: re-run when the copy is complete"
+            ) from None
 
     return parts()
 
@@ -569,7 +584,9 @@ def _parts(
     if header is None:
         if problem:
             raise SourceFormatError(f"{path.name}: the header is not readable ({problem})")
-        raise SourceFormatError(f"{path.name} is empty; expected a header row with the columns {yaml_path.name} names")
+        raise SourceFormatError(
+            f"{path.name} is empty; expected a header row with the columns {yaml_path.name} names"
+        )
     header = [h.strip() for h in header]
     extractors = _compile(mapping, header, yaml_path.name, path.name)
     shape = f"csv-mapped:{source_name}"

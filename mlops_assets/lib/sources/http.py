@@ -65,9 +65,22 @@ def connection_failure(exc: BaseException) -> str:
     if isinstance(exc, requests.exceptions.SSLError):
         return "TLS handshake failed"
     if isinstance(exc, requests.Timeout):
-        return "connection timed out" if isinstance(exc, requests.exceptions.ConnectTimeout) else "read timed out"
-    if any(s in text for s in ("name or service not known", "nodename nor servname", "failed to resolve",
-                               "getaddrinfo failed", "temporary failure in name resolution", "no address associated")):
+        return (
+            "connection timed out"
+            if isinstance(exc, requests.exceptions.ConnectTimeout)
+            else "read timed out"
+        )
+    if any(
+        s in text
+        for s in (
+            "name or service not known",
+            "nodename nor servname",
+            "failed to resolve",
+            "getaddrinfo failed",
+            "temporary failure in name resolution",
+            "no address associated",
+        )
+    ):
         return "unknown host"
     if "refused" in text:
         return "connection refused"
@@ -181,13 +194,19 @@ class RetryingHttp:
                 reason = connection_failure(exc)
                 if not self.answered:
                     raise HttpError(
-                        self.redact(f"{method} {shown} failed: {reason}, no answer from the server (is the host reachable?)"),
-                        url=shown, transient=False, reason=reason,
+                        self.redact(
+                            f"{method} {shown} failed: {reason}, no answer from the server (is the host reachable?)"
+                        ),
+                        url=shown,
+                        transient=False,
+                        reason=reason,
                     ) from None
                 if not can_retry:
                     raise HttpError(
                         self.redact(f"{method} {shown} failed{spent}: {reason} (is the host reachable?)"),
-                        url=shown, transient=True, reason=reason,
+                        url=shown,
+                        transient=True,
+                        reason=reason,
                     ) from None
                 delay = self._delay(attempt, None)
                 log.warning("%s %s: %s, retrying in %.1fs", method, shown, reason, delay)

@@ -64,8 +64,14 @@ SOURCE = "jira"
 
 # changelog fields that become event rows (Jira Server says "Fix Version", Cloud "fixVersions"),
 # under the name clean.task_events gives them
-EVENT_FIELDS = {"status": "status", "assignee": "assignee", "priority": "priority", "duedate": "duedate",
-                "Fix Version": "fix_version", "fixVersions": "fix_version"}
+EVENT_FIELDS = {
+    "status": "status",
+    "assignee": "assignee",
+    "priority": "priority",
+    "duedate": "duedate",
+    "Fix Version": "fix_version",
+    "fixVersions": "fix_version",
+}
 STORY_POINT_NAMES = frozenset({"story points", "story point estimate"})
 
 _STATUS_CATEGORY = {"new": "todo", "indeterminate": "in_progress", "done": "done"}
@@ -217,7 +223,7 @@ def _text_length(value: Any) -> int:
 
 
 def _status_category(status_name: str | None, category_key: str | None, resolved: bool) -> str | None:
-    """todo | in_progress | done from Jira's status category, else from the resolution and status name."""
+    """Todo | in_progress | done from Jira's status category, else from the resolution and status name."""
     if category_key:
         mapped = _STATUS_CATEGORY.get(category_key.lower())
         if mapped:
@@ -266,7 +272,8 @@ def _story_point_fields(names: Any) -> tuple[str, ...]:
 
 def _guarded_issue_rows(issue: Any, locator: str, out: ParsedFile, sp_fields: tuple[str, ...]) -> None:
     """_issue_rows, where an unforeseen error (``fields.labels: 123``) rejects this issue alone: its
-    partial rows are undone, and the other issues of the file are kept."""
+    partial rows are undone, and the other issues of the file are kept.
+    """
     marks = {kind: len(rows) for kind, rows in out.records.items()}
     n_rejects = len(out.rejects)
     try:
@@ -280,16 +287,25 @@ def _guarded_issue_rows(issue: Any, locator: str, out: ParsedFile, sp_fields: tu
             payload = canonical_json(issue)
         except (RecursionError, ValueError, TypeError):  # nested past what an encoder will write
             payload = f'{{"key": {json.dumps(str(key))}, "note": "not stored: nested too deeply to encode"}}'
-        out.rejects.append(Reject(locator, f"{locator} ({key}): could not be read ({type(exc).__name__}: "
-                                           f"{excerpt(str(exc), 80)}); the other issues were kept: fix the export",
-                                  payload))
+        out.rejects.append(
+            Reject(
+                locator,
+                f"{locator} ({key}): could not be read ({type(exc).__name__}: "
+                f"{excerpt(str(exc), 80)}); the other issues were kept: fix the export",
+                payload,
+            )
+        )
 
 
 def _issue_rows(issue: Any, locator: str, out: ParsedFile, sp_fields: tuple[str, ...]) -> None:
     """Normalize one API issue into a task row (+ status events, + embedded comments) or a reject."""
     if not isinstance(issue, dict):
         out.rejects.append(
-            Reject(locator, f"{locator}: expected an issue object, got {type(issue).__name__}", canonical_json(issue))
+            Reject(
+                locator,
+                f"{locator}: expected an issue object, got {type(issue).__name__}",
+                canonical_json(issue),
+            )
         )
         return
     key = issue.get("key")
@@ -406,7 +422,9 @@ def _event_rows(histories: list, task_id: str, where: str, label: str, out: Pars
     for i, history in enumerate(histories):
         if not isinstance(history, dict):
             out.rejects.append(
-                Reject(f"{where}[{i}]", f"{label}: changelog entry {i} is not an object", canonical_json(history))
+                Reject(
+                    f"{where}[{i}]", f"{label}: changelog entry {i} is not an object", canonical_json(history)
+                )
             )
             continue
         items = history.get("items")
@@ -461,8 +479,10 @@ def _event_values(item: dict) -> dict[str, str | None]:
     if field == "assignee":  # "from"/"to" hold the user name (Server) or account id (Cloud)
         return {"from_value": _person(item.get("from")), "to_value": _person(item.get("to"))}
     if field == "duedate":  # "from"/"to": 2012-07-12; the strings add a time (2012-07-12 00:00:00.0)
-        return {k: (str(item.get(raw) or item.get(raw + "String") or "")[:10] or None)
-                for k, raw in (("from_value", "from"), ("to_value", "to"))}
+        return {
+            k: (str(item.get(raw) or item.get(raw + "String") or "")[:10] or None)
+            for k, raw in (("from_value", "from"), ("to_value", "to"))
+        }
     return {"from_value": item.get("fromString"), "to_value": item.get("toString")}
 
 
@@ -498,9 +518,18 @@ def _comment_rows(comments: list, task_id: str, where: str, out: ParsedFile) -> 
         )
         # the same comment as an event (when it was written), for the as-of comment count
         out.records["events"].append(
-            {"task_id": task_id, "source": SOURCE, "event_id": f"comment:{c['id']}", "changed_at": created_at,
-             "field": "comment", "from_value": None, "to_value": None, "author_id": rows[-1]["author_id"],
-             "locator": loc, "payload": canonical_json({"comment": str(c["id"]), "created": c.get("created")})}
+            {
+                "task_id": task_id,
+                "source": SOURCE,
+                "event_id": f"comment:{c['id']}",
+                "changed_at": created_at,
+                "field": "comment",
+                "from_value": None,
+                "to_value": None,
+                "author_id": rows[-1]["author_id"],
+                "locator": loc,
+                "payload": canonical_json({"comment": str(c["id"]), "created": c.get("created")}),
+            }
         )
 
 
@@ -608,7 +637,12 @@ _CSV_DATE_CACHE: dict[tuple[str, str], datetime] = {}
 # Jira's own export format (``22/Aug/25 9:18 AM``), read without strptime: five times faster, and the
 # format every Jira CSV export carries in its date columns and comment cells.
 _JIRA_CSV_DATE = re.compile(r"(\d{1,2})/([A-Za-z]{3})/(\d{2}) (\d{1,2}):(\d{2}) ([AaPp])[Mm]")
-_MONTHS = {m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
+    )
+}
 
 
 def _jira_csv_date(value: str) -> datetime | None:
@@ -623,8 +657,13 @@ def _jira_csv_date(value: str) -> datetime | None:
         return None
     yy_int = int(yy)
     try:  # %y: 69-99 are 19xx, 00-68 are 20xx
-        return datetime(1900 + yy_int if yy_int >= 69 else 2000 + yy_int, month, int(day),
-                        h % 12 + (12 if half in "Pp" else 0), int(minute))
+        return datetime(
+            1900 + yy_int if yy_int >= 69 else 2000 + yy_int,
+            month,
+            int(day),
+            h % 12 + (12 if half in "Pp" else 0),
+            int(minute),
+        )
     except ValueError:
         return None
 
@@ -808,7 +847,11 @@ def _parse_csv(text: str, path: Path, out: ParsedFile) -> None:
                 out.records["comments"].append(_csv_comment(key, text, zone, cloc))
             except _BadRecord as exc:
                 out.rejects.append(
-                    Reject(cloc, f"{label}: comment {j + 1}: {exc}", canonical_json({"issue": key, "comment": text}))
+                    Reject(
+                        cloc,
+                        f"{label}: comment {j + 1}: {exc}",
+                        canonical_json({"issue": key, "comment": text}),
+                    )
                 )
 
 

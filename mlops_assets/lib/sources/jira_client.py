@@ -59,8 +59,10 @@ def parse_projects(value: str | list[str] | tuple[str, ...] | None) -> tuple[str
     keys = tuple(dict.fromkeys(str(item).strip().upper() for item in items if str(item).strip()))
     bad = [key for key in keys if not _PROJECT_KEY.fullmatch(key)]
     if bad:
-        raise JiraClientError(f"JIRA_PROJECTS has {', '.join(repr(b) for b in bad)}, not a project key: give keys "
-                              "like PAY,OPS (letters, digits, underscores; the prefix of an issue key)")
+        raise JiraClientError(
+            f"JIRA_PROJECTS has {', '.join(repr(b) for b in bad)}, not a project key: give keys "
+            "like PAY,OPS (letters, digits, underscores; the prefix of an issue key)"
+        )
     return keys
 
 
@@ -122,8 +124,10 @@ class JiraClient:
         self.projects = parse_projects(projects)
         self.jql_extra = (jql_extra or "").strip()
         if re.search(r"\border\s+by\b", self.jql_extra, re.IGNORECASE):
-            raise JiraClientError(f"JIRA_JQL={self.jql_extra!r} has an ORDER BY: leave it out (the pull orders by "
-                                  "updated, which its watermark needs)")
+            raise JiraClientError(
+                f"JIRA_JQL={self.jql_extra!r} has an ORDER BY: leave it out (the pull orders by "
+                "updated, which its watermark needs)"
+            )
         self.http = RetryingHttp(
             session,
             auth=(user, api_token),
@@ -210,8 +214,10 @@ class JiraClient:
                     "(Atlassian CHANGE-2046): set JIRA_API_VERSION=3, or unset it to let the pull detect Cloud"
                 ) from None
             if exc.status == 400:
-                raise JiraClientError(f"Jira refused the query (HTTP 400): {exc.body_excerpt} (check JIRA_JQL and "
-                                      "JIRA_PROJECTS: every project key must exist and be visible to JIRA_USER)") from None
+                raise JiraClientError(
+                    f"Jira refused the query (HTTP 400): {exc.body_excerpt} (check JIRA_JQL and "
+                    "JIRA_PROJECTS: every project key must exist and be visible to JIRA_USER)"
+                ) from None
             raise JiraClientError(str(exc)) from None
 
     def user_timezone(self) -> str | None:
@@ -249,7 +255,9 @@ class JiraClient:
         where = " AND ".join(clauses) or "created >= 1970-01-01"
         return f"{where} ORDER BY updated ASC"
 
-    def pull(self, landing_dir: Path, since: datetime | None = None, jql_extra: str | None = None) -> PullResult:
+    def pull(
+        self, landing_dir: Path, since: datetime | None = None, jql_extra: str | None = None
+    ) -> PullResult:
         """Fetch every issue updated since ``since`` (all if None), with changelog, as page files in ``landing_dir``."""
         landing_dir = Path(landing_dir)
         if since is not None and since.tzinfo is None:

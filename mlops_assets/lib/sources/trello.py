@@ -108,13 +108,21 @@ def parse(path: Path) -> ParsedFile:
     parsed = ParsedFile(encoding=encoding, shape="trello-board-export")
     board_ctx = _Board.of(
         board.get("name") or board.get("shortLink") or path.stem,
-        _list_of_dicts(board, "lists"), _list_of_dicts(board, "labels"), _list_of_dicts(board, "checklists"),
+        _list_of_dicts(board, "lists"),
+        _list_of_dicts(board, "labels"),
+        _list_of_dicts(board, "checklists"),
         # a card whose id is not text (a list, an object) is rejected alone below, not the board
-        {card.get("id") for card in board["cards"] if isinstance(card, dict) and isinstance(card.get("id"), str)},
+        {
+            card.get("id")
+            for card in board["cards"]
+            if isinstance(card, dict) and isinstance(card.get("id"), str)
+        },
     )
     actions = board.get("actions") or []
     if not isinstance(actions, list):  # the cards are still good: keep them, say what was ignored
-        parsed.rejects.append(_actions_not_a_list(type(actions).__name__, excerpt(canonical_json(actions), 200)))
+        parsed.rejects.append(
+            _actions_not_a_list(type(actions).__name__, excerpt(canonical_json(actions), 200))
+        )
         actions = []
     for _ in _board_parts(board_ctx, enumerate(actions), enumerate(board["cards"]), lambda: parsed):
         pass
@@ -136,16 +144,22 @@ def parse_stream(path: Path) -> Iterator[ParsedFile] | None:
         if not (head["kinds"].get("cards") == "start_array" and head["kinds"].get("lists") == "start_array"):
             got = f"an object with keys {sorted(head['kinds'])[:8]}"
             raise SourceFormatError(f"{path.name}: expected {EXPECTED_SHAPE}; got {got}")
-        board_ctx = _Board.of(head["name"] or head["shortLink"] or path.stem, head["lists"], head["labels"],
-                              head["checklists"], head["card_ids"])
+        board_ctx = _Board.of(
+            head["name"] or head["shortLink"] or path.stem,
+            head["lists"],
+            head["labels"],
+            head["checklists"],
+            head["card_ids"],
+        )
         first = ParsedFile(shape="trello-board-export")
         actions_kind = head["kinds"].get("actions")
         if actions_kind == "start_array":
             actions: Iterator[tuple[int, Any]] = enumerate(stream.items(path, "actions.item"))
         else:
             if actions_kind not in (None, "null"):
-                shown = {"start_map": "dict", "string": "str", "number": "float", "boolean": "bool"}.get(actions_kind,
-                                                                                                         actions_kind)
+                shown = {"start_map": "dict", "string": "str", "number": "float", "boolean": "bool"}.get(
+                    actions_kind, actions_kind
+                )
                 first.rejects.append(_actions_not_a_list(shown, "(not shown: the board is streamed)"))
             actions = iter(())
         made = [first]
@@ -155,15 +169,20 @@ def parse_stream(path: Path) -> Iterator[ParsedFile] | None:
                 return made.pop()
             return ParsedFile(shape="trello-board-export")
 
-        yield from _board_parts(board_ctx, actions, enumerate(stream.items(path, "cards.item")), new_part,
-                                stream.PART_RECORDS)
+        yield from _board_parts(
+            board_ctx, actions, enumerate(stream.items(path, "cards.item")), new_part, stream.PART_RECORDS
+        )
 
     return parts()
 
 
 def _actions_not_a_list(type_name: str, shown: str) -> Reject:
-    return Reject("actions", f"actions: a JSON {type_name} where a list belongs: the board's list moves and comments "
-                             "were ignored, its cards kept; fix the export", shown)
+    return Reject(
+        "actions",
+        f"actions: a JSON {type_name} where a list belongs: the board's list moves and comments "
+        "were ignored, its cards kept; fix the export",
+        shown,
+    )
 
 
 class _CardId(msgspec.Struct):
@@ -203,17 +222,26 @@ def _board_head(path: Path) -> dict[str, Any]:
                     cards, actions = board.cards, board.actions
                     card_list = _card_ids(cards) if _first(cards) == b"[" else None
                 except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-                    raise SourceFormatError(f"{path.name} is not valid JSON of {EXPECTED_SHAPE} "
-                                            f"({str(exc)[:200]}); was the download cut short?") from None
-                kinds = {"cards": _json_kind(_first(cards)), "actions": _json_kind(_first(actions)),
-                         "lists": "start_array" if isinstance(board.lists, list) else
-                                  (None if board.lists is None else "other")}
-                head = {"name": board.name if isinstance(board.name, str) else None,
-                        "shortLink": board.shortLink if isinstance(board.shortLink, str) else None,
-                        "lists": _dicts(board.lists), "labels": _dicts(board.labels),
-                        "checklists": _dicts(board.checklists),
-                        "card_ids": card_list or set(),
-                        "kinds": {k: v for k, v in kinds.items() if v is not None}}
+                    raise SourceFormatError(
+                        f"{path.name} is not valid JSON of {EXPECTED_SHAPE} "
+                        f"({str(exc)[:200]}); was the download cut short?"
+                    ) from None
+                kinds = {
+                    "cards": _json_kind(_first(cards)),
+                    "actions": _json_kind(_first(actions)),
+                    "lists": "start_array"
+                    if isinstance(board.lists, list)
+                    else (None if board.lists is None else "other"),
+                }
+                head = {
+                    "name": board.name if isinstance(board.name, str) else None,
+                    "shortLink": board.shortLink if isinstance(board.shortLink, str) else None,
+                    "lists": _dicts(board.lists),
+                    "labels": _dicts(board.labels),
+                    "checklists": _dicts(board.checklists),
+                    "card_ids": card_list or set(),
+                    "kinds": {k: v for k, v in kinds.items() if v is not None},
+                }
             finally:
                 board = cards = actions = card_list = None
                 if hasattr(mmap, "MADV_DONTNEED"):
@@ -248,11 +276,17 @@ def _first(raw: msgspec.Raw | None) -> bytes | None:
 
 
 def _json_kind(first: bytes | None) -> str | None:
-    """ijson's name for the kind of a JSON value from its first byte (None: the key is absent)."""
+    """Ijson's name for the kind of a JSON value from its first byte (None: the key is absent)."""
     if not first:
         return None
-    return {b"[": "start_array", b"{": "start_map", b'"': "string", b"n": "null", b"t": "boolean",
-            b"f": "boolean"}.get(first, "number")
+    return {
+        b"[": "start_array",
+        b"{": "start_map",
+        b'"': "string",
+        b"n": "null",
+        b"t": "boolean",
+        b"f": "boolean",
+    }.get(first, "number")
 
 
 @dataclass
@@ -266,8 +300,14 @@ class _Board:
     card_ids: set[str]
 
     @classmethod
-    def of(cls, project: str, lists: list[dict[str, Any]], labels: list[dict[str, Any]],
-           checklists: list[dict[str, Any]], card_ids: set[str]) -> _Board:
+    def of(
+        cls,
+        project: str,
+        lists: list[dict[str, Any]],
+        labels: list[dict[str, Any]],
+        checklists: list[dict[str, Any]],
+        card_ids: set[str],
+    ) -> _Board:
         checklist_items: dict[str, int] = {}
         for checklist in checklists:
             items = checklist.get("checkItems")
@@ -279,7 +319,9 @@ class _Board:
         return cls(
             project=project,
             lists={lst["id"]: lst.get("name") or "" for lst in lists if "id" in lst},
-            label_names={lab["id"]: lab.get("name") or lab.get("color") or "" for lab in labels if "id" in lab},
+            label_names={
+                lab["id"]: lab.get("name") or lab.get("color") or "" for lab in labels if "id" in lab
+            },
             checklist_items=checklist_items,
             card_ids=card_ids,
         )
@@ -398,9 +440,15 @@ def _board_parts(
             parsed.rejects.append(Reject(locator, f"{locator} ({name!r}): {bad}", canonical_json(card)))
             continue
         except Exception as exc:  # noqa: BLE001 - one odd card (an id that is a list) must not cost the board's others
-            parsed.rejects.append(Reject(locator, f"{locator} ({excerpt(str(card.get('name')), 60)!r}): could not be "
-                                                  f"read ({type(exc).__name__}: {excerpt(str(exc), 80)}); the other "
-                                                  "cards were kept: fix the export", canonical_json(card)))
+            parsed.rejects.append(
+                Reject(
+                    locator,
+                    f"{locator} ({excerpt(str(card.get('name')), 60)!r}): could not be "
+                    f"read ({type(exc).__name__}: {excerpt(str(exc), 80)}); the other "
+                    "cards were kept: fix the export",
+                    canonical_json(card),
+                )
+            )
             continue
         row["locator"] = locator
         row["payload"] = canonical_json(card)

@@ -243,7 +243,9 @@ def _simulate(n_tasks: int, seed: int, drift: bool, main_tasks: int) -> _Sim:
     for _ in range(3):  # load slows delivery, which raises load: iterate to a consistent state
         mean_load = max(load[person >= 0].mean() if (person >= 0).any() else 0.0, 0.0)
         # overloaded assignees hand tasks over more often (their load is visible at creation)
-        handed_over = can_hand_over & (u_handover < np.where(abandoned, 0.35, np.where(load > 1.5 * mean_load, 0.25, 0.08) * turmoil))
+        handed_over = can_hand_over & (
+            u_handover < np.where(abandoned, 0.35, np.where(load > 1.5 * mean_load, 0.25, 0.08) * turmoil)
+        )
         slow = np.where(handed_over, 1.5, 1.0)
         ct = np.exp(base + 0.8 * (np.log1p(load) - np.log1p(mean_load))) * slow + delay
         res = np.where(abandoned, -1, created + (ct * DAY).astype(np.int64))
@@ -304,7 +306,9 @@ def _simulate(n_tasks: int, seed: int, drift: bool, main_tasks: int) -> _Sim:
     move = np.where(will_be_late, ev.random(n) < 0.35, (kind == 1) & (ev.random(n) < 0.04))
     # moved once the slip shows: between 40% and 90% of the way to the date
     due_moved = created + (ev.uniform(0.4, 0.9, n) * (deadline - created)).astype(np.int64)
-    move &= (due_moved > created + 3600 * US) & (due_moved < export) & ((resolved < 0) | (due_moved < resolved))
+    move &= (
+        (due_moved > created + 3600 * US) & (due_moved < export) & ((resolved < 0) | (due_moved < resolved))
+    )
     due_from = np.where(move, deadline, -1)
     deadline = np.where(move, deadline + ev.integers(2, 9, n) * DAY, deadline)
     due_moved = np.where(move, due_moved, -1)

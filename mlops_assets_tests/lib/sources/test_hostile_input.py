@@ -29,7 +29,9 @@ def _jira_json(tmp: Path, dates: list[str], encoding: str = "utf-8") -> Path:
 def _jira_csv(tmp: Path, dates: list[str]) -> Path:
     rows = [f"task {n},OPS-{n},{n},Bug,Open,OPS,{date},{date}" for n, date in enumerate(dates, 1)]
     path = tmp / "export.csv"
-    path.write_text("Summary,Issue key,Issue id,Issue Type,Status,Project key,Created,Updated\n" + "\n".join(rows) + "\n")
+    path.write_text(
+        "Summary,Issue key,Issue id,Issue Type,Status,Project key,Created,Updated\n" + "\n".join(rows) + "\n"
+    )
     return path
 
 
@@ -83,7 +85,9 @@ def test_a_date_past_the_calendar_is_rejected_and_the_good_record_kept(tmp_path,
     parsed = parse(write(tmp_path, [GOOD, date]))
     assert [t["title"] for t in parsed.records["tasks"]] == ["task 1"]
     (reject,) = parsed.rejects
-    assert f"{field} = {date!r} falls outside years 1-9999 once converted to UTC: fix the date" in reject.reason
+    assert (
+        f"{field} = {date!r} falls outside years 1-9999 once converted to UTC: fix the date" in reject.reason
+    )
 
 
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be"])
@@ -100,7 +104,10 @@ def test_a_utf16_file_reads_like_its_utf8_twin(tmp_path, source, encoding):
         "task 1", "task 2"]  # fmt: skip
 
 
-CSV_PARSERS = {"asana": (asana.parse, "Task ID,Created At,Completed At,Name"), "csv-mapped": (csv_mapped.parse, "ID,Created,Title")}
+CSV_PARSERS = {
+    "asana": (asana.parse, "Task ID,Created At,Completed At,Name"),
+    "csv-mapped": (csv_mapped.parse, "ID,Created,Title"),
+}
 
 
 def _csv_file(tmp: Path, source: str, body: str) -> Path:
@@ -151,27 +158,43 @@ def test_an_asana_row_with_too_few_fields_is_rejected_not_read_with_an_empty_nam
 def test_a_duplicate_json_key_keeps_its_last_value_as_documented(tmp_path, source):
     path = SOURCES[source][0](tmp_path, [GOOD])
     key = '"summary": ' if source == "jira-json" else '"title": '
-    path.write_text(path.read_text().replace(key, key + '"first", ' + key, 1))  # the key twice, "first" before
+    path.write_text(
+        path.read_text().replace(key, key + '"first", ' + key, 1)
+    )  # the key twice, "first" before
     parsed = SOURCES[source][1](path)
     assert [t["title"] for t in parsed.records["tasks"]] == ["task 1"] and parsed.rejects == []
 
 
 # --- issue 20 item 4: a mapping is data, not a program: no aliases, scalars where scalars are meant
 
-BOMB = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
-    f"{b}: &{b} [{','.join(['*' + a] * 9)}]\n" for a, b in zip("abcde", "bcdef", strict=True)
-) + "key: ID\ncreated_at: Created\ntitle: *f\n"
+BOMB = (
+    'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+    + "".join(f"{b}: &{b} [{','.join(['*' + a] * 9)}]\n" for a, b in zip("abcde", "bcdef", strict=True))
+    + "key: ID\ncreated_at: Created\ntitle: *f\n"
+)
 
 
-@pytest.mark.parametrize(("mapping", "expected"), [
-    (BOMB, "aliases (*name) are not allowed"),
-    ("key: ID\ncreated_at: {column: Created, format: [\"%Y\", \"%m\"]}\n", "created_at.format must be a single value"),
-    ("key: {column: {nested: ID}}\ncreated_at: Created\n", "key.column must be a single value"),
-    ("key: ID\ncreated_at: Created\nproject: {value: [WEB]}\n", "project.value must be a single value"),
-    ("key: ID\ncreated_at: Created\ntimezone: {zone: UTC}\n", "timezone must be a single value"),
-    ("key: ID\ncreated_at: Created\ntitle: {column: Title, map: {x: [1, 2]}}\n", "title.map entries must be single values"),
-    ("key: ID\ncreated_at: Created\ntitle: {column: " + "T" * 100_000 + "}\n", "is not a column of lin.csv"),
-])
+@pytest.mark.parametrize(
+    ("mapping", "expected"),
+    [
+        (BOMB, "aliases (*name) are not allowed"),
+        (
+            'key: ID\ncreated_at: {column: Created, format: ["%Y", "%m"]}\n',
+            "created_at.format must be a single value",
+        ),
+        ("key: {column: {nested: ID}}\ncreated_at: Created\n", "key.column must be a single value"),
+        ("key: ID\ncreated_at: Created\nproject: {value: [WEB]}\n", "project.value must be a single value"),
+        ("key: ID\ncreated_at: Created\ntimezone: {zone: UTC}\n", "timezone must be a single value"),
+        (
+            "key: ID\ncreated_at: Created\ntitle: {column: Title, map: {x: [1, 2]}}\n",
+            "title.map entries must be single values",
+        ),
+        (
+            "key: ID\ncreated_at: Created\ntitle: {column: " + "T" * 100_000 + "}\n",
+            "is not a column of lin.csv",
+        ),
+    ],
+)
 def test_a_hostile_mapping_fails_fast_with_a_short_message(tmp_path, mapping, expected):
     from mlops_assets.lib.sources.base import SourceFormatError
 
@@ -189,9 +212,13 @@ def test_a_mapping_alias_is_refused_before_it_expands(tmp_path):
 
     from mlops_assets.lib.sources.base import SourceFormatError
 
-    deep = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
-        f"{b}: &{b} [{','.join(['*' + a] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi", strict=True)
-    ) + "key: ID\ncreated_at: Created\ntitle: *i\n"
+    deep = (
+        'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+        + "".join(
+            f"{b}: &{b} [{','.join(['*' + a] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi", strict=True)
+        )
+        + "key: ID\ncreated_at: Created\ntitle: *i\n"
+    )
     path = _mapped(tmp_path, [GOOD])
     (tmp_path / "lin.yaml").write_text(deep)
     started = time.perf_counter()

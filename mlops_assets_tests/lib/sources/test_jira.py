@@ -110,8 +110,13 @@ def test_changelog_files_yield_the_same_tasks_and_their_status_events(apache_tas
     assert n_events > 501
     assert fields == {"status", "assignee", "priority", "duedate", "fix_version", "comment"}
 
-    events = [e for e in jira.parse(shared_data("jira-apache-ase2015", "issues", "ANY23-174_CL.json")).records["events"]
-              if e["field"] == "status"]
+    events = [
+        e
+        for e in jira.parse(shared_data("jira-apache-ase2015", "issues", "ANY23-174_CL.json")).records[
+            "events"
+        ]
+        if e["field"] == "status"
+    ]
     assert [(e["from_value"], e["to_value"]) for e in events] == [
         ("Open", "Resolved"),
         ("Resolved", "Closed"),

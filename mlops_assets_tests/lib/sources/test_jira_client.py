@@ -217,9 +217,14 @@ def test_urls_and_messages_shown_to_users_carry_no_credentials():
     assert RetryingHttp(secrets=["abc123"]).redact("token abc123 leaked") == "token *** leaked"
 
 
-@pytest.mark.parametrize(("deployment", "search_path"), [
-    ("Cloud", "/rest/api/3/search/jql"), ("Server", "/rest/api/2/search"), ("DataCenter", "/rest/api/2/search"),
-])
+@pytest.mark.parametrize(
+    ("deployment", "search_path"),
+    [
+        ("Cloud", "/rest/api/3/search/jql"),
+        ("Server", "/rest/api/2/search"),
+        ("DataCenter", "/rest/api/2/search"),
+    ],
+)
 def test_the_search_api_is_detected_from_server_info(tmp_path, deployment, search_path):
     site = FakeJiraSite(deployment, [_issue(n) for n in range(1, 6)], page_cap=2)
     with serve(site) as url:
@@ -265,5 +270,7 @@ def test_jira_api_version_from_the_environment(monkeypatch):
     monkeypatch.delenv("JIRA_API_VERSION", raising=False)
     assert JiraClient.from_env().requested_api_version is None  # detected at the first pull
     monkeypatch.setenv("JIRA_API_VERSION", "cloud")
-    with pytest.raises(JiraClientError, match=r"^JIRA_API_VERSION must be 2 \(Server/Data Center\), 3 \(Cloud\)"):
+    with pytest.raises(
+        JiraClientError, match=r"^JIRA_API_VERSION must be 2 \(Server/Data Center\), 3 \(Cloud\)"
+    ):
         JiraClient.from_env()
