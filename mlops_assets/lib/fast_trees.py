@@ -226,9 +226,11 @@ def default_cache_dir() -> Path:
     different CPUs never share an object file), else ``$XDG_CACHE_HOME`` or ``~/.cache``, under
     mlops_assets/forests.
     """
-    if os.environ.get("MLOPS_MODEL_CACHE"):
-        return Path(os.environ["MLOPS_MODEL_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    from mlops_assets.lib import settings
+
+    if settings.is_set("MLOPS_MODEL_CACHE"):
+        return Path(settings.env("MLOPS_MODEL_CACHE"))
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")  # the XDG standard's, not ours
     return Path(base) / "mlops_assets" / "forests"
 
 

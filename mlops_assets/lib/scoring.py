@@ -68,7 +68,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from mlops_assets.lib import asof, history_index
+from mlops_assets.lib import asof, history_index, settings
 from mlops_assets.lib import features as features_lib
 from mlops_assets.lib.history_index import FeatureColumns
 from mlops_assets.lib.redact import redact
@@ -380,7 +380,7 @@ def scoring_as_of(tasks: pl.DataFrame, environ: Mapping[str, str] | None = None)
     """
     from mlops_assets.lib.gate import data_as_of
 
-    raw = (os.environ if environ is None else environ).get(AS_OF_ENV, "").strip()
+    raw = settings.env(AS_OF_ENV, environ)
     if not raw:
         end, now = data_as_of(tasks), datetime.now(UTC)
         if now - end <= LIVE_WITHIN:
