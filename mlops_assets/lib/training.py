@@ -318,10 +318,12 @@ class TrainConfig:
     # Trials (and the CV) fit the most recent `tune_rows` train rows, the ones closest to the validation
     # window; the best parameters are then fit once on every train row, early-stopped on validation.
     # 0: every trial fits all train rows (the behaviour before issue 14; models recorded before it
-    # reproduce with 0). See docs/BENCHMARKS.md "Training at a million rows" for what it costs in quality.
+    # reproduce with 0). See docs/BENCHMARKS.md "Whole graph, as `make run` runs it" for what it costs.
     tune_rows: int = 20_000
-    # The refit's learning rate is at least this: on 10x the rows early stopping would otherwise grow
-    # forests of thousands of trees (1,718 at 1M tasks), slow to fit and slower to explain per task.
+    # The refit's learning rate is at least this (and the trials search from it): at the tuned rates of
+    # 0.03-0.2 early stopping on 1M tasks kept forests of thousands of trees (1,718), slow to fit and
+    # slower to explain per task. With trees sized on the tuning rows it still does (1,747 at 0.166):
+    # issue 14, docs/BENCHMARKS.md.
     refit_learning_rate: float = 0.15
     early_stopping_rounds: int = 100
     num_boost_round: int = 3000  # cap; early stopping picks the number actually used
