@@ -1,10 +1,12 @@
 """A Celery prefork pool process (billiard, daemonic) can run steps that start processes of their own."""
 
+import json
 import multiprocessing
+import subprocess
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import billiard
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,16 +24,30 @@ def _spawn_pool_in_step(prepare: bool) -> object:
         return str(exc)
 
 
+# The pool is started from a fresh single-threaded interpreter, as Celery's worker main process is: forked
+# from a pytest-xdist worker that still holds other tests' threads (a webserver, a browser driver), a
+# billiard child can inherit a lock held mid-operation and hang for good (seen in CI: pool.terminate()
+# waiting on a worker stuck in billiard's queue lock).
+_POOL_SCRIPT = """
+import json, billiard
+from mlops_assets_tests.test_celery_worker import _spawn_pool_in_step
+pool = billiard.Pool(1)  # the pool Celery's prefork workers use
+try:
+    print(json.dumps([pool.apply_async(_spawn_pool_in_step, (p,)).get(timeout=120) for p in (False, True)]))
+finally:
+    pool.terminate()
+    pool.join()
+"""
+
+
 def test_a_pool_process_may_start_a_spawn_pool_once_prepared():
-    pool = billiard.Pool(1)  # the pool Celery's prefork workers use
-    try:
-        assert (
-            pool.apply(_spawn_pool_in_step, (False,)) == "daemonic processes are not allowed to have children"
-        )
-        assert pool.apply(_spawn_pool_in_step, (True,)) == [3, 4]
-    finally:
-        pool.terminate()
-        pool.join()
+    done = subprocess.run(
+        [sys.executable, "-c", _POOL_SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    unprepared, prepared = json.loads(done.stdout.strip().splitlines()[-1])
+    assert unprepared == "daemonic processes are not allowed to have children"
+    assert prepared == [3, 4]
 
 
 def test_the_workers_config_imports_the_preparation():

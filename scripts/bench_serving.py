@@ -96,6 +96,9 @@ def main() -> int:
     parser.add_argument("--batch-connections", type=int, default=2)
     parser.add_argument("--workers", type=int, default=1, help="MLOPS_SERVE_WORKERS of the service")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "serving.md")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="serve the champions and warehouse of a `mlops-assets bench --work DIR` run (e.g. "
+                        "1M-trained ones) instead of a fresh sandbox")  # fmt: skip
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
@@ -103,14 +106,18 @@ def main() -> int:
     load_before = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="bench_serving_"))
     started = time.perf_counter()
-    box = sandbox.build_sandbox(work / "sandbox", n_tasks=args.tasks, config=TRAIN)
+    if args.work:
+        box = sandbox.Sandbox(root=args.work, warehouse=args.work / "warehouse.duckdb",
+                              tracking_uri=f"sqlite:///{args.work}/mlflow.db", artifacts=args.work / "mlflow-artifacts")  # fmt: skip
+    else:
+        box = sandbox.build_sandbox(work / "sandbox", n_tasks=args.tasks, config=TRAIN)
     build_s = time.perf_counter() - started
     from mlops_assets.lib.warehouse import Warehouse
 
     tasks = Warehouse(box.warehouse).read_table("clean.tasks")
     open_tasks = scoring.open_tasks(tasks)
     records = scoring.task_records(open_tasks)
-    champions = scoring.load_champions(registry.get_client(box.tracking_uri))
+    champions = scoring.load_champions(registry.get_client(box.tracking_uri), compile_models=False)
     trees = {name: model.booster.num_trees() for name, model in champions.items()}
 
     port = _free_port()
@@ -120,7 +127,7 @@ def main() -> int:
                                stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + (600 if args.work else 120)
         while True:
             try:
                 if httpx.get(url + "/ready").status_code == 200:
