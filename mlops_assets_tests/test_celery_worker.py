@@ -2,6 +2,8 @@
 
 import json
 import multiprocessing
+import os
+import signal
 import subprocess
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -24,28 +26,34 @@ def _spawn_pool_in_step(prepare: bool) -> object:
         return str(exc)
 
 
-# The pool is started from a fresh single-threaded interpreter, as Celery's worker main process is: forked
-# from a pytest-xdist worker that still holds other tests' threads (a webserver, a browser driver), a
-# billiard child can inherit a lock held mid-operation and hang for good (seen in CI: pool.terminate()
-# waiting on a worker stuck in billiard's queue lock).
+# The pool runs in a fresh interpreter in its own session. Seen twice in CI (fresh clones, 2026-12-04):
+# both answers came back and then billiard's pool.terminate() + join() waited for good on a worker stuck
+# in billiard's queue lock, in the xdist worker's process and again from a fresh interpreter; never
+# locally. So the pool is closed (workers exit on the sentinel, no signal), and a teardown that still
+# hangs is killed with everything it started: the teardown is billiard's, not what this test is about.
 _POOL_SCRIPT = """
 import json, billiard
 from mlops_assets_tests.test_celery_worker import _spawn_pool_in_step
 pool = billiard.Pool(1)  # the pool Celery's prefork workers use
 try:
-    print(json.dumps([pool.apply_async(_spawn_pool_in_step, (p,)).get(timeout=120) for p in (False, True)]))
+    print(json.dumps([pool.apply_async(_spawn_pool_in_step, (p,)).get(timeout=120) for p in (False, True)]), flush=True)
 finally:
-    pool.terminate()
+    pool.close()  # the workers exit on the close sentinel; terminate() would signal them
     pool.join()
 """
 
 
 def test_a_pool_process_may_start_a_spawn_pool_once_prepared():
-    done = subprocess.run(
-        [sys.executable, "-c", _POOL_SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    unprepared, prepared = json.loads(done.stdout.strip().splitlines()[-1])
+    proc = subprocess.Popen([sys.executable, "-c", _POOL_SCRIPT], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+    try:
+        out, err = proc.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+    lines = [line for line in out.splitlines() if line.startswith("[")]
+    assert lines, f"the pool gave no results (exit {proc.returncode}): {err[-3000:]}"
+    unprepared, prepared = json.loads(lines[-1])
     assert unprepared == "daemonic processes are not allowed to have children"
     assert prepared == [3, 4]
 
