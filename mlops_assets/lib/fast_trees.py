@@ -266,24 +266,24 @@ def shap_is_cached(model_string: str, cache_dir: str | Path | None = None) -> bo
 
 
 def _shap_cache_file(model_string: str, cache_dir: str | Path | None) -> Path:
-    from importlib.metadata import version
-
-    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    key = hashlib.sha256(
-        "\n".join(["shap-2", version("lleaves"), version("llvmlite"), _host_key(), model_string]).encode()
-    ).hexdigest()[:32]
-    return cache_dir / f"{key}.shap.o"
+    return _cache_file("shap-2", ".shap.o", model_string, cache_dir)
 
 
 def _forest_cache_file(model_string: str, cache_dir: str | Path | None) -> Path:
+    return _cache_file("ordered-1", ".o", model_string, cache_dir)
+
+
+def _cache_file(kind: str, suffix: str, model_string: str, cache_dir: str | Path | None) -> Path:
+    """The cache file of one kind of compiled code: keyed by the kind's version, lleaves/llvmlite, the CPU
+    and the model text.
+    """
     from importlib.metadata import version
 
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     key = hashlib.sha256(
-        "\n".join(["ordered-1", version("lleaves"), version("llvmlite"), _host_key(), model_string])
-        .encode()
-    ).hexdigest()[:32]  # fmt: skip
-    return cache_dir / f"{key}.o"
+        "\n".join([kind, version("lleaves"), version("llvmlite"), _host_key(), model_string]).encode()
+    ).hexdigest()[:32]
+    return cache_dir / f"{key}{suffix}"
 
 
 def compile_forest(model_string: str, cache_dir: str | Path | None = None) -> CompiledForest:

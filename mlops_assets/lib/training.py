@@ -513,20 +513,24 @@ def train_model(
 
     best: dict[str, Any] = {}
 
-    def objective(trial: optuna.Trial) -> float:
-        params = suggest(trial)
+    def early_stopped(params: dict[str, Any], rows: Any, validation: Any) -> Any:
+        """A booster of `params` on `rows`, as long as early stopping on `validation` lets it grow."""
         with clock:
-            booster = lgb.train(
+            return lgb.train(
                 params,
-                tune_ds,
+                rows,
                 num_boost_round=config.num_boost_round,
-                valid_sets=[tune_val_ds],
+                valid_sets=[validation],
                 valid_names=["validation"],
-                keep_training_booster=True,  # skips LightGBM's string round trip per trial; the best is serialized once
+                keep_training_booster=True,  # skips LightGBM's string round trip per fit; the kept one is serialized once
                 callbacks=[
                     lgb.early_stopping(config.early_stopping_rounds, first_metric_only=True, verbose=False)
                 ],
             )
+
+    def objective(trial: optuna.Trial) -> float:
+        params = suggest(trial)
+        booster = early_stopped(params, tune_ds, tune_val_ds)
         value = float(booster.best_score["validation"][spec.eval_metric])
         better = spec.eval_metric in ("auc", "average_precision")
         if not best or (value > best["value"] if better else value < best["value"]):
@@ -565,31 +569,16 @@ def train_model(
     search_params = {**best["params"], "num_boost_round": best["iteration"]}
     final, iteration = best["booster"], best["iteration"]
     if refit:
-        # One fit of the best parameters on every train row; early stopping picks its length anew
-        # (more rows carry more trees).
+        # One fit of the best parameters (their learning rate is >= refit_learning_rate: the trials searched
+        # from there) on every train row; early stopping picks its length anew (more rows carry more trees).
         refit_started = time.perf_counter()
-        refit_params = {
-            **best["params"],
-            "learning_rate": max(best["params"]["learning_rate"], config.refit_learning_rate),
-        }
-        with clock:
-            final = lgb.train(
-                refit_params,
-                train_ds,
-                num_boost_round=config.num_boost_round,
-                valid_sets=[val_ds],
-                valid_names=["validation"],
-                keep_training_booster=True,
-                callbacks=[
-                    lgb.early_stopping(config.early_stopping_rounds, first_metric_only=True, verbose=False)
-                ],
-            )
+        final = early_stopped(best["params"], train_ds, val_ds)
         iteration = max(final.best_iteration, 1)
         if progress is not None:
             value = float(final.best_score["validation"][spec.eval_metric])
             progress(
                 f"{spec.name}: refit of the best trial on all {len(y_train):,} train rows (trials used the "
-                f"latest {len(y_tune):,}), learning rate {refit_params['learning_rate']:.3f}: {iteration} trees, "
+                f"latest {len(y_tune):,}), learning rate {best['params']['learning_rate']:.3f}: {iteration} trees, "
                 f"validation {spec.eval_metric} {value:.4f}, "
                 f"{time.perf_counter() - refit_started:.1f} s"
             )
@@ -599,7 +588,7 @@ def train_model(
     with clock:
         model_str = final.model_to_string(num_iteration=iteration)
         booster = lgb.Booster(model_str=model_str)
-    params = {**(refit_params if refit else best["params"]), "num_boost_round": iteration}
+    params = {**best["params"], "num_boost_round": iteration}
     trained = TrainedModel(
         spec_name=spec.name,
         kind=spec.kind,
