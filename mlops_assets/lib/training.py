@@ -325,6 +325,13 @@ class TrainConfig:
     # slower to explain per task. With trees sized on the tuning rows it still does (1,747 at 0.166):
     # issue 14, docs/BENCHMARKS.md.
     refit_learning_rate: float = 0.15
+    # Past `refit_grow_from` times the tuning rows, the refit's trees have more leaves than the tuned ones, by
+    # the square root of the rows beyond: a forest of the tuning rows' small trees on 48x the rows took
+    # thousands of rounds (1M tasks: 1,747 and 3,000 trees, 737 s and 449 s) and explains slowly. Below it
+    # the tuned trees are kept: at 100k (4.6x) grown trees cost cycle_time 2% MAE for 10 s. Capped at
+    # `refit_max_leaves`; 0 turns growing off. Measured: docs/BENCHMARKS.md ("Whole graph, as `make run` runs it").
+    refit_grow_from: float = 10.0
+    refit_max_leaves: int = 64
     early_stopping_rounds: int = 100
     num_boost_round: int = 3000  # cap; early stopping picks the number actually used
     # Floor 0.03: with (0.01, 0.1) early stopping kept up to 1,463 trees, which makes scoring a million
@@ -572,13 +579,18 @@ def train_model(
         # One fit of the best parameters (their learning rate is >= refit_learning_rate: the trials searched
         # from there) on every train row; early stopping picks its length anew (more rows carry more trees).
         refit_started = time.perf_counter()
-        final = early_stopped(best["params"], train_ds, val_ds)
+        refit_params = {
+            **best["params"],
+            "num_leaves": refit_leaves(best["params"]["num_leaves"], len(y_train), len(y_tune), config),
+        }
+        final = early_stopped(refit_params, train_ds, val_ds)
         iteration = max(final.best_iteration, 1)
         if progress is not None:
             value = float(final.best_score["validation"][spec.eval_metric])
             progress(
                 f"{spec.name}: refit of the best trial on all {len(y_train):,} train rows (trials used the "
-                f"latest {len(y_tune):,}), learning rate {best['params']['learning_rate']:.3f}: {iteration} trees, "
+                f"latest {len(y_tune):,}), learning rate {best['params']['learning_rate']:.3f}, "
+                f"{refit_params['num_leaves']} leaves a tree (tuned: {best['params']['num_leaves']}): {iteration} trees, "
                 f"validation {spec.eval_metric} {value:.4f}, "
                 f"{time.perf_counter() - refit_started:.1f} s"
             )
@@ -588,7 +600,7 @@ def train_model(
     with clock:
         model_str = final.model_to_string(num_iteration=iteration)
         booster = lgb.Booster(model_str=model_str)
-    params = {**best["params"], "num_boost_round": iteration}
+    params = {**(refit_params if refit else best["params"]), "num_boost_round": iteration}
     trained = TrainedModel(
         spec_name=spec.name,
         kind=spec.kind,
@@ -619,6 +631,14 @@ def train_model(
     trained.lightgbm_seconds = clock.seconds
     trained.train_seconds = time.perf_counter() - t_start
     return trained
+
+
+def refit_leaves(tuned: int, train_rows: int, tune_rows: int, config: TrainConfig) -> int:
+    """Leaves a tree of the refit on `train_rows` has, given `tuned` on `tune_rows` (never fewer)."""
+    if config.refit_grow_from <= 0:
+        return tuned
+    beyond = train_rows / (max(tune_rows, 1) * config.refit_grow_from)
+    return max(tuned, min(round(tuned * math.sqrt(max(beyond, 1.0))), config.refit_max_leaves))
 
 
 class _LightGBMClock:

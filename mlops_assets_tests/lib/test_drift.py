@@ -8,6 +8,7 @@ from mlops_assets.lib.drift import (
     SKIPPED,
     WASSERSTEIN,
     compute_drift,
+    page_sample,
     prediction_drift,
     report_verdict,
     write_evidently_report,
@@ -273,6 +274,27 @@ def test_the_evidently_page_tells_the_verdicts_story(tmp_path, drifted):
         page.methods["cycle_time_days"] == "wasserstein"
         and page.methods["priority_ordinal"] == "jensenshannon"
     )
+
+
+def test_a_large_window_is_drawn_on_the_page_from_a_seeded_sample(tmp_path):
+    """Past max_rows a side the page charts a sample; its verdict still matches the one on all rows."""
+    ref, cur = _frames(n=40_000)
+    result = compute_drift(ref, cur, NUMERIC, CATEGORICAL, threshold=0.1, drift_share=0.3)
+    half = ref.height // 2
+    sample = page_sample(ref, half)
+    assert sample.height == half and sample.equals(page_sample(ref, half))  # seeded: the same rows again
+    assert page_sample(ref, None) is ref and page_sample(ref, ref.height) is ref
+    path = write_evidently_report(
+        ref, cur, NUMERIC, CATEGORICAL, tmp_path / "drift.html", result=result, max_rows=half
+    )
+    page = report_verdict(path)
+    assert page.dataset_drifted is result.dataset_drifted
+    assert page.drifted_columns == sorted(result.drifted_columns)
+    full = {c.column: c.score for c in result.compared}
+    on_sample = compute_drift(page_sample(ref, half), page_sample(cur, half), NUMERIC, CATEGORICAL)
+    for c in on_sample.compared:  # the page shows the sample's scores (20,000 rows here: near all rows')
+        assert page.scores[c.column] == pytest.approx(c.score, rel=1e-9), c.column
+        assert page.scores[c.column] == pytest.approx(full[c.column], rel=0.1, abs=0.01), c.column
 
 
 def test_report_refuses_an_empty_current_window(tmp_path):

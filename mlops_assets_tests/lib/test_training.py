@@ -225,3 +225,27 @@ def test_trials_fit_the_latest_rows_then_the_best_is_refit_on_all_of_them(model_
         training.train_model(spec, data, dataclasses.replace(FAST, tune_rows=0)).metrics["tune_rows"]
         == n_train
     )
+
+
+def test_past_many_times_the_tuning_rows_the_refit_grows_its_trees(model_splits):
+    """The refit's trees get sqrt(rows beyond refit_grow_from x tune rows) times the tuned leaves, capped."""
+    config = dataclasses.replace(FAST, refit_grow_from=10.0, refit_max_leaves=64)
+    assert training.refit_leaves(8, 952_027, 20_000, config) == 17  # 1M tasks: 4.76x beyond -> x2.18
+    assert training.refit_leaves(6, 93_000, 20_000, config) == 6  # 100k: 4.6x the tuning rows, kept
+    assert training.refit_leaves(40, 10_000_000, 20_000, config) == 64  # capped
+    assert training.refit_leaves(8, 952_027, 20_000, dataclasses.replace(config, refit_grow_from=0)) == 8
+    spec = training.MODEL_SPECS["late_risk"]
+    data = model_splits["late_risk"]
+    n_train, tune = data["train"].height, data["train"].height // 8
+    lines: list[str] = []
+    grown = training.train_model(
+        spec, data, dataclasses.replace(config, tune_rows=tune, refit_grow_from=2.0), progress=lines.append
+    )
+    (refit,) = [line for line in lines if "refit" in line]
+    tuned = int(refit.split("(tuned: ")[1].split(")")[0])
+    expected = max(tuned, min(round(tuned * (n_train / (tune * 2.0)) ** 0.5), 64))
+    assert f"{expected} leaves a tree" in refit, refit
+    # the kept forest is the grown one (its parameters say so, its trees have up to that many leaves)
+    assert grown.params["num_leaves"] == expected
+    assert max(t["num_leaves"] for t in grown.booster.dump_model()["tree_info"]) <= expected
+    assert grown.metrics["test_roc_auc"] > 0.65

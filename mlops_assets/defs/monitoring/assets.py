@@ -211,7 +211,23 @@ def _report(
         return {"report": f"not written: {exc}"}
     # a browser does not open file:// links from the UI: the URL `make serve` serves data/reports/ at
     url = exports.url("reports", written.relative_to(reports.dir())) or written.resolve().as_uri()
-    return {"report": dg.MetadataValue.path(str(written.resolve())), "report_url": dg.MetadataValue.url(url)}
+    shown = {"reference": reference.height, "current": current.height}
+    sampled = {k: n for k, n in shown.items() if n > drift.PAGE_MAX_ROWS}
+    return {
+        "report": dg.MetadataValue.path(str(written.resolve())),
+        "report_url": dg.MetadataValue.url(url),
+        **(
+            {
+                "report_rows": ", ".join(
+                    f"{k}: a seeded sample of {drift.PAGE_MAX_ROWS:,} of {n:,} rows"
+                    for k, n in sampled.items()
+                )
+                + " (the verdicts recorded here are on all rows)"
+            }
+            if sampled
+            else {}
+        ),
+    }
 
 
 def _share_check(share: float | None, config: DataDriftConfig, detail: dict) -> dg.AssetCheckResult:
