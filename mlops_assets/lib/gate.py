@@ -183,7 +183,7 @@ def converge_reference(
         start is None
         and train is not None
         and train.height
-        and splits_lib.frame_hash(train) == window.train_hash
+        and splits_lib.hash_as_logged(train, window.train_hash) == window.train_hash
     ):
         start, end = train.get_column("created_at").min(), train.get_column("created_at").max()
     if start is None:

@@ -447,7 +447,10 @@ def reproduce(
 
     for name in training.SPLITS:
         logged = run.data.tags.get(f"split_hash.{name}", "")
-        result.split_hashes[name] = {"logged": logged, "rebuilt": splits_lib.frame_hash(parts[name])}
+        result.split_hashes[name] = {
+            "logged": logged,
+            "rebuilt": splits_lib.hash_as_logged(parts[name], logged),
+        }
     differing = [s for s, h in result.split_hashes.items() if h["logged"] != h["rebuilt"]]
     if differing:
         result.seconds = time.perf_counter() - started

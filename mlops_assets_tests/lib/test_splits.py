@@ -8,7 +8,13 @@ import numpy as np
 import polars as pl
 import pytest
 
-from mlops_assets.lib.splits import frame_hash, time_series_folds, time_split
+from mlops_assets.lib.splits import (
+    frame_hash,
+    hash_as_logged,
+    legacy_frame_hash,
+    time_series_folds,
+    time_split,
+)
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -119,6 +125,19 @@ def test_frame_hash_depends_on_content_not_order():
 )
 def test_frame_hash_tells_apart_values_that_print_alike(a, b):
     assert frame_hash(a) != frame_hash(b) or a.equals(b)
+
+
+def test_a_hash_logged_the_legacy_way_is_still_recognised():
+    """Runs logged before issue 14 hold the JSON-row hash: gate and reproduce compare like with like."""
+    frame = _frame()
+    legacy = legacy_frame_hash(frame)
+    assert legacy != frame_hash(frame) and len(legacy) == 64
+    assert legacy_frame_hash(frame.sample(fraction=1.0, shuffle=True, seed=5)) == legacy
+    assert hash_as_logged(frame, legacy) == legacy  # same content, older hash: recognised
+    assert hash_as_logged(frame, frame_hash(frame)) == frame_hash(frame)
+    changed = frame.head(199)
+    assert hash_as_logged(changed, legacy) == frame_hash(changed) != legacy  # other content: the new hash
+    assert hash_as_logged(frame, "") == frame_hash(frame)
 
 
 def test_frame_hash_of_an_empty_frame_depends_on_its_schema():
