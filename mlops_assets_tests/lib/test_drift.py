@@ -7,8 +7,10 @@ from mlops_assets.lib.drift import (
     JENSEN_SHANNON,
     SKIPPED,
     WASSERSTEIN,
+    _column_drift,
     compute_drift,
     page_sample,
+    permutation_scores,
     prediction_drift,
     report_verdict,
     write_evidently_report,
@@ -295,6 +297,28 @@ def test_a_large_window_is_drawn_on_the_page_from_a_seeded_sample(tmp_path):
     for c in on_sample.compared:  # the page shows the sample's scores (20,000 rows here: near all rows')
         assert page.scores[c.column] == pytest.approx(c.score, rel=1e-9), c.column
         assert page.scores[c.column] == pytest.approx(full[c.column], rel=0.1, abs=0.01), c.column
+
+
+@pytest.mark.parametrize("kind", ["continuous", "ties", "few values"])
+def test_permutation_scores_are_the_column_drift_of_each_re_split(kind):
+    """The one-sort re-splits give exactly what _column_drift gives on rng.permutation(pool), re-split by re-split."""
+    rng = np.random.default_rng(3)
+    a, b = rng.beta(2, 5, 700), rng.beta(2.4, 5, 300)
+    if kind == "ties":
+        a, b = np.round(a, 2), np.round(b, 2)
+    elif kind == "few values":
+        a, b = rng.integers(0, 4, 700).astype(float), rng.integers(0, 4, 300).astype(float)
+    expected = []
+    slow = np.random.default_rng(9)
+    pool = np.concatenate([a, b])
+    for _ in range(50):
+        mixed = slow.permutation(pool)
+        one = _column_drift(
+            pl.DataFrame({"s": mixed[:700]}), pl.DataFrame({"s": mixed[700:]}), "s", "numeric", 0.0
+        )
+        expected.append(one.score)
+    got = permutation_scores(a, b, 50, np.random.default_rng(9), "s")
+    assert got == pytest.approx(expected, rel=1e-12, abs=1e-15)
 
 
 def test_report_refuses_an_empty_current_window(tmp_path):

@@ -248,4 +248,8 @@ def test_past_many_times_the_tuning_rows_the_refit_grows_its_trees(model_splits)
     # the kept forest is the grown one (its parameters say so, its trees have up to that many leaves)
     assert grown.params["num_leaves"] == expected
     assert max(t["num_leaves"] for t in grown.booster.dump_model()["tree_info"]) <= expected
+    # ... and stops by twice the best trial's rounds
+    trial_rounds = int(refit.split("(the best trial: ")[1].split(")")[0])
+    assert f"at most {2 * trial_rounds:,} rounds" in refit
+    assert grown.booster.num_trees() <= 2 * trial_rounds
     assert grown.metrics["test_roc_auc"] > 0.65
