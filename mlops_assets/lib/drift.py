@@ -209,7 +209,7 @@ def prediction_drift(
     threshold = max(min_score, noise)
     note = (
         f"threshold {threshold:.3f}: the larger of the floor {min_score:g} and sampling noise "
-        f"({quantile:.0%} of {len(scores)} permutations of {observed.n_ref} reference and {observed.n_cur} "
+        f"({quantile:.1%} quantile of {len(scores)} permutations of {observed.n_ref} reference and {observed.n_cur} "
         f"current scores: {noise:.3f})"
     )
     return replace(observed, threshold=threshold, drifted=observed.score >= threshold, reason=note)
