@@ -183,6 +183,11 @@ def _write(args, runs, batch_run, trees, n_open, build_s, load_before) -> None:
         if meets
         else "**not met** in this run (see the analysis below; mind the load average)"
     )
+    setup = (
+        f"the warehouse and champions of {args.work} as its bench run left them ({n_open:,} open tasks)"
+        if args.work
+        else f"{args.tasks:,} synthetic tasks in clean.tasks, both models tuned ({TRAIN.n_trials} Optuna trials) and promoted"
+    )
     text = f"""## Online scoring service (`mlops_assets.serving`)
 
 Command: `.venv/bin/python {" ".join(["scripts/bench_serving.py", *sys.argv[1:]])}`
@@ -191,8 +196,7 @@ Command: `.venv/bin/python {" ".join(["scripts/bench_serving.py", *sys.argv[1:]]
 - machine: {os.cpu_count()} cores, {cpu}, {mem:.1f} GiB RAM; load average at start {" ".join(f"{x:.2f}" for x in load_before)}
   (the cores are shared with other work and with the load generator itself)
 - software: Python {platform.python_version()}, polars {polars.__version__}, lightgbm {lightgbm.__version__}, uvicorn + FastAPI, wrk 4.1
-- setup ({build_s:.0f} s): {args.tasks:,} synthetic tasks in clean.tasks, both models tuned ({TRAIN.n_trials} Optuna trials) and
-  promoted; late_risk {trees["late_risk"]} trees, cycle_time {trees["cycle_time"]} trees. Requests rotate over {min(n_open, 500)} open tasks.
+- setup ({build_s:.0f} s): {setup}; late_risk {trees["late_risk"]} trees, cycle_time {trees["cycle_time"]} trees. Requests rotate over {min(n_open, 500)} open tasks.
 - service: `python -m mlops_assets.serving` with MLOPS_SERVE_WORKERS={args.workers}, micro-batching scorer thread per process,
   features by `history_index.feature_columns`, answers by `scoring.score_rows`
 - load generator: `wrk -t1 -c<N> -d{args.duration}s` with a Lua script (closed loop, separate process)
