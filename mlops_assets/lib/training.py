@@ -334,7 +334,8 @@ class TrainConfig:
     refit_max_leaves: int = 64
     # A refit with grown trees stops at this many times the best trial's rounds (else at early stopping or
     # num_boost_round). cycle_time's L1 on 957k rows still ran 2,057 rounds of 11 leaves (366 s) without it;
-    # on the curve of that refit, twice the trial's rounds gave a test MAE within 0.2% of the full length.
+    # on the curve of a 13-leaf cycle_time refit there, twice its trial's 477 rounds gave test MAE 3.580
+    # against 3.575 at its early stop (1,797 rounds).
     refit_max_rounds: float = 2.0
     early_stopping_rounds: int = 100
     num_boost_round: int = 3000  # cap; early stopping picks the number actually used
