@@ -392,6 +392,7 @@ def train_config(record: Mapping[str, Any]) -> Any:
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in known}
     values.setdefault("tune_rows", 0)  # recorded before tune_rows existed: every trial fit all train rows
     values.setdefault("refit_grow_from", 0.0)  # recorded before the refit grew its trees
+    values.setdefault("refit_threads", 1)  # recorded before the refit ran on its own thread count
     return training.TrainConfig(**{**values, "n_trials": int(n_run), "timeout_s": UNBOUNDED_TIMEOUT_S})
 
 

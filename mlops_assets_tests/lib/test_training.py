@@ -227,6 +227,24 @@ def test_trials_fit_the_latest_rows_then_the_best_is_refit_on_all_of_them(model_
     )
 
 
+def test_the_refit_grows_the_same_forest_on_two_threads_as_on_one(model_splits):
+    """refit_threads only changes the speed: the model (but for its recorded thread count) is the same."""
+    spec = training.MODEL_SPECS["cycle_time"]
+    data = model_splits["cycle_time"]
+    config = dataclasses.replace(FAST, tune_rows=data["train"].height // 3)
+    two = training.train_model(spec, data, dataclasses.replace(config, refit_threads=2))
+    one = training.train_model(spec, data, dataclasses.replace(config, refit_threads=1))
+
+    def without_threads(model: training.TrainedModel) -> str:
+        return "\n".join(
+            line for line in model.model_string.splitlines() if not line.startswith("[num_threads:")
+        )
+
+    assert two.params["num_threads"] == 2 and one.params["num_threads"] == 1
+    assert without_threads(two) == without_threads(one)
+    assert np.array_equal(two.predict(data["test"]), one.predict(data["test"]))
+
+
 def test_past_many_times_the_tuning_rows_the_refit_grows_its_trees(model_splits):
     """The refit's trees get sqrt(rows beyond refit_grow_from x tune rows) times the tuned leaves, capped."""
     config = dataclasses.replace(FAST, refit_grow_from=10.0, refit_max_leaves=64)
