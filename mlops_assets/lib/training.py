@@ -595,10 +595,11 @@ def train_model(
             "num_leaves": refit_leaves(best["params"]["num_leaves"], len(y_train), len(y_tune), config),
             "num_threads": config.refit_threads,
         }
-        grown = refit_params["num_leaves"] > best["params"]["num_leaves"]
-        # grown trees need fewer rounds: bounded at refit_max_rounds x the best trial's, they always do
-        cap = max(round(config.refit_max_rounds * best["iteration"]), 1) if grown else config.num_boost_round
-        final = early_stopped(refit_params, train_ds, val_ds, rounds=min(cap, config.num_boost_round))
+        rounds = config.num_boost_round
+        if refit_params["num_leaves"] > best["params"]["num_leaves"]:
+            # grown trees need fewer rounds: bounded at refit_max_rounds x the best trial's, they always do
+            rounds = min(rounds, max(round(config.refit_max_rounds * best["iteration"]), 1))
+        final = early_stopped(refit_params, train_ds, val_ds, rounds=rounds)
         iteration = max(final.best_iteration, 1)
         if progress is not None:
             value = float(final.best_score["validation"][spec.eval_metric])
@@ -606,7 +607,7 @@ def train_model(
                 f"{spec.name}: refit of the best trial on all {len(y_train):,} train rows (trials used the "
                 f"latest {len(y_tune):,}), learning rate {best['params']['learning_rate']:.3f}, "
                 f"{refit_params['num_leaves']} leaves a tree (tuned: {best['params']['num_leaves']}), at most "
-                f"{min(cap, config.num_boost_round):,} rounds (the best trial: {best['iteration']}), "
+                f"{rounds:,} rounds (the best trial: {best['iteration']}), "
                 f"{config.refit_threads} threads: {iteration} trees, "
                 f"validation {spec.eval_metric} {value:.4f}, "
                 f"{time.perf_counter() - refit_started:.1f} s"

@@ -211,23 +211,15 @@ def _report(
         return {"report": f"not written: {exc}"}
     # a browser does not open file:// links from the UI: the URL `make serve` serves data/reports/ at
     url = exports.url("reports", written.relative_to(reports.dir())) or written.resolve().as_uri()
-    shown = {"reference": reference.height, "current": current.height}
-    sampled = {k: n for k, n in shown.items() if n > drift.PAGE_MAX_ROWS}
-    return {
-        "report": dg.MetadataValue.path(str(written.resolve())),
-        "report_url": dg.MetadataValue.url(url),
-        **(
-            {
-                "report_rows": ", ".join(
-                    f"{k}: a seeded sample of {drift.PAGE_MAX_ROWS:,} of {n:,} rows"
-                    for k, n in sampled.items()
-                )
-                + " (the verdicts recorded here are on all rows)"
-            }
-            if sampled
-            else {}
-        ),
-    }
+    meta = {"report": dg.MetadataValue.path(str(written.resolve())), "report_url": dg.MetadataValue.url(url)}
+    sampled = [
+        f"{side}: a seeded sample of {drift.PAGE_MAX_ROWS:,} of {frame.height:,} rows"
+        for side, frame in (("reference", reference), ("current", current))
+        if frame.height > drift.PAGE_MAX_ROWS
+    ]
+    if sampled:  # the page drew these (drift.page_sample)
+        meta["report_rows"] = ", ".join(sampled) + " (the verdicts recorded here are on all rows)"
+    return meta
 
 
 def _share_check(share: float | None, config: DataDriftConfig, detail: dict) -> dg.AssetCheckResult:
