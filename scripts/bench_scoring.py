@@ -12,6 +12,7 @@ writes the figures into docs/benchmarks/serving.md between the ``batch`` markers
 
     .venv/bin/python scripts/bench_scoring.py                   # about 2 minutes on 2 cores
     .venv/bin/python scripts/bench_scoring.py --open-tasks 100000 --runs 1 --out /tmp/serving.md
+    .venv/bin/python scripts/bench_scoring.py --work /tmp/w1m --out /tmp/serving.md  # 1M-trained champions
 """
 
 from __future__ import annotations
@@ -39,15 +40,28 @@ def _prepare(args: argparse.Namespace) -> tuple[Path, str]:
     from mlops_assets.serving import sandbox
 
     args.cache.mkdir(parents=True, exist_ok=True)
-    box_root = args.cache / "sandbox"
-    box = sandbox.empty_sandbox(box_root)
-    if not (box_root / "ready").exists():
-        config = training.TrainConfig(n_trials=8, timeout_s=120, cv_folds=0)  # as scripts/bench_serving.py
-        box = sandbox.build_sandbox(box_root, n_tasks=6000, config=config)
-        (box_root / "ready").write_text("ok")
-    table = args.cache / f"tasks_{args.base_tasks}_{args.open_tasks}.parquet"
+    if args.work:  # the champions and clean.tasks of a `mlops-assets bench --work DIR` run
+        import duckdb
+
+        tracking_uri = f"sqlite:///{args.work.resolve()}/mlflow.db"
+        table = args.cache / f"tasks_{args.work.resolve().name}_{args.open_tasks}.parquet"
+    else:
+        box_root = args.cache / "sandbox"
+        box = sandbox.empty_sandbox(box_root)
+        if not (box_root / "ready").exists():
+            config = training.TrainConfig(
+                n_trials=8, timeout_s=120, cv_folds=0
+            )  # as scripts/bench_serving.py
+            box = sandbox.build_sandbox(box_root, n_tasks=6000, config=config)
+            (box_root / "ready").write_text("ok")
+        tracking_uri = box.tracking_uri
+        table = args.cache / f"tasks_{args.base_tasks}_{args.open_tasks}.parquet"
     if not table.exists():
-        base = sandbox.clean_tasks(args.base_tasks, seed=21)
+        if args.work:
+            with duckdb.connect(str(args.work / "warehouse.duckdb"), read_only=True) as con:
+                base = con.sql("select * from clean.tasks").pl()
+        else:
+            base = sandbox.clean_tasks(args.base_tasks, seed=21)
         is_open = pl.col("status_category").fill_null("todo") != "done"
         open_part = base.filter(is_open)
         copies, parts = -(-args.open_tasks // max(open_part.height, 1)), [base.filter(~is_open)]
@@ -58,7 +72,7 @@ def _prepare(args: argparse.Namespace) -> tuple[Path, str]:
         if extra > 0:
             tasks = tasks.head(tasks.height - extra)
         tasks.write_parquet(table)
-    return table, box.tracking_uri
+    return table, tracking_uri
 
 
 def _compile(cache: Path, tracking_uri: str, cold: bool) -> dict:
@@ -128,6 +142,9 @@ def main() -> int:
     parser.add_argument(
         "--cold", action="store_true", help="clear the compiled-model cache first (times the compile)"
     )
+    parser.add_argument("--work", type=Path, default=None,
+                        help="score with the champions and clean.tasks of a `mlops-assets bench --work DIR` run "
+                             "(e.g. champions trained on 1M tasks), its open tasks repeated to --open-tasks")  # fmt: skip
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -172,6 +189,11 @@ def _write(args: argparse.Namespace, runs: list[dict]) -> None:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), "?")  # fmt: skip
     mem = int(Path("/proc/meminfo").read_text().split()[1]) / 2**20
+    source, champions = (
+        (f"clean.tasks of {args.work}", f"trained by that run on {args.work}")
+        if args.work
+        else (f"{args.base_tasks:,} synthetic tasks", "the sandbox of bench_serving.py")
+    )
     text = f"""{START}
 ### Batch table serving.task_risk_scores (`scoring.score_open_tasks`)
 
@@ -179,10 +201,10 @@ Command: `.venv/bin/python {" ".join(["scripts/bench_scoring.py", *sys.argv[1:]]
 
 - date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; machine: {os.cpu_count()} cores, {cpu}, {mem:.1f} GiB RAM;
   load average (1 min) at the start of each run: {", ".join(f"{r['load'][0]:.2f}" for r in runs)}
-- data: {first["n_tasks"]:,} tasks in the table, {first["n_open"]:,} open ({args.base_tasks:,} synthetic tasks, the open
+- data: {first["n_tasks"]:,} tasks in the table, {first["n_open"]:,} open ({source}, the open
   ones repeated under new task ids); {first["with_deadline"]:,} open tasks with a deadline, {first["at_risk"]:,} of them
   medium/high risk, {first["explained"]:,} with their three reasons; champions: late_risk
-  {first["trees"]["late_risk"]} trees, cycle_time {first["trees"]["cycle_time"]} trees (the sandbox of bench_serving.py)
+  {first["trees"]["late_risk"]} trees, cycle_time {first["trees"]["cycle_time"]} trees ({champions})
 - champions (not in the wall time below): {compile_text}
 - wall time of `score_open_tasks` (History.from_tasks included): {min(totals):.1f}-{max(totals):.1f} s over {len(runs)} runs{cpu_text}
   (of which History.from_tasks {min(history):.1f}-{max(history):.1f} s); peak RSS of the process {min(rss):.2f}-{max(rss):.2f} GiB

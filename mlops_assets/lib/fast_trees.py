@@ -9,18 +9,21 @@ Two tools, both built once per model version and proven equal to LightGBM on rea
   sum; :func:`_ordered_instruction_block` makes every block continue the row's running sum instead,
   so the additions happen in LightGBM's order (same speed). 1,463 trees of 8 leaves: about 4 us of
   CPU a row instead of 100+ us; compiling takes 15-30 s once per version (then a cache hit, ms).
-* :func:`compile_shap`: LightGBM's ``pred_contrib`` (path-dependent TreeSHAP), compiled. A tree's
+* :func:`compile_shap`: LightGBM's ``pred_contrib`` (path-dependent TreeSHAP) from tables. A tree's
   TreeSHAP values depend on a row only through the decision taken at each internal node, so a tree
   of ``k`` internal nodes has at most ``2**k`` different answers. They are computed once per model
-  (:func:`_tree_shap`, a port of LightGBM's ``Tree::TreeSHAP``, tested against the Shapley
-  definition) and compiled with lleaves' code generator as one complete decision tree per (tree,
-  feature) over the tree's own splits, whose leaves hold the values: a forest with one output per
-  feature. Same algorithm and inputs, summed in another order: within ~1e-15 of ``pred_contrib``
-  (tested), about 4 us a row instead of 50-100 us. Limits :data:`MAX_TABLE_NODES` and
-  :data:`MAX_SHAP_NODES` (:func:`shap_table_nodes`); past them callers use ``pred_contrib``.
+  for all patterns at a time (:func:`_tree_table`, a port of LightGBM's ``Tree::TreeSHAP`` over numpy
+  arrays, tested against the Shapley definition; ~2-4 ms a tree of 8-10 nodes) and kept on disk. One
+  small kernel (:data:`_SHAP_KERNEL_IR`, LLVM IR compiled by llvmlite once per process in ~50 ms, for
+  any model) then takes each row's decisions at a tree's nodes (LightGBM's rules for missing values
+  and categories) as an index into that tree's table and adds the row of the table to the features.
+  Same algorithm and inputs, summed in LightGBM's order of trees: within ~1e-14 of ``pred_contrib``
+  (tested). The champion of a 1M-task run (907 trees of 9 leaves, 1.6M table entries): 21 us a row
+  on one core where ``pred_contrib`` takes ~1,100 us. Limits :data:`MAX_TABLE_NODES` and
+  :data:`MAX_TABLE_ENTRIES` (:func:`shap_table_nodes`); past them callers use ``pred_contrib``.
 
-The compiled code is cached on disk (:func:`default_cache_dir`), keyed by the model text, the
-lleaves/llvmlite versions and the host CPU. Both functions take a booster's model text
+The compiled forests and the SHAP tables are cached on disk (:func:`default_cache_dir`), keyed by the
+model text, the lleaves/llvmlite versions and the host CPU. Both functions take a booster's model text
 (``Booster.model_to_string()``). LightGBM reads a dense row's values within 1e-35 of zero as zero;
 lleaves does not, so both tools zero them first (:func:`_as_lightgbm_reads`).
 
@@ -35,16 +38,16 @@ import hashlib
 import logging
 import os
 import tempfile
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-MAX_TABLE_NODES = 8  # internal nodes per tree: 2**8 table rows per tree at most
-# decision nodes of the SHAP forest before merging (each tree: features x (2**nodes - 1)); compiling
-# costs about 1 ms a node, so past this LightGBM's pred_contrib is used instead
-MAX_SHAP_NODES = 60_000
+# SHAP tables: a tree of k internal nodes has 2**k patterns; past these LightGBM's pred_contrib is used
+MAX_TABLE_NODES = 12  # internal nodes per tree (4,096 patterns)
+MAX_TABLE_ENTRIES = 16_000_000  # patterns x features, summed over the trees: 128 MB of float64
 _ZERO = 1e-35  # LightGBM's kZeroThreshold
 _log = logging.getLogger(__name__)
 _AVAILABLE: bool | None = None
@@ -243,11 +246,12 @@ MAX_BATCH_COMPILE_LEAVES = 20_000
 # compiling costs. Measured here (2026-12-04, the champions of a 3,000-task run: 221 trees / 1,326 leaves
 # and 541 / 9,620): LightGBM predicts at 4-5 ns per leaf per row and compiling costs 1.4-5.5 ms per leaf,
 # so the forest pays back from about 600,000 rows whatever its size; pred_contrib costs ~130 ns per leaf
-# per row and the SHAP tables ~2.7 ms per node (~23 nodes per leaf): from about 500,000 explained rows.
-# Below these a batch scores with LightGBM (the same numbers); the online service compiles in the
-# background and later batches find the code in the cache.
+# per row and the SHAP tables ~0.3 ms per leaf to build (2026-12-05: 2.3-3.7 ms a tree of 9 leaves, the
+# 1M-task champion's 907 trees in 3.3 s, where pred_contrib took ~1.1 ms a row): from about 3,000
+# explained rows. Below these a batch scores with LightGBM (the same numbers); the online service
+# compiles in the background and later batches find the code in the cache.
 BATCH_COMPILE_MIN_ROWS = 600_000
-BATCH_SHAP_COMPILE_MIN_ROWS = 500_000
+BATCH_SHAP_COMPILE_MIN_ROWS = 3_000
 
 
 def forest_leaves(booster: Any) -> int:
@@ -266,7 +270,7 @@ def shap_is_cached(model_string: str, cache_dir: str | Path | None = None) -> bo
 
 
 def _shap_cache_file(model_string: str, cache_dir: str | Path | None) -> Path:
-    return _cache_file("shap-2", ".shap.o", model_string, cache_dir)
+    return _cache_file("shap-tables-1", ".shap.npz", model_string, cache_dir)
 
 
 def _forest_cache_file(model_string: str, cache_dir: str | Path | None) -> Path:
@@ -316,73 +320,105 @@ def compile_forest(model_string: str, cache_dir: str | Path | None = None) -> Co
 # SHAP tables
 
 
-def _tree_shap(tree: dict, goes_left: list[bool], phi: dict[int, float]) -> None:
-    """Add one tree's TreeSHAP values for one pattern of decisions to `phi` (feature -> value).
+def _internal_nodes(tree: dict) -> list[dict]:
+    out, stack = [], [tree]
+    while stack:
+        item = stack.pop()
+        if "split_index" in item:
+            out.append(item)
+            stack += [item["left_child"], item["right_child"]]
+    return sorted(out, key=lambda item: item["split_index"])
 
-    A port of LightGBM's ``Tree::TreeSHAP`` (src/io/tree.cpp) with the same arithmetic; the row
-    enters only through `goes_left` (split_index -> the row goes to the left child).
+
+def _count(item: dict) -> float:
+    return float(item["internal_count"] if "split_index" in item else item["leaf_count"])
+
+
+def _tree_table(tree: dict) -> tuple[list[int], np.ndarray] | None:
+    """(features the tree splits on, table[pattern, j] = TreeSHAP value of features[j]); None: a single leaf.
+
+    Bit k of a pattern is 1 when the row goes left at split_index k. A port of LightGBM's
+    ``Tree::TreeSHAP`` (src/io/tree.cpp) run once for all ``2**k`` patterns at a time: every path
+    weight is an array over the patterns. LightGBM follows a row's ("hot") child with its
+    one-fraction and the other ("cold") with 0; here both children are visited, the left one with
+    the one-fraction times "goes left" and the right one with it times "goes right", which is the
+    same arithmetic per pattern (LightGBM's branch on ``one != 0`` becomes a ``where``).
     """
+    internal = _internal_nodes(tree)
+    if not internal:
+        return None
+    patterns = np.arange(2 ** len(internal))
+    goes_left = [(patterns >> k & 1).astype(float) for k in range(len(internal))]
+    features = sorted({int(node["split_feature"]) for node in internal})
+    column = {feature: j for j, feature in enumerate(features)}
+    table = np.zeros((len(patterns), len(features)))
+    ones = np.ones(len(patterns))
 
-    def extend(path: list[list], depth: int, zero: float, one: float, feature: int) -> None:
-        path[depth] = [feature, zero, one, 1.0 if depth == 0 else 0.0]
+    def extend(path: list[list], depth: int, zero: float, one: np.ndarray, feature: int) -> None:
+        path[depth] = [feature, zero, one, ones if depth == 0 else 0.0 * ones]
         for i in range(depth - 1, -1, -1):
-            path[i + 1][3] += one * path[i][3] * (i + 1) / float(depth + 1)
+            path[i + 1][3] = path[i + 1][3] + one * path[i][3] * (i + 1) / float(depth + 1)
             path[i][3] = zero * path[i][3] * (depth - i) / float(depth + 1)
 
     def unwind(path: list[list], depth: int, index: int) -> None:
         one, zero = path[index][2], path[index][1]
+        hot = one != 0
         next_one = path[depth][3]
         for i in range(depth - 1, -1, -1):
-            if one != 0:
-                tmp = path[i][3]
-                path[i][3] = next_one * (depth + 1) / float((i + 1) * one)
-                next_one = tmp - path[i][3] * zero * (depth - i) / float(depth + 1)
-            else:
-                path[i][3] = (path[i][3] * (depth + 1)) / float(zero * (depth - i))
+            weight = path[i][3]
+            if_hot = next_one * (depth + 1) / ((i + 1) * np.where(hot, one, 1.0))
+            if_cold = (weight * (depth + 1)) / (zero * (depth - i)) if zero != 0 else 0.0 * ones
+            path[i][3] = np.where(hot, if_hot, if_cold)
+            next_one = np.where(hot, weight - path[i][3] * zero * (depth - i) / float(depth + 1), next_one)
         for i in range(index, depth):
             path[i][0], path[i][1], path[i][2] = path[i + 1][0], path[i + 1][1], path[i + 1][2]
 
-    def unwound_sum(path: list[list], depth: int, index: int) -> float:
+    def unwound_sum(path: list[list], depth: int, index: int) -> np.ndarray:
         one, zero = path[index][2], path[index][1]
+        hot = one != 0
         next_one = path[depth][3]
-        total = 0.0
+        total = 0.0 * ones
         for i in range(depth - 1, -1, -1):
-            if one != 0:
-                tmp = next_one * (depth + 1) / float((i + 1) * one)
-                total += tmp
-                next_one = path[i][3] - tmp * zero * ((depth - i) / float(depth + 1))
-            else:
-                total += (path[i][3] / zero) / ((depth - i) / float(depth + 1))
+            if_hot = next_one * (depth + 1) / ((i + 1) * np.where(hot, one, 1.0))
+            if_cold = (path[i][3] / zero) / ((depth - i) / float(depth + 1)) if zero != 0 else 0.0 * ones
+            total = total + np.where(hot, if_hot, if_cold)
+            next_one = np.where(hot, path[i][3] - if_hot * zero * ((depth - i) / float(depth + 1)), next_one)
         return total
 
-    def count(item: dict) -> float:
-        return float(item["internal_count"] if "split_index" in item else item["leaf_count"])
-
-    def recurse(item: dict, parent: list[list], depth: int, zero: float, one: float, feature: int) -> None:
+    def recurse(
+        item: dict, parent: list[list], depth: int, zero: float, one: np.ndarray, feature: int
+    ) -> None:
         path = [list(element) for element in parent[:depth]] + [None]
         extend(path, depth, zero, one, feature)
         if "split_index" not in item:
             for i in range(1, depth + 1):
-                w = unwound_sum(path, depth, i)
-                el = path[i]
-                phi[el[0]] = phi.get(el[0], 0.0) + w * (el[2] - el[1]) * float(item["leaf_value"])
+                element = path[i]
+                weight = unwound_sum(path, depth, i)
+                table[:, column[element[0]]] += weight * (element[2] - element[1]) * float(item["leaf_value"])
             return
         split = int(item["split_feature"])
         left, right = item["left_child"], item["right_child"]
-        hot, cold = (left, right) if goes_left[item["split_index"]] else (right, left)
-        w = count(item)
-        hot_zero, cold_zero = count(hot) / w, count(cold) / w
-        incoming_zero = incoming_one = 1.0
+        incoming_zero, incoming_one = 1.0, ones
         index = next((i for i in range(depth + 1) if path[i][0] == split), depth + 1)
         if index != depth + 1:
             incoming_zero, incoming_one = path[index][1], path[index][2]
             unwind(path, depth, index)
             depth -= 1
-        recurse(hot, path, depth + 1, hot_zero * incoming_zero, incoming_one, split)
-        recurse(cold, path, depth + 1, cold_zero * incoming_zero, 0.0, split)
+        left_goes = goes_left[item["split_index"]]
+        count = _count(item)
+        recurse(left, path, depth + 1, _count(left) / count * incoming_zero, incoming_one * left_goes, split)
+        recurse(
+            right,
+            path,
+            depth + 1,
+            _count(right) / count * incoming_zero,
+            incoming_one * (1.0 - left_goes),
+            split,
+        )
 
-    if "split_index" in tree:
-        recurse(tree, [], 0, 1.0, 1.0, -1)
+    with np.errstate(divide="ignore", invalid="ignore"):  # the branch `where` does not take may divide by 0
+        recurse(tree, [], 0, 1.0, ones, -1)
+    return features, table
 
 
 def _expected_value(tree: dict) -> float:
@@ -404,36 +440,10 @@ def _expected_value(tree: dict) -> float:
     return out
 
 
-def _internal_nodes(tree: dict) -> list[dict]:
-    out, stack = [], [tree]
-    while stack:
-        item = stack.pop()
-        if "split_index" in item:
-            out.append(item)
-            stack += [item["left_child"], item["right_child"]]
-    return sorted(out, key=lambda item: item["split_index"])
-
-
-def _tree_table(tree: dict) -> tuple[list[int], np.ndarray] | None:
-    """(features the tree splits on, table[pattern, j] = TreeSHAP value of features[j]); None: a single leaf.
-
-    Bit k of a pattern is 1 when the row goes left at split_index k.
-    """
-    internal = _internal_nodes(tree)
-    if not internal:
-        return None
-    features = sorted({int(node["split_feature"]) for node in internal})
-    table = np.zeros((2 ** len(internal), len(features)))
-    for pattern in range(len(table)):
-        phi: dict[int, float] = {}
-        _tree_shap(tree, [bool(pattern >> k & 1) for k in range(len(internal))], phi)
-        table[pattern] = [phi.get(f, 0.0) for f in features]
-    return features, table
-
-
 def shap_table_nodes(booster: Any) -> int | None:
-    """Decision nodes the compiled SHAP forest of `booster` would have at most; None: not possible
-    (multi-output, a tree over MAX_TABLE_NODES internal nodes, or over MAX_SHAP_NODES in all).
+    """Table entries (patterns x features, summed over the trees) the SHAP tables of `booster` take;
+    None: not possible (several outputs, a tree over MAX_TABLE_NODES internal nodes, or over
+    MAX_TABLE_ENTRIES entries in all).
     """
     dump = booster.dump_model()
     if dump.get("num_tree_per_iteration", 1) != 1:
@@ -445,19 +455,39 @@ def shap_table_nodes(booster: Any) -> int | None:
             return None
         if internal:
             features = {int(n["split_feature"]) for n in _internal_nodes(info["tree_structure"])}
-            total += len(features) * (2**internal - 1)
-    return total if total <= MAX_SHAP_NODES else None
+            total += len(features) * 2**internal
+    return total if total <= MAX_TABLE_ENTRIES else None
+
+
+# how a node decides, in the kernel: LightGBM's missing types of a numerical split, or a categorical one
+_KINDS = {"NaN": 0, "None": 1, "Zero": 2}
+_CATEGORICAL = 3
+# the arrays of a packed forest, in the order of the kernel's parameter block (after n_cols, n_out, trees)
+_PACKED = ("node_start", "node_feature", "node_threshold", "node_kind", "node_default_left", "node_lut",
+           "lut", "tree_offset", "tree_width", "tree_features_at", "tree_features", "table")  # fmt: skip
 
 
 @dataclass
 class CompiledShap:
-    """LightGBM's ``pred_contrib`` for a booster, compiled (see the module docstring); ~1e-15 from LightGBM."""
+    """LightGBM's ``pred_contrib`` for a booster from its SHAP tables (see the module docstring)."""
 
-    engine: Any  # llvmlite execution engine: keeps the code alive
-    entry: Any  # ctypes function (data, out, start, end)
+    arrays: dict[str, np.ndarray]  # _PACKED, plus "expected" (one value)
     n_features: int
-    expected_value: float
     cache_file: Path
+    _params: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        a = self.arrays
+        self._params = np.array(
+            [self.n_features, self.n_features + 1, len(a["tree_width"]),
+             *(a[name].ctypes.data for name in _PACKED[:6]), a["lut"].ctypes.data, int(a["categories"][0]),
+             *(a[name].ctypes.data for name in _PACKED[7:])],
+            dtype=np.int64,
+        )  # fmt: skip
+
+    @property
+    def expected_value(self) -> float:
+        return float(self.arrays["expected"][0])
 
     def contributions(self, matrix: np.ndarray, n_jobs: int = 1) -> np.ndarray:
         """(rows, n_features + 1): SHAP value of every feature, then the expected value (``pred_contrib``'s layout)."""
@@ -465,115 +495,332 @@ class CompiledShap:
             raise ValueError(f"matrix has shape {matrix.shape}; the model takes {self.n_features} columns")
         matrix = _as_lightgbm_reads(matrix)
         n = len(matrix)
-        phi = np.zeros((n, self.n_features))
+        out = np.zeros((n, self.n_features + 1))
         if n:
-            _run(self.entry, matrix, phi, n_jobs)
-        return np.concatenate([phi, np.full((n, 1), self.expected_value)], axis=1)
+            kernel, params = _shap_kernel(), self._params.ctypes.data
+            _run(
+                lambda data, target, start, end: kernel(data, target, start, end, params), matrix, out, n_jobs
+            )
+        out[:, -1] = self.expected_value
+        return out
 
 
 def compile_shap(model_string: str, cache_dir: str | Path | None = None) -> CompiledShap:
-    """TreeSHAP of the booster of `model_string` compiled to native code, from the cache when there.
+    """The SHAP tables of the booster of `model_string`, from the cache when there, ready to explain rows.
 
-    Every tree becomes, for each feature it splits on, a complete decision tree over its internal
-    nodes (same splits, same missing-value rules, via lleaves' code generator) whose leaves hold that
-    feature's TreeSHAP value for the decision pattern that leads there; the forest sums them per
-    feature (one output per feature). Raises ValueError when :func:`shap_table_nodes` says no.
+    Building costs about 3-4 ms a tree of 8 internal nodes (:func:`_tree_table`); the tables are kept
+    as one ``.npz`` per model text under `cache_dir`, so the online service and later batches load
+    them in milliseconds. Raises ValueError when :func:`shap_table_nodes` says no.
     """
     import lightgbm as lgb
 
-    _patch_lleaves()
+    cache_file = _shap_cache_file(model_string, cache_dir)
+    if cache_file.exists():
+        with np.load(cache_file) as stored:
+            arrays = {name: stored[name] for name in stored.files}
+        return CompiledShap(arrays, int(arrays["n_features"][0]), cache_file)
     booster = lgb.Booster(model_str=model_string)
     if shap_table_nodes(booster) is None:
         raise ValueError(
-            f"this model has a tree over {MAX_TABLE_NODES} internal nodes, over {MAX_SHAP_NODES:,} table nodes "
-            "in all, or several outputs: use LightGBM's pred_contrib for its SHAP values"
+            f"this model has a tree over {MAX_TABLE_NODES} internal nodes, over {MAX_TABLE_ENTRIES:,} table "
+            "entries in all, or several outputs: use LightGBM's pred_contrib for its SHAP values"
         )
-    dump = booster.dump_model()
-    n_features = int(dump["max_feature_idx"]) + 1
-    expected = sum(_expected_value(info["tree_structure"]) for info in dump["tree_info"])
-    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    cache_file = _shap_cache_file(model_string, cache_dir)
-    with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
-        if cache_file.exists():
-            engine = _engine(None, cache_file)
-        else:
-            model_file = Path(tmp) / "model.txt"
-            model_file.write_text(model_string)
-            partial = Path(tmp) / "shap.o"
-            engine = _engine(_shap_module(model_file, dump, n_features), partial)
-            os.replace(partial, cache_file)
-    from lleaves.lleaves import get_entry_func_type
-
-    entry = get_entry_func_type(True)(engine.get_function_address("forest_root"))
-    return CompiledShap(engine, entry, n_features, expected, cache_file)
+    arrays = _packed_tables(booster.dump_model())
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache_file.parent) as tmp:
+        partial = Path(tmp) / "tables.npz"
+        np.savez(partial, **arrays)
+        os.replace(partial, cache_file)  # concurrent builders write the same bytes; the last rename wins
+    return CompiledShap(arrays, int(arrays["n_features"][0]), cache_file)
 
 
-def _engine(module: Any, cache_file: Path) -> Any:
-    import llvmlite.binding as llvm
-    from lleaves.llvm_binding import compile_module_to_asm
-
-    return compile_module_to_asm(module if module is not None else llvm.parse_assembly(""), str(cache_file))
-
-
-def _pattern_tree(
-    ordered: list, values: np.ndarray, level: int, pattern: int, ids: Any, decision: Any, leaf: Any
-) -> Any:
-    """The complete decision tree over `ordered` nodes (level k: the original node k, left = bit k set)
-    whose leaf for a pattern holds values[pattern]; a node whose two sides end in the same value is left out.
-    """
-    if level == len(ordered):
-        return leaf(next(ids), float(values[pattern]))
-    left = _pattern_tree(ordered, values, level + 1, pattern | (1 << level), ids, decision, leaf)
-    right = _pattern_tree(ordered, values, level + 1, pattern, ids, decision, leaf)
-    if left.is_leaf and right.is_leaf and left.value == right.value:
-        return left  # this decision does not change the value: no node
-    source = ordered[level]
-    node = decision(next(ids), source.split_feature, source.threshold, source.decision_type, -1, -1)
-    if source.decision_type.is_categorical:
-        node.cat_threshold = source.cat_threshold
-    node.add_children(left, right)
-    return node
-
-
-def _shap_module(model_file: Path, dump: dict, n_features: int) -> Any:
-    """The optimized LLVM module of the SHAP forest (lleaves' AST and code generator)."""
-    import llvmlite.binding as llvm
-    import llvmlite.ir
-    from lleaves.compiler.ast import parse_to_ast
-    from lleaves.compiler.ast.nodes import DecisionNode, Forest, LeafNode, Tree
-    from lleaves.compiler.codegen import gen_forest
-
-    forest = parse_to_ast(str(model_file))
-    if len(forest.trees) != len(dump["tree_info"]):
-        raise ValueError("lleaves and LightGBM see a different number of trees")
-    trees: list[Tree] = []
-    for tree, info in zip(forest.trees, dump["tree_info"], strict=True):
-        made = _tree_table(info["tree_structure"])
-        if made is None:
+def _packed_tables(dump: dict) -> dict[str, np.ndarray]:
+    """Every tree's nodes and SHAP table in flat arrays, the layout the kernel reads (:data:`_PACKED`)."""
+    nodes: dict[str, list] = {"feature": [], "threshold": [], "kind": [], "default_left": [], "lut": []}
+    starts, offsets, widths, features_at, tree_features, tables = [0], [], [], [], [], []
+    category_lists: list[tuple[int, list[int]]] = []
+    expected, offset = 0.0, 0
+    for info in dump["tree_info"]:
+        tree = info["tree_structure"]
+        expected += _expected_value(tree)
+        made = _tree_table(tree)
+        if made is None:  # a single leaf: its value is all in the expected value
             continue
         features, table = made
-        nodes: dict[int, DecisionNode] = {}
-        stack = [tree.root_node]
-        while stack:
-            node = stack.pop()
-            if not node.is_leaf:
-                nodes[node.idx] = node
-                stack += [node.left, node.right]
-        ordered = [nodes[k] for k in range(len(nodes))]
-        for j, feature in enumerate(features):
-            root = _pattern_tree(ordered, table[:, j], 0, 0, iter(range(10**9)), DecisionNode, LeafNode)
-            trees.append(Tree(len(trees), root, forest.features, feature))
-    shap_forest = Forest(trees, forest.features, n_features, "regression", None, raw_score=True)
-    ir_module = llvmlite.ir.Module(name="shap_forest")
-    gen_forest(shap_forest, ir_module, 34, "forest_root", True)
-    ir_module.triple = llvm.get_process_triple()
-    module = llvm.parse_assembly(str(ir_module))
-    module.verify()
-    builder = llvm.PassManagerBuilder()
-    builder.opt_level = 3
-    builder.inlining_threshold = 1
-    passes = llvm.ModulePassManager()
-    builder.populate(passes)
-    passes.run(module)
-    return module
+        for node in _internal_nodes(tree):
+            nodes["feature"].append(int(node["split_feature"]))
+            categorical = node["decision_type"] == "=="
+            if categorical:  # its categories, "1||3||5", go to the look-up table below
+                category_lists.append(
+                    (len(nodes["lut"]), [int(c) for c in str(node["threshold"]).split("||")])
+                )
+            nodes["threshold"].append(0.0 if categorical else float(node["threshold"]))
+            nodes["kind"].append(_CATEGORICAL if categorical else _KINDS[node["missing_type"]])
+            nodes["default_left"].append(int(bool(node.get("default_left", False))))
+            nodes["lut"].append(0)
+        starts.append(len(nodes["feature"]))
+        offsets.append(offset)
+        widths.append(len(features))
+        features_at.append(len(tree_features))
+        tree_features += features
+        tables.append(table.ravel())
+        offset += table.size
+    # categorical node i looks category c up at lut[node_lut[i] + c], c < categories (else: right)
+    categories = max((max(cats) for _, cats in category_lists), default=0) + 1
+    lut = np.zeros(max(1, len(category_lists) * categories), dtype=np.uint8)
+    for i, (node, cats) in enumerate(category_lists):
+        nodes["lut"][node] = i * categories
+        lut[i * categories + np.asarray(cats, dtype=np.int64)] = 1
+    ints = lambda values: np.asarray(values, dtype=np.int64)  # noqa: E731
+    return {
+        "node_start": ints(starts), "node_feature": ints(nodes["feature"]),
+        "node_threshold": np.asarray(nodes["threshold"], dtype=np.float64), "node_kind": ints(nodes["kind"]),
+        "node_default_left": ints(nodes["default_left"]), "node_lut": ints(nodes["lut"]), "lut": lut,
+        "tree_offset": ints(offsets), "tree_width": ints(widths), "tree_features_at": ints(features_at),
+        "tree_features": ints(tree_features),
+        "table": np.concatenate(tables) if tables else np.zeros(1),
+        "categories": ints([categories]), "expected": np.array([expected]),
+        "n_features": ints([int(dump["max_feature_idx"]) + 1]),
+    }  # fmt: skip
+
+
+_KERNEL: Any = None
+_KERNEL_LOCK = threading.Lock()
+_SHAP_BLOCK_ROWS = 64  # rows a tree is applied to at a time: its table stays in the cache meanwhile
+
+
+def _shap_kernel() -> Any:
+    """The table-TreeSHAP kernel (:data:`_SHAP_KERNEL_IR`), compiled for this CPU once per process (~50 ms)."""
+    global _KERNEL
+    with _KERNEL_LOCK:
+        if _KERNEL is None:
+            import ctypes
+
+            import llvmlite.binding as llvm
+
+            llvm.initialize()
+            llvm.initialize_native_target()
+            llvm.initialize_native_asmprinter()
+            machine = llvm.Target.from_default_triple().create_target_machine(
+                cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(), opt=3
+            )
+            module = llvm.parse_assembly(_SHAP_KERNEL_IR.replace("BLOCK", str(_SHAP_BLOCK_ROWS)))
+            module.verify()
+            builder = llvm.PassManagerBuilder()
+            builder.opt_level = 3
+            builder.inlining_threshold = (
+                225  # the @at / @arr helpers inline (without an inliner they stay calls)
+            )
+            passes = llvm.ModulePassManager()
+            builder.populate(passes)
+            passes.run(module)
+            engine = llvm.create_mcjit_compiler(module, machine)
+            engine.finalize_object()
+            double_p = ctypes.POINTER(ctypes.c_double)
+            signature = ctypes.CFUNCTYPE(
+                None, double_p, double_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p
+            )
+            function = signature(engine.get_function_address("tree_shap_tables"))
+            function.engine = engine  # keeps the code alive as long as the function
+            _KERNEL = function
+    return _KERNEL
+
+
+# The kernel, for rows [start, end) of X (rows x n_cols, C order): out[row, feature] += the table entry of
+# every tree for the row's decision pattern. Rows go in blocks of BLOCK; a block takes one tree at a time:
+# first every node's decision for each row of the block (bit k of a row's pattern: it goes left at node k,
+# LightGBM's NumericalDecision / CategoricalDecision), then each row's table row is added to its
+# features, tree by tree (LightGBM's order of additions). The model's arrays come in a parameter block p
+# of int64: n_cols, n_out, trees, then the addresses of _PACKED's arrays (the number of categories
+# after node_lut's), read through @arr.
+_SHAP_KERNEL_IR = r"""
+define void @tree_shap_tables(double* noalias %X, double* noalias %out, i64 %start, i64 %end, i64* noalias %p) {
+entry:
+  %pats = alloca i64, i64 BLOCK, align 64
+  %ncols = load i64, i64* %p
+  %p1 = getelementptr i64, i64* %p, i64 1
+  %nout = load i64, i64* %p1
+  %p2 = getelementptr i64, i64* %p, i64 2
+  %ntrees = load i64, i64* %p2
+  %ns = call i64* @arr(i64* %p, i64 3)
+  %nf = call i64* @arr(i64* %p, i64 4)
+  %nthr_i = call i64* @arr(i64* %p, i64 5)
+  %nthr = bitcast i64* %nthr_i to double*
+  %nkind = call i64* @arr(i64* %p, i64 6)
+  %ndl = call i64* @arr(i64* %p, i64 7)
+  %ncat = call i64* @arr(i64* %p, i64 8)
+  %lut_i = call i64* @arr(i64* %p, i64 9)
+  %lut = bitcast i64* %lut_i to i8*
+  %p10 = getelementptr i64, i64* %p, i64 10
+  %cmax = load i64, i64* %p10
+  %cmaxd = sitofp i64 %cmax to double
+  %toff = call i64* @arr(i64* %p, i64 11)
+  %twidth = call i64* @arr(i64* %p, i64 12)
+  %tfoff = call i64* @arr(i64* %p, i64 13)
+  %pfeat = call i64* @arr(i64* %p, i64 14)
+  %table_i = call i64* @arr(i64* %p, i64 15)
+  %table = bitcast i64* %table_i to double*
+  br label %blk_cond
+
+blk_cond:
+  ; rows [b0, b1): one block
+  %b0 = phi i64 [ %start, %entry ], [ %b1, %tree_cond ]
+  %more_blk = icmp slt i64 %b0, %end
+  br i1 %more_blk, label %blk_body, label %exit
+
+blk_body:
+  %b1a = add i64 %b0, BLOCK
+  %b1lt = icmp slt i64 %b1a, %end
+  %b1 = select i1 %b1lt, i64 %b1a, i64 %end
+  %nb = sub i64 %b1, %b0
+  br label %tree_cond
+
+tree_cond:
+  ; each tree over the block: its node range [ks, ke), table offset, width, features
+  %t = phi i64 [ 0, %blk_body ], [ %t_next, %add_cond ]
+  %more_trees = icmp slt i64 %t, %ntrees
+  br i1 %more_trees, label %tree_body, label %blk_cond
+
+tree_body:
+  %t_next = add i64 %t, 1
+  %ks = call i64 @at(i64* %ns, i64 %t)
+  %ke = call i64 @at(i64* %ns, i64 %t_next)
+  %to = call i64 @at(i64* %toff, i64 %t)
+  %w = call i64 @at(i64* %twidth, i64 %t)
+  %fo = call i64 @at(i64* %tfoff, i64 %t)
+  br label %zero_cond
+
+zero_cond:
+  %z = phi i64 [ 0, %tree_body ], [ %z_next, %zero_body ]
+  %more_z = icmp slt i64 %z, %nb
+  br i1 %more_z, label %zero_body, label %node_cond
+
+zero_body:
+  %zp = getelementptr i64, i64* %pats, i64 %z
+  store i64 0, i64* %zp
+  %z_next = add i64 %z, 1
+  br label %zero_cond
+
+node_cond:
+  ; each node: set its bit in every row's pattern
+  %k = phi i64 [ %ks, %zero_cond ], [ %k_next, %nrow_cond ]
+  %more_nodes = icmp slt i64 %k, %ke
+  br i1 %more_nodes, label %node_body, label %add_cond0
+
+node_body:
+  %k_next = add i64 %k, 1
+  %f = call i64 @at(i64* %nf, i64 %k)
+  %thr = call double @atd(double* %nthr, i64 %k)
+  %kind = call i64 @at(i64* %nkind, i64 %k)
+  %dl64 = call i64 @at(i64* %ndl, i64 %k)
+  %dl = icmp ne i64 %dl64, 0
+  %co = call i64 @at(i64* %ncat, i64 %k)
+  %sh = sub i64 %k, %ks
+  %is0 = icmp eq i64 %kind, 0
+  %is1 = icmp eq i64 %kind, 1
+  %is2 = icmp eq i64 %kind, 2
+  %xcol = getelementptr double, double* %X, i64 %f
+  br label %nrow_cond
+
+nrow_cond:
+  %i = phi i64 [ 0, %node_body ], [ %i_next, %nrow_body ]
+  %more_i = icmp slt i64 %i, %nb
+  br i1 %more_i, label %nrow_body, label %node_cond
+
+nrow_body:
+  ; kind 0: NaN goes the default way; 1: NaN reads as 0; 2: 0 (and NaN) the default way;
+  ; 3: category c goes left when in the node's set, NaN / negative / past the table go right
+  %i_next = add i64 %i, 1
+  %r = add i64 %b0, %i
+  %xoff = mul i64 %r, %ncols
+  %x = call double @atd(double* %xcol, i64 %xoff)
+  %isnan = fcmp uno double %x, 0.0
+  %le = fcmp ole double %x, %thr
+  %l0 = select i1 %isnan, i1 %dl, i1 %le
+  %x0 = select i1 %isnan, double 0.0, double %x
+  %le0 = fcmp ole double %x0, %thr
+  %ax = call double @llvm.fabs.f64(double %x0)
+  %iszero = fcmp ole double %ax, 1.0e-35
+  %l2 = select i1 %iszero, i1 %dl, i1 %le0
+  %gt = fcmp ogt double %x, -1.0
+  %lt = fcmp olt double %x, %cmaxd
+  %valid = and i1 %gt, %lt
+  %xc = select i1 %valid, double %x, double 0.0
+  %code = fptosi double %xc to i64
+  %li = add i64 %co, %code
+  %lut_p = getelementptr i8, i8* %lut, i64 %li
+  %lutv = load i8, i8* %lut_p
+  %inlut = icmp ne i8 %lutv, 0
+  %l3 = and i1 %valid, %inlut
+  %s23 = select i1 %is2, i1 %l2, i1 %l3
+  %s123 = select i1 %is1, i1 %le0, i1 %s23
+  %left = select i1 %is0, i1 %l0, i1 %s123
+  %bit = zext i1 %left to i64
+  %b = shl i64 %bit, %sh
+  %pp = getelementptr i64, i64* %pats, i64 %i
+  %pat = load i64, i64* %pp
+  %pat2 = or i64 %pat, %b
+  store i64 %pat2, i64* %pp
+  br label %nrow_cond
+
+add_cond0:
+  br label %add_cond
+
+add_cond:
+  ; each row: add its table row to its features
+  %a = phi i64 [ 0, %add_cond0 ], [ %a_next, %pair_cond ]
+  %more_a = icmp slt i64 %a, %nb
+  br i1 %more_a, label %add_body, label %tree_cond
+
+add_body:
+  %a_next = add i64 %a, 1
+  %ra = add i64 %b0, %a
+  %ooff = mul i64 %ra, %nout
+  %orow = getelementptr double, double* %out, i64 %ooff
+  %pa = call i64 @at(i64* %pats, i64 %a)
+  %pw = mul i64 %pa, %w
+  %base = add i64 %to, %pw
+  br label %pair_cond
+
+pair_cond:
+  %j = phi i64 [ 0, %add_body ], [ %j_next, %pair_body ]
+  %more_pairs = icmp slt i64 %j, %w
+  br i1 %more_pairs, label %pair_body, label %add_cond
+
+pair_body:
+  %j_next = add i64 %j, 1
+  %fj = add i64 %fo, %j
+  %o = call i64 @at(i64* %pfeat, i64 %fj)
+  %bj = add i64 %base, %j
+  %v = call double @atd(double* %table, i64 %bj)
+  %acc_p = getelementptr double, double* %orow, i64 %o
+  %acc = load double, double* %acc_p
+  %sum = fadd double %acc, %v
+  store double %sum, double* %acc_p
+  br label %pair_cond
+
+exit:
+  ret void
+}
+
+define internal i64* @arr(i64* %p, i64 %i) alwaysinline {
+  %q = getelementptr i64, i64* %p, i64 %i
+  %a = load i64, i64* %q
+  %ptr = inttoptr i64 %a to i64*
+  ret i64* %ptr
+}
+
+define internal i64 @at(i64* %a, i64 %i) alwaysinline {
+  %q = getelementptr i64, i64* %a, i64 %i
+  %v = load i64, i64* %q
+  ret i64 %v
+}
+
+define internal double @atd(double* %a, i64 %i) alwaysinline {
+  %q = getelementptr double, double* %a, i64 %i
+  %v = load double, double* %q
+  ret double %v
+}
+
+declare double @llvm.fabs.f64(double)
+"""

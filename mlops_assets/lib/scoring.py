@@ -21,9 +21,9 @@ with the columns of :data:`SCORE_COLUMNS`:
   already had 14 open tasks raises the risk", for **every task with a deadline**, in the batch table
   and online alike (a task without one has no late_risk to explain). Exact path-dependent TreeSHAP,
   never approximated: with a compiled champion (:meth:`ServedModel.compiled`, what
-  :func:`load_champions` gives) it costs about 4 us a task instead of LightGBM ``pred_contrib``'s
-  50-100 us, and its values are within ~1e-15 of LightGBM's (``fast_trees``; same sentences,
-  tested). ``explain="at_risk"`` (medium/high band only) and ``max_explained`` (a cap, riskiest
+  :func:`load_champions` gives) it is read from SHAP tables, about 21 us a task of CPU for the
+  champion of a 1M-task run (907 trees) instead of LightGBM ``pred_contrib``'s ~1,100 us, and its
+  values are within ~1e-14 of LightGBM's (``fast_trees``; same sentences, tested). ``explain="at_risk"`` (medium/high band only) and ``max_explained`` (a cap, riskiest
   first; the others at risk say :data:`REASONS_CAPPED` in ``warnings``) remain for callers that
   want fewer. Reasons are null where not computed.
 * ``predicted_cycle_days``: the cycle_time champion's days from creation to resolution.
@@ -179,11 +179,12 @@ class ServedModel:
 
         Same predictions bit for bit and SHAP values within ~1e-15 of LightGBM (``fast_trees``); the
         compiled code is cached per model text under `cache_dir` (``fast_trees.default_cache_dir()``).
-        SHAP is left to LightGBM when the trees are too big for tables (``fast_trees.shap_table_nodes``).
+        SHAP comes from tables (``fast_trees.compile_shap``) unless the trees are too big for them
+        (``fast_trees.shap_table_nodes``): then LightGBM's ``pred_contrib``.
         `max_compile_leaves`: a forest with more leaves that is not in the cache yet is left to
         LightGBM's own predictor (the same numbers) rather than compiled now. `batch_rows`: the rows one
         batch will score (and explain): what is not in the cache is compiled only when that many rows
-        repay the compiling (``fast_trees.BATCH_COMPILE_MIN_ROWS``, ``BATCH_SHAP_COMPILE_MIN_ROWS``).
+        repay the compiling or the tables (``fast_trees.BATCH_COMPILE_MIN_ROWS``, ``BATCH_SHAP_COMPILE_MIN_ROWS``).
         """
         from mlops_assets.lib import fast_trees
 

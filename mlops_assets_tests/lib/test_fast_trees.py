@@ -83,7 +83,8 @@ def test_a_second_compile_loads_the_cache_and_another_model_gets_another_file(tm
 
 
 @pytest.mark.parametrize(("objective", "num_leaves", "zero_as_missing"),
-                         [("binary", 5, False), ("regression", 6, True), ("binary", 4, True)])  # fmt: skip
+                         [("binary", 5, False), ("regression", 6, True), ("binary", 4, True),
+                          ("regression", 13, False)])  # fmt: skip
 def test_compiled_shap_equals_lightgbm_pred_contrib(objective, num_leaves, zero_as_missing, tmp_path):
     booster = _booster(objective, num_leaves, zero_as_missing=zero_as_missing, rounds=40)  # 2 blocks of trees
     x = _probe(40_000)
@@ -96,12 +97,17 @@ def test_compiled_shap_equals_lightgbm_pred_contrib(objective, num_leaves, zero_
     np.testing.assert_allclose(got.sum(axis=1), booster.predict(x, raw_score=True), rtol=1e-12, atol=1e-12)
 
 
-def test_tree_shap_port_equals_the_shapley_definition():
-    """One tree, every decision pattern: the port gives the exact Shapley values of the path-dependent game."""
-    booster = _booster("regression", 6)
-    tree = booster.dump_model()["tree_info"][3]["tree_structure"]
+@pytest.mark.parametrize("tree_index", [3, 17])
+def test_the_shap_table_holds_the_shapley_values_of_every_decision_pattern(tree_index):
+    """One tree, every decision pattern: the table row is the exact Shapley value of the path-dependent game."""
+    booster = _booster("regression", 6, zero_as_missing=tree_index == 17)
+    tree = booster.dump_model()["tree_info"][tree_index]["tree_structure"]
     nodes = fast_trees._internal_nodes(tree)
-    features = sorted({n["split_feature"] for n in nodes})
+    features, table = fast_trees._tree_table(tree)
+    assert features == sorted({n["split_feature"] for n in nodes}) and table.shape == (
+        2 ** len(nodes),
+        len(features),
+    )
 
     def value(goes_left: list[bool], known: set[int], item: dict) -> float:
         if "split_index" not in item:
@@ -117,16 +123,30 @@ def test_tree_shap_port_equals_the_shapley_definition():
     d = len(features)
     for pattern in range(2 ** len(nodes)):
         goes_left = [bool(pattern >> k & 1) for k in range(len(nodes))]
-        phi: dict[int, float] = {}
-        fast_trees._tree_shap(tree, goes_left, phi)
-        for f in features:
+        for j, f in enumerate(features):
             others = [g for g in features if g != f]
             exact = sum(
                 math.factorial(len(s)) * math.factorial(d - len(s) - 1) / math.factorial(d)
                 * (value(goes_left, {*s, f}, tree) - value(goes_left, set(s), tree))
                 for r in range(d) for s in itertools.combinations(others, r)
             )  # fmt: skip
-            assert phi.get(f, 0.0) == pytest.approx(exact, rel=1e-9, abs=1e-12)
+            assert table[pattern, j] == pytest.approx(exact, rel=1e-9, abs=1e-12)
+
+
+def test_the_shap_tables_are_built_once_and_loaded_from_the_cache(tmp_path, monkeypatch):
+    booster = _booster("binary", 5)
+    x = _probe(500)
+    built = fast_trees.compile_shap(booster.model_to_string(), tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == [built.cache_file.name]
+
+    def no_build(tree):
+        raise AssertionError("the tables were built again")
+
+    monkeypatch.setattr(fast_trees, "_tree_table", no_build)
+    loaded = fast_trees.compile_shap(booster.model_to_string(), tmp_path)
+    assert np.array_equal(loaded.contributions(x), built.contributions(x))
+    with pytest.raises(AssertionError, match="built again"):  # another model is not taken from this cache
+        fast_trees.compile_shap(_booster("binary", 5, seed=2).model_to_string(), tmp_path)
 
 
 def test_big_trees_are_left_to_lightgbm(tmp_path):
@@ -134,6 +154,7 @@ def test_big_trees_are_left_to_lightgbm(tmp_path):
     assert fast_trees.shap_table_nodes(booster) is None
     with pytest.raises(ValueError, match="pred_contrib"):
         fast_trees.compile_shap(booster.model_to_string(), tmp_path)
+    assert not list(tmp_path.iterdir())  # nothing half-built left behind
     assert fast_trees.shap_table_nodes(_booster("binary", 5)) > 0
 
 
