@@ -2,6 +2,7 @@
 
 usage: python scripts/bench_training.py --work DIR [--models late_risk,cycle_time] [--trials 15]
            [--timeout 300] [--reference-trials N] [--reference-timeout S] [--no-reference]
+           [--parallel-trials N]
 
 DIR is a work dir of `mlops-assets bench` whose warehouse holds model_input.<model>_splits (e.g. after
 `mlops-assets bench --tasks 1000000 --data-only --work DIR` and the splits stages). For each model
@@ -78,6 +79,8 @@ def main() -> None:
     parser.add_argument("--reference-trials", type=int, default=None, help="default: --trials")
     parser.add_argument("--reference-timeout", type=float, default=None, help="default: --timeout")
     parser.add_argument("--no-reference", action="store_true")
+    parser.add_argument("--parallel-trials", type=int, default=training.TrainConfig.parallel_trials,
+                        help="trials fit at a time (both trainings)")  # fmt: skip
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = parser.parse_args()
 
@@ -90,7 +93,9 @@ def main() -> None:
             f"test {parts['test'].height:,} rows",
             flush=True,
         )
-        now = training.TrainConfig(n_trials=args.trials, timeout_s=args.timeout)
+        now = training.TrainConfig(
+            n_trials=args.trials, timeout_s=args.timeout, parallel_trials=args.parallel_trials
+        )
         rows.append(run(name, parts, now))
         print(json.dumps(rows[-1]), flush=True)
         if not args.no_reference:
@@ -98,6 +103,7 @@ def main() -> None:
                 n_trials=args.reference_trials or args.trials,
                 timeout_s=args.reference_timeout or args.timeout,
                 tune_rows=0,
+                parallel_trials=args.parallel_trials,
             )
             rows.append(run(name, parts, ref))
             print(json.dumps(rows[-1]), flush=True)

@@ -271,3 +271,34 @@ def test_past_many_times_the_tuning_rows_the_refit_grows_its_trees(model_splits)
     assert f"at most {2 * trial_rounds:,} rounds" in refit
     assert grown.booster.num_trees() <= 2 * trial_rounds
     assert grown.metrics["test_roc_auc"] > 0.65
+
+
+def test_trials_fit_two_at_a_time_are_the_same_search_on_every_run(model_splits):
+    """parallel_trials asks trials in pairs and tells them in order: TPE's random first 10 trials are the
+    ones a one-at-a-time search draws, every run gives the same model, and progress comes in trial order.
+    """
+    spec = training.MODEL_SPECS["late_risk"]
+    data = model_splits["late_risk"]
+    config = dataclasses.replace(FAST, n_trials=12, cv_folds=0)
+    runs: dict[str, list[str]] = {"one": [], "two": [], "two again": []}
+    models = {
+        label: training.train_model(
+            spec,
+            data,
+            dataclasses.replace(config, parallel_trials=1 if label == "one" else 2),
+            runs[label].append,
+        )
+        for label in runs
+    }
+
+    def values(lines: list[str]) -> list[str]:
+        return [line.split(" validation ")[1].split(",")[0] for line in lines if ": trial " in line]
+
+    assert [line.split(" validation ")[0] for line in runs["two"] if ": trial " in line] == [
+        f"late_risk: trial {i}/12" for i in range(1, 13)
+    ]
+    assert values(runs["two"])[:10] == values(runs["one"])[:10]  # the random start: the same trials
+    assert values(runs["two again"]) == values(runs["two"])
+    assert models["two again"].model_string == models["two"].model_string
+    with pytest.raises(ValueError, match="parallel_trials >= 1"):
+        training.train_model(spec, data, dataclasses.replace(config, parallel_trials=0))

@@ -112,6 +112,7 @@ def build_model_assets(spec: training.ModelSpec) -> list[dg.AssetsDefinition]:
             seed=config.seed,
             cv_folds=config.cv_folds,
             tune_rows=config.tune_rows,
+            parallel_trials=config.parallel_trials,
         )
         record = reproduce.training_record(
             wh,

@@ -36,6 +36,10 @@ class TrainingConfig(dg.Config):
         description="trials fit the most recent this-many train rows, then the best is refit on all of them "
         "(0: every trial fits all train rows)",
     )
+    parallel_trials: int = Field(
+        default=_DEFAULTS.parallel_trials,
+        description="trials fit at a time, one thread each (the same search whatever the machine; 1 on one core)",
+    )
 
 
 class GateConfig(dg.Config):
