@@ -39,20 +39,32 @@ def lifecycle(tmp_path_factory, empty_mlflow_store):
     selection = dg.AssetSelection.groups(
         "ingestion", "cleaning", "features", "training", "evaluation", "serving"
     )
+    instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize(
         list(__import__("mlops_assets.definitions", fromlist=["defs"]).defs.assets),
         selection=selection,
+        instance=instance,
         resources=__import__("mlops_assets.definitions", fromlist=["build_resources"]).build_resources(
             str(root / "wh.duckdb"), str(root / "landing"), str(root / "reports")
         ),
         run_config=_run_config(),
     )
-    yield {"root": root, "uri": uri, "result": result, "wh": Warehouse(root / "wh.duckdb")}
+    yield {
+        "root": root,
+        "uri": uri,
+        "result": result,
+        "wh": Warehouse(root / "wh.duckdb"),
+        "instance": instance,
+    }
     mp.undo()
 
 
 def test_every_model_is_trained_tracked_evaluated_and_gated(lifecycle):
     assert lifecycle["result"].success
+    # the run includes the gate: no step warns that its candidate will not be gated
+    messages = [entry.user_message for entry in lifecycle["instance"].all_logs(lifecycle["result"].run_id)]
+    assert any("trial 3/3" in message for message in messages)
+    assert not [message for message in messages if "not evaluated, gated" in message]
     client = registry.get_client(lifecycle["uri"])
     for m in MODELS:
         champion = client.get_model_version_by_alias(m, "champion")

@@ -158,7 +158,9 @@ def build_model_assets(spec: training.ModelSpec) -> list[dg.AssetsDefinition]:
             ),
         )
         passed, detail = beats_baseline(spec, parts, metrics)
-        if champion_key not in context.selected_asset_keys:
+        # the run's selection (context.selected_asset_keys is only this step's own asset); None: the whole job
+        in_run = context.run.asset_selection or context.job_def.asset_layer.executable_asset_keys
+        if champion_key not in in_run:
             context.log.warning(
                 f"{name}: this candidate is logged in MLflow (run {run_id}) but not evaluated, gated "
                 "or registered: this run does not include the gate; launch retrain_job for all of it"
