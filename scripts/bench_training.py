@@ -2,7 +2,7 @@
 
 usage: python scripts/bench_training.py --work DIR [--models late_risk,cycle_time] [--trials 15]
            [--timeout 300] [--reference-trials N] [--reference-timeout S] [--no-reference]
-           [--parallel-trials N]
+           [--parallel-trials N] [--seed N]
 
 DIR is a work dir of `mlops-assets bench` whose warehouse holds model_input.<model>_splits (e.g. after
 `mlops-assets bench --tasks 1000000 --data-only --work DIR` and the splits stages). For each model
@@ -81,6 +81,7 @@ def main() -> None:
     parser.add_argument("--no-reference", action="store_true")
     parser.add_argument("--parallel-trials", type=int, default=training.TrainConfig.parallel_trials,
                         help="trials fit at a time (both trainings)")  # fmt: skip
+    parser.add_argument("--seed", type=int, default=training.TrainConfig.seed, help="the search's seed")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = parser.parse_args()
 
@@ -94,7 +95,7 @@ def main() -> None:
             flush=True,
         )
         now = training.TrainConfig(
-            n_trials=args.trials, timeout_s=args.timeout, parallel_trials=args.parallel_trials
+            n_trials=args.trials, timeout_s=args.timeout, parallel_trials=args.parallel_trials, seed=args.seed
         )
         rows.append(run(name, parts, now))
         print(json.dumps(rows[-1]), flush=True)
@@ -104,6 +105,7 @@ def main() -> None:
                 timeout_s=args.reference_timeout or args.timeout,
                 tune_rows=0,
                 parallel_trials=args.parallel_trials,
+                seed=args.seed,
             )
             rows.append(run(name, parts, ref))
             print(json.dumps(rows[-1]), flush=True)

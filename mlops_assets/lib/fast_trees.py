@@ -442,21 +442,29 @@ def _expected_value(tree: dict) -> float:
 
 def shap_table_nodes(booster: Any) -> int | None:
     """Table entries (patterns x features, summed over the trees) the SHAP tables of `booster` take;
-    None: not possible (several outputs, a tree over MAX_TABLE_NODES internal nodes, or over
-    MAX_TABLE_ENTRIES entries in all).
+    None: not possible (several outputs, a tree over MAX_TABLE_NODES internal nodes, over
+    MAX_TABLE_ENTRIES entries in all, or category codes so large that the categorical look-up table
+    would outgrow the tables' memory).
     """
     dump = booster.dump_model()
     if dump.get("num_tree_per_iteration", 1) != 1:
         return None
-    total = 0
+    total = categorical_nodes = categories = 0
     for info in dump["tree_info"]:
         internal = info["num_leaves"] - 1
         if internal > MAX_TABLE_NODES:
             return None
         if internal:
-            features = {int(n["split_feature"]) for n in _internal_nodes(info["tree_structure"])}
-            total += len(features) * 2**internal
-    return total if total <= MAX_TABLE_ENTRIES else None
+            nodes = _internal_nodes(info["tree_structure"])
+            total += len({int(n["split_feature"]) for n in nodes}) * 2**internal
+            for node in nodes:
+                if node["decision_type"] == "==":
+                    categorical_nodes += 1
+                    categories = max(categories, *(int(c) for c in str(node["threshold"]).split("||")))
+    # the categorical look-up table takes a byte per (categorical node, category code): bounded alike
+    if total > MAX_TABLE_ENTRIES or categorical_nodes * (categories + 1) > 8 * MAX_TABLE_ENTRIES:
+        return None
+    return total
 
 
 # how a node decides, in the kernel: LightGBM's missing types of a numerical split, or a categorical one

@@ -149,6 +149,30 @@ def test_the_shap_tables_are_built_once_and_loaded_from_the_cache(tmp_path, monk
         fast_trees.compile_shap(_booster("binary", 5, seed=2).model_to_string(), tmp_path)
 
 
+def test_sparse_category_codes_are_explained_and_a_huge_look_up_table_is_refused(tmp_path, monkeypatch):
+    """Category codes far apart (0, 1000, ... 5000) take a look-up table that big per categorical node."""
+    x, y = _data(3000, 1)
+    x[:, 4] *= 1000
+    params = {
+        "objective": "regression",
+        "num_leaves": 5,
+        "verbose": -1,
+        "seed": 1,
+        "min_data_per_group": 5,
+        "cat_smooth": 1,
+    }
+    booster = lgb.train(params, lgb.Dataset(x, y, categorical_feature=[4]), num_boost_round=30)
+    probe = _probe(2000)
+    probe[:, 4] = np.where(np.isnan(probe[:, 4]), np.nan, probe[:, 4] * 1000)
+    got = fast_trees.compile_shap(booster.model_to_string(), tmp_path).contributions(probe)
+    np.testing.assert_allclose(got, booster.predict(probe, pred_contrib=True), rtol=1e-12, atol=1e-13)
+    entries = fast_trees.shap_table_nodes(booster)
+    monkeypatch.setattr(
+        fast_trees, "MAX_TABLE_ENTRIES", entries
+    )  # the tables fit, the 5,001-code look-ups do not
+    assert fast_trees.shap_table_nodes(booster) is None
+
+
 def test_big_trees_are_left_to_lightgbm(tmp_path):
     booster = _booster("regression", 31, rounds=10)
     assert fast_trees.shap_table_nodes(booster) is None
