@@ -360,8 +360,9 @@ class TrainConfig:
     # Fixed, not the core count, so the model string, which records it, is the same on every machine. The
     # trials keep num_threads: a round on 20,000 rows is too short to share.
     refit_threads: int = 2
-    # Trials fit this many at a time, one thread each (two cores: the search takes ~half the time; fixed,
-    # not the core count, so the search is the same on every machine: see _search).
+    # Trials fit this many at a time, one thread each: on two cores the trainings take 14-30% less time
+    # (a pair waits for its slower trial; measured in docs/BENCHMARKS.md). Fixed, not the core count, so
+    # the search is the same on every machine: see _search.
     parallel_trials: int = 2
     scale_pos_weight: float | str = 1.0  # binary only: a number, "balanced" (neg/pos) or "search"
     min_train_rows: int = 50

@@ -59,13 +59,17 @@ _HEADER_BYTES = 3 * 4096  # DuckDB's file header and its two database headers
 
 
 def _being_created(path: Path, exc: Exception) -> bool:
-    """Whether ``exc`` is DuckDB finding ``path`` without a complete header, as while another process creates it."""
+    """Whether ``exc`` is DuckDB finding ``path`` without a complete header, as while another process creates it:
+    the file is shorter than the headers, or was written in the last CREATION_WAIT_S (DuckDB sizes the
+    file before it writes the headers: CI saw a full-length file still invalid under load).
+    """
     if "not a valid duckdb database file" not in str(exc).lower():
         return False
     try:
-        return path.stat().st_size < _HEADER_BYTES
+        info = path.stat()
     except OSError:
         return True
+    return info.st_size < _HEADER_BYTES or time.time() - info.st_mtime < CREATION_WAIT_S
 
 
 class WarehouseLockedError(RuntimeError):
