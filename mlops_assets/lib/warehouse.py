@@ -53,8 +53,9 @@ def add_missing_columns(
 
 # Two processes that open a warehouse that does not exist yet race: one creates the file, and for a
 # moment the other finds it without its header ("not a valid DuckDB database file"). That file is
-# waited for this long; a file that stays invalid is reported as it is.
-CREATION_WAIT_S = 5.0
+# waited for this long; a file that stays invalid is reported as it is. 30 s, not 5: on a loaded CI
+# machine the creator can be descheduled between creating the file and writing its headers.
+CREATION_WAIT_S = 30.0
 _HEADER_BYTES = 3 * 4096  # DuckDB's file header and its two database headers
 
 
