@@ -182,8 +182,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             md = bench_mod.whole_graph_markdown(results, command, refs)
             print(md)
-            if not args.no_write:
-                bench_mod.write_section(md, section="whole-graph")
+            if not args.no_write:  # one section per set of sizes: a 1M run does not replace the 100k figures
+                bench_mod.write_section(md, section="whole-graph-" + "-".join(str(n) for n in sizes))
             return 0
         if args.like and args.models_only:
             parser.error("--like times ingestion and cleaning; it excludes --models-only")
