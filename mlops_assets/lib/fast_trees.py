@@ -446,7 +446,11 @@ def shap_table_nodes(booster: Any) -> int | None:
     MAX_TABLE_ENTRIES entries in all, or category codes so large that the categorical look-up table
     would outgrow the tables' memory).
     """
-    dump = booster.dump_model()
+    return _table_entries(booster.dump_model())
+
+
+def _table_entries(dump: dict) -> int | None:
+    """:func:`shap_table_nodes` of a booster's ``dump_model()``."""
     if dump.get("num_tree_per_iteration", 1) != 1:
         return None
     total = categorical_nodes = categories = 0
@@ -460,11 +464,16 @@ def shap_table_nodes(booster: Any) -> int | None:
             for node in nodes:
                 if node["decision_type"] == "==":
                     categorical_nodes += 1
-                    categories = max(categories, *(int(c) for c in str(node["threshold"]).split("||")))
+                    categories = max(categories, *_categories(node))
     # the categorical look-up table takes a byte per (categorical node, category code): bounded alike
     if total > MAX_TABLE_ENTRIES or categorical_nodes * (categories + 1) > 8 * MAX_TABLE_ENTRIES:
         return None
     return total
+
+
+def _categories(node: dict) -> list[int]:
+    """The category codes a categorical node sends left (``dump_model`` writes them as "1||3||5")."""
+    return [int(c) for c in str(node["threshold"]).split("||")]
 
 
 # how a node decides, in the kernel: LightGBM's missing types of a numerical split, or a categorical one
@@ -527,13 +536,13 @@ def compile_shap(model_string: str, cache_dir: str | Path | None = None) -> Comp
         with np.load(cache_file) as stored:
             arrays = {name: stored[name] for name in stored.files}
         return CompiledShap(arrays, int(arrays["n_features"][0]), cache_file)
-    booster = lgb.Booster(model_str=model_string)
-    if shap_table_nodes(booster) is None:
+    dump = lgb.Booster(model_str=model_string).dump_model()
+    if _table_entries(dump) is None:
         raise ValueError(
             f"this model has a tree over {MAX_TABLE_NODES} internal nodes, over {MAX_TABLE_ENTRIES:,} table "
             "entries in all, or several outputs: use LightGBM's pred_contrib for its SHAP values"
         )
-    arrays = _packed_tables(booster.dump_model())
+    arrays = _packed_tables(dump)
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache_file.parent) as tmp:
         partial = Path(tmp) / "tables.npz"
@@ -559,9 +568,7 @@ def _packed_tables(dump: dict) -> dict[str, np.ndarray]:
             nodes["feature"].append(int(node["split_feature"]))
             categorical = node["decision_type"] == "=="
             if categorical:  # its categories, "1||3||5", go to the look-up table below
-                category_lists.append(
-                    (len(nodes["lut"]), [int(c) for c in str(node["threshold"]).split("||")])
-                )
+                category_lists.append((len(nodes["lut"]), _categories(node)))
             nodes["threshold"].append(0.0 if categorical else float(node["threshold"]))
             nodes["kind"].append(_CATEGORICAL if categorical else _KINDS[node["missing_type"]])
             nodes["default_left"].append(int(bool(node.get("default_left", False))))

@@ -505,7 +505,7 @@ def train_model(
             return rows, lgb.Dataset(stop_x, stop_y, reference=train_ds, params=dataset_params).construct()
 
         slots = [tuning_sets(copy=slot > 0) for slot in range(min(config.parallel_trials, config.n_trials))]
-        tune_ds, tune_val_ds = slots[0]
+        tune_ds = slots[0][0]  # the CV folds are cut from it
     tune_x, y_tune = train_x.iloc[tune_from:], y_train[tune_from:]
 
     base = _base_params(spec, config)
