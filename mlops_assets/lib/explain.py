@@ -476,6 +476,9 @@ def top_reasons_arrays(
         min(k_used + _SPARE_REASONS, len(features)),
     )
 
+    if n_rows <= _FEW_ROWS:  # online requests: per row in Python, no per-feature numpy passes
+        return _few_rows_reasons(top, chosen, values, features, levels, k, k_used, effects, phrases)
+
     def keys_of(feature_index: int, rows: np.ndarray) -> tuple[np.ndarray, list[str] | None]:
         return np.asarray(values[rows, feature_index], dtype=float), levels.get(features[feature_index])
 
@@ -487,4 +490,44 @@ def top_reasons_arrays(
             columns.append([vocabulary[c] if c >= 0 else None for c in codes[:, position].tolist()])
         else:
             columns.append([None] * n_rows)
+    return columns
+
+
+# Up to this many rows, top_reasons_arrays words each row on its own: the vectorised path's numpy passes
+# per distinct feature cost ~0.3 ms whatever the row count, ten times one row's sentences.
+_FEW_ROWS = 8
+
+
+def _few_rows_reasons(
+    top: np.ndarray,
+    chosen: np.ndarray,
+    values: np.ndarray,
+    features: list[str],
+    levels: Mapping[str, list[str]],
+    k: int,
+    k_used: int,
+    effects: tuple[str, str],
+    phrases: Mapping[str, Phrase],
+) -> list[list[str | None]]:
+    """:func:`top_reasons_arrays` row by row: the same sentences as its `_reason_codes` + `_first_distinct`
+    (each row's first k distinct sentences of its non-zero contributions, values bucketed the same way).
+    """
+    columns: list[list[str | None]] = [[] for _ in range(k)]
+    for row in range(len(top)):
+        texts: list[str] = []
+        for feature_index, contribution in zip(top[row].tolist(), chosen[row].tolist(), strict=True):
+            if len(texts) == k_used:
+                break
+            if contribution == 0.0:
+                continue
+            name = features[feature_index]
+            phrase, labels = _phrase_for(name, phrases), levels.get(name)
+            key = np.asarray(values[row, feature_index : feature_index + 1], dtype=float)
+            if labels is None and phrase.kind != "text":
+                key = _bucket(key, phrase.kind)
+            text = f"{_description(phrase, name, key[0], labels)} {effects[0] if contribution > 0 else effects[1]}"
+            if text not in texts:
+                texts.append(text)
+        for position in range(k):
+            columns[position].append(texts[position] if position < len(texts) else None)
     return columns

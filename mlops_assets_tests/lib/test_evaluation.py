@@ -576,3 +576,35 @@ def test_a_reason_list_never_says_the_same_words_twice():
         pd.DataFrame(contribs[:, :5], columns=features), pd.DataFrame(values, columns=features)
     )
     assert table.row(0) == tuple(got)
+
+
+def test_reasons_of_a_few_rows_are_the_words_of_the_vectorised_path():
+    """Online requests (up to 8 rows) are worded row by row; every row must read exactly as in a batch:
+    numbers bucketed, categories by their level, flags, missing values, zero and negative contributions,
+    ties, and the same words from several features said once.
+    """
+    from mlops_assets.lib import explain
+    from mlops_assets.lib import features as features_lib
+
+    features = [*features_lib.NUMERIC_FEATURES, *features_lib.CATEGORICAL_FEATURES]
+    levels = {name: [f"{name}-{i}" for i in range(5)] for name in features_lib.CATEGORICAL_FEATURES}
+    rng = np.random.default_rng(14)
+    n = 400
+    values = rng.gamma(1.5, 20.0, size=(n, len(features))) * rng.choice(
+        [-1.0, 0.0, 0.01, 1.0], size=(n, len(features))
+    )
+    values[rng.random(values.shape) < 0.2] = np.nan
+    for j, name in enumerate(features):
+        if name in levels:
+            values[:, j] = np.where(rng.random(n) < 0.2, np.nan, rng.integers(0, 5, n))
+    contribs = rng.normal(size=(n, len(features) + 1)) * (rng.random((n, len(features) + 1)) < 0.5)
+    contribs[::7, :] = np.round(contribs[::7, :], 1)  # ties
+    contribs[::11, :] = 0.0  # nothing to say
+    for effects in (explain.RISK_EFFECTS, explain.CYCLE_TIME_EFFECTS):
+        batch = explain.top_reasons_arrays(contribs, values, features, levels, k=3, effects=effects)
+        assert n > explain._FEW_ROWS  # the vectorised path
+        for start in range(0, n, 5):
+            few = explain.top_reasons_arrays(contribs[start : start + 5], values[start : start + 5], features,
+                                             levels, k=3, effects=effects)  # fmt: skip
+            assert few == [column[start : start + 5] for column in batch]
+        assert sum(text is not None for text in batch[0]) > 300 and batch[2].count(None) < n
