@@ -11,9 +11,11 @@ each variant (a JSON list of LightGBM parameter overrides, plus optional "rounds
 "min_delta") fits those parameters on every train row, early-stopped on the whole validation split, and
 prints wall time, trees, the validation metric and the test metric (late_risk ROC-AUC, cycle_time MAE
 in days). This is how `TrainConfig.refit_grow_from` / `refit_max_rounds` were chosen
-(docs/BENCHMARKS.md, "Whole graph, as `make run` runs it"). One thread, as the trials.
+(docs/BENCHMARKS.md, "Whole graph, as `make run` runs it"). One thread, as the trials, unless --threads;
+--params refits given parameters (a candidate's logged lgb.* params) instead of a search's best.
 
     python scripts/bench_refit.py --work /tmp/w1m --model late_risk --variants '[{"num_leaves": 16}, {"num_leaves": 32}]'
+    python scripts/bench_refit.py --work DIR --model cycle_time --threads 2 --params "$LOGGED" --variants '[{"bagging_fraction": 0.5}]'
 """
 
 from __future__ import annotations
@@ -53,6 +55,9 @@ def main() -> None:
     parser.add_argument("--work", required=True, type=Path)
     parser.add_argument("--model", default="late_risk", choices=sorted(training.MODEL_SPECS))
     parser.add_argument("--variants", default='[{}, {"num_leaves": 16}, {"num_leaves": 32}]')
+    parser.add_argument("--params", default=None, help="the parameters to refit (JSON, e.g. a candidate's logged "
+                        "lgb.* params) instead of a search's best")  # fmt: skip
+    parser.add_argument("--threads", type=int, default=1, help="LightGBM threads of the refits")
     args = parser.parse_args()
 
     parts = reporting.split_frames(
@@ -60,7 +65,7 @@ def main() -> None:
     )
     spec = training.get_spec(args.model)
     feats = spec.feature_columns()
-    params = search_params(args.work, args.model, parts)
+    params = json.loads(args.params) if args.params else search_params(args.work, args.model, parts)
     print("search parameters:", params, flush=True)
     train, val, test = parts["train"], parts["validation"], parts["test"]
     levels = training.category_levels(train, training.categorical_columns(train, feats))
@@ -82,7 +87,7 @@ def main() -> None:
         rounds = variant.pop("rounds", 3000)
         patience = variant.pop("patience", 100)
         min_delta = variant.pop("min_delta", 0.0)
-        fit.update(variant)
+        fit.update({"num_threads": args.threads, **variant})
         started = time.perf_counter()
         booster = lgb.train(
             fit,
