@@ -394,6 +394,7 @@ def train_config(record: Mapping[str, Any]) -> Any:
     values.setdefault("refit_grow_from", 0.0)  # recorded before the refit grew its trees
     values.setdefault("refit_threads", 1)  # recorded before the refit ran on its own thread count
     values.setdefault("parallel_trials", 1)  # recorded before trials were fit two at a time
+    values.setdefault("prune_every", 0)  # recorded before trials were pruned
     return training.TrainConfig(**{**values, "n_trials": int(n_run), "timeout_s": UNBOUNDED_TIMEOUT_S})
 
 

@@ -279,7 +279,7 @@ def test_trials_fit_two_at_a_time_are_the_same_search_on_every_run(model_splits)
     """
     spec = training.MODEL_SPECS["late_risk"]
     data = model_splits["late_risk"]
-    config = dataclasses.replace(FAST, n_trials=12, cv_folds=0)
+    config = dataclasses.replace(FAST, n_trials=12, cv_folds=0, prune_every=0)  # pruning: the next test
     runs: dict[str, list[str]] = {"one": [], "two": [], "two again": []}
     models = {
         label: training.train_model(
@@ -302,3 +302,32 @@ def test_trials_fit_two_at_a_time_are_the_same_search_on_every_run(model_splits)
     assert models["two again"].model_string == models["two"].model_string
     with pytest.raises(ValueError, match="parallel_trials >= 1"):
         training.train_model(spec, data, dataclasses.replace(config, parallel_trials=0))
+
+
+def test_trials_behind_the_median_are_pruned_and_the_search_stays_the_same(model_splits):
+    """A trial that trails the finished trials' median at a checked round stops there: it is counted and
+    reported as pruned, the best trial is a finished one, and two runs give the same search and model.
+    """
+    spec = training.MODEL_SPECS["cycle_time"]
+    data = model_splits["cycle_time"]
+    config = dataclasses.replace(FAST, n_trials=12, cv_folds=0, prune_every=1, prune_startup_trials=3,
+                                 prune_warmup_rounds=1)  # fmt: skip
+    lines: dict[str, list[str]] = {"first": [], "second": [], "unpruned": []}
+    models = {
+        label: training.train_model(
+            spec,
+            data,
+            config if label != "unpruned" else dataclasses.replace(config, prune_every=0),
+            lines[label].append,
+        )
+        for label in lines
+    }
+    pruned = [line for line in lines["first"] if " pruned at round " in line]
+    assert pruned, lines["first"]
+    assert all("/12 pruned at round " in line and "behind the median" in line for line in pruned)
+    assert len([line for line in lines["first"] if ": trial " in line]) == models["first"].n_trials == 12
+    strip = lambda text: [line.rsplit(", ", 1)[0] for line in text if ": trial " in line]  # noqa: E731
+    assert strip(lines["second"]) == strip(lines["first"])  # the same trials pruned at the same rounds
+    assert models["second"].model_string == models["first"].model_string
+    assert not any(" pruned at round " in line for line in lines["unpruned"])
+    assert models["first"].metrics["test_mae"] > 0

@@ -113,6 +113,7 @@ def build_model_assets(spec: training.ModelSpec) -> list[dg.AssetsDefinition]:
             cv_folds=config.cv_folds,
             tune_rows=config.tune_rows,
             parallel_trials=config.parallel_trials,
+            prune_every=config.prune_every,
         )
         record = reproduce.training_record(
             wh,

@@ -40,6 +40,10 @@ class TrainingConfig(dg.Config):
         default=_DEFAULTS.parallel_trials,
         description="trials fit at a time, one thread each (the same search whatever the machine; 1 on one core)",
     )
+    prune_every: int = Field(
+        default=_DEFAULTS.prune_every,
+        description="every this many rounds a trial behind the median of the finished trials stops (0: no pruning)",
+    )
 
 
 class GateConfig(dg.Config):
