@@ -604,10 +604,6 @@ def train_model(
     started = time.perf_counter()
 
     def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        # a pruned trial carries its last checked value (Optuna's tell): never the best
-        done = [
-            t for t in study.trials if t.value is not None and t.state == optuna.trial.TrialState.COMPLETE
-        ]
         seconds = trial.duration.total_seconds() if trial.duration is not None else 0.0
         if trial.state == optuna.trial.TrialState.PRUNED:
             progress(
@@ -615,6 +611,8 @@ def train_model(
                 f"(validation {spec.eval_metric} behind the median of the finished trials there), {seconds:.1f} s"
             )
             return
+        # finished trials only: a pruned one carries its last checked value (Optuna's tell), never the best
+        done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         top = (max if direction == "maximize" else min)(done, key=lambda t: t.value) if done else None
         progress(
             trial_line(
@@ -708,9 +706,9 @@ def _search(
     report: Callable[[Any, Any], None] | None,
 ) -> None:
     """Optuna's ``study.optimize`` (n_trials, timeout checked before each new trial, a failed fit fails its
-    trial and raises) with ``config.parallel_trials`` trials fit at a time on threads (LightGBM releases
-    the GIL): asked together, told in trial order, so the search is the same on every machine and in
-    every run. TPE's first 10 trials are random draws in the order asked, so batching changes nothing
+    trial and raises, a fit the pruner stops is told as pruned) with ``config.parallel_trials`` trials fit
+    at a time on threads (LightGBM releases the GIL): asked together, told in trial order, so the search
+    is the same on every machine and in every run (the pruner, too, only reads trials already told). TPE's first 10 trials are random draws in the order asked, so batching changes nothing
     there; a later trial is suggested from the trials told before its batch.
     """
     from concurrent.futures import ThreadPoolExecutor
