@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -254,6 +255,9 @@ def whole_graph(n_tasks: int, work: Path | None = None, like: Path | None = None
     """
     work = work or Path(tempfile.mkdtemp(prefix=f"mlops-bench-{n_tasks}-"))
     (work / "dagster_home").mkdir(parents=True, exist_ok=True)
+    instance_yaml = Path(__file__).resolve().parents[2] / "dagster.yaml"
+    if instance_yaml.is_file():  # `make instance`: the checkout's instance settings (telemetry off)
+        shutil.copyfile(instance_yaml, work / "dagster_home" / "dagster.yaml")
     generated = generate(work, n_tasks, like)
     cmd = [
         str(Path(sys.executable).parent / "dagster"),

@@ -25,11 +25,13 @@ BASE_VALUE_COLUMN = "base_value"
 # explanations
 
 
-def shap_contributions(booster: lightgbm.Booster, X: pd.DataFrame) -> pd.DataFrame:
+def shap_contributions(booster: lightgbm.Booster, X: pd.DataFrame, tables: bool = False) -> pd.DataFrame:
     """Per-row feature contributions (TreeSHAP, LightGBM's `pred_contrib=True`) plus a base_value column.
 
     They add up to the raw score: log-odds for late_risk, the training target (days, or log1p days) for
-    cycle_time.
+    cycle_time. With `tables`, they come from the booster's SHAP tables (``fast_trees.compile_shap``: the same
+    values within ~1e-14) when its trees fit them, built into the model cache (``fast_trees.default_cache_dir``)
+    if not there yet: the batch scores and the online service of the same model then find them there.
     """
     import pandas as pd
 
@@ -37,7 +39,11 @@ def shap_contributions(booster: lightgbm.Booster, X: pd.DataFrame) -> pd.DataFra
     missing = [name for name in features if name not in X.columns]
     if missing:
         raise ValueError(f"X lacks the booster's feature column(s) {missing}")
-    contribs = np.asarray(booster.predict(X[features], pred_contrib=True))
+    explainer = _shap_tables(booster) if tables else None
+    if explainer is not None:
+        contribs = explainer.contributions(_lightgbm_matrix(X[features]))
+    else:
+        contribs = np.asarray(booster.predict(X[features], pred_contrib=True))
     if contribs.shape[1] != len(features) + 1:
         raise ValueError(
             f"expected {len(features) + 1} contribution columns (one model output), got "
@@ -46,15 +52,45 @@ def shap_contributions(booster: lightgbm.Booster, X: pd.DataFrame) -> pd.DataFra
     return pd.DataFrame(contribs, columns=[*features, BASE_VALUE_COLUMN], index=X.index)
 
 
+def _shap_tables(booster: lightgbm.Booster) -> Any:
+    """The booster's ``fast_trees.CompiledShap`` from the model cache (built there if needed); None when its
+    trees are too big for tables or native code is not available here.
+    """
+    from mlops_assets.lib import fast_trees
+
+    if not fast_trees.available():
+        return None
+    model_string = booster.model_to_string()
+    if not fast_trees.shap_is_cached(model_string) and fast_trees.shap_table_nodes(booster) is None:
+        return None
+    return fast_trees.compile_shap(model_string, fast_trees.default_cache_dir())
+
+
+def _lightgbm_matrix(X: pd.DataFrame) -> np.ndarray:
+    """The float matrix LightGBM reads from a ``training.to_matrix`` frame: a categorical column as its
+    category codes (the training levels), a code of -1 (unseen or missing) as NaN.
+    """
+    out = np.empty(X.shape, dtype=np.float64)
+    for j, column in enumerate(X.columns):
+        values = X[column]
+        if str(values.dtype) == "category":
+            codes = values.cat.codes.to_numpy().astype(np.float64)
+            codes[codes < 0] = np.nan
+            out[:, j] = codes
+        else:
+            out[:, j] = values.to_numpy(dtype=np.float64)
+    return out
+
+
 def feature_importance_table(
-    booster: lightgbm.Booster, X: pd.DataFrame, contribs: pd.DataFrame | None = None
+    booster: lightgbm.Booster, X: pd.DataFrame, contribs: pd.DataFrame | None = None, tables: bool = False
 ) -> pl.DataFrame:
     """Features by mean |SHAP| on X (share of the total) with LightGBM's total split gain; largest first.
 
-    Pass `contribs` from `shap_contributions` to avoid computing them twice.
+    Pass `contribs` from `shap_contributions` to avoid computing them twice; `tables` as there.
     """
     if contribs is None:
-        contribs = shap_contributions(booster, X)
+        contribs = shap_contributions(booster, X, tables=tables)
     features = booster.feature_name()
     mean_abs = (
         np.abs(contribs[features].to_numpy(dtype=float)).mean(axis=0)

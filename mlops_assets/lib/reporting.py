@@ -125,7 +125,9 @@ def evaluate(
     )
     model._ensure_loaded()  # noqa: SLF001 - the booster behind the pyfunc
     X = training.to_matrix(sample, model.features, model.category_levels)
-    importance = feature_importance_table(model._booster, X)  # noqa: SLF001
+    # from the SHAP tables when the trees fit them: built into the model cache, where the batch scores and
+    # the online service of this model (once it is the champion) find them
+    importance = feature_importance_table(model._booster, X, tables=True)  # noqa: SLF001
     plots["feature_importance"] = plot_feature_importance(importance, out_dir / "feature_importance.png")
     named = {
         f"test_{k}": float(v) for k, v in metrics.items() if isinstance(v, int | float) and np.isfinite(v)

@@ -591,13 +591,7 @@ def train_model(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     direction = "maximize" if spec.eval_metric in ("auc", "average_precision") else "minimize"
-    pruner = (
-        optuna.pruners.MedianPruner(
-            n_startup_trials=config.prune_startup_trials, n_warmup_steps=config.prune_warmup_rounds
-        )
-        if config.prune_every > 0
-        else optuna.pruners.NopPruner()
-    )
+    pruner = _settled_pruner(config)
     study = optuna.create_study(
         direction=direction, sampler=optuna.samplers.TPESampler(seed=config.seed), pruner=pruner
     )
@@ -707,10 +701,17 @@ def _search(
 ) -> None:
     """Optuna's ``study.optimize`` (n_trials, timeout checked before each new trial, a failed fit fails its
     trial and raises, a fit the pruner stops is told as pruned) with ``config.parallel_trials`` trials fit
-    at a time on threads (LightGBM releases the GIL): asked together, told in trial order, so the search
-    is the same on every machine and in every run (the pruner, too, only reads trials already told). TPE's first 10 trials are random draws in the order asked, so batching changes nothing
-    there; a later trial is suggested from the trials told before its batch.
+    at a time on threads (LightGBM releases the GIL).
+
+    A sliding window: trials are told in trial order, and trial k is asked right after trial
+    k - parallel_trials is told, before anything else is. So TPE suggests trial k from exactly the trials
+    0 .. k - parallel_trials, and the pruner (:func:`_settled_pruner`) judges it on those alone, on every
+    machine and in every run, however long each fit takes; a slot frees as soon as the trial in it is
+    told, not when the slowest of a batch is. TPE's first 10 trials are random draws in the order asked,
+    the ones a search of one trial at a time draws. Trial k fits on copy k % parallel_trials of the
+    tuning sets (fit's second argument): the trial before it on that copy has been told.
     """
+    from collections import deque
     from concurrent.futures import ThreadPoolExecutor
 
     import optuna
@@ -718,30 +719,66 @@ def _search(
     started = time.monotonic()
     width = config.parallel_trials
     with ThreadPoolExecutor(width) if width > 1 else contextlib.nullcontext() as pool:
-        while len(study.trials) < config.n_trials and time.monotonic() - started < config.timeout_s:
-            trials = [study.ask() for _ in range(min(width, config.n_trials - len(study.trials)))]
-            params = [suggest(trial) for trial in trials]
-            # the j-th trial of a batch fits on the j-th copy of the tuning sets (fit's second argument)
-            futures = (
-                [pool.submit(fit, p, j, trials[j]) for j, p in enumerate(params)]
-                if pool is not None
-                else None
+        running: deque = deque()  # (trial, params, future or None), in trial order
+
+        def launch() -> None:
+            if len(study.trials) >= config.n_trials or time.monotonic() - started >= config.timeout_s:
+                return
+            trial = study.ask()
+            params = suggest(trial)
+            slot = trial.number % width
+            running.append(
+                (trial, params, pool.submit(fit, params, slot, trial) if pool is not None else None)
             )
-            for i, trial in enumerate(trials):
-                try:
-                    booster = futures[i].result() if futures is not None else fit(params[i], 0, trial)
-                except optuna.TrialPruned:
-                    frozen = study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-                    if report is not None:
-                        report(study, frozen)
-                    continue
-                except BaseException:
-                    for failed in trials[i:]:
-                        study.tell(failed, state=optuna.trial.TrialState.FAIL)
-                    raise
-                frozen = study.tell(trial, keep(params[i], booster))
-                if report is not None:
-                    report(study, frozen)
+
+        for _ in range(width):
+            launch()
+        while running:
+            trial, params, future = running.popleft()
+            try:
+                booster = future.result() if future is not None else fit(params, 0, trial)
+            except optuna.TrialPruned:
+                frozen = study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            except BaseException:
+                for failed in [trial, *(t for t, _, _ in running)]:
+                    study.tell(failed, state=optuna.trial.TrialState.FAIL)
+                raise
+            else:
+                frozen = study.tell(trial, keep(params, booster))
+            launch()  # before the report: the next trial is asked from the trials told so far, nothing else
+            if report is not None:
+                report(study, frozen)
+
+
+def _settled_pruner(config: TrainConfig) -> Any:
+    """Optuna's MedianPruner, judging trial k on the finished trials among 0 .. k - parallel_trials only: the
+    ones told before trial k was asked (:func:`_search`). Trials told while it runs depend on how fast the
+    fits are; reading them, a trial would be pruned on one machine and not on another.
+    """
+    import optuna
+
+    if config.prune_every <= 0:
+        return optuna.pruners.NopPruner()
+    lag = config.parallel_trials
+
+    class Settled:
+        """The study as trial `number` saw it when asked."""
+
+        def __init__(self, study: Any, number: int) -> None:
+            self._study, self._last = study, number - lag
+            self.direction = study.direction
+
+        def get_trials(self, deepcopy: bool = True, states: Any = None) -> list:
+            trials = self._study.get_trials(deepcopy=deepcopy, states=states)
+            return [t for t in trials if t.number <= self._last]
+
+    class SettledMedianPruner(optuna.pruners.MedianPruner):
+        def prune(self, study: Any, trial: Any) -> bool:
+            return super().prune(Settled(study, trial.number), trial)
+
+    return SettledMedianPruner(
+        n_startup_trials=config.prune_startup_trials, n_warmup_steps=config.prune_warmup_rounds
+    )
 
 
 def refit_leaves(tuned: int, train_rows: int, tune_rows: int, config: TrainConfig) -> int:
@@ -794,33 +831,52 @@ def _cross_validate(
     if config.cv_folds < 2:
         return {}
     primary = spec.primary_metric
-    values = []
-    fit_params = {k: v for k, v in params.items() if k != "num_boost_round"}
+    base = {k: v for k, v in params.items() if k != "num_boost_round"}
+    folds = []
     for fold_train, fold_val in splits_lib.time_series_folds(len(y_train), config.cv_folds):
         fold_train, fold_val = np.sort(np.asarray(fold_train)), np.sort(np.asarray(fold_val))
         if len(fold_train) == 0 or len(fold_val) == 0:
+            continue
+        if spec.kind == "binary" and (
+            len(np.unique(y_train[fold_train])) < 2 or len(np.unique(y_train[fold_val])) < 2
+        ):
             continue
         # A fold trains on a fraction of train: min_data_in_leaf shrinks with it, so a leaf holds the same
         # share of the data as in the tuned model. Unscaled, on the 258 real Apache issues (min_data_in_leaf
         # 72, folds of 129-215 rows, bagging 0.58) no fold could split at all: every fold predicted a
         # constant and the CV ROC-AUC read 0.5 +- 0, a score of nothing.
-        fit_params["min_data_in_leaf"] = max(
-            1, round(params.get("min_data_in_leaf", 20) * len(fold_train) / len(y_train))
-        )
-        if spec.kind == "binary" and (
-            len(np.unique(y_train[fold_train])) < 2 or len(np.unique(y_train[fold_val])) < 2
-        ):
-            continue
+        fold_params = {
+            **base,
+            "min_data_in_leaf": max(
+                1, round(params.get("min_data_in_leaf", 20) * len(fold_train) / len(y_train))
+            ),
+        }
+        # built here, one at a time: a subset reads its parent Dataset, which threads should not share
+        folds.append((fold_params, train_ds.subset(fold_train.tolist()).construct(), fold_val))
+
+    def fold_score(fold: tuple[dict[str, Any], Any, np.ndarray]) -> float:
+        fold_params, rows, fold_val = fold
         with clock:
             booster = lgb.train(
-                fit_params,
-                train_ds.subset(fold_train.tolist()),
-                num_boost_round=params["num_boost_round"],
-                keep_training_booster=True,
+                fold_params, rows, num_boost_round=params["num_boost_round"], keep_training_booster=True
             )
             raw = booster.predict(train_x.iloc[fold_val])
         pred = np.clip(np.expm1(raw), 0.0, None) if spec.log_target else raw
-        values.append(score(spec, original_scale(spec, y_train[fold_val]), pred, "cv")[f"cv_{primary}"])
+        return score(spec, original_scale(spec, y_train[fold_val]), pred, "cv")[f"cv_{primary}"]
+
+    # The folds are independent fits of fixed length (num_threads each, as the trials): config.parallel_trials
+    # of them at a time, the largest first so the last one to start is a short one. Each fold's fit and score
+    # are the same as one after another; the values keep fold order.
+    width = min(config.parallel_trials, len(folds))
+    if width > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        order = sorted(range(len(folds)), key=lambda i: -folds[i][1].num_data())
+        with ThreadPoolExecutor(width) as pool:
+            futures = {i: pool.submit(fold_score, folds[i]) for i in order}
+            values = [futures[i].result() for i in range(len(folds))]
+    else:
+        values = [fold_score(fold) for fold in folds]
     values = [v for v in values if math.isfinite(v)]
     if not values:
         return {}
