@@ -294,8 +294,12 @@ def _spool_dir() -> str:
 
 
 # Above this many bytes of new files, parsing fans out over worker processes (one per core); below it
-# the cost of starting spawned workers (imports, about 1-2 s) and shipping frames back outweighs the gain.
-PARALLEL_MIN_BYTES = 256 * 1024 * 1024
+# the cost of starting spawned workers (imports, about 0.5 s) and shipping frames back outweighs the gain.
+# Measured on 2 cores (2026-12-05, synthetic pages, the raw assets alone, in process vs workers): Jira
+# 24 MB 0.7 vs 1.1 s, 232 MB 6.3 vs 4.5 s; GitHub 11 MB 0.3 vs 0.8 s, 109 MB 2.4 vs 1.9 s alone but
+# 2.3 vs 2.8-3.1 s inside the whole 100k graph (`mlops-assets bench --tasks 100000`). 256 MB before:
+# the 100k graph's 232 MB of Jira pages parsed in the step's own process while a core idled.
+PARALLEL_MIN_BYTES = 128 * 1024 * 1024
 
 
 def _parse_job(source: str, path_str: str, known: frozenset[str]) -> dict[str, Any]:
