@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from mlops_assets.lib import long_lived
 from mlops_assets.lib.pulls import (
     PULL_VARIABLES,
     github_client,
@@ -42,6 +43,14 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def get(self) -> Warehouse:
         return Warehouse(location(self.path), data_path=location(self.data_path) if self.data_path else None)
+
+    # Every run uses the warehouse, and the in-process executor sets its resources up once per run: while
+    # the run executes, the survivors of full garbage collections are frozen (lib/long_lived.py).
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        long_lived.start()
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        long_lived.stop()
 
 
 class LandingZoneResource(dg.ConfigurableResource):
