@@ -41,7 +41,8 @@ def shap_contributions(booster: lightgbm.Booster, X: pd.DataFrame, tables: bool 
         raise ValueError(f"X lacks the booster's feature column(s) {missing}")
     explainer = _shap_tables(booster) if tables else None
     if explainer is not None:
-        contribs = explainer.contributions(_lightgbm_matrix(X[features]))
+        # the values LightGBM reads: a categorical column as its category codes, -1 (unseen, missing) as NaN
+        contribs = explainer.contributions(np.column_stack([_column_values(X[name])[0] for name in features]))
     else:
         contribs = np.asarray(booster.predict(X[features], pred_contrib=True))
     if contribs.shape[1] != len(features) + 1:
@@ -64,22 +65,6 @@ def _shap_tables(booster: lightgbm.Booster) -> Any:
     if not fast_trees.shap_is_cached(model_string) and fast_trees.shap_table_nodes(booster) is None:
         return None
     return fast_trees.compile_shap(model_string, fast_trees.default_cache_dir())
-
-
-def _lightgbm_matrix(X: pd.DataFrame) -> np.ndarray:
-    """The float matrix LightGBM reads from a ``training.to_matrix`` frame: a categorical column as its
-    category codes (the training levels), a code of -1 (unseen or missing) as NaN.
-    """
-    out = np.empty(X.shape, dtype=np.float64)
-    for j, column in enumerate(X.columns):
-        values = X[column]
-        if str(values.dtype) == "category":
-            codes = values.cat.codes.to_numpy().astype(np.float64)
-            codes[codes < 0] = np.nan
-            out[:, j] = codes
-        else:
-            out[:, j] = values.to_numpy(dtype=np.float64)
-    return out
 
 
 def feature_importance_table(

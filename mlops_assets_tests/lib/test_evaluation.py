@@ -370,6 +370,25 @@ def test_shap_contributions_sum_to_regression_prediction(task_features):
     np.testing.assert_allclose(contribs.sum(axis=1), booster.predict(task_features), atol=1e-9)
 
 
+def test_shap_contributions_from_tables_are_pred_contrib_and_land_in_the_model_cache(
+    late_risk_booster, task_features, tmp_path, monkeypatch
+):
+    """The evaluation's path: the SHAP tables (built into MLOPS_MODEL_CACHE, where the batch scores look)
+    give LightGBM's pred_contrib, a categorical column and missing values included, in the frame's order.
+    """
+    from mlops_assets.lib import fast_trees
+
+    if not fast_trees.available():
+        pytest.skip("no native code here (lleaves/llvmlite): the tables path falls back to pred_contrib")
+    monkeypatch.setenv("MLOPS_MODEL_CACHE", str(tmp_path))
+    frame = task_features[list(reversed(task_features.columns))]
+    tables = shap_contributions(late_risk_booster, frame, tables=True)
+    exact = shap_contributions(late_risk_booster, frame)
+    assert list(tables.columns) == list(exact.columns)
+    np.testing.assert_allclose(tables.to_numpy(), exact.to_numpy(), rtol=0, atol=1e-12)
+    assert fast_trees.shap_is_cached(late_risk_booster.model_to_string(), tmp_path)
+
+
 def test_shap_contributions_name_missing_features(late_risk_booster, task_features):
     with pytest.raises(ValueError, match="assignee_open_tasks"):
         shap_contributions(late_risk_booster, task_features.drop(columns="assignee_open_tasks"))
