@@ -61,10 +61,7 @@ def _shap_tables(booster: lightgbm.Booster) -> Any:
 
     if not fast_trees.available():
         return None
-    model_string = booster.model_to_string()
-    if not fast_trees.shap_is_cached(model_string) and fast_trees.shap_table_nodes(booster) is None:
-        return None
-    return fast_trees.compile_shap(model_string, fast_trees.default_cache_dir())
+    return fast_trees.shap_tables(booster, booster.model_to_string())
 
 
 def feature_importance_table(

@@ -272,6 +272,18 @@ def shap_is_cached(model_string: str, cache_dir: str | Path | None = None) -> bo
     return _shap_cache_file(model_string, cache_dir).exists()
 
 
+def shap_tables(
+    booster: Any, model_string: str, cache_dir: str | Path | None = None, build: bool = True
+) -> CompiledShap | None:
+    """The SHAP tables of `booster` (whose text is `model_string`): from the cache when there, else built
+    (and cached) when `build` and its trees fit tables (:func:`shap_table_nodes`); None otherwise, and
+    the caller uses LightGBM's ``pred_contrib``.
+    """
+    if shap_is_cached(model_string, cache_dir) or (build and shap_table_nodes(booster) is not None):
+        return compile_shap(model_string, cache_dir)  # a cache hit needs no dump_model
+    return None
+
+
 def _shap_cache_file(model_string: str, cache_dir: str | Path | None) -> Path:
     return _cache_file("shap-tables-1", ".shap.npz", model_string, cache_dir)
 

@@ -204,13 +204,13 @@ class ServedModel:
             or fast_trees.forest_is_cached(model_string, cache_dir)
         ):
             forest = fast_trees.compile_forest(model_string, cache_dir)
-        shap_cached = shap and fast_trees.shap_is_cached(model_string, cache_dir)
-        if shap_cached or (
-            shap
-            and (batch_rows is None or batch_rows >= fast_trees.BATCH_SHAP_COMPILE_MIN_ROWS)
-            and fast_trees.shap_table_nodes(self.booster) is not None  # a cache hit needs no dump_model
-        ):
-            explainer = fast_trees.compile_shap(model_string, cache_dir)
+        if shap:
+            explainer = fast_trees.shap_tables(
+                self.booster,
+                model_string,
+                cache_dir,
+                build=batch_rows is None or batch_rows >= fast_trees.BATCH_SHAP_COMPILE_MIN_ROWS,
+            )
         return dataclasses.replace(self, forest=forest, shap=explainer)
 
     def matrix(self, features: pl.DataFrame | FeatureColumns) -> np.ndarray:
