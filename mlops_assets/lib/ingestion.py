@@ -24,7 +24,7 @@ import tempfile
 import uuid
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -587,110 +587,166 @@ def ingest_source(
     batch_bytes = write_batch_bytes()
     batch = _Batch(kinds, single_thread=workers > 0)
     streamed: list[dict[str, Any]] = []
-    for job in _parse_all(source, files, known, workers):
-        if job["status"] == "records":  # a worker's chunk: the records of the file jobs just before
-            for kind, table in job["frames"].items():
-                batch.parts[kind].append(table if isinstance(table, pa.Table) else _unspool(table))
+    with _Flusher(background=workers > 0) as flusher:
+        for job in _parse_all(source, files, known, workers):
+            if not _take_job(job, batch, report, first_file, recorded, unreadable, streamed, source, now):
+                continue
             if batch.bytes >= batch_bytes:  # only here: a chunk's files and records commit together
-                batch.flush(warehouse, source, now, report)
+                flusher.flush(batch, warehouse, source, now, report)
                 batch = _Batch(kinds, single_thread=workers > 0)
-            continue
-        fh, rel = job["file_hash"], job["path"]
-        entry = {
-            "source": source,
-            "source_file": rel,
-            "file_hash": fh,
-            "size_bytes": job["size"],
-            "ingested_at": now,
-        }
-        if job["status"] == "skipped" or fh in first_file:
-            report.files_skipped += 1
-            if fh in unreadable:
-                report.unreadable.append((Path(rel).name, unreadable[fh]))
-            if (
-                rel not in recorded
-            ):  # a copy under another name: recorded once, so every file is accounted for
-                recorded.add(rel)
-                batch.files.append(
-                    {
-                        **entry,
-                        "encoding": None,
-                        "shape": None,
-                        "status": "duplicate_file",
-                        "n_records": 0,
-                        "n_rejects": 0,
-                        "message": f"same content as {Path(first_file[fh]).name}: nothing new in it",
-                    }
-                )
-            continue
-        first_file[fh] = rel
-        recorded.add(rel)
-        if job["status"] == "stream":  # written on its own after the batches, in its own transaction
-            streamed.append(job)
-            continue
-        batch.bytes += job["size"]
-        if job["status"] == "unreadable":
-            report.files_unreadable += 1
-            report.messages.append(f"{Path(rel).name}: {job['error']}")
-            report.unreadable.append((Path(rel).name, job["error"]))
-            unreadable[fh] = job["error"]
-            batch.rejects.append(
-                {
-                    "source": source,
-                    "source_file": rel,
-                    "file_hash": fh,
-                    "locator": "<file>",
-                    "reason": job["error"],
-                    "record_hash": None,
-                    "payload": job["excerpt"],
-                    "ingested_at": now,
-                }
-            )
+        flusher.flush(batch, warehouse, source, now, report, always=True)
+    for job in streamed:
+        _ingest_streamed(warehouse, source, job, now, report)
+    return report
+
+
+def _take_job(
+    job: dict[str, Any],
+    batch: _Batch,
+    report: IngestReport,
+    first_file: dict[str, str],
+    recorded: set[str],
+    unreadable: dict[str, str],
+    streamed: list[dict[str, Any]],
+    source: str,
+    now: datetime,
+) -> bool:
+    """Add one result of _parse_all to the batch; True when it was a chunk's records (a batch may end there)."""
+    if job["status"] == "records":  # a worker's chunk: the records of the file jobs just before
+        for kind, table in job["frames"].items():
+            batch.parts[kind].append(table if isinstance(table, pa.Table) else _unspool(table))
+        return True
+    fh, rel = job["file_hash"], job["path"]
+    entry = {
+        "source": source,
+        "source_file": rel,
+        "file_hash": fh,
+        "size_bytes": job["size"],
+        "ingested_at": now,
+    }
+    if job["status"] == "skipped" or fh in first_file:
+        report.files_skipped += 1
+        if fh in unreadable:
+            report.unreadable.append((Path(rel).name, unreadable[fh]))
+        if rel not in recorded:  # a copy under another name: recorded once, so every file is accounted for
+            recorded.add(rel)
             batch.files.append(
                 {
                     **entry,
                     "encoding": None,
                     "shape": None,
-                    "status": "unreadable",
+                    "status": "duplicate_file",
                     "n_records": 0,
-                    "n_rejects": 1,
-                    "message": job["error"],
+                    "n_rejects": 0,
+                    "message": f"same content as {Path(first_file[fh]).name}: nothing new in it",
                 }
             )
+        return False
+    first_file[fh] = rel
+    recorded.add(rel)
+    if job["status"] == "stream":  # written on its own after the batches, in its own transaction
+        streamed.append(job)
+        return False
+    batch.bytes += job["size"]
+    if job["status"] == "unreadable":
+        report.files_unreadable += 1
+        report.messages.append(f"{Path(rel).name}: {job['error']}")
+        report.unreadable.append((Path(rel).name, job["error"]))
+        unreadable[fh] = job["error"]
+        batch.rejects.append(
+            {
+                "source": source,
+                "source_file": rel,
+                "file_hash": fh,
+                "locator": "<file>",
+                "reason": job["error"],
+                "record_hash": None,
+                "payload": job["excerpt"],
+                "ingested_at": now,
+            }
+        )
+        batch.files.append(
+            {
+                **entry,
+                "encoding": None,
+                "shape": None,
+                "status": "unreadable",
+                "n_records": 0,
+                "n_rejects": 1,
+                "message": job["error"],
+            }
+        )
+    else:
+        if job["encoding"] != "utf-8":
+            report.latin1_files.append(Path(rel).name)
+        batch.rejects += [
+            {
+                "source": source,
+                "source_file": rel,
+                "file_hash": fh,
+                "locator": loc,
+                "reason": reason,
+                "record_hash": rh,
+                "payload": payload,
+                "ingested_at": now,
+            }
+            for loc, reason, payload, rh in job["rejects"]
+        ]
+        batch.files.append(
+            {
+                **entry,
+                "encoding": job["encoding"],
+                "shape": job["shape"],
+                "status": "ingested",
+                "n_records": job["n_records"],
+                "n_rejects": len(job["rejects"]),
+                "message": f"not UTF-8: decoded as {job['encoding']}" if job["encoding"] != "utf-8" else None,
+            }
+        )
+        report.files_ingested += 1
+    return False
+
+
+class _Flusher:
+    """Writes batches in order, at most one at a time; in the background when parse workers run.
+
+    With workers, a batch's write (DuckDB on one thread, which releases the GIL) overlaps the parsing
+    and collecting of the next batch: before, the workers stopped PARSE_AHEAD_BYTES ahead while this
+    process wrote. Still one transaction per batch, committed in file order: the next write starts only
+    after the previous one committed, and a failed write stops the ingestion with its own error (at
+    the next flush or on leaving), batches written before it kept, none after it started.
+    """
+
+    def __init__(self, background: bool):
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="ingest-write") if background else None
+        self._pending: Future | None = None
+
+    def flush(self, batch: _Batch, *args: Any, **kwargs: Any) -> None:
+        self.wait()
+        if self._pool is None:
+            batch.flush(*args, **kwargs)
         else:
-            if job["encoding"] != "utf-8":
-                report.latin1_files.append(Path(rel).name)
-            batch.rejects += [
-                {
-                    "source": source,
-                    "source_file": rel,
-                    "file_hash": fh,
-                    "locator": loc,
-                    "reason": reason,
-                    "record_hash": rh,
-                    "payload": payload,
-                    "ingested_at": now,
-                }
-                for loc, reason, payload, rh in job["rejects"]
-            ]
-            batch.files.append(
-                {
-                    **entry,
-                    "encoding": job["encoding"],
-                    "shape": job["shape"],
-                    "status": "ingested",
-                    "n_records": job["n_records"],
-                    "n_rejects": len(job["rejects"]),
-                    "message": f"not UTF-8: decoded as {job['encoding']}"
-                    if job["encoding"] != "utf-8"
-                    else None,
-                }
-            )
-            report.files_ingested += 1
-    batch.flush(warehouse, source, now, report, always=True)
-    for job in streamed:
-        _ingest_streamed(warehouse, source, job, now, report)
-    return report
+            self._pending = self._pool.submit(batch.flush, *args, **kwargs)
+
+    def wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def __enter__(self) -> _Flusher:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc is None:
+                self.wait()
+            elif (
+                self._pending is not None
+            ):  # the write in flight ends (commits or rolls back) before we leave
+                self._pending.exception()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
 
 
 class _Batch:

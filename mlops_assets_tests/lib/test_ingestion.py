@@ -137,6 +137,55 @@ def test_a_failed_write_leaves_no_spooled_tables_behind(landing_dir, tmp_path, m
     assert not spool.exists()
 
 
+def test_with_workers_batches_are_written_in_the_background_in_order_and_a_crash_keeps_only_earlier_ones(
+    landing_dir, tmp_path, monkeypatch
+):
+    """With parse workers a batch's write overlaps the parsing of the next (issue 14): one write at a
+    time, in file order; a write that dies stops the ingestion with its error, the batches before it
+    committed and none after it; the next run carries on and loses nothing.
+    """
+    import threading
+
+    from mlops_assets.lib import synthetic
+
+    synthetic.generate(landing_dir, n_tasks=600, seed=5)
+    whole = Warehouse(tmp_path / "whole.duckdb")
+    ingestion.ingest_source(whole, landing_dir, "jira")
+    monkeypatch.setattr(ingestion, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(ingestion, "_parse_workers", lambda files: 2)  # also on a one-core machine
+    monkeypatch.setattr(ingestion, "WRITE_BATCH_BYTES", 1)  # a transaction per chunk
+    monkeypatch.setattr(ingestion, "CHUNK_FILES", 1)
+    real_write, calls, in_flight, overlapping = ingestion._write, [], [], []
+
+    def dying_write(*args, **kwargs):
+        calls.append(threading.current_thread().name)
+        in_flight.append(1)
+        overlapping.append(len(in_flight) > 1)
+        try:
+            if len(calls) == 3:
+                raise RuntimeError("killed half-way")
+            return real_write(*args, **kwargs)
+        finally:
+            in_flight.pop()
+
+    batched = Warehouse(tmp_path / "batched.duckdb")
+    monkeypatch.setattr(ingestion, "_write", dying_write)
+    with pytest.raises(RuntimeError, match="killed half-way"):
+        ingestion.ingest_source(batched, landing_dir, "jira")
+    assert all(name.startswith("ingest-write") for name in calls)  # off the parsing thread
+    assert not any(overlapping)  # never two writes at once
+    files = batched.query("SELECT source_file FROM raw.ingested_files")["source_file"]
+    in_order = [str(p) for p in ingestion.list_landing_files(landing_dir, "jira")]
+    assert len(in_order) > 3
+    assert sorted(files) == in_order[:2]  # the two files written before the crash, and no later one
+    monkeypatch.setattr(ingestion, "_write", real_write)
+    report = ingestion.ingest_source(batched, landing_dir, "jira")
+    assert report.files_skipped == 2
+    for table in ("raw.jira_tasks", "raw.jira_events", "raw.jira_comments"):
+        query = f"SELECT * EXCLUDE (ingested_at) FROM {table} ORDER BY record_hash"
+        assert whole.query(query).equals(batched.query(query)), table
+
+
 def test_parsing_pauses_the_cyclic_collector_only_while_it_runs(landing_dir, warehouse_path):
     _page(landing_dir / "jira" / "page.json", [_issue("OPS-1", "first")])
     assert gc.isenabled()
