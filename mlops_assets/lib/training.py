@@ -354,9 +354,10 @@ class TrainConfig:
     # Fixed, so results do not depend on the machine. 1 by default: on shared cores OpenMP threads
     # spin-wait for each other (measured here: one fit 0.4 s with 1 thread, 5.7 s with 2 under load).
     num_threads: int = 1
-    # The refit (past tune_rows) runs on this many threads: LightGBM builds its histograms column-wise, so
-    # the forest is the one a single thread grows (checked on the 952k late_risk train rows, 150 rounds:
-    # the same model string but for this parameter) and on two idle cores 1.75x faster (18.1 -> 10.2 s).
+    # The refit (past tune_rows) runs on this many threads: the forest is the one a single thread grows
+    # (column-wise histograms: checked on the 952k late_risk train rows, 150 rounds, the same model string
+    # but for this parameter, and on two idle cores 1.75x faster, 18.1 -> 10.2 s; row-wise, as now: the
+    # same trees on one and two threads over 100 rounds of both 1M refits, 7.0 -> 3.8 s and 7.8 -> 4.5 s).
     # Fixed, not the core count, so the model string, which records it, is the same on every machine. The
     # trials keep num_threads: a round on 20,000 rows is too short to share.
     refit_threads: int = 2
@@ -416,8 +417,12 @@ def _base_params(spec: ModelSpec, config: TrainConfig) -> dict[str, Any]:
         "seed": config.seed,
         "deterministic": True,
         # LightGBM picks row- or column-wise histograms by timing them unless told: fixed here so
-        # two runs never take different code paths.
-        "force_col_wise": True,
+        # two runs never take different code paths. Row-wise: on one thread it grows the very trees
+        # column-wise does (a bin's sum runs over the rows in the same order; checked on the 1M splits,
+        # 300 rounds on 20,000 rows: same model text) 18-24% faster; the two-thread refits on the 1M
+        # splits took 22-23% less (cycle_time 300 rounds 16.6 -> 12.7 s, late_risk 200 rounds 12.5 ->
+        # 9.7 s; docs/BENCHMARKS.md, session 13).
+        "force_row_wise": True,
         "num_threads": config.num_threads,
         "bagging_freq": 1,
     }
