@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import importlib.util
 import itertools
 import math
@@ -147,6 +148,27 @@ def test_the_shap_tables_are_built_once_and_loaded_from_the_cache(tmp_path, monk
     assert np.array_equal(loaded.contributions(x), built.contributions(x))
     with pytest.raises(AssertionError, match="built again"):  # another model is not taken from this cache
         fast_trees.compile_shap(_booster("binary", 5, seed=2).model_to_string(), tmp_path)
+
+
+def test_big_forests_build_their_tables_in_worker_processes_and_get_the_same_bytes(tmp_path, monkeypatch):
+    """Past PARALLEL_TABLE_ENTRIES the trees are split over processes (issue 14): the same tables, in order."""
+    dump = _booster("regression", 11, rounds=60).dump_model()
+    alone = fast_trees._packed_tables(dump)
+    monkeypatch.setattr(fast_trees.os, "cpu_count", lambda: 3)  # three parts, also on a one-core machine
+    monkeypatch.setattr(fast_trees, "PARALLEL_TABLE_ENTRIES", 0)
+    spawned = []
+
+    class CountingPool(concurrent.futures.ProcessPoolExecutor):
+        def submit(self, fn, *args, **kwargs):
+            spawned.append(len(args[0]))
+            return super().submit(fn, *args, **kwargs)
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", CountingPool)
+    split = fast_trees._packed_tables(dump)
+    assert len(spawned) == 2 and 0 < sum(spawned) < 60  # two parts in workers, the first one here
+    assert alone.keys() == split.keys()
+    for name, values in alone.items():
+        assert np.array_equal(values, split[name]), name
 
 
 def test_sparse_category_codes_are_explained_and_a_huge_look_up_table_is_refused(tmp_path, monkeypatch):
