@@ -417,6 +417,8 @@ def log_training_run(
             dict(sorted(trained.feature_importance.items(), key=lambda kv: -kv[1])),
             "feature_importance_gain.json",
         )
+        if trained.predictions:
+            _log_predictions(trained.predictions, splits)
         info = mlflow.pyfunc.log_model(
             name=MODEL_ARTIFACT,
             python_model=pyfunc.TaskModel.from_trained(trained, history),
@@ -426,6 +428,47 @@ def log_training_run(
         )
         mlflow.set_tags({"model_uri": info.model_uri, "model_id": info.model_id or "", COMPLETE_TAG: "true"})
         return run.info.run_id
+
+
+PREDICTIONS_ARTIFACT = "predictions.parquet"
+
+
+def _log_predictions(predictions: Mapping[str, Any], splits: Mapping[str, pl.DataFrame]) -> None:
+    """The training's own predictions on validation and test (split, row, task_id, prediction) as an artifact."""
+    import tempfile
+
+    import mlflow
+
+    frame = pl.concat(
+        [
+            splits[name]
+            .select(
+                pl.lit(name).alias("split"), pl.int_range(pl.len(), dtype=pl.Int64).alias("row"), "task_id"
+            )
+            .with_columns(pl.Series("prediction", values, dtype=pl.Float64))
+            for name, values in predictions.items()
+        ]
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / PREDICTIONS_ARTIFACT
+        frame.write_parquet(path)
+        mlflow.log_artifact(str(path))
+
+
+def logged_predictions(run_id: str, tracking_uri: str | None = None) -> pl.DataFrame | None:
+    """The predictions a training run logged (:func:`_log_predictions`), or None (a run from before them)."""
+    import tempfile
+
+    import mlflow
+
+    client = get_client(tracking_uri or get_tracking_uri())
+    if PREDICTIONS_ARTIFACT not in {f.path for f in client.list_artifacts(run_id)}:
+        return None
+    with tempfile.TemporaryDirectory() as tmp, _tracking(tracking_uri or get_tracking_uri()):
+        local = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=PREDICTIONS_ARTIFACT, dst_path=tmp
+        )
+        return pl.read_parquet(local)
 
 
 def training_window_tags(train: pl.DataFrame, as_of: Any) -> dict[str, str]:

@@ -397,6 +397,9 @@ class TrainedModel:
     train_seconds: float = 0.0
     lightgbm_seconds: float = 0.0
     feature_importance: dict[str, float] = field(default_factory=dict)  # total gain
+    # predictions (original scale) on the validation and test splits, in their row order: logged with the
+    # run (registry.log_training_run) so the evaluation need not predict them again
+    predictions: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def model_string(self) -> str:
@@ -686,6 +689,7 @@ def train_model(
         with clock:
             raw = np.asarray(booster.predict(matrix), dtype=float)
         prediction = np.clip(np.expm1(raw), 0.0, None) if spec.log_target else raw
+        trained.predictions["validation" if prefix == "val" else "test"] = prediction
         metrics.update(score(spec, y, prediction, prefix, baseline_prediction(spec, train, frame)))
     metrics.update(_cross_validate(spec, config, tune_ds, tune_x, y_tune, search_params, clock))
     metrics.update({f"{s}_rows": float(splits[s].height) for s in SPLITS})

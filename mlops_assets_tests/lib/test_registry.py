@@ -98,6 +98,45 @@ def test_training_run_records_lineage_and_metrics(good, data, client):
     assert "target" in contexts["test"].schema
 
 
+def test_the_evaluation_takes_the_runs_logged_predictions_only_when_they_are_the_logged_models(
+    good, data, client, mlflow_uri, tmp_path, caplog
+):
+    """The training's predictions on validation and test are logged with the run (issue 14: the evaluation
+    predicted them again, 7.8 s at 1M); the evaluation uses them after checking a sample against the
+    logged model, and predicts again when they are not that model's.
+    """
+    from mlops_assets.lib import reporting
+
+    tasks, _, parts = data
+    run_id = _log(SPEC, good, data, client)
+    logged = registry.logged_predictions(run_id, mlflow_uri)
+    for name in ("validation", "test"):
+        rows = logged.filter(pl.col("split") == name).sort("row")
+        assert rows["task_id"].to_list() == parts[name]["task_id"].to_list()
+        assert np.array_equal(rows["prediction"].to_numpy(), good.predictions[name])
+    model = registry.load_run_model(run_id, mlflow_uri)
+    assert np.array_equal(model.predict_features(parts["test"]), good.predictions["test"])
+    predicted = reporting.evaluate(SPEC, model, parts, tasks, tmp_path / "a")
+    taken = reporting.evaluate(SPEC, model, parts, tasks, tmp_path / "b", logged=logged)
+    assert taken.metrics == predicted.metrics
+    # another model's predictions (a sampled row differs) are not taken: the evaluation predicts again
+    wrong = logged.with_columns(
+        pl.when(pl.col("row") == 0).then(pl.col("prediction") + 0.25).otherwise(pl.col("prediction"))
+    )
+    calls = []
+    real = model.predict_features
+    model.predict_features = lambda frame: calls.append(frame.height) or real(frame)
+    again = reporting.evaluate(SPEC, model, parts, tasks, tmp_path / "c", logged=wrong)
+    assert again.metrics == predicted.metrics
+    assert parts["test"].height in calls and "not this model's" in caplog.text
+    assert (
+        registry.logged_predictions(
+            _log(SPEC, dataclasses.replace(good, predictions={}), data, client), mlflow_uri
+        )
+        is None
+    )
+
+
 def test_first_candidate_becomes_champion_and_shuffled_labels_never_do(good, shuffled, data, client):
     first = _gate(SPEC, good, data, client)
     assert first.promoted and first.version == "1" and first.champion_version_before is None

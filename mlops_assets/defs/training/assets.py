@@ -213,7 +213,12 @@ def build_model_assets(spec: training.ModelSpec) -> list[dg.AssetsDefinition]:
         model = registry.load_run_model(run_id, mlflow.uri())
         parts = reporting.split_frames(wh.read_table(f"model_input.{name}_splits"))
         result = reporting.evaluate(
-            spec, model, parts, wh.read_table("clean.tasks"), reports.dir(name, run_id)
+            spec,
+            model,
+            parts,
+            wh.read_table("clean.tasks"),
+            reports.dir(name, run_id),
+            logged=registry.logged_predictions(run_id, mlflow.uri()),
         )
         tag = {"run_id": run_id}
         wh.replace_tables(
