@@ -497,9 +497,12 @@ def train_model(
 
     # Binned once; every trial, CV fold and the refit reuse the bins (a subset shares its parent's).
     # feature_pre_filter=False lets trials vary min_data_in_leaf on the same Dataset.
-    dataset_params = {"feature_pre_filter": False, "verbosity": -1, "num_threads": config.num_threads}
-    train_x, val_x = to_matrix(train, feats, levels), to_matrix(val, feats, levels)
     refit = 0 < config.tune_rows < len(y_train)
+    # With a refit (big train splits) the bins are built on refit_threads: per feature, so the same bins
+    # (1M splits: the same trees), 1.2-1.9 s -> 0.8 s for 952k rows.
+    threads = config.refit_threads if refit else config.num_threads
+    dataset_params = {"feature_pre_filter": False, "verbosity": -1, "num_threads": threads}
+    train_x, val_x = to_matrix(train, feats, levels), to_matrix(val, feats, levels)
     with clock:
         train_ds = lgb.Dataset(train_x, y_train, params=dataset_params, free_raw_data=False).construct()
         val_ds = lgb.Dataset(val_x, y_val, reference=train_ds, params=dataset_params).construct()

@@ -171,12 +171,17 @@ def decode_bytes(data: bytes) -> tuple[str, str]:
         return data.decode("latin-1"), "latin-1"
 
 
+NOT_READ = object()  # utf8_json's "not read": decode the text instead
+
+
 def load_json_file(path, expected: str) -> tuple[Any, str]:
     """A landing JSON file -> (document, encoding); SourceFormatError naming the expected shape if unreadable."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise SourceFormatError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if (doc := utf8_json(data)) is not NOT_READ:
+        return doc, "utf-8"
     text, encoding = decode_bytes(data)
     try:
         return json_loads(text), encoding
@@ -226,9 +231,23 @@ try:  # msgspec writes the same canonical text (sorted keys, compact, UTF-8) abo
         except msgspec.DecodeError:
             return json.loads(text)
 
+    def utf8_json(data: bytes) -> Any:
+        """The JSON document in file bytes that are strict UTF-8 (a UTF-8 BOM tolerated), decoded from the
+        bytes themselves; NOT_READ when msgspec cannot read them so (not UTF-8, NaN, malformed, nested
+        too deep): the caller then decodes the text and judges it as it always did. Skips building the
+        text first, a tenth of the parse of a Jira page (1M tasks: 3.3 of ~33 s of the workers' time).
+        """
+        try:
+            return _decode(data[3:] if data[:3] == b"\xef\xbb\xbf" else data)
+        except (msgspec.DecodeError, RecursionError):
+            return NOT_READ
+
 except ImportError:  # pragma: no cover - msgspec is a declared dependency
     canonical_json = _std_canonical_json
     json_loads = json.loads
+
+    def utf8_json(data: bytes) -> Any:
+        return NOT_READ
 
 
 def content_hash(text: str) -> str:

@@ -49,6 +49,7 @@ from typing import Any
 from mlops_assets.lib.redact import excerpt
 from mlops_assets.lib.sources import stream
 from mlops_assets.lib.sources.base import (
+    NOT_READ,
     DateOutOfRange,
     ParsedFile,
     Reject,
@@ -58,6 +59,7 @@ from mlops_assets.lib.sources.base import (
     json_loads,
     pseudonymize,
     utc,
+    utf8_json,
 )
 
 SOURCE = "jira"
@@ -533,9 +535,10 @@ def _comment_rows(comments: list, task_id: str, where: str, out: ParsedFile) -> 
         )
 
 
-def _parse_json(text: str, path: Path, out: ParsedFile) -> None:
+def _parse_json(text: str, path: Path, out: ParsedFile, doc: Any = NOT_READ) -> None:
+    """The records of a JSON page or issue: ``doc`` when already decoded (utf8_json), else ``text``'s."""
     try:
-        obj = json_loads(text)
+        obj = json_loads(text) if doc is NOT_READ else doc
     except RecursionError:
         # One record nested past the decoder's depth limit: read the page item by item (ijson builds
         # without recursion), so only that record is rejected and the others are kept.
@@ -883,7 +886,12 @@ def _csv_comment(key: str, text: str, zone: Any, loc: str) -> dict[str, Any]:
 def parse(path: Path) -> ParsedFile:
     """Parse one Jira landing file (API JSON or CSV export) into task, event and comment records."""
     path = Path(path)
-    text, encoding = decode_bytes(path.read_bytes())
+    data = path.read_bytes()
+    if data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"[") and (doc := utf8_json(data)) is not NOT_READ:
+        out = ParsedFile(encoding="utf-8")
+        _parse_json("", path, out, doc)
+        return out
+    text, encoding = decode_bytes(data)
     out = ParsedFile(encoding=encoding)
     head = text.lstrip()[:1]
     suffix = path.suffix.lower()

@@ -479,3 +479,57 @@ def test_a_csv_that_is_not_a_jira_export_is_refused(tmp_path):
 )
 def test_status_category_from_jira_category_else_resolution_else_name(status, category, resolved, expected):
     assert jira._status_category(status, category, resolved) == expected
+
+
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        (
+            "page.json",
+            '{"issues": [{"key": "OPS-1", "fields": {"summary": "caf\u00e9", "created": "2025-01-02T10:00:00.000+0000"}}]}'.encode(),
+        ),
+        (
+            "bom.json",
+            b"\xef\xbb\xbf" + b'[{"key": "OPS-2", "fields": {"created": "2025-01-02T10:00:00.000+0000"}}]',
+        ),
+        (
+            "latin1.json",
+            '[{"key": "OPS-3", "fields": {"summary": "caf\u00e9", "created": "2025-01-02T10:00:00.000+0000"}}]'.encode(
+                "latin-1"
+            ),
+        ),
+        (
+            "nan.json",
+            b'[{"key": "OPS-4", "fields": {"created": "2025-01-02T10:00:00.000+0000", "timespent": NaN}}]',
+        ),
+        ("cut.json", b'{"issues": [{"key": "OPS-5", "fields": {"created": "2025-01-0'),
+        (
+            "deep.json",
+            b'[{"key": "OPS-6", "fields": {"created": "2025-01-02T10:00:00.000+0000"}}, '
+            + b"[" * 5000
+            + b"]" * 5000
+            + b"]",
+        ),
+    ],
+)
+def test_pages_read_straight_from_utf8_bytes_give_what_the_decoded_text_gives(
+    tmp_path, monkeypatch, name, content
+):
+    """utf8_json (issue 14) skips decoding the text of a UTF-8 page: same records, rejects, encoding and
+    errors as the decoded text, for BOMs, Latin-1, NaN, a cut file and nesting past the decoder.
+    """
+    from mlops_assets.lib.sources import base
+
+    path = tmp_path / name
+    path.write_bytes(content)
+
+    def outcome():
+        try:
+            parsed = jira.parse(path)
+        except SourceFormatError as exc:
+            return "error", str(exc)
+        return parsed.encoding, parsed.shape, parsed.records, [(r.locator, r.reason) for r in parsed.rejects]
+
+    fast = outcome()
+    monkeypatch.setattr(jira, "utf8_json", lambda data: base.NOT_READ)
+    assert repr(fast) == repr(outcome())  # repr: a NaN equals itself
