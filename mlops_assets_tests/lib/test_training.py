@@ -227,6 +227,54 @@ def test_trials_fit_the_latest_rows_then_the_best_is_refit_on_all_of_them(model_
     )
 
 
+def test_a_refit_on_a_big_validation_split_judges_it_every_few_rounds(model_splits):
+    """Past refit_eval_rows validation rows the refit computes its metric every (rows / refit_eval_rows)
+    rounds (issue 14: LightGBM's AUC sorts all scores each time): the kept forest is the best of those
+    rounds; judged every round it is lgb.train's early-stopped one.
+    """
+    import lightgbm as lgb
+
+    spec = training.MODEL_SPECS["late_risk"]
+    data = model_splits["late_risk"]
+    feats = spec.feature_columns()
+    levels = training.category_levels(data["train"], training.categorical_columns(data["train"], feats))
+    rows = lgb.Dataset(
+        training.to_matrix(data["train"], feats, levels),
+        data["train"]["target"].to_numpy(),
+        free_raw_data=False,
+    ).construct()
+    validation = lgb.Dataset(
+        training.to_matrix(data["validation"], feats, levels),
+        data["validation"]["target"].to_numpy(),
+        reference=rows,
+    ).construct()
+    params = {**training._base_params(spec, FAST), "learning_rate": 0.3, "num_leaves": 15}
+    reference = lgb.train(
+        params, rows, num_boost_round=300, valid_sets=[validation], valid_names=["validation"],
+        callbacks=[lgb.early_stopping(20, verbose=False)],
+    )  # fmt: skip
+    every_round = training._early_stopped_every(params, rows, validation, 300, 1, 20, spec.eval_metric)
+    assert every_round.best_iteration == reference.best_iteration
+    assert every_round.best_score == {"validation": {"auc": reference.best_score["validation"]["auc"]}}
+    assert (
+        every_round.model_to_string(num_iteration=every_round.best_iteration).split("parameters:")[0]
+        == (reference.model_to_string(num_iteration=reference.best_iteration).split("parameters:")[0])
+    )
+    coarse = training._early_stopped_every(params, rows, validation, 300, 7, 20, spec.eval_metric)
+    judged = [i for i in range(7, coarse.current_iteration() + 1, 7)] + [coarse.current_iteration()]
+    assert coarse.best_iteration in judged
+    assert coarse.current_iteration() < 300  # it stopped early
+    assert coarse.current_iteration() - coarse.best_iteration < 20 + 7
+    scores = {
+        i: training.score(spec, data["validation"]["target"].to_numpy(), coarse.predict(
+            training.to_matrix(data["validation"], feats, levels), num_iteration=i), "val")["val_roc_auc"]
+        for i in judged
+    }  # fmt: skip
+    assert scores[coarse.best_iteration] == max(scores.values())
+    # the graph's setting: every round below 50,000 validation rows (100k tasks), every 5 at 1M's 242k
+    assert max(1, round(242_367 / FAST.refit_eval_rows)) == 5 and round(20_000 / FAST.refit_eval_rows) == 0
+
+
 def test_the_refit_grows_the_same_forest_on_two_threads_as_on_one(model_splits):
     """refit_threads only changes the speed: the model (but for its recorded thread count) is the same."""
     spec = training.MODEL_SPECS["cycle_time"]
