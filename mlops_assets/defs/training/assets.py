@@ -216,7 +216,8 @@ def build_model_assets(spec: training.ModelSpec) -> list[dg.AssetsDefinition]:
             spec,
             model,
             parts,
-            wh.read_table("clean.tasks"),
+            # the slice columns are all the evaluation reads of the tasks
+            wh.query(f"SELECT task_id, {', '.join(reporting.SLICE_COLUMNS)} FROM clean.tasks"),
             reports.dir(name, run_id),
             logged=registry.logged_predictions(run_id, mlflow.uri()),
         )
