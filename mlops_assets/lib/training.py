@@ -361,7 +361,7 @@ class TrainConfig:
     num_threads: int = 1
     # The refit (past tune_rows) runs on this many threads: the forest is the one a single thread grows
     # (column-wise histograms: checked on the 952k late_risk train rows, 150 rounds, the same model string
-    # but for this parameter, and on two idle cores 1.75x faster, 18.1 -> 10.2 s; row-wise, as now: the
+    # but for this parameter, and on two idle cores 1.75x faster, 18.1 -> 10.2 s; row-wise, as past ROW_WISE_MIN_ROWS: the
     # same trees on one and two threads over 100 rounds of both 1M refits, 7.0 -> 3.8 s and 7.8 -> 4.5 s).
     # Fixed, not the core count, so the model string, which records it, is the same on every machine. The
     # trials keep num_threads: a round on 20,000 rows is too short to share.
@@ -417,6 +417,14 @@ class TrainedModel:
         )
 
 
+# A refit on at least this many train rows builds its histograms row-wise. Both layouts grow the same trees
+# (checked on the 1M splits: column-wise = row-wise, one thread = two, model text compared), so this
+# only picks the faster one: on 952-957k rows row-wise took 22-23% less (cycle_time 300 rounds 16.6 ->
+# 12.7 s, late_risk 200 rounds 12.5 -> 9.7 s); on the 94k rows of 100k tasks it was the slower one
+# (cycle_time's training 12.8-13.0 -> 14.5-14.9 s), and so were the trials in pairs on 20,000 rows.
+ROW_WISE_MIN_ROWS = 500_000
+
+
 def _base_params(spec: ModelSpec, config: TrainConfig) -> dict[str, Any]:
     return {
         "objective": spec.objective,
@@ -425,12 +433,8 @@ def _base_params(spec: ModelSpec, config: TrainConfig) -> dict[str, Any]:
         "seed": config.seed,
         "deterministic": True,
         # LightGBM picks row- or column-wise histograms by timing them unless told: fixed here so
-        # two runs never take different code paths. Row-wise: on one thread it grows the very trees
-        # column-wise does (a bin's sum runs over the rows in the same order; checked on the 1M splits,
-        # 300 rounds on 20,000 rows: same model text) 18-24% faster; the two-thread refits on the 1M
-        # splits took 22-23% less (cycle_time 300 rounds 16.6 -> 12.7 s, late_risk 200 rounds 12.5 ->
-        # 9.7 s; docs/BENCHMARKS.md, session 13).
-        "force_row_wise": True,
+        # two runs never take different code paths (a refit on many rows goes row-wise: ROW_WISE_MIN_ROWS).
+        "force_col_wise": True,
         "num_threads": config.num_threads,
         "bagging_freq": 1,
     }
@@ -651,6 +655,8 @@ def train_model(
             "num_leaves": refit_leaves(best["params"]["num_leaves"], len(y_train), len(y_tune), config),
             "num_threads": config.refit_threads,
         }
+        if len(y_train) >= ROW_WISE_MIN_ROWS:
+            refit_params.update(force_col_wise=False, force_row_wise=True)
         rounds = config.num_boost_round
         if refit_params["num_leaves"] > best["params"]["num_leaves"]:
             # grown trees need fewer rounds: bounded at refit_max_rounds x the best trial's, they always do

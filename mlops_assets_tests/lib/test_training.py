@@ -275,6 +275,21 @@ def test_a_refit_on_a_big_validation_split_judges_it_every_few_rounds(model_spli
     assert max(1, round(242_367 / FAST.refit_eval_rows)) == 5 and round(20_000 / FAST.refit_eval_rows) == 0
 
 
+def test_a_refit_on_many_rows_builds_histograms_row_wise_and_grows_the_same_forest(model_splits, monkeypatch):
+    """ROW_WISE_MIN_ROWS only picks LightGBM's faster histogram layout: the trees are the same."""
+    spec = training.MODEL_SPECS["cycle_time"]
+    data = model_splits["cycle_time"]
+    config = dataclasses.replace(FAST, tune_rows=data["train"].height // 3)
+    columns = training.train_model(spec, data, config)
+    monkeypatch.setattr(training, "ROW_WISE_MIN_ROWS", 1)
+    rows = training.train_model(spec, data, config)
+    assert columns.params["force_col_wise"] and "force_row_wise" not in columns.params
+    assert rows.params["force_row_wise"] and not rows.params["force_col_wise"]
+    trees = lambda model: model.model_string.split("parameters:")[0]  # noqa: E731
+    assert trees(rows) == trees(columns)
+    assert np.array_equal(rows.predict(data["test"]), columns.predict(data["test"]))
+
+
 def test_the_refit_grows_the_same_forest_on_two_threads_as_on_one(model_splits):
     """refit_threads only changes the speed: the model (but for its recorded thread count) is the same."""
     spec = training.MODEL_SPECS["cycle_time"]
