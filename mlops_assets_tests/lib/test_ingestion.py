@@ -218,3 +218,30 @@ def test_the_write_memory_cap_does_not_outlive_the_write(landing_dir, warehouse)
     ingestion.ingest_source(warehouse, landing_dir, "jira")
 
     assert warehouse.query("SELECT current_setting('memory_limit') AS m")["m"][0] == before
+
+
+def test_a_batch_being_written_lets_each_slice_go_once_it_is_inserted(monkeypatch):
+    """The next batch is collected while one is written: the one in the writer must shrink as it goes in."""
+    import pyarrow as pa
+
+    monkeypatch.setattr(ingestion, "INSERT_SLICE_BYTES", 1024 * 1024)
+    before = pa.total_allocated_bytes()
+    table = pa.concat_tables(  # eight chunks of ~1 MB, as eight parse-worker chunks would be
+        pa.table({"payload": [f"{k}-{i}-{'x' * 1000}" for i in range(1000)], "locator": list(range(1000))})
+        for k in range(8)
+    )
+    held = pa.total_allocated_bytes() - before
+    assert held > 7_000_000
+    slices = ingestion.insert_slices(table)
+    del table
+    rows, left = 0, []
+    for part in slices:
+        rows += part.num_rows
+        del part
+        left.append(pa.total_allocated_bytes() - before)
+    assert rows == 8000
+    assert len(left) == 8
+    # after the k-th slice, at most the chunks not yet inserted (and the one being grouped) are held
+    for k, now in enumerate(left, start=1):
+        assert now <= held * (8 - k + 1) / 8 + 64 * 1024, (k, now, held)
+    assert left[-1] <= held / 8 + 64 * 1024
