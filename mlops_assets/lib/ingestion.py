@@ -617,13 +617,7 @@ def _take_job(
             batch.parts[kind].append(table if isinstance(table, pa.Table) else _unspool(table))
         return True
     fh, rel = job["file_hash"], job["path"]
-    entry = {
-        "source": source,
-        "source_file": rel,
-        "file_hash": fh,
-        "size_bytes": job["size"],
-        "ingested_at": now,
-    }
+    entry = _manifest_entry(source, job, now)
     if job["status"] == "skipped" or fh in first_file:
         report.files_skipped += 1
         if fh in unreadable:
@@ -705,6 +699,17 @@ def _take_job(
         )
         report.files_ingested += 1
     return False
+
+
+def _manifest_entry(source: str, job: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The columns of a file's raw.ingested_files row that every status shares."""
+    return {
+        "source": source,
+        "source_file": job["path"],
+        "file_hash": job["file_hash"],
+        "size_bytes": job["size"],
+        "ingested_at": now,
+    }
 
 
 class _Flusher:
@@ -1177,13 +1182,7 @@ def _ingest_streamed(
     """
     path, fh, rel, salt = Path(job["path"]), job["file_hash"], job["path"], job.get("salt", "")
     kinds = SOURCES[source][2]
-    entry = {
-        "source": source,
-        "source_file": rel,
-        "file_hash": fh,
-        "size_bytes": job["size"],
-        "ingested_at": now,
-    }
+    entry = _manifest_entry(source, job, now)
     row = {
         **entry,
         "encoding": "utf-8",
