@@ -582,13 +582,28 @@ def train_model(
         return callback
 
     def early_stopped(
-        params: dict[str, Any], rows: Any, validation: Any, rounds: int | None = None, trial: Any = None
+        params: dict[str, Any],
+        rows: Any,
+        validation: Any,
+        rounds: int | None = None,
+        trial: Any = None,
+        every: int = 1,
     ) -> Any:
         """A booster of `params` on `rows`, as long as early stopping on `validation` lets it grow (and, for
-        a trial, as long as the pruner does).
+        a trial, as long as the pruner does); `every` > 1: the metric judged every that many rounds.
         """
         prune = [pruning(trial)] if trial is not None and config.prune_every > 0 else []
         with clock:
+            if every > 1:
+                return _early_stopped_every(
+                    params,
+                    rows,
+                    validation,
+                    rounds or config.num_boost_round,
+                    every,
+                    config.early_stopping_rounds,
+                    spec.eval_metric,
+                )
             return lgb.train(
                 params,
                 rows,
@@ -662,19 +677,7 @@ def train_model(
             # grown trees need fewer rounds: bounded at refit_max_rounds x the best trial's, they always do
             rounds = min(rounds, max(round(config.refit_max_rounds * best["iteration"]), 1))
         every = max(1, round(len(y_val) / config.refit_eval_rows)) if config.refit_eval_rows > 0 else 1
-        if every > 1:
-            with clock:
-                final = _early_stopped_every(
-                    refit_params,
-                    train_ds,
-                    val_ds,
-                    rounds,
-                    every,
-                    config.early_stopping_rounds,
-                    spec.eval_metric,
-                )
-        else:
-            final = early_stopped(refit_params, train_ds, val_ds, rounds=rounds)
+        final = early_stopped(refit_params, train_ds, val_ds, rounds=rounds, every=every)
         iteration = max(final.best_iteration, 1)
         if progress is not None:
             value = float(final.best_score["validation"][spec.eval_metric])

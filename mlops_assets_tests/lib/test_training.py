@@ -394,3 +394,18 @@ def test_trials_behind_the_median_are_pruned_and_the_search_stays_the_same(model
     assert models["second"].model_string == models["first"].model_string
     assert not any(" pruned at round " in line for line in lines["unpruned"])
     assert models["first"].metrics["test_mae"] > 0
+
+
+def test_train_model_judges_a_big_validation_split_every_few_rounds_in_its_refit(model_splits):
+    """train_model hands the refit to the every-few-rounds early stopping past refit_eval_rows."""
+    spec = training.MODEL_SPECS["late_risk"]
+    data = model_splits["late_risk"]
+    every = 4
+    config = dataclasses.replace(
+        FAST, tune_rows=data["train"].height // 3, refit_eval_rows=data["validation"].height // every
+    )
+    trained = training.train_model(spec, data, config)
+    # the kept forest ends on a judged round (nothing here runs to the round cap)
+    assert trained.params["num_boost_round"] % every == 0
+    assert trained.booster.num_trees() == trained.params["num_boost_round"]
+    assert trained.metrics["test_roc_auc"] > 0.65
