@@ -19,7 +19,6 @@ import os
 import platform
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
+from mlops_assets.devtools.ports import free_port  # noqa: E402
 from mlops_assets.lib import registry, scoring, training  # noqa: E402
 from mlops_assets.serving import sandbox  # noqa: E402
 
@@ -51,12 +51,6 @@ done = function(summary, latency, requests)
     latency:percentile(50) / 1e3, latency:percentile(90) / 1e3, latency:percentile(99) / 1e3, latency.max / 1e3))
 end
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _lua(path: Path, endpoint: str, bodies: list[str]) -> Path:
@@ -120,7 +114,7 @@ def main() -> int:
     champions = scoring.load_champions(registry.get_client(box.tracking_uri), compile_models=False)
     trees = {name: model.booster.num_trees() for name, model in champions.items()}
 
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, **box.env(), "MLOPS_SERVE_PORT": str(port), "MLOPS_SERVE_WORKERS": str(args.workers)}
     log = (work / "service.log").open("wb")
     service = subprocess.Popen([sys.executable, "-m", "mlops_assets.serving"], cwd=ROOT, env=env,

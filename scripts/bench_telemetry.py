@@ -31,14 +31,15 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import httpx  # noqa: E402
-from bench_serving import TRAIN, _free_port, _lua, _wrk  # noqa: E402
+from bench_serving import TRAIN, _lua, _wrk  # noqa: E402
 
+from mlops_assets.devtools.ports import free_port  # noqa: E402
 from mlops_assets.lib import scoring  # noqa: E402
 from mlops_assets.serving import sandbox  # noqa: E402
 
 
 def _start(box, work: Path, telemetry: bool) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         **box.env(),

@@ -7,6 +7,8 @@
 - :mod:`.cluster_services`: real cluster-profile services (PostgreSQL + Redis via scripts/ci_services.sh, an MLflow
   server, Celery workers) for the cluster tests and scripts/bench_cluster.py; :mod:`.cluster_launch` submits
   a run to the cluster's queue as the UI does.
+- :mod:`.ports`: free loopback ports below the kernel's ephemeral range for the servers the tests and scripts
+  start, and the log line that says a server lost its port (it is then started again on another).
 
 Nothing under mlops_assets/defs or mlops_assets/lib imports these.
 """

@@ -10,12 +10,13 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from mlops_assets.devtools.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -48,12 +49,6 @@ def missing_binaries() -> str | None:
         except ImportError:
             return f"Python package {module} is not installed: pip install -e '.[cluster]' (make test's dev extra has it)"
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def read_env_file(path: Path) -> dict[str, str]:

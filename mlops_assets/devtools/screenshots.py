@@ -11,17 +11,18 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from mlops_assets.devtools.ports import free_port, port_was_taken
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -213,42 +214,52 @@ def _tail(text: str, lines: int = 25) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def _server(
-    name: str, cmd: list[str], env: dict[str, str], url: str, log: Path, timeout_s: float
-) -> Iterator[None]:
-    """Run a server in its own process group until the block ends; yields once `url` answers 200."""
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if proc.poll() is not None:
+    name: str,
+    cmd: Callable[[int], list[str]],
+    env: dict[str, str],
+    path: str,
+    log: Path,
+    timeout_s: float,
+    port: int | None = None,
+) -> Iterator[str]:
+    """Run a server (``cmd(port)``) in its own process group until the block ends; yields its base URL once
+    `path` answers 200. Without a given port it takes a free one, and another if that one is taken before
+    the server binds it (mlops_assets/devtools/ports.py).
+    """
+    for attempt in range(1 if port else 4):
+        chosen = port or free_port()
+        base = f"http://127.0.0.1:{chosen}"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(
+                cmd(chosen), env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        try:
+            deadline = time.monotonic() + timeout_s
+            while proc.poll() is None:
+                try:
+                    with urllib.request.urlopen(base + path, timeout=2) as response:
+                        if response.status == 200:
+                            break
+                except (urllib.error.URLError, OSError):
+                    pass
+                if time.monotonic() > deadline:
+                    raise BrowserSetupError(
+                        f"{name} did not answer {base + path} within {timeout_s:.0f} s; its log: {log}"
+                    )
+                time.sleep(0.3)
+            else:
+                text = log.read_text(errors="replace")
+                if not port and port_was_taken(text) and attempt < 3:
+                    continue
                 raise BrowserSetupError(
-                    f"{name} exited with {proc.returncode} before answering; its log "
-                    f"({log}):\n{_tail(log.read_text(errors='replace'))}"
+                    f"{name} exited with {proc.returncode} before answering; its log ({log}):\n{_tail(text)}"
                 )
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                raise BrowserSetupError(
-                    f"{name} did not answer {url} within {timeout_s:.0f} s; its log: {log}"
-                )
-            time.sleep(0.3)
-        yield
-    finally:
-        _stop(proc)
+            yield base
+            return
+        finally:
+            _stop(proc)
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -272,48 +283,44 @@ def _stop(proc: subprocess.Popen) -> None:
 @contextmanager
 def dagster_webserver(box: Sandbox, port: int | None = None, timeout_s: float = 120) -> Iterator[str]:
     """The Dagster UI on the sandbox's instance at http://127.0.0.1:<port>; yields its base URL."""
-    port = port or free_port()
-    cmd = [_bin("dagster-webserver"), "-m", "mlops_assets.definitions", "-h", "127.0.0.1", "-p", str(port)]
+
+    def cmd(port: int) -> list[str]:
+        return [
+            _bin("dagster-webserver"),
+            "-m",
+            "mlops_assets.definitions",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ]
+
     with _server(
         "dagster-webserver",
         cmd,
         box.env(),
-        f"http://127.0.0.1:{port}/server_info",
+        "/server_info",
         box.root / "dagster-webserver.log",
         timeout_s,
-    ):
-        yield f"http://127.0.0.1:{port}"
+        port,
+    ) as base:
+        yield base
 
 
 @contextmanager
 def mlflow_server(box: Sandbox, port: int | None = None, timeout_s: float = 120) -> Iterator[str]:
     """The MLflow UI on the sandbox's tracking store and registry; yields its base URL."""
-    port = port or free_port()
-    cmd = [
-        _bin("mlflow"),
-        "server",
-        "--backend-store-uri",
-        box.mlflow_uri,
-        "--default-artifact-root",
-        box.artifacts.as_uri(),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-    ]
+
+    def cmd(port: int) -> list[str]:
+        return [_bin("mlflow"), "server", "--backend-store-uri", box.mlflow_uri, "--default-artifact-root",
+                box.artifacts.as_uri(), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]  # fmt: skip
+
     # no background job runner (huey workers): the UI needs none of it
     env = box.env() | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     with _server(
-        "mlflow server",
-        cmd,
-        env,
-        f"http://127.0.0.1:{port}/health",
-        box.root / "mlflow-server.log",
-        timeout_s,
-    ):
-        yield f"http://127.0.0.1:{port}"
+        "mlflow server", cmd, env, "/health", box.root / "mlflow-server.log", timeout_s, port
+    ) as base:
+        yield base
 
 
 @contextmanager

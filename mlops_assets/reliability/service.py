@@ -5,56 +5,75 @@ in mlops_assets_tests/serving/test_app.py does the same under pytest).
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
+from mlops_assets.devtools.ports import free_port, port_was_taken
 from mlops_assets.serving import sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
 _KEEP_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class ServiceProcess:
-    """``python -m mlops_assets.serving`` against a sandbox; ``stop()`` ends it (also as a context manager)."""
+    """``python -m mlops_assets.serving`` against a sandbox; ``stop()`` ends it (also as a context manager).
+
+    It listens on a free port (mlops_assets/devtools/ports.py); if another process takes that port while the
+    service loads its champions, the service is started again on another one (``url`` follows it).
+    """
+
+    RELAUNCHES = 3
 
     def __init__(self, box: sandbox.Sandbox, log: Path, extra_env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
         self.log = log
-        env = {**{k: v for k, v in os.environ.items() if k in _KEEP_ENV}, **box.env(),
-               "MLOPS_SERVE_PORT": str(self.port), "XDG_CACHE_HOME": str(box.root / "cache"), **(extra_env or {})}  # fmt: skip
-        with log.open("wb") as out:
-            self.process = subprocess.Popen([sys.executable, "-m", "mlops_assets.serving"], cwd=ROOT, env=env,
+        self.env = {**{k: v for k, v in os.environ.items() if k in _KEEP_ENV}, **box.env(),
+                    "XDG_CACHE_HOME": str(box.root / "cache"), **(extra_env or {})}  # fmt: skip
+        self.relaunches = 0
+        self._launch()
+
+    def _launch(self) -> None:
+        self.port = free_port()
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen([sys.executable, "-m", "mlops_assets.serving"], cwd=ROOT,
+                                            env={**self.env, "MLOPS_SERVE_PORT": str(self.port)},
                                             stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
         self.url = f"http://127.0.0.1:{self.port}"
 
+    def exited(self) -> str | None:
+        """None while the service runs (after starting it again if it lost its port), else why it ended."""
+        if self.process.poll() is None:
+            return None
+        if port_was_taken(self.log_tail()) and self.relaunches < self.RELAUNCHES:
+            self.relaunches += 1
+            self._launch()
+            return None
+        return f"the service exited with {self.process.returncode}:\n{self.log_tail()}"
+
+    def poll_ready(self, accept: Callable[[httpx.Response], bool], timeout_s: float) -> httpx.Response:
+        """Poll /ready until `accept` takes an answer; raise RuntimeError with the log's tail if the process
+        exits or time runs out.
+        """
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if (why := self.exited()) is not None:
+                raise RuntimeError(why)
+            try:
+                answer = httpx.get(f"{self.url}/ready", timeout=10)
+                if accept(answer):
+                    return answer
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"/ready did not answer as awaited within {timeout_s:.0f}s:\n{self.log_tail()}")
+
     def wait_ready(self, timeout_s: float = 120.0) -> dict:
         """Poll /ready until 200; raise with the log's tail if the process exits or time runs out."""
-        deadline = time.monotonic() + timeout_s
-        with httpx.Client(base_url=self.url, timeout=10) as http:
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    raise RuntimeError(
-                        f"the service exited with {self.process.returncode}:\n{self.log_tail()}"
-                    )
-                try:
-                    answer = http.get("/ready")
-                    if answer.status_code == 200:
-                        return answer.json()
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.3)
-        raise RuntimeError(f"/ready did not answer 200 within {timeout_s:.0f}s:\n{self.log_tail()}")
+        return self.poll_ready(lambda answer: answer.status_code == 200, timeout_s).json()
 
     def log_tail(self, n: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-n:] if self.log.exists() else ""

@@ -13,7 +13,7 @@ import pytest
 
 from mlops_assets.definitions import build_resources, defs
 from mlops_assets.defs.ingestion.assets import _transient
-from mlops_assets.devtools.cluster_services import free_port
+from mlops_assets.devtools.ports import free_port
 from mlops_assets.lib.sources.github_client import GitHubClient
 from mlops_assets.lib.sources.http import HttpError, RetryingHttp
 from mlops_assets.lib.sources.jira_client import JiraClient

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mlops_assets.reliability.service import free_port
+from mlops_assets.devtools.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +14,7 @@ import httpx
 import polars as pl
 import pytest
 
+from mlops_assets.devtools.ports import free_port
 from mlops_assets.lib import registry, scoring, training
 from mlops_assets.lib.warehouse import Warehouse
 from mlops_assets.reliability.service import ServiceProcess
@@ -28,28 +30,23 @@ class Service(ServiceProcess):
 
     def __init__(self, box: sandbox.Sandbox, log: Path, check_s: float = 30.0) -> None:
         super().__init__(box, log, {"MLOPS_SERVE_CHECK_S": str(check_s)})
+
+    def _launch(self) -> None:
+        super()._launch()  # again on another port if the first was taken: the client follows
+        if hasattr(self, "http"):
+            self.http.close()
         self.http = httpx.Client(base_url=self.url, timeout=30)
 
     def wait(self, status: int, timeout_s: float = 60.0) -> dict:
         """Poll /ready until it answers `status` (200 ready, 503 not ready with a settled reason)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(
-                    f"the service exited with {self.process.returncode}:\n{self.log.read_text()[-3000:]}"
-                )
-            try:
-                answer = self.http.get("/ready")
-                if answer.status_code == status and not answer.json().get("reason", "").startswith(
-                    "starting"
-                ):
-                    return answer.json()
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        pytest.fail(
-            f"/ready did not answer {status} within {timeout_s:.0f}s:\n{self.log.read_text()[-3000:]}"
-        )
+
+        def settled(answer: httpx.Response) -> bool:
+            return answer.status_code == status and not answer.json().get("reason", "").startswith("starting")
+
+        try:
+            return self.poll_ready(settled, timeout_s).json()
+        except RuntimeError as exc:
+            pytest.fail(str(exc))
 
     def stop(self) -> None:
         self.http.close()
@@ -276,6 +273,40 @@ def test_without_a_champion_the_service_answers_503_with_the_reason(box, deadlin
         answer = running.http.post("/predict", json=deadline_record)
         assert answer.status_code == 503 and answer.json()["detail"] == reason
         assert running.http.post("/reload").status_code == 503
+    finally:
+        running.stop()
+
+
+def test_a_service_whose_port_is_taken_while_it_loads_starts_again_on_another(box, tmp_path, monkeypatch):
+    """CI, 2026-12-05: "[Errno 98] address already in use" when a client's connection took the port the
+    service was to bind once its champions were loaded. The port is taken here by a listener instead.
+    """
+    from mlops_assets.reliability import service as service_module
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        ports = iter([taken.getsockname()[1]])
+        monkeypatch.setattr(service_module, "free_port", lambda: next(ports, None) or free_port())
+        store = tmp_path / "no_champion.db"
+        shutil.copy(box[1], store)
+        empty = sandbox.Sandbox(tmp_path, box[0].warehouse, f"sqlite:///{store}", tmp_path / "artifacts")
+        running = Service(empty, tmp_path / "service.log")
+        try:
+            assert "no champion yet" in running.wait(503)["reason"]
+            assert running.relaunches == 1 and running.port != taken.getsockname()[1]
+            assert running.http.get("/health").status_code == 200
+        finally:
+            running.stop()
+
+
+def test_a_service_that_fails_for_another_reason_is_not_started_again(box, tmp_path):
+    empty = sandbox.Sandbox(tmp_path, box[0].warehouse, "sqlite:///" + str(tmp_path / "x.db"), tmp_path / "a")
+    running = ServiceProcess(empty, tmp_path / "service.log", {"MLOPS_SERVE_MAX_TASKS": "many"})
+    try:
+        with pytest.raises(RuntimeError, match="the service exited with"):
+            running.wait_ready(timeout_s=60)
+        assert running.relaunches == 0
     finally:
         running.stop()
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 import uvicorn
 
-from mlops_assets.reliability.service import free_port
+from mlops_assets.devtools.ports import free_port
 from mlops_assets.serving.app import Settings, create_app
 
 

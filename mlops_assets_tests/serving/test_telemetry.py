@@ -125,7 +125,7 @@ def test_metrics_count_the_traffic_and_monitoring_judges_it(service):
 
 
 def test_an_unreachable_service_fails_both_checks_and_no_url_judges_nothing(tmp_path):
-    from mlops_assets.reliability.service import free_port
+    from mlops_assets.devtools.ports import free_port
 
     instance = dg.DagsterInstance.ephemeral()
     down = _materialize(tmp_path, f"http://127.0.0.1:{free_port()}", instance)
