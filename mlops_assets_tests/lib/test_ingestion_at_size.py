@@ -473,6 +473,29 @@ def test_a_streamed_trello_board_gives_what_the_whole_parse_gives(tmp_path, monk
     assert len(rows["whole"]["tasks"]) > 30 and rows["whole"] == rows["streamed"]
 
 
+def test_a_streamed_board_with_an_integer_past_64_bits_gives_what_the_whole_parse_gives(
+    tmp_path, monkeypatch
+):
+    """Ijson refused such a number, so the streamed board was refused whole where the whole parse kept it."""
+    from mlops_assets.lib.sources import stream
+
+    board = json.loads(shared_data("exports", "trello", "volunteerbridge-board.json").read_text())
+    board["cards"][0]["customFieldItems"] = [{"idCustomField": "f1", "value": {"number": 10**30}}]
+    text = json.dumps(board)
+    rows = {}
+    for name, streamed in (("whole", False), ("streamed", True)):
+        folder = tmp_path / name / "landing" / "trello"
+        folder.mkdir(parents=True)
+        (folder / "board.json").write_text(text)
+        if streamed:
+            monkeypatch.setattr(stream, "STREAM_MIN_BYTES", 1)
+        wh = Warehouse(tmp_path / name / "wh.duckdb")
+        report = ingestion.ingest_source(wh, tmp_path / name / "landing", "trello")
+        assert report.files_ingested == 1 and report.files_unreadable == 0, report.messages
+        rows[name] = _raw_rows(wh, "trello")
+    assert rows["whole"] == rows["streamed"] and str(10**30) in str(rows["streamed"]["tasks"])
+
+
 def test_a_streamed_trello_board_is_read_in_parts_and_a_cut_one_leaves_nothing(
     tmp_path, monkeypatch, stream_everything
 ):

@@ -154,7 +154,7 @@ def parse_stream(path: Path) -> Iterator[ParsedFile] | None:
         first = ParsedFile(shape="trello-board-export")
         actions_kind = head["kinds"].get("actions")
         if actions_kind == "start_array":
-            actions: Iterator[tuple[int, Any]] = enumerate(stream.items(path, "actions.item"))
+            actions: Iterator[tuple[int, Any]] = enumerate(stream.mapped_items(path, "actions"))
         else:
             if actions_kind not in (None, "null"):
                 shown = {"start_map": "dict", "string": "str", "number": "float", "boolean": "bool"}.get(
@@ -170,7 +170,7 @@ def parse_stream(path: Path) -> Iterator[ParsedFile] | None:
             return ParsedFile(shape="trello-board-export")
 
         yield from _board_parts(
-            board_ctx, actions, enumerate(stream.items(path, "cards.item")), new_part, stream.PART_RECORDS
+            board_ctx, actions, enumerate(stream.mapped_items(path, "cards")), new_part, stream.PART_RECORDS
         )
 
     return parts()
