@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from mlops_assets.devtools.bench import TreeMemory, to_markdown
+from mlops_assets.devtools.bench import TreeMemory, speed_probe, to_markdown, whole_graph_markdown
 
 # A parent of ~20 MB whose child holds ~300 MB for a second.
 _PARENT = r"""
@@ -38,3 +38,16 @@ def test_the_table_says_how_much_of_a_training_is_lightgbm_itself():
         }
     ]
     assert "train late_risk: LightGBM 10.0 s of 12.0 s; the rest 2.0 s = 20% on top" in to_markdown(rows, "x")
+
+
+def test_a_whole_graph_figure_carries_the_speed_of_the_machine_that_made_it():
+    probe = speed_probe()
+    assert 0.05 < probe["python_s"] < 30 and 0.05 < probe["lightgbm_s"] < 120, probe
+    quality = {
+        "late_risk": {"test_roc_auc": 0.85, "n_trials": 15},
+        "cycle_time": {"test_mae": 3.5, "n_trials": 15},
+    }
+    result = {"n_tasks": 1000, "wall_s": 10.0, "steps_s": 9.5, "tree_mb": 900.0, "quality": quality,
+              "scores": 100, "steps": [], "generate_s": 1.0, "probe": probe}  # fmt: skip
+    header = whole_graph_markdown([result], "mlops-assets bench --tasks 1000").splitlines()[0]
+    assert f"Python loop {probe['python_s']:.2f} s, LightGBM fit {probe['lightgbm_s']:.2f} s" in header

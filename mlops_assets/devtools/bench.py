@@ -245,6 +245,48 @@ def graph_env(work: Path) -> dict[str, str]:
     }
 
 
+SPEED_PROBE = r"""
+import json, time
+import numpy as np
+import lightgbm as lgb
+
+def best(f, n):
+    times = []
+    for _ in range(n):
+        t = time.perf_counter(); f(); times.append(time.perf_counter() - t)
+    return min(times)
+
+rng = np.random.default_rng(7)
+x = rng.normal(size=(200_000, 20))
+y = x[:, 0] * 3 + np.sin(x[:, 1] * 2) + rng.normal(size=200_000)
+params = {"objective": "l1", "num_leaves": 15, "learning_rate": 0.1, "num_threads": 2, "deterministic": True,
+          "force_row_wise": True, "verbosity": -1, "seed": 7}
+print(json.dumps({
+    "python_s": best(lambda: sum(i * i for i in range(10**7)), 3),
+    "lightgbm_s": best(lambda: lgb.train(params, lgb.Dataset(x, y), num_boost_round=100), 2),
+}))
+"""
+
+
+def speed_probe() -> dict[str, float]:
+    """How fast this machine runs right now: a pure-Python loop (best of 3) and a fixed 2-thread LightGBM L1 fit,
+    200,000 rows x 20 features, 100 rounds (best of 2). Reported beside every whole-graph figure: instances of the
+    same `lscpu` model differed by ~60% on the same code (docs/BENCHMARKS.md, session 13), so a wall time is
+    read against the probe of its machine.
+    """
+    done = subprocess.run([sys.executable, "-c", SPEED_PROBE], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _probe_text(probe: dict[str, float] | None) -> str:
+    if not probe:
+        return ""
+    return (
+        f"; speed probe (`bench.speed_probe`): Python loop {probe['python_s']:.2f} s, "
+        f"LightGBM fit {probe['lightgbm_s']:.2f} s"
+    )
+
+
 def whole_graph(n_tasks: int, work: Path | None = None, like: Path | None = None) -> dict:
     """Generate n_tasks, then materialize every asset with one ``dagster asset materialize --select '*'``.
 
@@ -254,6 +296,7 @@ def whole_graph(n_tasks: int, work: Path | None = None, like: Path | None = None
     wall time to the sum of the steps (what orchestration adds: start-up, event log, IO managers).
     """
     work = work or Path(tempfile.mkdtemp(prefix=f"mlops-bench-{n_tasks}-"))
+    probe = speed_probe()
     (work / "dagster_home").mkdir(parents=True, exist_ok=True)
     instance_yaml = Path(__file__).resolve().parents[2] / "dagster.yaml"
     if instance_yaml.is_file():  # `make instance`: the checkout's instance settings (telemetry off)
@@ -312,6 +355,7 @@ def whole_graph(n_tasks: int, work: Path | None = None, like: Path | None = None
         "steps_s": sum(s["seconds"] for s in steps),
         "quality": quality,
         "scores": int(wh.query("SELECT count(*) AS n FROM serving.task_risk_scores")["n"][0]),
+        "probe": probe,
     }
 
 
@@ -372,8 +416,9 @@ def whole_graph_markdown(results: list[dict], command: str, references: dict | N
     """The whole-graph table: one row per size, then the slowest steps of each."""
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    probe = _probe_text(results[0].get("probe")) if results else ""
     out = [
-        f"Measured {now} on {_machine()}; load average at the end {load} (shared cores).",
+        f"Measured {now} on {_machine()}; load average at the end {load} (shared cores){probe}.",
         f"Command: `{command}` (`dagster asset materialize --select '*'`, default run config, in-process executor).",
         "",
         "| tasks | whole graph, CLI wall (s) | sum of the steps (s) | wall / steps | peak memory, process tree (MB) "
