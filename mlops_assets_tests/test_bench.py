@@ -51,3 +51,7 @@ def test_a_whole_graph_figure_carries_the_speed_of_the_machine_that_made_it():
               "scores": 100, "steps": [], "generate_s": 1.0, "probe": probe}  # fmt: skip
     header = whole_graph_markdown([result], "mlops-assets bench --tasks 1000").splitlines()[0]
     assert f"Python loop {probe['python_s']:.2f} s, LightGBM fit {probe['lightgbm_s']:.2f} s" in header
+    after = {"python_s": 0.5, "lightgbm_s": 2.25}
+    header = whole_graph_markdown([{**result, "probe_after": after}], "x").splitlines()[0]
+    assert f"before / after the graph: Python loop {probe['python_s']:.2f} / 0.50 s" in header
+    assert f"LightGBM fit {probe['lightgbm_s']:.2f} / 2.25 s" in header

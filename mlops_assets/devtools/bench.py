@@ -278,12 +278,17 @@ def speed_probe() -> dict[str, float]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _probe_text(probe: dict[str, float] | None) -> str:
-    if not probe:
+def _probe_text(before: dict[str, float] | None, after: dict[str, float] | None = None) -> str:
+    if not before:
         return ""
+    if not after:
+        return (
+            f"; speed probe (`bench.speed_probe`): Python loop {before['python_s']:.2f} s, "
+            f"LightGBM fit {before['lightgbm_s']:.2f} s"
+        )
     return (
-        f"; speed probe (`bench.speed_probe`): Python loop {probe['python_s']:.2f} s, "
-        f"LightGBM fit {probe['lightgbm_s']:.2f} s"
+        f"; speed probe (`bench.speed_probe`) before / after the graph: Python loop {before['python_s']:.2f} / "
+        f"{after['python_s']:.2f} s, LightGBM fit {before['lightgbm_s']:.2f} / {after['lightgbm_s']:.2f} s"
     )
 
 
@@ -326,6 +331,7 @@ def whole_graph(n_tasks: int, work: Path | None = None, like: Path | None = None
         code = proc.wait()
         wall = time.perf_counter() - t0
         tree_mb = memory.stop()
+    probe_after = speed_probe()  # the machine's speed moves within minutes: bracket the run
     steps = run_steps(work / "dagster_home")
     if code != 0:
         raise RuntimeError(
@@ -356,6 +362,7 @@ def whole_graph(n_tasks: int, work: Path | None = None, like: Path | None = None
         "quality": quality,
         "scores": int(wh.query("SELECT count(*) AS n FROM serving.task_risk_scores")["n"][0]),
         "probe": probe,
+        "probe_after": probe_after,
     }
 
 
@@ -416,7 +423,7 @@ def whole_graph_markdown(results: list[dict], command: str, references: dict | N
     """The whole-graph table: one row per size, then the slowest steps of each."""
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    probe = _probe_text(results[0].get("probe")) if results else ""
+    probe = _probe_text(results[0].get("probe"), results[0].get("probe_after")) if results else ""
     out = [
         f"Measured {now} on {_machine()}; load average at the end {load} (shared cores){probe}.",
         f"Command: `{command}` (`dagster asset materialize --select '*'`, default run config, in-process executor).",

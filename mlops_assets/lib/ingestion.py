@@ -617,7 +617,6 @@ def _take_job(
             batch.parts[kind].append(table if isinstance(table, pa.Table) else _unspool(table))
         return True
     fh, rel = job["file_hash"], job["path"]
-    entry = _manifest_entry(source, job, now)
     if job["status"] == "skipped" or fh in first_file:
         report.files_skipped += 1
         if fh in unreadable:
@@ -625,15 +624,13 @@ def _take_job(
         if rel not in recorded:  # a copy under another name: recorded once, so every file is accounted for
             recorded.add(rel)
             batch.files.append(
-                {
-                    **entry,
-                    "encoding": None,
-                    "shape": None,
-                    "status": "duplicate_file",
-                    "n_records": 0,
-                    "n_rejects": 0,
-                    "message": f"same content as {Path(first_file[fh]).name}: nothing new in it",
-                }
+                _manifest_entry(
+                    source,
+                    job,
+                    now,
+                    "duplicate_file",
+                    f"same content as {Path(first_file[fh]).name}: nothing new in it",
+                )  # fmt: skip
             )
         return False
     first_file[fh] = rel
@@ -647,67 +644,78 @@ def _take_job(
         report.messages.append(f"{Path(rel).name}: {job['error']}")
         report.unreadable.append((Path(rel).name, job["error"]))
         unreadable[fh] = job["error"]
-        batch.rejects.append(
-            {
-                "source": source,
-                "source_file": rel,
-                "file_hash": fh,
-                "locator": "<file>",
-                "reason": job["error"],
-                "record_hash": None,
-                "payload": job["excerpt"],
-                "ingested_at": now,
-            }
-        )
-        batch.files.append(
-            {
-                **entry,
-                "encoding": None,
-                "shape": None,
-                "status": "unreadable",
-                "n_records": 0,
-                "n_rejects": 1,
-                "message": job["error"],
-            }
-        )
+        batch.rejects.append(_reject_row(source, job, now, "<file>", job["error"], job["excerpt"]))
+        batch.files.append(_manifest_entry(source, job, now, "unreadable", job["error"], n_rejects=1))
     else:
         if job["encoding"] != "utf-8":
             report.latin1_files.append(Path(rel).name)
         batch.rejects += [
-            {
-                "source": source,
-                "source_file": rel,
-                "file_hash": fh,
-                "locator": loc,
-                "reason": reason,
-                "record_hash": rh,
-                "payload": payload,
-                "ingested_at": now,
-            }
+            _reject_row(source, job, now, loc, reason, payload, rh)
             for loc, reason, payload, rh in job["rejects"]
         ]
         batch.files.append(
-            {
-                **entry,
-                "encoding": job["encoding"],
-                "shape": job["shape"],
-                "status": "ingested",
-                "n_records": job["n_records"],
-                "n_rejects": len(job["rejects"]),
-                "message": f"not UTF-8: decoded as {job['encoding']}" if job["encoding"] != "utf-8" else None,
-            }
+            _manifest_entry(
+                source,
+                job,
+                now,
+                "ingested",
+                f"not UTF-8: decoded as {job['encoding']}" if job["encoding"] != "utf-8" else None,
+                n_records=job["n_records"],
+                n_rejects=len(job["rejects"]),
+                encoding=job["encoding"],
+                shape=job["shape"],
+            )
         )
         report.files_ingested += 1
     return False
 
 
-def _manifest_entry(source: str, job: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """The columns of a file's raw.ingested_files row that every status shares."""
+def _manifest_entry(
+    source: str,
+    job: dict[str, Any],
+    now: datetime,
+    status: str,
+    message: str | None,
+    *,
+    n_records: int = 0,
+    n_rejects: int = 0,
+    encoding: str | None = None,
+    shape: str | None = None,
+) -> dict[str, Any]:
+    """A file's raw.ingested_files row."""
     return {
         "source": source,
         "source_file": job["path"],
         "file_hash": job["file_hash"],
         "size_bytes": job["size"],
+        "ingested_at": now,
+        "encoding": encoding,
+        "shape": shape,
+        "status": status,
+        "n_records": n_records,
+        "n_rejects": n_rejects,
+        "message": message,
+    }
+
+
+def _reject_row(
+    source: str,
+    job: dict[str, Any],
+    now: datetime,
+    locator: str,
+    reason: str,
+    payload: str,
+    record_hash: str | None = None,
+) -> dict[str, Any]:
+    """A raw.rejects row (REJECT_SCHEMA) of the file of `job`."""
+    return {
+        "source": source,
+        "source_file": job["path"],
+        "file_hash": job["file_hash"],
+        "locator": locator,
+        "reason": reason,
+        "record_hash": record_hash,
+        "payload": payload,
         "ingested_at": now,
     }
 
@@ -1182,16 +1190,9 @@ def _ingest_streamed(
     """
     path, fh, rel, salt = Path(job["path"]), job["file_hash"], job["path"], job.get("salt", "")
     kinds = SOURCES[source][2]
-    entry = _manifest_entry(source, job, now)
-    row = {
-        **entry,
-        "encoding": "utf-8",
-        "shape": None,
-        "status": "ingested",
-        "n_records": 0,
-        "n_rejects": 0,
-        "message": "streamed: too big to parse at once",
-    }
+    row = _manifest_entry(
+        source, job, now, "ingested", "streamed: too big to parse at once", encoding="utf-8"
+    )
     parts = _parser(source).parse_stream(path)
     if parts is None:  # _streamable asked the same question a moment ago: the file changed under us
         raise LandingZoneError(
@@ -1219,16 +1220,15 @@ def _ingest_streamed(
                 for kind, n in writer.add(frames).items():
                     new_counts[kind] += n
                 rejects += [
-                    {
-                        "source": source,
-                        "source_file": rel,
-                        "file_hash": fh,
-                        "locator": r.locator,
-                        "reason": redact(r.reason),
-                        "record_hash": _record_hash(source, "reject", r.payload),
-                        "payload": redact(r.payload),
-                        "ingested_at": now,
-                    }
+                    _reject_row(
+                        source,
+                        job,
+                        now,
+                        r.locator,
+                        redact(r.reason),
+                        redact(r.payload),
+                        _record_hash(source, "reject", r.payload),
+                    )  # fmt: skip
                     for r in part.rejects
                 ]
             for kind, n in writer.flush().items():
@@ -1247,32 +1247,14 @@ def _ingest_streamed(
         report.rejects += 1  # the file's own reject row, counted as when it is parsed whole
         report.messages.append(f"{path.name}: {error}")
         report.unreadable.append((path.name, error))
-        reject = {
-            "source": source,
-            "source_file": rel,
-            "file_hash": fh,
-            "locator": "<file>",
-            "reason": error,
-            "record_hash": None,
-            "payload": excerpt(path.read_bytes()[:4096] if path.exists() else b""),
-            "ingested_at": now,
-        }
+        payload = excerpt(path.read_bytes()[:4096] if path.exists() else b"")
+        reject = _reject_row(source, job, now, "<file>", error, payload)
         _write(
             warehouse,
             source,
             {},
             _frame([reject], REJECT_SCHEMA),
-            [
-                {
-                    **entry,
-                    "encoding": None,
-                    "shape": None,
-                    "status": "unreadable",
-                    "n_records": 0,
-                    "n_rejects": 1,
-                    "message": error,
-                }
-            ],
+            [_manifest_entry(source, job, now, "unreadable", error, n_rejects=1)],
             now,
         )
         return
