@@ -17,6 +17,7 @@ from pathlib import Path
 _EPHEMERAL = Path("/proc/sys/net/ipv4/ip_local_port_range")
 _LOWEST = 10_000  # below: well-known and registered services' ports
 TAKEN = ("address already in use", "errno 98", "eaddrinuse", "connection in use")  # uvicorn, Python; gunicorn
+RELAUNCHES = 3  # a server that lost its port is started again on another at most this many times
 
 
 def _ephemeral_low() -> int:

@@ -22,7 +22,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlops_assets.devtools.ports import free_port, port_was_taken
+from mlops_assets.devtools.ports import RELAUNCHES, free_port, port_was_taken
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -228,7 +228,7 @@ def _server(
     `path` answers 200. Without a given port it takes a free one, and another if that one is taken before
     the server binds it (mlops_assets/devtools/ports.py).
     """
-    for attempt in range(1 if port else 4):
+    for attempt in range(1 if port else 1 + RELAUNCHES):
         chosen = port or free_port()
         base = f"http://127.0.0.1:{chosen}"
         with open(log, "wb") as out:
@@ -251,7 +251,7 @@ def _server(
                 time.sleep(0.3)
             else:
                 text = log.read_text(errors="replace")
-                if not port and port_was_taken(text) and attempt < 3:
+                if not port and port_was_taken(text) and attempt < RELAUNCHES:
                     continue
                 raise BrowserSetupError(
                     f"{name} exited with {proc.returncode} before answering; its log ({log}):\n{_tail(text)}"

@@ -630,7 +630,7 @@ def _take_job(
                     now,
                     "duplicate_file",
                     f"same content as {Path(first_file[fh]).name}: nothing new in it",
-                )  # fmt: skip
+                )
             )
         return False
     first_file[fh] = rel
@@ -729,8 +729,8 @@ class _Flusher:
     the two batches together hold about one batch's bytes, not two: on 100k real-shaped tasks
     (111,009 Jira files, 1.65 GB; 2 cores, 2026-12-05) the process-tree peak of the Jira step was
     3,202-3,294 MB with whole batches held through the write, 2,468-2,484 MB letting slices go, and
-    3,123-3,151 MB for the code before the writer thread. Still one transaction per batch, committed in file order: the next write starts only
-    after the previous one committed, and a failed write stops the ingestion with its own error (at
+    3,123-3,151 MB for the code before the writer thread. Still one transaction per batch, committed
+    in file order: the next write starts only after the previous one committed, and a failed write stops the ingestion with its own error (at
     the next flush or on leaving), batches written before it kept, none after it started.
     """
 
@@ -1228,7 +1228,7 @@ def _ingest_streamed(
                         redact(r.reason),
                         redact(r.payload),
                         _record_hash(source, "reject", r.payload),
-                    )  # fmt: skip
+                    )
                     for r in part.rejects
                 ]
             for kind, n in writer.flush().items():

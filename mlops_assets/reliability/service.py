@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from mlops_assets.devtools.ports import free_port, port_was_taken
+from mlops_assets.devtools.ports import RELAUNCHES, free_port, port_was_taken
 from mlops_assets.serving import sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,8 +26,6 @@ class ServiceProcess:
     It listens on a free port (mlops_assets/devtools/ports.py); if another process takes that port while the
     service loads its champions, the service is started again on another one (``url`` follows it).
     """
-
-    RELAUNCHES = 3
 
     def __init__(self, box: sandbox.Sandbox, log: Path, extra_env: dict[str, str] | None = None) -> None:
         self.log = log
@@ -48,7 +46,7 @@ class ServiceProcess:
         """None while the service runs (after starting it again if it lost its port), else why it ended."""
         if self.process.poll() is None:
             return None
-        if port_was_taken(self.log_tail()) and self.relaunches < self.RELAUNCHES:
+        if port_was_taken(self.log_tail()) and self.relaunches < RELAUNCHES:
             self.relaunches += 1
             self._launch()
             return None
