@@ -137,6 +137,13 @@ def trello_board(cards: list[dict], board: int = 0, **over) -> bytes:
                        "lists": [{"id": "l1", "name": "To Do"}], "cards": cards, "actions": [], **over}).encode()  # fmt: skip
 
 
+def _cut_emoji(data: bytes) -> bytes:
+    r"""JSON with ``__CUT__`` made the high half of an emoji whose low half was cut off (an exporter's UTF-16
+    length limit): the escape ``\ud83d`` alone, which JSON allows and UTF-8 cannot hold.
+    """
+    return data.replace(b"__CUT__", b"\\ud83d")
+
+
 ASANA_HEADER = "Task ID,Created At,Completed At,Name\n"
 MAPPED_HEADER = "ID,Created,Updated,Title,Points\n"
 MAPPING = ("key: {column: ID}\ncreated_at: {column: Created}\nupdated_at: {column: Updated}\n"
@@ -415,6 +422,15 @@ def _jira_json(w: _Writer) -> None:
     keys, good = pair("JFI")
     good[0]["fields"]["summary"] = '=HYPERLINK("http://evil.example","click")'
     case("formula injection in a summary", "formula injection", good, keys)
+    keys, good = pair("JLS")
+    good[1]["fields"]["summary"] = "launch __CUT__"
+    case(
+        "lone surrogate escape in a summary",
+        "encodings",
+        _cut_emoji(jira_page(good)),
+        keys,
+        note="an emoji cut in two (a lone \\ud83d escape) reads as U+FFFD; the write failed for the whole source before",
+    )
 
 
 def _jira_csv(w: _Writer) -> None:
@@ -547,6 +563,15 @@ def _github(w: _Writer) -> None:
     keys, good, base = pair()
     good[0]["body"] = "y" * BIG
     case("1 MB body", "1 MB field", good, keys)
+    keys, good, base = pair()
+    good[0]["title"] = "crash __CUT__"
+    case(
+        "lone surrogate escape in a title",
+        "encodings",
+        _cut_emoji(json.dumps(good).encode()),
+        keys,
+        note="an emoji cut in two (a lone \\ud83d escape) reads as U+FFFD; the write failed for the whole source before",
+    )
 
 
 def _trello(w: _Writer) -> None:
@@ -642,6 +667,15 @@ def _trello(w: _Writer) -> None:
     keys, good, base = cards()
     good[0]["desc"] = "z" * BIG
     case("1 MB description", "1 MB field", trello_board(good, base), keys)
+    keys, good, base = cards()
+    good[1]["name"] = "party __CUT__"
+    case(
+        "lone surrogate escape in a card name",
+        "encodings",
+        _cut_emoji(trello_board(good, base)),
+        keys,
+        note="an emoji cut in two (a lone \\ud83d escape) reads as U+FFFD; the write failed for the whole source before",
+    )
 
 
 def _asana(w: _Writer) -> None:

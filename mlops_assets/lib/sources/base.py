@@ -173,6 +173,39 @@ def decode_bytes(data: bytes) -> tuple[str, str]:
 
 NOT_READ = object()  # utf8_json's "not read": decode the text instead
 
+# A JSON string may hold a UTF-16 surrogate escape that is not half of a pair (``\ud83d`` alone: an emoji
+# cut in two by a length limit, as exporters that count UTF-16 units do). JSON's grammar allows it, but no
+# UTF-8 text, DuckDB column or Arrow array can hold it: json.loads kept it and the first write of the
+# source failed (UnicodeEncodeError, every file of the source lost), msgspec refuses the file, and ijson
+# streams it as "?" or, before another escape, fuses the two into a wrong character. Such an escape is
+# read as U+FFFD (the Unicode replacement character) wherever the file is read, whole or streamed, so a
+# record's text and hash do not depend on the file's size.
+_SURROGATE_HINT = r"\\u[dD][89a-fA-F]"
+# Left to right: an escaped backslash (so that ``\\ud83d`` stays the text it is), a surrogate pair, a lone
+# surrogate (6 characters): only the last is replaced.
+_ESCAPE_TOKENS = (
+    r"\\\\|\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|\\u[dD][89a-fA-F][0-9a-fA-F]{2}"
+)
+_MENDING = {
+    str: (re.compile(_SURROGATE_HINT), re.compile(_ESCAPE_TOKENS), "\\ufffd"),
+    bytes: (re.compile(_SURROGATE_HINT.encode()), re.compile(_ESCAPE_TOKENS.encode()), b"\\ufffd"),
+}
+
+
+def has_surrogate_escape(data: Any) -> bool:
+    """Whether JSON bytes (or any buffer: a memory map) hold a surrogate escape, a pair or not."""
+    return _MENDING[bytes][0].search(data) is not None
+
+
+def mend_lone_surrogates(text: str | bytes) -> str | bytes:
+    r"""JSON text with every lone surrogate escape replaced by ``\ufffd`` (pairs and the rest as they are);
+    the same object when there is none (the common case: one regex search).
+    """
+    hint, tokens, replacement = _MENDING[bytes if isinstance(text, bytes | bytearray | memoryview) else str]
+    if hint.search(text) is None:
+        return text
+    return tokens.sub(lambda m: replacement if len(m.group()) == 6 else m.group(), text)
+
 
 def load_json_file(path, expected: str) -> tuple[Any, str]:
     """A landing JSON file -> (document, encoding); SourceFormatError naming the expected shape if unreadable."""
@@ -225,11 +258,19 @@ try:  # msgspec writes the same canonical text (sorted keys, compact, UTF-8) abo
             return _std_canonical_json(obj)
 
     def json_loads(text: str | bytes) -> Any:
-        """JSON text -> Python objects; json.loads judges what msgspec rejects (NaN, and the line/col of errors)."""
+        """JSON text -> Python objects; json.loads judges what msgspec rejects (NaN, and the line/col of errors).
+        A lone surrogate escape is read as U+FFFD (mend_lone_surrogates).
+        """
         try:
             return _decode(text)
         except msgspec.DecodeError:
-            return json.loads(text)
+            mended = mend_lone_surrogates(text)
+            if mended is not text:
+                try:
+                    return _decode(mended)
+                except msgspec.DecodeError:
+                    pass
+            return json.loads(mended)
 
     def utf8_json(data: bytes) -> Any:
         """The JSON document in file bytes that are strict UTF-8 (a UTF-8 BOM tolerated), decoded from the
@@ -237,14 +278,23 @@ try:  # msgspec writes the same canonical text (sorted keys, compact, UTF-8) abo
         too deep): the caller then decodes the text and judges it as it always did. Skips building the
         text first, a tenth of the parse of a Jira page (1M tasks: 3.3 of ~33 s of the workers' time).
         """
+        body = data[3:] if data[:3] == b"\xef\xbb\xbf" else data
         try:
-            return _decode(data[3:] if data[:3] == b"\xef\xbb\xbf" else data)
+            return _decode(body)
         except (msgspec.DecodeError, RecursionError):
+            mended = mend_lone_surrogates(body)
+            if mended is not body:
+                try:
+                    return _decode(mended)
+                except (msgspec.DecodeError, RecursionError):
+                    pass
             return NOT_READ
 
 except ImportError:  # pragma: no cover - msgspec is a declared dependency
     canonical_json = _std_canonical_json
-    json_loads = json.loads
+
+    def json_loads(text: str | bytes) -> Any:
+        return json.loads(mend_lone_surrogates(text))
 
     def utf8_json(data: bytes) -> Any:
         return NOT_READ

@@ -309,8 +309,14 @@ class JiraClient:
         """Write atomically (temporary name, then rename) so ingestion never reads half a page."""
         final = landing_dir / f"api-{stamp}-p{number:04d}.json"
         tmp = landing_dir / f".{final.name}.tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(page, fh, ensure_ascii=False)
+        try:
+            data = json.dumps(page, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            # a lone surrogate escape in the answer (an emoji cut in two) has no UTF-8 form: written as the
+            # escape Jira sent (ASCII JSON), which ingestion reads as U+FFFD (sources.base.mend_lone_surrogates)
+            data = json.dumps(page).encode("ascii")
+        with open(tmp, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, final)

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import mmap
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import msgspec
 
-from mlops_assets.lib.sources.base import SourceFormatError
+from mlops_assets.lib.sources.base import SourceFormatError, has_surrogate_escape, mend_lone_surrogates
 
 # Files from this size on are streamed (the generator's search pages are about 0.1-5 MB, real single
 # issues 15-50 KB: only an export that holds a whole project in one file reaches it).
@@ -45,7 +48,7 @@ def has_top_level_key(path: Path, key: str) -> bool:
 
     with open(path, "rb") as f:
         try:
-            for prefix, event, value in ijson.parse(f):
+            for prefix, event, value in ijson.parse(MendedReader(f)):
                 if prefix == "" and event == "map_key" and value == key:
                     return True
         except ijson.JSONError:
@@ -59,7 +62,7 @@ def first_value(path: Path, prefix: str) -> Any:
 
     with open(path, "rb") as f:
         try:
-            return next(ijson.items(f, prefix, use_float=True), None)
+            return next(ijson.items(MendedReader(f), prefix, use_float=True), None)
         except ijson.JSONError:
             return None
 
@@ -73,7 +76,7 @@ def items(path: Path, prefix: str) -> Iterator[Any]:
 
     with open(path, "rb") as f:
         try:
-            yield from ijson.items(f, prefix, use_float=True)
+            yield from ijson.items(MendedReader(f), prefix, use_float=True)
         except (ijson.JSONError, UnicodeDecodeError) as exc:
             raise _cut_short(path, exc) from None
 
@@ -83,6 +86,78 @@ def _cut_short(path: Path, exc: Exception) -> SourceFormatError:
         f"{path.name} is not valid UTF-8 JSON part-way through ({str(exc)[:200]}); was the download cut "
         f"short? Records read before the fault are not kept: the file is ingested whole or not at all"
     )
+
+
+class MendedReader:
+    r"""A binary file as ijson reads it (``read(n)``), every lone surrogate escape replaced by ``\ufffd`` as the
+    whole parse reads it (base.mend_lone_surrogates): ijson read ``\ud83d`` alone as "?", fused it with a
+    following ``\u0041`` into another character, and refused a lone low surrogate part-way through the file.
+
+    Blocks are mended up to a point no escape can straddle (no backslash among the 11 bytes before it);
+    the rest waits for the next block. Costs one regex search a block when there is nothing to mend.
+    """
+
+    BLOCK = 1 << 20
+
+    def __init__(self, f: BinaryIO) -> None:
+        self._f = f
+        self._carry = b""
+        self._out = memoryview(b"")
+        self._eof = False
+
+    def read(self, n: int = -1) -> bytes:
+        while not self._out and not self._eof:
+            block = self._f.read(self.BLOCK)
+            data = self._carry + block
+            if not block:
+                self._eof, cut = True, len(data)
+            else:
+                cut = _safe_cut(data)
+            self._carry = data[cut:]
+            self._out = memoryview(mend_lone_surrogates(data[:cut]))
+        if n is None or n < 0 or n >= len(self._out):
+            out, self._out = bytes(self._out), memoryview(b"")
+            return out
+        out, self._out = bytes(self._out[:n]), self._out[n:]
+        return out
+
+
+def _safe_cut(data: bytes) -> int:
+    """The last offset of ``data`` that no escape (at most 12 bytes, from a backslash) straddles: one with no
+    backslash among the 11 bytes before it; 0 when there is none.
+    """
+    end = len(data)
+    while end > 0:
+        at = data.rfind(b"\\", max(0, end - 11), end)
+        if at < 0:
+            return end
+        end = at
+    return 0
+
+
+def has_surrogate_escapes(path: Path) -> bool:
+    """Whether the file holds a surrogate escape at all, a pair or not (one regex search over its map)."""
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            return False
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            return has_surrogate_escape(m)
+
+
+@contextmanager
+def mended_copy(path: Path) -> Iterator[Path]:
+    r"""A temporary copy of the file with its lone surrogate escapes replaced by ``\ufffd`` (MendedReader), under
+    the same name, for readers that need a file (a memory map); removed afterwards. Costs the file's size
+    of temporary disk for as long as it is read.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="mlops-mended-"))
+    try:
+        copy = folder / path.name
+        with open(path, "rb") as src, open(copy, "wb") as dst:
+            shutil.copyfileobj(MendedReader(src), dst, MendedReader.BLOCK)
+        yield copy
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 _decode_item = msgspec.json.Decoder().decode
@@ -96,8 +171,8 @@ def mapped_items(path: Path, key: str) -> Iterator[Any]:
     msgspec reads the file through a memory map (the file's pages, which the kernel reclaims), splits the
     array into raw items (a small view per item, 56 bytes each with its list slot: 56 MB for a million) and
     decodes them one at a time; each view is dropped once its item is made. It reads what the whole parse's
-    msgspec reads: an integer past 64 bits is kept (ijson refused the file); a lone surrogate escape or a
-    number past a double fails the file, as it fails the first pass over a streamed board already.
+    msgspec reads: an integer past 64 bits is kept (ijson refused the file); a number past a double fails
+    the file, and so does a lone surrogate escape (the board's reader then reads a ``mended_copy``).
     """
     with open(path, "rb") as f:
         if os.fstat(f.fileno()).st_size == 0:

@@ -140,40 +140,54 @@ def parse_stream(path: Path) -> Iterator[ParsedFile] | None:
         return None
 
     def parts() -> Iterator[ParsedFile]:
-        head = _board_head(path)
-        if not (head["kinds"].get("cards") == "start_array" and head["kinds"].get("lists") == "start_array"):
-            got = f"an object with keys {sorted(head['kinds'])[:8]}"
-            raise SourceFormatError(f"{path.name}: expected {EXPECTED_SHAPE}; got {got}")
-        board_ctx = _Board.of(
-            head["name"] or head["shortLink"] or path.stem,
-            head["lists"],
-            head["labels"],
-            head["checklists"],
-            head["card_ids"],
-        )
-        first = ParsedFile(shape="trello-board-export")
-        actions_kind = head["kinds"].get("actions")
-        if actions_kind == "start_array":
-            actions: Iterator[tuple[int, Any]] = enumerate(stream.mapped_items(path, "actions"))
-        else:
-            if actions_kind not in (None, "null"):
-                shown = {"start_map": "dict", "string": "str", "number": "float", "boolean": "bool"}.get(
-                    actions_kind, actions_kind
-                )
-                first.rejects.append(_actions_not_a_list(shown, "(not shown: the board is streamed)"))
-            actions = iter(())
-        made = [first]
-
-        def new_part() -> ParsedFile:
-            if made:
-                return made.pop()
-            return ParsedFile(shape="trello-board-export")
-
-        yield from _board_parts(
-            board_ctx, actions, enumerate(stream.mapped_items(path, "cards")), new_part, stream.PART_RECORDS
-        )
+        try:
+            head = _board_head(path)
+        except SourceFormatError:
+            # msgspec refuses a lone surrogate escape (an emoji cut in two), which the whole parse reads as
+            # U+FFFD: read a mended copy instead (nothing was yielded yet: the head's pass reads the whole file)
+            if not stream.has_surrogate_escapes(path):
+                raise
+            with stream.mended_copy(path) as mended:
+                yield from _streamed_board(mended, _board_head(mended))
+            return
+        yield from _streamed_board(path, head)
 
     return parts()
+
+
+def _streamed_board(path: Path, head: dict[str, Any]) -> Iterator[ParsedFile]:
+    """The parts of a streamed board whose first pass gave ``head``: its actions, then its cards."""
+    if not (head["kinds"].get("cards") == "start_array" and head["kinds"].get("lists") == "start_array"):
+        got = f"an object with keys {sorted(head['kinds'])[:8]}"
+        raise SourceFormatError(f"{path.name}: expected {EXPECTED_SHAPE}; got {got}")
+    board_ctx = _Board.of(
+        head["name"] or head["shortLink"] or path.stem,
+        head["lists"],
+        head["labels"],
+        head["checklists"],
+        head["card_ids"],
+    )
+    first = ParsedFile(shape="trello-board-export")
+    actions_kind = head["kinds"].get("actions")
+    if actions_kind == "start_array":
+        actions: Iterator[tuple[int, Any]] = enumerate(stream.mapped_items(path, "actions"))
+    else:
+        if actions_kind not in (None, "null"):
+            shown = {"start_map": "dict", "string": "str", "number": "float", "boolean": "bool"}.get(
+                actions_kind, actions_kind
+            )
+            first.rejects.append(_actions_not_a_list(shown, "(not shown: the board is streamed)"))
+        actions = iter(())
+    made = [first]
+
+    def new_part() -> ParsedFile:
+        if made:
+            return made.pop()
+        return ParsedFile(shape="trello-board-export")
+
+    yield from _board_parts(
+        board_ctx, actions, enumerate(stream.mapped_items(path, "cards")), new_part, stream.PART_RECORDS
+    )
 
 
 def _actions_not_a_list(type_name: str, shown: str) -> Reject:

@@ -156,6 +156,22 @@ def test_pull_pages_through_a_throttle_and_lands_parseable_pages(tmp_path, caplo
     assert all(TOKEN not in r.getMessage() for r in caplog.records)
 
 
+def test_a_summary_cut_inside_an_emoji_is_pulled_and_ingested_with_the_replacement_character(tmp_path):
+    """Jira answers a lone surrogate escape (a summary cut at a UTF-16 length limit): writing the page as UTF-8
+    failed the pull (UnicodeEncodeError) and left a temporary file behind.
+    """
+    fake = FakeJira(2, issues=2, page_cap=50)
+    fake.issues[1]["fields"]["summary"] = "Launch party \ud83d"  # sent as the JSON escape
+    landing = tmp_path / "landing" / "jira"
+    with serve(fake) as url:
+        result = JiraClient(url, USER, TOKEN, api_version=2, page_size=50).pull(landing, since=SINCE)
+
+    assert result.issues == 2 and sorted(landing.iterdir()) == sorted(result.files)
+    assert b"\\ud83d" in result.files[0].read_bytes()  # the page holds what Jira sent
+    tasks = jira.parse(result.files[0]).records["tasks"]
+    assert [t["title"] for t in tasks] == ["Issue 1", "Launch party \ufffd"]
+
+
 def test_wrong_token_gives_a_clear_error_without_the_token(tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
     fake = FakeJira(2)
