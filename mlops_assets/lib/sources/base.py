@@ -207,8 +207,30 @@ def mend_lone_surrogates(text: str | bytes) -> str | bytes:
     return tokens.sub(lambda m: replacement if len(m.group()) == 6 else m.group(), text)
 
 
-def load_json_file(path, expected: str) -> tuple[Any, str]:
-    """A landing JSON file -> (document, encoding); SourceFormatError naming the expected shape if unreadable."""
+class JsonDocuments(list):
+    """Several JSON documents one after the other in one file (load_json_file's ``several``): what
+    ``gh api --paginate`` prints, one document per page of the API's answer.
+    """
+
+
+def json_documents(text: str) -> JsonDocuments:
+    """The JSON documents of ``text``, separated by nothing but whitespace; JSONDecodeError where one is bad."""
+    decoder, docs, at, end = json.JSONDecoder(), JsonDocuments(), 0, len(text)
+    while (at := _BLANK.match(text, at).end()) < end:
+        doc, at = decoder.raw_decode(text, at)
+        docs.append(doc)
+    return docs
+
+
+_BLANK = re.compile(r"[ \t\r\n]*")
+
+
+def load_json_file(path, expected: str, several: bool = False) -> tuple[Any, str]:
+    """A landing JSON file -> (document, encoding); SourceFormatError naming the expected shape if unreadable.
+
+    ``several``: a file of several documents one after the other (``gh api --paginate``) is read too, as a
+    JsonDocuments list of them; a file of one document is that document either way.
+    """
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -219,6 +241,11 @@ def load_json_file(path, expected: str) -> tuple[Any, str]:
     try:
         return json_loads(text), encoding
     except json.JSONDecodeError as exc:
+        if several and exc.msg == "Extra data":
+            try:
+                return json_documents(mend_lone_surrogates(text)), encoding
+            except json.JSONDecodeError as later:
+                exc = later
         raise SourceFormatError(
             f"{path.name} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); expected {expected}"
         ) from None

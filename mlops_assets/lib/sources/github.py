@@ -36,6 +36,7 @@ from typing import Any
 from mlops_assets.lib.sources import stream
 from mlops_assets.lib.sources.base import (
     DateOutOfRange,
+    JsonDocuments,
     ParsedFile,
     Reject,
     SourceFormatError,
@@ -50,7 +51,8 @@ SOURCE = "github"
 
 EXPECTED_SHAPE = (
     "a GitHub issue list (a JSON array of issues as GET /repos/{owner}/{repo}/issues?state=all returns), "
-    'a single issue object, or a search page {"items": [...]}'
+    'a single issue object, or a search page {"items": [...]}, or pages of these one after the other as '
+    "gh api --paginate prints them (with or without --slurp, or --jq '.[]')"
 )
 
 
@@ -217,9 +219,40 @@ def _looks_like_issue(obj: Any) -> bool:
 
 
 def parse(path: Path) -> ParsedFile:
-    """Parse one GitHub landing file into tasks (pull requests skipped, bad issues rejected)."""
-    doc, encoding = load_json_file(path, EXPECTED_SHAPE)
-    if isinstance(doc, list):
+    """Parse one GitHub landing file into tasks (pull requests skipped, bad issues rejected).
+
+    Besides one list, search page or issue: the pages of ``gh api --paginate`` (each page's JSON document
+    one after the other; with ``--jq '.[]'`` one issue a line) and of ``gh api --paginate --slurp`` (a list
+    of the pages), counted in the shape.
+    """
+    doc, encoding = load_json_file(path, EXPECTED_SHAPE, several=True)
+    pages = None
+    if isinstance(doc, JsonDocuments):
+        pages, shape = doc, "github-paginated"
+    elif isinstance(doc, list) and doc and all(isinstance(page, list) for page in doc):
+        pages, shape = doc, "github-paginated-slurp"
+    if pages is not None:
+        items = []
+        for number, page in enumerate(pages, start=1):
+            if isinstance(page, list):
+                items += page
+            elif isinstance(page, dict) and isinstance(page.get("items"), list):
+                items += page["items"]
+            elif _looks_like_issue(page):  # one issue a line: gh api --paginate --jq '.[]'
+                items.append(page)
+            else:
+                got = (
+                    f"an object with keys {sorted(page)[:8]}"
+                    if isinstance(page, dict)
+                    else type(page).__name__
+                )
+                raise SourceFormatError(
+                    f"{path.name}: page {number} of {len(pages)} is {got}, not a list of issues or a search page; "
+                    f"expected {EXPECTED_SHAPE}, or their pages one after the other as gh api --paginate prints them"
+                )
+        single = False
+        shape = f"{shape} ({len(pages)} pages)"
+    elif isinstance(doc, list):
         items, shape, single = doc, "github-issue-list", False
     elif isinstance(doc, dict) and isinstance(doc.get("items"), list):
         items, shape, single = doc["items"], "github-search-page", False
@@ -243,17 +276,29 @@ def parse(path: Path) -> ParsedFile:
 
 
 def parse_stream(path: Path) -> Iterator[ParsedFile] | None:
-    """A big issue list or search page, part by part (lib/sources/stream.py); None: parse it whole."""
+    """A big issue list or search page, part by part (lib/sources/stream.py); None: parse it whole.
+
+    Pages one after the other (``gh api --paginate``) stream as one list, their issues numbered on from
+    page to page as in the whole parse; a list of pages (``--slurp``) too.
+    """
     head = stream.first_byte(path)
+    slurped = False
     if head == b"[":
         prefix, shape = "item", "github-issue-list"
+        if stream.first_bytes(path, 2) == b"[[":  # a list of pages: each page (100 issues) is held whole
+            slurped, shape = True, "github-paginated-slurp"
     elif head == b"{" and stream.has_top_level_key(path, "items"):
         prefix, shape = "items.item", "github-search-page"
+    elif head == b"{" and stream.has_top_level_key(path, "number"):  # issues one a line (--jq '.[]')
+        prefix, shape = "", "github-paginated"
     else:
         return None
 
     def parts() -> Iterator[ParsedFile]:
-        elements = enumerate(stream.items(path, prefix))
+        found = stream.items(path, prefix, several=True)
+        if slurped:
+            found = (item for page in found for item in (page if isinstance(page, list) else [page]))
+        elements = enumerate(found)
         while True:
             part = ParsedFile(shape=shape)
             chunk = list(itertools.islice(elements, stream.PART_RECORDS))

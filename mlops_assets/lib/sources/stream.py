@@ -42,6 +42,15 @@ def first_byte(path: Path) -> bytes:
     return stripped[:1]
 
 
+def first_bytes(path: Path, n: int) -> bytes:
+    """The first ``n`` bytes of the file that are not JSON whitespace (a UTF-8 BOM skipped), or fewer."""
+    with open(path, "rb") as f:
+        head = f.read(65536)
+    if head.startswith(b"\xef\xbb\xbf"):
+        head = head[3:]
+    return head.translate(None, b" \t\r\n")[:n]
+
+
 def has_top_level_key(path: Path, key: str) -> bool:
     """Whether the file's top-level object has ``key``, reading only as far as the key (or the end)."""
     import ijson
@@ -67,8 +76,9 @@ def first_value(path: Path, prefix: str) -> Any:
             return None
 
 
-def items(path: Path, prefix: str) -> Iterator[Any]:
-    """The elements at ``prefix`` (``item`` of a top-level list, ``issues.item`` of a page), one by one.
+def items(path: Path, prefix: str, several: bool = False) -> Iterator[Any]:
+    """The elements at ``prefix`` (``item`` of a top-level list, ``issues.item`` of a page), one by one;
+    ``several``: of every document of a file of several one after the other (``gh api --paginate``).
 
     A file that stops being valid JSON part-way raises SourceFormatError naming the file and where.
     """
@@ -76,7 +86,7 @@ def items(path: Path, prefix: str) -> Iterator[Any]:
 
     with open(path, "rb") as f:
         try:
-            yield from ijson.items(MendedReader(f), prefix, use_float=True)
+            yield from ijson.items(MendedReader(f), prefix, use_float=True, multiple_values=several)
         except (ijson.JSONError, UnicodeDecodeError) as exc:
             raise _cut_short(path, exc) from None
 

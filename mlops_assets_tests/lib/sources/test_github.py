@@ -212,3 +212,89 @@ def test_latin1_file_is_decoded_and_flagged(tmp_path):
 def test_empty_page_is_a_valid_empty_list(tmp_path):
     parsed = github.parse(_write(tmp_path, []))
     assert parsed.n_records == 0 and parsed.rejects == [] and parsed.shape == "github-issue-list"
+
+
+# `gh api --paginate repos/{owner}/{repo}/issues`, the GitHub CLI's way to export every issue, prints each
+# page's JSON one after the other (cli/cli#1268); with --slurp a list of the pages, with --jq '.[]' one
+# issue a line. Each was refused whole ("Extra data" / "no element looks like a GitHub issue").
+def _paginated(pages: list, form: str) -> str:
+    if form == "concatenated":
+        return "".join(json.dumps(page) for page in pages)
+    if form == "pretty":  # what gh prints to a terminal-less pipe with indentation
+        return "\n".join(json.dumps(page, indent=2) for page in pages) + "\n"
+    if form == "slurp":
+        return json.dumps(pages)
+    if form == "search pages":
+        return "\n".join(
+            json.dumps({"total_count": 9, "incomplete_results": False, "items": p}) for p in pages
+        )
+    assert form == "jq lines"
+    return "".join(json.dumps(issue) + "\n" for page in pages for issue in page)
+
+
+FORMS = ["concatenated", "pretty", "slurp", "search pages", "jq lines"]
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_the_pages_of_gh_api_paginate_give_the_tasks_of_one_list(tmp_path, form):
+    issues = [_issue(n, title=f"Issue {n}") for n in range(1, 8)] + [_issue(8, pull_request={"url": "x"})]
+    pages = [issues[:3], issues[3:6], issues[6:]]
+    one = github.parse(_write(tmp_path, issues, "one.json"))
+    path = tmp_path / "paginated.json"
+    path.write_text(_paginated(pages, form), encoding="utf-8")
+
+    parsed = github.parse(path)
+
+    assert parsed.records["tasks"] == one.records["tasks"] and parsed.rejects == []
+    pages_shown = "3 pages" if form != "jq lines" else "8 pages"
+    assert pages_shown in parsed.shape and "1 pull requests skipped" in parsed.shape
+
+
+def test_the_real_page_paginated_gives_its_76_issues(tmp_path):
+    issues = json.loads(
+        shared_data("exports", "github", "matomo-issues-page.json").read_text(encoding="utf-8")
+    )
+    path = tmp_path / "paginated.json"
+    path.write_text(_paginated([issues[:30], issues[30:60], issues[60:]], "pretty"), encoding="utf-8")
+    parsed = github.parse(path)
+    assert len(parsed.records["tasks"]) == 76 and parsed.rejects == []
+    assert parsed.shape == "github-paginated (3 pages); 24 pull requests skipped"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('[{"number": 1, "title": "a", "state": "open"}] 42', "page 2 of 2 is int"),
+        ('[{"number": 1, "title": "a", "state": "open"}] [{"number": 2,', "is not valid JSON"),
+        ('[{"number": 1, "title": "a", "state": "open"}] x', "is not valid JSON"),
+    ],
+)
+def test_a_bad_page_among_paginated_ones_says_which(tmp_path, content, message):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(SourceFormatError, match=message):
+        github.parse(path)
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_paginated_pages_streamed_give_what_the_whole_parse_gives(tmp_path, monkeypatch, form):
+    from mlops_assets.lib import ingestion
+    from mlops_assets.lib.sources import stream
+    from mlops_assets.lib.warehouse import Warehouse
+
+    pages = [[_issue(n + 10 * p) for n in range(1, 8)] for p in range(4)]
+    rows = {}
+    for name in ("whole", "streamed"):
+        if name == "streamed":
+            monkeypatch.setattr(stream, "STREAM_MIN_BYTES", 1)
+            monkeypatch.setattr(stream, "PART_RECORDS", 5)
+        folder = tmp_path / name / "landing" / "github"
+        folder.mkdir(parents=True)
+        (folder / "issues.json").write_text(_paginated(pages, form), encoding="utf-8")
+        wh = Warehouse(tmp_path / name / "wh.duckdb")
+        report = ingestion.ingest_source(wh, tmp_path / name / "landing", "github")
+        assert report.files_ingested == 1 and report.files_unreadable == 0, report.messages
+        message = wh.query("SELECT message FROM raw.ingested_files")["message"][0] or ""
+        assert message.startswith("streamed") == (name == "streamed")
+        rows[name] = wh.query("SELECT task_id, record_hash FROM raw.github_tasks ORDER BY 1").rows()
+    assert len(rows["whole"]) == 28 and rows["whole"] == rows["streamed"]
