@@ -44,7 +44,7 @@ from mlops_assets.lib.warehouse import Warehouse, add_missing_columns, disk_full
 SOURCES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "jira": ("jira", (".json", ".csv"), ("tasks", "events", "comments")),
     "github": ("github", (".json",), ("tasks",)),
-    "asana": ("asana", (".csv",), ("tasks",)),
+    "asana": ("asana", (".csv", ".json"), ("tasks",)),
     "trello": ("trello", (".json",), ("tasks", "events", "comments")),
     "csv": ("csv_mapped", (".csv",), ("tasks",)),
 }
@@ -108,8 +108,25 @@ def list_landing_files(landing_root: Path, source: str) -> list[Path]:
     return scan_landing(landing_root, source)[0]
 
 
-def scan_landing(landing_root: Path, source: str) -> tuple[list[Path], list[str]]:
-    """(the files of one source that are read, the names of those that are not: links out, devices, pipes)."""
+# What a source folder's files of another kind are, and what to do instead (a warning in the run's log)
+_OTHER_KINDS = {
+    ".xlsx": "an Excel workbook: save it as CSV (UTF-8)",
+    ".xls": "an Excel workbook: save it as CSV (UTF-8)",
+    ".xml": "XML (Jira's XML export?): export CSV (all fields) or pull JSON through the API instead",
+    ".zip": "an archive: unpack it into the folder",
+    ".gz": "an archive: unpack it into the folder",
+}
+
+
+# Files that belong beside a source's exports and are read with them or not at all (a mapped CSV's mapping)
+_COMPANIONS = {"csv": (".md", ".yaml", ".yml")}
+
+
+def scan_landing(landing_root: Path, source: str) -> tuple[list[Path], list[tuple[str, str]]]:
+    """(the files of one source that are read, (name, why not) of those that are not: links out, devices,
+    pipes, and files of a kind the source does not read, e.g. a workbook in asana/). Hidden and temporary
+    files are left out silently.
+    """
     if not landing_root.exists():
         raise LandingZoneError(
             f"landing directory {landing_root} does not exist: create it, set MLOPS_LANDING_DIR, "
@@ -123,14 +140,31 @@ def scan_landing(landing_root: Path, source: str) -> tuple[list[Path], list[str]
     files, skipped = [], []
     inside: dict[Path, bool] = {}  # folder -> resolves inside the root (asked once per folder, not per file)
     for p in folder.rglob("*"):
-        if p.suffix.lower() not in suffixes or p.name.startswith((".", "~")) or p.name.endswith(".tmp"):
+        if p.name.startswith((".", "~")) or p.name.endswith(".tmp"):
+            continue
+        if p.suffix.lower() not in suffixes:
+            if (
+                p.is_file()
+                and not p.is_symlink()
+                and p.suffix.lower() not in _COMPANIONS.get(source, (".md",))
+            ):
+                kind = _OTHER_KINDS.get(p.suffix.lower(), f"not a {' or '.join(suffixes)} file")
+                skipped.append(
+                    (p.name, f"not read: {kind}; the {source} folder reads {', '.join(suffixes)} files")
+                )
             continue
         if p.parent not in inside:
             inside[p.parent] = p.parent.resolve().is_relative_to(root)
         if inside[p.parent] and _inside_regular_file(p, root):
             files.append(p)
         elif p.is_symlink() or not p.is_dir():
-            skipped.append(p.name)
+            skipped.append(
+                (
+                    p.name,
+                    "not read: a link that leads out of the landing zone, or not a regular file; copy the file "
+                    "itself into the folder",
+                )
+            )
     return sorted(files), sorted(skipped)
 
 
@@ -576,11 +610,8 @@ def ingest_source(
     )
     files, skipped = scan_landing(landing_root, source)
     report.files_seen = len(files)
-    for name in skipped:
-        report.messages.append(
-            f"{name}: not read: a link that leads out of the landing zone, or not a regular "
-            "file; copy the file itself into the folder"
-        )
+    for name, why in skipped:
+        report.messages.append(f"{name}: {why}")
     first_file, recorded, unreadable = _known_files(warehouse, source)
     known = frozenset(first_file)
     workers = _parse_workers(files)

@@ -1,4 +1,5 @@
-"""Asana: the project CSV export (``<landing>/asana/*.csv``) to normalized task rows.
+"""Asana: the project CSV export (``<landing>/asana/*.csv``) and its JSON export or API task pages
+(``<landing>/asana/*.json``, :func:`parse_json`) to normalized task rows.
 
 Shape ``asana-project-csv``: Asana's columns ``Task ID, Created At, Completed At, Last Modified,
 Name, Section/Column, Assignee, Assignee Email, Start Date, Due Date, Tags, Notes, Projects,
@@ -29,6 +30,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from mlops_assets.lib.sources.base import (
     DateOutOfRange,
@@ -39,6 +41,7 @@ from mlops_assets.lib.sources.base import (
     category_from_status_name,
     csv_records,
     decode_bytes,
+    load_json_file,
     priority_from_labels,
     pseudonymize,
     unique_names,
@@ -91,7 +94,11 @@ def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str] | None,
 
 
 def parse(path: Path) -> ParsedFile:
-    """Parse one Asana project CSV export into tasks (bad rows rejected with the reason)."""
+    """Parse one Asana project export into tasks (bad rows rejected with the reason): the CSV export, or
+    a ``.json`` one (parse_json).
+    """
+    if path.suffix.lower() == ".json":
+        return parse_json(path)
     header, rows, encoding = _read_rows(path)
     index = {name.strip().lower(): i for i, name in reversed(list(enumerate(header)))}
     missing = [name for name in REQUIRED if name.lower() not in index]
@@ -273,3 +280,207 @@ def _date(row: list[str], i: int, name: str, required: bool = False) -> datetime
         raise _Bad(f"'{name}' = {value!r} {exc}") from None
     except ValueError:
         raise _Bad(f"'{name}' = {value!r} is not a date (expected YYYY-MM-DD, e.g. 2024-01-31)") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON: the project's "Export/Print -> JSON" and the API's task pages
+
+JSON_SHAPE = (
+    'Asana\'s project JSON export or an API page of tasks ({"data": [task, ...]}, each task with at least '
+    "gid, name and created_at, as GET /projects/{gid}/tasks?opt_fields=... returns), or a list of tasks"
+)
+
+
+def parse_json(path: Path) -> ParsedFile:
+    """Tasks of a JSON export (``{"data": [...]}``, a task's ``subtasks`` nested in it or not) or API page.
+
+    The same columns as the CSV export gives for the same task (``task_id`` ``asana:<gid>``): ``project``
+    from the first membership (else ``projects``, else the parent's, else the file stem), ``status`` the
+    membership's section unless completed, ``priority`` from a custom field named Priority (else a tag),
+    the assignee's e-mail (else name, else gid) pseudonymized, ``due_at`` from ``due_at`` else ``due_on``,
+    ``n_subtasks`` from ``num_subtasks`` (else the subtasks in the file), ``n_links`` the dependencies and
+    dependents (0 without them, as the CSV export's empty columns give).
+    """
+    doc, encoding = load_json_file(path, JSON_SHAPE)
+    if isinstance(doc, dict) and isinstance(doc.get("data"), list):
+        tasks, shape = doc["data"], "asana-json"
+    elif isinstance(doc, list):
+        tasks, shape = doc, "asana-json-list"
+    else:
+        got = f"an object with keys {sorted(doc)[:8]}" if isinstance(doc, dict) else type(doc).__name__
+        raise SourceFormatError(f"{path.name}: expected {JSON_SHAPE}; got {got}")
+    if tasks and not any(isinstance(t, dict) and "gid" in t for t in tasks):
+        first = tasks[0]
+        got = f"keys {sorted(first)[:8]}" if isinstance(first, dict) else type(first).__name__
+        raise SourceFormatError(
+            f"{path.name}: no element looks like an Asana task (no 'gid'; first has {got})"
+        )
+
+    # (locator, task, its parent task or None): nested subtasks follow their parent
+    flat: list[tuple[str, Any, dict[str, Any] | None]] = []
+
+    def walk(items: list[Any], where: str, parent: dict[str, Any] | None) -> None:
+        for i, task in enumerate(items):
+            locator = f"{where}[{i}]"
+            flat.append((locator, task, parent))
+            if isinstance(task, dict) and isinstance(task.get("subtasks"), list):
+                walk(task["subtasks"], f"{locator}.subtasks", task)
+
+    walk(tasks, "data" if shape == "asana-json" else "", None)
+    children: dict[str, int] = {}
+    for _, task, parent in flat:
+        ref = (
+            _gid(parent)
+            if parent is not None
+            else _gid(task.get("parent"))
+            if isinstance(task, dict)
+            else None
+        )
+        if ref:
+            children[ref] = children.get(ref, 0) + 1
+    by_gid = {_gid(task): task for _, task, _ in flat if isinstance(task, dict) and _gid(task)}
+
+    parsed = ParsedFile(encoding=encoding, shape=shape)
+    for locator, task, parent in flat:
+        if not isinstance(task, dict):
+            parsed.rejects.append(Reject.not_an_object(locator, task, "an Asana task object"))
+            continue
+        gid = _gid(task)
+        try:
+            row = _json_task(task, gid, parent or by_gid.get(_gid(task.get("parent")) or ""), children, path)
+        except _Bad as bad:
+            payload = canonical_json({k: v for k, v in task.items() if k != "subtasks"})
+            parsed.rejects.append(Reject(locator, f"{locator} (gid {gid or '?'}): {bad}", payload))
+            continue
+        row["locator"] = locator
+        row["payload"] = canonical_json({k: v for k, v in task.items() if k != "subtasks"})
+        parsed.add("tasks", row)
+    return parsed
+
+
+def _gid(obj: Any) -> str | None:
+    """An Asana object's gid (a string; an old export's numeric id is read as its digits), or None."""
+    if not isinstance(obj, dict):
+        return None
+    gid = obj.get("gid", obj.get("id"))
+    if isinstance(gid, bool) or gid is None:
+        return None
+    if isinstance(gid, int):
+        return str(gid)
+    return gid.strip() or None if isinstance(gid, str) else None
+
+
+def _name(obj: Any) -> str:
+    name = obj.get("name") if isinstance(obj, dict) else None
+    return name.strip() if isinstance(name, str) else ""
+
+
+def _json_date(task: dict[str, Any], key: str, required: bool = False) -> datetime | None:
+    value = task.get(key)
+    if value is None or value == "":
+        if required:
+            raise _Bad(f"'{key}' is missing")
+        return None
+    if not isinstance(value, str):
+        raise _Bad(f"'{key}' = {value!r} is not a date")
+    try:
+        return _day(value.strip())
+    except DateOutOfRange as exc:
+        raise _Bad(f"'{key}' = {value!r} {exc}") from None
+    except ValueError:
+        raise _Bad(
+            f"'{key}' = {value!r} is not a date (expected ISO 8601, e.g. 2024-01-31T09:30:00.000Z)"
+        ) from None
+
+
+def _named_list(task: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    value = task.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _Bad(f"'{key}' is a {type(value).__name__}, not a list")
+    return [v for v in value if isinstance(v, dict)]
+
+
+def _json_task(
+    task: dict[str, Any], gid: str | None, parent: dict[str, Any] | None, children: dict[str, int], path: Path
+) -> dict[str, Any]:
+    if not gid:
+        raise _Bad("'gid' is missing or empty")
+    name = task.get("name")
+    if name is not None and not isinstance(name, str):
+        raise _Bad(f"'name' = {name!r} is not text")
+    created = _json_date(task, "created_at", required=True)
+    completed_at = _json_date(task, "completed_at")
+    if task.get("completed") is True and completed_at is None:
+        raise _Bad("completed, but 'completed_at' is missing: export with the completed_at field")
+    modified = _json_date(task, "modified_at")
+    due = _json_date(task, "due_at") or _json_date(task, "due_on")
+    memberships = _named_list(task, "memberships")
+    projects = [_name(m.get("project")) for m in memberships if _name(m.get("project"))]
+    projects += [_name(p) for p in _named_list(task, "projects") if _name(p)]
+    if not projects and parent is not None:
+        projects = [
+            _name(m.get("project")) for m in _named_list(parent, "memberships") if _name(m.get("project"))
+        ]
+        projects += [_name(p) for p in _named_list(parent, "projects") if _name(p)]
+    sections = [_name(m.get("section")) for m in memberships if _name(m.get("section"))]
+    section = sections[0] if sections else ""
+    if completed_at is not None:
+        status, category = "Completed", "done"
+    else:
+        status = section if section and section != "(no section)" else "Open"
+        category = "in_progress" if category_from_status_name(section) == "in_progress" else "todo"
+    tags = [_name(t) for t in _named_list(task, "tags") if _name(t)]
+    priority = None
+    for field_ in _named_list(task, "custom_fields"):
+        if _name(field_).lower() == "priority":
+            shown = field_.get("display_value")
+            if shown is None and isinstance(field_.get("enum_value"), dict):
+                shown = field_["enum_value"].get("name")
+            priority = shown.strip() if isinstance(shown, str) and shown.strip() else None
+    priority = priority or (priority_from_labels(tags) if tags else None)
+    assignee = task.get("assignee")
+    who = None
+    if isinstance(assignee, dict):
+        who = next(
+            (
+                v.strip()
+                for v in (assignee.get("email"), assignee.get("name"))
+                if isinstance(v, str) and v.strip()
+            ),
+            _gid(assignee),
+        )
+    n_subtasks = task.get("num_subtasks")
+    if isinstance(n_subtasks, bool) or not isinstance(n_subtasks, int) or n_subtasks < 0:
+        n_subtasks = children.get(gid, 0)
+    # as the CSV export counts them: 0 when the export has no dependency fields
+    links = len(_named_list(task, "dependencies")) + len(_named_list(task, "dependents"))
+    notes = task.get("notes")
+    return {
+        "task_id": f"asana:{gid}",
+        "source": SOURCE,
+        "project": projects[0] if projects else path.stem,
+        "key": gid,
+        "title": (name or "").strip(),
+        "type": "subtask" if parent is not None or _gid(task.get("parent")) else "task",
+        "priority": priority,
+        "status": status,
+        "status_category": category,
+        "assignee_id": _pseudo(SOURCE, who),
+        "reporter_id": None,
+        "created_at": created,
+        "updated_at": modified,
+        "resolved_at": completed_at,
+        "due_at": due,
+        "deadline_at": due,
+        "story_points": None,
+        "original_estimate_h": None,
+        "time_spent_h": None,
+        "n_comments": None,
+        "n_links": links,
+        "n_subtasks": n_subtasks,
+        "n_labels": len(tags),
+        "description_length": len(notes) if isinstance(notes, str) else 0,
+        "labels": ",".join(tags),
+    }

@@ -225,3 +225,142 @@ def test_subtask_counts_once_when_parent_names_repeat(tmp_path):
         "web-project",
     )
     assert sum(t["n_subtasks"] for t in tasks.values()) == 2
+
+
+# --- JSON: "Export/Print -> JSON" of a project and the API's task pages ---------------------------
+
+
+def _task(gid: str, **over) -> dict:
+    task = {
+        "gid": gid,
+        "resource_type": "task",
+        "name": f"Task {gid}",
+        "created_at": "2024-01-02T09:30:00.000Z",
+        "modified_at": "2024-01-03T10:00:00.000Z",
+        "completed": False,
+        "completed_at": None,
+        "due_on": None,
+        "due_at": None,
+        "assignee": None,
+        "memberships": [{"project": {"gid": "77", "name": "Web"}, "section": {"gid": "5", "name": "To do"}}],
+        "projects": [{"gid": "77", "name": "Web"}],
+        "tags": [],
+        "parent": None,
+        "notes": "",
+        "custom_fields": [],
+    }
+    task.update(over)
+    return task
+
+
+def _json(tmp_path: Path, doc, name: str = "web-project.json") -> Path:
+    path = tmp_path / name
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    return path
+
+
+def test_a_json_export_gives_the_columns_the_csv_export_gives_for_the_same_tasks(tmp_path):
+    tasks = [
+        _task("1201", name="Launch", completed=True, completed_at="2024-02-01T17:00:00.000Z",
+              tags=[{"gid": "9", "name": "P1"}], notes="Ship it", due_on="2024-01-31",
+              assignee={"gid": "42", "name": "Ada Lovelace", "email": "ada@example.com"},
+              dependencies=[{"gid": "1202"}], dependents=[]),
+        _task("1202", name="Review copy", due_at="2024-01-20T12:00:00.000Z",
+              memberships=[{"project": {"gid": "77", "name": "Web"}, "section": {"gid": "6", "name": "Doing"}}],
+              custom_fields=[{"gid": "3", "name": "Priority", "display_value": "High"}]),
+    ]  # fmt: skip
+    rows = [
+        _row("1201", **{"Name": "Launch", "Completed At": "2024-02-01", "Tags": "P1", "Notes": "Ship it",
+                        "Due Date": "2024-01-31", "Assignee": "Ada Lovelace", "Assignee Email": "ada@example.com",
+                        "Section/Column": "To do", "Blocked By (Dependencies)": "Review copy",
+                        "Created At": "2024-01-02", "Last Modified": "2024-01-03"}),
+        _row("1202", **{"Name": "Review copy", "Section/Column": "Doing", "Due Date": "2024-01-20"}),
+    ]  # fmt: skip
+    from_json = asana.parse(_json(tmp_path, {"data": tasks}))
+    from_csv = asana.parse(_csv(tmp_path, rows))
+
+    assert from_json.shape == "asana-json" and from_json.rejects == []
+    same = ("task_id", "key", "project", "title", "type", "status", "status_category", "assignee_id", "n_links",
+            "n_labels", "labels", "description_length", "n_subtasks")  # fmt: skip
+    for j, c in zip(from_json.records["tasks"], from_csv.records["tasks"], strict=True):
+        assert {k: j[k] for k in same} == {k: c[k] for k in same}
+        assert set(j) == set(TASK_COLUMNS) | {"locator", "payload"}
+    launch, review = from_json.records["tasks"]
+    assert launch["resolved_at"] == datetime(
+        2024, 2, 1, 17, tzinfo=UTC
+    )  # the JSON's time of day, not midnight
+    assert launch["priority"] == "P1" and review["priority"] == "High"  # a tag / the Priority field
+    assert review["due_at"] == review["deadline_at"] == datetime(2024, 1, 20, 12, tzinfo=UTC)
+    assert review["status"] == "Doing" and review["status_category"] == "in_progress"
+    assert launch["assignee_id"] == pseudonymize("asana", "ada@example.com")
+    assert json.loads(launch["payload"])["name"] == "Launch" and launch["locator"] == "data[0]"
+
+
+def test_nested_subtasks_and_an_api_page_are_read(tmp_path):
+    sub = _task("2", name="Write tests", memberships=[], projects=[], parent={"gid": "1", "name": "Parent"})
+    parent = _task("1", name="Parent", subtasks=[sub, _task("3", memberships=[], projects=[])])
+    parsed = asana.parse(
+        _json(tmp_path, {"data": [parent], "next_page": {"offset": "eyJ0", "uri": "https://x"}})
+    )
+    by_key = {t["key"]: t for t in parsed.records["tasks"]}
+    assert sorted(by_key) == ["1", "2", "3"] and parsed.rejects == []
+    assert by_key["1"]["n_subtasks"] == 2 and by_key["1"]["type"] == "task"
+    assert by_key["2"]["type"] == by_key["3"]["type"] == "subtask"
+    assert by_key["2"]["project"] == by_key["3"]["project"] == "Web"  # the parent's project
+    assert by_key["3"]["locator"] == "data[0].subtasks[1]"
+    assert "subtasks" not in json.loads(by_key["1"]["payload"])  # each subtask is its own record
+
+
+def test_bad_json_tasks_become_rejects_and_the_good_ones_stay(tmp_path):
+    tasks = [
+        _task("1"),
+        _task("", name="no gid"),
+        _task("3", created_at="yesterday"),
+        _task("4", completed=True, completed_at=None),
+        "a string",
+        _task("6", created_at="9999-12-31T23:00:00-05:00"),
+        _task("7", tags={"gid": "1"}),
+    ]
+    parsed = asana.parse(_json(tmp_path, {"data": tasks}))
+    assert [t["key"] for t in parsed.records["tasks"]] == ["1"]
+    reasons = " | ".join(r.reason for r in parsed.rejects)
+    assert len(parsed.rejects) == 6
+    for words in ("'gid' is missing", "'created_at' = 'yesterday' is not a date", "'completed_at' is missing",
+                  "not an Asana task object", "outside years 1-9999", "'tags' is a dict"):  # fmt: skip
+        assert words in reasons
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"errors": [{"message": "Not Authorized"}]}', "expected Asana's project JSON export"),
+        ('[{"id_x": 1}]', "no element looks like an Asana task"),
+        ('{"data": [', "is not valid JSON"),
+    ],
+)
+def test_a_json_file_that_is_no_asana_export_says_what_is_expected(tmp_path, content, message):
+    path = tmp_path / "x.json"
+    path.write_text(content)
+    with pytest.raises(SourceFormatError, match=message):
+        asana.parse(path)
+
+
+def test_the_json_and_the_csv_export_of_one_project_are_ingested_and_a_workbook_is_named(tmp_path):
+    from mlops_assets.lib import ingestion
+    from mlops_assets.lib.warehouse import Warehouse
+
+    folder = tmp_path / "landing" / "asana"
+    folder.mkdir(parents=True)
+    _json(folder, {"data": [_task("1"), _task("2")]})
+    _csv(folder, [_row("3")])
+    (folder / "export.xlsx").write_bytes(b"PK\x03\x04")
+    (folder / "notes.md").write_text("how we export")
+    wh = Warehouse(tmp_path / "wh.duckdb")
+
+    report = ingestion.ingest_source(wh, tmp_path / "landing", "asana")
+
+    assert report.files_ingested == 2 and report.files_unreadable == 0
+    assert sorted(wh.query("SELECT key FROM raw.asana_tasks")["key"].to_list()) == ["1", "2", "3"]
+    assert report.messages == [
+        "export.xlsx: not read: an Excel workbook: save it as CSV (UTF-8); the asana folder reads .csv, .json files"
+    ]
