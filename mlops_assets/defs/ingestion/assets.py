@@ -30,7 +30,7 @@ PULL_RETRY_POLICY = dg.RetryPolicy(
 
 SOURCE_TITLES = {
     "jira": "Jira REST API v2/v3 JSON (issues, changelogs, search and comment pages) and Jira CSV exports",
-    "github": "GitHub REST API issue JSON (list pages and single issues; pull requests are skipped)",
+    "github": "GitHub REST API issue JSON (list pages, single issues, gh api --paginate output; pull requests are skipped)",
     "asana": "Asana project exports (CSV, or JSON as the export and the API give it)",
     "trello": "Trello board JSON exports (cards, lists, actions)",
     "csv": "any other tool: a CSV plus a YAML column mapping next to it",
