@@ -291,6 +291,14 @@ JSON_SHAPE = (
 )
 
 
+# The task fields parse_json reads, as an API request asks for them
+OPT_FIELDS = (
+    "name,created_at,completed,completed_at,modified_at,due_on,due_at,assignee.email,assignee.name,"
+    "memberships.project.name,memberships.section.name,projects.name,tags.name,parent,num_subtasks,notes,"
+    "custom_fields.name,custom_fields.display_value,dependencies,dependents"
+)
+
+
 def parse_json(path: Path) -> ParsedFile:
     """Tasks of a JSON export (``{"data": [...]}``, a task's ``subtasks`` nested in it or not) or API page.
 
@@ -314,6 +322,11 @@ def parse_json(path: Path) -> ParsedFile:
         got = f"keys {sorted(first)[:8]}" if isinstance(first, dict) else type(first).__name__
         raise SourceFormatError(
             f"{path.name}: no element looks like an Asana task (no 'gid'; first has {got})"
+        )
+    if tasks and not any(isinstance(t, dict) and "created_at" in t for t in tasks):
+        raise SourceFormatError(
+            f"{path.name}: Asana tasks in their compact form (no task has created_at): the API gives only gid and "
+            f"name unless asked; request them with opt_fields={OPT_FIELDS}, or use the project's Export -> JSON"
         )
 
     # (locator, task, its parent task or None): nested subtasks follow their parent

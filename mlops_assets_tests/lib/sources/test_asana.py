@@ -336,6 +336,10 @@ def test_bad_json_tasks_become_rejects_and_the_good_ones_stay(tmp_path):
         ('{"errors": [{"message": "Not Authorized"}]}', "expected Asana's project JSON export"),
         ('[{"id_x": 1}]', "no element looks like an Asana task"),
         ('{"data": [', "is not valid JSON"),
+        (
+            '{"data": [{"gid": "1", "name": "a", "resource_type": "task"}]}',
+            "compact form .* opt_fields=name,created_at",
+        ),
     ],
 )
 def test_a_json_file_that_is_no_asana_export_says_what_is_expected(tmp_path, content, message):
