@@ -190,45 +190,24 @@ def parse(path: Path) -> ParsedFile:
         projects = _split(row[i_projects])
         if not projects and n in parent_of:
             projects = _split(kept[parent_of[n]][1][i_projects])
-        project = projects[0] if projects else path.stem
-        section = row[i_section].strip()
-        if completed is not None:
-            status, category = "Completed", "done"
-        else:
-            status = section if section and section != "(no section)" else "Open"
-            category = "in_progress" if category_from_status_name(section) == "in_progress" else "todo"
         tags = _split(row[i_tags])
-        priority = row[i_priority].strip() or (priority_from_labels(tags) if tags else None)
-        assignee = row[i_email].strip() or row[i_assignee].strip()
-        n_links = len(_split(row[i_blocked])) + len(_split(row[i_blocking]))
         parsed.add(
             "tasks",
             {
-                "task_id": f"asana:{task_id}",
-                "source": SOURCE,
-                "project": project,
-                "key": task_id,
-                "title": name,
-                "type": "subtask" if parent else "task",
-                "priority": priority or None,
-                "status": status,
-                "status_category": category,
-                "assignee_id": _pseudo(SOURCE, assignee),
-                "reporter_id": None,
-                "created_at": created,
-                "updated_at": modified,
-                "resolved_at": completed,
-                "due_at": due,
-                "deadline_at": due,
-                "story_points": None,
-                "original_estimate_h": None,
-                "time_spent_h": None,
-                "n_comments": None,
-                "n_links": n_links,
-                "n_subtasks": n_children[n],
-                "n_labels": len(tags),
-                "description_length": len(row[i_notes]),
-                "labels": ",".join(tags),
+                **_task_row(
+                    task_id,
+                    project=projects[0] if projects else path.stem,
+                    title=name,
+                    subtask=bool(parent),
+                    priority=row[i_priority].strip() or None,
+                    section=row[i_section].strip(),
+                    assignee=row[i_email].strip() or row[i_assignee].strip(),
+                    dates=(created, modified, completed, due),
+                    n_links=len(_split(row[i_blocked])) + len(_split(row[i_blocking])),
+                    n_subtasks=n_children[n],
+                    tags=tags,
+                    description_length=len(row[i_notes]),
+                ),
                 "locator": locator,
                 "payload": canonical_json(dict(zip(payload_keys, row, strict=False))),
             },
@@ -438,12 +417,6 @@ def _json_task(
         ]
         projects += [_name(p) for p in _named_list(parent, "projects") if _name(p)]
     sections = [_name(m.get("section")) for m in memberships if _name(m.get("section"))]
-    section = sections[0] if sections else ""
-    if completed_at is not None:
-        status, category = "Completed", "done"
-    else:
-        status = section if section and section != "(no section)" else "Open"
-        category = "in_progress" if category_from_status_name(section) == "in_progress" else "todo"
     tags = [_name(t) for t in _named_list(task, "tags") if _name(t)]
     priority = None
     for field_ in _named_list(task, "custom_fields"):
@@ -452,7 +425,6 @@ def _json_task(
             if shown is None and isinstance(field_.get("enum_value"), dict):
                 shown = field_["enum_value"].get("name")
             priority = shown.strip() if isinstance(shown, str) and shown.strip() else None
-    priority = priority or (priority_from_labels(tags) if tags else None)
     assignee = task.get("assignee")
     who = None
     if isinstance(assignee, dict):
@@ -470,30 +442,70 @@ def _json_task(
     # as the CSV export counts them: 0 when the export has no dependency fields
     links = len(_named_list(task, "dependencies")) + len(_named_list(task, "dependents"))
     notes = task.get("notes")
+    return _task_row(
+        gid,
+        project=projects[0] if projects else path.stem,
+        title=(name or "").strip(),
+        subtask=parent is not None or _gid(task.get("parent")) is not None,
+        priority=priority,
+        section=sections[0] if sections else "",
+        assignee=who,
+        dates=(created, modified, completed_at, due),
+        n_links=links,
+        n_subtasks=n_subtasks,
+        tags=tags,
+        description_length=len(notes) if isinstance(notes, str) else 0,
+    )
+
+
+def _task_row(
+    task_id: str,
+    *,
+    project: str,
+    title: str,
+    subtask: bool,
+    priority: str | None,
+    section: str,
+    assignee: str | None,
+    dates: tuple[datetime | None, ...],
+    n_links: int,
+    n_subtasks: int,
+    tags: list[str],
+    description_length: int,
+) -> dict[str, Any]:
+    """A task's columns, the same whichever export it came from: ``dates`` (created, modified, completed,
+    due); the status is the section unless completed; the priority, when not given, from a tag.
+    """
+    created, modified, completed, due = dates
+    if completed is not None:
+        status, category = "Completed", "done"
+    else:
+        status = section if section and section != "(no section)" else "Open"
+        category = "in_progress" if category_from_status_name(section) == "in_progress" else "todo"
     return {
-        "task_id": f"asana:{gid}",
+        "task_id": f"asana:{task_id}",
         "source": SOURCE,
-        "project": projects[0] if projects else path.stem,
-        "key": gid,
-        "title": (name or "").strip(),
-        "type": "subtask" if parent is not None or _gid(task.get("parent")) else "task",
-        "priority": priority,
+        "project": project,
+        "key": task_id,
+        "title": title,
+        "type": "subtask" if subtask else "task",
+        "priority": priority or (priority_from_labels(tags) if tags else None),
         "status": status,
         "status_category": category,
-        "assignee_id": _pseudo(SOURCE, who),
+        "assignee_id": _pseudo(SOURCE, assignee or None),
         "reporter_id": None,
         "created_at": created,
         "updated_at": modified,
-        "resolved_at": completed_at,
+        "resolved_at": completed,
         "due_at": due,
         "deadline_at": due,
         "story_points": None,
         "original_estimate_h": None,
         "time_spent_h": None,
         "n_comments": None,
-        "n_links": links,
+        "n_links": n_links,
         "n_subtasks": n_subtasks,
         "n_labels": len(tags),
-        "description_length": len(notes) if isinstance(notes, str) else 0,
+        "description_length": description_length,
         "labels": ",".join(tags),
     }
