@@ -28,10 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import httpx  # noqa: E402
 
-from mlops_assets.devtools.ports import free_port  # noqa: E402
 from mlops_assets.lib import registry, scoring, training  # noqa: E402
+from mlops_assets.reliability.service import ServiceProcess  # noqa: E402
 from mlops_assets.serving import sandbox  # noqa: E402
 
 TRAIN = training.TrainConfig(n_trials=8, timeout_s=120, cv_folds=0)
@@ -114,45 +113,34 @@ def main() -> int:
     champions = scoring.load_champions(registry.get_client(box.tracking_uri), compile_models=False)
     trees = {name: model.booster.num_trees() for name, model in champions.items()}
 
-    port = free_port()
-    env = {**os.environ, **box.env(), "MLOPS_SERVE_PORT": str(port), "MLOPS_SERVE_WORKERS": str(args.workers)}
-    log = (work / "service.log").open("wb")
-    service = subprocess.Popen([sys.executable, "-m", "mlops_assets.serving"], cwd=ROOT, env=env,
-                               stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    # on a free loopback port, started again on another if that one is taken while the service loads
+    service = ServiceProcess(box, work / "service.log", {"MLOPS_SERVE_WORKERS": str(args.workers)})
     try:
-        deadline = time.monotonic() + (600 if args.work else 120)
-        while True:
-            try:
-                if httpx.get(url + "/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or service.poll() is not None:
-                sys.exit(f"the service did not become ready; log: {work / 'service.log'}")
-            time.sleep(0.2)
+        try:
+            service.wait_ready(600 if args.work else 120)
+        except RuntimeError as exc:
+            sys.exit(f"the service did not become ready: {exc}")
+        url, pid = service.url, service.process.pid
         single = _lua(work / "single.lua", "/predict", [json.dumps(r) for r in records[:500]])
         batches = [json.dumps({"tasks": records[i : i + 100]}) for i in range(0, len(records) - 99, 100)][:20]
         batch = _lua(work / "batch.lua", "/predict/batch", batches)
         _wrk(url + "/", single, 4, 3)  # warm-up
         runs = []
         for connections in [int(c) for c in args.connections.split(",")]:
-            cpu = _cpu_seconds(service.pid)
+            cpu = _cpu_seconds(pid)
             result = _wrk(url + "/", single, connections, args.duration)
-            result["service_cpu"] = (_cpu_seconds(service.pid) - cpu) / result["seconds"]
+            result["service_cpu"] = (_cpu_seconds(pid) - cpu) / result["seconds"]
             runs.append(result)
             print(
                 f"single c={connections}: {result['rps']:.0f} rps p50 {result['p50']:.1f} ms p99 {result['p99']:.1f} ms"
             )
-        cpu = _cpu_seconds(service.pid)
+        cpu = _cpu_seconds(pid)
         batch_run = _wrk(url + "/", batch, args.batch_connections, args.duration)
-        batch_run["service_cpu"] = (_cpu_seconds(service.pid) - cpu) / batch_run["seconds"]
+        batch_run["service_cpu"] = (_cpu_seconds(pid) - cpu) / batch_run["seconds"]
         print(f"batch100 c={args.batch_connections}: {batch_run['rps']:.1f} req/s p50 {batch_run['p50']:.1f} ms "
               f"p99 {batch_run['p99']:.1f} ms")  # fmt: skip
     finally:
-        service.terminate()
-        service.wait(timeout=10)
-        log.close()
+        service.stop()
 
     _write(args, runs, batch_run, trees, len(records), build_s, load_before)
     shutil.rmtree(work, ignore_errors=True)

@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,39 +32,22 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import httpx  # noqa: E402
 from bench_serving import TRAIN, _lua, _wrk  # noqa: E402
 
-from mlops_assets.devtools.ports import free_port  # noqa: E402
 from mlops_assets.lib import scoring  # noqa: E402
+from mlops_assets.reliability.service import ServiceProcess  # noqa: E402
 from mlops_assets.serving import sandbox  # noqa: E402
 
 
-def _start(box, work: Path, telemetry: bool) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        **box.env(),
-        "MLOPS_SERVE_PORT": str(port),
-        "MLOPS_SERVE_TELEMETRY": "1" if telemetry else "0",
-        "XDG_CACHE_HOME": str(work / "cache"),
-    }
-    log = (work / f"service-{int(telemetry)}.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlops_assets.serving"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+def _start(box, work: Path, telemetry: bool) -> tuple[ServiceProcess, str]:
+    """The service with telemetry on or off, ready (on a free port, started again on another if it is taken)."""
+    service = ServiceProcess(
+        box, work / f"service-{int(telemetry)}.log", {"MLOPS_SERVE_TELEMETRY": "1" if telemetry else "0"}
     )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            if httpx.get(url + "/ready").status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            sys.exit(f"the service did not become ready; log: {log.name}")
-        time.sleep(0.2)
+    try:
+        service.wait_ready(180)
+    except RuntimeError as exc:
+        service.stop()
+        sys.exit(f"the service did not become ready: {exc}")
+    return service, service.url
 
 
 def micro(n: int = 20_000) -> dict[str, float]:
@@ -150,9 +132,8 @@ def main() -> int:
         with httpx.Client(base_url=services[True][1]) as http:
             metrics = http.get("/metrics").text
     finally:
-        for process, _ in services.values():
-            process.terminate()
-            process.wait(timeout=10)
+        for service, _ in services.values():
+            service.stop()
     summary = {}
     for side, runs in results.items():
         summary["on" if side else "off"] = {
