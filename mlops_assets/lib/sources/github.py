@@ -231,6 +231,7 @@ def parse(path: Path) -> ParsedFile:
         pages, shape = doc, "github-paginated"
     elif isinstance(doc, list) and doc and all(isinstance(page, list) for page in doc):
         pages, shape = doc, "github-paginated-slurp"
+    page_rejects: list[Reject] = []
     if pages is not None:
         items = []
         for number, page in enumerate(pages, start=1):
@@ -240,16 +241,22 @@ def parse(path: Path) -> ParsedFile:
                 items += page["items"]
             elif _looks_like_issue(page):  # one issue a line: gh api --paginate --jq '.[]'
                 items.append(page)
-            else:
+            else:  # e.g. an error answer (rate limit) between pages: the other pages' issues are kept
                 got = (
                     f"an object with keys {sorted(page)[:8]}"
                     if isinstance(page, dict)
                     else type(page).__name__
                 )
-                raise SourceFormatError(
-                    f"{path.name}: page {number} of {len(pages)} is {got}, not a list of issues or a search page; "
-                    f"expected {EXPECTED_SHAPE}, or their pages one after the other as gh api --paginate prints them"
+                page_rejects.append(
+                    Reject(
+                        f"page {number}",
+                        f"page {number} of {len(pages)} is {got}, not a list of issues or a search page: "
+                        "its issues, if any, are missing; pull that page again",
+                        canonical_json(page),
+                    )
                 )
+        if len(page_rejects) == len(pages):
+            raise SourceFormatError(f"{path.name}: {page_rejects[0].reason}; expected {EXPECTED_SHAPE}")
         single = False
         shape = f"{shape} ({len(pages)} pages)"
     elif isinstance(doc, list):
@@ -269,7 +276,7 @@ def parse(path: Path) -> ParsedFile:
             f"expected {EXPECTED_SHAPE}"
         )
 
-    parsed = ParsedFile(encoding=encoding)
+    parsed = ParsedFile(encoding=encoding, rejects=page_rejects)
     n_pulls = _add_items(parsed, enumerate(items), single)
     parsed.shape = f"{shape}; {n_pulls} pull requests skipped" if n_pulls else shape
     return parsed
@@ -279,7 +286,9 @@ def parse_stream(path: Path) -> Iterator[ParsedFile] | None:
     """A big issue list or search page, part by part (lib/sources/stream.py); None: parse it whole.
 
     Pages one after the other (``gh api --paginate``) stream as one list, their issues numbered on from
-    page to page as in the whole parse; a list of pages (``--slurp``) too.
+    page to page as in the whole parse; a list of pages (``--slurp``) too. Known gap: between pages of
+    lists, a top-level value that is no list (an error answer) has no ``item`` and is passed over without
+    the reject the whole parse gives it (only files of STREAM_MIN_BYTES and more stream).
     """
     head = stream.first_byte(path)
     slurped = False

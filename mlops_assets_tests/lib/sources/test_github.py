@@ -264,7 +264,7 @@ def test_the_real_page_paginated_gives_its_76_issues(tmp_path):
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ('[{"number": 1, "title": "a", "state": "open"}] 42', "page 2 of 2 is int"),
+        ("42 17", "page 1 of 2 is int"),
         ('[{"number": 1, "title": "a", "state": "open"}] [{"number": 2,', "is not valid JSON"),
         ('[{"number": 1, "title": "a", "state": "open"}] x', "is not valid JSON"),
     ],
@@ -298,3 +298,18 @@ def test_paginated_pages_streamed_give_what_the_whole_parse_gives(tmp_path, monk
         assert message.startswith("streamed") == (name == "streamed")
         rows[name] = wh.query("SELECT task_id, record_hash FROM raw.github_tasks ORDER BY 1").rows()
     assert len(rows["whole"]) == 28 and rows["whole"] == rows["streamed"]
+
+
+def test_an_error_answer_between_pages_is_rejected_and_the_other_pages_kept(tmp_path):
+    """What a rate limit leaves in the middle of a paginated export: the pages around it still count."""
+    error = {
+        "message": "API rate limit exceeded for user ID 1.",
+        "documentation_url": "https://docs.github.com",
+    }
+    path = tmp_path / "paginated.json"
+    path.write_text(_paginated([[_issue(1), _issue(2)], error, [_issue(3)]], "pretty"), encoding="utf-8")
+    parsed = github.parse(path)
+    assert [t["key"] for t in parsed.records["tasks"]] == ["#1", "#2", "#3"]
+    (reject,) = parsed.rejects
+    assert reject.locator == "page 2" and "API rate limit" in reject.payload
+    assert "page 2 of 3 is an object with keys ['documentation_url', 'message']" in reject.reason
