@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 from mlops_assets import __version__
@@ -51,6 +52,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="whole graph: then train both models again on the same splits with every trial on "
         "all train rows (tune_rows=0, same trials): the quality the issue-14 training is held to",
+    )
+    bench.add_argument(
+        "--against",
+        default=None,
+        metavar="REV",
+        help="whole graph: after each size, run the same bench with the code of git commit REV (a worktree, "
+        "this interpreter) and report both and their ratio: the machine's speed moves, pairs do not",
     )
     bench.add_argument(
         "--no-write", action="store_true", help="print the table, leave docs/BENCHMARKS.md alone"
@@ -162,25 +170,43 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--models-only needs --work DIR holding the warehouse of a --data-only run")
         stages, section = None, "pipeline"
         whole = not (args.by_step or args.data_only or args.models_only or args.like)
+        if args.against and not whole:
+            parser.error(
+                "--against pairs whole-graph runs: leave out --by-step, --data-only, --models-only, --like"
+            )
         if whole:
-            results, refs = [], {}
-            for n in sizes:
-                results.append(bench_mod.whole_graph(n, Path(args.work) if args.work else None))
-                print(
-                    f"{n:,} tasks: whole graph {results[-1]['wall_s']:.1f} s, {results[-1]['tree_mb']:,.0f} MB",
-                    flush=True,
-                )
-                if args.reference:
-                    refs[n] = bench_mod.reference_trainings(Path(results[-1]["work"]))
+            results, refs, paired = [], {}, {}
+            with contextlib.ExitStack() as stack:
+                try:
+                    other = stack.enter_context(bench_mod.code_at(args.against)) if args.against else None
+                except ValueError as exc:
+                    parser.error(str(exc))
+                for n in sizes:
+                    results.append(bench_mod.whole_graph(n, Path(args.work) if args.work else None))
+                    print(
+                        f"{n:,} tasks: whole graph {results[-1]['wall_s']:.1f} s, {results[-1]['tree_mb']:,.0f} MB",
+                        flush=True,
+                    )
+                    if args.reference:
+                        refs[n] = bench_mod.reference_trainings(Path(results[-1]["work"]))
+                    if other is not None:
+                        paired[n] = bench_mod.whole_graph_at(other, n)
+                        print(
+                            f"{n:,} tasks at {args.against}: whole graph {paired[n]['wall_s']:.1f} s",
+                            flush=True,
+                        )
             command = " ".join(
                 [
                     "mlops-assets bench --tasks",
                     args.tasks,
                     *(["--reference"] if args.reference else []),
+                    *([f"--against {args.against}"] if args.against else []),
                     *(["--work DIR"] if args.work else []),
                 ]
             )
-            md = bench_mod.whole_graph_markdown(results, command, refs)
+            md = bench_mod.whole_graph_markdown(
+                results, command, refs, (args.against, paired) if paired else None
+            )
             print(md)
             if not args.no_write:  # one section per set of sizes: a 1M run does not replace the 100k figures
                 bench_mod.write_section(md, section="whole-graph-" + "-".join(str(n) for n in sizes))

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from mlops_assets.devtools.bench import TreeMemory, speed_probe, to_markdown, whole_graph_markdown
 
@@ -55,3 +58,60 @@ def test_a_whole_graph_figure_carries_the_speed_of_the_machine_that_made_it():
     header = whole_graph_markdown([{**result, "probe_after": after}], "x").splitlines()[0]
     assert f"before / after the graph: Python loop {probe['python_s']:.2f} / 0.50 s" in header
     assert f"LightGBM fit {probe['lightgbm_s']:.2f} / 2.25 s" in header
+
+
+# --against REV: the same bench with another commit's code, back to back (the machine's speed moves by
+# tens of percent within an hour on these VMs; a pair run minutes apart does not)
+
+
+def test_the_code_of_another_commit_is_checked_out_beside_and_removed_after():
+    from mlops_assets.devtools.bench import code_at
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    with code_at("HEAD") as code:
+        assert (code / "mlops_assets" / "cli.py").is_file()
+        listed = subprocess.run(["git", "-C", str(root), "worktree", "list"], capture_output=True, text=True)
+        assert str(code) in listed.stdout
+    assert not code.exists()
+    assert str(code) not in subprocess.run(["git", "-C", str(root), "worktree", "list"], capture_output=True,
+                                           text=True).stdout  # fmt: skip
+    with pytest.raises(ValueError, match="--against no-such-commit-4711: no such commit"):
+        with code_at("no-such-commit-4711"):
+            pass
+
+
+def _fake_code(tmp_path: Path, body: str) -> Path:
+    """A checkout whose `python -m mlops_assets.cli` runs `body` (it shadows the installed package)."""
+    package = tmp_path / "code" / "mlops_assets"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "cli.py").write_text(body)
+    return package.parent
+
+
+def test_the_other_code_runs_its_own_bench_and_its_figures_are_read(tmp_path):
+    from mlops_assets.devtools.bench import whole_graph_at
+
+    code = _fake_code(tmp_path, "import sys\nassert sys.argv[1:4] == ['bench', '--tasks', '1000']\n"
+                                "print('generating...')\nprint('1,000 tasks: whole graph 12.5 s, 1,234 MB')\n")  # fmt: skip
+    assert whole_graph_at(code, 1000) == {"wall_s": 12.5, "tree_mb": 1234.0}
+    broken = _fake_code(tmp_path / "b", "raise SystemExit('no dagster here')\n")
+    with pytest.raises(RuntimeError, match="(?s)at 1,000 tasks failed \\(exit 1\\).*no dagster here"):
+        whole_graph_at(broken, 1000)
+
+
+def test_a_paired_run_reports_both_figures_and_their_ratio():
+    quality = {
+        "late_risk": {"test_roc_auc": 0.85, "n_trials": 15},
+        "cycle_time": {"test_mae": 3.5, "n_trials": 15},
+    }
+    result = {"n_tasks": 1000, "wall_s": 30.0, "steps_s": 29.0, "tree_mb": 900.0, "quality": quality,
+              "scores": 100, "steps": [], "generate_s": 1.0}  # fmt: skip
+    text = whole_graph_markdown(
+        [result], "x", against=("3492ad2", {1000: {"wall_s": 40.0, "tree_mb": 950.0}})
+    )
+    assert (
+        "- 1,000 tasks: 30.0 s here against 40.0 s at `3492ad2`: x0.75 (-25%); 900 MB against 950 MB" in text
+    )

@@ -8,15 +8,18 @@ peak memory of its whole process tree (parse workers and their shared-memory fil
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -366,6 +369,52 @@ def whole_graph(n_tasks: int, work: Path | None = None, like: Path | None = None
     }
 
 
+_AGAINST_LINE = re.compile(r"^([\d,]+) tasks: whole graph ([\d.]+) s, ([\d,]+) MB$", re.MULTILINE)
+
+
+@contextlib.contextmanager
+def code_at(rev: str) -> Iterator[Path]:
+    """A git worktree of this checkout at ``rev`` (detached), removed afterwards: the code to pair a run with."""
+    root = Path(__file__).resolve().parents[2]
+    folder = Path(tempfile.mkdtemp(prefix="mlops-bench-against-")) / "code"
+    try:
+        subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", str(folder), rev],
+                       check=True, capture_output=True, text=True)  # fmt: skip
+    except (OSError, subprocess.CalledProcessError) as exc:
+        shutil.rmtree(folder.parent, ignore_errors=True)
+        detail = getattr(exc, "stderr", "") or str(exc)
+        raise ValueError(f"--against {rev}: no such commit in {root} ({detail.strip()[:300]})") from None
+    try:
+        yield folder
+    finally:
+        subprocess.run(
+            ["git", "-C", str(root), "worktree", "remove", "--force", str(folder)], capture_output=True
+        )
+        shutil.rmtree(folder.parent, ignore_errors=True)
+
+
+def whole_graph_at(code: Path, n_tasks: int) -> dict:
+    """The whole graph of another checkout's code (`code_at`) at n_tasks, with this interpreter and its
+    packages, as that code's own `mlops-assets bench` times it: {"wall_s", "tree_mb"}.
+    """
+    work = Path(tempfile.mkdtemp(prefix=f"mlops-bench-against-{n_tasks}-"))
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "mlops_assets.cli", "bench", "--tasks", str(n_tasks), "--no-write",
+             "--work", str(work)],
+            cwd=code, env={**os.environ, "PYTHONPATH": str(code)}, capture_output=True, text=True,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    found = [m for m in _AGAINST_LINE.finditer(done.stdout) if int(m.group(1).replace(",", "")) == n_tasks]
+    if done.returncode != 0 or not found:
+        raise RuntimeError(
+            f"the bench of {code} at {n_tasks:,} tasks failed (exit {done.returncode}):\n"
+            f"{(done.stdout + done.stderr)[-3000:]}"
+        )
+    return {"wall_s": float(found[-1].group(2)), "tree_mb": float(found[-1].group(3).replace(",", ""))}
+
+
 def run_steps(dagster_home: Path) -> list[dict]:
     """The steps of the latest run in this Dagster home with their own wall time, in the order they ran."""
     import dagster as dg
@@ -419,8 +468,12 @@ def reference_trainings(work: Path) -> dict[str, dict]:
     return out
 
 
-def whole_graph_markdown(results: list[dict], command: str, references: dict | None = None) -> str:
-    """The whole-graph table: one row per size, then the slowest steps of each."""
+def whole_graph_markdown(
+    results: list[dict], command: str, references: dict | None = None, against: tuple[str, dict] | None = None
+) -> str:
+    """The whole-graph table: one row per size, then the slowest steps of each; ``against``: (the commit, size
+    -> its whole_graph_at figures), run right after this code's, each size a pair.
+    """
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     probe = _probe_text(results[0].get("probe"), results[0].get("probe_after")) if results else ""
@@ -439,6 +492,20 @@ def whole_graph_markdown(results: list[dict], command: str, references: dict | N
             f"{r['tree_mb']:,.0f} | {q['late_risk']['test_roc_auc']:.4f} | {q['cycle_time']['test_mae']:.3f} | "
             f"{q['late_risk']['n_trials']} / {q['cycle_time']['n_trials']} | {r['scores']:,} |"
         )
+    if against:
+        rev, runs = against
+        out += [
+            "",
+            f"Paired, back to back on this machine: the same command with the code of `{rev}` (a git worktree):",
+            "",
+        ]
+        for r in results:
+            if (other := runs.get(r["n_tasks"])) is not None:
+                out.append(
+                    f"- {r['n_tasks']:,} tasks: {r['wall_s']:.1f} s here against {other['wall_s']:.1f} s at `{rev}`: "
+                    f"x{r['wall_s'] / other['wall_s']:.2f} ({(r['wall_s'] / other['wall_s'] - 1) * 100:+.0f}%); "
+                    f"{r['tree_mb']:,.0f} MB against {other['tree_mb']:,.0f} MB"
+                )
     for n, ref in (references or {}).items():
         out += [
             "",
