@@ -218,6 +218,10 @@ def _looks_like_issue(obj: Any) -> bool:
     return isinstance(obj, dict) and "number" in obj and ("state" in obj or "title" in obj)
 
 
+def _is_search_page(obj: Any) -> bool:
+    return isinstance(obj, dict) and isinstance(obj.get("items"), list) and not _looks_like_issue(obj)
+
+
 def parse(path: Path) -> ParsedFile:
     """Parse one GitHub landing file into tasks (pull requests skipped, bad issues rejected).
 
@@ -229,7 +233,9 @@ def parse(path: Path) -> ParsedFile:
     pages = None
     if isinstance(doc, JsonDocuments):
         pages, shape = doc, "github-paginated"
-    elif isinstance(doc, list) and doc and all(isinstance(page, list) for page in doc):
+    elif (
+        isinstance(doc, list) and doc and all(isinstance(page, list) or _is_search_page(page) for page in doc)
+    ):
         pages, shape = doc, "github-paginated-slurp"
     page_rejects: list[Reject] = []
     if pages is not None:
@@ -294,8 +300,11 @@ def parse_stream(path: Path) -> Iterator[ParsedFile] | None:
     slurped = False
     if head == b"[":
         prefix, shape = "item", "github-issue-list"
-        if stream.first_bytes(path, 2) == b"[[":  # a list of pages: each page (100 issues) is held whole
+        start = stream.first_bytes(path, 16)
+        if start[:2] == b"[[":  # a list of pages: each page (100 issues) is held whole
             slurped, shape = True, "github-paginated-slurp"
+        elif start == b'[{"total_count":':  # a list of search pages, as GitHub orders a page's keys
+            prefix, shape = "item.items.item", "github-paginated-slurp"
     elif head == b"{" and stream.has_top_level_key(path, "items"):
         prefix, shape = "items.item", "github-search-page"
     elif head == b"{" and stream.has_top_level_key(path, "number"):  # issues one a line (--jq '.[]')

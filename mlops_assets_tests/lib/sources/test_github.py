@@ -228,11 +228,13 @@ def _paginated(pages: list, form: str) -> str:
         return "\n".join(
             json.dumps({"total_count": 9, "incomplete_results": False, "items": p}) for p in pages
         )
+    if form == "slurped search pages":
+        return json.dumps([{"total_count": 9, "incomplete_results": False, "items": p} for p in pages])
     assert form == "jq lines"
     return "".join(json.dumps(issue) + "\n" for page in pages for issue in page)
 
 
-FORMS = ["concatenated", "pretty", "slurp", "search pages", "jq lines"]
+FORMS = ["concatenated", "pretty", "slurp", "search pages", "slurped search pages", "jq lines"]
 
 
 @pytest.mark.parametrize("form", FORMS)
