@@ -284,14 +284,14 @@ def speed_probe() -> dict[str, float]:
 def _probe_text(before: dict[str, float] | None, after: dict[str, float] | None = None) -> str:
     if not before:
         return ""
-    if not after:
-        return (
-            f"; speed probe (`bench.speed_probe`): Python loop {before['python_s']:.2f} s, "
-            f"LightGBM fit {before['lightgbm_s']:.2f} s"
-        )
+
+    def figure(key: str) -> str:
+        return f"{before[key]:.2f}" + (f" / {after[key]:.2f}" if after else "")
+
+    when = " before / after the graph" if after else ""
     return (
-        f"; speed probe (`bench.speed_probe`) before / after the graph: Python loop {before['python_s']:.2f} / "
-        f"{after['python_s']:.2f} s, LightGBM fit {before['lightgbm_s']:.2f} / {after['lightgbm_s']:.2f} s"
+        f"; speed probe (`bench.speed_probe`){when}: Python loop {figure('python_s')} s, "
+        f"LightGBM fit {figure('lightgbm_s')} s"
     )
 
 

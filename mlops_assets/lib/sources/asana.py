@@ -248,17 +248,23 @@ def _resolve_parents(
 
 
 def _date(row: list[str], i: int, name: str, required: bool = False) -> datetime | None:
-    value = row[i].strip()
+    return _checked_day(row[i].strip(), name, required, "is empty", "YYYY-MM-DD, e.g. 2024-01-31")
+
+
+def _checked_day(value: str, name: str, required: bool, absent: str, expected: str) -> datetime | None:
+    """``value`` read by _day; None when empty (or _Bad saying it is `absent` when `required`); _Bad naming
+    the field and the `expected` form when it is no date.
+    """
     if not value:
         if required:
-            raise _Bad(f"'{name}' is empty")
+            raise _Bad(f"'{name}' {absent}")
         return None
     try:
-        return _day(value)
+        return _day(value.strip())
     except DateOutOfRange as exc:
         raise _Bad(f"'{name}' = {value!r} {exc}") from None
     except ValueError:
-        raise _Bad(f"'{name}' = {value!r} is not a date (expected YYYY-MM-DD, e.g. 2024-01-31)") from None
+        raise _Bad(f"'{name}' = {value!r} is not a date (expected {expected})") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -338,15 +344,13 @@ def parse_json(path: Path) -> ParsedFile:
             parsed.rejects.append(Reject.not_an_object(locator, task, "an Asana task object"))
             continue
         gid = _gid(task)
+        payload = canonical_json({k: v for k, v in task.items() if k != "subtasks"})  # each subtask: its own
         try:
             row = _json_task(task, gid, parent or by_gid.get(_gid(task.get("parent")) or ""), children, path)
         except _Bad as bad:
-            payload = canonical_json({k: v for k, v in task.items() if k != "subtasks"})
             parsed.rejects.append(Reject(locator, f"{locator} (gid {gid or '?'}): {bad}", payload))
             continue
-        row["locator"] = locator
-        row["payload"] = canonical_json({k: v for k, v in task.items() if k != "subtasks"})
-        parsed.add("tasks", row)
+        parsed.add("tasks", {**row, "locator": locator, "payload": payload})
     return parsed
 
 
@@ -369,20 +373,16 @@ def _name(obj: Any) -> str:
 
 def _json_date(task: dict[str, Any], key: str, required: bool = False) -> datetime | None:
     value = task.get(key)
-    if value is None or value == "":
-        if required:
-            raise _Bad(f"'{key}' is missing")
-        return None
-    if not isinstance(value, str):
+    if value is not None and not isinstance(value, str):
         raise _Bad(f"'{key}' = {value!r} is not a date")
-    try:
-        return _day(value.strip())
-    except DateOutOfRange as exc:
-        raise _Bad(f"'{key}' = {value!r} {exc}") from None
-    except ValueError:
-        raise _Bad(
-            f"'{key}' = {value!r} is not a date (expected ISO 8601, e.g. 2024-01-31T09:30:00.000Z)"
-        ) from None
+    return _checked_day(value or "", key, required, "is missing", "ISO 8601, e.g. 2024-01-31T09:30:00.000Z")
+
+
+def _projects(task: dict[str, Any]) -> list[str]:
+    """The names of a task's projects: its memberships' first, then its ``projects``."""
+    names = [_name(m.get("project")) for m in _named_list(task, "memberships")]
+    names += [_name(p) for p in _named_list(task, "projects")]
+    return [name for name in names if name]
 
 
 def _named_list(task: dict[str, Any], key: str) -> list[dict[str, Any]]:
@@ -409,13 +409,7 @@ def _json_task(
     modified = _json_date(task, "modified_at")
     due = _json_date(task, "due_at") or _json_date(task, "due_on")
     memberships = _named_list(task, "memberships")
-    projects = [_name(m.get("project")) for m in memberships if _name(m.get("project"))]
-    projects += [_name(p) for p in _named_list(task, "projects") if _name(p)]
-    if not projects and parent is not None:
-        projects = [
-            _name(m.get("project")) for m in _named_list(parent, "memberships") if _name(m.get("project"))
-        ]
-        projects += [_name(p) for p in _named_list(parent, "projects") if _name(p)]
+    projects = _projects(task) or (_projects(parent) if parent is not None else [])
     sections = [_name(m.get("section")) for m in memberships if _name(m.get("section"))]
     tags = [_name(t) for t in _named_list(task, "tags") if _name(t)]
     priority = None

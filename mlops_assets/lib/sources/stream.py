@@ -34,21 +34,18 @@ PART_RECORDS = 5_000
 
 def first_byte(path: Path) -> bytes:
     """The first non-blank byte of a file (b"" if none); a UTF-8 BOM is skipped."""
-    with open(path, "rb") as f:
-        head = f.read(4096)
-    if head.startswith(b"\xef\xbb\xbf"):
-        head = head[3:]
-    stripped = head.lstrip()
-    return stripped[:1]
+    return first_bytes(path, 1)
 
 
 def first_bytes(path: Path, n: int) -> bytes:
-    """The first ``n`` bytes of the file that are not JSON whitespace (a UTF-8 BOM skipped), or fewer."""
+    """The first ``n`` bytes of the file's first 64 KB that are not blanks (those bytes.strip removes), a
+    UTF-8 BOM skipped; fewer if there are not so many.
+    """
     with open(path, "rb") as f:
         head = f.read(65536)
     if head.startswith(b"\xef\xbb\xbf"):
         head = head[3:]
-    return head.translate(None, b" \t\r\n")[:n]
+    return head.translate(None, b" \t\n\r\x0b\x0c")[:n]
 
 
 def has_top_level_key(path: Path, key: str) -> bool:
