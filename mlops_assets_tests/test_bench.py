@@ -115,3 +115,23 @@ def test_a_paired_run_reports_both_figures_and_their_ratio():
     assert (
         "- 1,000 tasks: 30.0 s here against 40.0 s at `3492ad2`: x0.75 (-25%); 900 MB against 950 MB" in text
     )
+
+
+def test_a_work_dir_run_again_starts_from_an_empty_warehouse_and_keeps_other_files(tmp_path):
+    # A rerun in the same --work dir measured an incremental run: the warehouse's manifest knew every
+    # landed file, so 1M tasks "ingested" in 2 s. Everything a run leaves goes; nothing else does.
+    from mlops_assets.devtools.bench import RUN_STATE, clear_run_state
+
+    for name in ("landing/jira", "mlflow-artifacts/1", "dagster_home/history", "reports", "exports", "model-cache"):
+        (tmp_path / name).mkdir(parents=True)
+    (tmp_path / "landing" / "jira" / "CORE-search-9999.json").write_text("[]")
+    for name in ("warehouse.duckdb", "warehouse.duckdb.wal", "mlflow.db", "mlflow.db.gate-late_risk.lock",
+                 "materialize.log", "notes.txt"):  # fmt: skip
+        (tmp_path / name).write_text("x")
+    (tmp_path / "mine").mkdir()
+
+    removed = clear_run_state(tmp_path)
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "notes.txt"]
+    assert set(removed) == set(RUN_STATE)  # every name was there
+    assert clear_run_state(tmp_path) == []  # an empty or fresh dir: nothing to say
