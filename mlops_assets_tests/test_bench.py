@@ -122,7 +122,14 @@ def test_a_work_dir_run_again_starts_from_an_empty_warehouse_and_keeps_other_fil
     # landed file, so 1M tasks "ingested" in 2 s. Everything a run leaves goes; nothing else does.
     from mlops_assets.devtools.bench import RUN_STATE, clear_run_state
 
-    for name in ("landing/jira", "mlflow-artifacts/1", "dagster_home/history", "reports", "exports", "model-cache"):
+    for name in (
+        "landing/jira",
+        "mlflow-artifacts/1",
+        "dagster_home/history",
+        "reports",
+        "exports",
+        "model-cache",
+    ):
         (tmp_path / name).mkdir(parents=True)
     (tmp_path / "landing" / "jira" / "CORE-search-9999.json").write_text("[]")
     for name in ("warehouse.duckdb", "warehouse.duckdb.wal", "mlflow.db", "mlflow.db.gate-late_risk.lock",

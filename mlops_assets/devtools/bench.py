@@ -334,7 +334,9 @@ def whole_graph(n_tasks: int, work: Path | None = None, like: Path | None = None
     work = work or Path(tempfile.mkdtemp(prefix=f"mlops-bench-{n_tasks}-"))
     cleared = clear_run_state(work)
     if cleared:
-        print(f"{work}: an earlier run's {', '.join(cleared)} removed (a whole-graph run starts empty)", flush=True)
+        sys.stderr.write(
+            f"{work}: an earlier run's {', '.join(cleared)} removed (a whole-graph run starts empty)\n"
+        )
     probe = speed_probe()
     (work / "dagster_home").mkdir(parents=True, exist_ok=True)
     instance_yaml = Path(__file__).resolve().parents[2] / "dagster.yaml"

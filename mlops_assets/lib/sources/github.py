@@ -33,6 +33,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from mlops_assets.lib.sources import stream
 from mlops_assets.lib.sources.base import (
     DateOutOfRange,
@@ -289,43 +291,168 @@ def parse(path: Path) -> ParsedFile:
 
 
 def parse_stream(path: Path) -> Iterator[ParsedFile] | None:
-    """A big issue list or search page, part by part (lib/sources/stream.py); None: parse it whole.
+    """A big GitHub file, part by part: what :func:`parse` gives it, holding one part at a time; None: a file
+    that is no JSON list or object (parse it whole, which says what is wrong).
 
-    Pages one after the other (``gh api --paginate``) stream as one list, their issues numbered on from
-    page to page as in the whole parse; a list of pages (``--slurp``) too. Known gap: between pages of
-    lists, a top-level value that is no list (an error answer) has no ``item`` and is passed over without
-    the reject the whole parse gives it (only files of STREAM_MIN_BYTES and more stream).
+    Every form the whole parse reads streams: one list, search page or issue, the pages of ``gh api
+    --paginate`` one after the other (``--jq '.[]'``: one issue a line), a ``--slurp`` list of pages. msgspec
+    reads the file through a memory map (lib/sources/stream.py ``mapped_documents``): each page is split into
+    raw issues, decoded one at a time. Issues are numbered on from page to page, and a page that is no list
+    (an error answer between pages) is a reject naming it, as in the whole parse.
     """
-    head = stream.first_byte(path)
-    slurped = False
-    if head == b"[":
-        prefix, shape = "item", "github-issue-list"
-        start = stream.first_bytes(path, 16)
-        if start[:2] == b"[[":  # a list of pages: each page (100 issues) is held whole
-            slurped, shape = True, "github-paginated-slurp"
-        elif start == b'[{"total_count":':  # a list of search pages, as GitHub orders a page's keys
-            prefix, shape = "item.items.item", "github-paginated-slurp"
-    elif head == b"{" and stream.has_top_level_key(path, "items"):
-        prefix, shape = "items.item", "github-search-page"
-    elif head == b"{" and stream.has_top_level_key(path, "number"):  # issues one a line (--jq '.[]')
-        prefix, shape = "", "github-paginated"
-    else:
+    if stream.first_byte(path) not in (b"[", b"{"):
         return None
 
     def parts() -> Iterator[ParsedFile]:
-        found = stream.items(path, prefix, several=True)
-        if slurped:
-            found = (item for page in found for item in (page if isinstance(page, list) else [page]))
-        elements = enumerate(found)
-        while True:
-            part = ParsedFile(shape=shape)
-            chunk = list(itertools.islice(elements, stream.PART_RECORDS))
-            if not chunk:
-                return
-            _add_items(part, iter(chunk), single=False)
+        found = _Streamed(path)
+        elements = enumerate(found.elements())
+        while chunk := list(itertools.islice(elements, stream.PART_RECORDS)):
+            part = ParsedFile(shape=found.shape, rejects=found.take_rejects())
+            found.pulls += _add_items(part, iter(chunk), single=found.single)
             yield part
+        found.check_issues()
+        # the last part (maybe of no records) carries what is known at the end: page rejects, pull requests
+        yield ParsedFile(shape=found.final_shape(), rejects=found.take_rejects())
 
     return parts()
+
+
+def _first(raw: Any) -> bytes:
+    """The first byte of a raw JSON value (msgspec.Raw starts on its value, never on a blank)."""
+    return bytes(memoryview(raw)[:1])
+
+
+def _raw_is_page(raw: Any) -> bool:
+    """Whether a raw element of a one-list file is a page (what makes it ``--slurp`` output): a list, or a
+    search page (an ``items`` list, and not an issue), as the whole parse's ``_is_search_page`` judges it.
+    """
+    head = _first(raw)
+    if head == b"[":
+        return True
+    if head != b"{":
+        return False
+    fields = msgspec.json.decode(raw, type=dict[str, msgspec.Raw])
+    return "items" in fields and _first(fields["items"]) == b"[" and not _looks_like_issue(fields)
+
+
+class _Streamed:
+    """The elements of a streamed GitHub file, decoded one at a time in the whole parse's order, with the
+    file's shape and its page rejects as the whole parse gives them.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.shape, self.single, self.pulls, self.pages = "github-issue-list", False, 0, 0
+        self._rejects: list[Reject] = []
+        self._first_bad_page: str | None = None
+        self._bad_pages = self._items = 0
+        self._an_issue = False
+        self._first_keys: Any = None
+
+    def take_rejects(self) -> list[Reject]:
+        out, self._rejects = self._rejects, []
+        return out
+
+    def elements(self) -> Iterator[Any]:
+        for item in self._decoded():
+            self._items += 1
+            if self._items == 1:  # what the "no element looks like an issue" refusal shows
+                self._first_keys = sorted(item)[:8] if isinstance(item, dict) else type(item).__name__
+            self._an_issue = self._an_issue or _looks_like_issue(item)
+            yield item
+
+    def _decoded(self) -> Iterator[Any]:
+        documents = stream.mapped_documents(self.path)
+        _, count, raw = next(documents)
+        if count > 1:  # gh api --paginate: its pages one after the other
+            self.shape, self.pages = "github-paginated", count
+            yield from self._page(1, count, raw)
+            raw = None
+            for number, _, raw in documents:
+                yield from self._page(number, count, raw)
+                raw = None
+            if self._bad_pages == count:
+                raise SourceFormatError(
+                    f"{self.path.name}: {self._first_bad_page}; expected {EXPECTED_SHAPE}"
+                )
+            return
+        head = _first(raw)
+        if head == b"[":
+            elements = msgspec.json.decode(raw, type=list[msgspec.Raw])
+            raw = None
+            if elements and all(_raw_is_page(e) for e in elements):  # gh api --paginate --slurp
+                self.shape, self.pages = "github-paginated-slurp", len(elements)
+                for number, page in enumerate(_drained(elements), start=1):
+                    yield from self._page(number, self.pages, page)
+                    page = None
+                return
+            yield from map(_decode, _drained(elements))
+            return
+        if head == b"{":
+            fields = msgspec.json.decode(raw, type=dict[str, msgspec.Raw])
+            if "items" in fields and _first(fields["items"]) == b"[":  # a search page
+                self.shape = "github-search-page"
+                elements, raw, fields = (
+                    msgspec.json.decode(fields["items"], type=list[msgspec.Raw]),
+                    None,
+                    None,
+                )
+                yield from map(_decode, _drained(elements))
+                return
+            fields = None
+        doc, raw = _decode(raw), None
+        if _looks_like_issue(doc):
+            self.shape, self.single = "github-issue", True
+            yield doc
+            return
+        got = f"an object with keys {sorted(doc)[:8]}" if isinstance(doc, dict) else type(doc).__name__
+        raise SourceFormatError(f"{self.path.name}: expected {EXPECTED_SHAPE}; got {got}")
+
+    def _page(self, number: int, count: int, raw: Any) -> Iterator[Any]:
+        """The issues of page ``number`` of ``count``, or its reject, as the whole parse reads a page."""
+        if _first(raw) == b"[":
+            yield from map(_decode, _drained(msgspec.json.decode(raw, type=list[msgspec.Raw])))
+            return
+        page, raw = _decode(raw), None
+        if isinstance(page, dict) and isinstance(page.get("items"), list):
+            yield from page["items"]
+        elif _looks_like_issue(page):  # one issue a line: gh api --paginate --jq '.[]'
+            yield page
+        else:  # e.g. an error answer (rate limit) between pages: the other pages' issues are kept
+            got = f"an object with keys {sorted(page)[:8]}" if isinstance(page, dict) else type(page).__name__
+            reason = (
+                f"page {number} of {count} is {got}, not a list of issues or a search page: "
+                "its issues, if any, are missing; pull that page again"
+            )
+            self._bad_pages += 1
+            self._first_bad_page = self._first_bad_page or reason
+            self._rejects.append(Reject(f"page {number}", reason, canonical_json(page)))
+
+    def check_issues(self) -> None:
+        """The whole parse's refusal of a file none of whose elements looks like an issue; known at the end
+        only (the streamed file's rows are then rolled back with it).
+        """
+        if self._items and not self._an_issue:
+            raise SourceFormatError(
+                f"{self.path.name}: no element looks like a GitHub issue (no 'number' with 'state'/'title'; "
+                f"first has {'keys ' if isinstance(self._first_keys, list) else ''}{self._first_keys}); "
+                f"expected {EXPECTED_SHAPE}"
+            )
+
+    def final_shape(self) -> str:
+        shape = f"{self.shape} ({self.pages} pages)" if self.pages else self.shape
+        return f"{shape}; {self.pulls} pull requests skipped" if self.pulls else shape
+
+
+def _drained(raws: list[Any]) -> Iterator[Any]:
+    """The raw elements of a list one by one, each slot emptied as it is handed out (the views go with it)."""
+    for i in range(len(raws)):
+        raw, raws[i] = raws[i], None
+        yield raw
+        raw = None
+
+
+_decode = msgspec.json.Decoder().decode
 
 
 def _add_items(parsed: ParsedFile, items: Iterator[tuple[int, Any]], single: bool) -> int:

@@ -1,4 +1,6 @@
-"""Read a landing JSON file too big to hold whole, one item at a time (ijson, its C backend).
+"""Read a landing JSON file too big to hold whole, one item at a time: msgspec over a memory map (Trello
+boards, GitHub files: :func:`mapped_items`, :func:`mapped_documents`) or ijson, its C backend (Jira, whose
+whole parse falls back to it for a record nested past any decoder's depth).
 
 A parser decodes an ordinary file at once (msgspec: fast, and the parsed objects of a few MB are
 cheap). A 1 GB search page decoded at once costs several GB of Python objects; streamed, the
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -203,3 +206,95 @@ def mapped_items(path: Path, key: str) -> Iterator[Any]:
                 top = array = raws = raw = None
                 if hasattr(mmap, "MADV_DONTNEED"):
                     m.madvise(mmap.MADV_DONTNEED)
+
+
+_BLANKS = re.compile(rb"[ \t\r\n]*")
+# msgspec's message for a document followed by more: "JSON is malformed: trailing characters (byte N)", N one
+# past the start of what follows (checked below, whichever way a version counts it).
+_TRAILING = re.compile(r"trailing characters \(byte (\d+)\)")
+
+
+def _document_ends(m: Any) -> list[tuple[int, int]]:
+    """(start, end) of every top-level JSON document of the buffer, one after the other with blanks between
+    (``gh api --paginate``); each is checked whole by msgspec on the way, without building it.
+    """
+    view, spans = memoryview(m), []
+    at = 3 if bytes(view[:3]) == b"\xef\xbb\xbf" else 0
+    try:
+        while (at := _BLANKS.match(m, at).end()) < len(m):
+            try:
+                msgspec.json.decode(view[at:], type=msgspec.Raw)
+                spans.append((at, len(m)))
+                break
+            except msgspec.DecodeError as exc:
+                found = _TRAILING.search(str(exc))
+                if found is None:
+                    raise
+                # the next document starts at N - 1 (msgspec 0.18-0.19) or N: the first that leaves a whole
+                # document before it and starts on a non-blank byte
+                for nxt in (at + int(found.group(1)) - 1, at + int(found.group(1))):
+                    if at < nxt < len(m) and m[nxt : nxt + 1] not in b" \t\r\n":
+                        try:
+                            msgspec.json.decode(view[at:nxt], type=msgspec.Raw)
+                        except msgspec.DecodeError:
+                            continue
+                        spans.append((at, nxt))
+                        at = nxt
+                        break
+                else:
+                    raise
+    finally:
+        view.release()
+    return spans
+
+
+def mapped_documents(path: Path) -> Iterator[tuple[int, int, msgspec.Raw]]:
+    r"""(number, how many, raw document) for every top-level JSON document of the file, the pages of ``gh api
+    --paginate`` one after the other or a file's one document, read through a memory map as
+    :func:`mapped_items`: a first pass finds and checks every document (nothing is built), so a file that is
+    not JSON fails before anything is yielded. A raw document is a view into the map: decode it
+    (``msgspec.json.decode``, or into ``list[msgspec.Raw]`` to split a list into raw items) and drop it before
+    asking for the next one.
+
+    A lone surrogate escape (an emoji cut in two), which msgspec refuses and the whole parse reads as U+FFFD,
+    is read from a ``mended_copy`` of the file.
+    """
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            raise SourceFormatError(f"{path.name} is empty")
+        m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    failed: Exception | None = None
+    try:
+        try:
+            spans = _document_ends(m)
+        except (msgspec.DecodeError, RecursionError) as exc:
+            failed = exc
+        else:
+            raw = None
+            try:
+                for number, (start, end) in enumerate(spans, start=1):
+                    raw = msgspec.json.decode(m[start:end] if end - start < 4096 else memoryview(m)[start:end],
+                                              type=msgspec.Raw)  # fmt: skip
+                    yield number, len(spans), raw
+                    raw = None
+            except msgspec.DecodeError as exc:  # checked in the first pass: only a file changed under us
+                raise _cut_short(path, exc) from None
+            finally:
+                raw = None
+    finally:
+        if hasattr(mmap, "MADV_DONTNEED"):
+            m.madvise(mmap.MADV_DONTNEED)
+        try:
+            m.close()
+        except BufferError:  # a view the caller still holds: the map goes with it
+            pass
+    if isinstance(failed, RecursionError):
+        raise SourceFormatError(
+            f"{path.name} nests JSON values deeper than the reader goes (msgspec: {failed}); no tracker exports "
+            "such a file: check what wrote it"
+        )
+    if failed is not None:
+        if not has_surrogate_escapes(path):
+            raise _cut_short(path, failed) from None
+        with mended_copy(path) as copy:
+            yield from mapped_documents(copy)

@@ -315,3 +315,98 @@ def test_an_error_answer_between_pages_is_rejected_and_the_other_pages_kept(tmp_
     (reject,) = parsed.rejects
     assert reject.locator == "page 2" and "API rate limit" in reject.payload
     assert "page 2 of 3 is an object with keys ['documentation_url', 'message']" in reject.reason
+
+
+def _streamed(path: Path) -> github.ParsedFile:
+    """The parts of a streamed parse joined into one ParsedFile (the shape: the last part's, as ingestion keeps it)."""
+    parts = github.parse_stream(path)
+    assert parts is not None
+    joined = github.ParsedFile(shape="")
+    for part in parts:
+        joined.records["tasks"] = joined.records.get("tasks", []) + part.records.get("tasks", [])
+        joined.rejects += part.rejects
+        joined.shape = part.shape
+    return joined
+
+
+def _same(whole: github.ParsedFile, streamed: github.ParsedFile) -> None:
+    assert streamed.records.get("tasks", []) == whole.records.get("tasks", [])
+    assert [(r.locator, r.reason, r.payload) for r in streamed.rejects] == [
+        (r.locator, r.reason, r.payload) for r in whole.rejects
+    ]
+    assert streamed.shape == whole.shape
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_every_form_streamed_gives_the_records_rejects_and_shape_of_the_whole_parse(tmp_path, form):
+    issues = [_issue(n) for n in range(1, 8)] + [
+        _issue(8, pull_request={"url": "x"}),
+        _issue(9, created_at="yesterday"),
+    ]
+    path = tmp_path / "paginated.json"
+    path.write_text(_paginated([issues[:3], issues[3:6], issues[6:]], form), encoding="utf-8")
+    whole = github.parse(path)
+    assert len(whole.records["tasks"]) == 7 and len(whole.rejects) == 1  # issue 9: no date
+    _same(whole, _streamed(path))
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        [_issue(1), _issue(2, pull_request={"url": "x"}), 42],  # one list, an element no object
+        {"total_count": 2, "incomplete_results": False, "items": [_issue(1), _issue(2)]},  # a search page
+        _issue(5),  # one issue
+        [],
+        [[_issue(1)], {"total_count": 1, "items": [_issue(2)]}],  # slurped pages of both kinds
+        [[_issue(1)], _issue(2)],  # not all pages: an issue list whose first element is no object
+    ],
+)
+def test_one_document_streamed_reads_as_it_does_whole(tmp_path, doc):
+    path = _write(tmp_path, doc)
+    _same(github.parse(path), _streamed(path))
+
+
+def test_an_error_answer_between_big_pages_is_rejected_when_streamed_too(tmp_path, monkeypatch):
+    """The gap the ijson stream had: a page that is no list passed without a word (its issues just missing)."""
+    from mlops_assets.lib import ingestion
+    from mlops_assets.lib.sources import stream
+    from mlops_assets.lib.warehouse import Warehouse
+
+    monkeypatch.setattr(stream, "STREAM_MIN_BYTES", 1)
+    monkeypatch.setattr(stream, "PART_RECORDS", 2)
+    error = {
+        "message": "API rate limit exceeded for user ID 1.",
+        "documentation_url": "https://docs.github.com",
+    }
+    folder = tmp_path / "landing" / "github"
+    folder.mkdir(parents=True)
+    (folder / "issues.json").write_text(
+        _paginated([[_issue(1), _issue(2), _issue(3)], error, [_issue(4)]], "pretty"), encoding="utf-8"
+    )
+    wh = Warehouse(tmp_path / "wh.duckdb")
+    report = ingestion.ingest_source(wh, tmp_path / "landing", "github")
+    assert report.files_ingested == 1 and report.rejects == 1, report.messages
+    files = wh.query("SELECT message, shape FROM raw.ingested_files").row(0, named=True)
+    assert files["message"].startswith("streamed") and files["shape"] == "github-paginated (3 pages)"
+    assert wh.query("SELECT count(*) AS n FROM raw.github_tasks")["n"][0] == 4
+    (reason,) = wh.query("SELECT reason FROM raw.rejects")["reason"].to_list()
+    assert reason.startswith("page 2 of 3 is an object with keys ['documentation_url', 'message']")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"message": "Not Found"} {"message": "Not Found"}', "page 1 of 2 is an object with keys"),
+        ('{"message": "Bad credentials"}', "got an object with keys \\['message'\\]"),
+        ('[{"id": 1}, {"id": 2}]', "no element looks like a GitHub issue"),
+        ('[{"number": 1, "title": "a", "state": "open"}] [{"number": 2,', "not valid UTF-8 JSON part-way"),
+    ],
+)
+def test_a_big_file_refused_whole_is_refused_streamed_with_the_same_words(tmp_path, content, message):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(SourceFormatError, match=message):
+        list(github.parse_stream(path))
+    if "part-way" not in message:  # the whole parse names a broken file in its own words
+        with pytest.raises(SourceFormatError, match=message):
+            github.parse(path)
