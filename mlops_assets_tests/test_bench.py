@@ -82,6 +82,15 @@ def test_the_code_of_another_commit_is_checked_out_beside_and_removed_after():
             pass
 
 
+def test_without_git_the_pairing_says_it_needs_git_not_that_the_commit_is_missing(monkeypatch):
+    from mlops_assets.devtools.bench import code_at
+
+    monkeypatch.setenv("PATH", "")
+    with pytest.raises(ValueError, match="--against HEAD needs git to check that commit out"):
+        with code_at("HEAD"):
+            pass
+
+
 def _fake_code(tmp_path: Path, body: str) -> Path:
     """A checkout whose `python -m mlops_assets.cli` runs `body` (it shadows the installed package)."""
     package = tmp_path / "code" / "mlops_assets"

@@ -413,9 +413,12 @@ def code_at(rev: str) -> Iterator[Path]:
     try:
         subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", str(folder), rev],
                        check=True, capture_output=True, text=True)  # fmt: skip
-    except (OSError, subprocess.CalledProcessError) as exc:
+    except OSError as exc:  # no git on PATH: the pairing needs it, the commit may well exist
         shutil.rmtree(folder.parent, ignore_errors=True)
-        detail = getattr(exc, "stderr", "") or str(exc)
+        raise ValueError(f"--against {rev} needs git to check that commit out ({exc})") from None
+    except subprocess.CalledProcessError as exc:
+        shutil.rmtree(folder.parent, ignore_errors=True)
+        detail = exc.stderr or str(exc)
         raise ValueError(f"--against {rev}: no such commit in {root} ({detail.strip()[:300]})") from None
     try:
         yield folder

@@ -583,3 +583,45 @@ def test_a_streamed_file_is_staged_then_moved_whole_on_both_warehouse_kinds(
         == 0
     )
     assert sum(ingestion.ingest_source(warehouse, tmp_path / "landing", "jira").records_new.values()) == 0
+
+
+@pytest.mark.parametrize("form", ["search page, names last", "issue list", "one issue nested too deep"])
+def test_a_streamed_jira_file_gives_what_the_whole_parse_gives(tmp_path, monkeypatch, form):
+    """Big Jira files are read over a memory map (msgspec) and, for an issue nested past its depth, through
+    ijson: either way the records, rejects and story points of the whole parse.
+    """
+    from mlops_assets.lib.sources import stream
+
+    issues = [_single_issue(n, body_chars=300, comments=2) for n in range(30)]
+    for issue in issues:
+        issue["fields"]["customfield_10002"] = 3.0
+    issues[4] = {**issues[4], "fields": {**issues[4]["fields"], "created": "not a date"}}  # a reject
+    if form == "issue list":
+        text = json.dumps(issues)
+    else:
+        text = json.dumps(
+            {"startAt": 0, "total": 30, "issues": issues, "names": {"customfield_10002": "Story Points"}}
+        )
+    if form == "one issue nested too deep":
+        deep = "[" * 10_000 + "]" * 10_000
+        text = text.replace('"labels": ["a", "b"]', f'"labels": {deep}', 1)
+    rows, rejects = {}, {}
+    for name in ("whole", "streamed"):
+        if name == "streamed":
+            monkeypatch.setattr(stream, "STREAM_MIN_BYTES", 1)
+            monkeypatch.setattr(stream, "PART_RECORDS", 7)
+        folder = tmp_path / name / "landing" / "jira"
+        folder.mkdir(parents=True)
+        (folder / "search.json").write_text(text)
+        wh = Warehouse(tmp_path / name / "wh.duckdb")
+        report = ingestion.ingest_source(wh, tmp_path / name / "landing", "jira")
+        assert report.files_ingested == 1 and report.files_unreadable == 0, report.messages
+        message = _one(wh, "SELECT message FROM raw.ingested_files") or ""
+        assert message.startswith("streamed") == (name == "streamed")
+        rows[name] = _raw_rows(wh, "jira")
+        rejects[name] = wh.query("SELECT locator, reason FROM raw.rejects ORDER BY 1").rows()
+    deep_ones = 1 if form == "one issue nested too deep" else 0
+    assert len(rows["whole"]["tasks"]) == 30 - 1 - deep_ones and len(rejects["whole"]) == 1 + deep_ones
+    assert rows["whole"] == rows["streamed"] and rejects["whole"] == rejects["streamed"]
+    if form != "issue list":  # the story points field is named in `names`, after the issues
+        assert set(wh.query("SELECT story_points FROM raw.jira_tasks")["story_points"]) == {3.0}

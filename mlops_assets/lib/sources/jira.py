@@ -595,30 +595,59 @@ def _parse_json(text: str, path: Path, out: ParsedFile, doc: Any = NOT_READ) -> 
 
 
 def parse_stream(path: Path) -> Iterator[ParsedFile] | None:
-    """A big search page or issue list, part by part (lib/sources/stream.py); None: parse it whole."""
+    """A big search page or issue list, part by part (lib/sources/stream.py); None: parse it whole.
+
+    msgspec reads it over a memory map (``stream.mapped_items``; ``names`` wherever it stands, in one pass
+    that builds nothing else), a mended copy when it holds a lone surrogate escape. A file with an issue
+    nested past msgspec's depth is read through ijson, which builds without recursion: that issue is then
+    a reject and the others are kept (the whole parse comes here for such a file too).
+    """
     head = stream.first_byte(path)
     if head == b"[":
-        prefix, shape, where = "item", "jira-issue-list", "[{}]"
+        key, shape, where = None, "jira-issue-list", "[{}]"
     elif head == b"{" and stream.has_top_level_key(path, "issues"):
-        prefix, shape, where = "issues.item", "jira-search-page", "issues[{}]"
+        key, shape, where = "issues", "jira-search-page", "issues[{}]"
     else:
         return None
 
     def parts() -> Iterator[ParsedFile]:
-        # `names` may stand after the issues: finding it skims the whole file, so only when parts are
-        # wanted (ingestion first asks whether the file streams at all, and then again to read it).
-        sp = _story_point_fields(stream.first_value(path, "names") if prefix == "issues.item" else None)
-        elements = enumerate(stream.items(path, prefix))
-        while True:
-            chunk = list(itertools.islice(elements, stream.PART_RECORDS))
-            if not chunk:
-                return
-            part = ParsedFile(shape=shape)
-            for i, issue in chunk:
-                _guarded_issue_rows(issue, where.format(i), part, sp)
-            yield part
+        try:
+            sp, issues = _mapped_issues(path, key)
+        except RecursionError:
+            # `names` may stand after the issues: finding it skims the whole file
+            sp = _story_point_fields(stream.first_value(path, "names") if key else None)
+            issues = stream.items(path, f"{key}.item" if key else "item")
+        except SourceFormatError:
+            if not stream.has_surrogate_escapes(path):
+                raise
+            with stream.mended_copy(path) as copy:
+                yield from _issue_parts(*_mapped_issues(copy, key), shape, where)
+            return
+        yield from _issue_parts(sp, issues, shape, where)
 
     return parts()
+
+
+def _mapped_issues(path: Path, key: str | None) -> tuple[tuple[str, ...], Iterator[Any]]:
+    """Story point fields and the issues of a big file read over a memory map; the file is checked whole
+    (msgspec's first pass) before this returns, so what it raises comes before any part.
+    """
+    names = stream.mapped_fields(path, ("names",)).get("names") if key else None
+    issues = stream.mapped_items(path, key)
+    first = next(issues, _NO_ISSUE)
+    return _story_point_fields(names), (issues if first is _NO_ISSUE else itertools.chain([first], issues))
+
+
+_NO_ISSUE = object()
+
+
+def _issue_parts(sp: tuple[str, ...], issues: Iterator[Any], shape: str, where: str) -> Iterator[ParsedFile]:
+    elements = enumerate(issues)
+    while chunk := list(itertools.islice(elements, stream.PART_RECORDS)):
+        part = ParsedFile(shape=shape)
+        for i, issue in chunk:
+            _guarded_issue_rows(issue, where.format(i), part, sp)
+        yield part
 
 
 # ---------------------------------------------------------------------------------------------

@@ -154,13 +154,32 @@ def has_surrogate_escapes(path: Path) -> bool:
             return has_surrogate_escape(m)
 
 
+_MENDED_PREFIX = "mlops-mended-"
+
+
+def _remove_orphaned_copies() -> None:
+    """Remove TMPDIR's mended copies whose process is gone (a file's size each, left by a killed run)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{_MENDED_PREFIX}*-*"):
+        pid = folder.name[len(_MENDED_PREFIX) :].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except OSError:  # alive, another user's
+            continue
+
+
 @contextmanager
 def mended_copy(path: Path) -> Iterator[Path]:
     r"""A temporary copy of the file with its lone surrogate escapes replaced by ``\ufffd`` (MendedReader), under
     the same name, for readers that need a file (a memory map); removed afterwards. Costs the file's size
-    of temporary disk for as long as it is read.
+    of temporary disk for as long as it is read. Copies left by a process that died without cleaning up
+    (SIGKILL, the OOM killer) are removed by the next one: the folder is named after the process.
     """
-    folder = Path(tempfile.mkdtemp(prefix="mlops-mended-"))
+    _remove_orphaned_copies()
+    folder = Path(tempfile.mkdtemp(prefix=f"{_MENDED_PREFIX}{os.getpid()}-"))
     try:
         copy = folder / path.name
         with open(path, "rb") as src, open(copy, "wb") as dst:
@@ -173,10 +192,11 @@ def mended_copy(path: Path) -> Iterator[Path]:
 _decode_item = msgspec.json.Decoder().decode
 
 
-def mapped_items(path: Path, key: str) -> Iterator[Any]:
-    """The elements of the array at the top-level object's ``key``, one by one, as ``items(path, f"{key}.item")``
-    gives them, about 5x faster: the 389 MB board of 1M tasks (317,364 actions, 99,373 cards) in 2.1-2.2 s
-    instead of 10.2-10.5 s, its ingest_trello step 21.0 -> 13.3 s (docs/BENCHMARKS.md).
+def mapped_items(path: Path, key: str | None) -> Iterator[Any]:
+    """The elements of the array at the top-level object's ``key`` (None: of the top-level array), one by one,
+    as ``items(path, f"{key}.item")`` gives them, about 5x faster: the 389 MB board of 1M tasks (317,364
+    actions, 99,373 cards) in 2.1-2.2 s instead of 10.2-10.5 s, its ingest_trello step 21.0 -> 13.3 s
+    (docs/BENCHMARKS.md).
 
     msgspec reads the file through a memory map (the file's pages, which the kernel reclaims), splits the
     array into raw items (a small view per item, 56 bytes each with its list slot: 56 MB for a million) and
@@ -191,8 +211,11 @@ def mapped_items(path: Path, key: str) -> Iterator[Any]:
             top = array = raws = raw = None  # views into the map: all gone before it closes
             try:
                 try:
-                    top = msgspec.json.decode(m, type=dict[str, msgspec.Raw])
-                    array = top.get(key)
+                    if key is None:
+                        array = msgspec.json.decode(m, type=msgspec.Raw)
+                    else:
+                        top = msgspec.json.decode(m, type=dict[str, msgspec.Raw])
+                        array = top.get(key)
                     raws = [] if array is None else msgspec.json.decode(array, type=list[msgspec.Raw])
                     top = array = None
                     for i in range(len(raws)):
@@ -206,6 +229,24 @@ def mapped_items(path: Path, key: str) -> Iterator[Any]:
                 top = array = raws = raw = None
                 if hasattr(mmap, "MADV_DONTNEED"):
                     m.madvise(mmap.MADV_DONTNEED)
+
+
+def mapped_fields(path: Path, names: tuple[str, ...]) -> dict[str, Any]:
+    """The values of the top-level object's fields ``names`` that it has, decoded; the others are skipped
+    over the memory map, not built (a big search page's ``names``, wherever it stands: one msgspec pass).
+    """
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            raise SourceFormatError(f"{path.name} is empty")
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            top = None
+            try:
+                top = msgspec.json.decode(m, type=dict[str, msgspec.Raw])
+                return {name: _decode_item(top[name]) for name in names if name in top}
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                raise _cut_short(path, exc) from None
+            finally:
+                top = None
 
 
 _BLANKS = re.compile(rb"[ \t\r\n]*")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 from pathlib import Path
 
@@ -202,3 +203,28 @@ def test_a_real_jira_issue_with_a_cut_emoji_in_its_summary_is_kept(tmp_path):
     titles = dict(wh.query("SELECT key, title FROM raw.jira_tasks").rows())
     assert sorted(titles) == sorted(i["key"] for i in issues)
     assert titles[issues[1]["key"]].endswith(" \ufffd") and "\ufffd" not in titles[issues[0]["key"]]
+
+
+def test_a_mended_copy_left_by_a_killed_run_is_removed_by_the_next_one(tmp_path, monkeypatch):
+    """A copy costs the file's size of TMPDIR (tmpfs on some machines): one a SIGKILL left must not stay."""
+    import subprocess
+    import sys
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    orphan = tmp_path / f"mlops-mended-{int(dead.stdout)}-abc123"
+    alive = tmp_path / f"mlops-mended-{os.getppid()}-def456"  # a running process's copy is kept
+    for folder in (orphan, alive):
+        folder.mkdir()
+        (folder / "board.json").write_bytes(b"x" * 1000)
+    source = tmp_path / "board.json"
+    source.write_text('{"name": "launch ' + CUT + '"}', encoding="utf-8")
+
+    with stream.mended_copy(source) as copy:
+        assert json.loads(copy.read_text(encoding="utf-8"))["name"] == "launch \ufffd"
+        assert copy.parent.name.startswith(f"mlops-mended-{os.getpid()}-")
+
+    assert not orphan.exists() and alive.exists() and not copy.parent.exists()
