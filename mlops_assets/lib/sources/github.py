@@ -317,22 +317,17 @@ def parse_stream(path: Path) -> Iterator[ParsedFile] | None:
     return parts()
 
 
-def _first(raw: Any) -> bytes:
-    """The first byte of a raw JSON value (msgspec.Raw starts on its value, never on a blank)."""
-    return bytes(memoryview(raw)[:1])
-
-
 def _raw_is_page(raw: Any) -> bool:
     """Whether a raw element of a one-list file is a page (what makes it ``--slurp`` output): a list, or a
     search page (an ``items`` list, and not an issue), as the whole parse's ``_is_search_page`` judges it.
     """
-    head = _first(raw)
+    head = stream.raw_head(raw)
     if head == b"[":
         return True
     if head != b"{":
         return False
     fields = msgspec.json.decode(raw, type=dict[str, msgspec.Raw])
-    return "items" in fields and _first(fields["items"]) == b"[" and not _looks_like_issue(fields)
+    return "items" in fields and stream.raw_head(fields["items"]) == b"[" and not _looks_like_issue(fields)
 
 
 class _Streamed:
@@ -376,7 +371,7 @@ class _Streamed:
                     f"{self.path.name}: {self._first_bad_page}; expected {EXPECTED_SHAPE}"
                 )
             return
-        head = _first(raw)
+        head = stream.raw_head(raw)
         if head == b"[":
             elements = msgspec.json.decode(raw, type=list[msgspec.Raw])
             raw = None
@@ -390,7 +385,7 @@ class _Streamed:
             return
         if head == b"{":
             fields = msgspec.json.decode(raw, type=dict[str, msgspec.Raw])
-            if "items" in fields and _first(fields["items"]) == b"[":  # a search page
+            if "items" in fields and stream.raw_head(fields["items"]) == b"[":  # a search page
                 self.shape = "github-search-page"
                 elements, raw, fields = (
                     msgspec.json.decode(fields["items"], type=list[msgspec.Raw]),
@@ -410,7 +405,7 @@ class _Streamed:
 
     def _page(self, number: int, count: int, raw: Any) -> Iterator[Any]:
         """The issues of page ``number`` of ``count``, or its reject, as the whole parse reads a page."""
-        if _first(raw) == b"[":
+        if stream.raw_head(raw) == b"[":
             yield from map(_decode, _drained(msgspec.json.decode(raw, type=list[msgspec.Raw])))
             return
         page, raw = _decode(raw), None

@@ -192,6 +192,16 @@ def mended_copy(path: Path) -> Iterator[Path]:
 _decode_item = msgspec.json.Decoder().decode
 
 
+def raw_head(raw: msgspec.Raw | None) -> bytes | None:
+    """The first byte of a raw JSON value (a msgspec.Raw starts on its value, never on a blank): ``[`` for a
+    list, ``{`` for an object; None for no value (a key that is absent).
+    """
+    if raw is None:
+        return None
+    with memoryview(raw) as view:
+        return view[:1].tobytes()
+
+
 def mapped_items(path: Path, key: str | None) -> Iterator[Any]:
     """The elements of the array at the top-level object's ``key`` (None: of the top-level array), one by one,
     as ``items(path, f"{key}.item")`` gives them, about 5x faster: the 389 MB board of 1M tasks (317,364

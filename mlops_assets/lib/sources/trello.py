@@ -234,15 +234,15 @@ def _board_head(path: Path) -> dict[str, Any]:
                 try:
                     board = msgspec.json.decode(m, type=_BoardHead)
                     cards, actions = board.cards, board.actions
-                    card_list = _card_ids(cards) if _first(cards) == b"[" else None
+                    card_list = _card_ids(cards) if stream.raw_head(cards) == b"[" else None
                 except (msgspec.ValidationError, msgspec.DecodeError) as exc:
                     raise SourceFormatError(
                         f"{path.name} is not valid JSON of {EXPECTED_SHAPE} "
                         f"({str(exc)[:200]}); was the download cut short?"
                     ) from None
                 kinds = {
-                    "cards": _json_kind(_first(cards)),
-                    "actions": _json_kind(_first(actions)),
+                    "cards": _json_kind(stream.raw_head(cards)),
+                    "actions": _json_kind(stream.raw_head(actions)),
                     "lists": "start_array"
                     if isinstance(board.lists, list)
                     else (None if board.lists is None else "other"),
@@ -279,14 +279,6 @@ def _card_ids(cards: msgspec.Raw) -> set[str]:
             except msgspec.ValidationError:
                 continue
     return {c.id for c in items if isinstance(c.id, str)}
-
-
-def _first(raw: msgspec.Raw | None) -> bytes | None:
-    """The first byte of a raw JSON value (None when the key is absent)."""
-    if raw is None:
-        return None
-    with memoryview(raw) as view:
-        return view[:1].tobytes()
 
 
 def _json_kind(first: bytes | None) -> str | None:
