@@ -224,6 +224,26 @@ def _is_search_page(obj: Any) -> bool:
     return isinstance(obj, dict) and isinstance(obj.get("items"), list) and not _looks_like_issue(obj)
 
 
+def _page_reject(number: int, count: int, page: Any) -> Reject:
+    """The reject of page ``number`` of ``count`` that is neither a list of issues nor a search page."""
+    got = f"an object with keys {sorted(page)[:8]}" if isinstance(page, dict) else type(page).__name__
+    return Reject(
+        f"page {number}",
+        f"page {number} of {count} is {got}, not a list of issues or a search page: "
+        "its issues, if any, are missing; pull that page again",
+        canonical_json(page),
+    )
+
+
+def _no_issue(path: Path, first: Any) -> SourceFormatError:
+    """The refusal of a file none of whose elements looks like an issue (``first``: its first element)."""
+    got = f"keys {sorted(first)[:8]}" if isinstance(first, dict) else type(first).__name__
+    return SourceFormatError(
+        f"{path.name}: no element looks like a GitHub issue (no 'number' with 'state'/'title'; first has {got}); "
+        f"expected {EXPECTED_SHAPE}"
+    )
+
+
 def parse(path: Path) -> ParsedFile:
     """Parse one GitHub landing file into tasks (pull requests skipped, bad issues rejected).
 
@@ -250,19 +270,7 @@ def parse(path: Path) -> ParsedFile:
             elif _looks_like_issue(page):  # one issue a line: gh api --paginate --jq '.[]'
                 items.append(page)
             else:  # e.g. an error answer (rate limit) between pages: the other pages' issues are kept
-                got = (
-                    f"an object with keys {sorted(page)[:8]}"
-                    if isinstance(page, dict)
-                    else type(page).__name__
-                )
-                page_rejects.append(
-                    Reject(
-                        f"page {number}",
-                        f"page {number} of {len(pages)} is {got}, not a list of issues or a search page: "
-                        "its issues, if any, are missing; pull that page again",
-                        canonical_json(page),
-                    )
-                )
+                page_rejects.append(_page_reject(number, len(pages), page))
         if len(page_rejects) == len(pages):
             raise SourceFormatError(f"{path.name}: {page_rejects[0].reason}; expected {EXPECTED_SHAPE}")
         single = False
@@ -277,12 +285,7 @@ def parse(path: Path) -> ParsedFile:
         got = f"an object with keys {sorted(doc)[:8]}" if isinstance(doc, dict) else type(doc).__name__
         raise SourceFormatError(f"{path.name}: expected {EXPECTED_SHAPE}; got {got}")
     if items and not any(_looks_like_issue(item) for item in items):
-        first = items[0]
-        got = f"keys {sorted(first)[:8]}" if isinstance(first, dict) else type(first).__name__
-        raise SourceFormatError(
-            f"{path.name}: no element looks like a GitHub issue (no 'number' with 'state'/'title'; first has {got}); "
-            f"expected {EXPECTED_SHAPE}"
-        )
+        raise _no_issue(path, items[0])
 
     parsed = ParsedFile(encoding=encoding, rejects=page_rejects)
     n_pulls = _add_items(parsed, enumerate(items), single)
@@ -342,7 +345,7 @@ class _Streamed:
         self._first_bad_page: str | None = None
         self._bad_pages = self._items = 0
         self._an_issue = False
-        self._first_keys: Any = None
+        self._first: Any = None
 
     def take_rejects(self) -> list[Reject]:
         out, self._rejects = self._rejects, []
@@ -351,8 +354,8 @@ class _Streamed:
     def elements(self) -> Iterator[Any]:
         for item in self._decoded():
             self._items += 1
-            if self._items == 1:  # what the "no element looks like an issue" refusal shows
-                self._first_keys = sorted(item)[:8] if isinstance(item, dict) else type(item).__name__
+            if self._items == 1:  # what the "no element looks like an issue" refusal shows: its keys
+                self._first = dict.fromkeys(item) if isinstance(item, dict) else item
             self._an_issue = self._an_issue or _looks_like_issue(item)
             yield item
 
@@ -414,25 +417,17 @@ class _Streamed:
         elif _looks_like_issue(page):  # one issue a line: gh api --paginate --jq '.[]'
             yield page
         else:  # e.g. an error answer (rate limit) between pages: the other pages' issues are kept
-            got = f"an object with keys {sorted(page)[:8]}" if isinstance(page, dict) else type(page).__name__
-            reason = (
-                f"page {number} of {count} is {got}, not a list of issues or a search page: "
-                "its issues, if any, are missing; pull that page again"
-            )
+            reject = _page_reject(number, count, page)
             self._bad_pages += 1
-            self._first_bad_page = self._first_bad_page or reason
-            self._rejects.append(Reject(f"page {number}", reason, canonical_json(page)))
+            self._first_bad_page = self._first_bad_page or reject.reason
+            self._rejects.append(reject)
 
     def check_issues(self) -> None:
         """The whole parse's refusal of a file none of whose elements looks like an issue; known at the end
         only (the streamed file's rows are then rolled back with it).
         """
         if self._items and not self._an_issue:
-            raise SourceFormatError(
-                f"{self.path.name}: no element looks like a GitHub issue (no 'number' with 'state'/'title'; "
-                f"first has {'keys ' if isinstance(self._first_keys, list) else ''}{self._first_keys}); "
-                f"expected {EXPECTED_SHAPE}"
-            )
+            raise _no_issue(self.path, self._first)
 
     def final_shape(self) -> str:
         shape = f"{self.shape} ({self.pages} pages)" if self.pages else self.shape
