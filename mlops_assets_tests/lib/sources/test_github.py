@@ -263,19 +263,31 @@ def test_the_real_page_paginated_gives_its_76_issues(tmp_path):
     assert parsed.shape == "github-paginated (3 pages); 24 pull requests skipped"
 
 
+_CUT = "not valid UTF-8 JSON part-way"  # a streamed file's words for one cut short
+
+
 @pytest.mark.parametrize(
-    ("content", "message"),
+    ("content", "whole", "streamed"),
     [
-        ("42 17", "page 1 of 2 is int"),
-        ('[{"number": 1, "title": "a", "state": "open"}] [{"number": 2,', "is not valid JSON"),
-        ('[{"number": 1, "title": "a", "state": "open"}] x', "is not valid JSON"),
+        ("42 17", "page 1 of 2 is int", "not streamed"),  # no list or object first: parsed whole
+        ('[{"number": 1, "title": "a", "state": "open"}] [{"number": 2,', "is not valid JSON", _CUT),
+        ('[{"number": 1, "title": "a", "state": "open"}] x', "is not valid JSON", _CUT),
+        ('{"message": "Not Found"} {"message": "Not Found"}', "page 1 of 2 is an object with keys", None),
+        ('{"message": "Bad credentials"}', "got an object with keys \\['message'\\]", None),
+        ('[{"id": 1}, {"id": 2}]', "no element looks like a GitHub issue", None),
     ],
 )
-def test_a_bad_page_among_paginated_ones_says_which(tmp_path, content, message):
+def test_a_bad_page_or_file_says_which_whole_and_streamed(tmp_path, content, whole, streamed):
+    """A big file (streamed) is refused in the whole parse's words, but for one cut short part-way."""
     path = tmp_path / "bad.json"
     path.write_text(content)
-    with pytest.raises(SourceFormatError, match=message):
+    with pytest.raises(SourceFormatError, match=whole):
         github.parse(path)
+    if streamed == "not streamed":
+        assert github.parse_stream(path) is None
+        return
+    with pytest.raises(SourceFormatError, match=streamed or whole):
+        list(github.parse_stream(path))
 
 
 @pytest.mark.parametrize("form", FORMS)
@@ -391,22 +403,3 @@ def test_an_error_answer_between_big_pages_is_rejected_when_streamed_too(tmp_pat
     assert wh.query("SELECT count(*) AS n FROM raw.github_tasks")["n"][0] == 4
     (reason,) = wh.query("SELECT reason FROM raw.rejects")["reason"].to_list()
     assert reason.startswith("page 2 of 3 is an object with keys ['documentation_url', 'message']")
-
-
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        ('{"message": "Not Found"} {"message": "Not Found"}', "page 1 of 2 is an object with keys"),
-        ('{"message": "Bad credentials"}', "got an object with keys \\['message'\\]"),
-        ('[{"id": 1}, {"id": 2}]', "no element looks like a GitHub issue"),
-        ('[{"number": 1, "title": "a", "state": "open"}] [{"number": 2,', "not valid UTF-8 JSON part-way"),
-    ],
-)
-def test_a_big_file_refused_whole_is_refused_streamed_with_the_same_words(tmp_path, content, message):
-    path = tmp_path / "bad.json"
-    path.write_text(content)
-    with pytest.raises(SourceFormatError, match=message):
-        list(github.parse_stream(path))
-    if "part-way" not in message:  # the whole parse names a broken file in its own words
-        with pytest.raises(SourceFormatError, match=message):
-            github.parse(path)
