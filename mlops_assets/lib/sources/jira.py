@@ -617,7 +617,10 @@ def parse_stream(path: Path) -> Iterator[ParsedFile] | None:
             # `names` may stand after the issues: finding it skims the whole file
             sp = _story_point_fields(stream.first_value(path, "names") if key else None)
             issues = stream.items(path, f"{key}.item" if key else "item")
-        except SourceFormatError:
+        except SourceFormatError as exc:
+            if (found := stream.non_finite_at(path, exc)) is not None:
+                yield _whole_with_non_finite(path, *found)
+                return
             if not stream.has_surrogate_escapes(path):
                 raise
             with stream.mended_copy(path) as copy:
@@ -626,6 +629,28 @@ def parse_stream(path: Path) -> Iterator[ParsedFile] | None:
         yield from _issue_parts(sp, issues, shape, where)
 
     return parts()
+
+
+# A big file with a bare NaN or Infinity is parsed whole up to this size (Python objects of ~10x the
+# file's bytes), so that its records are kept and cleaning quarantines the one with the non-finite value.
+WHOLE_NON_FINITE_MAX_BYTES = 256 * 1024 * 1024
+
+
+def _whole_with_non_finite(path: Path, at: int, token: str) -> ParsedFile:
+    """The whole parse of a big file msgspec refused for a bare ``token`` at byte ``at``; past
+    WHOLE_NON_FINITE_MAX_BYTES, an error saying where it is and what to do.
+    """
+    size = path.stat().st_size
+    if size > WHOLE_NON_FINITE_MAX_BYTES:
+        with open(path, "rb") as f:
+            line = f.read(at).count(b"\n") + 1
+        raise SourceFormatError(
+            f"{path.name} holds a bare {token} at byte {at} (line {line}), which JSON has no word for (Python's "
+            f"json.dumps writes it for such a float); a file of {size / 1e6:.0f} MB is read in parts, which "
+            f"cannot read it: write null there (or the value), or split the export into files under "
+            f"{WHOLE_NON_FINITE_MAX_BYTES // (1024 * 1024)} MB, which are read whole"
+        )
+    return parse(path)
 
 
 def _mapped_issues(path: Path, key: str | None) -> tuple[tuple[str, ...], Iterator[Any]]:

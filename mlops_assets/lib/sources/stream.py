@@ -91,6 +91,29 @@ def items(path: Path, prefix: str, several: bool = False) -> Iterator[Any]:
             raise _cut_short(path, exc) from None
 
 
+_INVALID_AT = re.compile(r"invalid character \(byte (\d+)\)")
+
+
+def non_finite_at(path: Path, exc: Exception) -> tuple[int, str] | None:
+    """Where msgspec stopped at a bare ``NaN``, ``Infinity`` or ``-Infinity`` (no JSON, but what Python's
+    ``json.dumps`` writes for such a float, and what the whole parse's ``json.loads`` reads): (byte offset,
+    the token); None when ``exc`` is another fault.
+    """
+    found = _INVALID_AT.search(str(exc))
+    if found is None:
+        return None
+    at = int(found.group(1))
+    with open(path, "rb") as f:
+        f.seek(max(at - 1, 0))
+        around = f.read(10)
+    here = around[1:] if at > 0 else around
+    for token in (b"NaN", b"Infinity"):
+        if here.startswith(token):
+            negative = at > 0 and around[:1] == b"-"
+            return (at - 1, "-Infinity") if negative and token == b"Infinity" else (at, token.decode())
+    return None
+
+
 def _cut_short(path: Path, exc: Exception) -> SourceFormatError:
     return SourceFormatError(
         f"{path.name} is not valid UTF-8 JSON part-way through ({str(exc)[:200]}); was the download cut "
