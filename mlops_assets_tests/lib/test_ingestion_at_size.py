@@ -17,6 +17,7 @@ import pytest
 from mlops_assets.lib import ingestion
 from mlops_assets.lib.warehouse import Warehouse
 from mlops_assets_tests.conftest import shared_data
+from mlops_assets_tests.lib.conftest import ingest_whole_and_streamed
 
 
 def _single_issue(n: int, body_chars: int = 6000, comments: int = 3) -> dict:
@@ -382,8 +383,6 @@ def test_a_streamed_file_that_breaks_part_way_leaves_nothing_behind(tmp_path, st
 
 
 def test_a_streamed_github_page_gives_what_the_whole_parse_gives(tmp_path, monkeypatch):
-    from mlops_assets.lib.sources import stream
-
     items = [
         {
             "number": n,
@@ -399,20 +398,9 @@ def test_a_streamed_github_page_gives_what_the_whole_parse_gives(tmp_path, monke
         }
         for n in range(1, 121)
     ]
-    for name, monkeypatch_on in (("whole", False), ("streamed", True)):
-        folder = tmp_path / name / "landing" / "github"
-        folder.mkdir(parents=True)
-        (folder / "page.json").write_text(json.dumps(items))
-        if monkeypatch_on:
-            monkeypatch.setattr(stream, "STREAM_MIN_BYTES", 1)
-            monkeypatch.setattr(stream, "PART_RECORDS", 25)
-        wh = Warehouse(tmp_path / name / "wh.duckdb")
-        ingestion.ingest_source(wh, tmp_path / name / "landing", "github")
-    whole = Warehouse(tmp_path / "whole" / "wh.duckdb").query(
-        "SELECT task_id, record_hash FROM raw.github_tasks ORDER BY 1"
-    )
-    streamed = Warehouse(tmp_path / "streamed" / "wh.duckdb").query(
-        "SELECT task_id, record_hash FROM raw.github_tasks ORDER BY 1"
+    both = ingest_whole_and_streamed(tmp_path, monkeypatch, "github", "page.json", json.dumps(items), 25)
+    whole, streamed = (
+        both[how].query("SELECT task_id, record_hash FROM raw.github_tasks ORDER BY 1") for how in both
     )
     assert whole.height == 90 and whole.equals(streamed)
 
@@ -592,8 +580,6 @@ def test_a_streamed_jira_file_gives_what_the_whole_parse_gives(tmp_path, monkeyp
     """Big Jira files are read over a memory map (msgspec) and, for an issue nested past its depth, through
     ijson: either way the records, rejects and story points of the whole parse.
     """
-    from mlops_assets.lib.sources import stream
-
     issues = [_single_issue(n, body_chars=300, comments=2) for n in range(30)]
     for issue in issues:
         issue["fields"]["customfield_10002"] = 3.0
@@ -609,21 +595,12 @@ def test_a_streamed_jira_file_gives_what_the_whole_parse_gives(tmp_path, monkeyp
         text = text.replace('"labels": ["a", "b"]', f'"labels": {deep}', 1)
     if form == "story points NaN":  # what Python's json.dumps writes for a NaN float: msgspec refuses it
         text = text.replace('"customfield_10002": 3.0', '"customfield_10002": NaN', 1)
-    rows, rejects = {}, {}
-    for name in ("whole", "streamed"):
-        if name == "streamed":
-            monkeypatch.setattr(stream, "STREAM_MIN_BYTES", 1)
-            monkeypatch.setattr(stream, "PART_RECORDS", 7)
-        folder = tmp_path / name / "landing" / "jira"
-        folder.mkdir(parents=True)
-        (folder / "search.json").write_text(text)
-        wh = Warehouse(tmp_path / name / "wh.duckdb")
-        report = ingestion.ingest_source(wh, tmp_path / name / "landing", "jira")
-        assert report.files_ingested == 1 and report.files_unreadable == 0, report.messages
-        message = _one(wh, "SELECT message FROM raw.ingested_files") or ""
-        assert message.startswith("streamed") == (name == "streamed")
-        rows[name] = _raw_rows(wh, "jira")
-        rejects[name] = wh.query("SELECT locator, reason FROM raw.rejects ORDER BY 1").rows()
+    both = ingest_whole_and_streamed(tmp_path, monkeypatch, "jira", "search.json", text, 7)
+    rows = {how: _raw_rows(wh, "jira") for how, wh in both.items()}
+    rejects = {
+        how: wh.query("SELECT locator, reason FROM raw.rejects ORDER BY 1").rows() for how, wh in both.items()
+    }
+    wh = both["streamed"]
     deep_ones = 1 if form == "one issue nested too deep" else 0
     assert len(rows["whole"]["tasks"]) == 30 - 1 - deep_ones and len(rejects["whole"]) == 1 + deep_ones
     # repr: a NaN is not equal to itself

@@ -11,6 +11,7 @@ import pytest
 from mlops_assets.lib.sources import github
 from mlops_assets.lib.sources.base import TASK_COLUMNS, SourceFormatError, pseudonymize
 from mlops_assets_tests.conftest import shared_data
+from mlops_assets_tests.lib.conftest import ingest_whole_and_streamed
 
 
 def _issue(number: int, **overrides) -> dict:
@@ -292,25 +293,14 @@ def test_a_bad_page_or_file_says_which_whole_and_streamed(tmp_path, content, who
 
 @pytest.mark.parametrize("form", FORMS)
 def test_paginated_pages_streamed_give_what_the_whole_parse_gives(tmp_path, monkeypatch, form):
-    from mlops_assets.lib import ingestion
-    from mlops_assets.lib.sources import stream
-    from mlops_assets.lib.warehouse import Warehouse
-
     pages = [[_issue(n + 10 * p) for n in range(1, 8)] for p in range(4)]
-    rows = {}
-    for name in ("whole", "streamed"):
-        if name == "streamed":
-            monkeypatch.setattr(stream, "STREAM_MIN_BYTES", 1)
-            monkeypatch.setattr(stream, "PART_RECORDS", 5)
-        folder = tmp_path / name / "landing" / "github"
-        folder.mkdir(parents=True)
-        (folder / "issues.json").write_text(_paginated(pages, form), encoding="utf-8")
-        wh = Warehouse(tmp_path / name / "wh.duckdb")
-        report = ingestion.ingest_source(wh, tmp_path / name / "landing", "github")
-        assert report.files_ingested == 1 and report.files_unreadable == 0, report.messages
-        message = wh.query("SELECT message FROM raw.ingested_files")["message"][0] or ""
-        assert message.startswith("streamed") == (name == "streamed")
-        rows[name] = wh.query("SELECT task_id, record_hash FROM raw.github_tasks ORDER BY 1").rows()
+    both = ingest_whole_and_streamed(
+        tmp_path, monkeypatch, "github", "issues.json", _paginated(pages, form), 5
+    )
+    rows = {
+        how: wh.query("SELECT task_id, record_hash FROM raw.github_tasks ORDER BY 1").rows()
+        for how, wh in both.items()
+    }
     assert len(rows["whole"]) == 28 and rows["whole"] == rows["streamed"]
 
 
