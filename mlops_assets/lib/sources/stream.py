@@ -1,6 +1,7 @@
 """Read a landing JSON file too big to hold whole, one item at a time: msgspec over a memory map (Trello
-boards, GitHub files: :func:`mapped_items`, :func:`mapped_documents`) or ijson, its C backend (Jira, whose
-whole parse falls back to it for a record nested past any decoder's depth).
+boards, GitHub and Jira files: :func:`mapped_items`, :func:`mapped_fields`, :func:`mapped_documents`) or
+ijson, its C backend (a Jira file with a record nested past msgspec's depth, which ijson builds without
+recursion).
 
 A parser decodes an ordinary file at once (msgspec: fast, and the parsed objects of a few MB are
 cheap). A 1 GB search page decoded at once costs several GB of Python objects; streamed, the
@@ -212,12 +213,33 @@ def mended_copy(path: Path) -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@contextmanager
+def _mapped(path: Path) -> Iterator[mmap.mmap]:
+    """The file's memory map for the mapped readers: its pages are the file's, which the kernel reclaims,
+    and are dropped once read. SourceFormatError for an empty file (nothing to map). A view into the map
+    that the caller still holds when it closes keeps it mapped until the view goes.
+    """
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            raise SourceFormatError(f"{path.name} is empty")
+        m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    try:
+        yield m
+    finally:
+        if hasattr(mmap, "MADV_DONTNEED"):
+            m.madvise(mmap.MADV_DONTNEED)
+        try:
+            m.close()
+        except BufferError:  # a view the caller still holds: the map goes with it
+            pass
+
+
 _decode_item = msgspec.json.Decoder().decode
 
 
-def raw_head(raw: msgspec.Raw | None) -> bytes | None:
-    """The first byte of a raw JSON value (a msgspec.Raw starts on its value, never on a blank): ``[`` for a
-    list, ``{`` for an object; None for no value (a key that is absent).
+def raw_head(raw: msgspec.Raw | memoryview | None) -> bytes | None:
+    """The first byte of a raw JSON value (a msgspec.Raw, or a document of :func:`mapped_documents`: both start
+    on the value, never on a blank): ``[`` for a list, ``{`` for an object; None for no value (an absent key).
     """
     if raw is None:
         return None
@@ -237,49 +259,40 @@ def mapped_items(path: Path, key: str | None) -> Iterator[Any]:
     msgspec reads: an integer past 64 bits is kept (ijson refused the file); a number past a double fails
     the file, and so does a lone surrogate escape (the board's reader then reads a ``mended_copy``).
     """
-    with open(path, "rb") as f:
-        if os.fstat(f.fileno()).st_size == 0:
-            raise SourceFormatError(f"{path.name} is empty")
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
-            top = array = raws = raw = None  # views into the map: all gone before it closes
-            try:
-                try:
-                    if key is None:
-                        array = msgspec.json.decode(m, type=msgspec.Raw)
-                    else:
-                        top = msgspec.json.decode(m, type=dict[str, msgspec.Raw])
-                        array = top.get(key)
-                    raws = [] if array is None else msgspec.json.decode(array, type=list[msgspec.Raw])
-                    top = array = None
-                    for i in range(len(raws)):
-                        raw, raws[i] = raws[i], None
-                        item = _decode_item(raw)
-                        raw = None
-                        yield item
-                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                    raise _cut_short(path, exc) from None
-            finally:
-                top = array = raws = raw = None
-                if hasattr(mmap, "MADV_DONTNEED"):
-                    m.madvise(mmap.MADV_DONTNEED)
+    with _mapped(path) as m:
+        top = array = raws = raw = None  # views into the map: all gone before it closes
+        try:
+            if key is None:
+                array = msgspec.json.decode(m, type=msgspec.Raw)
+            else:
+                top = msgspec.json.decode(m, type=dict[str, msgspec.Raw])
+                array = top.get(key)
+            raws = [] if array is None else msgspec.json.decode(array, type=list[msgspec.Raw])
+            top = array = None
+            for i in range(len(raws)):
+                raw, raws[i] = raws[i], None
+                item = _decode_item(raw)
+                raw = None
+                yield item
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise _cut_short(path, exc) from None
+        finally:
+            top = array = raws = raw = None
 
 
 def mapped_fields(path: Path, names: tuple[str, ...]) -> dict[str, Any]:
     """The values of the top-level object's fields ``names`` that it has, decoded; the others are skipped
     over the memory map, not built (a big search page's ``names``, wherever it stands: one msgspec pass).
     """
-    with open(path, "rb") as f:
-        if os.fstat(f.fileno()).st_size == 0:
-            raise SourceFormatError(f"{path.name} is empty")
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+    with _mapped(path) as m:
+        top = None
+        try:
+            top = msgspec.json.decode(m, type=dict[str, msgspec.Raw])
+            return {name: _decode_item(top[name]) for name in names if name in top}
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise _cut_short(path, exc) from None
+        finally:
             top = None
-            try:
-                top = msgspec.json.decode(m, type=dict[str, msgspec.Raw])
-                return {name: _decode_item(top[name]) for name in names if name in top}
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                raise _cut_short(path, exc) from None
-            finally:
-                top = None
 
 
 _BLANKS = re.compile(rb"[ \t\r\n]*")
@@ -322,46 +335,30 @@ def _document_ends(m: Any) -> list[tuple[int, int]]:
     return spans
 
 
-def mapped_documents(path: Path) -> Iterator[tuple[int, int, msgspec.Raw]]:
+def mapped_documents(path: Path) -> Iterator[tuple[int, int, memoryview]]:
     r"""(number, how many, raw document) for every top-level JSON document of the file, the pages of ``gh api
     --paginate`` one after the other or a file's one document, read through a memory map as
     :func:`mapped_items`: a first pass finds and checks every document (nothing is built), so a file that is
-    not JSON fails before anything is yielded. A raw document is a view into the map: decode it
+    not JSON fails before anything is yielded. A document is a view into the map: decode it
     (``msgspec.json.decode``, or into ``list[msgspec.Raw]`` to split a list into raw items) and drop it before
     asking for the next one.
 
     A lone surrogate escape (an emoji cut in two), which msgspec refuses and the whole parse reads as U+FFFD,
     is read from a ``mended_copy`` of the file.
     """
-    with open(path, "rb") as f:
-        if os.fstat(f.fileno()).st_size == 0:
-            raise SourceFormatError(f"{path.name} is empty")
-        m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     failed: Exception | None = None
-    try:
+    with _mapped(path) as m:
         try:
             spans = _document_ends(m)
         except (msgspec.DecodeError, RecursionError) as exc:
             failed = exc
         else:
-            raw = None
+            view = memoryview(m)
             try:
                 for number, (start, end) in enumerate(spans, start=1):
-                    raw = msgspec.json.decode(m[start:end] if end - start < 4096 else memoryview(m)[start:end],
-                                              type=msgspec.Raw)  # fmt: skip
-                    yield number, len(spans), raw
-                    raw = None
-            except msgspec.DecodeError as exc:  # checked in the first pass: only a file changed under us
-                raise _cut_short(path, exc) from None
+                    yield number, len(spans), view[start:end]  # checked whole by the first pass
             finally:
-                raw = None
-    finally:
-        if hasattr(mmap, "MADV_DONTNEED"):
-            m.madvise(mmap.MADV_DONTNEED)
-        try:
-            m.close()
-        except BufferError:  # a view the caller still holds: the map goes with it
-            pass
+                view.release()
     if isinstance(failed, RecursionError):
         raise SourceFormatError(
             f"{path.name} nests JSON values deeper than the reader goes (msgspec: {failed}); no tracker exports "
