@@ -182,13 +182,14 @@ def main(argv: list[str] | None = None) -> int:
                 except ValueError as exc:
                     parser.error(str(exc))
                 for n in sizes:
-                    results.append(bench_mod.whole_graph(n, Path(args.work) if args.work else None))
-                    print(
-                        f"{n:,} tasks: whole graph {results[-1]['wall_s']:.1f} s, {results[-1]['tree_mb']:,.0f} MB",
-                        flush=True,
-                    )
-                    if args.reference:
-                        refs[n] = bench_mod.reference_trainings(Path(results[-1]["work"]))
+                    with bench_mod.work_dir(Path(args.work) if args.work else None, n) as work:
+                        results.append(bench_mod.whole_graph(n, work))
+                        print(
+                            f"{n:,} tasks: whole graph {results[-1]['wall_s']:.1f} s, {results[-1]['tree_mb']:,.0f} MB",
+                            flush=True,
+                        )
+                        if args.reference:
+                            refs[n] = bench_mod.reference_trainings(work)
                     if other is not None:
                         paired[n] = bench_mod.whole_graph_at(other, n)
                         print(

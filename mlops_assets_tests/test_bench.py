@@ -151,3 +151,30 @@ def test_a_work_dir_run_again_starts_from_an_empty_warehouse_and_keeps_other_fil
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "notes.txt"]
     assert set(removed) == set(RUN_STATE)  # every name was there
     assert clear_run_state(tmp_path) == []  # an empty or fresh dir: nothing to say
+
+
+def test_a_fresh_work_dir_is_removed_after_the_run_and_kept_when_it_fails_or_was_given(
+    tmp_path, monkeypatch, capsys
+):
+    # Without --work every 1M run left ~9 GB in the temp dir (landing zone, warehouse, MLflow store).
+    import tempfile
+
+    from mlops_assets.devtools.bench import work_dir
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with work_dir(None, 1000) as work:
+        (work / "warehouse.duckdb").write_text("x")
+        assert work.parent == tmp_path and work.name.startswith("mlops-bench-1000-")
+    assert not work.exists()
+
+    with pytest.raises(RuntimeError, match="stage failed"), work_dir(None, 1000) as failed:
+        (failed / "materialize.log").write_text("the step's error")
+        raise RuntimeError("stage failed")
+    assert (failed / "materialize.log").read_text() == "the step's error"
+    assert f"its work dir is kept for its logs: {failed}" in capsys.readouterr().err
+
+    given = tmp_path / "mine"
+    given.mkdir()
+    with work_dir(given, 1000) as work:
+        assert work == given
+    assert given.is_dir()

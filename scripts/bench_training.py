@@ -104,6 +104,7 @@ def main() -> None:
                 n_trials=args.reference_trials or args.trials,
                 timeout_s=args.reference_timeout or args.timeout,
                 tune_rows=0,
+                sorted_metric_every=1,
                 parallel_trials=args.parallel_trials,
                 seed=args.seed,
             )

@@ -395,6 +395,7 @@ def train_config(record: Mapping[str, Any]) -> Any:
     values.setdefault("refit_threads", 1)  # recorded before the refit ran on its own thread count
     values.setdefault("parallel_trials", 1)  # recorded before trials were fit two at a time
     values.setdefault("prune_every", 0)  # recorded before trials were pruned
+    values.setdefault("sorted_metric_every", 1)  # recorded before AUC was judged every few rounds
     return training.TrainConfig(**{**values, "n_trials": int(n_run), "timeout_s": UNBOUNDED_TIMEOUT_S})
 
 

@@ -69,6 +69,20 @@ def test_the_recorded_train_config_runs_exactly_the_trials_the_training_ran():
     config = reproduce.train_config(record)
     assert config.n_trials == 7 and config.timeout_s == reproduce.UNBOUNDED_TIMEOUT_S
     assert config.learning_rate == (0.05, 0.1)
+    assert config.sorted_metric_every == training.TrainConfig.sorted_metric_every
+
+
+def test_a_train_config_recorded_before_a_setting_existed_runs_as_the_training_did_then():
+    """Each setting added since the first release has the value the code had before it, not today's default."""
+    recorded = {
+        k: v
+        for k, v in training.TrainConfig(n_trials=5).__dict__.items()
+        if k not in ("tune_rows", "refit_grow_from", "refit_threads", "parallel_trials", "prune_every",
+                     "sorted_metric_every")
+    }  # fmt: skip
+    config = reproduce.train_config({"train_config": recorded})
+    assert (config.tune_rows, config.refit_grow_from, config.refit_threads) == (0, 0.0, 1)
+    assert (config.parallel_trials, config.prune_every, config.sorted_metric_every) == (1, 0, 1)
 
 
 def test_code_differences_name_the_commit_and_each_library():

@@ -402,10 +402,67 @@ def test_train_model_judges_a_big_validation_split_every_few_rounds_in_its_refit
     data = model_splits["late_risk"]
     every = 4
     config = dataclasses.replace(
-        FAST, tune_rows=data["train"].height // 3, refit_eval_rows=data["validation"].height // every
+        FAST,
+        tune_rows=data["train"].height // 3,
+        refit_eval_rows=data["validation"].height // every,
+        sorted_metric_every=1,  # the rows' rule alone (the next test: AUC's own)
     )
     trained = training.train_model(spec, data, config)
     # the kept forest ends on a judged round (nothing here runs to the round cap)
     assert trained.params["num_boost_round"] % every == 0
     assert trained.booster.num_trees() == trained.params["num_boost_round"]
     assert trained.metrics["test_roc_auc"] > 0.65
+
+
+def test_a_sorted_metric_is_judged_every_few_rounds_in_the_trials_and_the_refit(model_splits):
+    """LightGBM's AUC sorts every validation score each time: late_risk's trials and refit judge it every
+    sorted_metric_every rounds (their kept forests end on such a round), and pruning still stops trials at
+    the checked rounds, the same way on every run; cycle_time's l1 is judged every round, its model the same.
+    """
+    spec = training.MODEL_SPECS["late_risk"]
+    data = model_splits["late_risk"]
+    every = 4
+    config = dataclasses.replace(
+        FAST, n_trials=10, cv_folds=0, tune_rows=data["train"].height // 3, sorted_metric_every=every,
+        prune_every=8, prune_startup_trials=3, prune_warmup_rounds=1,
+    )  # fmt: skip
+    lines: dict[str, list[str]] = {"first": [], "second": [], "every round": []}
+    models = {
+        label: training.train_model(
+            spec,
+            data,
+            config if label != "every round" else dataclasses.replace(config, sorted_metric_every=1),
+            lines[label].append,
+        )
+        for label in lines
+    }
+    refit = {label: next(line for line in text if " refit of " in line) for label, text in lines.items()}
+    best_trial = {
+        label: int(line.split("(the best trial: ")[1].split(")")[0]) for label, line in refit.items()
+    }
+    assert best_trial["first"] % every == 0
+    assert models["first"].params["num_boost_round"] % every == 0
+    assert models["first"].booster.num_trees() == models["first"].params["num_boost_round"]
+    pruned = [line for line in lines["first"] if " pruned at round " in line]
+    assert pruned, lines["first"]
+    assert all(int(line.split(" pruned at round ")[1].split(" ")[0]) % 8 == 0 for line in pruned)
+    strip = lambda text: [line.rsplit(", ", 1)[0] for line in text if ": trial " in line]  # noqa: E731
+    assert strip(lines["second"]) == strip(lines["first"])
+    assert models["second"].model_string == models["first"].model_string
+    # judged every round, the kept rounds are LightGBM's own early stop: not all on multiples of `every`
+    assert (
+        models["every round"].metrics["test_roc_auc"] > 0.65
+        and models["first"].metrics["test_roc_auc"] > 0.65
+    )
+    assert abs(models["every round"].metrics["test_roc_auc"] - models["first"].metrics["test_roc_auc"]) < 0.02
+
+    ct = training.MODEL_SPECS["cycle_time"]
+    ct_config = dataclasses.replace(config, tune_rows=model_splits["cycle_time"]["train"].height // 3)
+    assert (
+        training.train_model(ct, model_splits["cycle_time"], ct_config).model_string
+        == training.train_model(
+            ct, model_splits["cycle_time"], dataclasses.replace(ct_config, sorted_metric_every=1)
+        ).model_string
+    )
+    with pytest.raises(ValueError, match="sorted_metric_every >= 1"):
+        training.train_model(spec, data, dataclasses.replace(config, sorted_metric_every=0))

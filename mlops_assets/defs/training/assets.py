@@ -114,6 +114,7 @@ def build_model_assets(spec: training.ModelSpec) -> list[dg.AssetsDefinition]:
             tune_rows=config.tune_rows,
             parallel_trials=config.parallel_trials,
             prune_every=config.prune_every,
+            sorted_metric_every=config.sorted_metric_every,
         )
         record = reproduce.training_record(
             wh,

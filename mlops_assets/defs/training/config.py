@@ -44,6 +44,12 @@ class TrainingConfig(dg.Config):
         default=_DEFAULTS.prune_every,
         description="every this many rounds a trial behind the median of the finished trials stops (0: no pruning)",
     )
+    sorted_metric_every: int = Field(
+        default=_DEFAULTS.sorted_metric_every,
+        ge=1,
+        description="a metric LightGBM computes by sorting (late_risk's AUC) is judged every this many rounds in "
+        "the trials and the refit, whose forests end on such a round (1: every round)",
+    )
 
 
 class GateConfig(dg.Config):
