@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
@@ -275,9 +276,13 @@ def load_reference(
 
 
 def champion_scores(model: ServedModel, frame: pl.DataFrame) -> pl.Series:
-    """The champion's prediction per row (late_risk only where the task has a deadline), named by SCORE_COLUMNS."""
+    """The champion's prediction per row (late_risk only where the task has a deadline), named by SCORE_COLUMNS.
+
+    On every core, as the batch scores: each row's prediction is the same on any number of threads, and at
+    1M tasks the two champions' scores of both windows took 4.5 s of the drift step on one.
+    """
     values = (
-        pl.Series(model.predict(model.matrix(frame)), dtype=pl.Float64)
+        pl.Series(model.predict(model.matrix(frame), num_threads=os.cpu_count() or 1), dtype=pl.Float64)
         if frame.height
         else pl.Series([], dtype=pl.Float64)
     )

@@ -4,6 +4,7 @@ champions' scores, the drift and performance records and the drift table (issue 
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -46,7 +47,8 @@ class _Model:
     def matrix(self, frame: pl.DataFrame) -> pl.DataFrame:
         return frame
 
-    def predict(self, matrix: pl.DataFrame) -> np.ndarray:
+    def predict(self, matrix: pl.DataFrame, num_threads: int = 1) -> np.ndarray:
+        self.threads = num_threads
         return np.linspace(0.1, 0.9, matrix.height)
 
 
@@ -54,8 +56,10 @@ def test_champion_scores_are_named_per_model_and_late_risk_only_with_a_deadline(
     frame = pl.DataFrame({"has_deadline": [1, 0, None]})
     late = monitoring.champion_scores(_Model("late_risk"), frame)
     assert late.name == "late_risk_score" and late.to_list() == [pytest.approx(0.1), None, None]
-    cycle = monitoring.champion_scores(_Model("cycle_time"), frame)
+    model = _Model("cycle_time")
+    cycle = monitoring.champion_scores(model, frame)
     assert cycle.name == "predicted_cycle_days" and cycle.to_list() == pytest.approx([0.1, 0.5, 0.9])
+    assert model.threads == (os.cpu_count() or 1)  # every core, as the batch scores (the same values)
     empty = monitoring.champion_scores(_Model("cycle_time"), frame.clear())
     assert empty.len() == 0 and empty.dtype == pl.Float64
 
