@@ -82,6 +82,9 @@ VARIABLES: dict[str, Variable] = {
     "MLOPS_SERVE_MAX_BYTES": Variable("1000000", "largest request body the service accepts"),
     "MLOPS_SERVE_WORKERS": Variable("1", "service worker processes"),
     "MLOPS_SERVE_TELEMETRY": Variable("1", "0: the service counts nothing per request"),
+    "MLOPS_SERVE_FREEZE_GC": Variable(
+        "1", "0: the service's full garbage collections also walk the loaded champions and history"
+    ),
     "MLOPS_SERVE_MAX_P99_MS": Variable("20", "telemetry check: most p99 latency (ms)"),
     "MLOPS_SERVE_MAX_ERROR_RATE": Variable("0.01", "telemetry check: most share of error answers"),
     "MLOPS_SERVE_MIN_REQUESTS": Variable(

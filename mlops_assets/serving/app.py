@@ -84,7 +84,7 @@ from fastapi.responses import Response
 from starlette.staticfiles import StaticFiles
 
 from mlops_assets.lib import features as features_lib
-from mlops_assets.lib import history_index, scoring
+from mlops_assets.lib import history_index, long_lived, scoring
 from mlops_assets.lib.redact import redact
 from mlops_assets.lib.settings import env as setting
 from mlops_assets.lib.settings import env_number
@@ -116,6 +116,10 @@ class Settings:
     reports_dir: str = "data/reports"
     exports_dir: str = "data/exports"
     telemetry: bool = True  # MLOPS_SERVE_TELEMETRY=0: no per-request counting (the benchmark's baseline)
+    # After each load that changes what is served, freeze it out of Python's full collections
+    # (long_lived.settle): they paused a worker for ~100 ms at 1M tasks. Off by default in code (a test
+    # process builds Settings too); the service's from_env turns it on unless MLOPS_SERVE_FREEZE_GC=0.
+    freeze_gc: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -137,6 +141,7 @@ class Settings:
             # beside the reports folder unless set, as the pipeline's resources place it
             exports_dir=setting("MLOPS_EXPORTS_DIR", env) or str(pathlib.Path(reports).parent / "exports"),
             telemetry=setting("MLOPS_SERVE_TELEMETRY", env) != "0",
+            freeze_gc=setting("MLOPS_SERVE_FREEZE_GC", env) != "0",
         )
 
 
@@ -233,6 +238,9 @@ class ModelState:
             if changed:
                 self.snapshot = snapshot
                 log.info("serving %s, history as of %s", snapshot.versions, history.as_of)
+                if self.settings.freeze_gc:
+                    before = None  # the replaced snapshot goes with this collection, the new one is frozen
+                    long_lived.settle()
             return {"changed": changed, **(self.snapshot or snapshot).describe()}
 
 

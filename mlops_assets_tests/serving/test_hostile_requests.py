@@ -75,3 +75,9 @@ def test_a_misspelt_field_still_gets_its_suggestion():
         [{"task_id": "t1", "source": "jira", "created_at": "2025-01-02T10:00:00Z", "titel": "x"}]
     )
     assert "'titel' (did you mean 'title'?)" in errors[0]
+
+
+def test_the_service_freezes_what_it_serves_out_of_full_collections_unless_told_not_to():
+    assert Settings.from_env({}).freeze_gc is True
+    assert Settings.from_env({"MLOPS_SERVE_FREEZE_GC": "0"}).freeze_gc is False
+    assert Settings().freeze_gc is False  # a process that builds its own Settings (a test) keeps its GC
