@@ -367,6 +367,16 @@ def test_trials_fit_two_at_a_time_are_the_same_search_on_every_run(model_splits)
         training.train_model(spec, data, dataclasses.replace(config, parallel_trials=0))
 
 
+def _trained(spec, data, configs: dict) -> tuple[dict, dict[str, list[str]]]:
+    """`spec` trained once per labelled config: the models and each one's progress lines, by label."""
+    lines: dict[str, list[str]] = {label: [] for label in configs}
+    models = {
+        label: training.train_model(spec, data, config, lines[label].append)
+        for label, config in configs.items()
+    }
+    return models, lines
+
+
 def test_trials_behind_the_median_are_pruned_and_the_search_stays_the_same(model_splits):
     """A trial that trails the finished trials' median at a checked round stops there: it is counted and
     reported as pruned, the best trial is a finished one, and two runs give the same search and model.
@@ -375,16 +385,11 @@ def test_trials_behind_the_median_are_pruned_and_the_search_stays_the_same(model
     data = model_splits["cycle_time"]
     config = dataclasses.replace(FAST, n_trials=12, cv_folds=0, prune_every=1, prune_startup_trials=3,
                                  prune_warmup_rounds=1)  # fmt: skip
-    lines: dict[str, list[str]] = {"first": [], "second": [], "unpruned": []}
-    models = {
-        label: training.train_model(
-            spec,
-            data,
-            config if label != "unpruned" else dataclasses.replace(config, prune_every=0),
-            lines[label].append,
-        )
-        for label in lines
-    }
+    models, lines = _trained(
+        spec,
+        data,
+        {"first": config, "second": config, "unpruned": dataclasses.replace(config, prune_every=0)},
+    )
     pruned = [line for line in lines["first"] if " pruned at round " in line]
     assert pruned, lines["first"]
     assert all("/12 pruned at round " in line and "behind the median" in line for line in pruned)
@@ -426,16 +431,15 @@ def test_a_sorted_metric_is_judged_every_few_rounds_in_the_trials_and_the_refit(
         FAST, n_trials=10, cv_folds=0, tune_rows=data["train"].height // 3, sorted_metric_every=every,
         prune_every=8, prune_startup_trials=3, prune_warmup_rounds=1,
     )  # fmt: skip
-    lines: dict[str, list[str]] = {"first": [], "second": [], "every round": []}
-    models = {
-        label: training.train_model(
-            spec,
-            data,
-            config if label != "every round" else dataclasses.replace(config, sorted_metric_every=1),
-            lines[label].append,
-        )
-        for label in lines
-    }
+    models, lines = _trained(
+        spec,
+        data,
+        {
+            "first": config,
+            "second": config,
+            "every round": dataclasses.replace(config, sorted_metric_every=1),
+        },
+    )
     refit = {label: next(line for line in text if " refit of " in line) for label, text in lines.items()}
     best_trial = {
         label: int(line.split("(the best trial: ")[1].split(")")[0]) for label, line in refit.items()
