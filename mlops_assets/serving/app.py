@@ -196,8 +196,16 @@ class ModelState:
     def refresh(self) -> dict[str, Any]:
         """Load what changed (alias versions, warehouse file); blocking, run it off the event loop.
 
-        Raises when nothing can be served; with a snapshot already loaded a failure keeps it serving.
+        Raises when nothing can be served; with a snapshot already loaded a failure keeps it serving. After
+        a load that changed the snapshot, with ``freeze_gc``, what is served is frozen out of full garbage
+        collections (:func:`long_lived.settle`), once the load's own references to the replaced one are gone.
         """
+        answer = self._load()
+        if answer["changed"] and self.settings.freeze_gc:
+            long_lived.settle()
+        return answer
+
+    def _load(self) -> dict[str, Any]:
         with self._lock:
             before = self.snapshot
             try:
@@ -238,9 +246,6 @@ class ModelState:
             if changed:
                 self.snapshot = snapshot
                 log.info("serving %s, history as of %s", snapshot.versions, history.as_of)
-                if self.settings.freeze_gc:
-                    before = None  # the replaced snapshot goes with this collection, the new one is frozen
-                    long_lived.settle()
             return {"changed": changed, **(self.snapshot or snapshot).describe()}
 
 

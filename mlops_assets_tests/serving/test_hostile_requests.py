@@ -81,3 +81,20 @@ def test_the_service_freezes_what_it_serves_out_of_full_collections_unless_told_
     assert Settings.from_env({}).freeze_gc is True
     assert Settings.from_env({"MLOPS_SERVE_FREEZE_GC": "0"}).freeze_gc is False
     assert Settings().freeze_gc is False  # a process that builds its own Settings (a test) keeps its GC
+
+
+def test_a_load_that_changes_what_is_served_settles_the_collector_and_one_that_does_not_leaves_it(
+    monkeypatch, tmp_path
+):
+    from mlops_assets.lib import long_lived
+
+    settled = []
+    monkeypatch.setattr(long_lived, "settle", lambda: settled.append(True))
+    answers = iter([{"changed": True}, {"changed": False}, {"changed": True}])
+    for freeze in (True, False):
+        state = ModelState(Settings(warehouse=str(tmp_path / "wh.duckdb"), freeze_gc=freeze))
+        monkeypatch.setattr(state, "_load", lambda: next(answers))
+        state.refresh()
+        if freeze:
+            state.refresh()
+    assert settled == [True]  # only the load that changed it, and only with freeze_gc
