@@ -224,12 +224,21 @@ def _is_search_page(obj: Any) -> bool:
     return isinstance(obj, dict) and isinstance(obj.get("items"), list) and not _looks_like_issue(obj)
 
 
+def _described(value: Any) -> str:
+    """What a JSON value that is not the expected one is, for a message: an object's first keys, else its type."""
+    return f"an object with keys {sorted(value)[:8]}" if isinstance(value, dict) else type(value).__name__
+
+
+def _not_github(path: Path, doc: Any) -> SourceFormatError:
+    """The refusal of a file whose one document is no list, search page or issue."""
+    return SourceFormatError(f"{path.name}: expected {EXPECTED_SHAPE}; got {_described(doc)}")
+
+
 def _page_reject(number: int, count: int, page: Any) -> Reject:
     """The reject of page ``number`` of ``count`` that is neither a list of issues nor a search page."""
-    got = f"an object with keys {sorted(page)[:8]}" if isinstance(page, dict) else type(page).__name__
     return Reject(
         f"page {number}",
-        f"page {number} of {count} is {got}, not a list of issues or a search page: "
+        f"page {number} of {count} is {_described(page)}, not a list of issues or a search page: "
         "its issues, if any, are missing; pull that page again",
         canonical_json(page),
     )
@@ -282,8 +291,7 @@ def parse(path: Path) -> ParsedFile:
     elif _looks_like_issue(doc):
         items, shape, single = [doc], "github-issue", True
     else:
-        got = f"an object with keys {sorted(doc)[:8]}" if isinstance(doc, dict) else type(doc).__name__
-        raise SourceFormatError(f"{path.name}: expected {EXPECTED_SHAPE}; got {got}")
+        raise _not_github(path, doc)
     if items and not any(_looks_like_issue(item) for item in items):
         raise _no_issue(path, items[0])
 
@@ -380,11 +388,11 @@ class _Streamed:
             raw = None
             if elements and all(_raw_is_page(e) for e in elements):  # gh api --paginate --slurp
                 self.shape, self.pages = "github-paginated-slurp", len(elements)
-                for number, page in enumerate(_drained(elements), start=1):
+                for number, page in enumerate(stream.drained(elements), start=1):
                     yield from self._page(number, self.pages, page)
                     page = None
                 return
-            yield from map(_decode, _drained(elements))
+            yield from map(stream.decode, stream.drained(elements))
             return
         if head == b"{":
             fields = msgspec.json.decode(raw, type=dict[str, msgspec.Raw])
@@ -395,23 +403,22 @@ class _Streamed:
                     None,
                     None,
                 )
-                yield from map(_decode, _drained(elements))
+                yield from map(stream.decode, stream.drained(elements))
                 return
             fields = None
-        doc, raw = _decode(raw), None
+        doc, raw = stream.decode(raw), None
         if _looks_like_issue(doc):
             self.shape, self.single = "github-issue", True
             yield doc
             return
-        got = f"an object with keys {sorted(doc)[:8]}" if isinstance(doc, dict) else type(doc).__name__
-        raise SourceFormatError(f"{self.path.name}: expected {EXPECTED_SHAPE}; got {got}")
+        raise _not_github(self.path, doc)
 
     def _page(self, number: int, count: int, raw: Any) -> Iterator[Any]:
         """The issues of page ``number`` of ``count``, or its reject, as the whole parse reads a page."""
         if stream.raw_head(raw) == b"[":
-            yield from map(_decode, _drained(msgspec.json.decode(raw, type=list[msgspec.Raw])))
+            yield from map(stream.decode, stream.drained(msgspec.json.decode(raw, type=list[msgspec.Raw])))
             return
-        page, raw = _decode(raw), None
+        page, raw = stream.decode(raw), None
         if isinstance(page, dict) and isinstance(page.get("items"), list):
             yield from page["items"]
         elif _looks_like_issue(page):  # one issue a line: gh api --paginate --jq '.[]'
@@ -432,17 +439,6 @@ class _Streamed:
     def final_shape(self) -> str:
         shape = f"{self.shape} ({self.pages} pages)" if self.pages else self.shape
         return f"{shape}; {self.pulls} pull requests skipped" if self.pulls else shape
-
-
-def _drained(raws: list[Any]) -> Iterator[Any]:
-    """The raw elements of a list one by one, each slot emptied as it is handed out (the views go with it)."""
-    for i in range(len(raws)):
-        raw, raws[i] = raws[i], None
-        yield raw
-        raw = None
-
-
-_decode = msgspec.json.Decoder().decode
 
 
 def _add_items(parsed: ParsedFile, items: Iterator[tuple[int, Any]], single: bool) -> int:

@@ -214,14 +214,15 @@ def mended_copy(path: Path) -> Iterator[Path]:
 
 
 @contextmanager
-def _mapped(path: Path) -> Iterator[mmap.mmap]:
+def mapped_file(path: Path, expected: str | None = None) -> Iterator[mmap.mmap]:
     """The file's memory map for the mapped readers: its pages are the file's, which the kernel reclaims,
-    and are dropped once read. SourceFormatError for an empty file (nothing to map). A view into the map
-    that the caller still holds when it closes keeps it mapped until the view goes.
+    and are dropped once read. SourceFormatError for an empty file (nothing to map; ``expected``: the shape
+    the message names). A view into the map that the caller still holds when it closes keeps it mapped
+    until the view goes.
     """
     with open(path, "rb") as f:
         if os.fstat(f.fileno()).st_size == 0:
-            raise SourceFormatError(f"{path.name} is empty")
+            raise SourceFormatError(f"{path.name} is empty" + (f": expected {expected}" if expected else ""))
         m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     try:
         yield m
@@ -234,7 +235,16 @@ def _mapped(path: Path) -> Iterator[mmap.mmap]:
             pass
 
 
-_decode_item = msgspec.json.Decoder().decode
+# decodes one raw value (a msgspec.Raw or a view) into Python objects
+decode = msgspec.json.Decoder().decode
+
+
+def drained(raws: list[Any]) -> Iterator[Any]:
+    """The raw elements of a list one by one, each slot emptied as it is handed out (the views go with it)."""
+    for i in range(len(raws)):
+        raw, raws[i] = raws[i], None
+        yield raw
+        raw = None
 
 
 def raw_head(raw: msgspec.Raw | memoryview | None) -> bytes | None:
@@ -259,7 +269,7 @@ def mapped_items(path: Path, key: str | None) -> Iterator[Any]:
     msgspec reads: an integer past 64 bits is kept (ijson refused the file); a number past a double fails
     the file, and so does a lone surrogate escape (the board's reader then reads a ``mended_copy``).
     """
-    with _mapped(path) as m:
+    with mapped_file(path) as m:
         top = array = raws = raw = None  # views into the map: all gone before it closes
         try:
             if key is None:
@@ -269,9 +279,8 @@ def mapped_items(path: Path, key: str | None) -> Iterator[Any]:
                 array = top.get(key)
             raws = [] if array is None else msgspec.json.decode(array, type=list[msgspec.Raw])
             top = array = None
-            for i in range(len(raws)):
-                raw, raws[i] = raws[i], None
-                item = _decode_item(raw)
+            for raw in drained(raws):
+                item = decode(raw)
                 raw = None
                 yield item
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -284,11 +293,11 @@ def mapped_fields(path: Path, names: tuple[str, ...]) -> dict[str, Any]:
     """The values of the top-level object's fields ``names`` that it has, decoded; the others are skipped
     over the memory map, not built (a big search page's ``names``, wherever it stands: one msgspec pass).
     """
-    with _mapped(path) as m:
+    with mapped_file(path) as m:
         top = None
         try:
             top = msgspec.json.decode(m, type=dict[str, msgspec.Raw])
-            return {name: _decode_item(top[name]) for name in names if name in top}
+            return {name: decode(top[name]) for name in names if name in top}
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise _cut_short(path, exc) from None
         finally:
@@ -347,7 +356,7 @@ def mapped_documents(path: Path) -> Iterator[tuple[int, int, memoryview]]:
     is read from a ``mended_copy`` of the file.
     """
     failed: Exception | None = None
-    with _mapped(path) as m:
+    with mapped_file(path) as m:
         try:
             spans = _document_ends(m)
         except (msgspec.DecodeError, RecursionError) as exc:

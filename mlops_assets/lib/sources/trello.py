@@ -26,7 +26,6 @@ Shape ``trello-board-export``: an object with ``cards`` and ``lists`` (plus ``ac
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -223,43 +222,36 @@ def _board_head(path: Path) -> dict[str, Any]:
     kernel reclaims them; they are dropped once the pass is done): 4 s for a 400 MB board, where an
     ijson event loop in Python took minutes.
     """
-    import mmap
-
-    with open(path, "rb") as f:
-        if os.fstat(f.fileno()).st_size == 0:
-            raise SourceFormatError(f"{path.name} is empty: expected {EXPECTED_SHAPE}")
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
-            board = cards = actions = card_list = None  # views into the map: gone before it closes
+    with stream.mapped_file(path, expected=EXPECTED_SHAPE) as m:
+        board = cards = actions = card_list = None  # views into the map: gone before it closes
+        try:
             try:
-                try:
-                    board = msgspec.json.decode(m, type=_BoardHead)
-                    cards, actions = board.cards, board.actions
-                    card_list = _card_ids(cards) if stream.raw_head(cards) == b"[" else None
-                except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-                    raise SourceFormatError(
-                        f"{path.name} is not valid JSON of {EXPECTED_SHAPE} "
-                        f"({str(exc)[:200]}); was the download cut short?"
-                    ) from None
-                kinds = {
-                    "cards": _json_kind(stream.raw_head(cards)),
-                    "actions": _json_kind(stream.raw_head(actions)),
-                    "lists": "start_array"
-                    if isinstance(board.lists, list)
-                    else (None if board.lists is None else "other"),
-                }
-                head = {
-                    "name": board.name if isinstance(board.name, str) else None,
-                    "shortLink": board.shortLink if isinstance(board.shortLink, str) else None,
-                    "lists": _dicts(board.lists),
-                    "labels": _dicts(board.labels),
-                    "checklists": _dicts(board.checklists),
-                    "card_ids": card_list or set(),
-                    "kinds": {k: v for k, v in kinds.items() if v is not None},
-                }
-            finally:
-                board = cards = actions = card_list = None
-                if hasattr(mmap, "MADV_DONTNEED"):
-                    m.madvise(mmap.MADV_DONTNEED)
+                board = msgspec.json.decode(m, type=_BoardHead)
+                cards, actions = board.cards, board.actions
+                card_list = _card_ids(cards) if stream.raw_head(cards) == b"[" else None
+            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                raise SourceFormatError(
+                    f"{path.name} is not valid JSON of {EXPECTED_SHAPE} "
+                    f"({str(exc)[:200]}); was the download cut short?"
+                ) from None
+            kinds = {
+                "cards": _json_kind(stream.raw_head(cards)),
+                "actions": _json_kind(stream.raw_head(actions)),
+                "lists": "start_array"
+                if isinstance(board.lists, list)
+                else (None if board.lists is None else "other"),
+            }
+            head = {
+                "name": board.name if isinstance(board.name, str) else None,
+                "shortLink": board.shortLink if isinstance(board.shortLink, str) else None,
+                "lists": _dicts(board.lists),
+                "labels": _dicts(board.labels),
+                "checklists": _dicts(board.checklists),
+                "card_ids": card_list or set(),
+                "kinds": {k: v for k, v in kinds.items() if v is not None},
+            }
+        finally:
+            board = cards = actions = card_list = None
     return head
 
 
